@@ -1,0 +1,1 @@
+"""The ``minidocker`` command line. Parsers in parsers.py, actions in commands.py."""

@@ -1,0 +1,102 @@
+"""The actions behind each command: parse result in, exit code out.
+
+Each is a few lines: call one engine function, print, return. Imports are local so
+that ``minidocker --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["doctor", "exec_", "images", "ps", "rm", "run", "system_prune"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from minidocker.engine.run import RunOptions, run_container
+
+    _require_root()
+    options = RunOptions(
+        image=args.image, command=args.command, name=args.name, hostname=args.hostname, env=args.env,
+        workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
+        tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
+    )
+    return run_container(options).exit_code
+
+
+def exec_(args: argparse.Namespace) -> int:
+    from minidocker.engine.exec import exec_container
+
+    _require_root()
+    return exec_container(args.container, args.command, args.env, args.workdir).exit_code
+
+
+def ps(args: argparse.Namespace) -> int:
+    from minidocker.engine.container import list_containers
+    from minidocker.paths import state_roots
+
+    shown = [c for c in list_containers(state_roots()) if args.all or c.status == "running"]
+    if args.quiet:
+        print("\n".join(c.id[:12] for c in shown))
+        return 0
+    print(f"{'CONTAINER ID':<14}{'IMAGE':<18}{'COMMAND':<24}{'STATUS':<18}NAMES")
+    for c in shown:
+        command = " ".join(c.command)
+        command = f'"{command[:19]}…"' if len(command) > 20 else f'"{command}"'
+        status = "Up" if c.status == "running" else f"Exited ({c.exit_code})" if c.exit_code is not None else c.status
+        print(f"{c.id[:12]:<14}{c.image:<18}{command:<24}{status:<18}{c.name}")
+    return 0
+
+
+def rm(args: argparse.Namespace) -> int:
+    from minidocker.engine.remove import remove_container
+
+    _require_root()
+    failed = 0
+    for ref in args.containers:
+        try:
+            remove_container(ref, force=args.force)
+            print(ref)
+        except Exception as err:  # noqa: BLE001 - report each, go on, like docker rm
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def images(args: argparse.Namespace) -> int:
+    from minidocker.image import ImageStore
+    from minidocker.paths import state_roots
+
+    print(f"{'REPOSITORY':<24}{'TAG':<12}")
+    for image in ImageStore(state_roots().images).list():
+        print(f"{image.name:<24}{image.tag:<12}")
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from minidocker.doctor import format_report, run_checks
+
+    checks = run_checks()
+    print(format_report(checks))
+    return 0 if all(c.ok or not c.required for c in checks) else 1
+
+
+def system_prune(args: argparse.Namespace) -> int:
+    from minidocker.engine.remove import prune
+
+    _require_root()
+    removed = prune()
+    for line in removed:
+        print(line)
+    print(f"Total: {len(removed)} removed")
+    return 0
+
+
+def _require_root() -> None:
+    import os
+
+    from minidocker.errors import MinidockerError
+
+    if os.geteuid() != 0:
+        raise MinidockerError("this command needs root: it creates namespaces and mounts",
+                              hint="run it with sudo, or as root in a VM made for the course")

@@ -1,0 +1,124 @@
+"""A container's record on disk: the engine's view of it.
+
+Layout (``tree /var/lib/minidocker/containers``)::
+
+    containers/<id>/container.json   this record (id, name, image, status, pid, exit code)
+    containers/<id>/config.json      the OCI config handed to the runtime
+    containers/<id>/upper, work      the overlay snapshot's writable part
+    containers/<id>/rootfs           where the snapshot is mounted while it runs
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from minidocker.atomic import read_json, write_json
+from minidocker.errors import Conflict, InvalidArgument, NotFound
+from minidocker.paths import StateRoots
+
+__all__ = ["Container", "find_container", "list_containers", "new_container_id", "random_name"]
+
+_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
+               "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
+_NAMES = ("babbage", "curie", "dijkstra", "euler", "feynman", "hopper", "kare", "knuth", "lamport",
+          "lovelace", "noether", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak")
+
+
+def new_container_id() -> str:
+    """64 hex digits, like Docker's; the first 12 are the short ID."""
+    return secrets.token_hex(32)
+
+
+def random_name() -> str:
+    """A Docker-style name: ``adjective_scientist``."""
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
+
+
+@dataclass
+class Container:
+    """What the engine remembers of a container. ``status`` is Docker's: created, running, exited."""
+
+    FILE = "container.json"
+
+    id: str
+    name: str
+    image: str
+    command: list[str]
+    created: float
+    status: str = "created"
+    pid: int | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def new(cls, name: str | None, image: str, command: list[str]) -> Container:
+        return cls(new_container_id(), name or random_name(), image, command, time.time())
+
+    def directory(self, roots: StateRoots) -> Path:
+        return roots.containers / self.id
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Container:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, roots: StateRoots) -> None:
+        self.directory(roots).mkdir(parents=True, exist_ok=True)
+        write_json(self.directory(roots) / self.FILE, self.to_json())
+
+    @classmethod
+    def load(cls, roots: StateRoots, container_id: str) -> Container:
+        container = cls.from_json(read_json(roots.containers / container_id / cls.FILE))
+        container.refresh()
+        return container
+
+    def refresh(self) -> None:
+        """A 'running' container whose PID 1 is gone (the CLI was killed) is 'exited'."""
+        if self.status == "running" and (self.pid is None or not _alive(self.pid)):
+            self.status = "exited"
+            self.pid = None
+
+
+def list_containers(roots: StateRoots) -> list[Container]:
+    """Every container with a record, oldest first."""
+    if not roots.containers.is_dir():
+        return []
+    found = []
+    for entry in os.scandir(roots.containers):
+        try:
+            found.append(Container.load(roots, entry.name))
+        except (FileNotFoundError, ValueError):
+            continue  # a directory being created or removed
+    return sorted(found, key=lambda c: c.created)
+
+
+def find_container(roots: StateRoots, ref: str) -> Container:
+    """A container by full ID, unique ID prefix, or name (with or without a leading '/')."""
+    if not ref:
+        raise InvalidArgument("container name or ID is empty")
+    name = ref.lstrip("/")
+    containers = list_containers(roots)
+    for c in containers:
+        if c.id == ref or c.name == name:
+            return c
+    matches = [c for c in containers if c.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise Conflict(f"multiple containers match the ID prefix {ref!r}")
+    raise NotFound(f"no such container: {ref}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -1,0 +1,28 @@
+"""``minidocker exec``: run a command in a running container (see runtime/exec.py for how)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from minidocker.engine.container import find_container
+from minidocker.engine.run import merge_env, parse_env
+from minidocker.errors import InvalidArgument, InvalidState
+from minidocker.paths import StateRoots, state_roots
+from minidocker.runtime import ExitStatus, exec_in
+from minidocker.runtime.spec import DEFAULT_PATH
+
+__all__ = ["exec_container"]
+
+
+def exec_container(ref: str, command: Sequence[str], env: Sequence[str] = (), workdir: str = "/",
+                   roots: StateRoots | None = None) -> ExitStatus:
+    """Run ``command`` in the running container ``ref``. Like ``docker exec``."""
+    roots = roots or state_roots()
+    if not command:
+        raise InvalidArgument("exec needs a command", hint="minidocker exec CONTAINER COMMAND [ARG...]")
+    container = find_container(roots, ref)
+    if container.status != "running" or container.pid is None:
+        raise InvalidState(f"cannot exec in container {container.id[:12]}: it is {container.status}",
+                           hint=f"start it first: minidocker run ... (container {container.name})")
+    merged = dict(item.split("=", 1) for item in merge_env([DEFAULT_PATH], parse_env(env)))
+    return exec_in(container.pid, list(command), merged, workdir)

@@ -1,0 +1,62 @@
+"""Removing containers and everything they leave: ``rm`` and ``system prune``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+from minidocker.engine.container import Container, find_container, list_containers
+from minidocker.errors import InvalidState
+from minidocker.paths import StateRoots, state_roots
+from minidocker.storage import Snapshot
+
+__all__ = ["prune", "remove_container", "unmount_leftovers"]
+
+
+def remove_container(ref: str, force: bool = False, roots: StateRoots | None = None) -> Container:
+    """Delete a stopped container's record and filesystem. Like ``docker rm [-f]``."""
+    roots = roots or state_roots()
+    container = find_container(roots, ref)
+    if container.status == "running":
+        if not force:
+            raise InvalidState(f"cannot remove container {container.id[:12]}: it is running",
+                               hint="stop it first, or use rm -f")
+        assert container.pid is not None
+        os.kill(container.pid, signal.SIGKILL)  # its runtime process reaps it and records the exit
+    directory = container.directory(roots)
+    Snapshot(directory, []).unmount()
+    shutil.rmtree(directory, ignore_errors=True)
+    return container
+
+
+def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str]:
+    """Unmount what is still mounted under the state roots (after a crash), deepest first.
+
+    Mounts under a path in ``keep`` (running containers) are left alone.
+    """
+    prefixes = tuple(os.fspath(p) + "/" for p in (roots.lib, roots.run))
+    mounted = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mount_point = line.split()[4].replace("\\040", " ")
+            if mount_point.startswith(prefixes) and not mount_point.startswith(keep):
+                mounted.append(mount_point)
+    from minidocker.linux import UmountFlag, umount2
+
+    for mount_point in sorted(mounted, key=len, reverse=True):
+        umount2(mount_point, UmountFlag.MNT_DETACH)
+    return mounted
+
+
+def prune(roots: StateRoots | None = None) -> list[str]:
+    """Remove every stopped container and unmount leftovers. Like ``docker system prune``."""
+    roots = roots or state_roots()
+    containers = list_containers(roots)
+    running = tuple(os.fspath(c.directory(roots)) + "/" for c in containers if c.status == "running")
+    removed = [f"unmounted {m}" for m in unmount_leftovers(roots, keep=running)]
+    for container in containers:
+        if container.status != "running":
+            remove_container(container.id, roots=roots)
+            removed.append(f"deleted container {container.id}")
+    return removed

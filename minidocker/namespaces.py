@@ -1,0 +1,175 @@
+"""Namespaces: what a process can see. Chapter 03.
+
+Each namespace type wraps one global resource; a process in a new one sees its own
+copy. minidocker speaks the OCI runtime spec's names (``linux.namespaces[].type``):
+
+    OCI type   /proc/PID/ns  flag              what it isolates
+    pid        pid           CLONE_NEWPID      process IDs (the first child is PID 1)
+    mount      mnt           CLONE_NEWNS       the mount table
+    uts        uts           CLONE_NEWUTS      hostname and domain name
+    ipc        ipc           CLONE_NEWIPC      System V IPC, POSIX message queues
+    network    net           CLONE_NEWNET      interfaces, routes, firewall, sockets
+    user       user          CLONE_NEWUSER     uids, gids and capabilities
+    cgroup     cgroup        CLONE_NEWCGROUP   the view of /proc/self/cgroup
+
+Main API::
+
+    clone_flags(namespaces)          OCI list -> CLONE_NEW* flags for unshare
+    namespaces_of(pid)               {"pid": 4026531836, ...} from /proc/PID/ns
+    enter(pid, types)                setns into a running container's namespaces
+    write_id_maps(pid, uid_map, gid_map)   map a user namespace's ids to the host's
+
+See: namespaces(7), pid_namespaces(7), user_namespaces(7), setns(2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from minidocker.errors import InvalidArgument
+from minidocker.linux import CloneFlag, setns
+
+__all__ = [
+    "NAMESPACES",
+    "Namespace",
+    "clone_flags",
+    "enter",
+    "format_id_map",
+    "namespaces_of",
+    "open_namespaces",
+    "write_id_maps",
+]
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """One namespace type: its OCI name, its file in /proc/PID/ns, its clone flag."""
+
+    oci_type: str
+    proc_name: str
+    flag: CloneFlag
+
+
+NAMESPACES: dict[str, Namespace] = {
+    ns.oci_type: ns
+    for ns in (
+        # Joining order for enter(): user first (it grants the capabilities needed to
+        # join the others it owns), mount last (it changes our root directory).
+        Namespace("user", "user", CloneFlag.CLONE_NEWUSER),
+        Namespace("cgroup", "cgroup", CloneFlag.CLONE_NEWCGROUP),
+        Namespace("ipc", "ipc", CloneFlag.CLONE_NEWIPC),
+        Namespace("uts", "uts", CloneFlag.CLONE_NEWUTS),
+        Namespace("network", "net", CloneFlag.CLONE_NEWNET),
+        Namespace("pid", "pid", CloneFlag.CLONE_NEWPID),
+        Namespace("mount", "mnt", CloneFlag.CLONE_NEWNS),
+    )
+}
+
+
+def clone_flags(namespaces: Iterable[Mapping[str, str]]) -> CloneFlag:
+    """The CLONE_NEW* flags for the OCI namespaces that are to be created (no ``path``).
+
+    Raises:
+        InvalidArgument: for a type that is not one of the seven above.
+    """
+    flags = CloneFlag(0)
+    for entry in namespaces:
+        ns = _lookup(entry["type"])
+        if not entry.get("path"):
+            flags |= ns.flag
+    return flags
+
+
+def namespaces_of(pid: int | str = "self") -> dict[str, int]:
+    """The namespace identities (inode numbers) of a process, by OCI type.
+
+    Two processes are in the same namespace exactly when the inodes are equal.
+    ``/proc/PID/ns/uts`` is a magic link reading ``uts:[4026531838]``.
+    """
+    found = {}
+    for ns in NAMESPACES.values():
+        try:
+            link = os.readlink(f"/proc/{pid}/ns/{ns.proc_name}")
+        except FileNotFoundError:
+            continue  # a kernel built without this namespace type
+        found[ns.oci_type] = int(link.split("[", 1)[1].rstrip("]"))
+    return found
+
+
+def open_namespaces(pid: int, types: Iterable[str]) -> list[tuple[Namespace, int]]:
+    """Open /proc/PID/ns/* of the given types, in joining order; the caller closes the fds.
+
+    Opening all of them first matters: after joining the mount namespace,
+    /proc/PID may no longer be the same process (or be visible at all).
+    """
+    wanted = {_lookup(t).oci_type for t in types}
+    opened = []
+    try:
+        for ns in NAMESPACES.values():
+            if ns.oci_type in wanted:
+                opened.append((ns, os.open(f"/proc/{pid}/ns/{ns.proc_name}", os.O_RDONLY | os.O_CLOEXEC)))
+    except BaseException:
+        for _, fd in opened:
+            os.close(fd)
+        raise
+    return opened
+
+
+def enter(pid: int, types: Iterable[str]) -> None:
+    """Join the namespaces of process ``pid``. Like ``nsenter -t PID`` and ``docker exec``.
+
+    Must run in a single-threaded process (a forked child): setns(2) into a mount or
+    user namespace fails with EINVAL in a multithreaded one. Joining a PID
+    namespace affects only the children we fork afterwards.
+    Namespaces we are already in are skipped (joining your own user namespace is EINVAL).
+    See setns(2).
+    """
+    mine = namespaces_of("self")
+    theirs = namespaces_of(pid)
+    needed = [t for t in types if theirs.get(t) != mine.get(t)]
+    opened = open_namespaces(pid, needed)
+    try:
+        for ns, fd in opened:
+            setns(fd, ns.flag)
+    finally:
+        for _, fd in opened:
+            os.close(fd)
+
+
+def format_id_map(mappings: Sequence[Mapping[str, int]]) -> str:
+    """OCI ``uidMappings`` -> the text of /proc/PID/uid_map: "inside outside count" lines."""
+    lines = []
+    for m in mappings:
+        container_id, host_id, size = int(m["containerID"]), int(m["hostID"]), int(m["size"])
+        if min(container_id, host_id) < 0 or size <= 0:
+            raise InvalidArgument(f"invalid id mapping {dict(m)}: ids must be >= 0 and size > 0")
+        lines.append(f"{container_id} {host_id} {size}")
+    return "\n".join(lines) + "\n"
+
+
+def write_id_maps(
+    pid: int,
+    uid_mappings: Sequence[Mapping[str, int]],
+    gid_mappings: Sequence[Mapping[str, int]],
+) -> None:
+    """Map the user namespace of ``pid``: write its uid_map and gid_map, once each.
+
+    Until this is done the process runs as the overflow id 65534 ("nobody").
+    A privileged parent (root in the parent namespace) may map any range.
+    See user_namespaces(7), "User and group ID mappings".
+    """
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(format_id_map(uid_mappings))
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(format_id_map(gid_mappings))
+
+
+def _lookup(oci_type: str) -> Namespace:
+    try:
+        return NAMESPACES[oci_type]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown namespace type {oci_type!r}", hint=f"use one of {', '.join(NAMESPACES)}"
+        ) from None

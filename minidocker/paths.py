@@ -1,0 +1,45 @@
+"""Where minidocker keeps its state on the host.
+
+Two roots, as Docker has ``/var/lib/docker`` and ``/run/docker``:
+
+    /var/lib/minidocker   images and containers (survives a reboot)
+    /run/minidocker       runtime state: mounts, pids, sockets (a tmpfs, gone at boot)
+
+Setting ``MINIDOCKER_ROOT=/some/dir`` moves both, to ``/some/dir/lib`` and
+``/some/dir/run``; the tests use it to work in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["StateRoots", "state_roots"]
+
+
+@dataclass(frozen=True)
+class StateRoots:
+    """The two state directories; every other path is derived from them."""
+
+    lib: Path
+    run: Path
+
+    @property
+    def images(self) -> Path:
+        return self.lib / "images"
+
+    @property
+    def containers(self) -> Path:
+        return self.lib / "containers"
+
+    def container_run_dir(self, container_id: str) -> Path:
+        return self.run / "containers" / container_id
+
+
+def state_roots(env: dict[str, str] | None = None) -> StateRoots:
+    """The state roots, honouring ``MINIDOCKER_ROOT``."""
+    base = (env if env is not None else os.environ).get("MINIDOCKER_ROOT")
+    if base:
+        return StateRoots(lib=Path(base) / "lib", run=Path(base) / "run")
+    return StateRoots(lib=Path("/var/lib/minidocker"), run=Path("/run/minidocker"))

@@ -1,0 +1,47 @@
+"""Run another process in a running container. Like ``docker exec`` and ``runc exec``.
+
+There is no "container" object in the kernel to run it in: we join the namespaces
+of the container's PID 1 with setns(2), one by one, then fork, because joining a PID
+namespace only applies to children. The forked process is in the container's
+world: its root, its hostname, its PID numbering, its network.
+See: setns(2), nsenter(1).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from minidocker.namespaces import NAMESPACES, enter
+from minidocker.runtime.exitstatus import ExitStatus
+from minidocker.runtime.init import exec_process, exit_like
+
+__all__ = ["exec_in"]
+
+
+def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "/",
+            namespaces: Sequence[str] = tuple(NAMESPACES)) -> ExitStatus:
+    """Run ``args`` inside the namespaces of process ``pid`` and wait for it.
+
+    The caller's stdin, stdout and stderr are the process's.
+    """
+    env = dict(env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+    child = os.fork()
+    if child == 0:
+        try:
+            enter(pid, namespaces)  # setns needs a single-threaded caller: this fork is one
+            grandchild = os.fork()  # now inside the container's PID namespace
+            if grandchild == 0:
+                try:
+                    os.chdir(cwd)
+                    exec_process(list(args), env, channel=None)
+                finally:
+                    os._exit(127)
+            _, status = os.waitpid(grandchild, 0)
+            exit_like(status)
+        except BaseException as err:  # noqa: BLE001 - a fork must end in os._exit
+            os.write(2, f"minidocker: failed to enter container {pid}: {err}\n".encode())
+        finally:
+            os._exit(125)
+    _, status = os.waitpid(child, 0)
+    return ExitStatus.from_wait_status(status)

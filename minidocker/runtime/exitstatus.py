@@ -1,0 +1,55 @@
+"""Exit statuses, explained the way a shell and Docker report them.
+
+A wait status is not an exit code: ``os.waitpid`` returns 512 for "exited with 2".
+Docker (like a shell) reports a process killed by signal N as 128 + N, so 137 is
+SIGKILL, 143 is SIGTERM; 125, 126 and 127 mean the container never ran its
+command: minidocker failed, the command is not executable, or not found.
+This module is the only place that computes those numbers.
+See: wait(2), signal(7), bash(1) "EXIT STATUS".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+__all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_ENGINE_ERROR", "EXIT_NOT_FOUND", "ExitStatus"]
+
+EXIT_ENGINE_ERROR = 125
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: an exit code, or the signal that killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+    oom_killed: bool = False
+
+    @classmethod
+    def from_wait_status(cls, status: int, oom_killed: bool = False) -> ExitStatus:
+        """Decode the ``status`` of waitpid(2)."""
+        if os.WIFSIGNALED(status):
+            return cls(signal=os.WTERMSIG(status), oom_killed=oom_killed)
+        return cls(code=os.WEXITSTATUS(status), oom_killed=oom_killed)
+
+    @property
+    def exit_code(self) -> int:
+        """The code Docker reports: the command's own, or 128 + the signal number."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return self.code or 0
+
+    def describe(self) -> str:
+        """'exited with status 3', 'killed by SIGKILL (exit status 137)' ..."""
+        if self.signal is None:
+            return f"exited with status {self.exit_code}"
+        try:
+            name = signal.Signals(self.signal).name
+        except ValueError:
+            name = f"signal {self.signal}"
+        by = " by the OOM killer" if self.oom_killed else ""
+        return f"killed by {name}{by} (exit status {self.exit_code})"

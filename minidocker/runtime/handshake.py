@@ -1,0 +1,114 @@
+"""The conversation between the runtime (parent, on the host) and the container's processes.
+
+Two pipes: ``to_child`` and ``to_parent``. Each message is one line,
+``NAME {json}``, small enough to be written atomically (< PIPE_BUF, see pipe(7)).
+A failure on the container side travels as ``ERROR {"message", "exit_code"}`` and is
+raised again in the parent as :class:`~minidocker.errors.ContainerError`.
+
+::
+
+    parent (host)                 stage-1 child                     init (PID 1 inside)
+      | fork ─────────────────────▶ |
+      |                             | unshare(CLONE_NEWUSER)   (only with a user namespace)
+      | ◀──────────── USERNS_READY ─|
+      | write uid_map, gid_map      |
+      | (place it in its cgroup: a later chapter)
+      | ─ GO ─────────────────────▶ |
+      |                             | unshare(the other namespaces)
+      |                             | mount --make-rprivate /
+      |                             | fork ──────────────────────────▶ |
+      | ◀──────────────── PID {pid} |                                  | mounts, /dev, pivot_root,
+      |                             | waitpid(init) ...                | hostname, user, cwd
+      | ◀─────────────────────────────────────────────────── READY ───|
+      | (network, hooks: later chapters)                              |
+      | ─ START ──────────────────────────────────────────────────────▶ |
+      |                                                                 | execve(process.args)
+      | ◀─────────── EOF (exec closed the CLOEXEC pipe) or ERROR ───────|
+
+The stage-1 child exists because unshare(CLONE_NEWPID) only applies to children:
+its child is PID 1. It waits for init and leaves with init's exact status, so the
+parent's waitpid() sees what init's would have (see :mod:`minidocker.runtime.init`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from typing import Any
+
+from minidocker.errors import ContainerError
+
+__all__ = ["Channel", "Message", "ProtocolError"]
+
+
+class Message(enum.Enum):
+    """Named messages of the handshake, in the order they are sent."""
+
+    USERNS_READY = "USERNS_READY"  # child -> parent: map my user namespace
+    GO = "GO"  # parent -> child: maps and cgroups done, create the namespaces
+    PID = "PID"  # child -> parent: {"pid": host pid of init}
+    READY = "READY"  # init -> parent: the container is set up, waiting to exec
+    START = "START"  # parent -> init: exec the user's process
+    ERROR = "ERROR"  # container side -> parent: {"message", "exit_code"}
+
+
+class ProtocolError(ContainerError):
+    """The other side said something unexpected or went away."""
+
+
+class Channel:
+    """One end of the handshake: a pipe to read from and one to write to."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self._buffer = b""
+
+    def send(self, kind: Message, /, **payload: Any) -> None:
+        line = f"{kind.value} {json.dumps(payload)}\n".encode()
+        os.write(self.write_fd, line)
+
+    def send_error(self, message: str, exit_code: int = 125) -> None:
+        """Report a container-side failure; the parent raises it as ContainerError."""
+        self.send(Message.ERROR, message=message, exit_code=exit_code)
+
+    def receive(self) -> tuple[Message, dict[str, Any]] | None:
+        """The next message, or None at end of file (every writer has closed the pipe)."""
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.read_fd, 4096)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        name, _, body = line.decode().partition(" ")
+        return Message(name), json.loads(body or "{}")
+
+    def expect(self, wanted: Message) -> dict[str, Any]:
+        """Wait for ``wanted`` and return its payload; raise on ERROR, EOF or any other message."""
+        received = self.receive()
+        if received is None:
+            raise ProtocolError(f"container process exited before sending {wanted.value}")
+        message, payload = received
+        if message is Message.ERROR:
+            raise ContainerError(payload.get("message", "unknown error"), payload.get("exit_code", 125))
+        if message is not wanted:
+            raise ProtocolError(f"expected {wanted.value} from the container, got {message.value}")
+        return payload
+
+    def expect_eof(self) -> None:
+        """Wait for the pipe to close: the exec succeeded. Raise if an ERROR comes instead."""
+        received = self.receive()
+        if received is None:
+            return
+        message, payload = received
+        if message is Message.ERROR:
+            raise ContainerError(payload.get("message", "unknown error"), payload.get("exit_code", 125))
+        raise ProtocolError(f"expected the exec to close the pipe, got {message.value}")
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

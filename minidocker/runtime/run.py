@@ -1,0 +1,203 @@
+"""Run an OCI config: the runtime's parent side. Like ``runc run``.
+
+::
+
+    proc = ContainerProcess(spec)      # nothing happens yet
+    proc.create()                      # fork; namespaces, rootfs; init waits for START
+    proc.start()                       # init execs the command
+    status = proc.wait()               # ExitStatus; relays the terminal if there is one
+
+or all at once: ``run(spec)``. ``create`` takes a callback that runs while the
+container is stopped before its first instruction: that is where a later chapter
+puts it in its cgroups and wires its network.
+The handshake with the container side is drawn in :mod:`minidocker.runtime.handshake`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from minidocker.errors import ContainerError
+from minidocker.linux import CloneFlag
+from minidocker.namespaces import clone_flags, write_id_maps
+from minidocker.runtime import console
+from minidocker.runtime.exitstatus import ExitStatus
+from minidocker.runtime.handshake import Channel, Message
+from minidocker.runtime.init import stage1
+from minidocker.runtime.spec import validate
+
+__all__ = ["ContainerProcess", "Stdio", "run"]
+
+# Signals the runtime passes on to the container (docker run's --sig-proxy).
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGUSR2)
+
+Stdio = tuple[int, int, int]
+
+
+class ContainerProcess:
+    """One container's processes, seen from the runtime on the host."""
+
+    def __init__(self, spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2)) -> None:
+        validate(spec)
+        self.spec = spec
+        self.stdio = stdio
+        self.pid: int | None = None  # host PID of the container's PID 1
+        self._stage1: int | None = None
+        self._channel: Channel | None = None
+        self._master: int | None = None
+        self._status: ExitStatus | None = None
+
+    def create(self, before_namespaces: Callable[[int], None] | None = None) -> int:
+        """Fork the container's processes and set everything up up to the exec.
+
+        Args:
+            before_namespaces: called with the stage-1 child's PID before it creates
+                its namespaces (and after its user namespace is mapped): the place for
+                cgroup placement, so that no instruction runs unlimited.
+        Returns:
+            the host PID of the container's PID 1.
+        Raises:
+            ContainerError: the container side failed; nothing is left running.
+        """
+        to_child = os.pipe()
+        to_parent = os.pipe()
+        terminal = bool(self.spec["process"].get("terminal"))
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX) if terminal else (None, None)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(to_child[1])
+                os.close(to_parent[0])
+                if parent_sock is not None:
+                    parent_sock.close()
+                for target, fd in enumerate(self.stdio):
+                    if fd != target:
+                        os.dup2(fd, target)
+                stage1(self.spec, Channel(to_child[0], to_parent[1]), child_sock)
+            finally:
+                os._exit(125)
+        self._stage1 = pid
+        os.close(to_child[0])
+        os.close(to_parent[1])
+        if child_sock is not None:
+            child_sock.close()
+        self._channel = channel = Channel(to_parent[0], to_child[1])
+        try:
+            self._configure_user_namespace(channel, pid)
+            if before_namespaces is not None:
+                before_namespaces(pid)
+            channel.send(Message.GO)
+            self.pid = channel.expect(Message.PID)["pid"]
+            if parent_sock is not None:
+                self._master = console.receive_fd(parent_sock)
+            channel.expect(Message.READY)
+        except BaseException:
+            self.destroy()
+            raise
+        finally:
+            if parent_sock is not None:
+                parent_sock.close()
+        return self.pid
+
+    def start(self) -> None:
+        """Let init exec the command; raise ContainerError (126, 127 ...) if that fails."""
+        assert self._channel is not None, "create() first"
+        channel, self._channel = self._channel, None
+        try:
+            channel.send(Message.START)
+            channel.expect_eof()
+        except ContainerError:
+            self.wait()  # reap it; the error is the story
+            raise
+        finally:
+            channel.close()
+
+    def wait(self) -> ExitStatus:
+        """Wait for the container to exit, passing signals on and relaying its terminal."""
+        if self._status is not None:
+            return self._status
+        assert self._stage1 is not None
+        previous = {sig: signal.signal(sig, self._forward) for sig in PROXIED_SIGNALS}
+        try:
+            if self._master is not None:
+                self._relay_terminal()
+            _, status = os.waitpid(self._stage1, 0)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self._master is not None:
+                os.close(self._master)
+                self._master = None
+        self._status = ExitStatus.from_wait_status(status)
+        return self._status
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the container's PID 1. Like ``docker kill``."""
+        if self.pid is not None and self._status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def destroy(self) -> None:
+        """Kill whatever was started and reap it. Safe to call at any point."""
+        if self._stage1 is not None and self._status is None:
+            for pid in (self.pid, self._stage1):
+                if pid is not None:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            try:
+                _, status = os.waitpid(self._stage1, 0)
+                self._status = ExitStatus.from_wait_status(status)
+            except ChildProcessError:
+                pass
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def _configure_user_namespace(self, channel: Channel, pid: int) -> None:
+        linux = self.spec.get("linux", {})
+        if clone_flags(linux.get("namespaces", [])) & CloneFlag.CLONE_NEWUSER:
+            channel.expect(Message.USERNS_READY)
+            write_id_maps(pid, linux.get("uidMappings", []), linux.get("gidMappings", []))
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        self.kill(signum)
+
+    def _relay_terminal(self) -> None:
+        assert self._master is not None
+        console.copy_window_size(self.stdio[1], self._master)
+        previous = signal.signal(signal.SIGWINCH,
+                                 lambda *_: console.copy_window_size(self.stdio[1], self._master))
+        try:
+            with console.raw_terminal(self.stdio[0]):
+                console.relay(self._master, self.stdio[0], self.stdio[1])
+        finally:
+            signal.signal(signal.SIGWINCH, previous)
+
+
+def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
+        before_namespaces: Callable[[int], None] | None = None,
+        on_started: Callable[[int], None] | None = None) -> ExitStatus:
+    """Create, start and wait for a container. Like ``runc run``.
+
+    ``on_started`` gets the host PID of PID 1 once the command runs (to record state).
+    """
+    proc = ContainerProcess(spec, stdio)
+    try:
+        proc.create(before_namespaces)
+        proc.start()
+        if on_started is not None:
+            on_started(proc.pid)  # type: ignore[arg-type]
+        return proc.wait()
+    finally:
+        proc.destroy()
+        sys.stdout.flush()
