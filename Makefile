@@ -1,0 +1,58 @@
+# minidocker: the course and the runtime. Run as root (sudo make ...).
+#   make demo      set everything up, then run a first container
+#   make test      the whole test suite, notebooks and exercises included
+#   make lab       open the course in Jupyter Lab
+# Other targets: setup, notebooks (re-execute them in place), grade CH=01 [TASK=1_2], bench, prune.
+
+PYTHON_SYSTEM ?= /usr/bin/python3
+VENV          := .venv
+PY            := $(VENV)/bin/python
+APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine
+PYTEST_ARGS   ?=
+
+.PHONY: setup demo test lab notebooks grade bench prune apt venv
+
+setup: apt venv
+	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
+	    print('image:', ImageStore(state_roots().images).get('busybox').reference)"
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	ln -sf $(CURDIR)/$(VENV)/bin/minidocker /usr/local/bin/minidocker
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/minidocker run --rm --hostname demo busybox sh -c \
+	    'echo "hostname: $$(hostname)"; echo "my PID: $$$$"; echo "processes I can see:"; ps; \
+	     echo "mounts I can see:"; cat /proc/self/mounts'
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lab: setup
+	$(PY) -m pip install -q jupyterlab
+	$(VENV)/bin/jupyter lab --allow-root --notebook-dir=notebooks
+
+notebooks: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+
+grade: setup
+	$(PY) -m pytest exercises/ch$(CH) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider
+
+bench: setup
+	$(PY) bench/startup.py
+
+prune: venv
+	$(VENV)/bin/minidocker system prune -f

@@ -1,0 +1,101 @@
+"""Fixtures every test shares: a private state root, the CLI, feature checks, the leak detector.
+
+- Every test session works in its own ``MINIDOCKER_ROOT`` (a temporary directory),
+  never in /var/lib/minidocker.
+- ``cli("run", "--rm", "busybox", "true")`` runs the real command line in a
+  subprocess and returns a :class:`Result` whose failure message shows everything.
+- Capability markers (``root``, ``userns``, ``overlay``, ...) skip a test with the
+  doctor's reason when this machine lacks the feature; under CI (``CI=true``) a
+  missing feature fails instead, so that CI never passes by skipping.
+- After each test the leak detector (tests/leaks.py) fails it by name if it left a
+  mount, link, network namespace, cgroup, nft table or process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from leaks import find_leaks, take_snapshot  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CAPABILITY_MARKERS = ("root", "userns", "cgroup_v1", "cgroup_v2", "netns", "overlay", "docker", "runc")
+# Features CI machines must have: a skip of these is a failure there.
+REQUIRED_IN_CI = ("root", "userns", "netns", "overlay", "cgroup_v1", "runc")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This session's MINIDOCKER_ROOT, shared by in-process calls and the CLI."""
+    root = tmp_path_factory.mktemp("minidocker-state")
+    os.environ["MINIDOCKER_ROOT"] = str(root)
+    yield root
+    from minidocker.engine.remove import unmount_leftovers
+    from minidocker.paths import state_roots
+
+    unmount_leftovers(state_roots())
+
+
+@dataclass
+class Result:
+    """What a command did: its arguments, exit code, stdout and stderr."""
+
+    args: list[str]
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return (f"$ minidocker {' '.join(self.args)}\nexit code: {self.code}\n"
+                f"--- stdout ---\n{self.out}--- stderr ---\n{self.err}")
+
+
+@pytest.fixture
+def cli(state_root: Path):
+    """Run ``minidocker ARGS...`` as a user would; returns a Result."""
+
+    def run(*args: str, input: str | None = None, timeout: float = 60, env: dict | None = None) -> Result:
+        full_env = {**os.environ, "MINIDOCKER_ROOT": str(state_root), **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "minidocker", *args], input=input, capture_output=True,
+                              text=True, timeout=timeout, env=full_env, cwd=REPO)
+        return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def feature_check(marker: str):
+    from minidocker.doctor import feature
+
+    return feature(marker)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in CAPABILITY_MARKERS:
+        if item.get_closest_marker(marker) is None:
+            continue
+        check = feature_check(marker)
+        if check.ok:
+            continue
+        reason = f"{check.name}: {check.detail}" + (f" (fix: {check.fix})" if check.fix else "")
+        if IN_CI and marker in REQUIRED_IN_CI:
+            pytest.fail(f"required feature missing in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest, state_root: Path):
+    """Fail the test if it left anything of ours on the host."""
+    before = take_snapshot()
+    yield
+    scope = "global" if IN_CI else "local"
+    leaks = find_leaks(before, state_root, scope)
+    if leaks:
+        pytest.fail(f"{request.node.nodeid} left these behind:\n  " + "\n  ".join(leaks), pytrace=False)

@@ -1,0 +1,143 @@
+"""The leak detector: what minidocker may create on the host, before and after a test.
+
+A snapshot lists mounts, network links, network namespaces, our cgroups, our nft
+table and live processes. A test's leaks are what the second snapshot has and the
+first had not. Names follow shared/ARCHITECTURE.md ("Names on the host").
+
+Two scopes. ``global`` (CI, where the machine runs nothing else of ours) reports every
+new mount, every new md* link or netns, every new minidocker cgroup or nft table and
+every new process in a nested PID namespace. ``local`` (a developer's machine, where
+another test run may be going on) reports only what is under this run's state root or
+descends from this process, plus md* links and namespaces and minidocker cgroups.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["HostSnapshot", "find_leaks", "take_snapshot"]
+
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    mounts: frozenset[str]
+    links: frozenset[str]
+    netns: frozenset[str]
+    cgroups: frozenset[str]
+    nft_tables: frozenset[str]
+    processes: frozenset[int]
+
+
+def take_snapshot() -> HostSnapshot:
+    return HostSnapshot(
+        mounts=frozenset(_mount_points()),
+        links=frozenset(os.listdir("/sys/class/net")),
+        netns=frozenset(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else frozenset(),
+        cgroups=frozenset(_our_cgroups()),
+        nft_tables=frozenset(_our_nft_tables()),
+        processes=frozenset(_pids()),
+    )
+
+
+def find_leaks(before: HostSnapshot, state_root: Path, scope: str = "local") -> list[str]:
+    """What appeared since ``before`` and is still there; processes get a second to exit."""
+    problems: list[str] = []
+    for attempt in range(20):
+        after = take_snapshot()
+        problems = _compare(before, after, str(state_root), scope)
+        if not problems:
+            return []
+        time.sleep(0.05 * (attempt + 1) if attempt < 5 else 0.1)
+    return problems
+
+
+def _compare(before: HostSnapshot, after: HostSnapshot, root: str, scope: str) -> list[str]:
+    problems = []
+    new_mounts = after.mounts - before.mounts
+    if scope == "local":
+        new_mounts = {m for m in new_mounts if m.startswith(root) or "minidocker" in m}
+    problems += [f"mount {m}" for m in sorted(new_mounts)]
+    problems += [f"network link {n}" for n in sorted(after.links - before.links) if n.startswith("md")]
+    problems += [f"network namespace {n}" for n in sorted(after.netns - before.netns) if n.startswith("md")]
+    problems += [f"cgroup {c}" for c in sorted(after.cgroups - before.cgroups)]
+    problems += [f"nft table {t}" for t in sorted(after.nft_tables - before.nft_tables)]
+    me = os.getpid()
+    for pid in sorted(after.processes - before.processes):
+        info = _process_info(pid)
+        if info is None:
+            continue
+        nested, ancestors, state, cmdline = info
+        if state == "Z" and me not in ancestors:
+            continue  # someone else's zombie, about to be reaped
+        if me in ancestors or (scope == "global" and nested):
+            problems.append(f"process {pid} ({cmdline}, state {state})")
+    return problems
+
+
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def _our_cgroups() -> list[str]:
+    found = []
+    if not _CGROUP_ROOT.is_dir():
+        return found
+    for hierarchy in os.scandir(_CGROUP_ROOT):
+        if not hierarchy.is_dir(follow_symlinks=False):
+            continue
+        stack = [(hierarchy.path, 0)]
+        while stack:
+            path, depth = stack.pop()
+            try:
+                entries = list(os.scandir(path))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if "minidocker" in entry.name:
+                        found.append(entry.path)
+                    elif depth < 2:
+                        stack.append((entry.path, depth + 1))
+    return found
+
+
+def _our_nft_tables() -> list[str]:
+    nft = shutil.which("nft")
+    if nft is None:
+        return []
+    result = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
+    return [line for line in result.stdout.splitlines() if "minidocker" in line]
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _process_info(pid: int) -> tuple[bool, list[int], str, str] | None:
+    """(in a nested PID namespace, ancestor PIDs, state letter, command line) or None if gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    nested = len(fields.get("NSpid", "").split()) > 1
+    state = fields.get("State", "?").split()[0]
+    ancestors = []
+    ppid = int(fields.get("PPid", "0"))
+    while ppid > 1 and len(ancestors) < 64:
+        ancestors.append(ppid)
+        try:
+            text = Path(f"/proc/{ppid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        ppid = int(next((line.split()[1] for line in text.splitlines() if line.startswith("PPid:")), "0"))
+    return nested, ancestors, state, cmdline.strip()[:120]
