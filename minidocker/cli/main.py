@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.action(args)
     except KeyboardInterrupt:
         return 130
-    except Exception as err:  # noqa: BLE001 - the one place errors become messages
+    except Exception as err:
         from minidocker.errors import MinidockerError
 
         if isinstance(err, MinidockerError):

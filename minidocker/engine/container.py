@@ -53,10 +53,11 @@ class Container:
     status: str = "created"
     pid: int | None = None
     exit_code: int | None = None
+    image_id: str | None = None
 
     @classmethod
-    def new(cls, name: str | None, image: str, command: list[str]) -> Container:
-        return cls(new_container_id(), name or random_name(), image, command, time.time())
+    def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:
+        return cls(new_container_id(), name or random_name(), image, command, time.time(), image_id=image_id)
 
     def directory(self, roots: StateRoots) -> Path:
         return roots.containers / self.id

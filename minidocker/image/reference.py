@@ -103,7 +103,7 @@ def parse_reference(reference: str, default_tag: str | None = "latest") -> Refer
         raise InvalidArgument(f"invalid reference format: {reference!r}",
                               hint="a name is lower-case letters, digits and separators, like busybox:latest")
     if len(domain) + 1 + len(remainder) > 255:
-        raise InvalidArgument(f"invalid reference format: repository name longer than 255 characters")
+        raise InvalidArgument("invalid reference format: repository name longer than 255 characters")
     if tag is None and digest is None:
         tag = default_tag
     return Reference(domain, remainder, tag, digest)
