@@ -60,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("containers", nargs="+")
     rm.set_defaults(action=commands.rm)
 
-    images = sub.add_parser("images", help="list images")
-    images.set_defaults(action=commands.images)
+    _add_image_commands(sub, commands)
 
     doctor = sub.add_parser("doctor", help="check that this machine can run containers")
     doctor.set_defaults(action=commands.doctor)
@@ -72,6 +71,81 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for docker compatibility)")
     prune.set_defaults(action=commands.system_prune)
     return parser
+
+
+def _add_image_commands(sub: argparse._SubParsersAction, commands) -> None:
+    """images, tag, rmi, history, save, load, import, export, commit and ``image <verb>``."""
+
+    def images(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+        p.add_argument("--no-trunc", action="store_true", help="full image IDs")
+        p.set_defaults(action=commands.images)
+
+    def inspect(p: argparse.ArgumentParser) -> None:
+        p.add_argument("images", nargs="+", metavar="IMAGE")
+        p.set_defaults(action=commands.image_inspect)
+
+    def tag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
+        p.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
+        p.set_defaults(action=commands.tag)
+
+    def rmi(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-f", "--force", action="store_true", help="remove even if containers use it")
+        p.add_argument("images", nargs="+", metavar="IMAGE")
+        p.set_defaults(action=commands.rmi)
+
+    def history(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--no-trunc", action="store_true", help="do not truncate CREATED BY")
+        p.add_argument("image")
+        p.set_defaults(action=commands.history)
+
+    def save(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-o", "--output", help="write to this file (or directory, for --format oci)")
+        p.add_argument("--format", choices=("docker", "oci"), default="docker",
+                       help="docker: a docker-save tar (default); oci: an OCI image layout directory")
+        p.add_argument("images", nargs="+", metavar="IMAGE")
+        p.set_defaults(action=commands.save)
+
+    def load(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-i", "--input", required=True,
+                       help="a docker-save tar, an OCI layout tar, or an OCI layout directory")
+        p.add_argument("--name", help="repository name for OCI layouts whose tags carry none")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.set_defaults(action=commands.load)
+
+    def import_(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-m", "--message", default="", help="commit message for the history")
+        p.add_argument("file", metavar="FILE|-")
+        p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+        p.set_defaults(action=commands.import_)
+
+    for name, add, text in (("images", images, "list images"), ("tag", tag, "give an image another name"),
+                            ("rmi", rmi, "remove images"), ("history", history, "show an image's layers"),
+                            ("save", save, "save images to a tar archive"),
+                            ("load", load, "load images from a tar archive or an OCI layout"),
+                            ("import", import_, "make an image of a root filesystem tarball")):
+        add(sub.add_parser(name, help=text))
+
+    export = sub.add_parser("export", help="export a container's filesystem as a tar archive")
+    export.add_argument("-o", "--output", help="write to this file instead of stdout")
+    export.add_argument("container")
+    export.set_defaults(action=commands.export)
+
+    commit = sub.add_parser("commit", help="create a new image from a container's changes")
+    commit.add_argument("-m", "--message", default="")
+    commit.add_argument("-a", "--author", default="")
+    commit.add_argument("container")
+    commit.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+    commit.set_defaults(action=commands.commit)
+
+    image = sub.add_parser("image", help="manage images")
+    image_sub = image.add_subparsers(metavar="COMMAND", parser_class=_Parser)
+    for name, add in (("ls", images), ("inspect", inspect), ("tag", tag), ("rm", rmi), ("history", history),
+                      ("save", save), ("load", load), ("import", import_)):
+        add(image_sub.add_parser(name))
+    prune = image_sub.add_parser("prune", help="remove blobs and layers no image uses")
+    prune.set_defaults(action=commands.image_prune)
 
 
 def _version() -> str:

@@ -61,6 +61,8 @@ class PeekReader:
                 data, self.buffer = self.buffer + self.source.read(), b""
                 return data
             data, self.buffer = self.buffer[:n], self.buffer[n:]
+            if len(data) < n:   # never a short read: callers take one as the end of the stream
+                data += self.source.read(n - len(data))
             return data
         return self.source.read(n)
 
