@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, NotFound
+from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
 from minidocker.image.reference import Reference, parse_reference
 
 __all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "parse_reference"]
@@ -242,6 +241,8 @@ class ImageStore:
     @contextmanager
     def staging(self) -> Iterator[Path]:
         """A fresh directory under tmp/, removed afterwards unless renamed away."""
+        import secrets
+
         directory = self.root / "tmp" / f"{os.getpid()}-{secrets.token_hex(6)}"
         directory.mkdir(parents=True)
         try:
@@ -280,11 +281,16 @@ class ImageStore:
             with self.staging() as stage:
                 tree = stage / "layer"
                 tree.mkdir()
-                if not have_layer:
-                    from minidocker.storage.layer import apply_layer
+                try:
+                    if not have_layer:
+                        from minidocker.storage.layer import apply_layer
 
-                    stats = apply_layer(plain, tree, overlay=True, allow_devices=allow_devices)
-                plain.drain()
+                        stats = apply_layer(plain, tree, overlay=True, allow_devices=allow_devices)
+                    plain.drain()
+                except MinidockerError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - a corrupt blob fails here: say which check failed
+                    _raise_unreadable(raw, digest, err)
                 raw.drain()
                 if diff_id is not None and plain.digest != diff_id:
                     raise DigestMismatch(f"failed to verify layer {digest or ''}: its tar hashes to {plain.digest}, "
@@ -449,6 +455,17 @@ class ImageStore:
         from minidocker.image.busybox import create_busybox
 
         return create_busybox(self, busybox)
+
+
+def _raise_unreadable(raw: Any, digest: str | None, err: Exception) -> None:
+    """A layer that cannot be decompressed or untarred: a digest mismatch if it is one."""
+    try:
+        raw.drain()
+    except Exception:  # noqa: BLE001, S110 - the digest below tells what went wrong
+        pass
+    if digest is not None and raw.digest != digest:
+        raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}") from err
+    raise InvalidArgument(f"failed to unpack layer {digest or ''}: {err}".replace("  ", " ")) from err
 
 
 def _hex(digest: str) -> str:
