@@ -17,7 +17,7 @@ import stat
 import tarfile
 from pathlib import Path
 
-__all__ = ["layer_tar", "tree_of", "whiteout_image_layers", "write_layout"]
+__all__ = ["layer_tar", "merged_tree", "tree_of", "whiteout_image_layers", "write_layout"]
 
 
 def layer_tar(entries, mtime: int = 1_700_000_000) -> bytes:
@@ -147,3 +147,24 @@ def tree_of(root: Path, skip_root_meta: bool = True) -> dict[str, tuple]:
                 value = ""
             found[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, value)
     return found
+
+
+def merged_tree(lowers: list[Path], mountpoint: Path) -> dict:
+    """Mount ``lowers`` (top first) read-only in a child's private mount namespace; snapshot the tree."""
+    from minidocker.forked import call_in_child
+
+    def look():
+        from minidocker.linux import CloneFlag, MountFlag, mount, unshare
+        from minidocker.rootfs import make_mounts_private
+
+        unshare(CloneFlag.CLONE_NEWNS)
+        make_mounts_private()
+        if len(lowers) == 1:
+            mount(str(lowers[0]), mountpoint, None, MountFlag.MS_BIND)
+        else:
+            mount("overlay", mountpoint, "overlay", MountFlag.MS_RDONLY,
+                  "lowerdir=" + ":".join(str(p) for p in lowers))
+        return tree_of(mountpoint)
+
+    mountpoint.mkdir(exist_ok=True)
+    return call_in_child(look)
