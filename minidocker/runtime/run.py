@@ -19,7 +19,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from minidocker.errors import ContainerError
@@ -52,6 +53,7 @@ class ContainerProcess:
         self._channel: Channel | None = None
         self._master: int | None = None
         self._status: ExitStatus | None = None
+        self._pending: list[int] = []  # signals received before PID 1 existed
 
     def create(self, before_namespaces: Callable[[int], None] | None = None) -> int:
         """Fork the container's processes and set everything up up to the exec.
@@ -94,6 +96,7 @@ class ContainerProcess:
                 before_namespaces(pid)
             channel.send(Message.GO)
             self.pid = channel.expect(Message.PID)["pid"]
+            self._deliver_pending()
             if parent_sock is not None:
                 self._master = console.receive_fd(parent_sock)
             channel.expect(Message.READY)
@@ -123,14 +126,11 @@ class ContainerProcess:
         if self._status is not None:
             return self._status
         assert self._stage1 is not None
-        previous = {sig: signal.signal(sig, self._forward) for sig in PROXIED_SIGNALS}
         try:
             if self._master is not None:
                 self._relay_terminal()
             _, status = os.waitpid(self._stage1, 0)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             if self._master is not None:
                 os.close(self._master)
                 self._master = None
@@ -163,6 +163,20 @@ class ContainerProcess:
             self._channel.close()
             self._channel = None
 
+    @contextmanager
+    def forwarding_signals(self) -> Iterator[None]:
+        """Pass SIGINT, SIGTERM ... we receive on to the container, like docker run's --sig-proxy.
+
+        A signal that arrives before PID 1 exists is kept and sent once it does, so
+        that no signal kills the runtime half-way and leaves mounts behind.
+        """
+        previous = {sig: signal.signal(sig, self._forward) for sig in PROXIED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     def _configure_user_namespace(self, channel: Channel, pid: int) -> None:
         linux = self.spec.get("linux", {})
         if clone_flags(linux.get("namespaces", [])) & CloneFlag.CLONE_NEWUSER:
@@ -170,7 +184,14 @@ class ContainerProcess:
             write_id_maps(pid, linux.get("uidMappings", []), linux.get("gidMappings", []))
 
     def _forward(self, signum: int, _frame: object) -> None:
-        self.kill(signum)
+        if self.pid is None:
+            self._pending.append(signum)
+        else:
+            self.kill(signum)
+
+    def _deliver_pending(self) -> None:
+        while self._pending:
+            self.kill(self._pending.pop(0))
 
     def _relay_terminal(self) -> None:
         assert self._master is not None
@@ -193,11 +214,12 @@ def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
     """
     proc = ContainerProcess(spec, stdio)
     try:
-        proc.create(before_namespaces)
-        proc.start()
-        if on_started is not None:
-            on_started(proc.pid)  # type: ignore[arg-type]
-        return proc.wait()
+        with proc.forwarding_signals():
+            proc.create(before_namespaces)
+            proc.start()
+            if on_started is not None:
+                on_started(proc.pid)  # type: ignore[arg-type]
+            return proc.wait()
     finally:
         proc.destroy()
         sys.stdout.flush()
