@@ -54,6 +54,11 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
             unshare(CloneFlag.CLONE_NEWUSER)
             channel.send(Message.USERNS_READY)
         channel.expect(Message.GO)
+        if flags & CloneFlag.CLONE_NEWUSER:
+            # Our host uid 0 is not in the map, so inside we are "nobody" until we take the
+            # namespace's own root, which we may: we hold every capability in it.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         unshare(flags & ~CloneFlag.CLONE_NEWUSER)
         if flags & CloneFlag.CLONE_NEWNS:
             rootfs.make_mounts_private()
