@@ -28,10 +28,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# The command: pip's console script replaced by a launcher that runs the venv's interpreter
+# with -I -S (no site, no .pth files: ~12 ms less per call). See minidocker/cli/launcher.py.
+$(VENV)/.launcher: $(VENV)/.installed minidocker/cli/launcher.py
+	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker
 	ln -sf $(CURDIR)/$(VENV)/bin/minidocker /usr/local/bin/minidocker
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV)/.launcher
 
 demo: setup
 	$(VENV)/bin/minidocker run --rm --hostname demo busybox sh -c \
