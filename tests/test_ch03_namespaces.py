@@ -128,7 +128,11 @@ def _start_background(state_root: Path, *args: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n", proc.stderr.read() if proc.stderr else ""
+    first_line = proc.stdout.readline()
+    if first_line != "ready\n":
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"container did not start: {first_line!r}\n{err}")
     return proc
 
 
