@@ -7,7 +7,7 @@
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
-APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine
+APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace
 PYTEST_ARGS   ?=
 
 .PHONY: setup demo test lab notebooks grade bench prune apt venv
@@ -52,7 +52,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab --allow-root --notebook-dir=notebooks
 
 notebooks: setup
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+	for nb in notebooks/[0-9][0-9]-*.ipynb; do $(VENV)/bin/jupyter execute --inplace "$$nb" || exit 1; done
 
 grade: setup
 	$(PY) -m pytest exercises/ch$(CH) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider
