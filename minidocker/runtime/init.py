@@ -21,17 +21,20 @@ import socket
 import sys
 import termios
 from collections.abc import Mapping
-from typing import Any, NoReturn
 
 from minidocker import rootfs
 from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethostname, setns, unshare
 from minidocker.namespaces import NAMESPACES, clone_flags
 from minidocker.network import bring_up_loopback
-from minidocker.runtime import console, pid1
+from minidocker.runtime import pid1
 from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND
 from minidocker.runtime.handshake import Channel, Message
 
 __all__ = ["INIT_ANNOTATION", "exec_process", "exit_like", "reset_signals", "stage1"]
+
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 # Docker's --init puts tini in front of the command; we run pid1.reap_and_forward.
 INIT_ANNOTATION = "org.minidocker.init"
@@ -182,6 +185,8 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
         rootfs.create_devices(root)
     slave = None
     if spec["process"].get("terminal"):
+        from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
+
         master, slave, _ = console.open_pty(rootfs.secure_join(root, "/dev/pts"))
         console_path = rootfs.secure_join(root, "/dev/console")
         console_path.touch()

@@ -21,18 +21,20 @@ import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 from minidocker.errors import ContainerError
 from minidocker.linux import CloneFlag
 from minidocker.namespaces import clone_flags, write_id_maps
-from minidocker.runtime import console
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.init import stage1
 from minidocker.runtime.spec import validate
 
 __all__ = ["ContainerProcess", "Stdio", "run"]
+
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 # Signals the runtime passes on to the container (docker run's --sig-proxy).
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -98,6 +100,8 @@ class ContainerProcess:
             self.pid = channel.expect(Message.PID)["pid"]
             self._deliver_pending()
             if parent_sock is not None:
+                from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
+
                 self._master = console.receive_fd(parent_sock)
             channel.expect(Message.READY)
         except BaseException:
@@ -194,6 +198,8 @@ class ContainerProcess:
             self.kill(self._pending.pop(0))
 
     def _relay_terminal(self) -> None:
+        from minidocker.runtime import console
+
         assert self._master is not None
         console.copy_window_size(self.stdio[1], self._master)
         previous = signal.signal(signal.SIGWINCH,
