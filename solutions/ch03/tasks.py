@@ -39,17 +39,22 @@ def namespaces_of(pid: int | str = "self") -> dict[str, int]:
 
     Like ``lsns -p PID``. Each entry is a magic link that reads ``uts:[4026531838]``;
     two processes share a namespace exactly when the numbers are equal. Keep every
-    entry the kernel lists, including ``pid_for_children`` and ``time_for_children``.
+    entry the kernel lists, including ``pid_for_children`` and ``time_for_children``,
+    except one that cannot be read because it does not exist (yet): leave it out.
 
     Hint: ``os.listdir``, ``os.readlink``.
-    Questions: why does ``pid_for_children`` exist at all? ``os.stat(link).st_ino``
+    Questions: why does ``pid_for_children`` exist at all? Why does reading it fail
+    with ENOENT after ``unshare(CLONE_NEWPID)``, until the first fork? ``os.stat(link).st_ino``
     gives the same number: why?
 
     See: namespaces(7) "The /proc/[pid]/ns/ directory".
     """
     found = {}
     for name in os.listdir(f"/proc/{pid}/ns"):
-        link = os.readlink(f"/proc/{pid}/ns/{name}")
+        try:
+            link = os.readlink(f"/proc/{pid}/ns/{name}")
+        except FileNotFoundError:
+            continue  # pid_for_children of a PID namespace that has no PID 1 yet
         found[name] = int(link.split("[", 1)[1].rstrip("]"))
     return found
 
@@ -116,17 +121,20 @@ def map_ids(
     /proc/PID/setgroups first?
 
     Raises:
-        ValueError: a range with a negative id or a count below 1.
+        ValueError: a range with a negative id or a count below 1 (then nothing is written).
     See: user_namespaces(7) "User and group ID mappings: uid_map and gid_map".
     """
+    texts = {}
     for name, ranges in (("uid_map", uid_ranges), ("gid_map", gid_ranges)):
         lines = []
         for inside, outside, count in ranges:
             if min(inside, outside) < 0 or count < 1:
                 raise ValueError(f"failed to write {name} of {pid}: invalid range {(inside, outside, count)}")
             lines.append(f"{inside} {outside} {count}\n")
+        texts[name] = "".join(lines)
+    for name, text in texts.items():  # one write each: the kernel accepts no second one
         with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write("".join(lines))
+            f.write(text)
 
 
 def join_namespace(pid: int, name: str) -> None:
