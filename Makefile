@@ -55,7 +55,7 @@ notebooks: setup
 	for nb in notebooks/[0-9][0-9]-*.ipynb; do $(VENV)/bin/jupyter execute --inplace "$$nb" || exit 1; done
 
 grade: setup
-	$(PY) -m pytest exercises/ch$(CH) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider
+	$(PY) -m pytest exercises/$(if $(CH),ch$(CH)) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/startup.py
