@@ -115,7 +115,8 @@ def commands(minidocker: str, bundle: Path | None, runc_root: Path) -> list[tupl
     """(name, argv) of everything to time, the container runs first."""
     found = [("minidocker run", [minidocker, "run", "--rm", "busybox", "true"])]
     if bundle is not None:
-        found.append(("runc run", ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), RUNC_ID]))
+        runc = ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), RUNC_ID]
+        found.append(("runc run", runc))
     if shutil.which("unshare"):
         found.append(("unshare", ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--net",
                                   "--mount-proc", "true"]))

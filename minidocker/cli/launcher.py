@@ -11,9 +11,10 @@ shebang passes a single argument) and puts the repository on ``sys.path`` itself
     #!/work/main/.venv/bin/python -IS
     import sys
     sys.path.insert(0, '/work/main')
-    from minidocker.cli.main import main
-    sys.exit(main())
+    from minidocker.cli.main import main_and_exit
+    main_and_exit()
 
+``main_and_exit`` skips the interpreter's tear-down (os._exit after flushing).
 ``make venv`` writes it over pip's script with ``python -m minidocker.cli.launcher
 .venv/bin/minidocker`` and links ``/usr/local/bin/minidocker`` to it.
 ``python -m minidocker`` keeps working and does the same thing, more slowly.
@@ -43,8 +44,8 @@ def launcher_text(python: str, repo: str) -> str:
         "# standard library, and start-up time matters. See minidocker/cli/launcher.py.\n"
         "import sys\n"
         f"sys.path.insert(0, {repo!r})\n"
-        "from minidocker.cli.main import main\n"
-        "sys.exit(main())\n"
+        "from minidocker.cli.main import main_and_exit\n"
+        "main_and_exit()\n"
     )
 
 

@@ -95,9 +95,10 @@ class Container:
     def from_json(cls, data: dict[str, Any]) -> Container:
         return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
-    def save(self, roots: StateRoots) -> None:
+    def save(self, roots: StateRoots, durable: bool = True) -> None:
+        """Write the record atomically; ``durable=False`` skips the fsync (see atomic.write_bytes)."""
         self.directory(roots).mkdir(parents=True, exist_ok=True)
-        write_json(self.directory(roots) / self.FILE, self.to_json())
+        write_json(self.directory(roots) / self.FILE, self.to_json(), durable=durable)
 
     @classmethod
     def load(cls, roots: StateRoots, container_id: str) -> Container:

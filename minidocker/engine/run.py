@@ -44,7 +44,8 @@ class RunOptions:
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
                  user: str | None = None, entrypoint: str | None = None, interactive: bool = False,
-                 tty: bool = False, init: bool = False, remove: bool = False, read_only: bool = False) -> None:
+                 tty: bool = False, init: bool = False, remove: bool = False,
+                 read_only: bool = False) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -152,22 +153,25 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     container.command = spec["process"]["args"]
     directory = container.directory(roots)
     snapshot = Snapshot.create(image.layers, directory)
+    # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
+    durable = not options.remove
     try:
-        container.save(roots)
+        container.save(roots, durable)
         _write_config(directory, spec)
         snapshot.mount()
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
         try:
             def started(pid: int) -> None:
                 container.status, container.pid = "running", pid
-                container.save(roots)
+                container.save(roots, durable)
 
             status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started)
         finally:
             if stdin != 0:
                 os.close(stdin)
         container.status, container.pid, container.exit_code = "exited", None, status.exit_code
-        container.save(roots)
+        if not options.remove:  # with --rm the record is about to go: do not write it a third time
+            container.save(roots)
         return status
     except BaseException:
         container.status, container.pid = "exited", None
@@ -191,4 +195,5 @@ def _check_name(roots: StateRoots, name: str) -> None:
 def _write_config(directory: os.PathLike[str], spec: Mapping[str, Any]) -> None:
     from minidocker.atomic import write_json
 
-    write_json(os.path.join(directory, "config.json"), spec)
+    # Rewritten at every start and read only by the runtime: no fsync (atomic.write_bytes).
+    write_json(os.path.join(directory, "config.json"), spec, durable=False)
