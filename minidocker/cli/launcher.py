@@ -32,18 +32,24 @@ __all__ = ["launcher_text", "write_launcher"]
 _SHEBANG_MAX = 255
 
 
-def launcher_text(python: str, repo: str) -> str:
-    """The script: ``python`` with ``-IS``, ``repo`` first on ``sys.path``, then ``main()``."""
+def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = ()) -> str:
+    """The script: ``python`` with ``-IS``, ``repo`` first on ``sys.path``, then ``main()``.
+
+    ``site_packages`` go at the *end* of ``sys.path``, without processing their .pth
+    files: later chapters import third-party packages (pyroute2, zstandard) from there,
+    and a path entry costs nothing until an import reaches it.
+    """
     shebang = f"#!{python} -IS"
     if len(shebang) > _SHEBANG_MAX or any(c.isspace() for c in python):
         raise ValueError(f"cannot use {python!r} in a #! line: it is too long or has a space")
     return (
         f"{shebang}\n"
         "# minidocker's command, written by `make venv` (python -m minidocker.cli.launcher).\n"
-        "# -I -S: no site-packages, no .pth files, no environment: minidocker needs only the\n"
-        "# standard library, and start-up time matters. See minidocker/cli/launcher.py.\n"
+        "# -I -S: no .pth files, no environment; the venv's site-packages are searched last\n"
+        "# (the runtime path needs only the standard library). See minidocker/cli/launcher.py.\n"
         "import sys\n"
         f"sys.path.insert(0, {repo!r})\n"
+        f"sys.path.extend({list(site_packages)!r})\n"
         "from minidocker.cli.main import main_and_exit\n"
         "main_and_exit()\n"
     )
@@ -60,7 +66,9 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
     """
     python = python or sys.executable
     repo = repo or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    text = launcher_text(os.path.abspath(python), os.path.abspath(repo))
+    import site
+
+    text = launcher_text(os.path.abspath(python), os.path.abspath(repo), tuple(p for p in site.getsitepackages() if os.path.isdir(p)))
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)
