@@ -9,6 +9,10 @@ unless you opted in to continue from the reference solution:
 - or the same word on the first line of the file ``exercises/.checkpoint``
   (``echo ch02 > exercises/.checkpoint``; git ignores it). The environment wins.
 
+Call ``previous()`` early (at import time or before forking), never in a child that
+has just called ``unshare(CLONE_NEWPID)``: a first import can start a process, which
+would become that namespace's PID 1.
+
 Nothing else in ``exercises/`` imports ``solutions/``: the reference is loaded only
 when you ask for it. ``make grade`` prints which chapters it took from where.
 See exercises/README.md, "Stuck?".

@@ -27,11 +27,11 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from leaks import find_leaks, take_snapshot  # noqa: E402
+from leaks import find_leaks, take_snapshot
 
-from exercises import checkpoint  # noqa: E402
+from exercises import checkpoint
 
-CHAPTERS = range(0, 15)
+CHAPTERS = range(15)
 TASKS_PER_CHAPTER = range(1, 13)
 
 

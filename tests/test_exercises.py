@@ -68,7 +68,7 @@ def grade(chapter: str, tmp: Path, *extra: str) -> Grading:
     command = [sys.executable, "-m", "pytest", f"exercises/ch{chapter}", "-p", "no:cacheprovider", "-q",
                f"--junitxml={junit}", "-o", "junit_family=xunit1", f"--basetemp={tmp / 'basetemp'}", *extra]
     env = {k: v for k, v in os.environ.items() if k != "MINIDOCKER_CHECKPOINT"}
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, env=env, check=False)
     cases = []
     if junit.exists():
         for testcase in ET.parse(junit).getroot().iter("testcase"):
@@ -137,7 +137,7 @@ def test_stubs_fail_every_task_with_its_not_implemented_error(gradings, chapter)
 
 def test_grading_one_task_runs_only_that_task(tmp_path):
     chapter = CHAPTERS[0]
-    task = sorted(stub_tasks(chapter))[0]
+    task = min(stub_tasks(chapter))
     result = grade(chapter, tmp_path, "--solutions", "-m", f"task{task}")
     assert result.code == 0, str(result)
     found = {c.task for c in result.cases}

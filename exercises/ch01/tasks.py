@@ -16,7 +16,7 @@ See: fork(2), execve(2), wait(2), pipe(7), signal(7).
 
 from __future__ import annotations
 
-import ctypes  # noqa: F401 - for task 1.2
+import ctypes
 import ctypes.util  # noqa: F401 - for task 1.2
 import os  # noqa: F401
 import signal

@@ -87,7 +87,10 @@ def run_isolated(argv: Sequence[str], hostname: str) -> tuple[int, bytes]:
 
     Hint: ``minidocker.forked.call_in_child``; ``minidocker.linux``: ``unshare``,
     ``CloneFlag``, ``sethostname``; earlier chapters come through the loader:
-    ``from exercises.checkpoint import previous`` then ``previous("ch01").run_capture``.
+    ``from exercises.checkpoint import previous`` then ``previous("ch01").run_capture``,
+    looked up *before* you unshare: importing a module may start a process
+    (``ctypes.util.find_library`` runs ldconfig), and the first process started in a
+    new PID namespace becomes its PID 1; once that one exits, fork fails with ENOMEM.
     Questions: why does the process that called ``unshare(CLONE_NEWPID)`` keep its
     PID? What happens to the namespace's other processes when PID 1 exits? Why does
     ``ps`` inside still show the host's processes?

@@ -21,7 +21,6 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -80,7 +79,7 @@ def parked(flags: int = 0, setup: Callable[[], None] | None = None,
                     unshare(flags)
                 if setup is not None:
                     setup()
-            except BaseException as err:  # noqa: BLE001 - reported to the test
+            except BaseException as err:
                 os.write(ready_w, f"error: {type(err).__name__}: {err}".encode())
                 raise
             os.write(ready_w, b"ok")
