@@ -17,7 +17,6 @@ See: https://github.com/distribution/reference (normalize.go, regexp.go).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from minidocker.errors import InvalidArgument
 
@@ -33,14 +32,22 @@ _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A normalised reference: ``domain/path[:tag][@digest]``."""
+    """A normalised reference: ``domain/path[:tag][@digest]`` (immutable, compares by value)."""
 
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    __slots__ = ("digest", "domain", "path", "tag")
+
+    def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None) -> None:
+        self.domain, self.path, self.tag, self.digest = domain, path, tag, digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return f"Reference({str(self)!r})"
 
     @property
     def name(self) -> str:

@@ -19,12 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
@@ -32,11 +27,15 @@ from minidocker.image.reference import Reference, parse_reference
 
 __all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "parse_reference"]
 
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any, BinaryIO
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 DEFAULT_IMAGE = "docker.io/library/busybox:latest"
 
 
-@dataclass
 class Image:
     """An image as the engine needs it.
 
@@ -46,15 +45,33 @@ class Image:
         config: the runtime part of the config (``Cmd``, ``Entrypoint``, ``Env``, ...).
         id: the image ID, ``sha256:`` of the config blob.
         document: the whole config document (``rootfs``, ``history``, ``created`` ...).
+        size: the unpacked size in bytes (filled by ``list``).
+
+    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
+    ``minidocker run`` (see bench/README.md).
     """
 
-    name: str
-    tag: str
-    layers: list[Path]
-    config: dict[str, Any] = field(default_factory=dict)
-    id: str = ""
-    document: dict[str, Any] = field(default_factory=dict, repr=False)
-    size: int = 0
+    FIELDS = ("name", "tag", "layers", "config", "id")
+
+    def __init__(self, name: str, tag: str, layers: list[Path], config: dict[str, Any] | None = None,
+                 id: str = "", document: dict[str, Any] | None = None, size: int = 0) -> None:
+        self.name = name
+        self.tag = tag
+        self.layers = layers
+        self.config = {} if config is None else config
+        self.id = id
+        self.document = {} if document is None else document
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"Image({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
     @property
     def reference(self) -> str:
@@ -65,15 +82,27 @@ class Image:
         return self.id.removeprefix("sha256:")[:12]
 
 
-@dataclass
 class LayerInfo:
     """One stored layer: blob digest and media type, its diff_id, blob and tar sizes."""
 
-    digest: str
-    diff_id: str
-    size: int
-    diff_size: int
-    media_type: str
+    FIELDS = ("digest", "diff_id", "size", "diff_size", "media_type")
+
+    def __init__(self, digest: str, diff_id: str, size: int, diff_size: int, media_type: str) -> None:
+        self.digest = digest
+        self.diff_id = diff_id
+        self.size = size
+        self.diff_size = diff_size
+        self.media_type = media_type
+
+    def __repr__(self) -> str:
+        return f"LayerInfo({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "diffID": self.diff_id, "size": self.size, "diffSize": self.diff_size,
@@ -224,32 +253,14 @@ class ImageStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    @contextmanager
-    def lock(self, name: str, shared: bool = False) -> Iterator[None]:
-        """flock(2) on ``locks/<name>``: ``refs`` guards names, ``gc`` keeps rmi from loads."""
-        import fcntl
+    def lock(self, name: str, shared: bool = False) -> _Lock:
+        """flock(2) on ``locks/<name>`` (a context manager): ``refs`` guards names, ``gc`` keeps
+        rmi away from loads (loads share it, gc takes it alone)."""
+        return _Lock(self.root / "locks" / name, shared)
 
-        directory = self.root / "locks"
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
-        """A fresh directory under tmp/, removed afterwards unless renamed away."""
-        import secrets
-
-        directory = self.root / "tmp" / f"{os.getpid()}-{secrets.token_hex(6)}"
-        directory.mkdir(parents=True)
-        try:
-            yield directory
-        finally:
-            if directory.exists():
-                shutil.rmtree(directory, ignore_errors=True)
+    def staging(self) -> _Staging:
+        """A fresh directory under tmp/ (a context manager), removed afterwards unless renamed away."""
+        return _Staging(self.root / "tmp")
 
     def ingest_layer(self, source: BinaryIO, *, digest: str | None = None, size: int | None = None,
                      media_type: str | None = None, diff_id: str | None = None,
@@ -443,10 +454,14 @@ class ImageStore:
                 if hex_id not in keep_layers:
                     path = layers / name
                     if path.is_dir():
+                        import shutil
+
                         shutil.rmtree(path)
                         deleted.append(f"sha256:{hex_id}")
                     else:
                         path.unlink(missing_ok=True)
+            import shutil
+
             shutil.rmtree(self.root / "tmp", ignore_errors=True)  # staging of dead or finished loads
         return deleted
 
@@ -455,6 +470,36 @@ class ImageStore:
         from minidocker.image.busybox import create_busybox
 
         return create_busybox(self, busybox)
+
+
+class _Lock:
+    def __init__(self, path: Path, shared: bool) -> None:
+        self.path, self.shared, self.fd = path, shared, -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)   # closing drops the lock
+
+
+class _Staging:
+    def __init__(self, parent: Path) -> None:
+        self.directory = parent / f"{os.getpid()}-{os.urandom(6).hex()}"
+
+    def __enter__(self) -> Path:
+        self.directory.mkdir(parents=True)
+        return self.directory
+
+    def __exit__(self, *exc: object) -> None:
+        if self.directory.exists():
+            import shutil
+
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _raise_unreadable(raw: Any, digest: str | None, err: Exception) -> None:
