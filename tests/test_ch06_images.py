@@ -222,7 +222,7 @@ def test_images_tag_history_inspect_rmi(cli):
     removed = cli("rmi", "mybox:v1")
     assert removed.out.strip() == "Untagged: mybox:v1", removed
     missing = cli("rmi", "nothere")
-    assert missing.code != 0 and "unable to find image 'nothere'" in missing.err
+    assert missing.code != 0 and "unable to find image 'nothere:latest'" in missing.err
 
 
 @pytest.mark.root

@@ -180,7 +180,9 @@ def resolve_user(user: str, layers: Sequence[Path]) -> User:
     passwd = _entries(read_image_file(layers, "etc/passwd"))
     entry = next((e for e in passwd if len(e) >= 7 and (e[0] == user_part or e[2] == user_part)), None)
     if entry is None and not user_part.isdigit():
-        raise InvalidArgument(f"unable to find user {user_part}: no matching entries in passwd file")
+        raise InvalidArgument(f"invalid user {user!r}: unable to find user {user_part}: "
+                              "no matching entries in passwd file",
+                              hint="use a name from the image's /etc/passwd, or a numeric UID[:GID]")
     uid = int(entry[2]) if entry else int(user_part)
     gid = int(entry[3]) if entry else 0
     home = entry[5] if entry else "/"
@@ -191,7 +193,8 @@ def resolve_user(user: str, layers: Sequence[Path]) -> User:
         else:
             match = next((g for g in groups if len(g) >= 3 and g[0] == group_part), None)
             if match is None:
-                raise InvalidArgument(f"unable to find group {group_part}: no matching entries in group file")
+                raise InvalidArgument(f"invalid user {user!r}: unable to find group {group_part}: "
+                                      "no matching entries in group file")
             gid = int(match[2])
     name = entry[0] if entry else None
     extra = sorted({int(g[2]) for g in groups if len(g) >= 4 and name and name in g[3].split(",")

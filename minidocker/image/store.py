@@ -197,7 +197,8 @@ class ImageStore:
                 return ids[0]
             if len(ids) > 1:
                 raise Conflict(f"image ID prefix {prefix!r} is ambiguous: {len(ids)} images match")
-        raise NotFound(f"unable to find image '{reference}' locally",
+        shown = reference if _looks_like_id(reference) else parse_reference(reference).familiar
+        raise NotFound(f"unable to find image '{shown}' locally",
                        hint="list images with 'minidocker images'; load one with 'minidocker load -i FILE'")
 
     def record(self, image_id: str) -> dict[str, Any]:
