@@ -15,7 +15,7 @@ __all__ = ["main", "main_and_exit"]
 def main(argv: list[str] | None = None) -> int:
     from minidocker.cli.parsers import build_parser
 
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "action", None):
         parser.print_help()
