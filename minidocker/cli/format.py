@@ -44,20 +44,20 @@ def image_rows(images: Sequence[Any], quiet: bool = False, no_trunc: bool = Fals
 
     if quiet:
         return list(dict.fromkeys(ident(i) for i in images))
-    rows = [f"{'REPOSITORY':<32}{'TAG':<16}{'IMAGE ID':<16}{'CREATED':<18}SIZE"]
+    rows = [f"{'REPOSITORY':<32}{'TAG':<16}{'IMAGE ID':<16}{'CREATED':<24}SIZE"]
     for i in images:
-        rows.append(f"{i.name:<32}{i.tag:<16}{ident(i):<16}{since(i.document.get('created')):<18}"
+        rows.append(f"{i.name:<32}{i.tag:<16}{ident(i):<16}{since(i.document.get('created')):<24}"
                     f"{human_size(i.size)}")
     return rows
 
 
 def history_rows(entries: Sequence[dict[str, Any]], no_trunc: bool = False) -> list[str]:
     """``docker history`` output: newest first, IMAGE, CREATED, CREATED BY, SIZE, COMMENT."""
-    rows = [f"{'IMAGE':<16}{'CREATED':<18}{'CREATED BY':<48}{'SIZE':<10}COMMENT"]
+    rows = [f"{'IMAGE':<16}{'CREATED':<24}{'CREATED BY':<48}{'SIZE':<10}COMMENT"]
     for e in entries:
         created_by = e.get("created_by", "")
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append(f"{e['image']:<16}{since(e.get('created')):<18}{created_by:<48}{human_size(e['size']):<10}"
+        rows.append(f"{e['image']:<16}{since(e.get("created")):<24}{created_by:<48}{human_size(e['size']):<10}"
                     f"{e.get('comment', '')}")
     return rows
