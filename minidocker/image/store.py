@@ -190,6 +190,8 @@ class ImageStore:
                         return image_id
             elif str(ref) in refs:
                 return refs[str(ref)]
+            elif str(ref) == DEFAULT_IMAGE:
+                return self.create_busybox().id   # built in: made on first use by any command
         prefix = reference.removeprefix("sha256:")
         if len(prefix) >= 4 and all(c in "0123456789abcdef" for c in prefix):
             ids = [i for i, _ in self._records() if i[7:].startswith(prefix)]
@@ -304,13 +306,13 @@ class ImageStore:
                 except Exception as err:  # noqa: BLE001 - a corrupt blob fails here: say which check failed
                     _raise_unreadable(raw, digest, err)
                 raw.drain()
-                if diff_id is not None and plain.digest != diff_id:
-                    raise DigestMismatch(f"failed to verify layer {digest or ''}: its tar hashes to {plain.digest}, "
-                                         f"the config says diff_id {diff_id}")
                 if digest is not None and raw.digest != digest:
                     raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}")
                 if size is not None and raw.size != size:
                     raise DigestMismatch(f"failed to verify layer blob {raw.digest}: size {raw.size}, expected {size}")
+                if diff_id is not None and plain.digest != diff_id:
+                    raise DigestMismatch(f"failed to verify layer {digest or ''}: its tar hashes to {plain.digest}, "
+                                         f"the config says diff_id {diff_id}")
                 if writer is not None:
                     writer.commit(raw.digest)
                 if not have_layer:
