@@ -291,7 +291,8 @@ class ImageStore:
         writer = None if have_blob else self.blobs.writer()
         try:
             raw = HashingReader(peek, copy_to=writer)
-            plain = HashingReader(decompress_reader(raw, compression))
+            # an uncompressed blob is its own tar: hash it once (digest == diff_id)
+            plain = raw if compression == "none" else HashingReader(decompress_reader(raw, compression))
             with self.staging() as stage:
                 tree = stage / "layer"
                 tree.mkdir()
