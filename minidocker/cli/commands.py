@@ -6,13 +6,13 @@ that ``minidocker --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 __all__ = ["doctor", "exec_", "images", "ps", "rm", "run", "system_prune"]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from minidocker.engine.run import RunOptions, run_container
 
     _require_root()
@@ -24,14 +24,14 @@ def run(args: argparse.Namespace) -> int:
     return run_container(options).exit_code
 
 
-def exec_(args: argparse.Namespace) -> int:
+def exec_(args: SimpleNamespace) -> int:
     from minidocker.engine.exec import exec_container
 
     _require_root()
     return exec_container(args.container, args.command, args.env, args.workdir).exit_code
 
 
-def ps(args: argparse.Namespace) -> int:
+def ps(args: SimpleNamespace) -> int:
     from minidocker.engine.container import list_containers
     from minidocker.paths import state_roots
 
@@ -48,7 +48,7 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def rm(args: argparse.Namespace) -> int:
+def rm(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import remove_container
 
     _require_root()
@@ -63,7 +63,7 @@ def rm(args: argparse.Namespace) -> int:
     return failed
 
 
-def images(args: argparse.Namespace) -> int:
+def images(args: SimpleNamespace) -> int:
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
@@ -73,7 +73,7 @@ def images(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor(args: argparse.Namespace) -> int:
+def doctor(args: SimpleNamespace) -> int:
     from minidocker.doctor import format_report, run_checks
 
     checks = run_checks()
@@ -81,7 +81,7 @@ def doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok or not c.required for c in checks) else 1
 
 
-def system_prune(args: argparse.Namespace) -> int:
+def system_prune(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import prune
 
     _require_root()

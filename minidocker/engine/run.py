@@ -181,7 +181,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     finally:
         snapshot.unmount()
         if options.remove:
-            snapshot.remove()
+            from minidocker.engine.remove import delete_later
+
+            delete_later(directory)
 
 
 def _check_name(roots: StateRoots, name: str) -> None:

@@ -17,7 +17,6 @@ import fcntl
 import os
 import resource
 import signal
-import socket
 import sys
 import termios
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ __all__ = ["INIT_ANNOTATION", "exec_process", "exit_like", "reset_signals", "sta
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    import socket
     from typing import Any, NoReturn
 
 # Docker's --init puts tini in front of the command; we run pid1.reap_and_forward.
