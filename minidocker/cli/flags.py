@@ -18,8 +18,11 @@ A command line is described by data (:class:`Command`, :class:`Option`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from types import SimpleNamespace
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["Argument", "Command", "Option", "UsageError", "format_help", "parse"]
 

@@ -19,7 +19,6 @@ import resource
 import signal
 import sys
 import termios
-from collections.abc import Mapping
 
 from minidocker import rootfs
 from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethostname, setns, unshare
@@ -33,6 +32,7 @@ __all__ = ["INIT_ANNOTATION", "exec_process", "exit_like", "reset_signals", "sta
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     import socket
     from typing import Any, NoReturn
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from minidocker.errors import ContainerError
@@ -33,6 +32,7 @@ __all__ = ["ContainerProcess", "Stdio", "run"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
     import socket
     from typing import Any
 
