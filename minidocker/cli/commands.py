@@ -6,14 +6,14 @@ that ``minidocker --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 __all__ = ["commit", "doctor", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "ps", "rm", "rmi", "run", "save", "system_prune", "tag"]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from minidocker.engine.run import RunOptions, run_container
 
     _require_root()
@@ -25,14 +25,14 @@ def run(args: argparse.Namespace) -> int:
     return run_container(options).exit_code
 
 
-def exec_(args: argparse.Namespace) -> int:
+def exec_(args: SimpleNamespace) -> int:
     from minidocker.engine.exec import exec_container
 
     _require_root()
     return exec_container(args.container, args.command, args.env, args.workdir).exit_code
 
 
-def ps(args: argparse.Namespace) -> int:
+def ps(args: SimpleNamespace) -> int:
     from minidocker.engine.container import list_containers
     from minidocker.paths import state_roots
 
@@ -49,7 +49,7 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def rm(args: argparse.Namespace) -> int:
+def rm(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import remove_container
 
     _require_root()
@@ -64,14 +64,14 @@ def rm(args: argparse.Namespace) -> int:
     return failed
 
 
-def images(args: argparse.Namespace) -> int:
+def images(args: SimpleNamespace) -> int:
     from minidocker.cli.format import image_rows
 
     print("\n".join(image_rows(_store().list(), quiet=args.quiet, no_trunc=args.no_trunc)))
     return 0
 
 
-def image_inspect(args: argparse.Namespace) -> int:
+def image_inspect(args: SimpleNamespace) -> int:
     import json
 
     from minidocker.image.inspect import inspect_image
@@ -80,12 +80,12 @@ def image_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def tag(args: argparse.Namespace) -> int:
+def tag(args: SimpleNamespace) -> int:
     _store().tag(args.source, args.target)
     return 0
 
 
-def rmi(args: argparse.Namespace) -> int:
+def rmi(args: SimpleNamespace) -> int:
     from minidocker.engine.images import remove_image
 
     failed = 0
@@ -98,7 +98,7 @@ def rmi(args: argparse.Namespace) -> int:
     return failed
 
 
-def history(args: argparse.Namespace) -> int:
+def history(args: SimpleNamespace) -> int:
     from minidocker.cli.format import history_rows
     from minidocker.image.inspect import image_history
 
@@ -106,10 +106,12 @@ def history(args: argparse.Namespace) -> int:
     return 0
 
 
-def save(args: argparse.Namespace) -> int:
+def save(args: SimpleNamespace) -> int:
     from minidocker.image.archive import save_archive
     from minidocker.image.oci import save_oci_layout
 
+    if args.format not in ("docker", "oci"):
+        _fail(f"invalid --format {args.format!r}: use docker or oci")
     if args.format == "oci":
         save_oci_layout(_store(), args.images, args.output or _fail("save --format oci needs -o DIRECTORY"))
         return 0
@@ -118,12 +120,14 @@ def save(args: argparse.Namespace) -> int:
     return 0
 
 
-def load(args: argparse.Namespace) -> int:
+def load(args: SimpleNamespace) -> int:
     import os
 
     from minidocker.image.archive import load_archive
     from minidocker.image.oci import load_oci_layout
 
+    if not args.input:
+        _fail("load needs -i PATH (docker reads stdin; minidocker does not yet)")
     store = _store()
     lines = (load_oci_layout(store, args.input, name=args.name) if os.path.isdir(args.input)
              else load_archive(store, args.input, name=args.name))
@@ -132,14 +136,14 @@ def load(args: argparse.Namespace) -> int:
     return 0
 
 
-def import_(args: argparse.Namespace) -> int:
+def import_(args: SimpleNamespace) -> int:
     from minidocker.image.imports import import_tarball
 
     print(import_tarball(_store(), args.file, args.reference, message=args.message).id)
     return 0
 
 
-def export(args: argparse.Namespace) -> int:
+def export(args: SimpleNamespace) -> int:
     from minidocker.engine.images import export_container
 
     _require_root()
@@ -148,14 +152,14 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
-def commit(args: argparse.Namespace) -> int:
+def commit(args: SimpleNamespace) -> int:
     from minidocker.engine.images import commit_container
 
     print(commit_container(args.container, args.reference, message=args.message, author=args.author).id)
     return 0
 
 
-def image_prune(args: argparse.Namespace) -> int:
+def image_prune(args: SimpleNamespace) -> int:
     deleted = _store().gc()
     print("\n".join(f"deleted layer: {d}" for d in deleted) or "nothing to remove")
     return 0
@@ -188,7 +192,7 @@ def _fail(message: str):
     raise InvalidArgument(message)
 
 
-def doctor(args: argparse.Namespace) -> int:
+def doctor(args: SimpleNamespace) -> int:
     from minidocker.doctor import format_report, run_checks
 
     checks = run_checks()
@@ -196,7 +200,7 @@ def doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok or not c.required for c in checks) else 1
 
 
-def system_prune(args: argparse.Namespace) -> int:
+def system_prune(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import prune
 
     _require_root()

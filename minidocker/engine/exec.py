@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from minidocker.engine.container import find_container
 from minidocker.engine.run import parse_env
@@ -11,6 +10,10 @@ from minidocker.image.runconfig import merge_env
 from minidocker.paths import StateRoots, state_roots
 from minidocker.runtime import ExitStatus, exec_in
 from minidocker.runtime.spec import DEFAULT_PATH
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["exec_container"]
 

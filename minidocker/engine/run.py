@@ -12,7 +12,6 @@ What ``docker run`` makes dockerd, containerd and runc do, in one process::
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from minidocker.engine.container import Container
 from minidocker.errors import Conflict, InvalidArgument
@@ -29,6 +28,7 @@ __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 
@@ -144,7 +144,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     finally:
         snapshot.unmount()
         if options.remove:
-            snapshot.remove()
+            from minidocker.engine.remove import delete_later
+
+            delete_later(directory)
 
 
 def _check_name(roots: StateRoots, name: str) -> None:
