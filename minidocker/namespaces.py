@@ -25,8 +25,8 @@ See: namespaces(7), pid_namespaces(7), user_namespaces(7), setns(2).
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from minidocker.errors import InvalidArgument
 from minidocker.linux import CloneFlag, setns
@@ -43,13 +43,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Namespace:
-    """One namespace type: its OCI name, its file in /proc/PID/ns, its clone flag."""
+class Namespace(namedtuple("Namespace", ["oci_type", "proc_name", "flag"])):
+    """One namespace type: its OCI name, its file in /proc/PID/ns, its clone flag.
 
-    oci_type: str
-    proc_name: str
-    flag: CloneFlag
+    A namedtuple, frozen like the dataclass it was, without the 7 ms of importing
+    dataclasses on every command (see bench/README.md).
+    """
+
+    __slots__ = ()
 
 
 NAMESPACES: dict[str, Namespace] = {

@@ -96,7 +96,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest, state_root: Path):
     """Fail the test if it left anything of ours on the host."""
-    before = take_snapshot()
+    before = take_snapshot(state_root)
     yield
     scope = "global" if IN_CI else "local"
     leaks = find_leaks(before, state_root, scope)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
 __all__ = ["build_parser"]
+
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class _Parser(argparse.ArgumentParser):

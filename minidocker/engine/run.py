@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from minidocker.engine.container import Container
 from minidocker.errors import Conflict, InvalidArgument
@@ -32,28 +30,54 @@ from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
 
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass
+
 class RunOptions:
-    """The flags of ``run`` that direct mode understands."""
+    """The flags of ``run`` that direct mode understands.
 
-    image: str
-    command: list[str] = field(default_factory=list)
-    name: str | None = None
-    hostname: str | None = None
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    entrypoint: str | None = None
-    interactive: bool = False
-    tty: bool = False
-    init: bool = False
-    remove: bool = False
-    read_only: bool = False
-    network: str | None = None  # bridge (default), none, host, container:NAME or a network's name
-    publish: list[str] = field(default_factory=list)  # -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]
-    publish_all: bool = False  # -P: every exposed port on a random host port
-    expose: list[str] = field(default_factory=list)  # --expose PORT[/udp]
+    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
+    ``minidocker run`` (see bench/README.md).
+    """
+
+    FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
+              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose")
+
+    def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
+                 hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
+                 user: str | None = None, entrypoint: str | None = None, interactive: bool = False,
+                 tty: bool = False, init: bool = False, remove: bool = False,
+                 read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
+                 publish_all: bool = False, expose: list[str] | None = None) -> None:
+        self.image = image
+        self.command = [] if command is None else command
+        self.name = name
+        self.hostname = hostname
+        self.env = [] if env is None else env
+        self.workdir = workdir
+        self.user = user
+        self.entrypoint = entrypoint
+        self.interactive = interactive
+        self.tty = tty
+        self.init = init
+        self.remove = remove
+        self.read_only = read_only
+        self.network = network  # bridge (default), none, host, container:NAME or a network's name
+        self.publish = [] if publish is None else publish  # -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]
+        self.publish_all = publish_all  # -P: every exposed port on a random host port
+        self.expose = [] if expose is None else expose  # --expose PORT[/udp]
+
+    def __repr__(self) -> str:
+        return f"RunOptions({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
 
 def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -> list[str]:
@@ -139,9 +163,11 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     container.command = spec["process"]["args"]
     directory = container.directory(roots)
     snapshot = Snapshot.create(image.layers, directory)
+    # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
+    durable = not options.remove
     endpoint = None
     try:
-        container.save(roots)
+        container.save(roots, durable)
         before_start = None
         if plan is not None:
             endpoint, before_start = _prepare_network(plan, spec, container, roots)
@@ -151,14 +177,15 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         try:
             def started(pid: int) -> None:
                 container.status, container.pid = "running", pid
-                container.save(roots)
+                container.save(roots, durable)
 
             status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start)
         finally:
             if stdin != 0:
                 os.close(stdin)
         container.status, container.pid, container.exit_code = "exited", None, status.exit_code
-        container.save(roots)
+        if not options.remove:  # with --rm the record is about to go: do not write it a third time
+            container.save(roots)
         return status
     except BaseException:
         container.status, container.pid = "exited", None
@@ -253,4 +280,5 @@ def _check_name(roots: StateRoots, name: str) -> None:
 def _write_config(directory: os.PathLike[str], spec: Mapping[str, Any]) -> None:
     from minidocker.atomic import write_json
 
-    write_json(os.path.join(directory, "config.json"), spec)
+    # Rewritten at every start and read only by the runtime: no fsync (atomic.write_bytes).
+    write_json(os.path.join(directory, "config.json"), spec, durable=False)
