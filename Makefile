@@ -59,6 +59,7 @@ grade: setup
 
 bench: setup
 	$(PY) bench/startup.py
+	$(PY) bench/network.py
 
 prune: venv
 	$(VENV)/bin/minidocker system prune -f

@@ -29,19 +29,20 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import secrets
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
 from minidocker.network import ipam, names
 from minidocker.network.ports import EPHEMERAL, PortMapping, clashes, host_port_in_use, parse_publish
 from minidocker.paths import StateRoots
+
+TYPE_CHECKING = False  # typing, dataclasses and secrets cost ~15 ms of a bridged run's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 __all__ = [
     "DEFAULT_NETWORK", "NetworkPlan", "Network", "NetworkStore", "attach", "connect", "create_network",
@@ -56,18 +57,20 @@ PREDEFINED = ("bridge", "host", "none")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-@dataclass
+def _new_id() -> str:
+    return os.urandom(32).hex()  # 64 hex digits like Docker's; os.urandom is what secrets uses
+
+
 class Network:
     """A bridge network: one Linux bridge, one subnet, the containers on it."""
 
-    id: str
-    name: str
-    subnet: str
-    gateway: str
-    bridge: str
-    created: float
-    driver: str = "bridge"
-    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    FIELDS = ("id", "name", "subnet", "gateway", "bridge", "created", "driver", "endpoints")
+
+    def __init__(self, id: str, name: str, subnet: str, gateway: str, bridge: str, created: float,
+                 driver: str = "bridge", endpoints: dict[str, dict[str, Any]] | None = None) -> None:
+        self.id, self.name, self.subnet, self.gateway = id, name, subnet, gateway
+        self.bridge, self.created, self.driver = bridge, created, driver
+        self.endpoints = {} if endpoints is None else endpoints
 
     @property
     def user_defined(self) -> bool:
@@ -75,11 +78,11 @@ class Network:
         return self.name != DEFAULT_NETWORK
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: getattr(self, k) for k in self.FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Network:
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
 
 class NetworkStore:
@@ -119,29 +122,32 @@ class NetworkStore:
             return self._default()
         raise NotFound(f"network {ref} not found", hint="list networks with 'minidocker network ls'")
 
-    def save(self, network: Network) -> None:
-        write_json(self.path(network.name), network.to_json())
+    def save(self, network: Network, durable: bool = False) -> None:
+        """Atomic always (rename); fsync'd only when asked. Endpoints need no fsync: after a
+        crash their owners are dead and the next change reclaims them."""
+        write_json(self.path(network.name), network.to_json(), durable=durable)
 
     def delete(self, network: Network) -> None:
         self.path(network.name).unlink(missing_ok=True)
 
     def _default(self) -> Network:
-        network = Network(secrets.token_hex(32), DEFAULT_NETWORK, DEFAULT_SUBNET,
+        network = Network(_new_id(), DEFAULT_NETWORK, DEFAULT_SUBNET,
                           ipam.gateway_of(ipam.parse_subnet(DEFAULT_SUBNET)), DEFAULT_BRIDGE, time.time())
-        self.save(network)
+        self.save(network, durable=True)
         return network
 
 
 # -- plans: parse the flags before anything is created ------------------------------------------
 
-@dataclass
 class NetworkPlan:
     """What ``--network``/``-p``/``-P`` ask for. ``mode``: bridge, none, host or container."""
 
-    mode: str
-    network: str | None = None  # the bridge network's name (mode bridge)
-    container: str | None = None  # the container whose netns to share (mode container)
-    ports: list[PortMapping] = field(default_factory=list)
+    def __init__(self, mode: str, network: str | None = None, container: str | None = None,
+                 ports: list[PortMapping] | None = None) -> None:
+        self.mode = mode
+        self.network = network  # the bridge network's name (mode bridge)
+        self.container = container  # the container whose netns to share (mode container)
+        self.ports = [] if ports is None else ports
 
 
 def plan_network(value: str, publish: list[str], publish_all_ports: list[tuple[int, str]]) -> NetworkPlan:
@@ -192,11 +198,11 @@ def create_network(roots: StateRoots, name: str, subnet: str | None = None) -> N
                                hint="choose a subnet that overlaps no other network (minidocker network inspect)")
         else:
             wanted = ipam.free_subnet(ipam.parse_subnet(USER_POOL), existing)
-        network_id = secrets.token_hex(32)
+        network_id = _new_id()
         network = Network(network_id, name, str(wanted), ipam.gateway_of(wanted), f"md-{network_id[:12]}",
                           time.time())
         _ensure_bridge(network)
-        store.save(network)
+        store.save(network, durable=True)
     return network
 
 
@@ -354,7 +360,7 @@ def _choose_ports(store: NetworkStore, wanted: list[PortMapping]) -> list[PortMa
 
 def _random_port(mapping: PortMapping, taken: list[PortMapping]) -> PortMapping:
     for _ in range(200):
-        port = EPHEMERAL[secrets.randbelow(len(EPHEMERAL))]
+        port = EPHEMERAL[int.from_bytes(os.urandom(4), "little") % len(EPHEMERAL)]
         candidate = PortMapping(mapping.host_ip, port, mapping.container_port, mapping.proto)
         if not any(clashes(candidate, t) for t in taken) and not host_port_in_use(candidate):
             return candidate
@@ -366,12 +372,13 @@ def _veth_name(container_id: str, network: Network) -> str:
 
 
 def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan: NetworkPlan,
-           directory: Path, ifname: str = "eth0") -> dict[str, Any]:
+           directory: Path, ifname: str = "eth0", owner_pid: int | None = None) -> dict[str, Any]:
     """Allocate an address (and host ports) for a container on ``plan.network``.
 
     Returns the endpoint (a dict with network, ip, prefixlen, gateway, veth, ifname, ports).
-    The owner is this process until :func:`wire` hands the endpoint to the container.
-    Writes the container's hosts, hostname and resolv.conf files into ``directory``.
+    Its owner is ``owner_pid``: by default this process, the ``run`` that waits for the
+    container (whose PID 1 dies with it: PDEATHSIG); ``network connect`` gives the
+    container's PID 1. Writes the container's hosts, hostname and resolv.conf into ``directory``.
     """
     store = NetworkStore(roots)
     with store.locked():
@@ -385,7 +392,7 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
                            network.gateway)
         endpoint = {
             "name": name, "hostname": hostname, "ip": ip, "veth": _veth_name(container_id, network),
-            "ifname": ifname, "ports": [p.to_json() for p in ports], "owner": _owner(os.getpid()),
+            "ifname": ifname, "ports": [p.to_json() for p in ports], "owner": _owner(owner_pid or os.getpid()),
             "directory": str(directory),
         }
         network.endpoints[container_id] = endpoint
@@ -396,7 +403,7 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
             "prefixlen": ipam.parse_subnet(network.subnet).prefixlen, "bridge_index": bridge_index}
 
 
-def wire(endpoint: dict[str, Any], container_id: str, pid: int, roots: StateRoots) -> None:
+def wire(endpoint: dict[str, Any], container_id: str, pid: int) -> None:
     """Put the endpoint into the container: veth pair, address, default route, DNAT rules.
 
     Runs while the container is created but has not started its command, so the
@@ -417,12 +424,6 @@ def wire(endpoint: dict[str, Any], container_id: str, pid: int, roots: StateRoot
 
         for port in endpoint["ports"]:
             nat.publish(PortMapping.from_json(port), endpoint["ip"], container_id[:12])
-    store = NetworkStore(roots)
-    with store.locked():
-        network = store.get(endpoint["network"])
-        if container_id in network.endpoints:
-            network.endpoints[container_id]["owner"] = _owner(pid)
-            store.save(network)
 
 
 def detach(roots: StateRoots, container_id: str, networks: list[str] | None = None,
@@ -509,9 +510,9 @@ def connect(roots: StateRoots, network_ref: str, container_ref: str) -> dict[str
     hostname = next((n.endpoints[container.id]["hostname"] for n in store.list() if container.id in n.endpoints),
                     container.id[:12])
     endpoint = attach(roots, container.id, container.name, hostname, NetworkPlan("bridge", network.name),
-                      directory, ifname=f"eth{count}")
+                      directory, ifname=f"eth{count}", owner_pid=container.pid)
     try:
-        wire(endpoint, container.id, container.pid, roots)
+        wire(endpoint, container.id, container.pid)
     except BaseException:
         detach(roots, container.id, [network.name], delete_veth=True)
         raise

@@ -255,7 +255,7 @@ def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,
     _bind_name_files(spec, directory)
 
     def wire(pid: int) -> None:
-        networks.wire(endpoint, container.id, pid, roots)
+        networks.wire(endpoint, container.id, pid)
 
     return endpoint, wire
 
