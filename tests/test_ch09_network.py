@@ -1,7 +1,7 @@
 """Chapter 09: container networking — veth, bridge, IPAM, NAT, published ports, names.
 
 Everything that touches the kernel runs in a fresh network+mount namespace (see
-tests/netsandbox.py), with its own MINIDOCKER_ROOT: hermetic, and blind to a dockerd's
+minidocker/network/sandbox.py), with its own MINIDOCKER_ROOT: hermetic, and blind to a dockerd's
 rules on the host. After each test the sandbox must hold no veth, endpoint, container
 rule, named netns or process; at the end ``system prune`` must leave nothing at all.
 """
@@ -18,7 +18,7 @@ import pytest
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.network import ipam, names
 from minidocker.network.ports import PortMapping, clashes, parse_publish
-from netsandbox import Sandbox
+from minidocker.network.sandbox import Sandbox
 
 pytestmark = pytest.mark.ch09
 

@@ -1,4 +1,6 @@
-"""A network sandbox for the chapter 09 tests (platform notes §5.2).
+"""A network sandbox: a fresh network+mount namespace to experiment in (platform notes §5.2).
+
+Used by the chapter 09 tests, the notebook, the exercises and bench/network.py.
 
 One process, started with ``unshare -n -m``, holds a fresh network namespace and a
 private mount namespace: its own sysfs (so /sys/class/net shows *its* links), a
@@ -20,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["Sandbox"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 _SETUP = ("mount -t sysfs sysfs /sys && mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns "
           "&& ip link set lo up && echo ready && exec sleep 100000")
 
@@ -28,8 +30,8 @@ _SETUP = ("mount -t sysfs sysfs /sys && mkdir -p /run/netns && mount -t tmpfs tm
 class Sandbox:
     """A network+mount namespace with its own MINIDOCKER_ROOT."""
 
-    def __init__(self, state_root: Path) -> None:
-        self.state_root = state_root
+    def __init__(self, state_root: Path | str) -> None:
+        self.state_root = state_root = Path(state_root)
         self.holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private",
                                         "sh", "-c", _SETUP], stdout=subprocess.PIPE, text=True)
         assert self.holder.stdout is not None
@@ -142,6 +144,12 @@ class Sandbox:
                 except OSError:
                     continue
         return found
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.holder.kill()
