@@ -42,8 +42,9 @@ def describe() -> list[dict]:
     return links
 
 
-def describe_in(pid: int) -> list[dict]:
-    """:func:`describe` run in a forked child that joined the network namespace of ``pid``.
+def describe_in(pid: int | str) -> list[dict]:
+    """:func:`describe` run in a forked child that joined the network namespace of ``pid``
+    (a PID, or the path of a namespace file such as /run/netns/NAME).
 
     The caller never changes namespace (safe in a notebook kernel). See setns(2).
     """
@@ -51,7 +52,7 @@ def describe_in(pid: int) -> list[dict]:
     from minidocker.linux import CloneFlag, setns
 
     def inside() -> list[dict]:
-        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+        fd = os.open(pid if isinstance(pid, str) else f"/proc/{pid}/ns/net", os.O_RDONLY)
         setns(fd, CloneFlag.CLONE_NEWNET)
         os.close(fd)
         return describe()
