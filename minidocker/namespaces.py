@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import os
 from collections import namedtuple
-from collections.abc import Iterable, Mapping, Sequence
 
 from minidocker.errors import InvalidArgument
 from minidocker.linux import CloneFlag, setns
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "NAMESPACES",

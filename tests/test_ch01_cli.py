@@ -29,8 +29,12 @@ def test_help_lists_the_commands(cli):
         (["run", "--rm", "-e", "=value", "busybox", "true"], "invalid environment variable '=value'"),
         (["run", "--rm", "-u", "alice", "busybox", "true"], "invalid user 'alice'"),
         (["run", "--rm", "-w", "relative/dir", "busybox", "true"], "it must be absolute"),
-        (["run"], "the following arguments are required: image"),
-        (["run", "--no-such-flag", "busybox"], "unrecognized arguments"),
+        (["run"], "'minidocker run' requires at least 1 argument: IMAGE"),
+        (["run", "--no-such-flag", "busybox"], "unknown flag: --no-such-flag"),
+        (["run", "--name"], "flag needs an argument: --name"),
+        (["run", "--rm=maybe", "busybox"], "invalid argument 'maybe' for --rm"),
+        (["rm"], "'minidocker rm' requires at least 1 argument: CONTAINERS"),
+        (["system", "frobnicate"], "unknown command 'frobnicate' for 'minidocker system'"),
     ],
 )
 def test_bad_input_is_a_clear_error_with_exit_125_and_leaves_nothing(cli, args, message):

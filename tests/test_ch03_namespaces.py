@@ -175,13 +175,14 @@ def test_exec_passes_exit_codes_and_env(cli, state_root):
 
 def test_pid1_that_never_waits_leaves_zombies_and_init_does_not(cli, state_root):
     # Orphans are re-parented to PID 1; `sleep` as PID 1 never calls wait(2), so they stay zombies.
-    spawn_orphan = "(sleep 0 &); (sleep 0 &);"
+    # They exit 0.2 s later, when PID 1 is surely `sleep` already (the shell would reap them).
+    spawn_orphan = "(sleep 0.2 &); (sleep 0.2 &);"
     without = _start_background(state_root, "--name", "no-init", "busybox", "sh", "-c",
                                 f"{spawn_orphan} echo ready; exec sleep 60")
     with_init = _start_background(state_root, "--name", "with-init", "--init", "busybox", "sh", "-c",
                                   f"{spawn_orphan} echo ready; exec sleep 60")
     try:
-        count = "sleep 0.2; ps -o stat | grep -c '^Z' || true"
+        count = "sleep 0.6; ps -o stat | grep -c '^Z' || true"
         assert int(cli("exec", "no-init", "sh", "-c", count).out) >= 2
         assert int(cli("exec", "with-init", "sh", "-c", count).out) == 0
     finally:

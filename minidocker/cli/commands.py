@@ -6,14 +6,14 @@ that ``minidocker --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 __all__ = ["doctor", "exec_", "images", "network_connect", "network_create", "network_disconnect",
            "network_inspect", "network_ls", "network_prune", "network_rm", "ps", "rm", "run", "system_prune"]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from minidocker.engine.run import RunOptions, run_container
 
     _require_root()
@@ -26,14 +26,14 @@ def run(args: argparse.Namespace) -> int:
     return run_container(options).exit_code
 
 
-def exec_(args: argparse.Namespace) -> int:
+def exec_(args: SimpleNamespace) -> int:
     from minidocker.engine.exec import exec_container
 
     _require_root()
     return exec_container(args.container, args.command, args.env, args.workdir).exit_code
 
 
-def ps(args: argparse.Namespace) -> int:
+def ps(args: SimpleNamespace) -> int:
     from minidocker.engine.container import list_containers
     from minidocker.paths import state_roots
 
@@ -50,7 +50,7 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def rm(args: argparse.Namespace) -> int:
+def rm(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import remove_container
 
     _require_root()
@@ -65,7 +65,7 @@ def rm(args: argparse.Namespace) -> int:
     return failed
 
 
-def images(args: argparse.Namespace) -> int:
+def images(args: SimpleNamespace) -> int:
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
@@ -75,7 +75,7 @@ def images(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor(args: argparse.Namespace) -> int:
+def doctor(args: SimpleNamespace) -> int:
     from minidocker.doctor import format_report, run_checks
 
     checks = run_checks()
@@ -83,7 +83,7 @@ def doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok or not c.required for c in checks) else 1
 
 
-def system_prune(args: argparse.Namespace) -> int:
+def system_prune(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import prune
 
     _require_root()
@@ -94,7 +94,7 @@ def system_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_create(args: argparse.Namespace) -> int:
+def network_create(args: SimpleNamespace) -> int:
     from minidocker.engine.networks import create_network
     from minidocker.errors import InvalidArgument
     from minidocker.paths import state_roots
@@ -106,7 +106,7 @@ def network_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_ls(args: argparse.Namespace) -> int:
+def network_ls(args: SimpleNamespace) -> int:
     from minidocker.engine.networks import list_networks
     from minidocker.paths import state_roots
 
@@ -120,7 +120,7 @@ def network_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_inspect(args: argparse.Namespace) -> int:
+def network_inspect(args: SimpleNamespace) -> int:
     import json
 
     from minidocker.engine.networks import inspect_network
@@ -130,7 +130,7 @@ def network_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_rm(args: argparse.Namespace) -> int:
+def network_rm(args: SimpleNamespace) -> int:
     from minidocker.engine.networks import remove_network
     from minidocker.paths import state_roots
 
@@ -146,7 +146,7 @@ def network_rm(args: argparse.Namespace) -> int:
     return failed
 
 
-def network_prune(args: argparse.Namespace) -> int:
+def network_prune(args: SimpleNamespace) -> int:
     from minidocker.engine.networks import prune_networks
     from minidocker.paths import state_roots
 
@@ -156,7 +156,7 @@ def network_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_connect(args: argparse.Namespace) -> int:
+def network_connect(args: SimpleNamespace) -> int:
     from minidocker.engine.networks import connect
     from minidocker.paths import state_roots
 
@@ -165,7 +165,7 @@ def network_connect(args: argparse.Namespace) -> int:
     return 0
 
 
-def network_disconnect(args: argparse.Namespace) -> int:
+def network_disconnect(args: SimpleNamespace) -> int:
     from minidocker.engine.networks import disconnect
     from minidocker.paths import state_roots
 

@@ -1,7 +1,7 @@
 """Entry point: parse, dispatch to one action, turn errors into ``minidocker: <message>``.
 
-Kept lean on purpose: ``minidocker --help`` imports argparse and nothing else of
-ours; each action imports what it needs when it runs.
+Kept lean on purpose: parsing imports nothing but the command table; each action
+imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -13,15 +13,24 @@ __all__ = ["main", "main_and_exit"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minidocker.cli.parsers import build_parser
+    from minidocker.cli.flags import UsageError, format_help, parse
+    from minidocker.cli.parsers import build_commands
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "action", None):
-        parser.print_help()
+    try:
+        command, args = parse(build_commands(), sys.argv[1:] if argv is None else argv)
+    except UsageError as err:
+        print(f"minidocker: {err}\nSee '{err.command.path} --help'.", file=sys.stderr)
+        return 125
+    if getattr(args, "version", False):
+        from minidocker import __version__
+
+        print(f"minidocker {__version__}")
+        return 0
+    if args.help or command.action is None:
+        print(format_help(command))
         return 0
     try:
-        return args.action(args)
+        return command.action(args)
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # noqa: BLE001 - the one place errors become messages

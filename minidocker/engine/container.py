@@ -119,6 +119,8 @@ def list_containers(roots: StateRoots) -> list[Container]:
         return []
     found = []
     for entry in os.scandir(roots.containers):
+        if entry.name.startswith("."):
+            continue  # being deleted (engine/remove.py: delete_later)
         try:
             found.append(Container.load(roots, entry.name))
         except (FileNotFoundError, ValueError):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
+from pathlib import Path
 
 from minidocker.engine.container import Container, find_container, list_containers
 from minidocker.errors import InvalidState
 from minidocker.paths import StateRoots, state_roots
 from minidocker.storage import Snapshot
 
-__all__ = ["prune", "remove_container", "unmount_leftovers"]
+__all__ = ["delete_later", "prune", "remove_container", "unmount_leftovers"]
+
+_HIDDEN_PREFIX = ".removing-"
 
 
 def remove_container(ref: str, force: bool = False, roots: StateRoots | None = None) -> Container:
@@ -26,8 +28,34 @@ def remove_container(ref: str, force: bool = False, roots: StateRoots | None = N
         os.kill(container.pid, signal.SIGKILL)  # its runtime process reaps it and records the exit
     directory = container.directory(roots)
     Snapshot(directory, []).unmount()
-    shutil.rmtree(directory, ignore_errors=True)
+    delete_later(directory)
     return container
+
+
+def delete_later(directory: Path) -> None:
+    """Make a directory disappear now and delete its files in a detached process.
+
+    Deleting a container's files (its upper directory can be large) is work nobody
+    waits for: Docker does it in the background too. The rename is atomic, so the
+    container is gone for every reader at once; a double fork leaves the deletion to
+    a grandchild that init adopts, so the caller is not left with a zombie to reap.
+    See: rename(2), fork(2).
+    """
+    hidden = directory.with_name(_HIDDEN_PREFIX + directory.name)
+    os.rename(directory, hidden)
+    child = os.fork()
+    if child == 0:
+        try:
+            if os.fork() == 0:
+                try:
+                    import shutil
+
+                    shutil.rmtree(hidden, ignore_errors=True)
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str]:
@@ -55,6 +83,11 @@ def prune(roots: StateRoots | None = None) -> list[str]:
     containers = list_containers(roots)
     running = tuple(os.fspath(c.directory(roots)) + "/" for c in containers if c.status == "running")
     removed = [f"unmounted {m}" for m in unmount_leftovers(roots, keep=running)]
+    import shutil
+
+    for leftover in roots.containers.glob(_HIDDEN_PREFIX + "*"):  # a deletion that was interrupted
+        shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(f"deleted {leftover.name}")
     for container in containers:
         if container.status != "running":
             remove_container(container.id, roots=roots)

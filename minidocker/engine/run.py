@@ -16,7 +16,6 @@ endpoint after the exit; ``--network none`` does none of it and imports nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from minidocker.engine.container import Container
 from minidocker.errors import Conflict, InvalidArgument
@@ -32,6 +31,7 @@ __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 
@@ -199,7 +199,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             detach(roots, container.id)  # the veth goes with the netns, in the kernel's own time
         snapshot.unmount()
         if options.remove:
-            snapshot.remove()
+            from minidocker.engine.remove import delete_later
+
+            delete_later(directory)
 
 
 def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:

@@ -10,11 +10,14 @@ See: setns(2), nsenter(1).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["exec_in"]
 

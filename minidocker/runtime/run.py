@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
-from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from minidocker.errors import ContainerError
@@ -34,6 +32,8 @@ __all__ = ["ContainerProcess", "Stdio", "run"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    import socket
     from typing import Any
 
 # Signals the runtime passes on to the container (docker run's --sig-proxy).
@@ -72,7 +72,7 @@ class ContainerProcess:
         to_child = os.pipe()
         to_parent = os.pipe()
         terminal = bool(self.spec["process"].get("terminal"))
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX) if terminal else (None, None)
+        parent_sock, child_sock = _console_sockets() if terminal else (None, None)
         pid = os.fork()
         if pid == 0:
             try:
@@ -234,3 +234,10 @@ def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
     finally:
         proc.destroy()
         sys.stdout.flush()
+
+
+def _console_sockets() -> tuple[socket.socket, socket.socket]:
+    """The pair over which init sends the pty's master (imported only for -t: 1.7 ms)."""
+    import socket
+
+    return socket.socketpair(socket.AF_UNIX)

@@ -12,7 +12,6 @@ See: https://github.com/opencontainers/runtime-spec/blob/main/config.md
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 
 from minidocker.errors import InvalidArgument
 from minidocker.namespaces import NAMESPACES
@@ -22,6 +21,7 @@ __all__ = ["DEFAULT_PATH", "OCI_VERSION", "default_mounts", "default_spec", "val
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 OCI_VERSION = "1.0.2"
@@ -100,7 +100,7 @@ def validate_hostname(hostname: str) -> str:
 def validate(spec: Mapping[str, Any]) -> None:
     """Check the parts of a config the runtime relies on. Raises InvalidArgument."""
     process = spec.get("process")
-    if not isinstance(process, Mapping):
+    if not isinstance(process, dict):
         raise InvalidArgument("invalid config: 'process' is missing")
     args = process.get("args")
     if not args or not all(isinstance(a, str) for a in args):

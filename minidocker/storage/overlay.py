@@ -15,10 +15,13 @@ See: Documentation/filesystems/overlayfs.rst.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from minidocker.linux import UmountFlag, mount, umount2
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Snapshot", "overlay_options"]
 
