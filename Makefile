@@ -60,6 +60,7 @@ grade: setup
 
 bench: setup
 	$(PY) bench/startup.py
+	$(PY) bench/network.py
 
 # A real Debian base image for later chapters (optional, ~2 min, needs the Debian mirror):
 # debootstrap a minbase rootfs, tar it without device nodes, import it as debian:bookworm.

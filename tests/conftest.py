@@ -37,6 +37,9 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This session's MINIDOCKER_ROOT, shared by in-process calls and the CLI."""
     root = tmp_path_factory.mktemp("minidocker-state")
     os.environ["MINIDOCKER_ROOT"] = str(root)
+    # Like dockerd --bridge=none: no default bridge on the host, whose one mdbr0 several test
+    # sessions (state roots) would share. Chapter 09 tests run bridges in their own sandbox.
+    os.environ.setdefault("MINIDOCKER_BRIDGE", "none")
     yield root
     from minidocker.engine.remove import unmount_leftovers
     from minidocker.paths import state_roots

@@ -10,7 +10,8 @@ import sys
 from types import SimpleNamespace
 
 __all__ = ["commit", "doctor", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
-           "load", "ps", "rm", "rmi", "run", "save", "system_prune", "tag"]
+           "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
+           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "system_prune", "tag"]
 
 
 def run(args: SimpleNamespace) -> int:
@@ -21,6 +22,7 @@ def run(args: SimpleNamespace) -> int:
         image=args.image, command=args.command, name=args.name, hostname=args.hostname, env=args.env,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
+        network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
     )
     return run_container(options).exit_code
 
@@ -208,6 +210,86 @@ def system_prune(args: SimpleNamespace) -> int:
     for line in removed:
         print(line)
     print(f"Total: {len(removed)} removed")
+    return 0
+
+
+def network_create(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import create_network
+    from minidocker.errors import InvalidArgument
+    from minidocker.paths import state_roots
+
+    _require_root()
+    if args.driver != "bridge":
+        raise InvalidArgument(f"unsupported network driver {args.driver!r}", hint="only bridge is implemented")
+    print(create_network(state_roots(), args.name, args.subnet).id)
+    return 0
+
+
+def network_ls(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import list_networks
+    from minidocker.paths import state_roots
+
+    rows = list_networks(state_roots())
+    if args.quiet:
+        print("\n".join(r["name"] for r in rows))
+        return 0
+    print(f"{'NETWORK ID':<14}{'NAME':<20}{'DRIVER':<10}SUBNET")
+    for r in rows:
+        print(f"{r['id']:<14}{r['name']:<20}{r['driver']:<10}{r['subnet']}")
+    return 0
+
+
+def network_inspect(args: SimpleNamespace) -> int:
+    import json
+
+    from minidocker.engine.networks import inspect_network
+    from minidocker.paths import state_roots
+
+    print(json.dumps([inspect_network(state_roots(), ref) for ref in args.networks], indent=2))
+    return 0
+
+
+def network_rm(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import remove_network
+    from minidocker.paths import state_roots
+
+    _require_root()
+    failed = 0
+    for ref in args.networks:
+        try:
+            remove_network(state_roots(), ref)
+            print(ref)
+        except Exception as err:  # noqa: BLE001 - report each, go on, like docker network rm
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def network_prune(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import prune_networks
+    from minidocker.paths import state_roots
+
+    _require_root()
+    for line in prune_networks(state_roots()):
+        print(line)
+    return 0
+
+
+def network_connect(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import connect
+    from minidocker.paths import state_roots
+
+    _require_root()
+    connect(state_roots(), args.network, args.container)
+    return 0
+
+
+def network_disconnect(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import disconnect
+    from minidocker.paths import state_roots
+
+    _require_root()
+    disconnect(state_roots(), args.network, args.container)
     return 0
 
 

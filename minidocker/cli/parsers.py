@@ -27,6 +27,12 @@ def build_commands() -> Command:
             Option("--entrypoint", "override the image's ENTRYPOINT", "value", "CMD"),
             Option("--init", "run an init as PID 1 that reaps zombies and forwards signals"),
             Option("--read-only", "mount the root filesystem read-only"),
+            Option("--network --net", "bridge (default), none, host, container:NAME or a network's name",
+                   "value", "NETWORK", dest="network"),
+            Option("-p --publish", "publish a container port on the host (repeatable)", "list",
+                   "[IP:][HOST_PORT:]PORT[/udp]"),
+            Option("-P --publish-all", "publish every exposed port on a random host port"),
+            Option("--expose", "expose a port (repeatable)", "list", "PORT[/udp]"),
         ],
         arguments=[Argument("image"), Argument("command", "rest")],
         interspersed=False,
@@ -53,10 +59,11 @@ def build_commands() -> Command:
     prune = Command("prune", "Remove stopped containers and everything they left", commands.system_prune,
                     options=[Option("-f --force", "do not ask (accepted for docker compatibility)")])
     system = Command("system", "Manage minidocker's state", subcommands=[prune])
+    network = _network_commands()
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
-        subcommands=[run, exec_, ps, rm, images, *_image_commands(images_flags), doctor, system],
+        subcommands=[run, exec_, ps, rm, images, *_image_commands(images_flags), doctor, network, system],
     )
 
 
@@ -108,3 +115,24 @@ def _image_commands(images_flags: list[Option]) -> list[Command]:
         Command("ls", "List images", commands.images, options=images_flags), inspect, tag(), rmi("rm"),
         history(), save(), load(), import_(), prune])
     return [tag(), rmi(), history(), save(), load(), import_(), export, commit, image]
+
+
+def _network_commands() -> Command:
+    """``minidocker network create/ls/inspect/rm/prune/connect/disconnect`` (chapter 09)."""
+    pair = [Argument("network"), Argument("container")]
+    return Command("network", "Manage networks", subcommands=[
+        Command("create", "Create a bridge network", commands.network_create, options=[
+            Option("-d --driver", "network driver (only bridge)", "value", "DRIVER", default="bridge"),
+            Option("--subnet", "CIDR, e.g. 10.214.7.0/24 (default: a free /24)", "value", "CIDR"),
+        ], arguments=[Argument("name")]),
+        Command("ls", "List networks", commands.network_ls, options=[Option("-q --quiet", "only names")]),
+        Command("inspect", "Show networks and their containers as JSON", commands.network_inspect,
+                arguments=[Argument("networks", "many")]),
+        Command("rm", "Remove networks", commands.network_rm, arguments=[Argument("networks", "many")]),
+        Command("prune", "Remove networks without containers", commands.network_prune,
+                options=[Option("-f --force", "do not ask (accepted for docker compatibility)")]),
+        Command("connect", "Connect a running container to a network", commands.network_connect,
+                arguments=pair),
+        Command("disconnect", "Disconnect a container from a network", commands.network_disconnect,
+                arguments=pair),
+    ])

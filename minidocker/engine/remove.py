@@ -92,4 +92,8 @@ def prune(roots: StateRoots | None = None) -> list[str]:
         if container.status != "running":
             remove_container(container.id, roots=roots)
             removed.append(f"deleted container {container.id}")
+    if (roots.lib / "networks").is_dir():
+        from minidocker.engine.networks import prune_networks
+
+        removed += prune_networks(roots)
     return removed

@@ -7,6 +7,10 @@ What ``docker run`` makes dockerd, containerd and runc do, in one process::
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
     runtime.run(spec)                                 namespaces, pivot_root, exec
     snapshot.unmount() (and remove with --rm)
+
+With a bridge network (chapter 09) the engine also allocates an address before
+the runtime starts, wires the veth between create and start, and forgets the
+endpoint after the exit; ``--network none`` does none of it and imports nothing.
 """
 
 from __future__ import annotations
@@ -40,13 +44,14 @@ class RunOptions:
     """
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
-              "interactive", "tty", "init", "remove", "read_only")
+              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
                  user: str | None = None, entrypoint: str | None = None, interactive: bool = False,
                  tty: bool = False, init: bool = False, remove: bool = False,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
+                 publish_all: bool = False, expose: list[str] | None = None) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -60,6 +65,10 @@ class RunOptions:
         self.init = init
         self.remove = remove
         self.read_only = read_only
+        self.network = network  # bridge (default), none, host, container:NAME or a network's name
+        self.publish = [] if publish is None else publish  # -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]
+        self.publish_all = publish_all  # -P: every exposed port on a random host port
+        self.expose = [] if expose is None else expose  # --expose PORT[/udp]
 
     def __repr__(self) -> str:
         return f"RunOptions({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
@@ -110,6 +119,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     image = ImageStore(roots.images).get(options.image)
     if options.name is not None:
         _check_name(roots, options.name)
+    plan = _plan_network(options, image, roots)
     container = Container.new(options.name, image.reference, options.command, image_id=image.id)
     spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id)
     container.command = spec["process"]["args"]
@@ -117,8 +127,12 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     snapshot = Snapshot.create(image.layers, directory)
     # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
     durable = not options.remove
+    endpoint = None
     try:
         container.save(roots, durable)
+        before_start = None
+        if plan is not None:
+            endpoint, before_start = _prepare_network(plan, spec, container, roots)
         _write_config(directory, spec)
         snapshot.mount()
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
@@ -128,7 +142,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
                 container.status, container.pid = "running", pid
                 container.save(roots, durable)
 
-            status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started)
+            status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start)
         finally:
             if stdin != 0:
                 os.close(stdin)
@@ -142,11 +156,82 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             container.save(roots)
         raise
     finally:
+        if endpoint is not None:
+            from minidocker.engine.networks import detach
+
+            detach(roots, container.id)  # the veth goes with the netns, in the kernel's own time
         snapshot.unmount()
         if options.remove:
             from minidocker.engine.remove import delete_later
 
             delete_later(directory)
+
+
+def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
+    """The network plan, or None for ``--network none`` (the fast path: no import, no state)."""
+    # dockerd --bridge=none: no default network. The test suite sets it outside its network sandbox.
+    mode = options.network or ("none" if os.environ.get("MINIDOCKER_BRIDGE") == "none" else "bridge")
+    if mode == "none" and not options.publish:
+        return None
+    from minidocker.engine.networks import check_network_exists, plan_network
+    from minidocker.network.ports import parse_expose
+
+    exposed = []
+    if options.publish_all:
+        keys = [*(image.config.get("ExposedPorts") or {}), *options.expose]
+        exposed = sorted({parse_expose(k) for k in keys})
+    plan = plan_network(mode, options.publish, exposed)
+    check_network_exists(roots, plan)
+    return plan
+
+
+def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,
+                     roots: StateRoots) -> tuple[dict[str, Any] | None, Any]:
+    """Adjust the spec for the plan's mode; for a bridge, allocate and return the wiring hook."""
+    from minidocker.engine import networks
+
+    directory = container.directory(roots)
+    hostname = spec.get("hostname", container.id[:12])
+    namespaces = spec["linux"]["namespaces"]
+    if plan.mode == "host":
+        import shutil
+        import socket
+
+        namespaces[:] = [n for n in namespaces if n["type"] != "network"]
+        spec["hostname"] = hostname = (hostname if hostname != container.id[:12] else socket.gethostname())
+        for name in ("hosts", "resolv.conf"):
+            if os.path.exists(f"/etc/{name}"):
+                shutil.copyfile(f"/etc/{name}", directory / name)
+        (directory / "hostname").write_text(hostname + "\n")
+        _bind_name_files(spec, directory)
+        return None, None
+    if plan.mode == "container":
+        from minidocker.engine.container import find_container
+
+        other = find_container(roots, plan.container)
+        if other.status != "running" or other.pid is None:
+            raise Conflict(f"cannot join the network of container {other.name}: it is not running")
+        for entry in namespaces:
+            if entry["type"] == "network":
+                entry["path"] = f"/proc/{other.pid}/ns/net"
+        _bind_name_files(spec, other.directory(roots))
+        return None, None
+    endpoint = networks.attach(roots, container.id, container.name, hostname, plan, directory)
+    _bind_name_files(spec, directory)
+
+    def wire(pid: int) -> None:
+        networks.wire(endpoint, container.id, pid)
+
+    return endpoint, wire
+
+
+def _bind_name_files(spec: dict[str, Any], directory: os.PathLike[str]) -> None:
+    """Bind-mount the container's hosts, hostname and resolv.conf over the image's, as Docker does."""
+    for name in ("hosts", "hostname", "resolv.conf"):
+        source = os.path.join(directory, name)
+        if os.path.exists(source):
+            spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind", "source": source,
+                                   "options": ["rbind", "rprivate"]})
 
 
 def _check_name(roots: StateRoots, name: str) -> None:

@@ -213,15 +213,20 @@ class ContainerProcess:
 
 def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
         before_namespaces: Callable[[int], None] | None = None,
-        on_started: Callable[[int], None] | None = None) -> ExitStatus:
+        on_started: Callable[[int], None] | None = None,
+        before_start: Callable[[int], None] | None = None) -> ExitStatus:
     """Create, start and wait for a container. Like ``runc run``.
 
-    ``on_started`` gets the host PID of PID 1 once the command runs (to record state).
+    ``before_start`` gets the host PID of PID 1 after create, before the command runs:
+    its namespaces exist (that is where the network is wired, like a CNI/OCI
+    ``createRuntime`` hook). ``on_started`` gets it once the command runs (to record state).
     """
     proc = ContainerProcess(spec, stdio)
     try:
         with proc.forwarding_signals():
             proc.create(before_namespaces)
+            if before_start is not None:
+                before_start(proc.pid)  # type: ignore[arg-type]
             proc.start()
             if on_started is not None:
                 on_started(proc.pid)  # type: ignore[arg-type]
