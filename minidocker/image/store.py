@@ -279,8 +279,8 @@ class ImageStore:
             DigestMismatch: the blob or the tar does not hash to what was announced.
             UnsafeLayer: an entry extraction refuses (nothing is kept).
         """
-        from minidocker.image.blobs import HashingReader
-        from minidocker.image.compression import PeekReader, decompress_reader, detect, media_type_of
+        from minidocker.image.compression import PeekReader, detect, media_type_of
+        from minidocker.image.pump import BlobPump
 
         have_blob = digest is not None and self.blobs.exists(digest)
         have_layer = diff_id is not None and (self.root / "layers" / f"{_hex(diff_id)}.json").exists()
@@ -288,25 +288,25 @@ class ImageStore:
             return self._known_layer(digest, diff_id, media_type)
         peek = PeekReader(source)
         compression = detect(peek.peek(4), media_type)
-        writer = None if have_blob else self.blobs.writer()
+        writer = None if have_blob else self.blobs.writer(hashed=False)   # the pump hashes it
         try:
-            raw = HashingReader(peek, copy_to=writer)
-            # an uncompressed blob is its own tar: hash it once (digest == diff_id)
-            plain = raw if compression == "none" else HashingReader(decompress_reader(raw, compression))
             with self.staging() as stage:
                 tree = stage / "layer"
                 tree.mkdir()
+                # a thread reads, hashes, stores and decompresses; this one extracts (see pump.py)
+                pump = BlobPump(peek, compression, copy_to=writer)
                 try:
                     if not have_layer:
                         from minidocker.storage.layer import apply_layer
 
-                        stats = apply_layer(plain, tree, overlay=True, allow_devices=allow_devices)
-                    plain.drain()
-                except MinidockerError:
-                    raise
-                except Exception as err:  # noqa: BLE001 - a corrupt blob fails here: say which check failed
-                    _raise_unreadable(raw, digest, err)
-                raw.drain()
+                        stats = apply_layer(pump, tree, overlay=True, allow_devices=allow_devices)
+                    pump.finish()
+                except BaseException as err:
+                    pump.stop()
+                    if isinstance(err, MinidockerError) or not isinstance(err, Exception):
+                        raise
+                    _raise_unreadable(pump.blob, digest, err)   # a corrupt blob: say which check failed
+                raw, plain = pump.blob, pump.tar
                 if digest is not None and raw.digest != digest:
                     raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}")
                 if size is not None and raw.size != size:
