@@ -65,7 +65,7 @@ def save_archive(store: ImageStore, references: Sequence[str], out: BinaryIO) ->
                 _add_bytes(tar, f"{v1}/json", json.dumps(legacy).encode(), mtime)
                 info = tarfile.TarInfo(f"{v1}/layer.tar")
                 info.size, info.mtime, info.mode = layer.diff_size, mtime, 0o644
-                with store.blobs.open(layer.digest) as blob:
+                with store.open_blob(layer.digest) as blob:   # stored, or rebuilt from the tree
                     source = PeekReader(blob)
                     tar.addfile(info, decompress_reader(source, detect(source.peek(4))))
             if f"{image_id[7:]}.json" not in written:
@@ -120,9 +120,9 @@ def _load_entry(store: ImageStore, tar: tarfile.TarFile, entry: dict) -> Image:
     layers = []
     for layer_path, diff_id in zip(entry["Layers"], diff_ids):
         with _open(tar, layer_path) as stream:
-            source = PeekReader(stream)
-            compressed = detect(source.peek(4)) != NONE
-            layers.append(store.ingest_layer(source, diff_id=diff_id,
+            compressed = detect(stream.read(4)) != NONE
+            stream.seek(0)
+            layers.append(store.ingest_layer(stream, diff_id=diff_id,
                                              digest=None if compressed else diff_id))
     return store.add_image(config, layers, tags=entry.get("RepoTags") or [])
 

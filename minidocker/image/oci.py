@@ -184,7 +184,7 @@ def save_oci_layout(store: ImageStore, references: Sequence[str], dest: str | os
         for digest in digests:
             target = dest / "blobs" / "sha256" / digest[7:]
             if not target.exists():
-                shutil.copyfile(store.blobs.path(digest), target)
+                _copy_blob(store, digest, target)
         tag = ref_names[i] if ref_names else _tag_of(reference)
         annotations = {REF_NAME: tag}
         if not reference.startswith("sha256:"):
@@ -193,6 +193,17 @@ def save_oci_layout(store: ImageStore, references: Sequence[str], dest: str | os
         index["manifests"].append(mf.descriptor(media_type or mf.OCI_MANIFEST, sha256_digest(manifest),
                                                 len(manifest), annotations))
     write_json(index_path, index)
+
+
+def _copy_blob(store: ImageStore, digest: str, target: Path) -> None:
+    """Copy a blob out of the store (a rebuilt layer is checked as it is read), then rename."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with store.open_blob(digest) as source, open(tmp, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        os.rename(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _tag_of(reference: str) -> str:

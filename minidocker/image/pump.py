@@ -81,11 +81,15 @@ class BlobPump:
             wanted -= take
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def finish(self) -> None:
-        """Read the tar to its end (its trailing zero blocks count for the diff_id), wait for
-        the thread, read what follows the tar in the blob; re-raises the thread's error."""
+    def drain(self) -> None:
+        """Read the tar to its end: its trailing zero blocks count for the diff_id too."""
         while self.read(_CHUNK):
             pass
+
+    def finish(self) -> None:
+        """Drain, wait for the thread, read what follows the tar in the blob; re-raises the
+        thread's error."""
+        self.drain()
         self._thread.join()
         self.blob.drain()
 

@@ -7,6 +7,8 @@ Layout (a teaching object: ``tree $MINIDOCKER_ROOT/lib/images``)::
     blobs/sha256/<hex>       manifests, configs and layer blobs, named by their sha256
     layers/<diff_id hex>/    a layer unpacked once, whiteouts in overlay form: an overlay lowerdir
     layers/<diff_id hex>.json   its size and entry count
+    layers/<diff_id hex>.tar-split.json.gz   an uncompressed layer's tar minus file contents: its
+                             blob is rebuilt from this and the tree, not stored twice (tarsplit.py)
     tmp/                     staging; renamed into place only when complete and verified
     locks/                   flock(2) files: refs (names), gc (loads share it, rmi takes it alone)
 
@@ -129,6 +131,22 @@ class ImageStore:
 
     def layer_path(self, diff_id: str) -> Path:
         return self.root / "layers" / _hex(diff_id)
+
+    def _split_path(self, diff_id: str) -> Path:
+        return self.root / "layers" / f"{_hex(diff_id)}.tar-split.json.gz"
+
+    def has_blob(self, digest: str) -> bool:
+        """A blob is stored, or (an uncompressed layer) can be rebuilt from its tree."""
+        return self.blobs.exists(digest) or self._split_path(digest).exists()
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """A stored blob, or an uncompressed layer rebuilt from its tree and tar-split (checked
+        against its digest as it is read). Raises NotFound."""
+        if not self.blobs.exists(digest) and self._split_path(digest).exists():
+            from minidocker.storage.tarsplit import JoinedTar
+
+            return JoinedTar(self.layer_path(digest), self._split_path(digest), digest)
+        return self.blobs.open(digest)
 
     def _record_path(self, image_id: str) -> Path:
         return self.root / "imagedb" / f"{_hex(image_id)}.json"
@@ -279,27 +297,33 @@ class ImageStore:
             DigestMismatch: the blob or the tar does not hash to what was announced.
             UnsafeLayer: an entry extraction refuses (nothing is kept).
         """
-        from minidocker.image.compression import PeekReader, detect, media_type_of
+        from minidocker.image.compression import NONE, PeekReader, detect, media_type_of
         from minidocker.image.pump import BlobPump
+        from minidocker.storage.layer import apply_layer
+        from minidocker.storage.tarsplit import TarSplitter
 
-        have_blob = digest is not None and self.blobs.exists(digest)
+        have_blob = digest is not None and self.has_blob(digest)
         have_layer = diff_id is not None and (self.root / "layers" / f"{_hex(diff_id)}.json").exists()
         if have_blob and have_layer:
             return self._known_layer(digest, diff_id, media_type)
+        start = source.tell() if getattr(source, "seekable", bool)() else None   # to read it again
         peek = PeekReader(source)
         compression = detect(peek.peek(4), media_type)
-        writer = None if have_blob else self.blobs.writer(hashed=False)   # the pump hashes it
+        # an uncompressed layer is kept as its tree and a tar-split, not written twice (tarsplit.py)
+        split = compression == NONE and not have_blob and not have_layer and start is not None
+        writer = None if have_blob or split else self.blobs.writer(hashed=False)   # the pump hashes it
         try:
             with self.staging() as stage:
                 tree = stage / "layer"
                 tree.mkdir()
                 # a thread reads, hashes, stores and decompresses; this one extracts (see pump.py)
                 pump = BlobPump(peek, compression, copy_to=writer)
+                tar = TarSplitter(pump) if split else pump
                 try:
                     if not have_layer:
-                        from minidocker.storage.layer import apply_layer
-
-                        stats = apply_layer(pump, tree, overlay=True, allow_devices=allow_devices)
+                        stats = apply_layer(tar, tree, overlay=True, allow_devices=allow_devices,
+                                            split=tar if split else None)
+                        tar.drain()
                     pump.finish()
                 except BaseException as err:
                     pump.stop()
@@ -316,6 +340,10 @@ class ImageStore:
                                          f"the config says diff_id {diff_id}")
                 if writer is not None:
                     writer.commit(raw.digest)
+                if split and stats.replaced:   # an entry replaced an earlier file: its contents are gone
+                    self._copy_blob(source, start, raw.digest)
+                elif split:
+                    tar.save(stage / "tar-split.json.gz")
                 if not have_layer:
                     self._install_layer(tree, plain.digest, plain.size, stats.entries)
         except BaseException:
@@ -338,9 +366,20 @@ class ImageStore:
         self._install_layer(tree, digest, size, entries)
         return LayerInfo(digest, digest, size, size, media_type_of("none"))
 
+    def _copy_blob(self, source: BinaryIO, start: int, digest: str) -> None:
+        """Store a blob by reading ``source`` again from ``start`` (verified against ``digest``)."""
+        source.seek(start)
+        with self.blobs.writer() as writer:
+            while chunk := source.read(1 << 20):
+                writer.write(chunk)
+            writer.commit(digest)
+
     def _install_layer(self, tree: Path, diff_id: str, size: int, entries: int) -> None:
         final = self.layer_path(diff_id)
         final.parent.mkdir(parents=True, exist_ok=True)
+        split = tree.parent / "tar-split.json.gz"
+        if split.exists():
+            os.rename(split, self._split_path(diff_id))
         write_json(final.parent / f"{final.name}.json", {"diffID": diff_id, "size": size, "entries": entries})
         try:
             os.rename(tree, final)
@@ -350,7 +389,8 @@ class ImageStore:
 
     def _known_layer(self, digest: str, diff_id: str, media_type: str | None) -> LayerInfo:
         meta = read_json(self.root / "layers" / f"{_hex(diff_id)}.json")
-        return LayerInfo(digest, diff_id, self.blobs.size(digest), meta["size"],
+        size = self.blobs.size(digest) if self.blobs.exists(digest) else meta["size"]   # else: a tar-split
+        return LayerInfo(digest, diff_id, size, meta["size"],
                          media_type or "application/vnd.oci.image.layer.v1.tar")
 
     def add_image(self, config: bytes, layers: Sequence[LayerInfo], *, tags: Sequence[str] = (),
@@ -454,7 +494,7 @@ class ImageStore:
             deleted = []
             layers = self.root / "layers"
             for name in sorted(os.listdir(layers)) if layers.is_dir() else []:
-                hex_id = name.removesuffix(".json")
+                hex_id = name.split(".")[0]      # <hex>, <hex>.json, <hex>.tar-split.json.gz
                 if hex_id not in keep_layers:
                     path = layers / name
                     if path.is_dir():
