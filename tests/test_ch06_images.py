@@ -140,6 +140,145 @@ def test_docker_archive_round_trip_keeps_ids_and_trees(store, tmp_path):
     assert [tree_of(p) for p in after.layers] == [tree_of(p) for p in before.layers]
 
 
+# -- the load path: the pump thread and tar-split (bench/README.md, "Images") ----------------
+
+def _tricky_layer(tmp_path: Path) -> bytes:
+    """A layer with what tar-split must get right: PAX xattrs, a long name, GNU sparse data,
+    a hard link, a symlink, empty and odd-sized files, whiteouts, an opaque directory."""
+    long_name = "d/" + "n" * 150
+    xattr = tarfile.TarInfo("d/with-xattr")
+    xattr.size, xattr.mtime, xattr.pax_headers = 3, 1_700_000_000.25, {"SCHILY.xattr.user.k": "v"}
+    entries = [("dir", "d"), ("file", long_name, os.urandom(10_000)), ("raw", xattr, b"xyz"),
+               ("file", "d/empty", b""), ("file", "d/odd", os.urandom(513)), ("hardlink", "d/hard", "d/odd"),
+               ("symlink", "d/link", "../etc/passwd"), ("whiteout", "d/gone"), ("dir", "o"), ("opaque", "o"),
+               ("file", "d/big", os.urandom(3 << 20))]
+    data = layer_tar(entries)
+    sparse = tmp_path / "sparse-src"
+    with open(sparse, "wb") as f:
+        f.seek(1 << 20)
+        f.write(b"end")
+    gnu = tmp_path / "gnu.tar"
+    subprocess.run(["tar", "--sparse", "-cf", gnu, "-C", tmp_path, "sparse-src"], check=True)
+    return _without_end(data) + gnu.read_bytes()     # GNU tar's sparse entry, after ours
+
+
+def _without_end(tar: bytes) -> bytes:
+    """A tar without its end-of-archive zero blocks (entries are 512-byte aligned)."""
+    end = len(tar)
+    while end >= 512 and tar[end - 512:end] == bytes(512):
+        end -= 512
+    return tar[:end]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("source", ["oci", "docker-archive"])
+def test_an_uncompressed_layer_is_kept_once_and_rebuilt_byte_for_byte(store, tmp_path, source):
+    data = _tricky_layer(tmp_path)
+    write_layout(tmp_path / "oci", [data], compression="none")
+    if source == "docker-archive":
+        scratch = ImageStore(tmp_path / "scratch")
+        load_oci_layout(scratch, tmp_path / "oci", name="tricky")
+        with open(tmp_path / "image.tar", "wb") as out:
+            save_archive(scratch, ["tricky:latest"], out)
+        load_archive(store, tmp_path / "image.tar")
+    else:
+        load_oci_layout(store, tmp_path / "oci", name="tricky")
+    layer = store.layers_of(store.resolve("tricky:latest"))[0]
+    assert not store.blobs.exists(layer.digest), "an uncompressed layer blob is not stored beside its tree"
+    assert store.has_blob(layer.digest)
+    with store.open_blob(layer.digest) as rebuilt:
+        assert rebuilt.read() == data, "the rebuilt tar must be the loaded one, byte for byte"
+    assert layer.size == len(data)
+    tree = store.get("tricky:latest").layers[0]
+    assert os.stat(tree / "sparse-src").st_blocks * 512 < 1 << 20, "sparse files stay sparse"
+    save_oci_layout(store, ["tricky:latest"], tmp_path / "out")
+    assert (tmp_path / "out/blobs/sha256" / layer.digest[7:]).read_bytes() == data
+
+
+@pytest.mark.root
+def test_a_layer_replacing_its_own_file_keeps_its_blob_and_still_round_trips(store, tmp_path):
+    data = layer_tar([("file", "a", b"first" * 1000), ("dir", "d"), ("file", "a", b"second")])
+    write_layout(tmp_path / "oci", [data], compression="none")
+    load_oci_layout(store, tmp_path / "oci", name="dup")
+    layer = store.layers_of(store.resolve("dup"))[0]
+    assert store.blobs.exists(layer.digest), "the tree lacks the first 'a': the blob must be stored"
+    assert (store.get("dup").layers[0] / "a").read_bytes() == b"second"
+    with store.open_blob(layer.digest) as blob:
+        assert blob.read() == data
+
+
+@pytest.mark.root
+def test_a_changed_layer_file_fails_the_rebuild_instead_of_passing_as_the_original(store, tmp_path):
+    data = layer_tar([("file", "etc/motd", b"hello\n" * 100)])
+    write_layout(tmp_path / "oci", [data], compression="none")
+    load_oci_layout(store, tmp_path / "oci", name="motd")
+    image = store.get("motd")
+    (image.layers[0] / "etc/motd").write_bytes(b"HELLO\n" * 100)   # same size, other bytes
+    digest = store.layers_of(image.id)[0].digest
+    with pytest.raises(DigestMismatch, match="failed to rebuild layer"), store.open_blob(digest) as blob:
+        while blob.read(1000):
+            pass
+    with pytest.raises(DigestMismatch), open(tmp_path / "saved.tar", "wb") as out:
+        save_archive(store, ["motd"], out)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_the_pump_serves_reads_of_any_size_and_hashes_both_forms(tmp_path, compression):
+    from minidocker.image.pump import BlobPump
+
+    tar = os.urandom(3 << 20) + b"text " * 300_000
+    blob = {"none": lambda d: d, "gzip": gzip.compress,
+            "zstd": lambda d: __import__("zstandard").ZstdCompressor().compress(d)}[compression](tar)
+    copy = io.BytesIO()
+    pump = BlobPump(io.BytesIO(blob), compression, copy_to=copy)
+    parts, sizes = [], [1, 511, 10240, 1 << 20, 3, 64 << 10]
+    for i in range(10_000):
+        part = pump.read(sizes[i % len(sizes)])
+        if not part:
+            break
+        parts.append(part)
+    pump.finish()
+    assert b"".join(parts) == tar
+    assert (pump.blob.digest, pump.tar.digest) == (sha256_digest(blob), sha256_digest(tar))
+    assert copy.getvalue() == blob, "the stored copy is the blob as read"
+
+
+@pytest.mark.root
+def test_a_failed_extraction_stops_the_pump_and_leaves_nothing(store, tmp_path):
+    import threading
+
+    evil = tarfile.TarInfo("../escape")
+    write_layout(tmp_path / "oci", [layer_tar([("raw", evil, b""), ("file", "big", os.urandom(24 << 20))])])
+    with pytest.raises(UnsafeLayer):
+        load_oci_layout(store, tmp_path / "oci", name="evil")
+    assert not [t for t in threading.enumerate() if t.name == "blob-pump"], "the pump thread must end"
+    assert _leftovers(store) == []
+
+
+@pytest.mark.root
+def test_a_corrupt_gzip_blob_with_a_matching_digest_is_refused_and_leaves_nothing(store, tmp_path):
+    import threading
+
+    manifest_path = tmp_path / "oci/blobs/sha256" / write_layout(tmp_path / "oci", [layer_tar(
+        [("file", "a", os.urandom(100_000))])])[7:]
+    manifest = json.loads(manifest_path.read_bytes())
+    blob_path = tmp_path / "oci/blobs/sha256" / manifest["layers"][0]["digest"][7:]
+    garbage = blob_path.read_bytes()[:50_000] + b"not deflate" * 100
+    blob_path.unlink()
+    manifest["layers"][0].update(digest=sha256_digest(garbage), size=len(garbage))
+    (tmp_path / "oci/blobs/sha256" / sha256_digest(garbage)[7:]).write_bytes(garbage)
+    data = json.dumps(manifest).encode()
+    manifest_path.unlink()
+    (tmp_path / "oci/blobs/sha256" / sha256_digest(data)[7:]).write_bytes(data)
+    index = json.loads((tmp_path / "oci/index.json").read_text())
+    index["manifests"][0].update(digest=sha256_digest(data), size=len(data))
+    (tmp_path / "oci/index.json").write_text(json.dumps(index))
+    with pytest.raises(InvalidArgument, match="failed to unpack layer"):
+        load_oci_layout(store, tmp_path / "oci", name="corrupt")
+    assert not [t for t in threading.enumerate() if t.name == "blob-pump"]
+    assert _leftovers(store) == []
+
+
 # -- image config + run flags ------------------------------------------------------------------
 
 IMAGE_CONFIG = {"Entrypoint": ["/entry"], "Cmd": ["serve"], "Env": ["PATH=/img/bin", "A=image", "B=image"],
