@@ -3,6 +3,7 @@
     ImageStore(root).get("busybox") -> Image(name, tag, layers, config, id)   store.py
     parse_reference("busybox") -> docker.io/library/busybox:latest            reference.py
     BlobStore, sha256_digest                                                  blobs.py
+    BlobPump: read, hash, store, decompress a layer blob on a thread         pump.py
     manifests, configs, media types                                           manifest.py
     apply_image_config(spec, image, RunArgs(...))                             runconfig.py
     save_archive / load_archive (docker save format)                          archive.py

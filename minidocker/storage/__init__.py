@@ -5,6 +5,7 @@
     apply_layer(tar, dir, overlay=...)    a layer tar into a directory, safely          layer.py
     write_layer_tar(upper, out)           an upper directory back into a layer tar      diff.py
     make_whiteout, set_opaque, ...        the two encodings of deletion                 whiteout.py
+    TarSplitter, JoinedTar                a layer tar kept as its tree (chapter 06)     tarsplit.py
 
 ``layer`` and ``diff`` need tarfile, so they are imported on first use: ``run`` never
 pays for them.
