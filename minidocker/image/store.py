@@ -318,7 +318,7 @@ class ImageStore:
                 tree.mkdir()
                 # a thread reads, hashes, stores and decompresses; this one extracts (see pump.py)
                 pump = BlobPump(peek, compression, copy_to=writer)
-                tar = TarSplitter(pump) if split else pump
+                tar = TarSplitter(pump, stage / "tar-split.json.gz") if split else pump
                 try:
                     if not have_layer:
                         stats = apply_layer(tar, tree, overlay=True, allow_devices=allow_devices,
@@ -330,6 +330,9 @@ class ImageStore:
                     if isinstance(err, MinidockerError) or not isinstance(err, Exception):
                         raise
                     _raise_unreadable(pump.blob, digest, err)   # a corrupt blob: say which check failed
+                finally:
+                    if split:
+                        tar.close()
                 raw, plain = pump.blob, pump.tar
                 if digest is not None and raw.digest != digest:
                     raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}")
@@ -342,8 +345,7 @@ class ImageStore:
                     writer.commit(raw.digest)
                 if split and stats.replaced:   # an entry replaced an earlier file: its contents are gone
                     self._copy_blob(source, start, raw.digest)
-                elif split:
-                    tar.save(stage / "tar-split.json.gz")
+                    os.unlink(stage / "tar-split.json.gz")
                 if not have_layer:
                     self._install_layer(tree, plain.digest, plain.size, stats.entries)
         except BaseException:

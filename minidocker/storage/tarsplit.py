@@ -35,16 +35,18 @@ _CHUNK = 1 << 20
 
 
 class TarSplitter:
-    """A reader between the tar stream and tarfile that keeps every byte but file contents.
+    """A reader between the tar stream and tarfile that records every byte but file contents.
 
     The extractor calls ``file(offset, size, name)`` for each file whose contents it wrote
     as they are; those bytes are left out of the record (tarfile may already have read a
     little past ``offset``: it reads ahead up to 10 KiB, so the cut is made afterwards).
+    Records go to ``path`` as they come, gzip'd JSON lines like Docker's tar-split.json.gz,
+    so memory stays small whatever the number of entries; ``close`` ends the file.
     """
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, path: str | os.PathLike[str]) -> None:
         self.source = source
-        self.records: list[dict[str, object]] = []
+        self._out = gzip.open(path, "wt", compresslevel=1, encoding="ascii")
         self._raw = bytearray()     # bytes kept since the last file, ending at stream offset _pos
         self._pos = 0               # stream offset of the next byte read
         self._skip_to = 0           # bytes before this offset are a file's contents: not kept
@@ -60,11 +62,10 @@ class TarSplitter:
     def file(self, offset: int, size: int, name: str) -> None:
         """The contents at ``offset`` (``size`` bytes) are in the tree as ``name``."""
         read_ahead = self._pos - offset     # bytes of the file (and maybe beyond) already kept
-        keep = len(self._raw) - max(read_ahead, 0)
+        keep = len(self._raw) - read_ahead
         beyond = self._raw[keep + size:] if read_ahead > size else b""
-        if keep:
-            self.records.append({"raw": bytes(self._raw[:keep])})
-        self.records.append({"file": name, "size": size})
+        self._write_raw(self._raw[:keep])
+        self._out.write(json.dumps({"file": name, "size": size}) + "\n")
         self._raw = bytearray(beyond)
         self._skip_to = offset + size
 
@@ -73,16 +74,15 @@ class TarSplitter:
         while self.read(_CHUNK):
             pass
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the records as gzip'd JSON lines, like Docker's ``tar-split.json.gz``."""
-        if self._raw:
-            self.records.append({"raw": bytes(self._raw)})
-            self._raw = bytearray()
-        with gzip.open(path, "wt", compresslevel=1, encoding="ascii") as out:
-            for record in self.records:
-                if "raw" in record:
-                    record = {"raw": base64.b64encode(record["raw"]).decode()}
-                out.write(json.dumps(record) + "\n")
+    def close(self) -> None:
+        """Record what is left and close the file."""
+        if not self._out.closed:
+            self._write_raw(self._raw)
+            self._out.close()
+
+    def _write_raw(self, data: bytes | bytearray) -> None:
+        if data:
+            self._out.write(json.dumps({"raw": base64.b64encode(data).decode()}) + "\n")
 
 
 class JoinedTar:
