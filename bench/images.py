@@ -4,11 +4,12 @@
     sudo .venv/bin/python bench/images.py              # ~100 MiB image, 5 runs per format
     sudo .venv/bin/python bench/images.py --mib 200 --runs 7
 
-What is timed (wall clock, medians; each run loads into a fresh store, all removed at the end):
+What is timed (wall clock, medians; each run loads into a fresh store, formats interleaved, all
+removed at the end):
 
 | line | what |
 |---|---|
-| `load docker-archive` | `minidocker load -i img.tar` of a ``docker save`` tar (uncompressed layers): hash, store blob, unpack for overlay |
+| `load docker-archive` | `minidocker load -i img.tar` of a ``docker save`` tar (uncompressed layers): hash, unpack for overlay, keep a tar-split instead of the blob |
 | `load oci gzip` | `minidocker load -i DIR` of an OCI layout with gzip layers: the same plus decompression |
 | `load oci zstd` | the same with zstd layers |
 | `docker load` | `docker load -i img.tar` of the same archive, only when a dockerd answers |
@@ -99,16 +100,20 @@ def write_images(layers: list[bytes], directory: Path) -> dict[str, Path]:
     return paths   # the scratch store stays until the end: see probe_creates
 
 
-def time_loads(minidocker: list[str], source: Path, runs: int, work: Path) -> list[float]:
-    times = []
+def time_loads(minidocker: list[str], sources: dict[str, Path], runs: int, work: Path) -> dict[str, list[float]]:
+    """Load each format ``runs`` times into fresh stores, formats interleaved (a slow moment of
+    the machine hits them alike); round 0 warms the page cache and is not counted."""
+    times: dict[str, list[float]] = {name: [] for name in sources}
     for r in range(runs + 1):
-        root = work / f"store-{r}"
-        env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
-        start = time.perf_counter()
-        subprocess.run([*minidocker, "load", "-q", "-i", str(source), "--name", "bench/image"], env=env, check=True)
-        elapsed = time.perf_counter() - start
-        if r:  # the first run warms the page cache
-            times.append(elapsed)
+        for name, source in sources.items():
+            root = work / f"store-{name.replace(' ', '-')}-{r}"
+            env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
+            start = time.perf_counter()
+            subprocess.run([*minidocker, "load", "-q", "-i", str(source), "--name", "bench/image"], env=env,
+                           check=True, cwd=REPO)   # python -m puts the working directory first on sys.path
+            elapsed = time.perf_counter() - start
+            if r:
+                times[name].append(elapsed)
     return times
 
 
@@ -185,8 +190,8 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench: run as root (layers keep their owners; snapshots mount overlays)")
     minidocker = [args.minidocker] if args.minidocker else [sys.executable, "-m", "minidocker"]
-    # Under /var/lib like the default state root: on the course machine /tmp and /work are
-    # watched by the environment, and every file creation there costs ~0.1-0.3 ms more.
+    # Under /var/lib like the default state root: /tmp and /work are where tests keep deleting
+    # files, which slows file creation there (see probe_creates).
     work = Path(tempfile.mkdtemp(prefix="minidocker-bench-images-", dir=args.dir))
     os.environ["PYTHONPATH"] = str(REPO)
     try:
@@ -202,8 +207,10 @@ def main() -> None:
               "shortly after a big deletion on ext4 without a journal: see probe_creates)")
         results = {}
         print(f"{'command':24} {'median s':>9} {'min s':>7} {'MiB/s':>7}   (n={args.runs})")
-        for name in ("docker-archive", "oci gzip", "oci zstd"):
-            times = time_loads(minidocker, paths[name], args.runs, work)
+        formats = ("docker-archive", "oci gzip", "oci zstd")
+        loads = time_loads(minidocker, {name: paths[name] for name in formats}, args.runs, work)
+        for name in formats:
+            times = loads[name]
             results[f"load {name}"] = times
             median = statistics.median(times)
             print(f"{'load ' + name:24} {median:>9.3f} {min(times):>7.3f} {size / (1 << 20) / median:>7.0f}")
@@ -225,6 +232,7 @@ def main() -> None:
             "cpus": os.cpu_count(), "load": os.getloadavg()[0]}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        os.sync()   # written inode tables stop counting as "recently deleted" after 60 s, not 6 min
 
 
 if __name__ == "__main__":
