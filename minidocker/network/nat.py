@@ -128,8 +128,11 @@ def remove_rules(owner: str, bridge: str | None = None, wait: bool = True) -> in
     remembered = _published.pop(owner, None)
     if remembered and bridge is None:
         if not wait:
-            _detached(lambda: backend.unpublish(remembered) or backend.remove_rules(owner))
-            return 0
+            try:
+                _detached(lambda: backend.unpublish(remembered) or backend.remove_rules(owner))
+                return 0
+            except OSError:  # cannot fork (EAGAIN, ENOMEM): delete them here
+                pass
         if backend.unpublish(remembered):
             return 0
     return backend.remove_rules(owner, bridge)
