@@ -466,3 +466,38 @@ def test_beside_dockerd_forward_drop_our_bridge_is_accepted_in_docker_user(fbox:
         assert "minidocker" not in ok(box.sh("iptables -w -S DOCKER-USER"))
     finally:
         box.sh("iptables -w -P FORWARD ACCEPT; iptables -w -D FORWARD -j DOCKER-USER; iptables -w -X DOCKER-USER")
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_the_hosts_own_rules_are_never_touched(fbox: Sandbox) -> None:
+    # the "host's" rules, as any firewall would have them; last in the module: it prunes everything
+    box = fbox
+    host_rules = ("iptables -w -t nat -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE"
+                  " && iptables -w -A FORWARD -s 192.0.2.1 -j ACCEPT && iptables -w -A INPUT -p tcp --dport 22 -j ACCEPT"
+                  " && nft add table ip hostfw && nft 'add chain ip hostfw input { type filter hook input priority 0; }'"
+                  " && nft add rule ip hostfw input tcp dport 22 accept")
+    ok(box.sh(host_rules))
+
+    def theirs() -> tuple[list[str], str]:
+        saved = [line for line in ok(box.sh("iptables-save")).splitlines()
+                 if "minidocker" not in line.lower() and not line.startswith("#")]
+        return saved, ok(box.sh("nft list table ip hostfw"))
+
+    before = theirs()
+    try:
+        ok(box.md("network", "create", "--subnet", "10.232.0.0/24", "hostcheck"))
+        web, _ = start(box, "--name", "hc", "--network", "hostcheck", "-p", "127.0.0.1:8081:80", "busybox", "sh", "-c",
+                       HTTPD)
+        try:
+            assert box.fetch("http://127.0.0.1:8081/").strip() == "hello-from-container"
+            assert theirs() == before
+        finally:
+            remove(box, ["hc"], [web])
+        ok(box.md("network", "rm", "hostcheck"))
+        ok(box.md("system", "prune", "-f"))
+        assert box.wait_clean(allow_networks=False) == []
+        assert theirs() == before
+    finally:
+        box.sh("iptables -w -t nat -D POSTROUTING -s 192.0.2.0/24 -j MASQUERADE; iptables -w -D FORWARD -s 192.0.2.1"
+               " -j ACCEPT; iptables -w -D INPUT -p tcp --dport 22 -j ACCEPT; nft delete table ip hostfw")
