@@ -9,19 +9,44 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["doctor", "exec_", "images", "ps", "rm", "run", "system_prune"]
+__all__ = ["doctor", "exec_", "images", "ps", "rm", "run", "stats", "system_prune"]
 
 
 def run(args: argparse.Namespace) -> int:
+    from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
 
     _require_root()
+    resources = ResourceFlags(
+        memory=args.memory, memory_swap=args.memory_swap, cpus=args.cpus, cpu_shares=args.cpu_shares,
+        cpu_period=args.cpu_period, cpu_quota=args.cpu_quota, pids_limit=args.pids_limit,
+    )
     options = RunOptions(
         image=args.image, command=args.command, name=args.name, hostname=args.hostname, env=args.env,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
-        tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
+        tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only, resources=resources,
     )
-    return run_container(options).exit_code
+    status = run_container(options)
+    if status.oom_killed:
+        print(f"minidocker: container {status.describe()}: it reached its memory limit", file=sys.stderr)
+    return status.exit_code
+
+
+def stats(args: argparse.Namespace) -> int:
+    import time
+
+    from minidocker.engine.stats import format_json, format_table, sample_stats
+
+    _require_root()
+    while True:
+        rows = sample_stats(args.containers, interval=args.interval)
+        text = format_json(rows) if args.format == "json" else format_table(rows)
+        if not args.no_stream and args.format == "table":
+            text = "\033[2J\033[H" + text  # clear the screen, like docker stats
+        print(text, flush=True)
+        if args.no_stream or not rows:
+            return 0
+        time.sleep(0.01)
 
 
 def exec_(args: argparse.Namespace) -> int:

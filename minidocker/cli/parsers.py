@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
     run.add_argument("--init", action="store_true", help="run an init as PID 1 that reaps and forwards signals")
     run.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    _add_resource_flags(run)
     run.add_argument("image", help="image name, e.g. busybox")
     run.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
     run.set_defaults(action=commands.run)
@@ -60,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("containers", nargs="+")
     rm.set_defaults(action=commands.rm)
 
+    stats = sub.add_parser("stats", help="show running containers' resource usage (from their cgroups)")
+    stats.add_argument("--no-stream", action="store_true", help="print one reading and exit")
+    stats.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    stats.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                       help="time between the readings CPU %% is computed from (default 1)")
+    stats.add_argument("containers", nargs="*", help="containers (default: all running)")
+    stats.set_defaults(action=commands.stats)
+
     images = sub.add_parser("images", help="list images")
     images.set_defaults(action=commands.images)
 
@@ -72,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for docker compatibility)")
     prune.set_defaults(action=commands.system_prune)
     return parser
+
+
+def _add_resource_flags(run: argparse.ArgumentParser) -> None:
+    """docker run's cgroup flags (chapter 04); values are checked by engine/resources.py."""
+    group = run.add_argument_group("resource limits (cgroups)")
+    group.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 64m, 1g (at least 6m)")
+    group.add_argument("--memory-swap", metavar="SIZE",
+                       help="memory + swap limit; -1 for unlimited swap (default: twice --memory)")
+    group.add_argument("--cpus", type=float, metavar="N", help="CPUs' worth of time, e.g. 0.5")
+    group.add_argument("--cpu-shares", "-c", type=int, metavar="N", help="relative CPU weight (default 1024)")
+    group.add_argument("--cpu-period", type=int, metavar="US", help="CFS period in µs")
+    group.add_argument("--cpu-quota", type=int, metavar="US", help="CFS quota in µs per period")
+    group.add_argument("--pids-limit", type=int, metavar="N", help="maximum number of processes (-1: unlimited)")
 
 
 def _version() -> str:

@@ -53,6 +53,7 @@ class Container:
     status: str = "created"
     pid: int | None = None
     exit_code: int | None = None
+    oom_killed: bool | None = None  # the OOM killer killed one of its processes (chapter 04)
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str]) -> Container:

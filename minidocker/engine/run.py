@@ -5,7 +5,7 @@ What ``docker run`` makes dockerd, containerd and runc do, in one process::
     image = store.get("busybox")                     the image's layers and config
     snapshot = Snapshot.create(layers, dir).mount()   a writable overlay of them
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
-    runtime.run(spec)                                 namespaces, pivot_root, exec
+    runtime.run(spec)                                 cgroup, namespaces, pivot_root, exec
     snapshot.unmount() (and remove with --rm)
 """
 
@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from minidocker.cgroups import CGROUP_PARENT
 from minidocker.engine.container import Container
+from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.image import Image, ImageStore
 from minidocker.paths import StateRoots, state_roots
@@ -46,6 +48,7 @@ class RunOptions:
     init: bool = False
     remove: bool = False
     read_only: bool = False
+    resources: ResourceFlags = field(default_factory=ResourceFlags)  # --memory, --cpus, --pids-limit ...
 
 
 def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -> list[str]:
@@ -115,6 +118,11 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     )
     if options.init:
         spec["annotations"] = {INIT_ANNOTATION: "true"}
+    # Every container gets a cgroup (for `stats` and a clean kill), like Docker's; limits only if asked.
+    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{container_id}"
+    resources = resources_from_flags(options.resources)
+    if resources:
+        spec["linux"]["resources"] = resources
     validate(spec)
     return spec
 
@@ -145,6 +153,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             if stdin != 0:
                 os.close(stdin)
         container.status, container.pid, container.exit_code = "exited", None, status.exit_code
+        container.oom_killed = status.oom_killed or None
         container.save(roots)
         return status
     except BaseException:

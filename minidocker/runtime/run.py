@@ -9,19 +9,24 @@
 
 or all at once: ``run(spec)``. ``create`` takes a callback that runs while the
 container is stopped before its first instruction: that is where a later chapter
-puts it in its cgroups and wires its network.
+wires its network. Its cgroup (chapter 04) is made here, from ``linux.cgroupsPath``
+and ``linux.resources``, before the fork, and the stage-1 child is moved into it
+before it creates its namespaces: no instruction of the container runs unlimited.
+It is destroyed (every process killed, the directories removed) with the container.
 The handshake with the container side is drawn in :mod:`minidocker.runtime.handshake`.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from minidocker.cgroups import CGROUP_PARENT, Cgroup, Resources, open_cgroup
 from minidocker.errors import ContainerError
 from minidocker.linux import CloneFlag
 from minidocker.namespaces import clone_flags, write_id_maps
@@ -31,7 +36,7 @@ from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.init import stage1
 from minidocker.runtime.spec import validate
 
-__all__ = ["ContainerProcess", "Stdio", "run"]
+__all__ = ["ContainerProcess", "Stdio", "create_cgroup", "run"]
 
 # Signals the runtime passes on to the container (docker run's --sig-proxy).
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -52,6 +57,7 @@ class ContainerProcess:
         self._channel: Channel | None = None
         self._master: int | None = None
         self._status: ExitStatus | None = None
+        self.cgroup: Cgroup | None = None
 
     def create(self, before_namespaces: Callable[[int], None] | None = None) -> int:
         """Fork the container's processes and set everything up up to the exec.
@@ -64,7 +70,16 @@ class ContainerProcess:
             the host PID of the container's PID 1.
         Raises:
             ContainerError: the container side failed; nothing is left running.
+            CgroupError: the limits could not be applied (ControllerMissing: before anything exists).
         """
+        self.cgroup = create_cgroup(self.spec)
+        try:
+            return self._create(before_namespaces)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _create(self, before_namespaces: Callable[[int], None] | None) -> int:
         to_child = os.pipe()
         to_parent = os.pipe()
         terminal = bool(self.spec["process"].get("terminal"))
@@ -90,6 +105,8 @@ class ContainerProcess:
         self._channel = channel = Channel(to_parent[0], to_child[1])
         try:
             self._configure_user_namespace(channel, pid)
+            if self.cgroup is not None:
+                self.cgroup.add_process(pid)  # its children (PID 1, the command) inherit the group
             if before_namespaces is not None:
                 before_namespaces(pid)
             channel.send(Message.GO)
@@ -134,7 +151,7 @@ class ContainerProcess:
             if self._master is not None:
                 os.close(self._master)
                 self._master = None
-        self._status = ExitStatus.from_wait_status(status)
+        self._status = ExitStatus.from_wait_status(status, oom_killed=self._oom_killed())
         return self._status
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -162,6 +179,13 @@ class ContainerProcess:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+        if self.cgroup is not None:
+            self.cgroup.destroy()  # kills whatever is left in it (nothing, normally), then rmdir
+            self.cgroup = None
+
+    def _oom_killed(self) -> bool:
+        """Did the OOM killer kill a process of this container (memory.events / memory.oom_control)?"""
+        return self.cgroup is not None and self.cgroup.oom_kills() > 0
 
     def _configure_user_namespace(self, channel: Channel, pid: int) -> None:
         linux = self.spec.get("linux", {})
@@ -182,6 +206,29 @@ class ContainerProcess:
                 console.relay(self._master, self.stdio[0], self.stdio[1])
         finally:
             signal.signal(signal.SIGWINCH, previous)
+
+
+def create_cgroup(spec: Mapping[str, Any]) -> Cgroup | None:
+    """The container's cgroup, created with its limits applied; None if the config asks for none.
+
+    A config with ``linux.resources`` but no ``linux.cgroupsPath`` gets a group under
+    ``/minidocker`` with a random name. Checked before anything is created: a missing
+    controller raises ControllerMissing with nothing left behind.
+    """
+    linux = spec.get("linux", {})
+    resources = Resources.from_oci(linux.get("resources"))
+    path = linux.get("cgroupsPath")
+    if path is None and not resources.controllers():
+        return None
+    cgroup = open_cgroup(path or f"/{CGROUP_PARENT}/{secrets.token_hex(8)}")
+    cgroup.check(resources)
+    try:
+        cgroup.create()
+        cgroup.apply(resources)
+    except BaseException:
+        cgroup.destroy()
+        raise
+    return cgroup
 
 
 def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
