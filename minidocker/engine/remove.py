@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from pathlib import Path
 
 from minidocker.engine.container import Container, find_container, list_containers
 from minidocker.errors import InvalidState
@@ -25,9 +26,22 @@ def remove_container(ref: str, force: bool = False, roots: StateRoots | None = N
         assert container.pid is not None
         os.kill(container.pid, signal.SIGKILL)  # its runtime process reaps it and records the exit
     directory = container.directory(roots)
+    _destroy_cgroup(directory)
     Snapshot(directory, []).unmount()
     shutil.rmtree(directory, ignore_errors=True)
     return container
+
+
+def _destroy_cgroup(directory: Path) -> None:
+    """Kill what is left in the container's cgroup and remove it (after a crash of its runtime)."""
+    from minidocker.atomic import read_json
+    from minidocker.cgroups import open_cgroup
+
+    try:
+        path = read_json(directory / "config.json")["linux"]["cgroupsPath"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return
+    open_cgroup(path).destroy()
 
 
 def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str]:
