@@ -10,27 +10,37 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 __all__ = ["read_json", "write_bytes", "write_json"]
 
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import Any
 
-def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically."""
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically.
+
+    ``durable=False`` skips the fsync (0.3-1 ms, more on a busy disk): the rename is
+    still atomic for every reader while the machine runs, but after a power cut the
+    new name may hold an empty file. For files that are worthless after a reboot
+    anyway: a ``--rm`` container's record, the OCI config rewritten at each start.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Replace ``path`` with ``obj`` as indented JSON, atomically."""
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+def write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
+    """Replace ``path`` with ``obj`` as indented JSON, atomically (see :func:`write_bytes`)."""
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode(), durable=durable)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -26,10 +26,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from minidocker.linux import MountFlag, UmountFlag, mount, pivot_root, umount2
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "DEFAULT_MASKED_PATHS",

@@ -37,6 +37,9 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This session's MINIDOCKER_ROOT, shared by in-process calls and the CLI."""
     root = tmp_path_factory.mktemp("minidocker-state")
     os.environ["MINIDOCKER_ROOT"] = str(root)
+    # Like dockerd --bridge=none: no default bridge on the host, whose one mdbr0 several test
+    # sessions (state roots) would share. Chapter 09 tests run bridges in their own sandbox.
+    os.environ.setdefault("MINIDOCKER_BRIDGE", "none")
     yield root
     from minidocker.engine.remove import unmount_leftovers
     from minidocker.paths import state_roots
@@ -93,7 +96,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest, state_root: Path):
     """Fail the test if it left anything of ours on the host."""
-    before = take_snapshot()
+    before = take_snapshot(state_root)
     yield
     scope = "global" if IN_CI else "local"
     leaks = find_leaks(before, state_root, scope)

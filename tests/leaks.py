@@ -1,7 +1,7 @@
 """The leak detector: what minidocker may create on the host, before and after a test.
 
 A snapshot lists mounts, network links, network namespaces, our cgroups, our nft
-table and live processes. A test's leaks are what the second snapshot has and the
+table, live processes and the container records under the state root. A test's leaks are what the second snapshot has and the
 first had not. Names follow shared/ARCHITECTURE.md ("Names on the host").
 
 Two scopes. ``global`` (CI, where the machine runs nothing else of ours) reports every
@@ -33,9 +33,12 @@ class HostSnapshot:
     cgroups: frozenset[str]
     nft_tables: frozenset[str]
     processes: frozenset[int]
+    containers: frozenset[str] = frozenset()
 
 
-def take_snapshot() -> HostSnapshot:
+def take_snapshot(state_root: Path | None = None) -> HostSnapshot:
+    """What is on the host now; with ``state_root``, also the container records under it."""
+    containers_dir = state_root / "lib" / "containers" if state_root is not None else None
     return HostSnapshot(
         mounts=frozenset(_mount_points()),
         links=frozenset(os.listdir("/sys/class/net")),
@@ -43,6 +46,8 @@ def take_snapshot() -> HostSnapshot:
         cgroups=frozenset(_our_cgroups()),
         nft_tables=frozenset(_our_nft_tables()),
         processes=frozenset(_pids()),
+        containers=frozenset(os.listdir(containers_dir)) if containers_dir and containers_dir.is_dir()
+        else frozenset(),
     )
 
 
@@ -50,7 +55,7 @@ def find_leaks(before: HostSnapshot, state_root: Path, scope: str = "local") -> 
     """What appeared since ``before`` and is still there; processes get a second to exit."""
     problems: list[str] = []
     for attempt in range(20):
-        after = take_snapshot()
+        after = take_snapshot(state_root)
         problems = _compare(before, after, str(state_root), scope)
         if not problems:
             return []
@@ -71,6 +76,7 @@ def _compare(before: HostSnapshot, after: HostSnapshot, root: str, scope: str) -
         new_cgroups = {c for c in new_cgroups if not _cgroup_has_processes(c)}
     problems += [f"cgroup {c}" for c in sorted(new_cgroups)]
     problems += [f"nft table {t}" for t in sorted(after.nft_tables - before.nft_tables)]
+    problems += [f"container state {root}/lib/containers/{c}" for c in sorted(after.containers - before.containers)]
     me = os.getpid()
     for pid in sorted(after.processes - before.processes):
         info = _process_info(pid)

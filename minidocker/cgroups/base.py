@@ -21,12 +21,13 @@ import errno
 import os
 import signal
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from minidocker.errors import InvalidArgument, MinidockerError
+
+TYPE_CHECKING = False  # typing, abc and dataclasses cost ms of start-up on every `run` (bench/README.md)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 __all__ = ["Cgroup", "CgroupError", "CgroupStats", "ControllerMissing", "Resources", "read_int",
            "read_keyed", "write_value"]
@@ -40,20 +41,53 @@ class ControllerMissing(CgroupError):
     """The limit needs a controller this host does not offer (checked before anything is created)."""
 
 
-@dataclass(frozen=True)
-class Resources:
+class _Record:
+    """A small value class: keyword construction, equality and repr from ``FIELDS``."""
+
+    FIELDS: tuple[str, ...] = ()
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown field {sorted(unknown)[0]!r}")
+        for name in self.FIELDS:
+            setattr(self, name, values.get(name, self._default(name)))
+
+    def _default(self, name: str) -> Any:
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Resources(_Record):
     """The limits minidocker applies, named after OCI ``linux.resources``.
 
     ``memory_swap`` is memory + swap (as in Docker and OCI), -1 for unlimited swap.
     ``pids_limit`` <= 0 means no limit (runc's reading of the spec).
+
+        memory_limit   memory.limit   bytes
+        memory_swap    memory.swap    bytes, memory + swap; -1 = unlimited
+        cpu_shares     cpu.shares     relative weight, v1 scale 2..262144
+        cpu_quota      cpu.quota      µs per period; -1 = unlimited
+        cpu_period     cpu.period     µs
+        pids_limit     pids.limit     <= 0 = unlimited
     """
 
-    memory_limit: int | None = None   # memory.limit      (bytes)
-    memory_swap: int | None = None    # memory.swap       (bytes, memory + swap; -1 = unlimited)
-    cpu_shares: int | None = None     # cpu.shares        (relative weight, v1 scale 2..262144)
-    cpu_quota: int | None = None      # cpu.quota         (µs per period; -1 = unlimited)
-    cpu_period: int | None = None     # cpu.period        (µs)
-    pids_limit: int | None = None     # pids.limit        (<= 0 = unlimited)
+    FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit")
+    memory_limit: int | None
+    memory_swap: int | None
+    cpu_shares: int | None
+    cpu_quota: int | None
+    cpu_period: int | None
+    pids_limit: int | None
 
     @classmethod
     def from_oci(cls, resources: Mapping[str, Any] | None) -> Resources:
@@ -112,28 +146,46 @@ class Resources:
         return needed
 
 
-@dataclass(frozen=True)
-class CgroupStats:
-    """One reading of a cgroup's usage, the figures ``docker stats`` shows. None = not available."""
+class CgroupStats(_Record):
+    """One reading of a cgroup's usage, the figures ``docker stats`` shows. None = not available.
 
-    memory_current: int | None = None      # bytes in use now (page cache included)
-    memory_peak: int | None = None         # highest memory_current seen
-    memory_limit: int | None = None        # None = unlimited
-    oom_kills: int = 0                     # processes the OOM killer killed in this group
-    cpu_usage_ns: int | None = None        # CPU time used by all its processes
-    cpu_periods: int | None = None         # CFS periods with runnable tasks
-    cpu_throttled_periods: int | None = None
-    cpu_throttled_ns: int | None = None
-    pids_current: int | None = None
-    pids_limit: int | None = None          # None = unlimited
-    pids_rejected: int | None = None       # forks refused because of the limit (pids.events "max")
-    taken_at: float = field(default_factory=time.monotonic)
+        memory_current          bytes in use now (page cache included)
+        memory_peak             highest memory_current seen
+        memory_limit            None = unlimited
+        oom_kills               processes the OOM killer killed in this group
+        cpu_usage_ns            CPU time used by all its processes
+        cpu_periods             CFS periods in which it had runnable tasks
+        cpu_throttled_periods   periods in which it used up its quota
+        cpu_throttled_ns        time spent throttled
+        pids_current, pids_limit (None = unlimited)
+        pids_rejected           forks refused because of the limit (pids.events "max")
+        taken_at                time.monotonic() of the reading
+    """
+
+    FIELDS = ("memory_current", "memory_peak", "memory_limit", "oom_kills", "cpu_usage_ns", "cpu_periods",
+              "cpu_throttled_periods", "cpu_throttled_ns", "pids_current", "pids_limit", "pids_rejected",
+              "taken_at")
+    memory_current: int | None
+    memory_peak: int | None
+    memory_limit: int | None
+    oom_kills: int
+    cpu_usage_ns: int | None
+    cpu_periods: int | None
+    cpu_throttled_periods: int | None
+    cpu_throttled_ns: int | None
+    pids_current: int | None
+    pids_limit: int | None
+    pids_rejected: int | None
+    taken_at: float
+
+    def _default(self, name: str) -> Any:
+        return {"oom_kills": 0, "taken_at": time.monotonic()}.get(name)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: getattr(self, k) for k in self.FIELDS if getattr(self, k) is not None}
 
 
-class Cgroup(ABC):
+class Cgroup:
     """One control group (in every hierarchy it needs), named by an OCI ``cgroupsPath``.
 
     ``path`` is relative to the cgroup mount, like ``/minidocker/<container-id>``.
@@ -152,9 +204,9 @@ class Cgroup(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
 
-    @abstractmethod
     def available_controllers(self) -> set[str]:
         """The controllers ('memory', 'cpu', 'pids', ...) this host lets us use."""
+        raise NotImplementedError
 
     def check(self, resources: Resources) -> None:
         """Raise ControllerMissing if a limit needs a controller the host lacks. Creates nothing."""
@@ -167,41 +219,41 @@ class Cgroup(ABC):
     def missing_hint(self, missing: list[str]) -> str:
         return "run without that limit, or on a host where the controller is enabled"
 
-    @abstractmethod
     def create(self, controllers: Iterable[str] | None = None) -> None:
         """mkdir the group (and the parents) in every hierarchy it uses."""
+        raise NotImplementedError
 
-    @abstractmethod
     def apply(self, resources: Resources) -> None:
         """Write the limits into the group's files."""
+        raise NotImplementedError
 
-    @abstractmethod
     def add_process(self, pid: int) -> None:
         """Move ``pid`` into the group: write it to ``cgroup.procs``. Its future children follow."""
+        raise NotImplementedError
 
-    @abstractmethod
     def procs(self) -> list[int]:
         """The PIDs in the group and its descendants."""
+        raise NotImplementedError
 
-    @abstractmethod
     def stats(self) -> CgroupStats:
         """Read the current usage."""
+        raise NotImplementedError
 
-    @abstractmethod
     def oom_kills(self) -> int:
         """How many processes the OOM killer killed in this group."""
+        raise NotImplementedError
 
-    @abstractmethod
     def freeze(self) -> None:
         """Stop every process in the group (like ``docker pause``)."""
+        raise NotImplementedError
 
-    @abstractmethod
     def thaw(self) -> None:
         """Let them run again (``docker unpause``)."""
+        raise NotImplementedError
 
-    @abstractmethod
     def directories(self) -> list[str]:
         """The group's directory in each hierarchy it uses (deduplicated)."""
+        raise NotImplementedError
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.directories())

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
 
 from minidocker.cgroups.base import (
     Cgroup,
@@ -36,6 +35,10 @@ from minidocker.cgroups.base import (
     read_text,
     write_value,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["CONTROLLERS", "CgroupV1"]
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
 
 from minidocker.cgroups.base import (
     Cgroup,
@@ -41,6 +40,10 @@ from minidocker.cgroups.base import (
     write_value,
 )
 from minidocker.cgroups.units import CFS_PERIOD_US, shares_to_weight
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["DEFAULT_CONTROLLERS", "CgroupV2"]
 

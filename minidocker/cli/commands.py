@@ -6,13 +6,15 @@ that ``minidocker --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
-__all__ = ["doctor", "exec_", "images", "ps", "rm", "run", "stats", "system_prune"]
+__all__ = ["doctor", "exec_", "images", "network_connect", "network_create", "network_disconnect",
+           "network_inspect", "network_ls", "network_prune", "network_rm", "ps", "rm", "run", "stats",
+           "system_prune"]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
 
@@ -24,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         image=args.image, command=args.command, name=args.name, hostname=args.hostname, env=args.env,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
-        tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only, resources=resources,
+        tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
+        network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
+        resources=resources,
     )
     status = run_container(options)
     if status.oom_killed:
@@ -32,31 +36,37 @@ def run(args: argparse.Namespace) -> int:
     return status.exit_code
 
 
-def stats(args: argparse.Namespace) -> int:
+def stats(args: SimpleNamespace) -> int:
     import time
 
     from minidocker.engine.stats import format_json, format_table, sample_stats
+    from minidocker.errors import InvalidArgument
 
     _require_root()
+    if args.format not in ("table", "json"):
+        raise InvalidArgument(f"invalid --format {args.format!r}", hint="use table or json")
+    try:
+        interval = float(args.interval)
+    except ValueError:
+        raise InvalidArgument(f"invalid --interval {args.interval!r}: not a number of seconds") from None
     while True:
-        rows = sample_stats(args.containers, interval=args.interval)
+        rows = sample_stats(args.containers, interval=interval)
         text = format_json(rows) if args.format == "json" else format_table(rows)
         if not args.no_stream and args.format == "table":
             text = "\033[2J\033[H" + text  # clear the screen, like docker stats
         print(text, flush=True)
         if args.no_stream or not rows:
             return 0
-        time.sleep(0.01)
 
 
-def exec_(args: argparse.Namespace) -> int:
+def exec_(args: SimpleNamespace) -> int:
     from minidocker.engine.exec import exec_container
 
     _require_root()
     return exec_container(args.container, args.command, args.env, args.workdir).exit_code
 
 
-def ps(args: argparse.Namespace) -> int:
+def ps(args: SimpleNamespace) -> int:
     from minidocker.engine.container import list_containers
     from minidocker.paths import state_roots
 
@@ -73,7 +83,7 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def rm(args: argparse.Namespace) -> int:
+def rm(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import remove_container
 
     _require_root()
@@ -88,7 +98,7 @@ def rm(args: argparse.Namespace) -> int:
     return failed
 
 
-def images(args: argparse.Namespace) -> int:
+def images(args: SimpleNamespace) -> int:
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
@@ -98,7 +108,7 @@ def images(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor(args: argparse.Namespace) -> int:
+def doctor(args: SimpleNamespace) -> int:
     from minidocker.doctor import format_report, run_checks
 
     checks = run_checks()
@@ -106,7 +116,7 @@ def doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok or not c.required for c in checks) else 1
 
 
-def system_prune(args: argparse.Namespace) -> int:
+def system_prune(args: SimpleNamespace) -> int:
     from minidocker.engine.remove import prune
 
     _require_root()
@@ -114,6 +124,86 @@ def system_prune(args: argparse.Namespace) -> int:
     for line in removed:
         print(line)
     print(f"Total: {len(removed)} removed")
+    return 0
+
+
+def network_create(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import create_network
+    from minidocker.errors import InvalidArgument
+    from minidocker.paths import state_roots
+
+    _require_root()
+    if args.driver != "bridge":
+        raise InvalidArgument(f"unsupported network driver {args.driver!r}", hint="only bridge is implemented")
+    print(create_network(state_roots(), args.name, args.subnet).id)
+    return 0
+
+
+def network_ls(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import list_networks
+    from minidocker.paths import state_roots
+
+    rows = list_networks(state_roots())
+    if args.quiet:
+        print("\n".join(r["name"] for r in rows))
+        return 0
+    print(f"{'NETWORK ID':<14}{'NAME':<20}{'DRIVER':<10}SUBNET")
+    for r in rows:
+        print(f"{r['id']:<14}{r['name']:<20}{r['driver']:<10}{r['subnet']}")
+    return 0
+
+
+def network_inspect(args: SimpleNamespace) -> int:
+    import json
+
+    from minidocker.engine.networks import inspect_network
+    from minidocker.paths import state_roots
+
+    print(json.dumps([inspect_network(state_roots(), ref) for ref in args.networks], indent=2))
+    return 0
+
+
+def network_rm(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import remove_network
+    from minidocker.paths import state_roots
+
+    _require_root()
+    failed = 0
+    for ref in args.networks:
+        try:
+            remove_network(state_roots(), ref)
+            print(ref)
+        except Exception as err:  # noqa: BLE001 - report each, go on, like docker network rm
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def network_prune(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import prune_networks
+    from minidocker.paths import state_roots
+
+    _require_root()
+    for line in prune_networks(state_roots()):
+        print(line)
+    return 0
+
+
+def network_connect(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import connect
+    from minidocker.paths import state_roots
+
+    _require_root()
+    connect(state_roots(), args.network, args.container)
+    return 0
+
+
+def network_disconnect(args: SimpleNamespace) -> int:
+    from minidocker.engine.networks import disconnect
+    from minidocker.paths import state_roots
+
+    _require_root()
+    disconnect(state_roots(), args.network, args.container)
     return 0
 
 

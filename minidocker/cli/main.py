@@ -1,26 +1,36 @@
 """Entry point: parse, dispatch to one action, turn errors into ``minidocker: <message>``.
 
-Kept lean on purpose: ``minidocker --help`` imports argparse and nothing else of
-ours; each action imports what it needs when it runs.
+Kept lean on purpose: parsing imports nothing but the command table; each action
+imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-__all__ = ["main"]
+__all__ = ["main", "main_and_exit"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minidocker.cli.parsers import build_parser
+    from minidocker.cli.flags import UsageError, format_help, parse
+    from minidocker.cli.parsers import build_commands
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "action", None):
-        parser.print_help()
+    try:
+        command, args = parse(build_commands(), sys.argv[1:] if argv is None else argv)
+    except UsageError as err:
+        print(f"minidocker: {err}\nSee '{err.command.path} --help'.", file=sys.stderr)
+        return 125
+    if getattr(args, "version", False):
+        from minidocker import __version__
+
+        print(f"minidocker {__version__}")
+        return 0
+    if args.help or command.action is None:
+        print(format_help(command))
         return 0
     try:
-        return args.action(args)
+        return command.action(args)
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # noqa: BLE001 - the one place errors become messages
@@ -35,6 +45,29 @@ def main(argv: list[str] | None = None) -> int:
                 print("hint: minidocker needs root: try sudo", file=sys.stderr)
             return 125
         raise
+
+
+def main_and_exit(argv: list[str] | None = None) -> None:
+    """Run :func:`main` and leave at once with its exit code. What the installed command calls.
+
+    A normal exit tears the interpreter down (every module, every object: about 4 ms
+    after a ``run``) for a process that is about to vanish anyway. Everything we write
+    is flushed and closed by then: files by ``with``, stdout and stderr here. If
+    flushing fails (a closed pipe), the normal exit reports it as Python always does.
+    See: _exit(2).
+    """
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+        if code is not None and not isinstance(code, int):
+            raise  # a message: let the interpreter print it and exit 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(code)
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

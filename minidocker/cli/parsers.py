@@ -1,102 +1,111 @@
-"""The argument parsers, apart from the actions they call (commands.py)."""
+"""The command line as data: every command, its flags and arguments (actions in commands.py).
+
+Read with :func:`minidocker.cli.flags.parse`; the flag rules are docker's (see flags.py).
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from typing import NoReturn
+from minidocker.cli import commands
+from minidocker.cli.flags import Argument, Command, Option
 
-__all__ = ["build_parser"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit with 125 like docker's and name the command."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"minidocker: {message}\nSee '{self.prog} --help'.\n")
-        sys.exit(125)
+__all__ = ["build_commands"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from minidocker.cli import commands
-
-    parser = _Parser(prog="minidocker", description="A container runtime built to learn how Docker works.")
-    parser.add_argument("--version", action="version", version=f"minidocker {_version()}")
-    sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
-
-    run = sub.add_parser("run", help="run a command in a new container", add_help=False,
-                         description="Run a command in a new container (direct mode: no daemon).")
-    run.add_argument("--help", action="help", help="show this help message and exit")
-    run.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
-    run.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    run.add_argument("--name", help="name the container")
-    run.add_argument("-h", "--hostname", help="container hostname (default: the short ID)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
-                     help="set an environment variable (repeatable)")
-    run.add_argument("-w", "--workdir", help="working directory inside the container")
-    run.add_argument("-u", "--user", help="UID[:GID] to run as")
-    run.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
-    run.add_argument("--init", action="store_true", help="run an init as PID 1 that reaps and forwards signals")
-    run.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
-    _add_resource_flags(run)
-    run.add_argument("image", help="image name, e.g. busybox")
-    run.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
-    run.set_defaults(action=commands.run)
-
-    exec_ = sub.add_parser("exec", help="run a command in a running container")
-    exec_.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    exec_.add_argument("-w", "--workdir", default="/")
-    exec_.add_argument("container")
-    exec_.add_argument("command", nargs=argparse.REMAINDER)
-    exec_.set_defaults(action=commands.exec_)
-
-    ps = sub.add_parser("ps", help="list containers")
-    ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
-    ps.add_argument("-q", "--quiet", action="store_true", help="only IDs")
-    ps.set_defaults(action=commands.ps)
-
-    rm = sub.add_parser("rm", help="remove stopped containers")
-    rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
-    rm.add_argument("containers", nargs="+")
-    rm.set_defaults(action=commands.rm)
-
-    stats = sub.add_parser("stats", help="show running containers' resource usage (from their cgroups)")
-    stats.add_argument("--no-stream", action="store_true", help="print one reading and exit")
-    stats.add_argument("--format", choices=["table", "json"], default="table", help="output format")
-    stats.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
-                       help="time between the readings CPU %% is computed from (default 1)")
-    stats.add_argument("containers", nargs="*", help="containers (default: all running)")
-    stats.set_defaults(action=commands.stats)
-
-    images = sub.add_parser("images", help="list images")
-    images.set_defaults(action=commands.images)
-
-    doctor = sub.add_parser("doctor", help="check that this machine can run containers")
-    doctor.set_defaults(action=commands.doctor)
-
-    system = sub.add_parser("system", help="manage minidocker's state")
-    system_sub = system.add_subparsers(metavar="COMMAND", parser_class=_Parser)
-    prune = system_sub.add_parser("prune", help="remove stopped containers and everything they left")
-    prune.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for docker compatibility)")
-    prune.set_defaults(action=commands.system_prune)
-    return parser
-
-
-def _add_resource_flags(run: argparse.ArgumentParser) -> None:
-    """docker run's cgroup flags (chapter 04); values are checked by engine/resources.py."""
-    group = run.add_argument_group("resource limits (cgroups)")
-    group.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 64m, 1g (at least 6m)")
-    group.add_argument("--memory-swap", metavar="SIZE",
-                       help="memory + swap limit; -1 for unlimited swap (default: twice --memory)")
-    group.add_argument("--cpus", type=float, metavar="N", help="CPUs' worth of time, e.g. 0.5")
-    group.add_argument("--cpu-shares", "-c", type=int, metavar="N", help="relative CPU weight (default 1024)")
-    group.add_argument("--cpu-period", type=int, metavar="US", help="CFS period in µs")
-    group.add_argument("--cpu-quota", type=int, metavar="US", help="CFS quota in µs per period")
-    group.add_argument("--pids-limit", type=int, metavar="N", help="maximum number of processes (-1: unlimited)")
+def build_commands() -> Command:
+    """The ``minidocker`` command tree."""
+    run = Command(
+        "run", "Run a command in a new container (direct mode: no daemon)", commands.run,
+        options=[
+            Option("--rm", "remove the container when it exits", dest="remove"),
+            Option("-i --interactive", "keep stdin open"),
+            Option("-t --tty", "allocate a pseudo-terminal"),
+            Option("--name", "name the container", "value", "NAME"),
+            Option("-h --hostname", "container hostname (default: the short ID)", "value", "NAME"),
+            Option("-e --env", "set an environment variable (repeatable)", "list", "KEY=VALUE"),
+            Option("-w --workdir", "working directory inside the container", "value", "DIR"),
+            Option("-u --user", "UID[:GID] to run as", "value", "UID[:GID]"),
+            Option("--entrypoint", "override the image's ENTRYPOINT", "value", "CMD"),
+            Option("--init", "run an init as PID 1 that reaps zombies and forwards signals"),
+            Option("--read-only", "mount the root filesystem read-only"),
+            Option("--network --net", "bridge (default), none, host, container:NAME or a network's name",
+                   "value", "NETWORK", dest="network"),
+            Option("-p --publish", "publish a container port on the host (repeatable)", "list",
+                   "[IP:][HOST_PORT:]PORT[/udp]"),
+            Option("-P --publish-all", "publish every exposed port on a random host port"),
+            Option("--expose", "expose a port (repeatable)", "list", "PORT[/udp]"),
+            *_resource_options(),
+        ],
+        arguments=[Argument("image"), Argument("command", "rest")],
+        interspersed=False,
+    )
+    exec_ = Command(
+        "exec", "Run a command in a running container", commands.exec_,
+        options=[
+            Option("-e --env", "set an environment variable (repeatable)", "list", "KEY=VALUE"),
+            Option("-w --workdir", "working directory inside the container", "value", "DIR", default="/"),
+        ],
+        arguments=[Argument("container"), Argument("command", "rest")],
+        interspersed=False,
+    )
+    ps = Command("ps", "List containers", commands.ps, options=[
+        Option("-a --all", "show stopped containers too"),
+        Option("-q --quiet", "only IDs"),
+    ])
+    rm = Command("rm", "Remove stopped containers", commands.rm,
+                 options=[Option("-f --force", "kill a running container first")],
+                 arguments=[Argument("containers", "many")])
+    stats = Command("stats", "Show running containers' resource usage (read from their cgroups)", commands.stats,
+                    options=[
+                        Option("--no-stream", "print one reading and exit"),
+                        Option("--format", "table or json (one object per line)", "value", "FORMAT",
+                               default="table"),
+                        Option("--interval", "seconds between the two readings CPU % comes from", "value",
+                               "SECONDS", default="1"),
+                    ],
+                    arguments=[Argument("containers", "rest")])
+    images = Command("images", "List images", commands.images)
+    doctor = Command("doctor", "Check that this machine can run containers", commands.doctor)
+    prune = Command("prune", "Remove stopped containers and everything they left", commands.system_prune,
+                    options=[Option("-f --force", "do not ask (accepted for docker compatibility)")])
+    system = Command("system", "Manage minidocker's state", subcommands=[prune])
+    network = _network_commands()
+    return Command(
+        "minidocker", "A container runtime built to learn how Docker works",
+        options=[Option("-v --version", "print the version and exit")],
+        subcommands=[run, exec_, ps, rm, stats, images, doctor, network, system],
+    )
 
 
-def _version() -> str:
-    from minidocker import __version__
+def _resource_options() -> list[Option]:
+    """``run``'s cgroup flags (chapter 04), as docker's; values are checked in engine/resources.py."""
+    return [
+        Option("-m --memory", "memory limit, e.g. 64m or 1g (at least 6m)", "value", "SIZE"),
+        Option("--memory-swap", "memory + swap limit; -1: unlimited swap (default: twice --memory)", "value",
+               "SIZE"),
+        Option("--cpus", "CPUs' worth of time per period, e.g. 0.5", "value", "N"),
+        Option("-c --cpu-shares", "relative CPU weight (default 1024)", "value", "N"),
+        Option("--cpu-period", "CFS period in microseconds", "value", "US"),
+        Option("--cpu-quota", "CFS quota in microseconds per period", "value", "US"),
+        Option("--pids-limit", "maximum number of processes (-1: unlimited)", "value", "N"),
+    ]
 
-    return __version__
+
+def _network_commands() -> Command:
+    """``minidocker network create/ls/inspect/rm/prune/connect/disconnect`` (chapter 09)."""
+    pair = [Argument("network"), Argument("container")]
+    return Command("network", "Manage networks", subcommands=[
+        Command("create", "Create a bridge network", commands.network_create, options=[
+            Option("-d --driver", "network driver (only bridge)", "value", "DRIVER", default="bridge"),
+            Option("--subnet", "CIDR, e.g. 10.214.7.0/24 (default: a free /24)", "value", "CIDR"),
+        ], arguments=[Argument("name")]),
+        Command("ls", "List networks", commands.network_ls, options=[Option("-q --quiet", "only names")]),
+        Command("inspect", "Show networks and their containers as JSON", commands.network_inspect,
+                arguments=[Argument("networks", "many")]),
+        Command("rm", "Remove networks", commands.network_rm, arguments=[Argument("networks", "many")]),
+        Command("prune", "Remove networks without containers", commands.network_prune,
+                options=[Option("-f --force", "do not ask (accepted for docker compatibility)")]),
+        Command("connect", "Connect a running container to a network", commands.network_connect,
+                arguments=pair),
+        Command("disconnect", "Disconnect a container from a network", commands.network_disconnect,
+                arguments=pair),
+    ])

@@ -11,17 +11,18 @@ Layout (``tree /var/lib/minidocker/containers``)::
 from __future__ import annotations
 
 import os
-import secrets
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.paths import StateRoots
 
 __all__ = ["Container", "find_container", "list_containers", "new_container_id", "random_name"]
+
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
                "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
@@ -30,30 +31,55 @@ _NAMES = ("babbage", "curie", "dijkstra", "euler", "feynman", "hopper", "kare", 
 
 
 def new_container_id() -> str:
-    """64 hex digits, like Docker's; the first 12 are the short ID."""
-    return secrets.token_hex(32)
+    """64 hex digits, like Docker's; the first 12 are the short ID.
+
+    os.urandom, as secrets.token_hex does, without the 3 ms of importing secrets.
+    """
+    return os.urandom(32).hex()
 
 
 def random_name() -> str:
     """A Docker-style name: ``adjective_scientist``."""
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
+    return f"{_pick(_ADJECTIVES)}_{_pick(_NAMES)}"
 
 
-@dataclass
+def _pick(words: tuple[str, ...]) -> str:
+    """A random word (the modulo bias of 2**32 % 18 is negligible for a name)."""
+    return words[int.from_bytes(os.urandom(4), "little") % len(words)]
+
+
 class Container:
-    """What the engine remembers of a container. ``status`` is Docker's: created, running, exited."""
+    """What the engine remembers of a container. ``status`` is Docker's: created, running, exited.
+
+    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
+    ``minidocker run`` (see bench/README.md). ``FIELDS`` lists what is saved.
+    """
 
     FILE = "container.json"
+    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "oom_killed")
 
-    id: str
-    name: str
-    image: str
-    command: list[str]
-    created: float
-    status: str = "created"
-    pid: int | None = None
-    exit_code: int | None = None
-    oom_killed: bool | None = None  # the OOM killer killed one of its processes (chapter 04)
+    def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
+                 status: str = "created", pid: int | None = None, exit_code: int | None = None,
+                 oom_killed: bool | None = None) -> None:
+        self.id = id
+        self.name = name
+        self.image = image
+        self.command = command
+        self.created = created
+        self.status = status
+        self.pid = pid
+        self.exit_code = exit_code
+        self.oom_killed = oom_killed  # the OOM killer killed one of its processes (chapter 04)
+
+    def __repr__(self) -> str:
+        return f"Container({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str]) -> Container:
@@ -63,16 +89,18 @@ class Container:
         return roots.containers / self.id
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        data = {k: getattr(self, k) for k in self.FIELDS}
+        data["command"] = list(self.command)
+        return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Container:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
-    def save(self, roots: StateRoots) -> None:
+    def save(self, roots: StateRoots, durable: bool = True) -> None:
+        """Write the record atomically; ``durable=False`` skips the fsync (see atomic.write_bytes)."""
         self.directory(roots).mkdir(parents=True, exist_ok=True)
-        write_json(self.directory(roots) / self.FILE, self.to_json())
+        write_json(self.directory(roots) / self.FILE, self.to_json(), durable=durable)
 
     @classmethod
     def load(cls, roots: StateRoots, container_id: str) -> Container:
@@ -93,6 +121,8 @@ def list_containers(roots: StateRoots) -> list[Container]:
         return []
     found = []
     for entry in os.scandir(roots.containers):
+        if entry.name.startswith("."):
+            continue  # being deleted (engine/remove.py: delete_later)
         try:
             found.append(Container.load(roots, entry.name))
         except (FileNotFoundError, ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from minidocker.engine.container import find_container
 from minidocker.engine.run import merge_env, parse_env
@@ -10,6 +9,10 @@ from minidocker.errors import InvalidArgument, InvalidState
 from minidocker.paths import StateRoots, state_roots
 from minidocker.runtime import ExitStatus, exec_in
 from minidocker.runtime.spec import DEFAULT_PATH
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["exec_container"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -12,7 +11,9 @@ from minidocker.errors import InvalidState
 from minidocker.paths import StateRoots, state_roots
 from minidocker.storage import Snapshot
 
-__all__ = ["prune", "remove_container", "unmount_leftovers"]
+__all__ = ["delete_later", "prune", "remove_container", "unmount_leftovers"]
+
+_HIDDEN_PREFIX = ".removing-"
 
 
 def remove_container(ref: str, force: bool = False, roots: StateRoots | None = None) -> Container:
@@ -28,7 +29,7 @@ def remove_container(ref: str, force: bool = False, roots: StateRoots | None = N
     directory = container.directory(roots)
     _destroy_cgroup(directory)
     Snapshot(directory, []).unmount()
-    shutil.rmtree(directory, ignore_errors=True)
+    delete_later(directory)
     return container
 
 
@@ -42,6 +43,32 @@ def _destroy_cgroup(directory: Path) -> None:
     except (FileNotFoundError, KeyError, ValueError):
         return
     open_cgroup(path).destroy()
+
+
+def delete_later(directory: Path) -> None:
+    """Make a directory disappear now and delete its files in a detached process.
+
+    Deleting a container's files (its upper directory can be large) is work nobody
+    waits for: Docker does it in the background too. The rename is atomic, so the
+    container is gone for every reader at once; a double fork leaves the deletion to
+    a grandchild that init adopts, so the caller is not left with a zombie to reap.
+    See: rename(2), fork(2).
+    """
+    hidden = directory.with_name(_HIDDEN_PREFIX + directory.name)
+    os.rename(directory, hidden)
+    child = os.fork()
+    if child == 0:
+        try:
+            if os.fork() == 0:
+                try:
+                    import shutil
+
+                    shutil.rmtree(hidden, ignore_errors=True)
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str]:
@@ -69,8 +96,17 @@ def prune(roots: StateRoots | None = None) -> list[str]:
     containers = list_containers(roots)
     running = tuple(os.fspath(c.directory(roots)) + "/" for c in containers if c.status == "running")
     removed = [f"unmounted {m}" for m in unmount_leftovers(roots, keep=running)]
+    import shutil
+
+    for leftover in roots.containers.glob(_HIDDEN_PREFIX + "*"):  # a deletion that was interrupted
+        shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(f"deleted {leftover.name}")
     for container in containers:
         if container.status != "running":
             remove_container(container.id, roots=roots)
             removed.append(f"deleted container {container.id}")
+    if (roots.lib / "networks").is_dir():
+        from minidocker.engine.networks import prune_networks
+
+        removed += prune_networks(roots)
     return removed

@@ -15,28 +15,56 @@ engine only translates and validates, as dockerd does before it calls runc.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from minidocker.cgroups import Resources, cpus_to_quota, parse_size
 from minidocker.errors import InvalidArgument
+
+TYPE_CHECKING = False  # no typing or dataclasses on the `run` path (bench/README.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MIN_MEMORY", "ResourceFlags", "host_cpu_count", "resources_from_flags"]
 
 MIN_MEMORY = 6 << 20  # Docker's "Minimum memory limit allowed is 6MB"
 
 
-@dataclass(frozen=True)
 class ResourceFlags:
-    """The resource flags as typed by the user (sizes still strings)."""
+    """The resource flags as typed by the user: strings (or numbers), checked by resources_from_flags."""
 
-    memory: str | None = None
-    memory_swap: str | None = None
-    cpus: float | None = None
-    cpu_shares: int | None = None
-    cpu_period: int | None = None
-    cpu_quota: int | None = None
-    pids_limit: int | None = None
+    FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpu_period", "cpu_quota", "pids_limit")
+
+    def __init__(self, memory: str | None = None, memory_swap: str | None = None,
+                 cpus: str | float | None = None, cpu_shares: str | int | None = None,
+                 cpu_period: str | int | None = None, cpu_quota: str | int | None = None,
+                 pids_limit: str | int | None = None) -> None:
+        self.memory = memory
+        self.memory_swap = memory_swap
+        self.cpus = _number("--cpus", cpus, float)
+        self.cpu_shares = _number("--cpu-shares", cpu_shares, int)
+        self.cpu_period = _number("--cpu-period", cpu_period, int)
+        self.cpu_quota = _number("--cpu-quota", cpu_quota, int)
+        self.pids_limit = _number("--pids-limit", pids_limit, int)
+
+    def __repr__(self) -> str:
+        return f"ResourceFlags({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _number(flag: str, value: str | float | None, kind: type) -> float | int | None:
+    """``"0.5"`` -> 0.5 for ``--cpus``; a clear error naming the flag otherwise."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    try:
+        return kind(str(value).strip())
+    except ValueError:
+        what = "a number" if kind is float else "an integer"
+        raise InvalidArgument(f"invalid {flag} {value!r}: not {what}") from None
 
 
 def host_cpu_count() -> int:

@@ -7,14 +7,15 @@ What ``docker run`` makes dockerd, containerd and runc do, in one process::
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
     runtime.run(spec)                                 cgroup, namespaces, pivot_root, exec
     snapshot.unmount() (and remove with --rm)
+
+With a bridge network (chapter 09) the engine also allocates an address before
+the runtime starts, wires the veth between create and start, and forgets the
+endpoint after the exit; ``--network none`` does none of it and imports nothing.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from minidocker.cgroups import CGROUP_PARENT
 from minidocker.engine.container import Container
@@ -30,25 +31,58 @@ from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
 
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
-@dataclass
+
 class RunOptions:
-    """The flags of ``run`` that direct mode understands."""
+    """The flags of ``run`` that direct mode understands.
 
-    image: str
-    command: list[str] = field(default_factory=list)
-    name: str | None = None
-    hostname: str | None = None
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    entrypoint: str | None = None
-    interactive: bool = False
-    tty: bool = False
-    init: bool = False
-    remove: bool = False
-    read_only: bool = False
-    resources: ResourceFlags = field(default_factory=ResourceFlags)  # --memory, --cpus, --pids-limit ...
+    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
+    ``minidocker run`` (see bench/README.md).
+    """
+
+    FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
+              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
+              "resources")
+
+    def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
+                 hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
+                 user: str | None = None, entrypoint: str | None = None, interactive: bool = False,
+                 tty: bool = False, init: bool = False, remove: bool = False,
+                 read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
+                 publish_all: bool = False, expose: list[str] | None = None,
+                 resources: ResourceFlags | None = None) -> None:
+        self.image = image
+        self.command = [] if command is None else command
+        self.name = name
+        self.hostname = hostname
+        self.env = [] if env is None else env
+        self.workdir = workdir
+        self.user = user
+        self.entrypoint = entrypoint
+        self.interactive = interactive
+        self.tty = tty
+        self.init = init
+        self.remove = remove
+        self.read_only = read_only
+        self.network = network  # bridge (default), none, host, container:NAME or a network's name
+        self.publish = [] if publish is None else publish  # -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]
+        self.publish_all = publish_all  # -P: every exposed port on a random host port
+        self.expose = [] if expose is None else expose  # --expose PORT[/udp]
+        self.resources = resources or ResourceFlags()  # --memory, --cpus, --pids-limit ... (chapter 04)
+
+    def __repr__(self) -> str:
+        return f"RunOptions({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
 
 def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -> list[str]:
@@ -133,28 +167,36 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     image = ImageStore(roots.images).get(options.image)
     if options.name is not None:
         _check_name(roots, options.name)
+    plan = _plan_network(options, image, roots)
     container = Container.new(options.name, image.reference, options.command)
     spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id)
     container.command = spec["process"]["args"]
     directory = container.directory(roots)
     snapshot = Snapshot.create(image.layers, directory)
+    # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
+    durable = not options.remove
+    endpoint = None
     try:
-        container.save(roots)
+        container.save(roots, durable)
+        before_start = None
+        if plan is not None:
+            endpoint, before_start = _prepare_network(plan, spec, container, roots)
         _write_config(directory, spec)
         snapshot.mount()
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
         try:
             def started(pid: int) -> None:
                 container.status, container.pid = "running", pid
-                container.save(roots)
+                container.save(roots, durable)
 
-            status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started)
+            status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start)
         finally:
             if stdin != 0:
                 os.close(stdin)
         container.status, container.pid, container.exit_code = "exited", None, status.exit_code
         container.oom_killed = status.oom_killed or None
-        container.save(roots)
+        if not options.remove:  # with --rm the record is about to go: do not write it a third time
+            container.save(roots)
         return status
     except BaseException:
         container.status, container.pid = "exited", None
@@ -162,9 +204,82 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             container.save(roots)
         raise
     finally:
+        if endpoint is not None:
+            from minidocker.engine.networks import detach
+
+            detach(roots, container.id)  # the veth goes with the netns, in the kernel's own time
         snapshot.unmount()
         if options.remove:
-            snapshot.remove()
+            from minidocker.engine.remove import delete_later
+
+            delete_later(directory)
+
+
+def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
+    """The network plan, or None for ``--network none`` (the fast path: no import, no state)."""
+    # dockerd --bridge=none: no default network. The test suite sets it outside its network sandbox.
+    mode = options.network or ("none" if os.environ.get("MINIDOCKER_BRIDGE") == "none" else "bridge")
+    if mode == "none" and not options.publish:
+        return None
+    from minidocker.engine.networks import check_network_exists, plan_network
+    from minidocker.network.ports import parse_expose
+
+    exposed = []
+    if options.publish_all:
+        keys = [*(image.config.get("ExposedPorts") or {}), *options.expose]
+        exposed = sorted({parse_expose(k) for k in keys})
+    plan = plan_network(mode, options.publish, exposed)
+    check_network_exists(roots, plan)
+    return plan
+
+
+def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,
+                     roots: StateRoots) -> tuple[dict[str, Any] | None, Any]:
+    """Adjust the spec for the plan's mode; for a bridge, allocate and return the wiring hook."""
+    from minidocker.engine import networks
+
+    directory = container.directory(roots)
+    hostname = spec.get("hostname", container.id[:12])
+    namespaces = spec["linux"]["namespaces"]
+    if plan.mode == "host":
+        import shutil
+        import socket
+
+        namespaces[:] = [n for n in namespaces if n["type"] != "network"]
+        spec["hostname"] = hostname = (hostname if hostname != container.id[:12] else socket.gethostname())
+        for name in ("hosts", "resolv.conf"):
+            if os.path.exists(f"/etc/{name}"):
+                shutil.copyfile(f"/etc/{name}", directory / name)
+        (directory / "hostname").write_text(hostname + "\n")
+        _bind_name_files(spec, directory)
+        return None, None
+    if plan.mode == "container":
+        from minidocker.engine.container import find_container
+
+        other = find_container(roots, plan.container)
+        if other.status != "running" or other.pid is None:
+            raise Conflict(f"cannot join the network of container {other.name}: it is not running")
+        for entry in namespaces:
+            if entry["type"] == "network":
+                entry["path"] = f"/proc/{other.pid}/ns/net"
+        _bind_name_files(spec, other.directory(roots))
+        return None, None
+    endpoint = networks.attach(roots, container.id, container.name, hostname, plan, directory)
+    _bind_name_files(spec, directory)
+
+    def wire(pid: int) -> None:
+        networks.wire(endpoint, container.id, pid)
+
+    return endpoint, wire
+
+
+def _bind_name_files(spec: dict[str, Any], directory: os.PathLike[str]) -> None:
+    """Bind-mount the container's hosts, hostname and resolv.conf over the image's, as Docker does."""
+    for name in ("hosts", "hostname", "resolv.conf"):
+        source = os.path.join(directory, name)
+        if os.path.exists(source):
+            spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind", "source": source,
+                                   "options": ["rbind", "rprivate"]})
 
 
 def _check_name(roots: StateRoots, name: str) -> None:
@@ -178,4 +293,5 @@ def _check_name(roots: StateRoots, name: str) -> None:
 def _write_config(directory: os.PathLike[str], spec: Mapping[str, Any]) -> None:
     from minidocker.atomic import write_json
 
-    write_json(os.path.join(directory, "config.json"), spec)
+    # Rewritten at every start and read only by the runtime: no fsync (atomic.write_bytes).
+    write_json(os.path.join(directory, "config.json"), spec, durable=False)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from minidocker.atomic import read_json
 from minidocker.cgroups import Cgroup, CgroupStats, format_size, open_cgroup
@@ -19,16 +17,20 @@ from minidocker.engine.container import Container, find_container, list_containe
 from minidocker.errors import InvalidState, NotFound
 from minidocker.paths import StateRoots, state_roots
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = ["ContainerStats", "container_cgroup", "format_json", "format_table", "sample_stats"]
 
 
-@dataclass(frozen=True)
 class ContainerStats:
     """A container and its usage; ``cpu_percent`` over the sampling interval."""
 
-    container: Container
-    stats: CgroupStats
-    cpu_percent: float | None
+    def __init__(self, container: Container, stats: CgroupStats, cpu_percent: float | None) -> None:
+        self.container = container
+        self.stats = stats
+        self.cpu_percent = cpu_percent
 
     def to_json(self) -> dict:
         return {"id": self.container.id, "name": self.container.name, "cpu_percent": self.cpu_percent,

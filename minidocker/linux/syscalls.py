@@ -10,9 +10,7 @@ call set.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 import signal
 
 from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
@@ -29,7 +27,22 @@ __all__ = [
     "unshare",
 ]
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    """libc by its glibc soname; any other C library through ctypes.util.
+
+    Not find_library first: on Linux it runs ``ldconfig -p`` in a subprocess, which
+    costs more than the rest of this module's import (see bench/README.md).
+    """
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -39,7 +52,7 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 _libc.syscall.restype = ctypes.c_long
 
 # glibc has no pivot_root wrapper, so we go through syscall(2) with the number.
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 
 # prctl(2) options.
 _PR_SET_PDEATHSIG = 1
@@ -112,7 +125,7 @@ def pivot_root(new_root: str | os.PathLike[str], put_old: str | os.PathLike[str]
     See pivot_root(2).
     """
     if _SYS_PIVOT_ROOT is None:
-        raise OSError(38, f"pivot_root: unknown syscall number on {platform.machine()}")
+        raise OSError(38, f"pivot_root: unknown syscall number on {os.uname().machine}")
     result = _libc.syscall(_SYS_PIVOT_ROOT, _path(new_root), _path(put_old))
     _check(result, "pivot_root", os.fspath(new_root), os.fspath(put_old))
 

@@ -12,12 +12,15 @@ See: setns(2), nsenter(1), cgroups(7).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from minidocker.cgroups import join_cgroups_of
 from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["exec_in"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
+from collections import namedtuple
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_ENGINE_ERROR", "EXIT_NOT_FOUND", "ExitStatus"]
 
@@ -21,13 +21,14 @@ EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 
 
-@dataclass(frozen=True)
-class ExitStatus:
-    """How a process ended: an exit code, or the signal that killed it."""
+class ExitStatus(namedtuple("ExitStatus", ["code", "signal", "oom_killed"], defaults=(None, None, False))):
+    """How a process ended: an exit ``code``, or the ``signal`` that killed it (and if ``oom_killed``).
 
-    code: int | None = None
-    signal: int | None = None
-    oom_killed: bool = False
+    A namedtuple, frozen like the dataclass it was, without the 7 ms of importing
+    dataclasses on every command (see bench/README.md).
+    """
+
+    __slots__ = ()
 
     @classmethod
     def from_wait_status(cls, status: int, oom_killed: bool = False) -> ExitStatus:

@@ -19,24 +19,26 @@ The handshake with the container side is drawn in :mod:`minidocker.runtime.hands
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import socket
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from contextlib import contextmanager
 
 from minidocker.cgroups import CGROUP_PARENT, Cgroup, Resources, open_cgroup
 from minidocker.errors import ContainerError
 from minidocker.linux import CloneFlag
 from minidocker.namespaces import clone_flags, write_id_maps
-from minidocker.runtime import console
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.init import stage1
 from minidocker.runtime.spec import validate
 
 __all__ = ["ContainerProcess", "Stdio", "create_cgroup", "run"]
+
+TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    import socket
+    from typing import Any
 
 # Signals the runtime passes on to the container (docker run's --sig-proxy).
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -58,6 +60,7 @@ class ContainerProcess:
         self._master: int | None = None
         self._status: ExitStatus | None = None
         self.cgroup: Cgroup | None = None
+        self._pending: list[int] = []  # signals received before PID 1 existed
 
     def create(self, before_namespaces: Callable[[int], None] | None = None) -> int:
         """Fork the container's processes and set everything up up to the exec.
@@ -83,7 +86,7 @@ class ContainerProcess:
         to_child = os.pipe()
         to_parent = os.pipe()
         terminal = bool(self.spec["process"].get("terminal"))
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX) if terminal else (None, None)
+        parent_sock, child_sock = _console_sockets() if terminal else (None, None)
         pid = os.fork()
         if pid == 0:
             try:
@@ -111,7 +114,10 @@ class ContainerProcess:
                 before_namespaces(pid)
             channel.send(Message.GO)
             self.pid = channel.expect(Message.PID)["pid"]
+            self._deliver_pending()
             if parent_sock is not None:
+                from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
+
                 self._master = console.receive_fd(parent_sock)
             channel.expect(Message.READY)
         except BaseException:
@@ -140,14 +146,11 @@ class ContainerProcess:
         if self._status is not None:
             return self._status
         assert self._stage1 is not None
-        previous = {sig: signal.signal(sig, self._forward) for sig in PROXIED_SIGNALS}
         try:
             if self._master is not None:
                 self._relay_terminal()
             _, status = os.waitpid(self._stage1, 0)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             if self._master is not None:
                 os.close(self._master)
                 self._master = None
@@ -187,6 +190,20 @@ class ContainerProcess:
         """Did the OOM killer kill a process of this container (memory.events / memory.oom_control)?"""
         return self.cgroup is not None and self.cgroup.oom_kills() > 0
 
+    @contextmanager
+    def forwarding_signals(self) -> Iterator[None]:
+        """Pass SIGINT, SIGTERM ... we receive on to the container, like docker run's --sig-proxy.
+
+        A signal that arrives before PID 1 exists is kept and sent once it does, so
+        that no signal kills the runtime half-way and leaves mounts behind.
+        """
+        previous = {sig: signal.signal(sig, self._forward) for sig in PROXIED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     def _configure_user_namespace(self, channel: Channel, pid: int) -> None:
         linux = self.spec.get("linux", {})
         if clone_flags(linux.get("namespaces", [])) & CloneFlag.CLONE_NEWUSER:
@@ -194,9 +211,18 @@ class ContainerProcess:
             write_id_maps(pid, linux.get("uidMappings", []), linux.get("gidMappings", []))
 
     def _forward(self, signum: int, _frame: object) -> None:
-        self.kill(signum)
+        if self.pid is None:
+            self._pending.append(signum)
+        else:
+            self.kill(signum)
+
+    def _deliver_pending(self) -> None:
+        while self._pending:
+            self.kill(self._pending.pop(0))
 
     def _relay_terminal(self) -> None:
+        from minidocker.runtime import console
+
         assert self._master is not None
         console.copy_window_size(self.stdio[1], self._master)
         previous = signal.signal(signal.SIGWINCH,
@@ -220,7 +246,7 @@ def create_cgroup(spec: Mapping[str, Any]) -> Cgroup | None:
     path = linux.get("cgroupsPath")
     if path is None and not resources.controllers():
         return None
-    cgroup = open_cgroup(path or f"/{CGROUP_PARENT}/{secrets.token_hex(8)}")
+    cgroup = open_cgroup(path or f"/{CGROUP_PARENT}/{os.urandom(8).hex()}")
     cgroup.check(resources)
     try:
         cgroup.create()
@@ -233,18 +259,31 @@ def create_cgroup(spec: Mapping[str, Any]) -> Cgroup | None:
 
 def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
         before_namespaces: Callable[[int], None] | None = None,
-        on_started: Callable[[int], None] | None = None) -> ExitStatus:
+        on_started: Callable[[int], None] | None = None,
+        before_start: Callable[[int], None] | None = None) -> ExitStatus:
     """Create, start and wait for a container. Like ``runc run``.
 
-    ``on_started`` gets the host PID of PID 1 once the command runs (to record state).
+    ``before_start`` gets the host PID of PID 1 after create, before the command runs:
+    its namespaces exist (that is where the network is wired, like a CNI/OCI
+    ``createRuntime`` hook). ``on_started`` gets it once the command runs (to record state).
     """
     proc = ContainerProcess(spec, stdio)
     try:
-        proc.create(before_namespaces)
-        proc.start()
-        if on_started is not None:
-            on_started(proc.pid)  # type: ignore[arg-type]
-        return proc.wait()
+        with proc.forwarding_signals():
+            proc.create(before_namespaces)
+            if before_start is not None:
+                before_start(proc.pid)  # type: ignore[arg-type]
+            proc.start()
+            if on_started is not None:
+                on_started(proc.pid)  # type: ignore[arg-type]
+            return proc.wait()
     finally:
         proc.destroy()
         sys.stdout.flush()
+
+
+def _console_sockets() -> tuple[socket.socket, socket.socket]:
+    """The pair over which init sends the pty's master (imported only for -t: 1.7 ms)."""
+    import socket
+
+    return socket.socketpair(socket.AF_UNIX)

@@ -15,12 +15,13 @@ See: Documentation/filesystems/overlayfs.rst.
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker.linux import UmountFlag, mount, umount2
+
+TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Snapshot", "overlay_options"]
 
@@ -31,12 +32,26 @@ def overlay_options(lowers: Sequence[os.PathLike[str] | str], upper: os.PathLike
     return f"lowerdir={':'.join(os.fspath(p) for p in lowers)},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
 
 
-@dataclass
 class Snapshot:
-    """The directories of one container's filesystem, under ``directory``."""
+    """The directories of one container's filesystem, under ``directory``.
 
-    directory: Path
-    lowers: list[Path]
+    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
+    ``minidocker run`` (see bench/README.md).
+    """
+
+    def __init__(self, directory: Path, lowers: list[Path]) -> None:
+        self.directory = directory
+        self.lowers = lowers
+
+    def __repr__(self) -> str:
+        return f"Snapshot(directory={self.directory!r}, lowers={self.lowers!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return (self.directory, self.lowers) == (other.directory, other.lowers)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
     @property
     def upper(self) -> Path:
@@ -72,5 +87,7 @@ class Snapshot:
 
     def remove(self) -> None:
         """Unmount and delete the snapshot's directories: the container's changes are gone."""
+        import shutil  # here: its import (bz2, lzma ...) costs 1.5 ms that only --rm needs
+
         self.unmount()
         shutil.rmtree(self.directory, ignore_errors=True)
