@@ -231,6 +231,10 @@ class Cgroup:
         """Move ``pid`` into the group: write it to ``cgroup.procs``. Its future children follow."""
         raise NotImplementedError
 
+    def add_self(self) -> None:
+        """Move the calling (single-threaded) process into the group; see the drivers for why."""
+        raise NotImplementedError
+
     def procs(self) -> list[int]:
         """The PIDs in the group and its descendants."""
         raise NotImplementedError

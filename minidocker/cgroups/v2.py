@@ -120,6 +120,10 @@ class CgroupV2(Cgroup):
     def add_process(self, pid: int) -> None:
         write_value(os.path.join(self.dir, "cgroup.procs"), pid)
 
+    def add_self(self) -> None:
+        # cgroup.threads would be the cheap path, but only in threaded subtrees.
+        write_value(os.path.join(self.dir, "cgroup.procs"), 0)
+
     def procs(self) -> list[int]:
         pids: set[int] = set()
         for top, _, files in os.walk(self.dir):

@@ -67,8 +67,8 @@ class ContainerProcess:
 
         Args:
             before_namespaces: called with the stage-1 child's PID before it creates
-                its namespaces (and after its user namespace is mapped): the place for
-                cgroup placement, so that no instruction runs unlimited.
+                its namespaces (and after its user namespace is mapped). The child has
+                already joined the container's cgroup by then (``_join_cgroup``).
         Returns:
             the host PID of the container's PID 1.
         Raises:
@@ -97,7 +97,10 @@ class ContainerProcess:
                 for target, fd in enumerate(self.stdio):
                     if fd != target:
                         os.dup2(fd, target)
-                stage1(self.spec, Channel(to_child[0], to_parent[1]), child_sock)
+                child_channel = Channel(to_child[0], to_parent[1])
+                if self.cgroup is not None:
+                    _join_cgroup(self.cgroup, child_channel)
+                stage1(self.spec, child_channel, child_sock)
             finally:
                 os._exit(125)
         self._stage1 = pid
@@ -108,8 +111,6 @@ class ContainerProcess:
         self._channel = channel = Channel(to_parent[0], to_child[1])
         try:
             self._configure_user_namespace(channel, pid)
-            if self.cgroup is not None:
-                self.cgroup.add_process(pid)  # its children (PID 1, the command) inherit the group
             if before_namespaces is not None:
                 before_namespaces(pid)
             channel.send(Message.GO)
@@ -232,6 +233,21 @@ class ContainerProcess:
                 console.relay(self._master, self.stdio[0], self.stdio[1])
         finally:
             signal.signal(signal.SIGWINCH, previous)
+
+
+def _join_cgroup(cgroup: Cgroup, channel: Channel) -> None:
+    """In the stage-1 child, first thing after the fork: move into the container's group.
+
+    Before any namespace, before PID 1 exists: nothing of the container ever runs
+    outside its limits, and everything it forks inherits the group. The child moves
+    itself (``add_self``) rather than the parent moving it by PID: on v1 that skips the
+    kernel's global threadgroup lock and its RCU grace period (0.4 ms instead of ~10).
+    """
+    try:
+        cgroup.add_self()
+    except Exception as err:  # noqa: BLE001 - reported to the parent, then exit
+        channel.send_error(f"failed to join cgroup {cgroup.path}: {err}")
+        os._exit(125)
 
 
 def create_cgroup(spec: Mapping[str, Any]) -> Cgroup | None:
