@@ -9,10 +9,10 @@ VENV          := .venv
 PY            := $(VENV)/bin/python
 # qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
 APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 qemu-system-x86
+                 skopeo umoci zstd qemu-system-x86
 PYTEST_ARGS   ?=
 
-.PHONY: setup demo test lab notebooks grade bench prune apt venv
+.PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image
 
 setup: apt venv
 	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
@@ -62,6 +62,18 @@ grade: setup
 bench: setup
 	$(PY) bench/startup.py
 	$(PY) bench/network.py
+
+# A real Debian base image for later chapters (optional, ~2 min, needs the Debian mirror):
+# debootstrap a minbase rootfs, tar it without device nodes, import it as debian:bookworm.
+DEBIAN_SUITE ?= bookworm
+debian-image: setup
+	@command -v debootstrap >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap)
+	@tmp=$$(mktemp -d /tmp/minidocker-debian.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+	debootstrap --variant=minbase $(DEBIAN_SUITE) "$$tmp/rootfs" >"$$tmp/log" 2>&1 || { tail -20 "$$tmp/log"; exit 1; }; \
+	rm -rf "$$tmp"/rootfs/var/cache/apt/archives/*.deb "$$tmp"/rootfs/var/lib/apt/lists/*; \
+	tar --numeric-owner --xattrs --exclude='./dev/*' -C "$$tmp/rootfs" -cf "$$tmp/rootfs.tar" . && \
+	$(VENV)/bin/minidocker import -m "debootstrap --variant=minbase $(DEBIAN_SUITE)" "$$tmp/rootfs.tar" debian:$(DEBIAN_SUITE) && \
+	$(VENV)/bin/minidocker run --rm debian:$(DEBIAN_SUITE) /bin/cat /etc/debian_version
 
 prune: venv
 	$(VENV)/bin/minidocker system prune -f

@@ -85,7 +85,10 @@ def find_minidocker(given: str | None) -> str:
 def prepare_image(minidocker: str, env: dict[str, str]) -> Path:
     """Run one container so that the busybox image exists; return its root filesystem."""
     subprocess.run([minidocker, "run", "--rm", "--network", "none", "busybox", "true"], env=env, check=True)
-    rootfs = Path(env["MINIDOCKER_ROOT"]) / "lib" / "images" / "busybox" / "latest" / "rootfs"
+    sys.path.insert(0, str(REPO))
+    from minidocker.image import ImageStore
+
+    rootfs = ImageStore(Path(env["MINIDOCKER_ROOT"]) / "lib" / "images").get("busybox").layers[0]  # one layer
     if not rootfs.is_dir():
         sys.exit(f"bench: the busybox image is not where expected: {rootfs}")
     return rootfs

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-__all__ = ["doctor", "exec_", "images", "network_connect", "network_create", "network_disconnect",
-           "network_inspect", "network_ls", "network_prune", "network_rm", "ps", "rm", "run", "stats",
-           "system_prune"]
+__all__ = ["commit", "doctor", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
+           "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
+           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag"]
 
 
 def run(args: SimpleNamespace) -> int:
@@ -37,8 +37,6 @@ def run(args: SimpleNamespace) -> int:
 
 
 def stats(args: SimpleNamespace) -> int:
-    import time
-
     from minidocker.engine.stats import format_json, format_table, sample_stats
     from minidocker.errors import InvalidArgument
 
@@ -99,13 +97,131 @@ def rm(args: SimpleNamespace) -> int:
 
 
 def images(args: SimpleNamespace) -> int:
+    from minidocker.cli.format import image_rows
+
+    print("\n".join(image_rows(_store().list(), quiet=args.quiet, no_trunc=args.no_trunc)))
+    return 0
+
+
+def image_inspect(args: SimpleNamespace) -> int:
+    import json
+
+    from minidocker.image.inspect import inspect_image
+
+    print(json.dumps([inspect_image(_store(), ref) for ref in args.images], indent=4))
+    return 0
+
+
+def tag(args: SimpleNamespace) -> int:
+    _store().tag(args.source, args.target)
+    return 0
+
+
+def rmi(args: SimpleNamespace) -> int:
+    from minidocker.engine.images import remove_image
+
+    failed = 0
+    for ref in args.images:
+        try:
+            print("\n".join(remove_image(ref, force=args.force)))
+        except Exception as err:  # noqa: BLE001 - report each, go on, like docker rmi
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def history(args: SimpleNamespace) -> int:
+    from minidocker.cli.format import history_rows
+    from minidocker.image.inspect import image_history
+
+    print("\n".join(history_rows(image_history(_store(), args.image), no_trunc=args.no_trunc)))
+    return 0
+
+
+def save(args: SimpleNamespace) -> int:
+    from minidocker.image.archive import save_archive
+    from minidocker.image.oci import save_oci_layout
+
+    if args.format not in ("docker", "oci"):
+        _fail(f"invalid --format {args.format!r}: use docker or oci")
+    if args.format == "oci":
+        save_oci_layout(_store(), args.images, args.output or _fail("save --format oci needs -o DIRECTORY"))
+        return 0
+    with _output(args.output) as out:
+        save_archive(_store(), args.images, out)
+    return 0
+
+
+def load(args: SimpleNamespace) -> int:
+    import os
+
+    from minidocker.image.archive import load_archive
+    from minidocker.image.oci import load_oci_layout
+
+    if not args.input:
+        _fail("load needs -i PATH (docker reads stdin; minidocker does not yet)")
+    store = _store()
+    lines = (load_oci_layout(store, args.input, name=args.name) if os.path.isdir(args.input)
+             else load_archive(store, args.input, name=args.name))
+    if not args.quiet:
+        print("\n".join(lines))
+    return 0
+
+
+def import_(args: SimpleNamespace) -> int:
+    from minidocker.image.imports import import_tarball
+
+    print(import_tarball(_store(), args.file, args.reference, message=args.message).id)
+    return 0
+
+
+def export(args: SimpleNamespace) -> int:
+    from minidocker.engine.images import export_container
+
+    _require_root()
+    with _output(args.output) as out:
+        export_container(args.container, out)
+    return 0
+
+
+def commit(args: SimpleNamespace) -> int:
+    from minidocker.engine.images import commit_container
+
+    print(commit_container(args.container, args.reference, message=args.message, author=args.author).id)
+    return 0
+
+
+def image_prune(args: SimpleNamespace) -> int:
+    deleted = _store().gc()
+    print("\n".join(f"deleted layer: {d}" for d in deleted) or "nothing to remove")
+    return 0
+
+
+def _store():
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
-    print(f"{'REPOSITORY':<24}{'TAG':<12}")
-    for image in ImageStore(state_roots().images).list():
-        print(f"{image.name:<24}{image.tag:<12}")
-    return 0
+    return ImageStore(state_roots().images)
+
+
+def _output(path: str | None):
+    """A binary file to write to: ``path``, else stdout (refused when it is a terminal, like docker)."""
+    import contextlib
+
+    from minidocker.errors import InvalidArgument
+
+    if path:
+        return open(path, "wb")
+    if sys.stdout.isatty():
+        raise InvalidArgument("refusing to write an archive to a terminal", hint="use -o FILE or redirect stdout")
+    sys.stdout.flush()
+    return contextlib.nullcontext(sys.stdout.buffer)
+
+
+def _fail(message: str):
+    from minidocker.errors import InvalidArgument
+
+    raise InvalidArgument(message)
 
 
 def doctor(args: SimpleNamespace) -> int:

@@ -63,7 +63,8 @@ def build_commands() -> Command:
                                "SECONDS", default="1"),
                     ],
                     arguments=[Argument("containers", "rest")])
-    images = Command("images", "List images", commands.images)
+    images_flags = [Option("-q --quiet", "only image IDs"), Option("--no-trunc", "full image IDs", dest="no_trunc")]
+    images = Command("images", "List images", commands.images, options=images_flags)
     doctor = Command("doctor", "Check that this machine can run containers", commands.doctor)
     prune = Command("prune", "Remove stopped containers and everything they left", commands.system_prune,
                     options=[Option("-f --force", "do not ask (accepted for docker compatibility)")])
@@ -72,8 +73,58 @@ def build_commands() -> Command:
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
-        subcommands=[run, exec_, ps, rm, stats, images, doctor, network, system],
+        subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), doctor, network, system],
     )
+
+
+def _image_commands(images_flags: list[Option]) -> list[Command]:
+    """tag, rmi, history, save, load, import, export, commit, and ``image <verb>``. Chapters 05-06."""
+    def tag(name: str = "tag") -> Command:
+        return Command(name, "Give an image another name", commands.tag,
+                       arguments=[Argument("source"), Argument("target")])
+
+    def rmi(name: str = "rmi") -> Command:
+        return Command(name, "Remove images", commands.rmi,
+                       options=[Option("-f --force", "remove even if containers use it")],
+                       arguments=[Argument("images", "many")])
+
+    def history(name: str = "history") -> Command:
+        return Command(name, "Show the layers of an image", commands.history,
+                       options=[Option("--no-trunc", "do not truncate CREATED BY", dest="no_trunc")],
+                       arguments=[Argument("image")])
+
+    def save(name: str = "save") -> Command:
+        return Command(name, "Save images to a tar archive (docker save format) or an OCI layout", commands.save,
+                       options=[Option("-o --output", "write to this file (a directory for --format oci)", "value",
+                                       "PATH"),
+                                Option("--format", "docker (default) or oci", "value", "FORMAT", default="docker")],
+                       arguments=[Argument("images", "many")])
+
+    def load(name: str = "load") -> Command:
+        return Command(name, "Load images from a docker save tar or an OCI layout (directory or tar)",
+                       commands.load,
+                       options=[Option("-i --input", "the archive or layout to read", "value", "PATH"),
+                                Option("--name", "repository for OCI layouts whose tags carry none", "value", "NAME"),
+                                Option("-q --quiet", "print nothing")])
+
+    def import_(name: str = "import") -> Command:
+        return Command(name, "Make an image of a root filesystem tarball", commands.import_,
+                       options=[Option("-m --message", "message for the history", "value", "TEXT", default="")],
+                       arguments=[Argument("file"), Argument("reference", "optional")])
+
+    export = Command("export", "Export a container's filesystem as a tar archive", commands.export,
+                     options=[Option("-o --output", "write to this file instead of stdout", "value", "FILE")],
+                     arguments=[Argument("container")])
+    commit = Command("commit", "Create a new image from a container's changes", commands.commit,
+                     options=[Option("-m --message", "commit message", "value", "TEXT", default=""),
+                              Option("-a --author", "author", "value", "NAME", default="")],
+                     arguments=[Argument("container"), Argument("reference", "optional")])
+    inspect = Command("inspect", "Show images as JSON", commands.image_inspect, arguments=[Argument("images", "many")])
+    prune = Command("prune", "Remove blobs and layers no image uses", commands.image_prune)
+    image = Command("image", "Manage images", subcommands=[
+        Command("ls", "List images", commands.images, options=images_flags), inspect, tag(), rmi("rm"),
+        history(), save(), load(), import_(), prune])
+    return [tag(), rmi(), history(), save(), load(), import_(), export, commit, image]
 
 
 def _resource_options() -> list[Option]:

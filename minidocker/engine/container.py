@@ -56,11 +56,11 @@ class Container:
     """
 
     FILE = "container.json"
-    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "oom_killed")
+    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed")
 
     def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
                  status: str = "created", pid: int | None = None, exit_code: int | None = None,
-                 oom_killed: bool | None = None) -> None:
+                 image_id: str | None = None, oom_killed: bool | None = None) -> None:
         self.id = id
         self.name = name
         self.image = image
@@ -69,6 +69,7 @@ class Container:
         self.status = status
         self.pid = pid
         self.exit_code = exit_code
+        self.image_id = image_id  # the image's ID (sha256 of its config): rmi and commit follow it
         self.oom_killed = oom_killed  # the OOM killer killed one of its processes (chapter 04)
 
     def __repr__(self) -> str:
@@ -82,8 +83,8 @@ class Container:
     __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
     @classmethod
-    def new(cls, name: str | None, image: str, command: list[str]) -> Container:
-        return cls(new_container_id(), name or random_name(), image, command, time.time())
+    def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:
+        return cls(new_container_id(), name or random_name(), image, command, time.time(), image_id=image_id)
 
     def directory(self, roots: StateRoots) -> Path:
         return roots.containers / self.id

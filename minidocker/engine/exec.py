@@ -4,8 +4,9 @@ from __future__ import annotations
 
 
 from minidocker.engine.container import find_container
-from minidocker.engine.run import merge_env, parse_env
+from minidocker.engine.run import parse_env
 from minidocker.errors import InvalidArgument, InvalidState
+from minidocker.image.runconfig import merge_env
 from minidocker.paths import StateRoots, state_roots
 from minidocker.runtime import ExitStatus, exec_in
 from minidocker.runtime.spec import DEFAULT_PATH
@@ -27,5 +28,5 @@ def exec_container(ref: str, command: Sequence[str], env: Sequence[str] = (), wo
     if container.status != "running" or container.pid is None:
         raise InvalidState(f"cannot exec in container {container.id[:12]}: it is {container.status}",
                            hint=f"start it first: minidocker run ... (container {container.name})")
-    merged = dict(item.split("=", 1) for item in merge_env([DEFAULT_PATH], parse_env(env)))
+    merged = dict(item.split("=", 1) for item in merge_env(parse_env(env), [DEFAULT_PATH]))
     return exec_in(container.pid, list(command), merged, workdir)

@@ -22,11 +22,12 @@ from minidocker.engine.container import Container
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.image import Image, ImageStore
+from minidocker.image.runconfig import RunArgs, apply_image_config
 from minidocker.paths import StateRoots, state_roots
 from minidocker.runtime import ExitStatus, default_spec
 from minidocker.runtime import run as runtime_run
 from minidocker.runtime.init import INIT_ANNOTATION
-from minidocker.runtime.spec import DEFAULT_PATH, validate, validate_hostname
+from minidocker.runtime.spec import validate, validate_hostname
 from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
@@ -100,58 +101,19 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -
     return result
 
 
-def merge_env(image_env: Sequence[str], overrides: Sequence[str]) -> list[str]:
-    """Image ``Env`` first, each ``-e`` replacing a variable of the same name."""
-    merged: dict[str, str] = {}
-    for item in [*image_env, *overrides]:
-        key, _, value = item.partition("=")
-        merged[key] = value
-    return [f"{k}={v}" for k, v in merged.items()]
-
-
-def command_for(config: Mapping[str, Any], command: Sequence[str], entrypoint: str | None) -> list[str]:
-    """Docker's rule: Entrypoint + (run's command, or the image's Cmd).
-
-    ``--entrypoint`` replaces the image's Entrypoint and drops its Cmd.
-    """
-    if entrypoint is not None:
-        return [entrypoint, *command] if entrypoint else list(command)
-    image_entrypoint = list(config.get("Entrypoint") or [])
-    return image_entrypoint + (list(command) if command else list(config.get("Cmd") or []))
-
-
-def parse_user(user: str | None, config: Mapping[str, Any]) -> tuple[int, int]:
-    """``-u UID[:GID]`` (numeric in direct mode), else the image's ``User``, else root."""
-    value = user if user is not None else config.get("User") or "0"
-    uid_text, _, gid_text = value.partition(":")
-    try:
-        uid = int(uid_text)
-        gid = int(gid_text) if gid_text else (0 if uid == 0 else uid)
-    except ValueError:
-        raise InvalidArgument(f"invalid user {value!r}", hint="use a numeric UID[:GID]") from None
-    if uid < 0 or gid < 0:
-        raise InvalidArgument(f"invalid user {value!r}: ids must be >= 0")
-    return uid, gid
-
-
 def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str) -> dict[str, Any]:
-    """The OCI config for this run: the image's config combined with the flags, as Docker does."""
-    config = image.config
-    args = command_for(config, options.command, options.entrypoint)
-    if not args:
-        raise InvalidArgument(f"no command specified for image {image.reference!r}",
-                              hint="give one after the image name: minidocker run IMAGE COMMAND")
+    """The OCI config for this run: the image's config combined with the flags, as Docker does.
+
+    The combining rules live with the image (:mod:`minidocker.image.runconfig`); the engine
+    adds what is its own: hostname, ``--init``, ``--read-only``.
+    """
     hostname = validate_hostname(options.hostname) if options.hostname else container_id[:12]
-    uid, gid = parse_user(options.user, config)
-    env = merge_env(config.get("Env") or [DEFAULT_PATH], parse_env(options.env))
-    if options.tty:
-        env = merge_env(env, ["TERM=xterm"])
-    spec = default_spec(
-        rootfs, args, env=[*env, f"HOSTNAME={hostname}"], cwd=options.workdir or config.get("WorkingDir") or "/",
-        hostname=hostname, terminal=options.tty, uid=uid, gid=gid, readonly_rootfs=options.read_only,
-    )
+    spec = default_spec(rootfs, ["true"], hostname=hostname, readonly_rootfs=options.read_only)
+    run = RunArgs(command=list(options.command), entrypoint=options.entrypoint, env=parse_env(options.env),
+                  workdir=options.workdir, user=options.user, tty=options.tty)
+    apply_image_config(spec, image.config, image.layers, run, hostname=hostname)
     if options.init:
-        spec["annotations"] = {INIT_ANNOTATION: "true"}
+        spec.setdefault("annotations", {})[INIT_ANNOTATION] = "true"
     # Every container gets a cgroup (for `stats` and a clean kill), like Docker's; limits only if asked.
     spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{container_id}"
     resources = resources_from_flags(options.resources)
@@ -168,7 +130,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     if options.name is not None:
         _check_name(roots, options.name)
     plan = _plan_network(options, image, roots)
-    container = Container.new(options.name, image.reference, options.command)
+    container = Container.new(options.name, image.reference, options.command, image_id=image.id)
     spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id)
     container.command = spec["process"]["args"]
     directory = container.directory(roots)
@@ -183,6 +145,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             endpoint, before_start = _prepare_network(plan, spec, container, roots)
         _write_config(directory, spec)
         snapshot.mount()
+        _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
         try:
             def started(pid: int) -> None:
@@ -288,6 +251,14 @@ def _check_name(roots: StateRoots, name: str) -> None:
     if any(c.name == name for c in list_containers(roots)):
         raise Conflict(f'the container name "/{name}" is already in use',
                        hint=f"remove it with 'minidocker rm {name}' or choose another --name")
+
+
+def _make_workdir(rootfs: os.PathLike[str], cwd: str) -> None:
+    """Docker creates a missing working directory in the container's filesystem."""
+    if cwd != "/":
+        from minidocker.rootfs import secure_join
+
+        os.makedirs(secure_join(rootfs, cwd), exist_ok=True)
 
 
 def _write_config(directory: os.PathLike[str], spec: Mapping[str, Any]) -> None:

@@ -1,12 +1,18 @@
-"""Images. Chapters 05-06 (the content-addressable store) and 07 (registries).
+"""Images: references, a content-addressable store, formats. Chapter 06.
 
-For now a simple store: an image is a root filesystem directory plus a Docker-style
-config. The chapter on layers and images replaces it behind the same interface:
+    ImageStore(root).get("busybox") -> Image(name, tag, layers, config, id)   store.py
+    parse_reference("busybox") -> docker.io/library/busybox:latest            reference.py
+    BlobStore, sha256_digest                                                  blobs.py
+    manifests, configs, media types                                           manifest.py
+    apply_image_config(spec, image, RunArgs(...))                             runconfig.py
+    save_archive / load_archive (docker save format)                          archive.py
+    save_oci_layout / load_oci_layout                                         oci.py
+    import_tarball                                                            imports.py
 
-    ImageStore(root).get(reference) -> Image(name, tag, layers, config)
-    ImageStore(root).create_busybox()   the embedded default image
+Only store.py and reference.py are imported eagerly: ``run`` needs nothing else.
 """
 
-from minidocker.image.store import Image, ImageStore, parse_reference
+from minidocker.image.reference import Reference, parse_reference
+from minidocker.image.store import Image, ImageStore, LayerInfo
 
-__all__ = ["Image", "ImageStore", "parse_reference"]
+__all__ = ["Image", "ImageStore", "LayerInfo", "Reference", "parse_reference"]

@@ -1,48 +1,67 @@
-"""A simple image store: one directory per image, holding its root filesystem.
+"""The image store: content-addressable blobs, unpacked layers, names. Chapter 06.
 
-Layout (a teaching object; ``tree /var/lib/minidocker/images`` shows it)::
+Layout (a teaching object: ``tree $MINIDOCKER_ROOT/lib/images``)::
 
-    images/<name>/<tag>/rootfs/       the files of the image (the overlay's lower layer)
-    images/<name>/<tag>/config.json   Cmd, Entrypoint, Env, WorkingDir, User (Docker's names)
+    repositories.json        {"docker.io/library/busybox:latest": "sha256:<image id>", ...}
+    imagedb/<id>.json        one image: its manifest digest, layers (digest, diff_id, sizes), repo digests
+    blobs/sha256/<hex>       manifests, configs and layer blobs, named by their sha256
+    layers/<diff_id hex>/    a layer unpacked once, whiteouts in overlay form: an overlay lowerdir
+    layers/<diff_id hex>.json   its size and entry count
+    tmp/                     staging; renamed into place only when complete and verified
+    locks/                   flock(2) files: refs (names), gc (loads share it, rmi takes it alone)
 
-The embedded default image ``busybox`` is made from the host's static busybox
-(Debian's ``busybox-static``), so no registry is needed to run a first container.
+The image ID is the sha256 of the config blob, as in Docker; the manifest digest is
+another value. ``get`` is on the hot path of ``run``: it reads repositories.json and
+the config blob, and nothing else (no hashing, no tar).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import InvalidArgument, NotFound
+from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
+from minidocker.image.reference import Reference, parse_reference
 
-__all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "parse_reference"]
+__all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "parse_reference"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Iterator, Sequence
+    from typing import Any, BinaryIO
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_IMAGE = "docker.io/library/busybox:latest"
 
 
 class Image:
-    """An image as the runtime needs it: its layers (top first) and its config.
+    """An image as the engine needs it.
+
+    Attributes:
+        name, tag: the familiar name (``busybox``) and tag it was asked for.
+        layers: the unpacked layer directories, **top first**: the overlay lowerdirs.
+        config: the runtime part of the config (``Cmd``, ``Entrypoint``, ``Env``, ...).
+        id: the image ID, ``sha256:`` of the config blob.
+        document: the whole config document (``rootfs``, ``history``, ``created`` ...).
+        size: the unpacked size in bytes (filled by ``list``).
 
     A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
     ``minidocker run`` (see bench/README.md).
     """
 
-    FIELDS = ("name", "tag", "layers", "config")
+    FIELDS = ("name", "tag", "layers", "config", "id")
 
-    def __init__(self, name: str, tag: str, layers: list[Path], config: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str, tag: str, layers: list[Path], config: dict[str, Any] | None = None,
+                 id: str = "", document: dict[str, Any] | None = None, size: int = 0) -> None:
         self.name = name
         self.tag = tag
         self.layers = layers
         self.config = {} if config is None else config
+        self.id = id
+        self.document = {} if document is None else document
+        self.size = size
 
     def __repr__(self) -> str:
         return f"Image({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
@@ -58,19 +77,40 @@ class Image:
     def reference(self) -> str:
         return f"{self.name}:{self.tag}"
 
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
 
-def parse_reference(reference: str) -> tuple[str, str]:
-    """``busybox`` -> ("busybox", "latest"); ``busybox:1.36`` -> ("busybox", "1.36")."""
-    name, tag = reference, "latest"
-    last = reference.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, tag = reference.rsplit(":", 1)
-    for prefix in ("docker.io/library/", "docker.io/"):
-        name = name.removeprefix(prefix)
-    if not _NAME.match(name) or not _TAG.match(tag):
-        raise InvalidArgument(f"invalid reference format {reference!r}",
-                              hint="a name is lower-case letters, digits and separators, like busybox:latest")
-    return name, tag
+
+class LayerInfo:
+    """One stored layer: blob digest and media type, its diff_id, blob and tar sizes."""
+
+    FIELDS = ("digest", "diff_id", "size", "diff_size", "media_type")
+
+    def __init__(self, digest: str, diff_id: str, size: int, diff_size: int, media_type: str) -> None:
+        self.digest = digest
+        self.diff_id = diff_id
+        self.size = size
+        self.diff_size = diff_size
+        self.media_type = media_type
+
+    def __repr__(self) -> str:
+        return f"LayerInfo({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "diffID": self.diff_id, "size": self.size, "diffSize": self.diff_size,
+                "mediaType": self.media_type}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LayerInfo:
+        return cls(data["digest"], data["diffID"], data["size"], data["diffSize"], data["mediaType"])
 
 
 class ImageStore:
@@ -79,67 +119,414 @@ class ImageStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
+    # -- paths ------------------------------------------------------------------------------
+
+    @property
+    def blobs(self):
+        from minidocker.image.blobs import BlobStore
+
+        return BlobStore(self.root / "blobs")
+
+    def layer_path(self, diff_id: str) -> Path:
+        return self.root / "layers" / _hex(diff_id)
+
+    def _record_path(self, image_id: str) -> Path:
+        return self.root / "imagedb" / f"{_hex(image_id)}.json"
+
+    def _config_path(self, image_id: str) -> Path:
+        return self.root / "blobs" / "sha256" / _hex(image_id)
+
+    # -- reading (the hot path) -------------------------------------------------------------
+
+    def refs(self) -> dict[str, str]:
+        """Every name:tag -> image ID."""
+        try:
+            with open(self.root / "repositories.json", "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            return {}
+
     def get(self, reference: str) -> Image:
-        """The image named ``reference``; the default busybox is created on first use.
+        """The image ``reference`` names (a name, name:tag, name@digest or an ID prefix).
+
+        The default ``busybox`` is created from the host's busybox on first use.
 
         Raises:
             NotFound: no such image.
         """
-        name, tag = parse_reference(reference)
-        directory = self.root / name / tag
-        if not (directory / "config.json").exists():
-            if (name, tag) == ("busybox", "latest"):
+        ref = None if _looks_like_id(reference) else parse_reference(reference)
+        image_id = self.refs().get(str(ref)) if ref and ref.tag else None
+        if image_id is None:
+            if ref is not None and str(ref) == DEFAULT_IMAGE:
                 return self.create_busybox()
-            raise NotFound(f"unable to find image '{name}:{tag}' locally",
-                           hint="list images with 'minidocker images'; 'busybox' is built in")
-        return Image(name, tag, [directory / "rootfs"], read_json(directory / "config.json"))
+            image_id = self.resolve(reference)
+        return self.load_image(image_id, ref)
+
+    def load_image(self, image_id: str, ref: Reference | None = None) -> Image:
+        """The Image of an ID: reads its config blob, checks its layers are unpacked."""
+        try:
+            with open(self._config_path(image_id), "rb") as f:
+                document = json.loads(f.read())
+        except FileNotFoundError:
+            raise NotFound(f"image {image_id} has no config blob in {self.root}",
+                           hint="the store is damaged; remove the image and load it again") from None
+        layers = [self.layer_path(d) for d in reversed(document.get("rootfs", {}).get("diff_ids", []))]
+        for layer in layers:
+            if not layer.is_dir():
+                raise NotFound(f"layer {layer.name[:12]} of image {image_id[7:19]} is not unpacked in {layer.parent}",
+                               hint="load the image again")
+        name, tag = (ref.familiar_name, ref.tag or ref.digest or "") if ref else ("<none>", "<none>")
+        return Image(name, tag, layers, dict(document.get("config") or {}), image_id, document)
+
+    def resolve(self, reference: str) -> str:
+        """The image ID of a reference: name:tag, name@digest, full ID or unique ID prefix."""
+        refs = self.refs()
+        if not _looks_like_id(reference):
+            ref = parse_reference(reference)
+            if ref.digest:
+                for image_id, record in self._records():
+                    if f"{ref.name}@{ref.digest}" in record.get("repoDigests", []) or \
+                            ref.digest == record.get("manifest"):
+                        return image_id
+            elif str(ref) in refs:
+                return refs[str(ref)]
+            elif str(ref) == DEFAULT_IMAGE:
+                return self.create_busybox().id   # built in: made on first use by any command
+        prefix = reference.removeprefix("sha256:")
+        if len(prefix) >= 4 and all(c in "0123456789abcdef" for c in prefix):
+            ids = [i for i, _ in self._records() if i[7:].startswith(prefix)]
+            if len(ids) == 1:
+                return ids[0]
+            if len(ids) > 1:
+                raise Conflict(f"image ID prefix {prefix!r} is ambiguous: {len(ids)} images match")
+        shown = reference if _looks_like_id(reference) else parse_reference(reference).familiar
+        raise NotFound(f"unable to find image '{shown}' locally",
+                       hint="list images with 'minidocker images'; load one with 'minidocker load -i FILE'")
+
+    def record(self, image_id: str) -> dict[str, Any]:
+        try:
+            return read_json(self._record_path(image_id))
+        except FileNotFoundError:
+            raise NotFound(f"no such image: {image_id}") from None
+
+    def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        directory = self.root / "imagedb"
+        if not directory.is_dir():
+            return
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".json") and not name.startswith("."):
+                try:
+                    yield f"sha256:{name[:-5]}", read_json(directory / name)
+                except (FileNotFoundError, ValueError):
+                    continue
 
     def list(self) -> list[Image]:
-        """Every image in the store."""
+        """Every image, once per name:tag; images without a name as ``<none>:<none>``."""
+        refs = self.refs()
         found = []
-        for config in sorted(self.root.glob("**/config.json")):
-            directory = config.parent
-            name = str(directory.parent.relative_to(self.root))
-            found.append(Image(name, directory.name, [directory / "rootfs"], read_json(config)))
+        named = set()
+        for ref_text, image_id in sorted(refs.items()):
+            ref = parse_reference(ref_text)
+            found.append(self._summary(image_id, ref.familiar_name, ref.tag or ""))
+            named.add(image_id)
+        for image_id, _ in self._records():
+            if image_id not in named:
+                found.append(self._summary(image_id, "<none>", "<none>"))
         return found
 
-    def create_busybox(self, busybox: str | None = None) -> Image:
-        """Build the default image ``busybox:latest`` from the host's static busybox.
-
-        One binary, a symlink per applet (``busybox --list-full``), the usual
-        directories, and an /etc/passwd and /etc/group with root and nobody.
-        """
-        import shutil  # lazily: rarely needed, and start-up time matters
-        import subprocess
-
-        source = busybox or next((p for p in BUSYBOX_CANDIDATES if os.path.exists(p)), None)
-        if source is None:
-            raise NotFound("cannot create the default image 'busybox': busybox is not installed",
-                           hint="apt-get install busybox-static")
-        final = self.root / "busybox" / "latest"
-        staging = final.with_name(f".latest.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        rootfs = staging / "rootfs"
-        for directory in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root",
-                          "home", "var", "tmp", "run"):
-            (rootfs / directory).mkdir(parents=True, exist_ok=True)
-        os.chmod(rootfs / "tmp", 0o1777)
-        os.chmod(rootfs / "root", 0o700)
-        shutil.copy2(source, rootfs / "bin" / "busybox")
-        applets = subprocess.run([source, "--list-full"], capture_output=True, text=True, check=True).stdout
-        for applet in applets.split():
-            link = rootfs / applet
-            if applet != "bin/busybox" and not link.exists():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink("/bin/busybox", link)
-        (rootfs / "etc" / "passwd").write_text(
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-        (rootfs / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
-        config = {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
-        write_json(staging / "config.json", config)
-        final.parent.mkdir(parents=True, exist_ok=True)
+    def _summary(self, image_id: str, name: str, tag: str) -> Image:
         try:
-            os.rename(staging, final)  # atomic: a half-built image is never visible
+            record = self.record(image_id)
+            document = read_json(self._config_path(image_id))
+        except (NotFound, FileNotFoundError):
+            return Image(name, tag, [], {}, image_id)
+        layers = [self.layer_path(d) for d in reversed(document.get("rootfs", {}).get("diff_ids", []))]
+        return Image(name, tag, layers, dict(document.get("config") or {}), image_id, document,
+                     size=sum(layer["diffSize"] for layer in record.get("layers", [])))
+
+    def layers_of(self, image_id: str) -> list[LayerInfo]:
+        """The stored layers of an image, bottom first."""
+        return [LayerInfo.from_json(layer) for layer in self.record(image_id)["layers"]]
+
+    def manifest_of(self, image_id: str) -> tuple[bytes, str]:
+        """The manifest bytes of an image and their media type."""
+        record = self.record(image_id)
+        data = self.blobs.read(record["manifest"])
+        return data, record.get("manifestMediaType") or json.loads(data).get("mediaType") or ""
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def lock(self, name: str, shared: bool = False) -> _Lock:
+        """flock(2) on ``locks/<name>`` (a context manager): ``refs`` guards names, ``gc`` keeps
+        rmi away from loads (loads share it, gc takes it alone)."""
+        return _Lock(self.root / "locks" / name, shared)
+
+    def staging(self) -> _Staging:
+        """A fresh directory under tmp/ (a context manager), removed afterwards unless renamed away."""
+        return _Staging(self.root / "tmp")
+
+    def ingest_layer(self, source: BinaryIO, *, digest: str | None = None, size: int | None = None,
+                     media_type: str | None = None, diff_id: str | None = None,
+                     allow_devices: bool = False) -> LayerInfo:
+        """Store a layer blob read from ``source`` and unpack it for overlay, in one pass.
+
+        The blob is hashed as it streams in (checked against ``digest`` and ``size``), the
+        tar inside is hashed (checked against ``diff_id``) and extracted into a staging
+        directory. Only when every check passes are the blob and the layer renamed into
+        place; otherwise nothing is left in the store.
+
+        Raises:
+            DigestMismatch: the blob or the tar does not hash to what was announced.
+            UnsafeLayer: an entry extraction refuses (nothing is kept).
+        """
+        from minidocker.image.blobs import HashingReader
+        from minidocker.image.compression import PeekReader, decompress_reader, detect, media_type_of
+
+        have_blob = digest is not None and self.blobs.exists(digest)
+        have_layer = diff_id is not None and (self.root / "layers" / f"{_hex(diff_id)}.json").exists()
+        if have_blob and have_layer:
+            return self._known_layer(digest, diff_id, media_type)
+        peek = PeekReader(source)
+        compression = detect(peek.peek(4), media_type)
+        writer = None if have_blob else self.blobs.writer()
+        try:
+            raw = HashingReader(peek, copy_to=writer)
+            # an uncompressed blob is its own tar: hash it once (digest == diff_id)
+            plain = raw if compression == "none" else HashingReader(decompress_reader(raw, compression))
+            with self.staging() as stage:
+                tree = stage / "layer"
+                tree.mkdir()
+                try:
+                    if not have_layer:
+                        from minidocker.storage.layer import apply_layer
+
+                        stats = apply_layer(plain, tree, overlay=True, allow_devices=allow_devices)
+                    plain.drain()
+                except MinidockerError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - a corrupt blob fails here: say which check failed
+                    _raise_unreadable(raw, digest, err)
+                raw.drain()
+                if digest is not None and raw.digest != digest:
+                    raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}")
+                if size is not None and raw.size != size:
+                    raise DigestMismatch(f"failed to verify layer blob {raw.digest}: size {raw.size}, expected {size}")
+                if diff_id is not None and plain.digest != diff_id:
+                    raise DigestMismatch(f"failed to verify layer {digest or ''}: its tar hashes to {plain.digest}, "
+                                         f"the config says diff_id {diff_id}")
+                if writer is not None:
+                    writer.commit(raw.digest)
+                if not have_layer:
+                    self._install_layer(tree, plain.digest, plain.size, stats.entries)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        media = media_type or media_type_of(compression)
+        return LayerInfo(raw.digest, plain.digest, raw.size, plain.size, media)
+
+    def add_directory_layer(self, tree: Path) -> LayerInfo:
+        """Make a layer of a finished directory (overlay form): tar it into a blob, move it in."""
+        from minidocker.image.compression import media_type_of
+        from minidocker.storage.diff import write_tree_tar
+
+        with self.blobs.writer() as writer:
+            write_tree_tar(tree, writer)
+            digest, size = writer.digest, writer.size
+            writer.commit()
+        entries = sum(len(files) + len(dirs) for _, dirs, files in os.walk(tree)) + 1
+        self._install_layer(tree, digest, size, entries)
+        return LayerInfo(digest, digest, size, size, media_type_of("none"))
+
+    def _install_layer(self, tree: Path, diff_id: str, size: int, entries: int) -> None:
+        final = self.layer_path(diff_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        write_json(final.parent / f"{final.name}.json", {"diffID": diff_id, "size": size, "entries": entries})
+        try:
+            os.rename(tree, final)
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)  # another process won the race
-        return self.get("busybox")
+            if not final.is_dir():   # another load installed the same layer first: fine
+                raise
+
+    def _known_layer(self, digest: str, diff_id: str, media_type: str | None) -> LayerInfo:
+        meta = read_json(self.root / "layers" / f"{_hex(diff_id)}.json")
+        return LayerInfo(digest, diff_id, self.blobs.size(digest), meta["size"],
+                         media_type or "application/vnd.oci.image.layer.v1.tar")
+
+    def add_image(self, config: bytes, layers: Sequence[LayerInfo], *, tags: Sequence[str] = (),
+                  manifest: bytes | None = None, manifest_media_type: str | None = None,
+                  repo_digests: Sequence[str] = ()) -> Image:
+        """Record an image whose layers are stored: config and manifest blobs, record, names.
+
+        Without ``manifest``, an OCI manifest is written for the config and layers.
+
+        Raises:
+            DigestMismatch: the config's diff_ids are not the layers'.
+        """
+        from minidocker.image import manifest as mf
+
+        document = json.loads(config)
+        diff_ids = document.get("rootfs", {}).get("diff_ids", [])
+        if list(diff_ids) != [layer.diff_id for layer in layers]:
+            raise DigestMismatch(f"the config's diff_ids {[d[7:19] for d in diff_ids]} are not the layers' "
+                                 f"{[layer.diff_id[7:19] for layer in layers]}")
+        blobs = self.blobs
+        image_id = blobs.put(config)
+        if manifest is None:
+            config_type = mf.OCI_CONFIG
+            manifest = mf.canonical_json(mf.new_manifest(
+                mf.descriptor(config_type, image_id, len(config)),
+                [mf.descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]))
+            manifest_media_type = mf.OCI_MANIFEST
+        manifest_digest = blobs.put(manifest)
+        record_path = self._record_path(image_id)
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        old = read_json(record_path) if record_path.exists() else {}
+        write_json(record_path, {
+            "id": image_id, "manifest": manifest_digest, "manifestMediaType": manifest_media_type,
+            "layers": [layer.to_json() for layer in layers],
+            "repoDigests": sorted(set(old.get("repoDigests", [])) | set(repo_digests)),
+        })
+        for tag in tags:
+            self.tag(image_id, tag)
+        return self.load_image(image_id, parse_reference(tags[0]) if tags else None)
+
+    def tag(self, source: str, target: str) -> str:
+        """Give image ``source`` the name ``target``; returns the normalised name. Like ``docker tag``."""
+        image_id = source if source.startswith("sha256:") and len(source) == 71 else self.resolve(source)
+        ref = parse_reference(target)
+        if ref.digest:
+            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        with self.lock("refs"):
+            refs = self.refs()
+            refs[str(ref)] = image_id
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json(self.root / "repositories.json", dict(sorted(refs.items())))
+        return str(ref)
+
+    def untag(self, reference: str) -> str:
+        """Remove one name; returns the image ID it pointed to."""
+        ref = parse_reference(reference)
+        with self.lock("refs"):
+            refs = self.refs()
+            if str(ref) not in refs:
+                raise NotFound(f"no such image: {reference}")
+            image_id = refs.pop(str(ref))
+            write_json(self.root / "repositories.json", refs)
+        return image_id
+
+    def remove(self, reference: str, force: bool = False) -> list[str]:
+        """Untag, and delete the image when no name is left. Like ``docker rmi``.
+
+        Returns docker's lines: ``Untagged: busybox:latest``, ``Deleted: sha256:...``.
+        """
+        image_id = self.resolve(reference)
+        names = _names(self.refs(), image_id)
+        by_name = not _looks_like_id(reference)
+        lines = []
+        if by_name and len(names) > 1:
+            self.untag(reference)
+            return [f"Untagged: {parse_reference(reference).familiar}"]
+        if not by_name and len(names) > 1 and not force:
+            raise Conflict(f"unable to delete {image_id[7:19]} (must be forced): image is referenced in "
+                           f"multiple repositories", hint="use rmi -f, or remove the names one by one")
+        for name in names:
+            self.untag(name)
+            lines.append(f"Untagged: {parse_reference(name).familiar}")
+        self._record_path(image_id).unlink(missing_ok=True)
+        lines.append(f"Deleted: {image_id}")
+        lines += [f"Deleted: {d}" for d in self.gc()]
+        return lines
+
+    def gc(self) -> list[str]:
+        """Delete blobs and unpacked layers no image refers to; returns the deleted layer diff_ids."""
+        with self.lock("gc"):
+            keep_blobs, keep_layers = set(), set()
+            for image_id, record in self._records():
+                keep_blobs |= {image_id, record["manifest"]}
+                for layer in record.get("layers", []):
+                    keep_blobs.add(layer["digest"])
+                    keep_layers.add(_hex(layer["diffID"]))
+            blobs = self.blobs
+            for digest in blobs.digests():
+                if digest not in keep_blobs:
+                    blobs.delete(digest)
+            deleted = []
+            layers = self.root / "layers"
+            for name in sorted(os.listdir(layers)) if layers.is_dir() else []:
+                hex_id = name.removesuffix(".json")
+                if hex_id not in keep_layers:
+                    path = layers / name
+                    if path.is_dir():
+                        import shutil
+
+                        shutil.rmtree(path)
+                        deleted.append(f"sha256:{hex_id}")
+                    else:
+                        path.unlink(missing_ok=True)
+            import shutil
+
+            shutil.rmtree(self.root / "tmp", ignore_errors=True)  # staging of dead or finished loads
+        return deleted
+
+    def create_busybox(self, busybox: str | None = None) -> Image:
+        """Build the default image ``busybox:latest`` from the host's static busybox."""
+        from minidocker.image.busybox import create_busybox
+
+        return create_busybox(self, busybox)
+
+
+class _Lock:
+    def __init__(self, path: Path, shared: bool) -> None:
+        self.path, self.shared, self.fd = path, shared, -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)   # closing drops the lock
+
+
+class _Staging:
+    def __init__(self, parent: Path) -> None:
+        self.directory = parent / f"{os.getpid()}-{os.urandom(6).hex()}"
+
+    def __enter__(self) -> Path:
+        self.directory.mkdir(parents=True)
+        return self.directory
+
+    def __exit__(self, *exc: object) -> None:
+        if self.directory.exists():
+            import shutil
+
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _raise_unreadable(raw: Any, digest: str | None, err: Exception) -> None:
+    """A layer that cannot be decompressed or untarred: a digest mismatch if it is one."""
+    try:
+        raw.drain()
+    except Exception:  # noqa: BLE001, S110 - the digest below tells what went wrong
+        pass
+    if digest is not None and raw.digest != digest:
+        raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}") from err
+    raise InvalidArgument(f"failed to unpack layer {digest or ''}: {err}".replace("  ", " ")) from err
+
+
+def _hex(digest: str) -> str:
+    if not digest.startswith("sha256:") or len(digest) != 71:
+        raise InvalidArgument(f"invalid digest {digest!r}")
+    return digest[7:]
+
+
+def _looks_like_id(reference: str) -> bool:
+    text = reference.removeprefix("sha256:")
+    return reference.startswith("sha256:") or (len(text) == 64 and all(c in "0123456789abcdef" for c in text))
+
+
+def _names(refs: dict[str, str], image_id: str) -> list[str]:
+    return sorted(name for name, target in refs.items() if target == image_id)

@@ -1,9 +1,27 @@
-"""Container filesystems: overlay snapshots of image layers. Chapter 05.
+"""Container filesystems: layers and overlay snapshots. Chapter 05.
 
-    Snapshot.create(lowers, directory)   upper/ and work/ beside a merged rootfs/
-    snapshot.mount() / snapshot.unmount() / snapshot.remove()
+    Snapshot.create(lowers, directory)   upper/ and work/ beside a merged rootfs/      overlay.py
+    snapshot.mount() / unmount() / remove()
+    apply_layer(tar, dir, overlay=...)    a layer tar into a directory, safely          layer.py
+    write_layer_tar(upper, out)           an upper directory back into a layer tar      diff.py
+    make_whiteout, set_opaque, ...        the two encodings of deletion                 whiteout.py
+
+``layer`` and ``diff`` need tarfile, so they are imported on first use: ``run`` never
+pays for them.
 """
 
 from minidocker.storage.overlay import Snapshot, overlay_options
 
-__all__ = ["Snapshot", "overlay_options"]
+__all__ = ["LayerStats", "Snapshot", "UnsafeLayer", "apply_layer", "overlay_options", "write_layer_tar",
+           "write_tree_tar"]
+
+_LAZY = {"LayerStats": "layer", "UnsafeLayer": "layer", "apply_layer": "layer",
+         "write_layer_tar": "diff", "write_tree_tar": "diff"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"minidocker.storage.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'minidocker.storage' has no attribute {name!r}")

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Image load/unpack throughput and snapshot cost (chapters 05-06).
+
+    sudo .venv/bin/python bench/images.py              # ~100 MiB image, 5 runs per format
+    sudo .venv/bin/python bench/images.py --mib 200 --runs 7
+
+What is timed (wall clock, medians; each run loads into a fresh store):
+
+| line | what |
+|---|---|
+| `load docker-archive` | `minidocker load -i img.tar` of a ``docker save`` tar (uncompressed layers): hash, store blob, unpack for overlay |
+| `load oci gzip` | `minidocker load -i DIR` of an OCI layout with gzip layers: the same plus decompression |
+| `load oci zstd` | the same with zstd layers |
+| `docker load` | `docker load -i img.tar` of the same archive, only when a dockerd answers |
+| `snapshot` | `Snapshot.create` + overlay mount + unmount + remove of a 3-layer image, in-process (ms) |
+
+The image: 3 layers, together about ``--mib`` MiB uncompressed: a "distro" layer of
+many small files (4-64 KiB, half of them compressible text), a layer of a few large
+files, and a small top layer with whiteouts. MiB/s = uncompressed bytes / median time.
+Results go to bench/results/images.json (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import io
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _layer(entries: list[tuple[str, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1_700_000_000
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_layers(mib: int, seed: int = 1) -> list[bytes]:
+    """Three layers, about ``mib`` MiB of tar in all: small files, big files, whiteouts."""
+    rng = random.Random(seed)
+    text = (b"the quick brown fox jumps over the lazy dog; " * 2000)
+    small_budget, entries, used = int(mib * 0.45) << 20, [], 0
+    for d in range(40):
+        entries.append((f"usr/lib/pkg{d:02d}", None))
+    i = 0
+    while used < small_budget:
+        size = rng.choice((4, 8, 16, 32, 64)) << 10
+        data = text[:size] if i % 2 else rng.randbytes(size)
+        entries.append((f"usr/lib/pkg{i % 40:02d}/file{i:05d}", data))
+        used += size
+        i += 1
+    big_total = (mib << 20) - used - (1 << 20)
+    big = [("opt", None)] + [(f"opt/blob{j}", rng.randbytes(big_total // 4)) for j in range(4)]
+    top = [("usr", None), ("usr/lib", None), ("usr/lib/.wh.pkg00", b""), ("etc", None),
+           ("etc/app.conf", b"setting=1\n" * 1000)]
+    return [_layer(entries), _layer(big), _layer(top)]
+
+
+def write_images(layers: list[bytes], directory: Path) -> dict[str, Path]:
+    """The same image as a docker-save tar and as OCI layouts with gzip and zstd layers."""
+    sys_path_image = REPO / "tests"
+    sys.path.insert(0, str(sys_path_image))
+    from imagekit import write_layout  # the test helper writes valid OCI layouts
+
+    from minidocker.image import ImageStore
+    from minidocker.image.archive import save_archive
+    from minidocker.image.oci import load_oci_layout
+
+    paths = {"oci gzip": directory / "oci-gzip", "oci zstd": directory / "oci-zstd"}
+    write_layout(paths["oci gzip"], layers, compression="gzip")
+    write_layout(paths["oci zstd"], layers, compression="zstd")
+    store = ImageStore(directory / "scratch-store")
+    load_oci_layout(store, paths["oci zstd"], name="bench/image")
+    paths["docker-archive"] = directory / "image.tar"
+    with open(paths["docker-archive"], "wb") as out:
+        save_archive(store, ["bench/image"], out)
+    shutil.rmtree(directory / "scratch-store")
+    return paths
+
+
+def time_loads(minidocker: list[str], source: Path, runs: int, work: Path) -> list[float]:
+    times = []
+    for r in range(runs + 1):
+        root = work / f"store-{r}"
+        env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
+        start = time.perf_counter()
+        subprocess.run([*minidocker, "load", "-q", "-i", str(source), "--name", "bench/image"], env=env, check=True)
+        elapsed = time.perf_counter() - start
+        shutil.rmtree(root)
+        if r:  # the first run warms the page cache
+            times.append(elapsed)
+    return times
+
+
+def time_docker_load(source: Path, runs: int) -> list[float] | None:
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        return None
+    times = []
+    for _ in range(runs):
+        subprocess.run(["docker", "rmi", "-f", "bench/image:latest"], capture_output=True)
+        start = time.perf_counter()
+        subprocess.run(["docker", "load", "-q", "-i", str(source)], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    subprocess.run(["docker", "rmi", "-f", "bench/image:latest"], capture_output=True)
+    return times
+
+
+def time_snapshots(layout: Path, work: Path, rounds: int = 200) -> list[float]:
+    """create + mount + unmount + remove of a snapshot of the 3-layer image, in a private mount ns."""
+    from minidocker.forked import call_in_child
+    from minidocker.image import ImageStore
+    from minidocker.image.oci import load_oci_layout
+
+    store = ImageStore(work / "snap-store")
+    load_oci_layout(store, layout, name="bench/image")
+    lowers = store.get("bench/image").layers
+
+    def child() -> list[float]:
+        from minidocker.linux import CloneFlag, unshare
+        from minidocker.rootfs import make_mounts_private
+        from minidocker.storage import Snapshot
+
+        unshare(CloneFlag.CLONE_NEWNS)
+        make_mounts_private()
+        times = []
+        for i in range(rounds):
+            start = time.perf_counter()
+            snap = Snapshot.create(lowers, work / f"c{i}")
+            snap.mount()
+            snap.unmount()
+            snap.remove()
+            times.append(time.perf_counter() - start)
+        return times
+
+    try:
+        return call_in_child(child, timeout=120)
+    finally:
+        shutil.rmtree(work / "snap-store")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mib", type=int, default=100, help="uncompressed image size (default 100)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--minidocker", help="command to time (default: this repo's python -m minidocker)")
+    parser.add_argument("--dir", default="/var/lib", help="where the stores are made (default /var/lib)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (layers keep their owners; snapshots mount overlays)")
+    minidocker = [args.minidocker] if args.minidocker else [sys.executable, "-m", "minidocker"]
+    # Under /var/lib like the default state root: on the course machine /tmp and /work are
+    # watched by the environment, and every file creation there costs ~0.1-0.3 ms more.
+    work = Path(tempfile.mkdtemp(prefix="minidocker-bench-images-", dir=args.dir))
+    os.environ["PYTHONPATH"] = str(REPO)
+    try:
+        layers = make_layers(args.mib)
+        size = sum(len(layer) for layer in layers)
+        paths = write_images(layers, work)
+        files = sum(1 for layer in layers for _ in tarfile.open(fileobj=io.BytesIO(layer)))
+        print(f"image: 3 layers, {size / (1 << 20):.1f} MiB uncompressed, {files} tar entries; "
+              f"gzip {sum(f.stat().st_size for f in (paths['oci gzip'] / 'blobs/sha256').iterdir()) >> 20} MiB")
+        results = {}
+        print(f"{'command':24} {'median s':>9} {'min s':>7} {'MiB/s':>7}   (n={args.runs})")
+        for name in ("docker-archive", "oci gzip", "oci zstd"):
+            times = time_loads(minidocker, paths[name], args.runs, work)
+            results[f"load {name}"] = times
+            median = statistics.median(times)
+            print(f"{'load ' + name:24} {median:>9.3f} {min(times):>7.3f} {size / (1 << 20) / median:>7.0f}")
+        docker = time_docker_load(paths["docker-archive"], args.runs)
+        if docker:
+            results["docker load"] = docker
+            print(f"{'docker load':24} {statistics.median(docker):>9.3f} {min(docker):>7.3f} "
+                  f"{size / (1 << 20) / statistics.median(docker):>7.0f}")
+        else:
+            print(f"{'docker load':24} (no dockerd: skipped)")
+        snaps = time_snapshots(paths["oci zstd"], work)
+        results["snapshot"] = snaps
+        print(f"{'snapshot (ms)':24} {statistics.median(snaps) * 1e3:>9.2f} {min(snaps) * 1e3:>7.2f}"
+              f"   create+mount+unmount+remove, 3 lowers, n={len(snaps)}")
+        out = REPO / "bench" / "results"
+        out.mkdir(exist_ok=True)
+        (out / "images.json").write_text(json.dumps({
+            "bytes": size, "entries": files, "runs": results, "kernel": platform.release(),
+            "cpus": os.cpu_count(), "load": os.getloadavg()[0]}, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,284 @@
+"""Chapter 06: references, the content-addressable store, formats, config merging, the CLI."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from imagekit import layer_tar, tree_of, whiteout_image_layers, write_layout
+
+from minidocker.errors import DigestMismatch, InvalidArgument, NotFound
+from minidocker.image import ImageStore, parse_reference
+from minidocker.image.archive import load_archive, save_archive
+from minidocker.image.blobs import sha256_digest
+from minidocker.image.oci import load_oci_layout, save_oci_layout
+from minidocker.image.runconfig import RunArgs, apply_image_config, merge_config, resolve_user
+from minidocker.storage.layer import UnsafeLayer
+
+pytestmark = pytest.mark.ch06
+
+
+# -- references --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, full, familiar", [
+    ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+    ("library/busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
+    ("docker.io/library/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+    ("index.docker.io/user/app:v1", "docker.io/user/app:v1", "user/app:v1"),
+    ("localhost/app", "localhost/app:latest", "localhost/app:latest"),
+    ("host:5000/ns/name:tag", "host:5000/ns/name:tag", "host:5000/ns/name:tag"),
+    ("my.registry/a/b/c", "my.registry/a/b/c:latest", "my.registry/a/b/c:latest"),
+    ("busybox@sha256:" + "a" * 64, "docker.io/library/busybox@sha256:" + "a" * 64, "busybox@sha256:" + "a" * 64),
+])
+def test_references_normalise_like_docker(text, full, familiar):
+    ref = parse_reference(text)
+    assert (str(ref), ref.familiar) == (full, familiar)
+
+
+@pytest.mark.parametrize("text, reason", [("BusyBox", "must be lowercase"), ("a" * 64, "64-byte hexadecimal"),
+                                          ("busybox:bad tag", "bad tag"), ("x@sha256:abc", "bad digest"),
+                                          ("", "empty")])
+def test_bad_references_are_refused_with_the_reason(text, reason):
+    with pytest.raises(InvalidArgument, match=reason):
+        parse_reference(text)
+
+
+# -- store: ingest, digests, atomicity ---------------------------------------------------------
+
+@pytest.fixture
+def store(tmp_path) -> ImageStore:
+    return ImageStore(tmp_path / "images")
+
+
+def _leftovers(store: ImageStore) -> list[str]:
+    """Everything in the store but locks and empty directories."""
+    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*")
+                  if p.is_file() and "locks" not in p.parts)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_layer_digest_is_of_the_blob_and_diff_id_of_the_tar(store, tmp_path, compression):
+    layers = [layer_tar([("file", "hello", b"hello\n")])]
+    write_layout(tmp_path / "oci", layers, compression=compression)
+    load_oci_layout(store, tmp_path / "oci", name="demo")
+    image = store.get("demo:latest")
+    layer = store.layers_of(image.id)[0]
+    assert layer.diff_id == sha256_digest(layers[0])
+    assert (layer.digest == layer.diff_id) == (compression == "none"), "only an uncompressed blob has digest == diff_id"
+    assert layer.media_type.endswith({"gzip": "+gzip", "zstd": "+zstd", "none": ".tar"}[compression])
+    assert (image.layers[0] / "hello").read_bytes() == b"hello\n"
+    assert image.id == sha256_digest(store.blobs.read(image.id)), "the image ID is the config's sha256"
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("corrupt", ["layer", "diff_id"])
+def test_a_layer_with_a_wrong_digest_is_rejected_and_nothing_is_left(store, tmp_path, corrupt):
+    write_layout(tmp_path / "oci", [layer_tar([("file", "a", b"a" * 1000)])], corrupt=corrupt)
+    with pytest.raises(DigestMismatch, match="failed to verify"):
+        load_oci_layout(store, tmp_path / "oci", name="bad")
+    assert _leftovers(store) == [], "a rejected layer must leave nothing in the store"
+    with pytest.raises(NotFound):
+        store.get("bad")
+
+
+@pytest.mark.root
+def test_an_unsafe_layer_in_an_image_leaves_nothing_in_the_store(store, tmp_path):
+    evil = tarfile.TarInfo("../escape")
+    write_layout(tmp_path / "oci", [layer_tar([("raw", evil, b"")])])
+    with pytest.raises(UnsafeLayer, match="'..'"):
+        load_oci_layout(store, tmp_path / "oci", name="evil")
+    assert _leftovers(store) == []
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.root
+def test_shared_layers_are_stored_and_unpacked_once(store, tmp_path):
+    base, top = whiteout_image_layers()
+    write_layout(tmp_path / "one", [base])
+    write_layout(tmp_path / "two", [base, top])
+    load_oci_layout(store, tmp_path / "one", name="one")
+    load_oci_layout(store, tmp_path / "two", name="two")
+    assert len(os.listdir(store.root / "layers")) == 4, "2 layer dirs + 2 metadata files"
+    assert store.get("two").layers[1] == store.get("one").layers[0]
+
+
+@pytest.mark.root
+def test_rmi_keeps_layers_another_image_uses_and_removes_the_rest(store, tmp_path):
+    base, top = whiteout_image_layers()
+    write_layout(tmp_path / "one", [base])
+    write_layout(tmp_path / "two", [base, top])
+    load_oci_layout(store, tmp_path / "one", name="one")
+    load_oci_layout(store, tmp_path / "two", name="two")
+    lines = store.remove("two")
+    assert lines[0] == "Untagged: two:latest" and len([x for x in lines if x.startswith("Deleted")]) == 2
+    assert store.get("one").layers[0].is_dir()
+    store.remove("one")
+    assert _leftovers(store) == ["repositories.json"]
+
+
+@pytest.mark.root
+def test_docker_archive_round_trip_keeps_ids_and_trees(store, tmp_path):
+    write_layout(tmp_path / "oci", whiteout_image_layers(), compression="gzip")
+    load_oci_layout(store, tmp_path / "oci", name="wh")
+    before = store.get("wh")
+    with open(tmp_path / "wh.tar", "wb") as out:
+        save_archive(store, ["wh"], out)
+    names = tarfile.open(tmp_path / "wh.tar").getnames()
+    assert "manifest.json" in names and f"{before.id[7:]}.json" in names
+    other = ImageStore(tmp_path / "other")
+    assert load_archive(other, tmp_path / "wh.tar") == ["Loaded image: wh:latest"]
+    after = other.get("wh")
+    assert after.id == before.id, "same config bytes, same image ID"
+    assert [tree_of(p) for p in after.layers] == [tree_of(p) for p in before.layers]
+
+
+# -- image config + run flags ------------------------------------------------------------------
+
+IMAGE_CONFIG = {"Entrypoint": ["/entry"], "Cmd": ["serve"], "Env": ["PATH=/img/bin", "A=image", "B=image"],
+                "WorkingDir": "/app", "User": "app", "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}},
+                "Labels": {"maintainer": "img"}}
+
+
+@pytest.mark.parametrize("run, args", [
+    (RunArgs(), ["/entry", "serve"]),
+    (RunArgs(command=["debug"]), ["/entry", "debug"]),
+    (RunArgs(entrypoint="/bin/sh"), ["/bin/sh"]),                       # --entrypoint drops the image's Cmd
+    (RunArgs(entrypoint="/bin/sh", command=["-c", "x"]), ["/bin/sh", "-c", "x"]),
+    (RunArgs(entrypoint="", command=["ls"]), ["ls"]),
+])
+def test_entrypoint_and_cmd_combine_like_docker(run, args):
+    merged = merge_config(IMAGE_CONFIG, run)
+    assert merged["Entrypoint"] + merged["Cmd"] == args
+
+
+def test_env_flags_replace_image_variables_and_keep_the_others():
+    merged = merge_config(IMAGE_CONFIG, RunArgs(env=["A=flag", "C=flag"]))
+    assert merged["Env"] == ["A=flag", "C=flag", "PATH=/img/bin", "B=image"]
+
+
+@pytest.mark.root
+def test_image_config_lands_in_the_runtime_spec(tmp_path):
+    layer = tmp_path / "layer"
+    (layer / "etc").mkdir(parents=True)
+    (layer / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
+    (layer / "etc/group").write_text("root:x:0:\napp:x:1001:\nextra:x:2000:app\n")
+    spec = apply_image_config({}, IMAGE_CONFIG, [layer], RunArgs(env=["A=flag"], tty=True), hostname="h")
+    process = spec["process"]
+    assert process["args"] == ["/entry", "serve"] and process["cwd"] == "/app"
+    assert process["user"] == {"uid": 1000, "gid": 1001, "additionalGids": [2000]}
+    assert process["env"] == ["PATH=/img/bin", "HOSTNAME=h", "TERM=xterm", "A=flag", "B=image", "HOME=/home/app"]
+    assert {"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+            "options": ["rw", "nosuid", "nodev", "noexec", "relatime"]} in spec["mounts"]
+    assert spec["annotations"] == {"org.opencontainers.image.exposedPorts": "80/tcp", "maintainer": "img"}
+
+
+@pytest.mark.root
+def test_users_resolve_through_whiteouts_and_unknown_uids_get_gid_0(tmp_path):
+    top, base = tmp_path / "top", tmp_path / "base"
+    (base / "etc").mkdir(parents=True)
+    (base / "etc/passwd").write_text("old:x:5:5::/:/bin/sh\n")
+    (top / "etc").mkdir(parents=True)
+    from minidocker.storage.whiteout import make_whiteout
+
+    make_whiteout(top / "etc/passwd")
+    assert resolve_user("4242", [top, base]).gid == 0
+    with pytest.raises(InvalidArgument, match="unable to find user old"):
+        resolve_user("old", [top, base])
+
+
+# -- the command line --------------------------------------------------------------------------
+
+def test_run_hot_path_imports_no_tar_gzip_or_hashing(state_root):
+    """``run``'s image lookup must stay a few file reads: no tar, compression or blob-store modules."""
+    code = ("import sys; from minidocker.image import ImageStore; from minidocker.paths import state_roots;"
+            "s = ImageStore(state_roots().images); s.get('busybox');"
+            "import minidocker.engine.run;"
+            "print(sorted(m for m in ('tarfile', 'gzip', 'zstandard', 'minidocker.image.blobs',"
+            "'minidocker.storage.layer', 'minidocker.image.manifest') if m in sys.modules))")
+    subprocess.run([sys.executable, "-c", "from minidocker.image import ImageStore; from minidocker.paths import "
+                    "state_roots; ImageStore(state_roots().images).get('busybox')"], check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"heavy modules imported on the run path: {out}"
+
+
+@pytest.mark.root
+def test_images_tag_history_inspect_rmi(cli):
+    assert cli("tag", "busybox", "mybox:v1").code == 0
+    listing = cli("images")
+    assert "mybox" in listing.out and "busybox" in listing.out, listing
+    inspect = json.loads(cli("image", "inspect", "mybox:v1").out)[0]
+    assert inspect["Id"].startswith("sha256:") and "mybox:v1" in inspect["RepoTags"]
+    assert len(inspect["RootFS"]["Layers"]) == 1
+    history = cli("history", "mybox:v1")
+    assert "busybox --list" in history.out, history
+    removed = cli("rmi", "mybox:v1")
+    assert removed.out.strip() == "Untagged: mybox:v1", removed
+    missing = cli("rmi", "nothere")
+    assert missing.code != 0 and "unable to find image 'nothere:latest'" in missing.err
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_commit_export_import_round_trip(cli, tmp_path):
+    name = "ch06-commit"
+    run = cli("run", "--name", name, "busybox", "sh", "-c", "echo hi > /hello; rm /etc/group; mkdir -p /opt/x")
+    assert run.code == 0, run
+    committed = cli("commit", "-m", "add hello", name, "committed:v1")
+    assert committed.code == 0, committed
+    check = cli("run", "--rm", "committed:v1", "sh", "-c", "cat /hello; test -e /etc/group || echo gone")
+    assert check.out == "hi\ngone\n", check
+    assert "add hello" in cli("history", "committed:v1").out
+    export = cli("export", "-o", str(tmp_path / "fs.tar"), name)
+    assert export.code == 0, export
+    members = set(tarfile.open(tmp_path / "fs.tar").getnames())
+    assert "hello" in members and "etc/group" not in members and "bin/busybox" in members
+    imported = cli("import", str(tmp_path / "fs.tar"), "imported:v1")
+    assert imported.code == 0, imported
+    again = cli("run", "--rm", "imported:v1", "/bin/cat", "/hello")
+    assert again.out == "hi\n", again
+    in_use = cli("rmi", "committed:v1")
+    assert in_use.code == 0, in_use    # the container uses busybox, not committed:v1
+    busy = cli("rmi", "busybox")
+    assert busy.code != 0 and "being used by container" in busy.err, busy
+    assert cli("rm", name).code == 0
+    assert cli("rmi", "imported:v1").code == 0
+
+
+@pytest.mark.root
+def test_load_refuses_a_file_that_is_not_an_image(cli, tmp_path):
+    junk = tmp_path / "junk.tar"
+    with tarfile.open(junk, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        tar.addfile(info, io.BytesIO())
+    result = cli("load", "-i", str(junk))
+    assert result.code == 125 and "no manifest.json or index.json" in result.err, result
+
+
+@pytest.mark.root
+def test_import_accepts_gzip_and_rejects_devices(cli, tmp_path):
+    good = tmp_path / "rootfs.tar.gz"
+    good.write_bytes(gzip.compress(layer_tar([("dir", "bin"), ("file", "bin/x", b"x")])))
+    assert cli("import", str(good), "gz:v1").code == 0
+    bad = tmp_path / "dev.tar"
+    bad.write_bytes(layer_tar([("chr", "dev/mem", 1, 1)]))
+    result = cli("import", str(bad), "dev:v1")
+    assert result.code != 0 and "character device 1:1 not allowed" in result.err, result
+    assert cli("rmi", "gz:v1").code == 0
+
+
+@pytest.mark.root
+def test_save_oci_then_load_it_back(cli, tmp_path):
+    assert cli("save", "--format", "oci", "-o", str(tmp_path / "layout"), "busybox").code == 0
+    index = json.loads((tmp_path / "layout/index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    result = cli("load", "-i", str(tmp_path / "layout"), "--name", "fromoci")
+    assert result.out.strip() == "Loaded image: busybox:latest", result   # the full name annotation wins
+    Path(tmp_path / "layout").exists()
