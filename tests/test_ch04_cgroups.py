@@ -411,6 +411,8 @@ def test_a_crashed_runtime_leaves_a_cgroup_that_rm_removes(cli, state_root, limi
     (["--pids-limit", "0"], "invalid --pids-limit 0"),
     (["--memory", "64m", "--memory-swap", "32m"], "must be at least --memory"),
     (["--cpu-shares", "-3"], "invalid --cpu-shares -3"),
+    (["--cpus", "half"], "invalid --cpus 'half': not a number"),
+    (["--pids-limit", "1.5"], "invalid --pids-limit '1.5': not an integer"),
 ])
 def test_bad_limits_fail_before_anything_is_created(cli, args, message):
     if os.geteuid() != 0:
