@@ -32,9 +32,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "network.json"
-# What the installed command does (minidocker/cli/launcher.py): -I -S, this checkout first.
+# What the installed command does (minidocker/cli/launcher.py): -I -S, this checkout first;
+# stderr joins stdout, which hyperfine writes to a file: a failed run's message can be shown.
 LAUNCH = [sys.executable, "-I", "-S", "-c",
-          f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+          f"import os, sys; os.dup2(1, 2); sys.path.insert(0, {str(REPO)!r}); "
           "from minidocker.cli.main import main_and_exit; main_and_exit()"]
 CASES = {
     "none": ["run", "--rm", "--network", "none", "busybox", "true"],
@@ -68,10 +69,13 @@ def inside(runs: int, warmup: int) -> dict:
 
 def _time(argv: list[str], runs: int, warmup: int, env: dict[str, str], scratch: Path) -> list[float]:
     if shutil.which("hyperfine"):
-        out = scratch / "hyperfine.json"
-        subprocess.run(["hyperfine", "-N", "--style", "none", "-w", str(warmup), "-r", str(runs),
-                        "--export-json", str(out), shlex.join(argv)], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        out, log = scratch / "hyperfine.json", scratch / "output.txt"
+        done = subprocess.run(["hyperfine", "-N", "--style", "none", "-w", str(warmup), "-r", str(runs),
+                               "--output", str(log), "--export-json", str(out), shlex.join(argv)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:  # say why: a run's own error message, not only hyperfine's
+            said = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"failed to time {shlex.join(argv)}: {done.stderr.strip()}\n{said}")
         return [t * 1000 for t in json.loads(out.read_text())["results"][0]["times"]]
     for _ in range(warmup):
         subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
