@@ -110,6 +110,9 @@ def test_firewall_backend_is_nft_unless_forced(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(nat.ENV, "ipchains")
     with pytest.raises(InvalidArgument, match="invalid MINIDOCKER_FIREWALL 'ipchains': expected nft or iptables"):
         nat.firewall()
+    monkeypatch.delenv(nat.ENV)  # a host without nft (its lookup stubbed; the backends run for real below)
+    monkeypatch.setattr(nat, "which", lambda name: None if name == "nft" else f"/usr/sbin/{name}")
+    assert nat.firewall() == "iptables"
 
 
 def _sandbox(tmp_path_factory: pytest.TempPathFactory, firewall: str):
