@@ -8,7 +8,7 @@ PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
 APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd
+                 skopeo umoci zstd docker-registry apache2-utils
 PYTEST_ARGS   ?=
 
 .PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image
