@@ -127,7 +127,7 @@ class TokenServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def answer(self, query: dict, authorization: str | None) -> tuple[int, dict]:
@@ -266,7 +266,7 @@ class FaultyRegistry:
         self.httpd.daemon_threads = True
         self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
         self.reference = f"{self.address}/{repository}:{tag}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def handle(self, h: BaseHTTPRequestHandler) -> None:

@@ -22,7 +22,7 @@ import re
 __all__ = ["Challenge", "basic_authorization", "merge_scopes", "parse_challenge", "parse_scope"]
 
 # a token (scheme or parameter name), then '=' and a token or a quoted string with \-escapes
-_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)')
+_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)')
 
 
 class Challenge:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -114,7 +113,8 @@ def _fetch_small_blob(client: RegistryClient, repository: str, descriptor: dict[
 
 def pull(store: ImageStore, reference: str, *, platform: str | None = None, progress: Progress | None = None,
          client: RegistryClient | None = None, insecure_registries: Sequence[str] = (),
-         credentials: tuple[str, str] | None = None, workers: int = 3, attempts: int = 3) -> Image:
+         credentials: tuple[str, str] | None = None, workers: int = 3, attempts: int = 3,
+         backoff: float = 1.0) -> Image:
     """Pull ``reference`` into ``store`` and return the image. Like ``docker pull``.
 
     Args:
@@ -123,6 +123,7 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
             stored credentials, if any).
         workers: layers downloaded at once (docker: 3).
         attempts: tries per layer when the connection fails mid-blob.
+        backoff: seconds before the first retry (then 2x, 3x ...).
 
     Raises:
         RegistryError, Unauthorized, NotFound: the registry's answer (with its message).
@@ -154,7 +155,7 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
     before = store.refs().get(str(ref)) if ref.tag else None
     with store.lock("gc", shared=True):
         layers, fetched = _pull_layers(store, client, repository, manifest["layers"], diff_ids, progress,
-                                       workers, attempts)
+                                       workers, attempts, backoff)
         image = store.add_image(config, layers, tags=[str(ref)] if ref.tag else [], manifest=body,
                                 manifest_media_type=media_type, repo_digests=[f"{ref.name}@{top_digest}"])
     progress.line(f"Digest: {top_digest}")
@@ -165,8 +166,8 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
 
 
 def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, descriptors: list[dict[str, Any]],
-                 diff_ids: list[str], progress: Progress, workers: int, attempts: int
-                 ) -> tuple[list[LayerInfo], int]:
+                 diff_ids: list[str], progress: Progress, workers: int, attempts: int,
+                 backoff: float) -> tuple[list[LayerInfo], int]:
     """Every layer of a manifest, bottom first: known ones from the store, the rest downloaded."""
     results: list[LayerInfo | None] = [None] * len(descriptors)
     todo = []
@@ -184,7 +185,8 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
 
     def one(i: int) -> LayerInfo:
         try:
-            return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], progress, attempts, stop)
+            return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], progress, attempts, backoff,
+                               stop)
         except BaseException:
             stop.set()   # the other downloads end at their next read
             raise
@@ -209,7 +211,8 @@ class _Stopped(RegistryError):
 
 
 def _pull_layer(store: ImageStore, client: RegistryClient, repository: str, descriptor: dict[str, Any],
-                diff_id: str, progress: Progress, attempts: int, stop: threading.Event) -> LayerInfo:
+                diff_id: str, progress: Progress, attempts: int, backoff: float, stop: threading.Event
+                ) -> LayerInfo:
     digest, size, media_type = descriptor["digest"], descriptor.get("size"), descriptor.get("mediaType")
     short = digest[7:19]
     if store.blobs.exists(digest):   # blob complete, layer not unpacked yet: no download
@@ -239,8 +242,9 @@ def _pull_layer(store: ImageStore, client: RegistryClient, repository: str, desc
             if attempt == attempts:
                 raise RegistryError(f"failed to pull layer {digest}: {err} (gave up after {attempts} attempts)",
                                     hint="the blob store is consistent: run the pull again to resume") from None
-            progress.update(short, f"Retrying in {attempt} second{'s' if attempt > 1 else ''}")
-            time.sleep(attempt if not stop.is_set() else 0)
+            delay = backoff * attempt
+            progress.update(short, f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")
+            stop.wait(delay)
             continue
         finally:
             stream.close()

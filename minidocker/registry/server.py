@@ -133,7 +133,7 @@ class RegistryServer(ThreadingHTTPServer):
 
     def start(self) -> RegistryServer:
         """Serve in a background thread (tests, notebooks); ``stop()`` ends it."""
-        self._thread = threading.Thread(target=self.serve_forever, name="registry", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="registry", daemon=True)
         self._thread.start()
         return self
 
