@@ -236,11 +236,12 @@ class FaultyRegistry:
     Faults: ``None``; ``"bad-blob"`` (a layer's bytes changed); ``"missing-blob"`` (404 for a
     layer); ``"bad-json"`` (a manifest that is not JSON); ``"drop"`` (the connection closes
     halfway through a layer, ``drops`` times); ``"bad-manifest-digest"`` (Docker-Content-Digest lies).
-    ``hits`` counts GETs per path.
+    ``hits`` counts GETs per path; ``Range: bytes=N-`` is honoured (206) unless ``ranges=False``,
+    and ``range_requests`` records the offsets asked for.
     """
 
     def __init__(self, store, image_ref: str, repository: str = "demo/app", tag: str = "v1",
-                 fault: str | None = None, drops: int = 10**6) -> None:
+                 fault: str | None = None, drops: int = 10**6, ranges: bool = True) -> None:
         image_id = store.resolve(image_ref)
         manifest, media_type = store.manifest_of(image_id)
         self.manifest, self.media_type = manifest, media_type
@@ -250,6 +251,7 @@ class FaultyRegistry:
         self.layer = store.layers_of(image_id)[-1].digest
         self.repository, self.tag, self.fault, self.drops = repository, tag, fault, drops
         self.hits: dict[str, int] = {}
+        self.ranges, self.range_requests = ranges, []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -295,6 +297,11 @@ class FaultyRegistry:
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)
                 return None
+            wanted = h.headers.get("Range")
+            if wanted and self.ranges:
+                start = int(wanted.removeprefix("bytes=").split("-")[0])
+                self.range_requests.append(start)
+                return self.send(h, 206, data[start:], {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
             return self.send(h, 200, data, {"Content-Type": "application/octet-stream"})
         return self.send(h, 404, b'{"errors":[{"code":"NOT_FOUND","message":"no such thing"}]}')
 

@@ -55,7 +55,7 @@ def target(tmp_path) -> ImageStore:
 def test_a_blob_whose_bytes_do_not_match_is_refused_and_not_stored(source, target):
     registry = _serve(source, "bad-blob")
     try:
-        with pytest.raises(DigestMismatch, match=f"failed to verify layer blob {registry.layer}"):
+        with pytest.raises(DigestMismatch, match=f"failed to verify blob {registry.layer}: found sha256"):
             _pull(target, registry.reference)
     finally:
         registry.stop()
@@ -92,8 +92,9 @@ def test_a_manifest_whose_digest_header_lies_is_refused(source, target):
         registry.stop()
 
 
-def test_a_dropped_connection_is_retried_then_succeeds(source, target):
-    registry = _serve(source, "drop", drops=1)
+@pytest.mark.parametrize("ranges", [True, False], ids=["resumed-with-range", "restarted"])
+def test_a_dropped_connection_is_retried_then_succeeds(source, target, ranges):
+    registry = _serve(source, "drop", drops=1, ranges=ranges)
     statuses = []
     progress = Progress(quiet=True)
     progress.update = lambda ident, status, *a: statuses.append(status)
@@ -104,12 +105,14 @@ def test_a_dropped_connection_is_retried_then_succeeds(source, target):
     assert image.id == source.resolve("app:v1")
     assert any(s.startswith("Retrying") for s in statuses), statuses
     assert _leftovers(target) == []
+    half = len(source.blobs.read(registry.layer)) // 2
+    assert registry.range_requests == ([half] if ranges else [])
 
 
 def test_a_connection_dropped_every_time_fails_then_a_rerun_resumes(source, target):
     registry = _serve(source, "drop")
     try:
-        with pytest.raises(RegistryError, match="connection closed after .* bytes.*gave up after 3 attempts"):
+        with pytest.raises(RegistryError, match="failed to download blob .*connection closed after .* bytes.*gave up after 3 attempts"):
             _pull(target, registry.reference)
         assert _leftovers(target) == [] and not target.blobs.exists(registry.layer)
         complete = [d for d in target.blobs.digests()]

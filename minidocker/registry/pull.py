@@ -5,15 +5,19 @@
     GET /v2/<name>/manifests/<tag>      Accept: OCI + Docker manifests and indexes
       an index?  pick linux/<arch>, GET /v2/<name>/manifests/<digest of that manifest>
     GET /v2/<name>/blobs/<config>       small: read, verify, parse (diff_ids)
-    GET /v2/<name>/blobs/<layer>  x N   in parallel threads, each streamed through
-                                        ImageStore.ingest_layer: hashed while it arrives,
-                                        decompressed, hashed again (diff_id), unpacked in staging
+    GET /v2/<name>/blobs/<layer>  x N   in parallel threads, each written through a BlobWriter
+                                        (hashed while it arrives, renamed into place if right),
+                                        then unpacked by ImageStore.ingest_layer (decompressed,
+                                        hashed again against the diff_id, extracted in staging),
+                                        in forked children when there are several (tar in
+                                        Python holds the GIL; layers unpack into separate dirs)
 
 Nothing is trusted: every manifest and blob is hashed and compared with the digest it was
 asked by (for a tag, with ``Docker-Content-Digest``). A blob or layer lands in the store
 only once complete and verified (rename), so an interrupted pull leaves nothing
-half-written and the next pull skips what is complete ("Already exists"). A dropped
-connection is retried (3 attempts), then reported.
+half-written and the next pull skips what is complete: a downloaded blob is not fetched
+again, an unpacked layer "Already exists". A dropped connection is resumed with a Range
+request (3 attempts in all), then reported.
 See: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
 """
 
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from minidocker.errors import DigestMismatch, InvalidArgument, NotFound
+from minidocker.errors import DigestMismatch, InvalidArgument, MinidockerError, NotFound
 from minidocker.image import manifest as mf
 from minidocker.image.blobs import check_digest, sha256_digest
 from minidocker.image.reference import Reference, parse_reference
@@ -35,10 +39,11 @@ from minidocker.registry.client import RegistryClient, RegistryError
 from minidocker.registry.credentials import load_credentials
 from minidocker.registry.progress import Progress
 
-__all__ = ["ACCEPT", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
+__all__ = ["ACCEPT", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
 
 ACCEPT = ", ".join((mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST))
 _JSON_LIMIT = 4 << 20
+_CHUNK = 1 << 20
 _ARCH = {"x86_64": ("amd64", None), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
          "i686": ("386", None), "ppc64le": ("ppc64le", None), "s390x": ("s390x", None),
          "riscv64": ("riscv64", None)}
@@ -182,11 +187,16 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
             progress.update(short, "Pulling fs layer")
             todo.append(i)
     stop = threading.Event()
+    # Layers unpack into separate directories, so they can unpack at once: in forked children,
+    # as tar extraction in Python holds the GIL (bench/registry.py measures the difference).
+    fork = len(todo) > 1 and (os.cpu_count() or 1) > 1
+    if fork:
+        _preload(descriptors)
 
     def one(i: int) -> LayerInfo:
         try:
             return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], progress, attempts, backoff,
-                               stop)
+                               stop, fork)
         except BaseException:
             stop.set()   # the other downloads end at their next read
             raise
@@ -211,43 +221,118 @@ class _Stopped(RegistryError):
 
 
 def _pull_layer(store: ImageStore, client: RegistryClient, repository: str, descriptor: dict[str, Any],
-                diff_id: str, progress: Progress, attempts: int, backoff: float, stop: threading.Event
-                ) -> LayerInfo:
+                diff_id: str, progress: Progress, attempts: int, backoff: float, stop: threading.Event,
+                fork: bool) -> LayerInfo:
+    """Download one layer blob (if missing), then unpack it."""
     digest, size, media_type = descriptor["digest"], descriptor.get("size"), descriptor.get("mediaType")
     short = digest[7:19]
-    if store.blobs.exists(digest):   # blob complete, layer not unpacked yet: no download
+    if not store.blobs.exists(digest):   # a complete blob is kept from an earlier, failed pull
+        download_blob(client, repository, digest, size, store.blobs, attempts=attempts, backoff=backoff,
+                      stop=stop, on_status=lambda status, *a: progress.update(short, status, *a))
+    progress.update(short, "Extracting")
+
+    def unpack() -> LayerInfo:
         with store.blobs.open(digest) as f:
-            info = store.ingest_layer(f, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
-        progress.update(short, "Pull complete")
-        return info
-    for attempt in range(1, attempts + 1):
-        stream = client.open_blob(repository, digest)
-        total = size if size is not None else stream.length
-        done = [0]
+            return store.ingest_layer(f, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
 
-        def on_read(n: int, stream=stream, total=total, done=done) -> None:
-            if stop.is_set():
-                raise _Stopped(f"pull of layer {short} stopped: another layer failed")
-            done[0] += n
-            progress.update(short, "Downloading", done[0], total)
+    info = _in_child(unpack) if fork else unpack()
+    progress.update(short, "Pull complete")
+    return info
 
-        stream.on_read = on_read
+
+def download_blob(client: RegistryClient, repository: str, digest: str, size: int | None, blobs, *,
+                  attempts: int = 3, backoff: float = 1.0, stop: threading.Event | None = None,
+                  on_status=None) -> None:
+    """Download a blob into a BlobStore, hashed as it arrives; in place only if its digest is right.
+
+    A connection that drops is resumed where it stopped (``Range: bytes=N-``, when the
+    registry answers 206; else from the start), ``attempts`` times in all.
+
+    Raises:
+        DigestMismatch: the bytes are not the digest's (nothing is stored).
+        RegistryError: the registry failed, or the connection failed ``attempts`` times.
+    """
+    stop = stop or threading.Event()
+    status = on_status or (lambda *a: None)
+    writer = blobs.writer()
+    try:
+        for attempt in range(1, attempts + 1):
+            stream = client.open_blob(repository, digest, offset=writer.size)
+            try:
+                if writer.size and stream.response.status != 206:   # no ranges here: start again
+                    writer.abort()
+                    writer = blobs.writer()
+                total = size if size is not None else writer.size + stream.length
+                while True:
+                    if stop.is_set():
+                        raise _Stopped(f"download of {digest[7:19]} stopped: another layer failed")
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    writer.write(chunk)
+                    status("Downloading", writer.size, total)
+                break
+            except _Stopped:
+                raise
+            except RegistryError as err:
+                if stream.failure is None:
+                    raise
+                if attempt == attempts:
+                    raise RegistryError(f"failed to download blob {digest}: {err} (gave up after {attempts} "
+                                        f"attempts)", hint="the store is consistent: pull again to resume") from None
+                delay = backoff * attempt
+                status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")
+                stop.wait(delay)
+            finally:
+                stream.close()
+        status("Verifying Checksum")
+        writer.commit(digest, size)
+    finally:
+        writer.abort()   # a no-op once committed
+    status("Download complete")
+
+
+def _preload(descriptors: list[dict[str, Any]]) -> None:
+    """Import what unpacking needs before threads start: a child forked while another thread
+    holds the import lock would wait for it forever."""
+    import gzip  # noqa: F401
+    import shutil  # noqa: F401
+    import tarfile  # noqa: F401
+
+    import minidocker.image.compression  # noqa: F401
+    import minidocker.storage.layer  # noqa: F401
+
+    if any("zstd" in (d.get("mediaType") or "") for d in descriptors):
+        import zstandard  # noqa: F401
+
+
+def _in_child(fn):
+    """``fn()`` in a forked child (for CPU parallelism); its result, or its error re-raised here."""
+    import pickle
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
         try:
-            info = store.ingest_layer(stream, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
-        except Exception as err:
-            if stop.is_set():
-                raise _Stopped(f"pull of layer {short} stopped: another layer failed") from None
-            if stream.failure is None:
-                raise   # the bytes arrived but are wrong: DigestMismatch, UnsafeLayer
-            if attempt == attempts:
-                raise RegistryError(f"failed to pull layer {digest}: {err} (gave up after {attempts} attempts)",
-                                    hint="the blob store is consistent: run the pull again to resume") from None
-            delay = backoff * attempt
-            progress.update(short, f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")
-            stop.wait(delay)
-            continue
+            os.close(read_fd)
+            try:
+                payload = pickle.dumps(("ok", fn()))
+            except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
+                payload = pickle.dumps(("error", type(err) if isinstance(err, MinidockerError) else None, str(err)))
+                code = 1
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(payload)
         finally:
-            stream.close()
-        progress.update(short, "Pull complete")
-        return info
-    raise AssertionError("unreachable")
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise RegistryError(f"failed to unpack a layer: the unpacking process died (wait status {status})")
+    answer = pickle.loads(data)
+    if answer[0] == "ok":
+        return answer[1]
+    kind = answer[1] or RegistryError
+    raise kind(answer[2])
