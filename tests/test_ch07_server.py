@@ -242,3 +242,31 @@ def test_dockerd_pushes_to_and_pulls_from_our_server(server):
                  ["pull", f"{address}/docker/busybox:v1"]):
         out = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, f"docker {' '.join(args)}\n{out.stdout}{out.stderr}"
+
+
+def test_a_seeded_classroom_registry_mirrors_docker_hub_names(cli, tmp_path):
+    """`registry serve --seed` pushes local images under their Docker Hub paths; the mirror serves them."""
+    port = free_port()
+    env = {**os.environ, "MINIDOCKER_ROOT": str(tmp_path / "teacher")}
+    assert cli("tag", "busybox", "course/tools:v1", env=env).code == 0
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "registry", "serve", "--seed", "-q", "--addr",
+                             f"127.0.0.1:{port}", "--root", str(tmp_path / "reg")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening on" in proc.stdout.readline()
+        seeded = proc.stdout.readline()
+        assert "library/busybox:latest" in seeded and "course/tools:v1" in seeded, seeded
+        student = {"MINIDOCKER_ROOT": str(tmp_path / "student"),
+                   "MINIDOCKER_REGISTRY_MIRROR": f"http://127.0.0.1:{port}"}
+        pulled = cli("pull", "course/tools:v1", env=student)
+        assert pulled.code == 0 and pulled.out.strip().endswith("docker.io/course/tools:v1"), pulled
+        assert "mirror" not in pulled.out   # no fallback to Docker Hub
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

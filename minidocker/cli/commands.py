@@ -216,6 +216,7 @@ def logout(args: SimpleNamespace) -> int:
 
 def registry_serve(args: SimpleNamespace) -> int:
     from minidocker.paths import state_roots
+    from minidocker.registry.progress import Progress
     from minidocker.registry.server import RegistryServer
 
     host, _, port = args.addr.rpartition(":")
@@ -223,6 +224,19 @@ def registry_serve(args: SimpleNamespace) -> int:
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     server = RegistryServer(root, (host or "127.0.0.1", int(port)), htpasswd=args.htpasswd, log=log)
     print(f"minidocker registry listening on {server.url} (storage: {root})", flush=True)
+    if args.seed:   # pushed by a thread while this one serves
+        import threading
+
+        from minidocker.registry.classroom import seed_registry
+
+        def seed() -> None:
+            bound = server.server_address[0]
+            address = f"{'127.0.0.1' if bound in ('0.0.0.0', '') else bound}:{server.server_address[1]}"
+            seeded = seed_registry(_store(), address, progress=Progress(quiet=True), insecure_registries=[address])
+            print("seeded: " + ", ".join(s.split("/", 1)[1] for s in seeded), flush=True)
+            print(f"students: export MINIDOCKER_REGISTRY_MIRROR=http://<this host>:{port}", flush=True)
+
+        threading.Thread(target=seed, daemon=True).start()
     try:
         server.serve_forever()
     finally:

@@ -141,6 +141,7 @@ def _registry_commands() -> list[Command]:
         Option("--addr", "address to listen on", "value", "HOST:PORT", default="127.0.0.1:5000"),
         Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value", "DIR"),
         Option("--htpasswd", "require Basic auth with these bcrypt users (htpasswd -B)", "value", "FILE"),
+        Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
         Option("-q --quiet", "no access log")])
     return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
 

@@ -84,13 +84,16 @@ def endpoint_of(domain: str, insecure_registries: Sequence[str] = ()) -> str:
 
 
 class RegistryClient:
-    """Requests to one registry, authenticated as needed; safe to share between threads."""
+    """Requests to one registry, authenticated as needed; safe to share between threads.
+
+    ``endpoint`` (``http://host:port``) overrides where requests go: a mirror of ``domain``.
+    """
 
     def __init__(self, domain: str, *, credentials: tuple[str, str] | None = None, scopes: Sequence[str] = (),
                  insecure_registries: Sequence[str] = (), connect_timeout: float = 5.0,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, endpoint: str | None = None) -> None:
         self.domain = domain
-        self.base = endpoint_of(domain, insecure_registries)
+        self.base = endpoint.rstrip("/") if endpoint else endpoint_of(domain, insecure_registries)
         self.credentials = credentials
         self.scopes = list(scopes)
         self.connect_timeout, self.timeout = connect_timeout, timeout

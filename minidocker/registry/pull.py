@@ -125,7 +125,9 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
     Args:
         platform: ``os/arch[/variant]`` to pick from an index (default: this machine's).
         client: a RegistryClient to use (default: one for the reference's registry, with the
-            stored credentials, if any).
+            stored credentials, if any). Without one, Docker Hub images are pulled from
+            ``$MINIDOCKER_REGISTRY_MIRROR`` (a URL such as ``http://teacher:5000``) first,
+            as dockerd does with ``registry-mirrors``.
         workers: layers downloaded at once (docker: 3).
         attempts: tries per layer when the connection fails mid-blob.
         backoff: seconds before the first retry (then 2x, 3x ...).
@@ -138,10 +140,23 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
     ref = parse_reference(reference)
     progress = progress or Progress()
     repository = ref.path
+    scopes = [f"repository:{repository}:pull"]
+    mirror = os.environ.get("MINIDOCKER_REGISTRY_MIRROR") if client is None and ref.domain == "docker.io" else None
+    if mirror:   # like dockerd's registry-mirrors: Docker Hub images from a (classroom) mirror first
+        try:
+            return _pull(store, ref, RegistryClient(ref.domain, endpoint=mirror, scopes=scopes), progress,
+                         platform, workers, attempts, backoff)
+        except (NotFound, RegistryError) as err:
+            progress.line(f"mirror {mirror} failed ({str(err).splitlines()[0]}): trying Docker Hub")
     if client is None:
         creds = credentials or load_credentials(ref.domain)
-        client = RegistryClient(ref.domain, credentials=creds, scopes=[f"repository:{repository}:pull"],
-                                insecure_registries=insecure_registries)
+        client = RegistryClient(ref.domain, credentials=creds, scopes=scopes, insecure_registries=insecure_registries)
+    return _pull(store, ref, client, progress, platform, workers, attempts, backoff)
+
+
+def _pull(store: ImageStore, ref: Reference, client: RegistryClient, progress: Progress, platform: str | None,
+          workers: int, attempts: int, backoff: float) -> Image:
+    repository = ref.path
     progress.line(f"{ref.tag or ref.digest}: Pulling from {repository}" if ref.tag else
                   f"{ref.digest[7:19]}: Pulling from {repository}")
     body, media_type, top_digest = fetch_manifest(client, repository, ref.digest or ref.tag or "latest")

@@ -81,8 +81,11 @@ class _Limited:
 
 def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
          client: RegistryClient | None = None, insecure_registries: Sequence[str] = (),
-         credentials: tuple[str, str] | None = None, chunk_size: int | None = None, workers: int = 3) -> str:
+         credentials: tuple[str, str] | None = None, chunk_size: int | None = None, workers: int = 3,
+         source: str | None = None) -> str:
     """Push ``reference`` (``host[:port]/name:tag``) from ``store``; returns the manifest digest.
+
+    ``source`` pushes another local image under that name (default: the image ``reference`` names).
 
     Raises:
         NotFound: no such image here. RegistryError, Unauthorized: the registry's answer.
@@ -91,7 +94,7 @@ def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
     if ref.digest:
         raise InvalidArgument(f"cannot push a digest reference: {reference}", hint="push a name:tag")
     progress = progress or Progress()
-    image_id = store.resolve(reference)
+    image_id = store.resolve(source or reference)
     manifest, media_type = store.manifest_of(image_id)
     repository = ref.path
     if client is None:
