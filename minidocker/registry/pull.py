@@ -301,6 +301,9 @@ def download_blob(client: RegistryClient, repository: str, digest: str, size: in
             finally:
                 stream.close()
         status("Verifying Checksum")
+        if writer.digest != digest or (size is not None and writer.size != size):
+            raise DigestMismatch(f"failed to verify blob {digest}: the {writer.size} bytes received hash to "
+                                 f"{writer.digest}" + (f" (expected {size} bytes)" if size != writer.size else ""))
         writer.commit(digest, size)
     finally:
         writer.abort()   # a no-op once committed
