@@ -12,6 +12,7 @@ Then, each run into a fresh destination (wall clock, medians, the first run unti
 | line | what is timed |
 |---|---|
 | `minidocker pull` | `minidocker pull 127.0.0.1:PORT/bench/image:latest` into an empty store: manifest, config, 3 layers in parallel, each hashed, gunzipped, hashed again and unpacked for overlay |
+| `minidocker fetch` | the download half of `minidocker pull` alone (a process running `pull.download_blob` for manifest, config and the 3 layers in parallel threads, each hashed and written through a BlobWriter, fsync and rename), no unpacking: the same work as skopeo's |
 | `skopeo copy` | `skopeo copy docker://… oci:DIR:latest`: the same blobs, hashed and written as files (no unpacking) |
 | `docker pull` | only when a dockerd answers |
 
@@ -56,6 +57,38 @@ def time_minidocker(minidocker: list[str], ref: str, runs: int, work: Path) -> l
     return times
 
 
+def fetch_only(ref: str, directory: str) -> None:
+    """The download half of a pull: manifest, config and layer blobs into a BlobStore, verified."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from minidocker.image.blobs import BlobStore
+    from minidocker.image.reference import parse_reference
+    from minidocker.registry.client import RegistryClient
+    from minidocker.registry.pull import download_blob, fetch_manifest
+
+    reference = parse_reference(ref)
+    client = RegistryClient(reference.domain)
+    body, _, _ = fetch_manifest(client, reference.path, reference.tag)
+    manifest = json.loads(body)
+    blobs = BlobStore(Path(directory) / "blobs")
+    descriptors = [manifest["config"], *manifest["layers"]]
+    with ThreadPoolExecutor(3) as pool:
+        for future in [pool.submit(download_blob, client, reference.path, d["digest"], d["size"], blobs)
+                       for d in descriptors]:
+            future.result()
+
+
+def time_fetch(ref: str, runs: int, work: Path) -> list[float]:
+    times = []
+    for r in range(runs + 1):
+        out = work / f"fetch-{r}"
+        elapsed = _timed([sys.executable, __file__, "--fetch-only", ref, str(out)])
+        shutil.rmtree(out)
+        if r:
+            times.append(elapsed)
+    return times
+
+
 def time_skopeo(ref: str, runs: int, work: Path) -> list[float]:
     times = []
     for r in range(runs + 1):
@@ -85,7 +118,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--minidocker", help="command to time (default: this repo's python -m minidocker)")
     parser.add_argument("--dir", default="/var/lib", help="where stores and copies are made (default /var/lib)")
+    parser.add_argument("--fetch-only", nargs=2, metavar=("REF", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fetch_only:
+        fetch_only(*args.fetch_only)
+        return
     if os.geteuid() != 0:
         sys.exit("bench: run as root (layers keep their owners)")
     for tool in ("docker-registry", "skopeo"):
@@ -111,6 +148,7 @@ def main() -> None:
         print(f"image: 3 layers, {size / (1 << 20):.1f} MiB uncompressed, {blobs / (1 << 20):.1f} MiB of blobs "
               f"(gzip), registry {registry.address}")
         results = {"minidocker pull": time_minidocker(minidocker, ref, args.runs, work),
+                   "minidocker fetch": time_fetch(ref, args.runs, work),
                    "skopeo copy": time_skopeo(ref, args.runs, work)}
         docker = time_docker(ref, args.runs)
         if docker:
