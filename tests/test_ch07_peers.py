@@ -170,7 +170,7 @@ def test_pull_follows_307_redirects_to_blob_storage(source, tmp_path):
     data = tmp_path / "reg" / "data"
     data.mkdir(parents=True)
     files = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietFiles, directory=str(data)))
-    thread = threading.Thread(target=files.serve_forever, daemon=True)
+    thread = threading.Thread(target=files.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     registry = DistributionRegistry(tmp_path / "reg", redirect_base=f"http://127.0.0.1:{files.server_address[1]}/")
     try:
@@ -241,6 +241,22 @@ def test_token_auth_anonymous_pull_but_push_needs_credentials(source, token, tmp
     assert image.id == source.resolve("app:v1")
     assert token.token_server.requests[-1]["account"] is None
     assert digest.startswith("sha256:")
+
+
+def test_token_auth_push_mounts_from_another_repository(source, token, tmp_path):
+    ref = f"{token.address}/demo/mount-src:v1"
+    source.tag("app:v1", ref)
+    push(source, ref, progress=_quiet(), credentials=("alice", "wonderland"))
+    pulled = ImageStore(tmp_path / "pulled")
+    pull(pulled, ref, progress=_quiet())
+    target = f"{token.address}/demo/mount-dst:v1"
+    pulled.tag(ref, target)
+    statuses = []
+    progress = Progress(quiet=True)
+    progress.update = lambda ident, status, *a: statuses.append(status)
+    push(pulled, target, progress=progress, credentials=("alice", "wonderland"))
+    assert statuses.count("Mounted from demo/mount-src") == 2, statuses
+    assert any("repository:demo/mount-src:pull" in r["scopes"] for r in token.token_server.requests)
 
 
 def test_token_server_refuses_a_wrong_password(source, token, tmp_path):

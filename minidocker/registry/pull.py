@@ -220,11 +220,15 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="pull") as pool:
             futures = {i: pool.submit(one, i) for i in todo}
             errors = []
-            for i, future in futures.items():
-                try:
-                    results[i] = future.result()
-                except BaseException as err:  # noqa: BLE001 - report the first real one below
-                    errors.append(err)
+            try:
+                for i, future in futures.items():
+                    try:
+                        results[i] = future.result()
+                    except Exception as err:  # noqa: BLE001 - report the first real one below
+                        errors.append(err)
+            except BaseException:
+                stop.set()   # Ctrl-C: the threads stop at their next chunk, their temporary files go
+                raise
             client.close()
         if errors:
             raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
