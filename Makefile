@@ -8,8 +8,9 @@
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
+# qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
 APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd docker-registry apache2-utils
+                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils
 PYTEST_ARGS   ?=
 
 .PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image classroom-registry

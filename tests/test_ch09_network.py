@@ -387,3 +387,27 @@ def test_network_ls_and_inspect_show_predefined_and_user_networks(box: Sandbox) 
         assert data["bridge"] == f"md-{data['id'][:12]}" and len(data["bridge"]) <= 15
     finally:
         ok(box.md("network", "rm", "listed"))
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_beside_dockerd_forward_drop_our_bridge_is_accepted_in_docker_user(box: Sandbox) -> None:
+    # What dockerd does to a host (platform notes §5.2): FORWARD policy DROP, a DOCKER-USER
+    # chain for its users, br_netfilter on. Done here inside the sandbox, with iptables itself.
+    ok(box.sh("iptables -w -N DOCKER-USER && iptables -w -A FORWARD -j DOCKER-USER && iptables -w -P FORWARD DROP"
+              " && sysctl -qw net.bridge.bridge-nf-call-iptables=1"))
+    try:
+        ok(box.md("network", "create", "--subnet", "10.231.0.0/24", "besidedocker"))
+        a, ip_a = start(box, "--name", "target", "--network", "besidedocker", "busybox", "sleep", "60")
+        try:
+            out = ok(box.md("run", "--rm", "--network", "besidedocker", "busybox", "ping", "-c1", "-W2", ip_a))
+            assert "1 packets received" in out
+            rules = ok(box.sh("iptables -w -S DOCKER-USER"))
+            assert rules.count("minidocker:net:") == 2, rules
+            assert "-P FORWARD DROP" in ok(box.sh("iptables -w -S FORWARD"))  # the host's policy is untouched
+        finally:
+            remove(box, ["target"], [a])
+        ok(box.md("network", "rm", "besidedocker"))
+        assert "minidocker" not in ok(box.sh("iptables -w -S DOCKER-USER"))
+    finally:
+        box.sh("iptables -w -P FORWARD ACCEPT; iptables -w -D FORWARD -j DOCKER-USER; iptables -w -X DOCKER-USER")

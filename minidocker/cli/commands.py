@@ -11,20 +11,50 @@ from types import SimpleNamespace
 
 __all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
-           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "system_prune", "tag"]
+           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag"]
 
 
 def run(args: SimpleNamespace) -> int:
+    from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
 
     _require_root()
+    resources = ResourceFlags(
+        memory=args.memory, memory_swap=args.memory_swap, cpus=args.cpus, cpu_shares=args.cpu_shares,
+        cpu_period=args.cpu_period, cpu_quota=args.cpu_quota, pids_limit=args.pids_limit,
+    )
     options = RunOptions(
         image=args.image, command=args.command, name=args.name, hostname=args.hostname, env=args.env,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
+        resources=resources,
     )
-    return run_container(options).exit_code
+    status = run_container(options)
+    if status.oom_killed:
+        print(f"minidocker: container {status.describe()}: it reached its memory limit", file=sys.stderr)
+    return status.exit_code
+
+
+def stats(args: SimpleNamespace) -> int:
+    from minidocker.engine.stats import format_json, format_table, sample_stats
+    from minidocker.errors import InvalidArgument
+
+    _require_root()
+    if args.format not in ("table", "json"):
+        raise InvalidArgument(f"invalid --format {args.format!r}", hint="use table or json")
+    try:
+        interval = float(args.interval)
+    except ValueError:
+        raise InvalidArgument(f"invalid --interval {args.interval!r}: not a number of seconds") from None
+    while True:
+        rows = sample_stats(args.containers, interval=interval)
+        text = format_json(rows) if args.format == "json" else format_table(rows)
+        if not args.no_stream and args.format == "table":
+            text = "\033[2J\033[H" + text  # clear the screen, like docker stats
+        print(text, flush=True)
+        if args.no_stream or not rows:
+            return 0
 
 
 def exec_(args: SimpleNamespace) -> int:

@@ -33,6 +33,7 @@ def build_commands() -> Command:
                    "[IP:][HOST_PORT:]PORT[/udp]"),
             Option("-P --publish-all", "publish every exposed port on a random host port"),
             Option("--expose", "expose a port (repeatable)", "list", "PORT[/udp]"),
+            *_resource_options(),
         ],
         arguments=[Argument("image"), Argument("command", "rest")],
         interspersed=False,
@@ -53,6 +54,15 @@ def build_commands() -> Command:
     rm = Command("rm", "Remove stopped containers", commands.rm,
                  options=[Option("-f --force", "kill a running container first")],
                  arguments=[Argument("containers", "many")])
+    stats = Command("stats", "Show running containers' resource usage (read from their cgroups)", commands.stats,
+                    options=[
+                        Option("--no-stream", "print one reading and exit"),
+                        Option("--format", "table or json (one object per line)", "value", "FORMAT",
+                               default="table"),
+                        Option("--interval", "seconds between the two readings CPU % comes from", "value",
+                               "SECONDS", default="1"),
+                    ],
+                    arguments=[Argument("containers", "rest")])
     images_flags = [Option("-q --quiet", "only image IDs"), Option("--no-trunc", "full image IDs", dest="no_trunc")]
     images = Command("images", "List images", commands.images, options=images_flags)
     doctor = Command("doctor", "Check that this machine can run containers", commands.doctor)
@@ -64,8 +74,8 @@ def build_commands() -> Command:
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
-        subcommands=[run, exec_, ps, rm, images, *_image_commands(images_flags), *registry, doctor, network,
-                     system],
+        subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
+                     network, system],
     )
 
 
@@ -144,6 +154,20 @@ def _registry_commands() -> list[Command]:
         Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
         Option("-q --quiet", "no access log")])
     return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
+
+
+def _resource_options() -> list[Option]:
+    """``run``'s cgroup flags (chapter 04), as docker's; values are checked in engine/resources.py."""
+    return [
+        Option("-m --memory", "memory limit, e.g. 64m or 1g (at least 6m)", "value", "SIZE"),
+        Option("--memory-swap", "memory + swap limit; -1: unlimited swap (default: twice --memory)", "value",
+               "SIZE"),
+        Option("--cpus", "CPUs' worth of time per period, e.g. 0.5", "value", "N"),
+        Option("-c --cpu-shares", "relative CPU weight (default 1024)", "value", "N"),
+        Option("--cpu-period", "CFS period in microseconds", "value", "US"),
+        Option("--cpu-quota", "CFS quota in microseconds per period", "value", "US"),
+        Option("--pids-limit", "maximum number of processes (-1: unlimited)", "value", "N"),
+    ]
 
 
 def _network_commands() -> Command:

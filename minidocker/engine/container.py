@@ -56,11 +56,11 @@ class Container:
     """
 
     FILE = "container.json"
-    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id")
+    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed")
 
     def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
                  status: str = "created", pid: int | None = None, exit_code: int | None = None,
-                 image_id: str | None = None) -> None:
+                 image_id: str | None = None, oom_killed: bool | None = None) -> None:
         self.id = id
         self.name = name
         self.image = image
@@ -70,6 +70,7 @@ class Container:
         self.pid = pid
         self.exit_code = exit_code
         self.image_id = image_id  # the image's ID (sha256 of its config): rmi and commit follow it
+        self.oom_killed = oom_killed  # the OOM killer killed one of its processes (chapter 04)
 
     def __repr__(self) -> str:
         return f"Container({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"

@@ -27,9 +27,22 @@ def remove_container(ref: str, force: bool = False, roots: StateRoots | None = N
         assert container.pid is not None
         os.kill(container.pid, signal.SIGKILL)  # its runtime process reaps it and records the exit
     directory = container.directory(roots)
+    _destroy_cgroup(directory)
     Snapshot(directory, []).unmount()
     delete_later(directory)
     return container
+
+
+def _destroy_cgroup(directory: Path) -> None:
+    """Kill what is left in the container's cgroup and remove it (after a crash of its runtime)."""
+    from minidocker.atomic import read_json
+    from minidocker.cgroups import open_cgroup
+
+    try:
+        path = read_json(directory / "config.json")["linux"]["cgroupsPath"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return
+    open_cgroup(path).destroy()
 
 
 def delete_later(directory: Path) -> None:

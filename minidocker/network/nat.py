@@ -18,9 +18,18 @@ pieces (platform notes §5.3): DNAT in *output* (local packets skip prerouting),
 masquerade of 127.0.0.0/8 leaving through the bridge, and ``route_localnet=1`` on the
 bridge. Traffic from elsewhere needs prerouting DNAT and ``ip_forward=1``.
 
+Living beside dockerd: it sets the iptables FORWARD policy to DROP and, with br_netfilter,
+bridged frames cross FORWARD too, so our containers could not talk to each other or out.
+An accept in our nft table cannot help (a drop in any base chain is final), so then, and
+only then, two ACCEPT rules for our bridge go into the chain dockerd keeps for its users,
+``DOCKER-USER`` (else ``FORWARD``), tagged ``minidocker:net:<id>`` and removed with the
+network. Written with ``iptables`` itself: an nft-native rule in an iptables-nft table
+would make ``iptables -S`` (and so dockerd) refuse that table.
+
 Main API::
 
-    setup_network(bridge, subnet, owner)       masquerade out, 127/8 in, isolation; sysctls
+    setup_network(bridge, subnet, owner)       masquerade out, 127/8 in, isolation; sysctls;
+                                               FORWARD accepts if dockerd closed it
     publish(mapping, container_ip, owner)      DNAT host port -> container port
     remove_rules(owner)                        every rule with that comment
     delete_table()                             all of it (network rm of the last network, prune)
@@ -38,7 +47,8 @@ import subprocess
 from minidocker.errors import MinidockerError
 from minidocker.network.ports import PortMapping
 
-__all__ = ["TABLE", "delete_table", "publish", "remove_rules", "rules", "set_sysctl", "setup_network"]
+__all__ = ["TABLE", "delete_table", "forward_accepts", "publish", "remove_rules", "rules", "set_sysctl",
+           "setup_network"]
 
 TABLE = "minidocker"
 _BASE = f"""add table ip {TABLE}
@@ -86,6 +96,7 @@ def setup_network(bridge: str, subnet: str, owner: str) -> None:
     ]) + "\n")
     set_sysctl("net.ipv4.ip_forward", "1")
     set_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
+    _open_closed_forward(bridge, owner)
 
 
 def publish(mapping: PortMapping, container_ip: str, owner: str) -> None:
@@ -112,6 +123,8 @@ def remove_rules(owner: str, bridge: str | None = None) -> int:
     the set of our bridges); return how many rules."""
     mine = [r for r in rules() if r.get("comment") in (f"net:{owner}", f"ctr:{owner}")]
     script = "".join(f"delete rule ip {TABLE} {r['chain']} handle {r['handle']}\n" for r in mine)
+    if bridge is not None:
+        _close_forward(bridge, owner)
     if bridge is not None and mine:
         script += f'delete element ip {TABLE} bridges {{ "{bridge}" }}\n'
     if script:
@@ -128,3 +141,63 @@ def delete_table() -> bool:
             return False
         raise
     return True
+
+
+# -- living beside dockerd: its FORWARD policy DROP ---------------------------------------------
+
+def _iptables(*args: str) -> subprocess.CompletedProcess[str] | None:
+    """Run the host's ``iptables`` (whatever its backend; never iptables-legacy by name)."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        return None
+    return subprocess.run([iptables, "-w", *args], capture_output=True, text=True)
+
+
+def _forward_chain() -> str | None:
+    """Where our accepts must go: DOCKER-USER if dockerd made it, FORWARD if its policy is DROP."""
+    user_chain = _iptables("-S", "DOCKER-USER")
+    if user_chain is not None and user_chain.returncode == 0:
+        return "DOCKER-USER"
+    forward = _iptables("-S", "FORWARD")
+    if forward is not None and forward.returncode == 0 and "-P FORWARD DROP" in forward.stdout:
+        return "FORWARD"
+    return None
+
+
+def _forward_rules(bridge: str, owner: str) -> list[list[str]]:
+    tag = ["-m", "comment", "--comment", f"minidocker:net:{owner}"]
+    return [["-i", bridge, *tag, "-j", "ACCEPT"], ["-o", bridge, *tag, "-j", "ACCEPT"]]
+
+
+def forward_accepts(owner: str) -> list[str]:
+    """Our ACCEPT rules in DOCKER-USER and FORWARD (``iptables -S`` lines) for network ``owner``."""
+    found = []
+    for chain in ("DOCKER-USER", "FORWARD"):
+        listed = _iptables("-S", chain)
+        if listed is not None and listed.returncode == 0:
+            found += [line for line in listed.stdout.splitlines() if f"minidocker:net:{owner}" in line]
+    return found
+
+
+def _open_closed_forward(bridge: str, owner: str) -> None:
+    chain = _forward_chain()
+    if chain is None:
+        return  # FORWARD accepts by default: nothing to open
+    for rule in _forward_rules(bridge, owner):
+        if _iptables("-C", chain, *rule).returncode != 0:  # type: ignore[union-attr]
+            done = _iptables("-I", chain, *rule)
+            if done is None or done.returncode != 0:
+                raise MinidockerError(f"failed to accept {bridge} in iptables {chain}: "
+                                      f"{done.stderr.strip() if done else 'iptables is missing'}")
+
+
+def _close_forward(bridge: str, owner: str) -> None:
+    present = forward_accepts(owner)
+    for chain in ("DOCKER-USER", "FORWARD"):
+        if not any(line.startswith(f"-A {chain} ") for line in present):
+            continue
+        for rule in _forward_rules(bridge, owner):
+            while True:
+                deleted = _iptables("-D", chain, *rule)
+                if deleted is None or deleted.returncode != 0:
+                    break
