@@ -12,7 +12,7 @@ from minidocker.errors import NotFound
 from minidocker.registry.auth import Challenge, merge_scopes, parse_challenge, parse_scope
 from minidocker.registry.client import endpoint_of, is_insecure
 from minidocker.registry.credentials import erase_credentials, load_credentials, server_key, store_credentials
-from minidocker.registry.progress import Progress, human_size, progress_bar
+from minidocker.registry.progress import JsonProgress, Progress, human_size, progress_bar
 from minidocker.registry.pull import parse_platform, select_manifest
 from minidocker.registry.push import with_query
 
@@ -110,3 +110,14 @@ def test_progress_redraws_in_place_on_a_tty_and_logs_lines_otherwise():
     p.update("abc", "Downloading", 5, 10)
     p.update("abc", "Pull complete")
     assert plain.getvalue() == "abc: Downloading\nabc: Pull complete\n"
+
+
+def test_json_progress_speaks_the_engine_api_stream():
+    out = []
+    p = JsonProgress(out.append)
+    p.line("Pulling from demo/app")
+    p.update("abc", "Downloading", 5, 10)
+    assert [json.loads(line) for line in out] == [
+        {"status": "Pulling from demo/app"},
+        {"status": "Downloading", "id": "abc", "progressDetail": {"current": 5, "total": 10},
+         "progress": progress_bar(5, 10)}]

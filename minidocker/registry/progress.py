@@ -8,6 +8,11 @@ On a tty (one line per layer, rewritten with ANSI cursor moves, at most 10 times
     Digest: sha256:...
 
 Not on a tty (a log, a pipe, a notebook): each status change once, no bars.
+``JsonProgress`` writes the Engine API's JSON lines instead (``POST /images/create``, ``/push``)::
+
+    {"status": "Downloading", "id": "3f1e7c2a9b10", "progressDetail": {"current": 12600000, "total": 46100000},
+     "progress": "[=====>    ]  12.6MB/46.1MB"}
+
 Thread-safe: layers report from their download threads.
 See: console_codes(4) (ESC [ n A: cursor up, ESC [ 2 K: erase line).
 """
@@ -19,7 +24,7 @@ import threading
 import time
 from typing import TextIO
 
-__all__ = ["Progress", "human_size", "progress_bar"]
+__all__ = ["JsonProgress", "Progress", "human_size", "progress_bar"]
 
 _BAR = 50
 
@@ -102,3 +107,33 @@ class Progress:
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
+
+
+class JsonProgress(Progress):
+    """Progress as the Engine API streams it: one JSON object per line, flushed per message.
+
+    What the docker CLI renders (engine-api.md §11): ``{"status": ..., "id": ...}`` per layer,
+    ``progressDetail`` and ``progress`` while bytes move, plain ``{"status": ...}`` lines.
+    """
+
+    def __init__(self, write) -> None:
+        super().__init__(tty=False)
+        self.stream = None
+        self.write_line = write   # a callable taking one str (a line, newline included)
+
+    def line(self, text: str) -> None:
+        import json
+
+        with self._lock:
+            self.lines.append(text)
+            self.write_line(json.dumps({"status": text}) + "\n")
+
+    def update(self, ident: str, status: str, current: int | None = None, total: int | None = None) -> None:
+        import json
+
+        message: dict = {"status": status, "id": ident, "progressDetail": {}}
+        if current is not None and total is not None:
+            message["progressDetail"] = {"current": current, "total": total}
+            message["progress"] = progress_bar(current, total)
+        with self._lock:
+            self.write_line(json.dumps(message) + "\n")
