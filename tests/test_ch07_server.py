@@ -234,14 +234,19 @@ def test_registry_serve_command_serves_push_and_pull(cli, state_root, tmp_path):
 
 
 @pytest.mark.docker
-def test_dockerd_pushes_to_and_pulls_from_our_server(server):
-    """docker push/pull through a real dockerd (skipped where none runs)."""
-    address = server.address
-    for args in (["pull", "busybox"], ["tag", "busybox", f"{address}/docker/busybox:v1"],
-                 ["push", f"{address}/docker/busybox:v1"], ["rmi", f"{address}/docker/busybox:v1"],
-                 ["pull", f"{address}/docker/busybox:v1"]):
+def test_dockerd_pushes_to_and_pulls_from_our_server(server, store, tmp_path):
+    """docker push/pull through a real dockerd (skipped where none runs); no Docker Hub involved."""
+    from minidocker.image.archive import save_archive
+
+    with open(tmp_path / "app.tar", "wb") as out:
+        save_archive(store, ["app:v1"], out)
+    ref = f"{server.address}/docker/app:v1"
+    steps = [["load", "-i", str(tmp_path / "app.tar")], ["tag", "app:v1", ref], ["push", ref],
+             ["rmi", ref, "app:v1"], ["pull", ref], ["rmi", ref]]
+    for args in steps:
         out = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, f"docker {' '.join(args)}\n{out.stdout}{out.stderr}"
+    assert server.tags("docker/app") == ["v1"]
 
 
 def test_a_seeded_classroom_registry_mirrors_docker_hub_names(cli, tmp_path):
