@@ -69,6 +69,15 @@ class _Limited:
 
     def __init__(self, source: BinaryIO, length: int, on_progress) -> None:
         self.source, self.left, self.on_progress = source, length, on_progress
+        self.start, self.length = source.tell(), length
+
+    def tell(self) -> int:
+        return self.length - self.left
+
+    def seek(self, offset: int) -> None:
+        """Rewind for a resend (a stale connection, a 401 when a token expired mid-push)."""
+        self.source.seek(self.start + offset)
+        self.left = self.length - offset
 
     def read(self, n: int = -1) -> bytes:
         n = self.left if n < 0 else min(n, self.left)

@@ -374,6 +374,8 @@ class _Handler(BaseHTTPRequestHandler):
         return digest, media_type
 
     def manifest_get(self, name: str, ref: str) -> None:
+        # SPEC: a manifest is served as stored, whatever the Accept header: we never convert (registry
+        # 2.8 rewrites schema 2 to schema 1 for old clients, 404s OCI types they do not accept)
         digest, media_type = self._manifest(name, ref)
         data = self.server.blobs.read(digest)
         self._send(200, data, {"Docker-Content-Digest": digest, "Etag": f'"{digest}"'}, content_type=media_type)
