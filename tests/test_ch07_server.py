@@ -275,3 +275,33 @@ def test_a_seeded_classroom_registry_mirrors_docker_hub_names(cli, tmp_path):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_pull_by_digest_pins_the_image_and_adds_no_tag(server, store, tmp_path):
+    ref = f"{server.address}/demo/app:v1"
+    store.tag("app:v1", ref)
+    digest = push(store, ref, progress=_quiet())
+    target = ImageStore(tmp_path / "dst")
+    image = pull(target, f"{server.address}/demo/app@{digest}", progress=_quiet())
+    assert target.refs() == {}
+    assert target.resolve(f"{server.address}/demo/app@{digest}") == image.id
+    with pytest.raises(RegistryError, match="manifest unknown"):
+        pull(target, f"{server.address}/demo/app@sha256:{'5' * 64}", progress=_quiet())
+
+
+def test_docker_manifest_list_chooses_the_platform(server, tmp_path):
+    store = ImageStore(tmp_path / "src")
+    children = []
+    for arch in ("amd64", "arm64"):
+        image = make_image(store, f"arch:{arch}", [layer_tar([("file", "arch", arch.encode())])])
+        store.tag(image.id, f"{server.address}/demo/list:{arch}")
+        digest = push(store, f"{server.address}/demo/list:{arch}", progress=_quiet())
+        children.append({"mediaType": mf.OCI_MANIFEST, "digest": digest,
+                         "size": len(store.manifest_of(image.id)[0]),
+                         "platform": {"architecture": arch, "os": "linux"}})
+    listing = json.dumps({"schemaVersion": 2, "mediaType": mf.DOCKER_LIST, "manifests": children}).encode()
+    RegistryClient(server.address).request("PUT", "/v2/demo/list/manifests/multi", body=listing, expect=(201,),
+                                           headers={"Content-Type": mf.DOCKER_LIST})
+    image = pull(ImageStore(tmp_path / "dst"), f"{server.address}/demo/list:multi", platform="linux/arm64",
+                 progress=_quiet())
+    assert (image.layers[0] / "arch").read_text() == "arm64"
