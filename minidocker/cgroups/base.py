@@ -23,6 +23,7 @@ import signal
 import time
 
 from minidocker.errors import InvalidArgument, MinidockerError
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # typing, abc and dataclasses cost ms of start-up on every `run` (bench/README.md)
 if TYPE_CHECKING:
@@ -41,10 +42,8 @@ class ControllerMissing(CgroupError):
     """The limit needs a controller this host does not offer (checked before anything is created)."""
 
 
-class _Record:
-    """A small value class: keyword construction, equality and repr from ``FIELDS``."""
-
-    FIELDS: tuple[str, ...] = ()
+class _Record(Record):
+    """A Record built from keywords: ``Resources(memory_limit=...)``, missing fields default."""
 
     def __init__(self, **values: Any) -> None:
         unknown = set(values) - set(self.FIELDS)
@@ -55,16 +54,6 @@ class _Record:
 
     def _default(self, name: str) -> Any:
         return None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class Resources(_Record):

@@ -70,10 +70,12 @@ def build_commands() -> Command:
                     options=[Option("-f --force", "do not ask (accepted for docker compatibility)")])
     system = Command("system", "Manage minidocker's state", subcommands=[prune])
     network = _network_commands()
+    registry = _registry_commands()
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
-        subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), doctor, network, system],
+        subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
+                     network, system],
     )
 
 
@@ -125,6 +127,33 @@ def _image_commands(images_flags: list[Option]) -> list[Command]:
         Command("ls", "List images", commands.images, options=images_flags), inspect, tag(), rmi("rm"),
         history(), save(), load(), import_(), prune])
     return [tag(), rmi(), history(), save(), load(), import_(), export, commit, image]
+
+
+def _registry_commands() -> list[Command]:
+    """pull, push, login, logout, ``registry serve`` (chapter 07)."""
+    insecure = Option("--insecure-registry", "use plain HTTP for this registry (repeatable; loopback always is)",
+                      "list", "HOST[:PORT]", dest="insecure_registry")
+    quiet = Option("-q --quiet", "print only the image reference / digest")
+    pull = Command("pull", "Download an image from a registry", commands.pull, options=[
+        Option("--platform", "os/arch[/variant] to choose from a multi-platform image", "value", "PLATFORM"),
+        quiet, insecure], arguments=[Argument("reference")])
+    push = Command("push", "Upload an image to a registry", commands.push, options=[quiet, insecure],
+                   arguments=[Argument("reference")])
+    login = Command("login", "Log in to a registry (credentials go to ~/.minidocker/config.json)", commands.login,
+                    options=[Option("-u --username", "user name", "value", "USER"),
+                             Option("-p --password", "password (prefer --password-stdin)", "value", "PASSWORD"),
+                             Option("--password-stdin", "read the password from stdin", dest="password_stdin"),
+                             insecure],
+                    arguments=[Argument("server", "optional")])
+    logout = Command("logout", "Forget a registry's credentials", commands.logout,
+                     arguments=[Argument("server", "optional")])
+    serve = Command("serve", "Run a registry server (distribution API v2)", commands.registry_serve, options=[
+        Option("--addr", "address to listen on", "value", "HOST:PORT", default="127.0.0.1:5000"),
+        Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value", "DIR"),
+        Option("--htpasswd", "require Basic auth with these bcrypt users (htpasswd -B)", "value", "FILE"),
+        Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
+        Option("-q --quiet", "no access log")])
+    return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
 
 
 def _resource_options() -> list[Option]:

@@ -18,6 +18,7 @@ import os
 
 from minidocker.cgroups import Resources, cpus_to_quota, parse_size
 from minidocker.errors import InvalidArgument
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # no typing or dataclasses on the `run` path (bench/README.md)
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ __all__ = ["MIN_MEMORY", "ResourceFlags", "host_cpu_count", "resources_from_flag
 MIN_MEMORY = 6 << 20  # Docker's "Minimum memory limit allowed is 6MB"
 
 
-class ResourceFlags:
+class ResourceFlags(Record):
     """The resource flags as typed by the user: strings (or numbers), checked by resources_from_flags."""
 
     FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpu_period", "cpu_quota", "pids_limit")
@@ -45,15 +46,8 @@ class ResourceFlags:
         self.cpu_quota = _number("--cpu-quota", cpu_quota, int)
         self.pids_limit = _number("--pids-limit", pids_limit, int)
 
-    def __repr__(self) -> str:
-        return f"ResourceFlags({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
 
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _number(flag: str, value: str | float | None, kind: type) -> float | int | None:

@@ -24,6 +24,7 @@ from minidocker.errors import Conflict, InvalidArgument
 from minidocker.image import Image, ImageStore
 from minidocker.image.runconfig import RunArgs, apply_image_config
 from minidocker.paths import StateRoots, state_roots
+from minidocker.record import Record
 from minidocker.runtime import ExitStatus, default_spec
 from minidocker.runtime import run as runtime_run
 from minidocker.runtime.init import INIT_ANNOTATION
@@ -38,11 +39,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class RunOptions:
+class RunOptions(Record):
     """The flags of ``run`` that direct mode understands.
 
-    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
-    ``minidocker run`` (see bench/README.md).
+    A Record, not a dataclass: see minidocker/record.py.
     """
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
@@ -75,15 +75,8 @@ class RunOptions:
         self.expose = [] if expose is None else expose  # --expose PORT[/udp]
         self.resources = resources or ResourceFlags()  # --memory, --cpus, --pids-limit ... (chapter 04)
 
-    def __repr__(self) -> str:
-        return f"RunOptions({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
 
 def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -> list[str]:

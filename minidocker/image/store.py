@@ -24,6 +24,7 @@ from pathlib import Path
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
 from minidocker.image.reference import Reference, parse_reference
+from minidocker.record import Record
 
 __all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "parse_reference"]
 
@@ -36,7 +37,7 @@ BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 DEFAULT_IMAGE = "docker.io/library/busybox:latest"
 
 
-class Image:
+class Image(Record):
     """An image as the engine needs it.
 
     Attributes:
@@ -47,8 +48,7 @@ class Image:
         document: the whole config document (``rootfs``, ``history``, ``created`` ...).
         size: the unpacked size in bytes (filled by ``list``).
 
-    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
-    ``minidocker run`` (see bench/README.md).
+    A Record, not a dataclass: see minidocker/record.py.
     """
 
     FIELDS = ("name", "tag", "layers", "config", "id")
@@ -63,16 +63,6 @@ class Image:
         self.document = {} if document is None else document
         self.size = size
 
-    def __repr__(self) -> str:
-        return f"Image({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
-
     @property
     def reference(self) -> str:
         return f"{self.name}:{self.tag}"
@@ -82,7 +72,7 @@ class Image:
         return self.id.removeprefix("sha256:")[:12]
 
 
-class LayerInfo:
+class LayerInfo(Record):
     """One stored layer: blob digest and media type, its diff_id, blob and tar sizes."""
 
     FIELDS = ("digest", "diff_id", "size", "diff_size", "media_type")
@@ -93,16 +83,6 @@ class LayerInfo:
         self.size = size
         self.diff_size = diff_size
         self.media_type = media_type
-
-    def __repr__(self) -> str:
-        return f"LayerInfo({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "diffID": self.diff_id, "size": self.size, "diffSize": self.diff_size,
