@@ -75,7 +75,7 @@ def _compare(before: HostSnapshot, after: HostSnapshot, root: str, scope: str) -
     if scope == "local":  # another session's running container has processes; a leaked group has none
         new_cgroups = {c for c in new_cgroups if not _cgroup_has_processes(c)}
     problems += [f"cgroup {c}" for c in sorted(new_cgroups)]
-    problems += [f"nft table {t}" for t in sorted(after.nft_tables - before.nft_tables)]
+    problems += [f"firewall {t}" for t in sorted(after.nft_tables - before.nft_tables)]
     problems += [f"container state {root}/lib/containers/{c}" for c in sorted(after.containers - before.containers)]
     me = os.getpid()
     for pid in sorted(after.processes - before.processes):
@@ -130,11 +130,21 @@ def _cgroup_has_processes(path: str) -> bool:
 
 
 def _our_nft_tables() -> list[str]:
+    """Our nft table and our iptables chains (MINIDOCKER*, kept by iptables-nft in nft tables)."""
     nft = shutil.which("nft")
     if nft is None:
         return []
-    result = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
-    return [line for line in result.stdout.splitlines() if "minidocker" in line]
+    result = subprocess.run([nft, "list", "chains"], capture_output=True, text=True, timeout=10)
+    found, table = [], ""
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["table"]:
+            table = " ".join(words[:3])
+            if "minidocker" in table.lower():
+                found.append(table)
+        elif words[:1] == ["chain"] and "minidocker" in words[1].lower() and "minidocker" not in table.lower():
+            found.append(f"{table} chain {words[1]}")
+    return found
 
 
 def _pids() -> list[int]:
