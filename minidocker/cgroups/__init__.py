@@ -6,6 +6,7 @@
     parse_size("64m"), cpus_to_quota(0.5)
     join_cgroups_of(pid)               move the caller into another process's groups (exec)
     list_cgroups("minidocker")         the groups under our parent (to clean up after a crash)
+    remove_parent()                    rmdir the empty "minidocker" parents (system prune)
 
 A typical life (the runtime does this for every container)::
 
@@ -50,6 +51,7 @@ __all__ = [
     "list_cgroups",
     "open_cgroup",
     "parse_size",
+    "remove_parent",
     "shares_to_weight",
 ]
 
@@ -116,3 +118,24 @@ def list_cgroups(parent: str = CGROUP_PARENT, root: str = CGROUP_ROOT) -> list[s
         except FileNotFoundError:
             continue
     return sorted(names)
+
+
+def remove_parent(parent: str = CGROUP_PARENT, root: str = CGROUP_ROOT) -> list[str]:
+    """Remove the ``parent`` group from every hierarchy where it is empty; return those removed.
+
+    A group with children (a running container, maybe of another state root) stays:
+    rmdir(2) of a cgroup directory fails while it has child groups.
+    """
+    removed = []
+    candidates = [os.path.join(root, parent)]
+    try:
+        candidates += [os.path.join(entry.path, parent) for entry in os.scandir(root) if entry.is_dir()]
+    except FileNotFoundError:
+        return removed
+    for path in candidates:
+        try:
+            os.rmdir(path)
+        except OSError:
+            continue  # missing, or still in use
+        removed.append(path)
+    return removed

@@ -91,7 +91,10 @@ def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str
 
 
 def prune(roots: StateRoots | None = None) -> list[str]:
-    """Remove every stopped container and unmount leftovers. Like ``docker system prune``."""
+    """Remove stopped containers, idle networks, leftovers (mounts, empty cgroup parents).
+
+    Like ``docker system prune``.
+    """
     roots = roots or state_roots()
     containers = list_containers(roots)
     running = tuple(os.fspath(c.directory(roots)) + "/" for c in containers if c.status == "running")
@@ -109,4 +112,7 @@ def prune(roots: StateRoots | None = None) -> list[str]:
         from minidocker.engine.networks import prune_networks
 
         removed += prune_networks(roots)
+    from minidocker.cgroups import remove_parent
+
+    removed += [f"removed cgroup {path}" for path in remove_parent()]
     return removed
