@@ -2,16 +2,18 @@
 #   make demo      set everything up, then run a first container
 #   make test      the whole test suite, notebooks and exercises included
 #   make lab       open the course in Jupyter Lab
-# Other targets: setup, notebooks (re-execute them in place), grade CH=01 [TASK=1_2], bench, prune.
+# Other targets: setup, notebooks (re-execute them in place), grade CH=01 [TASK=1_2], bench, prune,
+#   classroom-registry (serve the local images to a classroom on :5000, see minidocker/registry/classroom.py).
 
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
+# qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
 APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd
+                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils
 PYTEST_ARGS   ?=
 
-.PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image
+.PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
 
 setup: apt venv
 	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
@@ -61,6 +63,7 @@ grade: setup
 bench: setup
 	$(PY) bench/startup.py
 	$(PY) bench/network.py
+	$(PY) bench/registry.py
 
 # A real Debian base image for later chapters (optional, ~2 min, needs the Debian mirror):
 # debootstrap a minbase rootfs, tar it without device nodes, import it as debian:bookworm.
@@ -73,6 +76,12 @@ debian-image: setup
 	tar --numeric-owner --xattrs --exclude='./dev/*' -C "$$tmp/rootfs" -cf "$$tmp/rootfs.tar" . && \
 	$(VENV)/bin/minidocker import -m "debootstrap --variant=minbase $(DEBIAN_SUITE)" "$$tmp/rootfs.tar" debian:$(DEBIAN_SUITE) && \
 	$(VENV)/bin/minidocker run --rm debian:$(DEBIAN_SUITE) /bin/cat /etc/debian_version
+
+# A course-local registry for a classroom (Docker Hub allows ~10 anonymous pulls/hour per IP):
+# every local image, pushed under its Docker Hub path; students set MINIDOCKER_REGISTRY_MIRROR.
+REGISTRY_ADDR ?= 0.0.0.0:5000
+classroom-registry: setup
+	$(VENV)/bin/minidocker registry serve --addr $(REGISTRY_ADDR) --seed
 
 prune: venv
 	$(VENV)/bin/minidocker system prune -f

@@ -2,6 +2,9 @@
 
 The issue's budget: a bridged run adds at most 40 ms (median) over ``--network none``
 on the same machine in the same run (Docker's bridge adds ~60 ms on the project's machine).
+Publishing a port (``-p``) is timed with both firewall backends: nft (the default) and
+iptables (``MINIDOCKER_FIREWALL=iptables``, the fallback without nft); each starts one
+process at the container's start and one at its exit.
 
 Both are timed inside a fresh network+mount namespace (the same sandbox as the
 tests), so the host's links and firewall are never touched and a dockerd's rules do
@@ -29,15 +32,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "network.json"
-# What the installed command does (minidocker/cli/launcher.py): -I -S, this checkout first.
+# What the installed command does (minidocker/cli/launcher.py): -I -S, this checkout first;
+# stderr joins stdout, which hyperfine writes to a file: a failed run's message can be shown.
 LAUNCH = [sys.executable, "-I", "-S", "-c",
-          f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+          f"import os, sys; os.dup2(1, 2); sys.path.insert(0, {str(REPO)!r}); "
           "from minidocker.cli.main import main_and_exit; main_and_exit()"]
 CASES = {
     "none": ["run", "--rm", "--network", "none", "busybox", "true"],
     "bridge": ["run", "--rm", "--network", "bridge", "busybox", "true"],
     "bridge -p 8080:80": ["run", "--rm", "-p", "8080:80", "busybox", "true"],
+    "bridge -p (iptables)": ["run", "--rm", "-p", "8080:80", "busybox", "true"],
 }
+ENV = {"bridge -p (iptables)": {"MINIDOCKER_FIREWALL": "iptables"}}  # the fallback backend, forced
 
 
 def inside(runs: int, warmup: int) -> dict:
@@ -51,7 +57,10 @@ def inside(runs: int, warmup: int) -> dict:
     try:
         subprocess.run([*LAUNCH, *CASES["bridge"]], env=env, check=True)  # image + default bridge
         for name, args in CASES.items():
-            results[name] = _time([*LAUNCH, *args], runs, warmup, env, scratch)
+            if name in ENV:  # the other backend: its own rules for the default network
+                subprocess.run([*LAUNCH, "system", "prune", "-f"], env=env, check=True, capture_output=True)
+                subprocess.run([*LAUNCH, *CASES["bridge"]], env={**env, **ENV[name]}, check=True)
+            results[name] = _time([*LAUNCH, *args], runs, warmup, {**env, **ENV.get(name, {})}, scratch)
         subprocess.run([*LAUNCH, "system", "prune", "-f"], env=env, check=True, capture_output=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -60,10 +69,13 @@ def inside(runs: int, warmup: int) -> dict:
 
 def _time(argv: list[str], runs: int, warmup: int, env: dict[str, str], scratch: Path) -> list[float]:
     if shutil.which("hyperfine"):
-        out = scratch / "hyperfine.json"
-        subprocess.run(["hyperfine", "-N", "--style", "none", "-w", str(warmup), "-r", str(runs),
-                        "--export-json", str(out), shlex.join(argv)], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        out, log = scratch / "hyperfine.json", scratch / "output.txt"
+        done = subprocess.run(["hyperfine", "-N", "--style", "none", "-w", str(warmup), "-r", str(runs),
+                               "--output", str(log), "--export-json", str(out), shlex.join(argv)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:  # say why: a run's own error message, not only hyperfine's
+            said = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"failed to time {shlex.join(argv)}: {done.stderr.strip()}\n{said}")
         return [t * 1000 for t in json.loads(out.read_text())["results"][0]["times"]]
     for _ in range(warmup):
         subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)

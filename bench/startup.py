@@ -2,7 +2,8 @@
 
 What it times (each a fresh process, stdout and stderr to /dev/null)::
 
-    minidocker run --rm busybox true     direct mode: image, overlay snapshot, namespaces, pivot_root, exec
+    minidocker run --rm busybox true     direct mode: image, overlay snapshot, cgroup, namespaces, pivot_root, exec
+    ... +limits                          the same with --memory 64m --pids-limit 50 --cpus 1 (chapter 04)
     runc run                             the same busybox root filesystem as an OCI bundle, same namespaces
     unshare --fork --pid --mount ...     util-linux: namespaces and a fresh /proc, no root filesystem
     minidocker --help                    interpreter start and the argument parser
@@ -42,6 +43,8 @@ NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
 # Missing from root's bounding set on the project's machine (platform notes §0):
 # runc refuses a capability set that names it ("unable to apply caps").
 MISSING_CAPABILITIES = ("CAP_SYS_RESOURCE",)
+# The resource flags of the "+limits" line (chapter 04).
+LIMITS = ("--memory", "64m", "--pids-limit", "50", "--cpus", "1")
 
 
 @dataclass
@@ -117,7 +120,10 @@ def make_runc_bundle(rootfs: Path, bundle: Path) -> None:
 def commands(minidocker: str, bundle: Path | None, runc_root: Path) -> list[tuple[str, list[str]]]:
     """(name, argv) of everything to time, the container runs first."""
     # --network none: what runc gets (an empty netns); the bridge is timed in bench/network.py
-    found = [("minidocker run", [minidocker, "run", "--rm", "--network", "none", "busybox", "true"])]
+    plain = [minidocker, "run", "--rm", "--network", "none"]
+    found = [("minidocker run", [*plain, "busybox", "true"]),
+             # chapter 04: the same run with limits; every run has a cgroup, this adds the limit files
+             ("minidocker run +limits", [*plain, *LIMITS, "busybox", "true"])]
     if bundle is not None:
         runc = ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), RUNC_ID]
         found.append(("runc run", runc))

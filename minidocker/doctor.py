@@ -392,7 +392,9 @@ def _firewall() -> Check:
              f"nft {'at ' + nft if nft else 'missing'}"]
     if legacy_tables:
         parts.append(f"legacy tables present: {' '.join(legacy_tables)}")
-    ok = nft is not None and backend != "legacy" and not legacy_tables
+    # nft is preferred; our own iptables chains (network/nat_iptables.py) are the fallback.
+    parts.append(f"minidocker uses {'nft' if nft else 'iptables' if iptables else 'nothing: no NAT, no -p'}")
+    ok = (nft is not None or iptables is not None) and not legacy_tables
     return Check("firewall", "firewall backend", ok, "; ".join(parts),
                  "apt-get install nftables iptables; update-alternatives --set iptables /usr/sbin/iptables-nft "
                  "(never run iptables-legacy on an nf_tables host)", required=False)

@@ -41,10 +41,12 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # sessions (state roots) would share. Chapter 09 tests run bridges in their own sandbox.
     os.environ.setdefault("MINIDOCKER_BRIDGE", "none")
     yield root
+    from minidocker.cgroups import remove_parent
     from minidocker.engine.remove import unmount_leftovers
     from minidocker.paths import state_roots
 
     unmount_leftovers(state_roots())
+    remove_parent()  # the "minidocker" parent groups the containers made, if empty now
 
 
 @dataclass

@@ -71,8 +71,11 @@ def _compare(before: HostSnapshot, after: HostSnapshot, root: str, scope: str) -
     problems += [f"mount {m}" for m in sorted(new_mounts)]
     problems += [f"network link {n}" for n in sorted(after.links - before.links) if n.startswith("md")]
     problems += [f"network namespace {n}" for n in sorted(after.netns - before.netns) if n.startswith("md")]
-    problems += [f"cgroup {c}" for c in sorted(after.cgroups - before.cgroups)]
-    problems += [f"nft table {t}" for t in sorted(after.nft_tables - before.nft_tables)]
+    new_cgroups = after.cgroups - before.cgroups
+    if scope == "local":  # another session's running container has processes; a leaked group has none
+        new_cgroups = {c for c in new_cgroups if not _cgroup_has_processes(c)}
+    problems += [f"cgroup {c}" for c in sorted(new_cgroups)]
+    problems += [f"firewall {t}" for t in sorted(after.nft_tables - before.nft_tables)]
     problems += [f"container state {root}/lib/containers/{c}" for c in sorted(after.containers - before.containers)]
     me = os.getpid()
     for pid in sorted(after.processes - before.processes):
@@ -96,10 +99,11 @@ def _our_cgroups() -> list[str]:
     found = []
     if not _CGROUP_ROOT.is_dir():
         return found
-    for hierarchy in os.scandir(_CGROUP_ROOT):
-        if not hierarchy.is_dir(follow_symlinks=False):
+    unified = (_CGROUP_ROOT / "cgroup.controllers").exists()  # pure v2: the root is the one hierarchy
+    for hierarchy in [_CGROUP_ROOT] if unified else os.scandir(_CGROUP_ROOT):
+        if not unified and not hierarchy.is_dir(follow_symlinks=False):
             continue
-        stack = [(hierarchy.path, 0)]
+        stack = [(os.fspath(hierarchy) if unified else hierarchy.path, 0)]
         while stack:
             path, depth = stack.pop()
             try:
@@ -108,19 +112,39 @@ def _our_cgroups() -> list[str]:
                 continue
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    if "minidocker" in entry.name:
+                    if entry.name == "minidocker":  # the parent of containers' groups stays, like docker's
+                        found += [e.path for e in os.scandir(entry.path) if e.is_dir(follow_symlinks=False)]
+                    elif "minidocker" in entry.name:
                         found.append(entry.path)
                     elif depth < 2:
                         stack.append((entry.path, depth + 1))
     return found
 
 
+def _cgroup_has_processes(path: str) -> bool:
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
 def _our_nft_tables() -> list[str]:
+    """Our nft table and our iptables chains (MINIDOCKER*, kept by iptables-nft in nft tables)."""
     nft = shutil.which("nft")
     if nft is None:
         return []
-    result = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
-    return [line for line in result.stdout.splitlines() if "minidocker" in line]
+    result = subprocess.run([nft, "list", "chains"], capture_output=True, text=True, timeout=10)
+    found, table = [], ""
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["table"]:
+            table = " ".join(words[:3])
+            if "minidocker" in table.lower():
+                found.append(table)
+        elif words[:1] == ["chain"] and "minidocker" in words[1].lower() and "minidocker" not in table.lower():
+            found.append(f"{table} chain {words[1]}")
+    return found
 
 
 def _pids() -> list[int]:

@@ -196,6 +196,19 @@ def test_an_uncompressed_layer_is_kept_once_and_rebuilt_byte_for_byte(store, tmp
 
 
 @pytest.mark.root
+def test_a_rebuilt_layer_can_be_rewound_and_skipped_like_a_file(store, tmp_path):
+    data = layer_tar([("file", "a", os.urandom(300_000)), ("file", "b", b"b" * 70_000)])
+    write_layout(tmp_path / "oci", [data], compression="none")
+    load_oci_layout(store, tmp_path / "oci", name="seek")
+    with store.open_blob(store.layers_of(store.resolve("seek"))[0].digest) as blob:
+        assert blob.read(1000) == data[:1000] and blob.tell() == 1000
+        blob.seek(200_000)
+        assert blob.read(5000) == data[200_000:205_000]
+        blob.seek(10)                                   # backwards: the rebuild starts again
+        assert blob.read() == data[10:] and blob.tell() == len(data)
+
+
+@pytest.mark.root
 def test_a_layer_replacing_its_own_file_keeps_its_blob_and_still_round_trips(store, tmp_path):
     data = layer_tar([("file", "a", b"first" * 1000), ("dir", "d"), ("file", "a", b"second")])
     write_layout(tmp_path / "oci", [data], compression="none")

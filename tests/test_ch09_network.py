@@ -4,6 +4,9 @@ Everything that touches the kernel runs in a fresh network+mount namespace (see
 minidocker/network/sandbox.py), with its own MINIDOCKER_ROOT: hermetic, and blind to a dockerd's
 rules on the host. After each test the sandbox must hold no veth, endpoint, container
 rule, named netns or process; at the end ``system prune`` must leave nothing at all.
+The firewall's behaviours (published ports, outbound NAT, isolation, dockerd's FORWARD DROP)
+run with both backends, each in its own sandbox: ``[nft]`` and ``[iptables]``
+(MINIDOCKER_FIREWALL=iptables: the MINIDOCKER chains, with the host's iptables-nft).
 """
 
 from __future__ import annotations
@@ -97,9 +100,23 @@ def test_interface_names_longer_than_15_characters_are_refused() -> None:
 
 # -- the sandbox ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory):
-    box = Sandbox(tmp_path_factory.mktemp("ch09-state"))
+def test_firewall_backend_is_nft_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minidocker.network import nat
+
+    monkeypatch.delenv(nat.ENV, raising=False)
+    assert nat.firewall() == "nft"  # installed here (Makefile APT_PACKAGES)
+    monkeypatch.setenv(nat.ENV, "iptables")
+    assert nat.firewall() == "iptables"
+    monkeypatch.setenv(nat.ENV, "ipchains")
+    with pytest.raises(InvalidArgument, match="invalid MINIDOCKER_FIREWALL 'ipchains': expected nft or iptables"):
+        nat.firewall()
+    monkeypatch.delenv(nat.ENV)  # a host without nft (its lookup stubbed; the backends run for real below)
+    monkeypatch.setattr(nat, "which", lambda name: None if name == "nft" else f"/usr/sbin/{name}")
+    assert nat.firewall() == "iptables"
+
+
+def _sandbox(tmp_path_factory: pytest.TempPathFactory, firewall: str):
+    box = Sandbox(tmp_path_factory.mktemp(f"ch09-state-{firewall}"), firewall=firewall)
     try:
         yield box
         pruned = box.md("system", "prune", "-f")
@@ -111,12 +128,44 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
         box.close()
 
 
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """The sandbox of most tests, with the default firewall backend, nft."""
+    yield from _sandbox(tmp_path_factory, "nft")
+
+
+@pytest.fixture(scope="module")
+def iptables_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """A second sandbox whose minidocker uses the iptables backend."""
+    yield from _sandbox(tmp_path_factory, "iptables")
+
+
 @pytest.fixture
 def box(sandbox: Sandbox):
     """The sandbox; fails the test if it left a container's network state behind."""
     yield sandbox
     problems = sandbox.wait_clean()
     assert not problems, f"left in the sandbox: {problems}"
+
+
+@pytest.fixture(params=["nft", "iptables"])
+def fbox(request: pytest.FixtureRequest, sandbox: Sandbox, iptables_sandbox: Sandbox):
+    """Like ``box``, once per firewall backend. (Both sandboxes are arguments: module-scoped, they
+    are then set up before the leak detector's snapshot.)"""
+    box = sandbox if request.param == "nft" else iptables_sandbox
+    yield box
+    problems = box.wait_clean()
+    assert not problems, f"left in the sandbox: {problems}"
+
+
+def no_dnat_left(box: Sandbox, timeout: float = 5) -> bool:
+    """No DNAT rule in either backend (removed at exit off the critical path: may take a moment)."""
+    deadline = time.monotonic() + timeout
+    while any("dnat" in rule.lower() for rule in box.firewall_rules()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def ok(result) -> str:
@@ -192,7 +241,8 @@ def test_two_containers_on_one_bridge_ping_each_other(box: Sandbox) -> None:
 
 @pytest.mark.root
 @pytest.mark.netns
-def test_user_networks_resolve_names_and_are_isolated(box: Sandbox) -> None:
+def test_user_networks_resolve_names_and_are_isolated(fbox: Sandbox) -> None:
+    box = fbox
     ok(box.md("network", "create", "front"))
     ok(box.md("network", "create", "--subnet", "10.230.0.0/24", "back"))
     a, ip_a = start(box, "--name", "api", "--network", "front", "busybox", "sleep", "60")
@@ -231,7 +281,8 @@ HTTPD = "mkdir /www && echo hello-from-container > /www/index.html && exec httpd
 
 @pytest.mark.root
 @pytest.mark.netns
-def test_published_port_answers_on_loopback_and_from_an_outside_namespace(box: Sandbox) -> None:
+def test_published_port_answers_on_loopback_and_from_an_outside_namespace(fbox: Sandbox) -> None:
+    box = fbox
     # an "outside client": a named namespace joined to the sandbox's root by a veth
     ok(box.sh("ip netns add md-outside && ip link add md-o0 type veth peer name md-o1 netns md-outside"
               " && ip addr add 192.168.77.1/24 dev md-o0 && ip link set md-o0 up"
@@ -242,12 +293,17 @@ def test_published_port_answers_on_loopback_and_from_an_outside_namespace(box: S
         assert box.fetch("http://127.0.0.1:8080/").strip() == "hello-from-container"
         outside = box.fetch("http://192.168.77.1:8080/", netns="md-outside")
         assert outside.strip() == "hello-from-container"
+        if box.env["MINIDOCKER_FIREWALL"] == "iptables":  # our chains only, no nft table of ours
+            assert [r for r in box.iptables_rules() if r.startswith("-A MINIDOCKER ") and "--dport 8080" in r]
+            assert not [t for t in box.nft_tables() if "minidocker" in t]
+        else:
+            assert not box.iptables_rules()
         again = box.md("run", "--rm", "-p", "8080:80", "busybox", "true")
         assert again.returncode == 125 and "port is already allocated" in again.stderr, again.stderr
     finally:
         remove(box, ["web"], [web])
         box.sh("ip link del md-o0; ip netns del md-outside")
-    assert not [r for r in box.nft_rules() if "dnat" in json.dumps(r)]
+    assert no_dnat_left(box), box.firewall_rules()
 
 
 @pytest.mark.root
@@ -265,7 +321,8 @@ def test_publish_all_picks_ephemeral_ports_for_exposed_ones(box: Sandbox) -> Non
 
 @pytest.mark.root
 @pytest.mark.netns
-def test_outbound_traffic_is_masqueraded_to_an_internet_namespace(box: Sandbox) -> None:
+def test_outbound_traffic_is_masqueraded_to_an_internet_namespace(fbox: Sandbox) -> None:
+    box = fbox
     # "the internet": a namespace that knows nothing of 10.213.0.0/16, reached via the sandbox's root
     ok(box.sh("ip netns add md-inet && ip link add md-i0 type veth peer name md-i1 netns md-inet"
               " && ip addr add 192.168.200.1/24 dev md-i0 && ip link set md-i0 up"
@@ -353,11 +410,11 @@ def test_a_killed_run_leaks_no_address(box: Sandbox) -> None:
     (("network", "connect", "nosuch", "nobody"), "no such container: nobody"),
 ])
 def test_bad_input_is_a_clear_error_and_creates_nothing(box: Sandbox, args, message) -> None:
-    before = (sorted(box.networks()), [link["ifname"] for link in box.links()], box.nft_rules())
+    before = (sorted(box.networks()), [link["ifname"] for link in box.links()], box.firewall_rules())
     containers = box.md("ps", "-a", "-q").stdout
     result = box.md(*args)
     assert result.returncode != 0 and message in result.stderr, result.stderr
-    assert (sorted(box.networks()), [link["ifname"] for link in box.links()], box.nft_rules()) == before
+    assert (sorted(box.networks()), [link["ifname"] for link in box.links()], box.firewall_rules()) == before
     assert box.md("ps", "-a", "-q").stdout == containers
 
 
@@ -387,3 +444,63 @@ def test_network_ls_and_inspect_show_predefined_and_user_networks(box: Sandbox) 
         assert data["bridge"] == f"md-{data['id'][:12]}" and len(data["bridge"]) <= 15
     finally:
         ok(box.md("network", "rm", "listed"))
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_beside_dockerd_forward_drop_our_bridge_is_accepted_in_docker_user(fbox: Sandbox) -> None:
+    box = fbox
+    # What dockerd does to a host (platform notes §5.2): FORWARD policy DROP, a DOCKER-USER
+    # chain for its users, br_netfilter on. Done here inside the sandbox, with iptables itself.
+    ok(box.sh("iptables -w -N DOCKER-USER && iptables -w -A FORWARD -j DOCKER-USER && iptables -w -P FORWARD DROP"
+              " && sysctl -qw net.bridge.bridge-nf-call-iptables=1"))
+    try:
+        ok(box.md("network", "create", "--subnet", "10.231.0.0/24", "besidedocker"))
+        a, ip_a = start(box, "--name", "target", "--network", "besidedocker", "busybox", "sleep", "60")
+        try:
+            out = ok(box.md("run", "--rm", "--network", "besidedocker", "busybox", "ping", "-c1", "-W2", ip_a))
+            assert "1 packets received" in out
+            rules = ok(box.sh("iptables -w -S DOCKER-USER"))
+            assert rules.count("minidocker:net:") == 2, rules
+            assert "-P FORWARD DROP" in ok(box.sh("iptables -w -S FORWARD"))  # the host's policy is untouched
+        finally:
+            remove(box, ["target"], [a])
+        ok(box.md("network", "rm", "besidedocker"))
+        assert "minidocker" not in ok(box.sh("iptables -w -S DOCKER-USER"))
+    finally:
+        box.sh("iptables -w -P FORWARD ACCEPT; iptables -w -D FORWARD -j DOCKER-USER; iptables -w -X DOCKER-USER")
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_the_hosts_own_rules_are_never_touched(fbox: Sandbox) -> None:
+    # the "host's" rules, as any firewall would have them; last in the module: it prunes everything
+    box = fbox
+    host_rules = ("iptables -w -t nat -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE"
+                  " && iptables -w -A FORWARD -s 192.0.2.1 -j ACCEPT && iptables -w -A INPUT -p tcp --dport 22 -j ACCEPT"
+                  " && nft add table ip hostfw && nft 'add chain ip hostfw input { type filter hook input priority 0; }'"
+                  " && nft add rule ip hostfw input tcp dport 22 accept")
+    ok(box.sh(host_rules))
+
+    def theirs() -> tuple[list[str], str]:
+        saved = [line for line in ok(box.sh("iptables-save")).splitlines()
+                 if "minidocker" not in line.lower() and not line.startswith("#")]
+        return saved, ok(box.sh("nft list table ip hostfw"))
+
+    before = theirs()
+    try:
+        ok(box.md("network", "create", "--subnet", "10.232.0.0/24", "hostcheck"))
+        web, _ = start(box, "--name", "hc", "--network", "hostcheck", "-p", "127.0.0.1:8081:80", "busybox", "sh", "-c",
+                       HTTPD)
+        try:
+            assert box.fetch("http://127.0.0.1:8081/").strip() == "hello-from-container"
+            assert theirs() == before
+        finally:
+            remove(box, ["hc"], [web])
+        ok(box.md("network", "rm", "hostcheck"))
+        ok(box.md("system", "prune", "-f"))
+        assert box.wait_clean(allow_networks=False) == []
+        assert theirs() == before
+    finally:
+        box.sh("iptables -w -t nat -D POSTROUTING -s 192.0.2.0/24 -j MASQUERADE; iptables -w -D FORWARD -s 192.0.2.1"
+               " -j ACCEPT; iptables -w -D INPUT -p tcp --dport 22 -j ACCEPT; nft delete table ip hostfw")

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minidocker"
 
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
-    "errors": 0, "atomic": 0, "paths": 0,
+    "errors": 0, "atomic": 0, "paths": 0, "record": 0,
     "linux": 1,
     "rootfs": 2, "namespaces": 2, "cgroups": 2, "storage": 2, "network": 2, "security": 2, "forked": 2,
     "runtime": 3, "image": 3, "registry": 3, "build": 3,

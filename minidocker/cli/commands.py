@@ -9,22 +9,52 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-__all__ = ["commit", "doctor", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
+__all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
-           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "system_prune", "tag"]
+           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag"]
 
 
 def run(args: SimpleNamespace) -> int:
+    from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
 
     _require_root()
+    resources = ResourceFlags(
+        memory=args.memory, memory_swap=args.memory_swap, cpus=args.cpus, cpu_shares=args.cpu_shares,
+        cpu_period=args.cpu_period, cpu_quota=args.cpu_quota, pids_limit=args.pids_limit,
+    )
     options = RunOptions(
         image=args.image, command=args.command, name=args.name, hostname=args.hostname, env=args.env,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
+        resources=resources,
     )
-    return run_container(options).exit_code
+    status = run_container(options)
+    if status.oom_killed:
+        print(f"minidocker: container {status.describe()}: it reached its memory limit", file=sys.stderr)
+    return status.exit_code
+
+
+def stats(args: SimpleNamespace) -> int:
+    from minidocker.engine.stats import format_json, format_table, sample_stats
+    from minidocker.errors import InvalidArgument
+
+    _require_root()
+    if args.format not in ("table", "json"):
+        raise InvalidArgument(f"invalid --format {args.format!r}", hint="use table or json")
+    try:
+        interval = float(args.interval)
+    except ValueError:
+        raise InvalidArgument(f"invalid --interval {args.interval!r}: not a number of seconds") from None
+    while True:
+        rows = sample_stats(args.containers, interval=interval)
+        text = format_json(rows) if args.format == "json" else format_table(rows)
+        if not args.no_stream and args.format == "table":
+            text = "\033[2J\033[H" + text  # clear the screen, like docker stats
+        print(text, flush=True)
+        if args.no_stream or not rows:
+            return 0
 
 
 def exec_(args: SimpleNamespace) -> int:
@@ -164,6 +194,83 @@ def commit(args: SimpleNamespace) -> int:
 def image_prune(args: SimpleNamespace) -> int:
     deleted = _store().gc()
     print("\n".join(f"deleted layer: {d}" for d in deleted) or "nothing to remove")
+    return 0
+
+
+def pull(args: SimpleNamespace) -> int:
+    from minidocker.registry.progress import Progress
+    from minidocker.registry.pull import pull as pull_image
+
+    pull_image(_store(), args.reference, platform=args.platform, progress=Progress(quiet=args.quiet),
+               insecure_registries=args.insecure_registry)
+    if args.quiet:
+        print(args.reference)
+    return 0
+
+
+def push(args: SimpleNamespace) -> int:
+    from minidocker.registry.progress import Progress
+    from minidocker.registry.push import push as push_image
+
+    digest = push_image(_store(), args.reference, progress=Progress(quiet=args.quiet),
+                        insecure_registries=args.insecure_registry)
+    if args.quiet:
+        print(digest)
+    return 0
+
+
+def login(args: SimpleNamespace) -> int:
+    import getpass
+
+    from minidocker.registry.credentials import login as login_registry
+
+    server = args.server or "docker.io"
+    username = args.username or input("Username: ")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else \
+        args.password if args.password is not None else getpass.getpass("Password: ")
+    if args.password is not None:
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
+    path = login_registry(server, username, password, tuple(args.insecure_registry))
+    print(f"Login Succeeded (credentials stored in {path})")
+    return 0
+
+
+def logout(args: SimpleNamespace) -> int:
+    from minidocker.registry.credentials import erase_credentials
+
+    server = args.server or "docker.io"
+    print(f"Removing login credentials for {server}" if erase_credentials(server)
+          else f"Not logged in to {server}")
+    return 0
+
+
+def registry_serve(args: SimpleNamespace) -> int:
+    from minidocker.paths import state_roots
+    from minidocker.registry.progress import Progress
+    from minidocker.registry.server import RegistryServer
+
+    host, _, port = args.addr.rpartition(":")
+    root = args.root or state_roots().lib / "registry"
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    server = RegistryServer(root, (host or "127.0.0.1", int(port)), htpasswd=args.htpasswd, log=log)
+    print(f"minidocker registry listening on {server.url} (storage: {root})", flush=True)
+    if args.seed:   # pushed by a thread while this one serves
+        import threading
+
+        from minidocker.registry.classroom import seed_registry
+
+        def seed() -> None:
+            bound = server.server_address[0]
+            address = f"{'127.0.0.1' if bound in ('0.0.0.0', '') else bound}:{server.server_address[1]}"
+            seeded = seed_registry(_store(), address, progress=Progress(quiet=True), insecure_registries=[address])
+            print("seeded: " + ", ".join(s.split("/", 1)[1] for s in seeded), flush=True)
+            print(f"students: export MINIDOCKER_REGISTRY_MIRROR=http://<this host>:{port}", flush=True)
+
+        threading.Thread(target=seed, daemon=True).start()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 

@@ -33,6 +33,7 @@ def build_commands() -> Command:
                    "[IP:][HOST_PORT:]PORT[/udp]"),
             Option("-P --publish-all", "publish every exposed port on a random host port"),
             Option("--expose", "expose a port (repeatable)", "list", "PORT[/udp]"),
+            *_resource_options(),
         ],
         arguments=[Argument("image"), Argument("command", "rest")],
         interspersed=False,
@@ -53,6 +54,15 @@ def build_commands() -> Command:
     rm = Command("rm", "Remove stopped containers", commands.rm,
                  options=[Option("-f --force", "kill a running container first")],
                  arguments=[Argument("containers", "many")])
+    stats = Command("stats", "Show running containers' resource usage (read from their cgroups)", commands.stats,
+                    options=[
+                        Option("--no-stream", "print one reading and exit"),
+                        Option("--format", "table or json (one object per line)", "value", "FORMAT",
+                               default="table"),
+                        Option("--interval", "seconds between the two readings CPU % comes from", "value",
+                               "SECONDS", default="1"),
+                    ],
+                    arguments=[Argument("containers", "rest")])
     images_flags = [Option("-q --quiet", "only image IDs"), Option("--no-trunc", "full image IDs", dest="no_trunc")]
     images = Command("images", "List images", commands.images, options=images_flags)
     doctor = Command("doctor", "Check that this machine can run containers", commands.doctor)
@@ -60,10 +70,12 @@ def build_commands() -> Command:
                     options=[Option("-f --force", "do not ask (accepted for docker compatibility)")])
     system = Command("system", "Manage minidocker's state", subcommands=[prune])
     network = _network_commands()
+    registry = _registry_commands()
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
-        subcommands=[run, exec_, ps, rm, images, *_image_commands(images_flags), doctor, network, system],
+        subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
+                     network, system],
     )
 
 
@@ -115,6 +127,47 @@ def _image_commands(images_flags: list[Option]) -> list[Command]:
         Command("ls", "List images", commands.images, options=images_flags), inspect, tag(), rmi("rm"),
         history(), save(), load(), import_(), prune])
     return [tag(), rmi(), history(), save(), load(), import_(), export, commit, image]
+
+
+def _registry_commands() -> list[Command]:
+    """pull, push, login, logout, ``registry serve`` (chapter 07)."""
+    insecure = Option("--insecure-registry", "use plain HTTP for this registry (repeatable; loopback always is)",
+                      "list", "HOST[:PORT]", dest="insecure_registry")
+    quiet = Option("-q --quiet", "print only the image reference / digest")
+    pull = Command("pull", "Download an image from a registry", commands.pull, options=[
+        Option("--platform", "os/arch[/variant] to choose from a multi-platform image", "value", "PLATFORM"),
+        quiet, insecure], arguments=[Argument("reference")])
+    push = Command("push", "Upload an image to a registry", commands.push, options=[quiet, insecure],
+                   arguments=[Argument("reference")])
+    login = Command("login", "Log in to a registry (credentials go to ~/.minidocker/config.json)", commands.login,
+                    options=[Option("-u --username", "user name", "value", "USER"),
+                             Option("-p --password", "password (prefer --password-stdin)", "value", "PASSWORD"),
+                             Option("--password-stdin", "read the password from stdin", dest="password_stdin"),
+                             insecure],
+                    arguments=[Argument("server", "optional")])
+    logout = Command("logout", "Forget a registry's credentials", commands.logout,
+                     arguments=[Argument("server", "optional")])
+    serve = Command("serve", "Run a registry server (distribution API v2)", commands.registry_serve, options=[
+        Option("--addr", "address to listen on", "value", "HOST:PORT", default="127.0.0.1:5000"),
+        Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value", "DIR"),
+        Option("--htpasswd", "require Basic auth with these bcrypt users (htpasswd -B)", "value", "FILE"),
+        Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
+        Option("-q --quiet", "no access log")])
+    return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
+
+
+def _resource_options() -> list[Option]:
+    """``run``'s cgroup flags (chapter 04), as docker's; values are checked in engine/resources.py."""
+    return [
+        Option("-m --memory", "memory limit, e.g. 64m or 1g (at least 6m)", "value", "SIZE"),
+        Option("--memory-swap", "memory + swap limit; -1: unlimited swap (default: twice --memory)", "value",
+               "SIZE"),
+        Option("--cpus", "CPUs' worth of time per period, e.g. 0.5", "value", "N"),
+        Option("-c --cpu-shares", "relative CPU weight (default 1024)", "value", "N"),
+        Option("--cpu-period", "CFS period in microseconds", "value", "US"),
+        Option("--cpu-quota", "CFS quota in microseconds per period", "value", "US"),
+        Option("--pids-limit", "maximum number of processes (-1: unlimited)", "value", "N"),
+    ]
 
 
 def _network_commands() -> Command:

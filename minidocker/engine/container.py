@@ -17,6 +17,7 @@ from pathlib import Path
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.paths import StateRoots
+from minidocker.record import Record
 
 __all__ = ["Container", "find_container", "list_containers", "new_container_id", "random_name"]
 
@@ -48,19 +49,18 @@ def _pick(words: tuple[str, ...]) -> str:
     return words[int.from_bytes(os.urandom(4), "little") % len(words)]
 
 
-class Container:
+class Container(Record):
     """What the engine remembers of a container. ``status`` is Docker's: created, running, exited.
 
-    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
-    ``minidocker run`` (see bench/README.md). ``FIELDS`` lists what is saved.
+    A Record, not a dataclass: see minidocker/record.py.
     """
 
     FILE = "container.json"
-    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id")
+    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed")
 
     def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
                  status: str = "created", pid: int | None = None, exit_code: int | None = None,
-                 image_id: str | None = None) -> None:
+                 image_id: str | None = None, oom_killed: bool | None = None) -> None:
         self.id = id
         self.name = name
         self.image = image
@@ -70,16 +70,7 @@ class Container:
         self.pid = pid
         self.exit_code = exit_code
         self.image_id = image_id  # the image's ID (sha256 of its config): rmi and commit follow it
-
-    def __repr__(self) -> str:
-        return f"Container({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+        self.oom_killed = oom_killed  # the OOM killer killed one of its processes (chapter 04)
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:

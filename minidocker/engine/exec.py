@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from minidocker.engine.container import find_container
 from minidocker.engine.run import parse_env
 from minidocker.errors import InvalidArgument, InvalidState

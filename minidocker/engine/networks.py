@@ -248,7 +248,7 @@ def remove_network(roots: StateRoots, ref: str) -> Network:
 
 
 def prune_networks(roots: StateRoots) -> list[str]:
-    """Remove every network without live endpoints, and our nft table with the last one."""
+    """Remove every network without live endpoints, and our nft table (or iptables chains) with the last one."""
     store = NetworkStore(roots)
     removed = []
     with store.locked():
@@ -276,7 +276,7 @@ def _ensure_bridge(network: Network) -> int:
     """The network's bridge, created with its address and rules if missing (first use, after a reboot).
 
     The bridge goes up last: a bridge that is up implies its address and rules exist, so
-    the hot path checks the bridge alone (one netlink request) and never starts ``nft``.
+    the hot path checks the bridge alone (one netlink request) and never starts ``nft`` (or iptables).
     """
     from minidocker.network.netlink import open_route_socket
 
@@ -422,8 +422,7 @@ def wire(endpoint: dict[str, Any], container_id: str, pid: int) -> None:
     if endpoint["ports"]:
         from minidocker.network import nat
 
-        for port in endpoint["ports"]:
-            nat.publish(PortMapping.from_json(port), endpoint["ip"], container_id[:12])
+        nat.publish([PortMapping.from_json(p) for p in endpoint["ports"]], endpoint["ip"], container_id[:12])
 
 
 def detach(roots: StateRoots, container_id: str, networks: list[str] | None = None,
@@ -453,10 +452,10 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
             _refresh_peers(store, network, skip=container_id)
             if networks is not None:
                 _write_name_files(store, container_id, endpoint["hostname"], Path(endpoint["directory"]))
-        if had_ports:
-            from minidocker.network import nat
+    if had_ports:  # after the lock: DNAT rules are found by owner, whoever publishes next
+        from minidocker.network import nat
 
-            nat.remove_rules(container_id[:12])
+        nat.remove_rules(container_id[:12], wait=delete_veth)  # at exit, deleted off the critical path
     return left
 
 

@@ -27,9 +27,22 @@ def remove_container(ref: str, force: bool = False, roots: StateRoots | None = N
         assert container.pid is not None
         os.kill(container.pid, signal.SIGKILL)  # its runtime process reaps it and records the exit
     directory = container.directory(roots)
+    _destroy_cgroup(directory)
     Snapshot(directory, []).unmount()
     delete_later(directory)
     return container
+
+
+def _destroy_cgroup(directory: Path) -> None:
+    """Kill what is left in the container's cgroup and remove it (after a crash of its runtime)."""
+    from minidocker.atomic import read_json
+    from minidocker.cgroups import open_cgroup
+
+    try:
+        path = read_json(directory / "config.json")["linux"]["cgroupsPath"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return
+    open_cgroup(path).destroy()
 
 
 def delete_later(directory: Path) -> None:
@@ -78,7 +91,10 @@ def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str
 
 
 def prune(roots: StateRoots | None = None) -> list[str]:
-    """Remove every stopped container and unmount leftovers. Like ``docker system prune``."""
+    """Remove stopped containers, idle networks, leftovers (mounts, empty cgroup parents).
+
+    Like ``docker system prune``.
+    """
     roots = roots or state_roots()
     containers = list_containers(roots)
     running = tuple(os.fspath(c.directory(roots)) + "/" for c in containers if c.status == "running")
@@ -96,4 +112,7 @@ def prune(roots: StateRoots | None = None) -> list[str]:
         from minidocker.engine.networks import prune_networks
 
         removed += prune_networks(roots)
+    from minidocker.cgroups import remove_parent
+
+    removed += [f"removed cgroup {path}" for path in remove_parent()]
     return removed

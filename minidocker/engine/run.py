@@ -5,7 +5,7 @@ What ``docker run`` makes dockerd, containerd and runc do, in one process::
     image = store.get("busybox")                     the image's layers and config
     snapshot = Snapshot.create(layers, dir).mount()   a writable overlay of them
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
-    runtime.run(spec)                                 namespaces, pivot_root, exec
+    runtime.run(spec)                                 cgroup, namespaces, pivot_root, exec
     snapshot.unmount() (and remove with --rm)
 
 With a bridge network (chapter 09) the engine also allocates an address before
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import os
 
+from minidocker.cgroups import CGROUP_PARENT
 from minidocker.engine.container import Container
+from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.image import Image, ImageStore
 from minidocker.image.runconfig import RunArgs, apply_image_config
 from minidocker.paths import StateRoots, state_roots
+from minidocker.record import Record
 from minidocker.runtime import ExitStatus, default_spec
 from minidocker.runtime import run as runtime_run
 from minidocker.runtime.init import INIT_ANNOTATION
@@ -36,22 +39,23 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class RunOptions:
+class RunOptions(Record):
     """The flags of ``run`` that direct mode understands.
 
-    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
-    ``minidocker run`` (see bench/README.md).
+    A Record, not a dataclass: see minidocker/record.py.
     """
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
-              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose")
+              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
+              "resources")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
                  user: str | None = None, entrypoint: str | None = None, interactive: bool = False,
                  tty: bool = False, init: bool = False, remove: bool = False,
                  read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
-                 publish_all: bool = False, expose: list[str] | None = None) -> None:
+                 publish_all: bool = False, expose: list[str] | None = None,
+                 resources: ResourceFlags | None = None) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -69,16 +73,10 @@ class RunOptions:
         self.publish = [] if publish is None else publish  # -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]
         self.publish_all = publish_all  # -P: every exposed port on a random host port
         self.expose = [] if expose is None else expose  # --expose PORT[/udp]
+        self.resources = resources or ResourceFlags()  # --memory, --cpus, --pids-limit ... (chapter 04)
 
-    def __repr__(self) -> str:
-        return f"RunOptions({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
 
 def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -> list[str]:
@@ -109,6 +107,11 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     apply_image_config(spec, image.config, image.layers, run, hostname=hostname)
     if options.init:
         spec.setdefault("annotations", {})[INIT_ANNOTATION] = "true"
+    # Every container gets a cgroup (for `stats` and a clean kill), like Docker's; limits only if asked.
+    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{container_id}"
+    resources = resources_from_flags(options.resources)
+    if resources:
+        spec["linux"]["resources"] = resources
     validate(spec)
     return spec
 
@@ -147,6 +150,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             if stdin != 0:
                 os.close(stdin)
         container.status, container.pid, container.exit_code = "exited", None, status.exit_code
+        container.oom_killed = status.oom_killed or None
         if not options.remove:  # with --rm the record is about to go: do not write it a third time
             container.save(roots)
         return status

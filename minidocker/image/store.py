@@ -26,6 +26,7 @@ from pathlib import Path
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
 from minidocker.image.reference import Reference, parse_reference
+from minidocker.record import Record
 
 __all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "parse_reference"]
 
@@ -38,7 +39,7 @@ BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 DEFAULT_IMAGE = "docker.io/library/busybox:latest"
 
 
-class Image:
+class Image(Record):
     """An image as the engine needs it.
 
     Attributes:
@@ -49,8 +50,7 @@ class Image:
         document: the whole config document (``rootfs``, ``history``, ``created`` ...).
         size: the unpacked size in bytes (filled by ``list``).
 
-    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
-    ``minidocker run`` (see bench/README.md).
+    A Record, not a dataclass: see minidocker/record.py.
     """
 
     FIELDS = ("name", "tag", "layers", "config", "id")
@@ -65,16 +65,6 @@ class Image:
         self.document = {} if document is None else document
         self.size = size
 
-    def __repr__(self) -> str:
-        return f"Image({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
-
     @property
     def reference(self) -> str:
         return f"{self.name}:{self.tag}"
@@ -84,7 +74,7 @@ class Image:
         return self.id.removeprefix("sha256:")[:12]
 
 
-class LayerInfo:
+class LayerInfo(Record):
     """One stored layer: blob digest and media type, its diff_id, blob and tar sizes."""
 
     FIELDS = ("digest", "diff_id", "size", "diff_size", "media_type")
@@ -95,16 +85,6 @@ class LayerInfo:
         self.size = size
         self.diff_size = diff_size
         self.media_type = media_type
-
-    def __repr__(self) -> str:
-        return f"LayerInfo({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.FIELDS)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "diffID": self.diff_id, "size": self.size, "diffSize": self.diff_size,
@@ -147,6 +127,11 @@ class ImageStore:
 
             return JoinedTar(self.layer_path(digest), self._split_path(digest), digest)
         return self.blobs.open(digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        """The bytes of a blob, stored or rebuilt (see ``open_blob``)."""
+        with self.open_blob(digest) as blob:
+            return blob.read()
 
     def _record_path(self, image_id: str) -> Path:
         return self.root / "imagedb" / f"{_hex(image_id)}.json"

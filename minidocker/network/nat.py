@@ -1,64 +1,81 @@
-"""Outbound NAT, published ports and network isolation in one nftables table of our own.
+"""Outbound NAT, published ports and network isolation: one interface, two backends.
 
-Docker writes iptables rules into the host's tables; minidocker keeps everything in
-``table ip minidocker``, so that it never flushes or rewrites anyone else's rules and
-is removed in one command (``nft delete table ip minidocker``)::
+Docker writes its rules into the host's iptables tables. minidocker never flushes or
+rewrites anyone else's rules: with ``nft`` it keeps everything in one table of its own
+(:mod:`~minidocker.network.nat_nft`, removed in one command); without ``nft`` it uses
+chains of its own, ``MINIDOCKER*``, each jumped to from a built-in chain by one tagged
+rule (:mod:`~minidocker.network.nat_iptables`). The backend is chosen at run time: nft
+if installed, else iptables; ``MINIDOCKER_FIREWALL=nft|iptables`` forces one.
 
-    table ip minidocker {
-      chain prerouting  { type nat hook prerouting priority dstnat;  ... dnat ... }   from other hosts/namespaces
-      chain output      { type nat hook output priority -100;        ... dnat ... }   from this host, 127.0.0.1 too
-      chain postrouting { type nat hook postrouting priority srcnat; ... masquerade }
-      chain forward     { type filter hook forward priority filter;  ... drop }       between networks
-      set bridges       { type ifname; }                                              our bridges
-    }
+Both hold the same rules: masquerade of the network's traffic leaving the host,
+isolation between our bridges (Docker's DOCKER-ISOLATION), and per published port a
+DNAT in *prerouting* (traffic from other hosts/namespaces; needs ``ip_forward=1``) and
+in *output* (from this host: local packets skip prerouting). Publishing on 127.0.0.1
+needs two more pieces (platform notes §5.3): masquerade of 127.0.0.0/8 leaving through
+the bridge, and ``route_localnet=1`` on the bridge.
 
-Every rule carries a comment naming its owner (``net:<id>`` or ``ctr:<id>``); removing
-an owner deletes exactly its rules, found by handle. Publishing on 127.0.0.1 needs three
-pieces (platform notes §5.3): DNAT in *output* (local packets skip prerouting),
-masquerade of 127.0.0.0/8 leaving through the bridge, and ``route_localnet=1`` on the
-bridge. Traffic from elsewhere needs prerouting DNAT and ``ip_forward=1``.
+Cost on the hot path: publishing is one process (``nft --echo --handle`` or
+``iptables-restore --noflush``, ~3 ms) whose rules this module remembers, so removing
+them at the container's exit is one more, without listing the rules first, and detached:
+any deletion waits for the kernel's RCU grace period (~15 ms here), like a veth's. The
+commands are started with ``posix_spawn`` (:mod:`~minidocker.network.command`): importing
+``subprocess`` and ``shutil`` would cost ~5 ms more.
+
+Living beside dockerd: it sets the iptables FORWARD policy to DROP and, with br_netfilter,
+bridged frames cross FORWARD too, so our containers could not talk to each other or out.
+An accept in our nft table cannot help (a drop in any base chain is final), so then, and
+only then, two ACCEPT rules for our bridge go into the chain dockerd keeps for its users,
+``DOCKER-USER`` (else ``FORWARD``), tagged ``minidocker:net:<id>`` and removed with the
+network, with either backend. Written with ``iptables`` itself: an nft-native rule in an
+iptables-nft table would make ``iptables -S`` (and so dockerd) refuse that table.
 
 Main API::
 
-    setup_network(bridge, subnet, owner)       masquerade out, 127/8 in, isolation; sysctls
-    publish(mapping, container_ip, owner)      DNAT host port -> container port
-    remove_rules(owner)                        every rule with that comment
-    delete_table()                             all of it (network rm of the last network, prune)
+    firewall()                                 "nft" or "iptables": the backend in use
+    setup_network(bridge, subnet, owner)       masquerade out, 127/8 in, isolation; sysctls;
+                                               FORWARD accepts if dockerd closed it
+    publish(mappings, container_ip, owner)     DNAT host ports -> container ports
+    remove_rules(owner)                        every rule of that owner (network or container)
+    delete_table()                             all of ours (network rm of the last network, prune)
 
-See: nft(8), "NAT" in nftables wiki; ip-sysctl.rst (route_localnet, ip_forward).
+See: nft(8), iptables(8), "NAT" in nftables wiki; ip-sysctl.rst (route_localnet, ip_forward).
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import os
-import shutil
-import subprocess
 
-from minidocker.errors import MinidockerError
+from minidocker.errors import InvalidArgument, MinidockerError
+from minidocker.network.command import which
+from minidocker.network.nat_iptables import iptables as _run_iptables
 from minidocker.network.ports import PortMapping
 
-__all__ = ["TABLE", "delete_table", "publish", "remove_rules", "rules", "set_sysctl", "setup_network"]
+__all__ = ["BACKENDS", "ENV", "delete_table", "firewall", "forward_accepts", "publish", "remove_rules", "rules",
+           "set_sysctl", "setup_network"]
 
-TABLE = "minidocker"
-_BASE = f"""add table ip {TABLE}
-add chain ip {TABLE} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
-add chain ip {TABLE} output {{ type nat hook output priority -100; policy accept; }}
-add chain ip {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
-add chain ip {TABLE} forward {{ type filter hook forward priority filter; policy accept; }}
-add set ip {TABLE} bridges {{ type ifname; }}
-"""
+ENV = "MINIDOCKER_FIREWALL"
+BACKENDS = {"nft": "minidocker.network.nat_nft", "iptables": "minidocker.network.nat_iptables"}
+_published: dict[str, list[str]] = {}  # owner -> its rules, as the backend returned them (this process only)
 
 
-def _nft(*args: str, script: str | None = None) -> str:
-    nft = shutil.which("nft") or "/usr/sbin/nft"
-    if not os.path.exists(nft):
-        raise MinidockerError("failed to configure NAT: nft is not installed", hint="apt-get install nftables")
-    proc = subprocess.run([nft, *args], input=script, capture_output=True, text=True)
-    if proc.returncode != 0:
-        what = script.strip().replace("\n", "; ") if script else " ".join(args)
-        raise MinidockerError(f"failed to apply nftables rules: {proc.stderr.strip()} (nft {what})")
-    return proc.stdout
+def firewall() -> str:
+    """The backend: ``$MINIDOCKER_FIREWALL`` if set, else nft if installed, else iptables."""
+    forced = os.environ.get(ENV)
+    if forced:
+        if forced not in BACKENDS:
+            raise InvalidArgument(f"invalid {ENV} {forced!r}: expected nft or iptables")
+        return forced
+    if which("nft"):
+        return "nft"
+    if which("iptables"):
+        return "iptables"
+    raise MinidockerError("failed to configure NAT: neither nft nor iptables is installed",
+                          hint="apt-get install nftables")
+
+
+def _backend():  # the module; typing.ModuleType would cost an import
+    return importlib.import_module(BACKENDS[firewall()])
 
 
 def set_sysctl(name: str, value: str) -> None:
@@ -74,57 +91,140 @@ def setup_network(bridge: str, subnet: str, owner: str) -> None:
     """Rules of one bridge network: outbound masquerade, loopback publishing, isolation.
 
     Also turns on ``ip_forward`` (containers reach the outside through the host) and
-    ``route_localnet`` on the bridge (127.0.0.1:port -> container). See nft(8).
+    ``route_localnet`` on the bridge (127.0.0.1:port -> container). See nft(8), iptables(8).
     """
-    comment = f'comment "net:{owner}"'
-    _nft("-f", "-", script=_BASE + "\n".join([
-        f'add rule ip {TABLE} postrouting ip saddr {subnet} oifname != "{bridge}" masquerade {comment}',
-        f'add rule ip {TABLE} postrouting ip saddr 127.0.0.0/8 oifname "{bridge}" masquerade {comment}',
-        # isolation: nothing routed from this network into another of ours (Docker's DOCKER-ISOLATION)
-        f'add element ip {TABLE} bridges {{ "{bridge}" }}',
-        f'add rule ip {TABLE} forward iifname "{bridge}" oifname @bridges oifname != "{bridge}" drop {comment}',
-    ]) + "\n")
+    _backend().setup_network(bridge, subnet, owner)
     set_sysctl("net.ipv4.ip_forward", "1")
     set_sysctl(f"net.ipv4.conf.{bridge}.route_localnet", "1")
+    _open_closed_forward(bridge, owner)
 
 
-def publish(mapping: PortMapping, container_ip: str, owner: str) -> None:
-    """DNAT ``mapping``'s host port to ``container_ip:container_port``, from outside and from here."""
-    match = f"ip daddr {mapping.host_ip} " if mapping.host_ip else ""
-    rule = (f"{match}fib daddr type local {mapping.proto} dport {mapping.host_port} "
-            f'dnat to {container_ip}:{mapping.container_port} comment "ctr:{owner}"')
-    _nft("-f", "-", script=_BASE + f"add rule ip {TABLE} prerouting {rule}\nadd rule ip {TABLE} output {rule}\n")
+def publish(mappings: list[PortMapping], container_ip: str, owner: str) -> None:
+    """DNAT the mappings' host ports to ``container_ip``, from outside and from here, in one process.
+
+    The rules are remembered: :func:`remove_rules` of ``owner`` in this process deletes them
+    without listing (one process again).
+    """
+    if mappings:
+        _published.setdefault(owner, []).extend(_backend().publish(mappings, container_ip, owner))
 
 
-def rules() -> list[dict]:
-    """Our rules as nft's JSON objects (chain, handle, comment ...); [] if there is no table."""
+def rules() -> list:
+    """Our rules: nft's JSON objects (nft) or ``iptables-save`` lines (iptables)."""
+    return _backend().rules()
+
+
+def remove_rules(owner: str, bridge: str | None = None, wait: bool = True) -> int:
+    """Delete every rule of ``owner`` (a network's, with its ``bridge``, or a container's).
+
+    Rules this process published are deleted without listing; with ``wait`` False (a
+    container's exit) in a detached process, off the exit's critical path: any deletion
+    makes the kernel wait for an RCU grace period (~15 ms here), like a veth's. Returns how
+    many rules were found by listing (0 when the remembered ones were deleted).
+    """
+    backend = _backend()
+    if bridge is not None:
+        _close_forward(bridge, owner)
+    remembered = _published.pop(owner, None)
+    if remembered and bridge is None:
+        if not wait:
+            try:
+                _detached(lambda: backend.unpublish(remembered) or backend.remove_rules(owner))
+                return 0
+            except OSError:  # cannot fork (EAGAIN, ENOMEM): delete them here
+                pass
+        if backend.unpublish(remembered):
+            return 0
+    return backend.remove_rules(owner, bridge)
+
+
+def _detached(work) -> None:  # Callable[[], object]; typing would cost an import
+    """Run ``work`` in a grandchild that outlives us (reparented, never a zombie of ours), with
+    /dev/null for stdio and no other inherited descriptor (no lock, no caller's pipe). See fork(2)."""
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
     try:
-        text = _nft("-j", "-a", "list", "table", "ip", TABLE)
-    except MinidockerError as err:
-        if "No such file or directory" in str(err):
-            return []
-        raise
-    return [item["rule"] for item in json.loads(text)["nftables"] if "rule" in item]
-
-
-def remove_rules(owner: str, bridge: str | None = None) -> int:
-    """Delete every rule whose comment is ``net:<owner>`` or ``ctr:<owner>`` (and ``bridge`` from
-    the set of our bridges); return how many rules."""
-    mine = [r for r in rules() if r.get("comment") in (f"net:{owner}", f"ctr:{owner}")]
-    script = "".join(f"delete rule ip {TABLE} {r['chain']} handle {r['handle']}\n" for r in mine)
-    if bridge is not None and mine:
-        script += f'delete element ip {TABLE} bridges {{ "{bridge}" }}\n'
-    if script:
-        _nft("-f", "-", script=script)
-    return len(mine)
+        if os.fork() == 0:
+            os.setsid()  # a ^C to our terminal's process group does not stop it
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+                if fd > 2:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            work()
+    finally:
+        os._exit(0)
 
 
 def delete_table() -> bool:
-    """Remove the whole table; False if it did not exist."""
-    try:
-        _nft("delete", "table", "ip", TABLE)
-    except MinidockerError as err:
-        if "No such file or directory" in str(err):
-            return False
-        raise
-    return True
+    """Remove all of ours: the nft table and the MINIDOCKER chains with their jumps, whichever
+    exist (a network may have been set up with the other backend); False if there was nothing."""
+    removed = False
+    for name, module in BACKENDS.items():
+        if which(name):
+            removed |= importlib.import_module(module).delete_all()
+    return removed
+
+
+# -- living beside dockerd: its FORWARD policy DROP ---------------------------------------------
+
+def _iptables(*args: str) -> tuple[int, str] | None:
+    """Run the host's ``iptables`` (whatever its backend; never iptables-legacy by name):
+    (exit status, output), None if it is not installed."""
+    return _run_iptables("-w", *args)
+
+
+def _forward_chain() -> str | None:
+    """Where our accepts must go: DOCKER-USER if dockerd made it, FORWARD if its policy is DROP."""
+    user_chain = _iptables("-S", "DOCKER-USER")
+    if user_chain is not None and user_chain[0] == 0:
+        return "DOCKER-USER"
+    forward = _iptables("-S", "FORWARD")
+    if forward is not None and forward[0] == 0 and "-P FORWARD DROP" in forward[1]:
+        return "FORWARD"
+    return None
+
+
+def _forward_rules(bridge: str, owner: str) -> list[list[str]]:
+    tag = ["-m", "comment", "--comment", f"minidocker:net:{owner}"]
+    return [["-i", bridge, *tag, "-j", "ACCEPT"], ["-o", bridge, *tag, "-j", "ACCEPT"]]
+
+
+def forward_accepts(owner: str) -> list[str]:
+    """Our ACCEPT rules in DOCKER-USER and FORWARD (``iptables -S`` lines) for network ``owner``."""
+    found = []
+    for chain in ("DOCKER-USER", "FORWARD"):
+        listed = _iptables("-S", chain)
+        if listed is not None and listed[0] == 0:
+            found += [line for line in listed[1].splitlines() if f"minidocker:net:{owner}" in line]
+    return found
+
+
+def _open_closed_forward(bridge: str, owner: str) -> None:
+    chain = _forward_chain()
+    if chain is None:
+        return  # FORWARD accepts by default: nothing to open
+    for rule in _forward_rules(bridge, owner):
+        if _iptables("-C", chain, *rule)[0] != 0:  # type: ignore[index]
+            done = _iptables("-I", chain, *rule)
+            if done is None or done[0] != 0:
+                raise MinidockerError(f"failed to accept {bridge} in iptables {chain}: "
+                                      f"{done[1].strip() if done else 'iptables is missing'}")
+
+
+def _close_forward(bridge: str, owner: str) -> None:
+    present = forward_accepts(owner)
+    for chain in ("DOCKER-USER", "FORWARD"):
+        if not any(line.startswith(f"-A {chain} ") for line in present):
+            continue
+        for rule in _forward_rules(bridge, owner):
+            while True:
+                deleted = _iptables("-D", chain, *rule)
+                if deleted is None or deleted[0] != 0:
+                    break

@@ -28,9 +28,10 @@ _SETUP = ("mount -t sysfs sysfs /sys && mkdir -p /run/netns && mount -t tmpfs tm
 
 
 class Sandbox:
-    """A network+mount namespace with its own MINIDOCKER_ROOT."""
+    """A network+mount namespace with its own MINIDOCKER_ROOT (and firewall backend, if given:
+    ``nft`` or ``iptables``, as MINIDOCKER_FIREWALL)."""
 
-    def __init__(self, state_root: Path | str) -> None:
+    def __init__(self, state_root: Path | str, firewall: str | None = None) -> None:
         self.state_root = state_root = Path(state_root)
         self.holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private",
                                         "sh", "-c", _SETUP], stdout=subprocess.PIPE, text=True)
@@ -45,6 +46,8 @@ class Sandbox:
         self.env = {k: v for k, v in os.environ.items() if k != "MINIDOCKER_BRIDGE"}
         self.env["MINIDOCKER_ROOT"] = str(state_root)
         self.env["PYTHONPATH"] = str(REPO)
+        if firewall is not None:
+            self.env["MINIDOCKER_FIREWALL"] = firewall
 
     def argv(self, *args: str) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "--", *args]
@@ -93,6 +96,15 @@ class Sandbox:
     def nft_tables(self) -> list[str]:
         return [line for line in self.sh("nft list tables").stdout.splitlines() if line.strip()]
 
+    def iptables_rules(self) -> list[str]:
+        """Our chains and rules in ``iptables-save`` (MINIDOCKER*, tagged minidocker), or []."""
+        saved = self.sh("iptables-save").stdout.splitlines()
+        return [line for line in saved if "minidocker" in line.lower() and not line.startswith("#")]
+
+    def firewall_rules(self) -> list[str]:
+        """Everything of ours in the firewall, both backends: nft rules (as JSON) and iptables lines."""
+        return [json.dumps(rule) for rule in self.nft_rules()] + self.iptables_rules()
+
     def networks(self) -> dict[str, dict]:
         directory = self.state_root / "lib" / "networks"
         if not directory.is_dir():
@@ -102,7 +114,8 @@ class Sandbox:
     def leftovers(self, allow_networks: bool = True) -> list[str]:
         """What containers left behind: veths, endpoints, container rules, named netns, processes.
 
-        With ``allow_networks`` False, networks themselves (bridges, records, the table) count too.
+        With ``allow_networks`` False, networks themselves (bridges, records, the nft table, the
+        MINIDOCKER iptables chains and jumps) count too.
         """
         problems = []
         for link in self.links():
@@ -120,6 +133,9 @@ class Sandbox:
                 problems.append(f"nft rule {rule.get('comment')} in {rule['chain']}")
         if not allow_networks:
             problems += [f"nft {t}" for t in self.nft_tables() if "minidocker" in t]
+        for line in self.iptables_rules():
+            if not allow_networks or "minidocker:ctr:" in line:
+                problems.append(f"iptables {line}")
         problems += [f"process {p}" for p in self.processes() if p != self.pid]
         return problems
 

@@ -3,14 +3,17 @@
 There is no "container" object in the kernel to run it in: we join the namespaces
 of the container's PID 1 with setns(2), one by one, then fork, because joining a PID
 namespace only applies to children. The forked process is in the container's
-world: its root, its hostname, its PID numbering, its network.
-See: setns(2), nsenter(1).
+world: its root, its hostname, its PID numbering, its network. Before that it joins
+the container's cgroups (chapter 04), so that it shares its limits and is counted
+in its usage, and sees them as the root of its cgroup namespace.
+See: setns(2), nsenter(1), cgroups(7).
 """
 
 from __future__ import annotations
 
 import os
 
+from minidocker.cgroups import join_cgroups_of
 from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
@@ -32,6 +35,7 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
     child = os.fork()
     if child == 0:
         try:
+            join_cgroups_of(pid)  # first: the cgroup namespace we enter next is rooted at its group
             enter(pid, namespaces)  # setns needs a single-threaded caller: this fork is one
             grandchild = os.fork()  # now inside the container's PID namespace
             if grandchild == 0:

@@ -47,7 +47,8 @@ class ExitStatus(namedtuple("ExitStatus", ["code", "signal", "oom_killed"], defa
     def describe(self) -> str:
         """'exited with status 3', 'killed by SIGKILL (exit status 137)' ..."""
         if self.signal is None:
-            return f"exited with status {self.exit_code}"
+            after = " after the OOM killer killed one of its processes" if self.oom_killed else ""
+            return f"exited with status {self.exit_code}{after}"
         try:
             name = signal.Signals(self.signal).name
         except ValueError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from minidocker.cgroups import Resources
 from minidocker.errors import InvalidArgument
 from minidocker.namespaces import NAMESPACES
 from minidocker.rootfs import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
@@ -118,6 +119,7 @@ def validate(spec: Mapping[str, Any]) -> None:
     for entry in spec.get("linux", {}).get("namespaces", []):
         if entry.get("type") not in NAMESPACES:
             raise InvalidArgument(f"invalid config: unknown namespace type {entry.get('type')!r}")
+    Resources.from_oci(spec.get("linux", {}).get("resources"))  # raises on a bad limit
     for entry in spec.get("mounts", []):
         if not str(entry.get("destination", "")).startswith("/"):
             raise InvalidArgument(f"invalid mount {entry}: destination must be absolute")

@@ -31,7 +31,7 @@ from minidocker.storage.whiteout import OPAQUE_XATTR, make_whiteout, set_opaque,
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from minidocker.storage.tarsplit import TarSplitter   # chapter 06: keeping a layer tar as its tree
+    from minidocker.storage.tarsplit import TarSplitter  # chapter 06: a layer tar kept as its tree
 
 __all__ = ["LayerStats", "UnsafeLayer", "apply_layer", "clean_name"]
 

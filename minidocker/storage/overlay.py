@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from minidocker.linux import UmountFlag, mount, umount2
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
 if TYPE_CHECKING:
@@ -32,26 +33,14 @@ def overlay_options(lowers: Sequence[os.PathLike[str] | str], upper: os.PathLike
     return f"lowerdir={':'.join(os.fspath(p) for p in lowers)},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
 
 
-class Snapshot:
-    """The directories of one container's filesystem, under ``directory``.
+class Snapshot(Record):
+    """The directories of one container's filesystem, under ``directory``."""
 
-    A plain class rather than a dataclass: importing dataclasses costs 7 ms, on every
-    ``minidocker run`` (see bench/README.md).
-    """
+    FIELDS = ("directory", "lowers")
 
     def __init__(self, directory: Path, lowers: list[Path]) -> None:
         self.directory = directory
         self.lowers = lowers
-
-    def __repr__(self) -> str:
-        return f"Snapshot(directory={self.directory!r}, lowers={self.lowers!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return (self.directory, self.lowers) == (other.directory, other.lowers)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
     @property
     def upper(self) -> Path:

@@ -46,7 +46,7 @@ class TarSplitter:
 
     def __init__(self, source: BinaryIO, path: str | os.PathLike[str]) -> None:
         self.source = source
-        self._out = gzip.open(path, "wt", compresslevel=1, encoding="ascii")
+        self._out = gzip.open(path, "wt", compresslevel=1, encoding="ascii")  # noqa: SIM115 - see close()
         self._raw = bytearray()     # bytes kept since the last file, ending at stream offset _pos
         self._pos = 0               # stream offset of the next byte read
         self._skip_to = 0           # bytes before this offset are a file's contents: not kept
@@ -93,9 +93,14 @@ class JoinedTar:
     """
 
     def __init__(self, tree: str | os.PathLike[str], split: str | os.PathLike[str], diff_id: str) -> None:
-        self._chunks = _join(os.fspath(tree), split, diff_id)
+        self._args = (os.fspath(tree), split, diff_id)
+        self._start()
+
+    def _start(self) -> None:
+        self._chunks = _join(*self._args)
         self._chunk = b""
         self._offset = 0
+        self._position = 0
 
     def read(self, n: int = -1) -> bytes:
         parts, wanted = [], n if n >= 0 else 1 << 62
@@ -108,7 +113,21 @@ class JoinedTar:
             parts.append(self._chunk[self._offset:self._offset + take])
             self._offset += take
             wanted -= take
-        return b"".join(parts)
+        data = b"".join(parts)
+        self._position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int) -> int:
+        """Go to ``offset`` (a push resending a chunk): backwards, the rebuild starts again."""
+        if offset < self._position:
+            self.close()
+            self._start()
+        while self._position < offset and self.read(min(_CHUNK, offset - self._position)):
+            pass
+        return self._position
 
     def close(self) -> None:
         self._chunks.close()

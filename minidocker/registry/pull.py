@@ -1,0 +1,360 @@
+"""Pull an image from a registry into the image store. Like ``docker pull``. Chapter 07.
+
+::
+
+    GET /v2/<name>/manifests/<tag>      Accept: OCI + Docker manifests and indexes
+      an index?  pick linux/<arch>, GET /v2/<name>/manifests/<digest of that manifest>
+    GET /v2/<name>/blobs/<config>       small: read, verify, parse (diff_ids)
+    GET /v2/<name>/blobs/<layer>  x N   in parallel threads, each written through a BlobWriter
+                                        (hashed while it arrives, renamed into place if right),
+                                        then unpacked by ImageStore.ingest_layer (decompressed,
+                                        hashed again against the diff_id, extracted in staging),
+                                        in forked children when there are several (tar in
+                                        Python holds the GIL; layers unpack into separate dirs)
+
+Nothing is trusted: every manifest and blob is hashed and compared with the digest it was
+asked by (for a tag, with ``Docker-Content-Digest``). A blob or layer lands in the store
+only once complete and verified (rename), so an interrupted pull leaves nothing
+half-written and the next pull skips what is complete: a downloaded blob is not fetched
+again, an unpacked layer "Already exists". A dropped connection is resumed with a Range
+request (3 attempts in all), then reported.
+See: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from minidocker.errors import DigestMismatch, InvalidArgument, MinidockerError, NotFound
+from minidocker.image import manifest as mf
+from minidocker.image.blobs import check_digest, sha256_digest
+from minidocker.image.reference import Reference, parse_reference
+from minidocker.image.store import Image, ImageStore, LayerInfo
+from minidocker.registry.client import RegistryClient, RegistryError
+from minidocker.registry.credentials import load_credentials
+from minidocker.registry.progress import Progress
+
+__all__ = ["ACCEPT", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
+
+ACCEPT = ", ".join((mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST))
+_JSON_LIMIT = 4 << 20
+_CHUNK = 1 << 20
+_ARCH = {"x86_64": ("amd64", None), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
+         "i686": ("386", None), "ppc64le": ("ppc64le", None), "s390x": ("s390x", None),
+         "riscv64": ("riscv64", None)}
+
+
+def host_platform() -> tuple[str, str, str | None]:
+    """(os, architecture, variant) of this machine in OCI terms: ``("linux", "amd64", None)``."""
+    arch, variant = _ARCH.get(os.uname().machine, (os.uname().machine, None))
+    return "linux", arch, variant
+
+
+def parse_platform(text: str | None) -> tuple[str, str, str | None]:
+    """``linux/arm64/v8`` -> ("linux", "arm64", "v8"); None -> the host's platform."""
+    if not text:
+        return host_platform()
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InvalidArgument(f"invalid platform {text!r}", hint="use os/arch[/variant], like linux/arm64")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def select_manifest(index: dict[str, Any], platform: tuple[str, str, str | None]) -> dict[str, Any]:
+    """The descriptor of ``index`` for ``platform``; NotFound lists what the index offers."""
+    os_name, arch, variant = platform
+    for entry in index.get("manifests", []):
+        p = entry.get("platform") or {}
+        if p.get("os") == os_name and p.get("architecture") == arch and \
+                (variant is None or p.get("variant") in (None, variant)):
+            return entry
+    offered = sorted({"/".join(filter(None, (p.get("os"), p.get("architecture"), p.get("variant"))))
+                      for p in (e.get("platform") or {} for e in index.get("manifests", [])) if p})
+    wanted = "/".join(filter(None, platform))
+    raise NotFound(f"no matching manifest for {wanted} in the manifest list entries",
+                   hint=f"this image is for {', '.join(offered) or 'no platform'}; choose one with --platform")
+
+
+def fetch_manifest(client: RegistryClient, repository: str, reference: str) -> tuple[bytes, str, str]:
+    """GET a manifest or index by tag or digest, verified; returns (bytes, media type, digest)."""
+    response = client.request("GET", f"/v2/{repository}/manifests/{reference}", headers={"Accept": ACCEPT},
+                              what=f"manifest for {repository}:{reference}")
+    body = response.body
+    if len(body) > _JSON_LIMIT:
+        raise InvalidArgument(f"refusing manifest {repository}:{reference}: {len(body)} bytes is too large")
+    digest = sha256_digest(body)
+    announced = response.header("Docker-Content-Digest")
+    expected = reference if reference.startswith("sha256:") else announced
+    if expected is not None and expected != digest:
+        raise DigestMismatch(f"failed to verify manifest {repository}:{reference}: it hashes to {digest}, "
+                             f"expected {expected}")
+    try:
+        document = json.loads(body)
+    except ValueError as err:
+        raise InvalidArgument(f"failed to parse manifest {repository}:{reference}: {err}") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument(f"failed to parse manifest {repository}:{reference}: not a JSON object")
+    media_type = document.get("mediaType") or (response.header("Content-Type") or "").split(";")[0].strip()
+    if not media_type:
+        media_type = mf.OCI_INDEX if "manifests" in document else mf.OCI_MANIFEST
+    return body, media_type, digest
+
+
+def _fetch_small_blob(client: RegistryClient, repository: str, descriptor: dict[str, Any]) -> bytes:
+    digest = check_digest(descriptor.get("digest", ""))
+    if descriptor.get("size", 0) > _JSON_LIMIT:
+        raise InvalidArgument(f"refusing config {digest}: {descriptor['size']} bytes is too large")
+    data = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"config blob {digest}").body
+    if sha256_digest(data) != digest or len(data) != descriptor.get("size", len(data)):
+        raise DigestMismatch(f"failed to verify blob {digest}: it hashes to {sha256_digest(data)} "
+                             f"({len(data)} bytes)")
+    return data
+
+
+def pull(store: ImageStore, reference: str, *, platform: str | None = None, progress: Progress | None = None,
+         client: RegistryClient | None = None, insecure_registries: Sequence[str] = (),
+         credentials: tuple[str, str] | None = None, workers: int = 3, attempts: int = 3,
+         backoff: float = 1.0) -> Image:
+    """Pull ``reference`` into ``store`` and return the image. Like ``docker pull``.
+
+    Args:
+        platform: ``os/arch[/variant]`` to pick from an index (default: this machine's).
+        client: a RegistryClient to use (default: one for the reference's registry, with the
+            stored credentials, if any). Without one, Docker Hub images are pulled from
+            ``$MINIDOCKER_REGISTRY_MIRROR`` (a URL such as ``http://teacher:5000``) first,
+            as dockerd does with ``registry-mirrors``.
+        workers: layers downloaded at once (docker: 3).
+        attempts: tries per layer when the connection fails mid-blob.
+        backoff: seconds before the first retry (then 2x, 3x ...).
+
+    Raises:
+        RegistryError, Unauthorized, NotFound: the registry's answer (with its message).
+        DigestMismatch: a manifest, config or layer is not what its digest says; nothing of
+            it is kept.
+    """
+    ref = parse_reference(reference)
+    progress = progress or Progress()
+    repository = ref.path
+    scopes = [f"repository:{repository}:pull"]
+    mirror = os.environ.get("MINIDOCKER_REGISTRY_MIRROR") if client is None and ref.domain == "docker.io" else None
+    if mirror:   # like dockerd's registry-mirrors: Docker Hub images from a (classroom) mirror first
+        try:
+            return _pull(store, ref, RegistryClient(ref.domain, endpoint=mirror, scopes=scopes), progress,
+                         platform, workers, attempts, backoff)
+        except (NotFound, RegistryError) as err:
+            progress.line(f"mirror {mirror} failed ({str(err).splitlines()[0]}): trying Docker Hub")
+    if client is None:
+        creds = credentials or load_credentials(ref.domain)
+        client = RegistryClient(ref.domain, credentials=creds, scopes=scopes, insecure_registries=insecure_registries)
+    return _pull(store, ref, client, progress, platform, workers, attempts, backoff)
+
+
+def _pull(store: ImageStore, ref: Reference, client: RegistryClient, progress: Progress, platform: str | None,
+          workers: int, attempts: int, backoff: float) -> Image:
+    repository = ref.path
+    progress.line(f"{ref.tag or ref.digest}: Pulling from {repository}" if ref.tag else
+                  f"{ref.digest[7:19]}: Pulling from {repository}")
+    body, media_type, top_digest = fetch_manifest(client, repository, ref.digest or ref.tag or "latest")
+    document = json.loads(body)
+    if media_type in mf.INDEX_TYPES or "manifests" in document:
+        entry = select_manifest(document, parse_platform(platform))
+        body, media_type, _ = fetch_manifest(client, repository, check_digest(entry.get("digest", "")))
+    manifest = mf.parse_manifest(body, media_type)
+    config = _fetch_small_blob(client, repository, manifest["config"])
+    config_doc = json.loads(config)
+    diff_ids = (config_doc.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(manifest["layers"]):
+        raise InvalidArgument(f"invalid image {ref.familiar}: {len(manifest['layers'])} layers but "
+                              f"{len(diff_ids)} diff_ids in its config")
+    image_id = sha256_digest(config)
+    before = store.refs().get(str(ref)) if ref.tag else None
+    with store.lock("gc", shared=True):
+        layers, fetched = _pull_layers(store, client, repository, manifest["layers"], diff_ids, progress,
+                                       workers, attempts, backoff)
+        image = store.add_image(config, layers, tags=[str(ref)] if ref.tag else [], manifest=body,
+                                manifest_media_type=media_type, repo_digests=[f"{ref.name}@{top_digest}"])
+    progress.line(f"Digest: {top_digest}")
+    fresh = fetched or before != image_id
+    progress.line(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {ref.familiar}")
+    progress.line(str(ref))
+    return image
+
+
+def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, descriptors: list[dict[str, Any]],
+                 diff_ids: list[str], progress: Progress, workers: int, attempts: int,
+                 backoff: float) -> tuple[list[LayerInfo], int]:
+    """Every layer of a manifest, bottom first: known ones from the store, the rest downloaded."""
+    results: list[LayerInfo | None] = [None] * len(descriptors)
+    todo = []
+    for i, (descriptor, diff_id) in enumerate(zip(descriptors, diff_ids)):
+        digest = check_digest(descriptor.get("digest", ""))
+        short = digest[7:19]
+        if store.blobs.exists(digest) and (store.root / "layers" / f"{diff_id[7:]}.json").exists():
+            results[i] = store.ingest_layer(None, digest=digest, diff_id=diff_id,   # known: no I/O
+                                            media_type=descriptor.get("mediaType"))
+            progress.update(short, "Already exists")
+        else:
+            progress.update(short, "Pulling fs layer")
+            todo.append(i)
+    stop = threading.Event()
+    # Layers unpack into separate directories, so they can unpack at once: in forked children,
+    # as tar extraction in Python holds the GIL (bench/registry.py measures the difference).
+    fork = len(todo) > 1 and (os.cpu_count() or 1) > 1
+    if fork:
+        _preload(descriptors)
+
+    def one(i: int) -> LayerInfo:
+        try:
+            return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], progress, attempts, backoff,
+                               stop, fork)
+        except BaseException:
+            stop.set()   # the other downloads end at their next read
+            raise
+
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="pull") as pool:
+            futures = {i: pool.submit(one, i) for i in todo}
+            errors = []
+            try:
+                for i, future in futures.items():
+                    try:
+                        results[i] = future.result()
+                    except Exception as err:  # noqa: BLE001 - report the first real one below
+                        errors.append(err)
+            except BaseException:
+                stop.set()   # Ctrl-C: the threads stop at their next chunk, their temporary files go
+                raise
+            client.close()
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
+    return [r for r in results if r is not None], len(todo)
+
+
+class _Stopped(RegistryError):
+    """Another layer failed: this one stopped early."""
+
+
+def _pull_layer(store: ImageStore, client: RegistryClient, repository: str, descriptor: dict[str, Any],
+                diff_id: str, progress: Progress, attempts: int, backoff: float, stop: threading.Event,
+                fork: bool) -> LayerInfo:
+    """Download one layer blob (if missing), then unpack it."""
+    digest, size, media_type = descriptor["digest"], descriptor.get("size"), descriptor.get("mediaType")
+    short = digest[7:19]
+    if not store.blobs.exists(digest):   # a complete blob is kept from an earlier, failed pull
+        download_blob(client, repository, digest, size, store.blobs, attempts=attempts, backoff=backoff,
+                      stop=stop, on_status=lambda status, *a: progress.update(short, status, *a))
+    progress.update(short, "Extracting")
+
+    def unpack() -> LayerInfo:
+        with store.blobs.open(digest) as f:
+            return store.ingest_layer(f, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
+
+    info = _in_child(unpack) if fork else unpack()
+    progress.update(short, "Pull complete")
+    return info
+
+
+def download_blob(client: RegistryClient, repository: str, digest: str, size: int | None, blobs, *,
+                  attempts: int = 3, backoff: float = 1.0, stop: threading.Event | None = None,
+                  on_status=None) -> None:
+    """Download a blob into a BlobStore, hashed as it arrives; in place only if its digest is right.
+
+    A connection that drops is resumed where it stopped (``Range: bytes=N-``, when the
+    registry answers 206; else from the start), ``attempts`` times in all.
+
+    Raises:
+        DigestMismatch: the bytes are not the digest's (nothing is stored).
+        RegistryError: the registry failed, or the connection failed ``attempts`` times.
+    """
+    stop = stop or threading.Event()
+    status = on_status or (lambda *a: None)
+    writer = blobs.writer()
+    try:
+        for attempt in range(1, attempts + 1):
+            stream = client.open_blob(repository, digest, offset=writer.size)
+            try:
+                if writer.size and stream.response.status != 206:   # no ranges here: start again
+                    writer.abort()
+                    writer = blobs.writer()
+                total = size if size is not None else writer.size + stream.length
+                while True:
+                    if stop.is_set():
+                        raise _Stopped(f"download of {digest[7:19]} stopped: another layer failed")
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    writer.write(chunk)
+                    status("Downloading", writer.size, total)
+                break
+            except _Stopped:
+                raise
+            except RegistryError as err:
+                if stream.failure is None:
+                    raise
+                if attempt == attempts:
+                    raise RegistryError(f"failed to download blob {digest}: {err} (gave up after {attempts} "
+                                        f"attempts)", hint="the store is consistent: pull again to resume") from None
+                delay = backoff * attempt
+                status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")
+                stop.wait(delay)
+            finally:
+                stream.close()
+        status("Verifying Checksum")
+        if writer.digest != digest or (size is not None and writer.size != size):
+            raise DigestMismatch(f"failed to verify blob {digest}: the {writer.size} bytes received hash to "
+                                 f"{writer.digest}" + (f" (expected {size} bytes)" if size != writer.size else ""))
+        writer.commit(digest, size)
+    finally:
+        writer.abort()   # a no-op once committed
+    status("Download complete")
+
+
+def _preload(descriptors: list[dict[str, Any]]) -> None:
+    """Import what unpacking needs before threads start: a child forked while another thread
+    holds the import lock would wait for it forever."""
+    import gzip  # noqa: F401
+    import shutil  # noqa: F401
+    import tarfile  # noqa: F401
+
+    import minidocker.image.compression  # noqa: F401
+    import minidocker.storage.layer  # noqa: F401
+
+    if any("zstd" in (d.get("mediaType") or "") for d in descriptors):
+        import zstandard  # noqa: F401
+
+
+def _in_child(fn):
+    """``fn()`` in a forked child (for CPU parallelism); its result, or its error re-raised here."""
+    import pickle
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(read_fd)
+            try:
+                payload = pickle.dumps(("ok", fn()))
+            except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
+                payload = pickle.dumps(("error", type(err) if isinstance(err, MinidockerError) else None, str(err)))
+                code = 1
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(payload)
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise RegistryError(f"failed to unpack a layer: the unpacking process died (wait status {status})")
+    answer = pickle.loads(data)
+    if answer[0] == "ok":
+        return answer[1]
+    kind = answer[1] or RegistryError
+    raise kind(answer[2])
