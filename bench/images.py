@@ -4,8 +4,8 @@
     sudo .venv/bin/python bench/images.py              # ~100 MiB image, 5 runs per format
     sudo .venv/bin/python bench/images.py --mib 200 --runs 7
 
-What is timed (wall clock, medians; each run loads into a fresh store, formats interleaved, all
-removed at the end):
+What is timed (wall clock, medians; each run loads into a fresh store after a sync, formats
+interleaved, all removed at the end):
 
 | line | what |
 |---|---|
@@ -102,12 +102,14 @@ def write_images(layers: list[bytes], directory: Path) -> dict[str, Path]:
 
 def time_loads(minidocker: list[str], sources: dict[str, Path], runs: int, work: Path) -> dict[str, list[float]]:
     """Load each format ``runs`` times into fresh stores, formats interleaved (a slow moment of
-    the machine hits them alike); round 0 warms the page cache and is not counted."""
+    the machine hits them alike), each after a sync(2); round 0 warms the page cache and is not
+    counted. Stores stay until the end: deleting them would slow the next creations (probe_creates)."""
     times: dict[str, list[float]] = {name: [] for name in sources}
     for r in range(runs + 1):
         for name, source in sources.items():
             root = work / f"store-{name.replace(' ', '-')}-{r}"
             env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
+            os.sync()   # the previous loads' writeback (GiBs after a few rounds) is not this load's
             start = time.perf_counter()
             subprocess.run([*minidocker, "load", "-q", "-i", str(source), "--name", "bench/image"], env=env,
                            check=True, cwd=REPO)   # python -m puts the working directory first on sys.path
