@@ -434,3 +434,17 @@ def test_save_oci_then_load_it_back(cli, tmp_path):
     result = cli("load", "-i", str(tmp_path / "layout"), "--name", "fromoci")
     assert result.out.strip() == "Loaded image: busybox:latest", result   # the full name annotation wins
     Path(tmp_path / "layout").exists()
+
+
+def test_gunzip_with_isal_and_with_zlib_reads_the_same_bytes(monkeypatch):
+    import gzip
+    import io
+
+    from minidocker.image import compression
+
+    data = b"".join(bytes([i % 251]) * (i % 700) for i in range(3000))
+    blob = gzip.compress(data) + gzip.compress(b"second member")
+    fast = compression.decompress_reader(io.BytesIO(blob), compression.GZIP).read()
+    monkeypatch.setattr(compression, "_gzip_module", lambda: gzip)
+    plain = compression.decompress_reader(io.BytesIO(blob), compression.GZIP).read()
+    assert fast == plain == data + b"second member"
