@@ -24,7 +24,6 @@ Results go to bench/results/images.json (not committed).
 from __future__ import annotations
 
 import argparse
-
 import io
 import json
 import os

@@ -128,8 +128,8 @@ def main() -> None:
     for tool in ("docker-registry", "skopeo"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (make apt)")
-    from images import make_layers
     from imagekit import write_layout
+    from images import make_layers
     from registrykit import DistributionRegistry
 
     minidocker = [args.minidocker] if args.minidocker else [sys.executable, "-m", "minidocker"]

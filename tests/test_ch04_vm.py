@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from vm import Guest, GuestUnavailable
 
 pytestmark = [pytest.mark.ch04, pytest.mark.vm, pytest.mark.slow, pytest.mark.root]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 
+from minidocker.atomic import write_json
 from minidocker.cgroups import CGROUP_PARENT
-from minidocker.engine.container import Container
+from minidocker.engine.container import Container, list_containers
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.image import Image, ImageStore
@@ -239,8 +240,6 @@ def _bind_name_files(spec: dict[str, Any], directory: os.PathLike[str]) -> None:
 
 
 def _check_name(roots: StateRoots, name: str) -> None:
-    from minidocker.engine.container import list_containers
-
     if any(c.name == name for c in list_containers(roots)):
         raise Conflict(f'the container name "/{name}" is already in use',
                        hint=f"remove it with 'minidocker rm {name}' or choose another --name")
@@ -255,7 +254,5 @@ def _make_workdir(rootfs: os.PathLike[str], cwd: str) -> None:
 
 
 def _write_config(directory: os.PathLike[str], spec: Mapping[str, Any]) -> None:
-    from minidocker.atomic import write_json
-
     # Rewritten at every start and read only by the runtime: no fsync (atomic.write_bytes).
     write_json(os.path.join(directory, "config.json"), spec, durable=False)

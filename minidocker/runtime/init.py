@@ -32,8 +32,8 @@ __all__ = ["INIT_ANNOTATION", "exec_process", "exit_like", "reset_signals", "sta
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     import socket
+    from collections.abc import Mapping
     from typing import Any, NoReturn
 
 # Docker's --init puts tini in front of the command; we run pid1.reap_and_forward.

@@ -36,8 +36,8 @@ __all__ = ["ContainerProcess", "Stdio", "create_cgroup", "run"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
     import socket
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
 # Signals the runtime passes on to the container (docker run's --sig-proxy).

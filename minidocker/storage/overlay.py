@@ -76,7 +76,7 @@ class Snapshot(Record):
 
     def remove(self) -> None:
         """Unmount and delete the snapshot's directories: the container's changes are gone."""
-        import shutil  # here: its import (bz2, lzma ...) costs 1.5 ms that only --rm needs
+        import shutil  # here: its import (bz2, lzma ...) costs 1.5 ms that no run needs
 
         self.unmount()
         shutil.rmtree(self.directory, ignore_errors=True)
