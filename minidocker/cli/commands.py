@@ -28,7 +28,8 @@ def run(args: SimpleNamespace) -> int:
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
-        resources=resources,
+        resources=resources, pull=args.pull, platform=args.platform, insecure_registries=args.insecure_registry,
+        quiet=args.quiet,
     )
     status = run_container(options)
     if status.oom_killed:

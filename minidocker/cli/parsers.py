@@ -34,6 +34,9 @@ def build_commands() -> Command:
             Option("-P --publish-all", "publish every exposed port on a random host port"),
             Option("--expose", "expose a port (repeatable)", "list", "PORT[/udp]"),
             *_resource_options(),
+            Option("--pull", "pull the image first: missing (default), always or never", "value", "POLICY",
+                   default="missing"),
+            _platform_option(), Option("-q --quiet", "do not print the pull's progress"), _insecure_option(),
         ],
         arguments=[Argument("image"), Argument("command", "rest")],
         interspersed=False,
@@ -131,12 +134,10 @@ def _image_commands(images_flags: list[Option]) -> list[Command]:
 
 def _registry_commands() -> list[Command]:
     """pull, push, login, logout, ``registry serve`` (chapter 07)."""
-    insecure = Option("--insecure-registry", "use plain HTTP for this registry (repeatable; loopback always is)",
-                      "list", "HOST[:PORT]", dest="insecure_registry")
+    insecure = _insecure_option()
     quiet = Option("-q --quiet", "print only the image reference / digest")
     pull = Command("pull", "Download an image from a registry", commands.pull, options=[
-        Option("--platform", "os/arch[/variant] to choose from a multi-platform image", "value", "PLATFORM"),
-        quiet, insecure], arguments=[Argument("reference")])
+        _platform_option(), quiet, insecure], arguments=[Argument("reference")])
     push = Command("push", "Upload an image to a registry", commands.push, options=[quiet, insecure],
                    arguments=[Argument("reference")])
     login = Command("login", "Log in to a registry (credentials go to ~/.minidocker/config.json)", commands.login,
@@ -154,6 +155,17 @@ def _registry_commands() -> list[Command]:
         Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
         Option("-q --quiet", "no access log")])
     return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
+
+
+def _insecure_option() -> Option:
+    """``--insecure-registry``, of pull, push, login and run (which pulls)."""
+    return Option("--insecure-registry", "use plain HTTP for this registry (repeatable; loopback always is)",
+                  "list", "HOST[:PORT]", dest="insecure_registry")
+
+
+def _platform_option() -> Option:
+    """``--platform``, of pull and run (which pulls)."""
+    return Option("--platform", "os/arch[/variant] to choose from a multi-platform image", "value", "PLATFORM")
 
 
 def _resource_options() -> list[Option]:

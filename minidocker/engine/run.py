@@ -2,7 +2,7 @@
 
 What ``docker run`` makes dockerd, containerd and runc do, in one process::
 
-    image = store.get("busybox")                     the image's layers and config
+    image = image_for_run(store, "busybox")          the image's layers and config (pulled if missing)
     snapshot = Snapshot.create(layers, dir).mount()   a writable overlay of them
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
     runtime.run(spec)                                 cgroup, namespaces, pivot_root, exec
@@ -16,10 +16,12 @@ endpoint after the exit; ``--network none`` does none of it and imports nothing.
 from __future__ import annotations
 
 import os
+import sys
 
 from minidocker.atomic import write_json
 from minidocker.cgroups import CGROUP_PARENT
 from minidocker.engine.container import Container, list_containers
+from minidocker.engine.pulling import image_for_run
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.image import Image, ImageStore
@@ -48,7 +50,7 @@ class RunOptions(Record):
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
               "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
-              "resources")
+              "resources", "pull", "platform", "insecure_registries", "quiet")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
@@ -56,7 +58,8 @@ class RunOptions(Record):
                  tty: bool = False, init: bool = False, remove: bool = False,
                  read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
                  publish_all: bool = False, expose: list[str] | None = None,
-                 resources: ResourceFlags | None = None) -> None:
+                 resources: ResourceFlags | None = None, pull: str = "missing", platform: str | None = None,
+                 insecure_registries: list[str] | None = None, quiet: bool = False) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -75,6 +78,10 @@ class RunOptions(Record):
         self.publish_all = publish_all  # -P: every exposed port on a random host port
         self.expose = [] if expose is None else expose  # --expose PORT[/udp]
         self.resources = resources or ResourceFlags()  # --memory, --cpus, --pids-limit ... (chapter 04)
+        self.pull = pull  # --pull missing|always|never (chapter 07, engine/pulling.py)
+        self.platform = platform  # --platform os/arch[/variant], for that pull
+        self.insecure_registries = [] if insecure_registries is None else insecure_registries
+        self.quiet = quiet  # -q: no pull output
 
 
 
@@ -120,7 +127,9 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
 def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitStatus:
     """Run a container to completion in this process. Like ``docker run`` (without ``-d``)."""
     roots = roots or state_roots()
-    image = ImageStore(roots.images).get(options.image)
+    # Pulled first if missing (docker's --pull), before anything of the container exists.
+    image = image_for_run(ImageStore(roots.images), options.image, options.pull, platform=options.platform,
+                          insecure_registries=options.insecure_registries, log=None if options.quiet else sys.stderr)
     if options.name is not None:
         _check_name(roots, options.name)
     plan = _plan_network(options, image, roots)
