@@ -21,7 +21,8 @@ def test_help_lists_the_commands(cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--rm", "no-such-image"], "unable to find image 'no-such-image:latest' locally"),
+        # --pull never: a missing image is otherwise pulled (from Docker Hub here; chapter 07)
+        (["run", "--rm", "--pull", "never", "no-such-image"], "No such image: no-such-image:latest"),
         (["run", "--rm", "Not_A_Valid_Reference"], "invalid reference format"),
         (["run", "--rm", "--entrypoint", "", "busybox"], "no command specified"),
         (["run", "--rm", "--hostname", "bad_name!", "busybox", "true"], "invalid hostname 'bad_name!'"),
