@@ -136,8 +136,10 @@ def test_an_image_named_by_digest_is_pulled_by_that_digest(server, image, studen
 
 
 def test_running_a_local_image_imports_no_registry_module(state_root):
+    """The start-up path stays what it was: the pull machinery is imported only to pull."""
     code = ("import sys\nfrom minidocker.cli.main import main\ncode = main(['run', '--rm', 'busybox', 'true'])\n"
-            "print(code, sorted(m for m in sys.modules if m.startswith('minidocker.registry')))")
+            "print(code, sorted(m for m in sys.modules if m.startswith(('minidocker.registry', "
+            "'minidocker.engine.pulling'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
     assert out.stdout.strip() == "0 []", out

@@ -2,7 +2,7 @@
 
 What ``docker run`` makes dockerd, containerd and runc do, in one process::
 
-    image = image_for_run(store, "busybox")          the image's layers and config (pulled if missing)
+    image = store.get("busybox")                     the image's layers and config (pulled if missing)
     snapshot = Snapshot.create(layers, dir).mount()   a writable overlay of them
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
     runtime.run(spec)                                 cgroup, namespaces, pivot_root, exec
@@ -21,9 +21,8 @@ import sys
 from minidocker.atomic import write_json
 from minidocker.cgroups import CGROUP_PARENT
 from minidocker.engine.container import Container, list_containers
-from minidocker.engine.pulling import image_for_run
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
-from minidocker.errors import Conflict, InvalidArgument
+from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.image import Image, ImageStore
 from minidocker.image.runconfig import RunArgs, apply_image_config
 from minidocker.paths import StateRoots, state_roots
@@ -127,9 +126,7 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
 def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitStatus:
     """Run a container to completion in this process. Like ``docker run`` (without ``-d``)."""
     roots = roots or state_roots()
-    # Pulled first if missing (docker's --pull), before anything of the container exists.
-    image = image_for_run(ImageStore(roots.images), options.image, options.pull, platform=options.platform,
-                          insecure_registries=options.insecure_registries, log=None if options.quiet else sys.stderr)
+    image = _find_image(options, roots)   # before anything of the container exists
     if options.name is not None:
         _check_name(roots, options.name)
     plan = _plan_network(options, image, roots)
@@ -179,6 +176,20 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             from minidocker.engine.remove import delete_later
 
             delete_later(directory)
+
+
+def _find_image(options: RunOptions, roots: StateRoots) -> Image:
+    """The image to run: the local one (the hot path, no more imports), else as ``--pull`` says."""
+    store = ImageStore(roots.images)
+    if options.pull == "missing":
+        try:
+            return store.get(options.image)
+        except NotFound:
+            pass   # pulled, or a better error, below
+    from minidocker.engine.pulling import image_for_run
+
+    return image_for_run(store, options.image, options.pull, platform=options.platform,
+                         insecure_registries=options.insecure_registries, log=None if options.quiet else sys.stderr)
 
 
 def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
