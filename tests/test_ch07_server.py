@@ -238,6 +238,7 @@ def test_registry_serve_command_serves_push_and_pull(cli, state_root, tmp_path):
         ran = cli("run", "--rm", ref, "echo", "from-the-registry")
         assert ran.out.strip() == "from-the-registry", ran
     finally:
+        cli("rmi", ref)   # busybox keeps one name: later tests expect `rmi busybox` to meet its containers
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(5)
