@@ -15,6 +15,17 @@ The child sends the return value (pickled) or its exception (with the traceback 
 text) through a pipe and leaves with ``os._exit``, so that nothing of the caller's
 stack runs twice. Calls nest: a function that unshares CLONE_NEWPID and calls
 ``call_in_child`` again runs the inner function as PID 1 of the new namespace.
+
+With ``on_message``, the child can also report while it works (a pull's progress)::
+
+    def count(send):
+        for i in range(3):
+            send(i)                # on_message(i) runs in the parent, now
+        return "done"
+
+    call_in_child(count, on_message=print)     # prints 0 1 2, returns "done"
+
+Every pickle on the pipe is a frame: 4 bytes of length, then the pickle.
 See: fork(2), pipe(7), _exit(2).
 """
 
@@ -24,6 +35,8 @@ import os
 import pickle
 import select
 import signal
+import struct
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,16 +47,30 @@ T = TypeVar("T")
 
 
 class ChildFailed(RuntimeError):
-    """The function raised in the child; the message holds the child's traceback."""
+    """The function raised in the child; the message holds the child's traceback.
 
-    def __init__(self, message: str, child_traceback: str, exit_code: int | None = None) -> None:
+    ``error`` is the child's exception itself when it could be pickled (else None), for
+    callers that re-raise what the child raised.
+    """
+
+    def __init__(self, message: str, child_traceback: str, exit_code: int | None = None,
+                 error: BaseException | None = None) -> None:
         super().__init__(f"{message}\n--- in the child ---\n{child_traceback}".rstrip())
         self.child_traceback = child_traceback
         self.exit_code = exit_code
+        self.error = error
 
 
-def call_in_child(fn: Callable[..., T], *args: Any, timeout: float = 30, **kwargs: Any) -> T:
+def call_in_child(fn: Callable[..., T], *args: Any, timeout: float | None = 30,
+                  on_message: Callable[[Any], None] | None = None, **kwargs: Any) -> T:
     """Call ``fn(*args, **kwargs)`` in a forked child and return what it returned.
+
+    Args:
+        timeout: seconds the child may stay silent before it is killed (None: no limit).
+        on_message: if given, ``fn`` is called as ``fn(send, *args, **kwargs)``, and each
+            ``send(obj)`` in the child calls ``on_message(obj)`` here. If ``on_message``
+            raises, the pipe is closed (the child's next ``send`` fails, which ends it), the
+            child is waited for, and the exception goes on.
 
     Raises:
         ChildFailed: ``fn`` raised, the child died, or it took longer than ``timeout`` seconds
@@ -52,45 +79,80 @@ def call_in_child(fn: Callable[..., T], *args: Any, timeout: float = 30, **kwarg
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
-        code = 0
-        try:
-            os.close(read_fd)
-            try:
-                payload = pickle.dumps(("ok", fn(*args, **kwargs)))
-            except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
-                payload = pickle.dumps(("error", f"{type(err).__name__}: {err}", traceback.format_exc()))
-                code = 1
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(write_fd, view):]
-        finally:
-            os._exit(code)
+        os.close(read_fd)
+        _child(write_fd, fn, args, kwargs, messages=on_message is not None)
     os.close(write_fd)
     try:
-        data = _read_all(read_fd, timeout, pid)
+        result = _receive(read_fd, timeout, pid, on_message)
     finally:
         os.close(read_fd)
         _, status = os.waitpid(pid, 0)
-    if not data:
+    if result is None:
         raise ChildFailed(f"the child died without an answer ({_describe(status)})", "",
                           os.waitstatus_to_exitcode(status))
-    result = pickle.loads(data)
     if result[0] == "ok":
         return result[1]
-    raise ChildFailed(result[1], result[2])
+    raise ChildFailed(result[1], result[2], error=result[3])
 
 
-def _read_all(fd: int, timeout: float, pid: int) -> bytes:
-    chunks = []
+def _child(write_fd: int, fn: Callable[..., Any], args: tuple, kwargs: dict, messages: bool) -> None:
+    """The child's side: run ``fn``, send its frames, and leave without returning."""
+    code = 0
+    lock = threading.Lock()   # fn's own threads may send too
+
+    def send(obj: Any) -> None:
+        with lock:
+            _write_frame(write_fd, ("message", obj))
+
+    try:
+        try:
+            result = ("ok", fn(send, *args, **kwargs) if messages else fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
+            result = ("error", f"{type(err).__name__}: {err}", traceback.format_exc(), _picklable(err))
+            code = 1
+        with lock:
+            _write_frame(write_fd, result)
+    except BaseException:  # noqa: BLE001 - the parent stopped listening: just leave
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _picklable(err: BaseException) -> BaseException | None:
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:  # noqa: BLE001 - any exception class may refuse
+        return None
+    return err
+
+
+def _write_frame(fd: int, obj: Any) -> None:
+    payload = pickle.dumps(obj)
+    view = memoryview(struct.pack(">I", len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int, timeout: float | None, pid: int, on_message: Callable[[Any], None] | None) -> tuple | None:
+    """Frames until the final one (returned), or None if the child died first."""
+    buffer = b""
     while True:
+        while len(buffer) >= 4:
+            length = struct.unpack(">I", buffer[:4])[0]
+            if len(buffer) < 4 + length:
+                break
+            frame, buffer = pickle.loads(buffer[4:4 + length]), buffer[4 + length:]
+            if frame[0] != "message":
+                return frame
+            on_message(frame[1])
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             os.kill(pid, signal.SIGKILL)
             raise ChildFailed(f"the child did not answer within {timeout} s and was killed", "")
         chunk = os.read(fd, 65536)
         if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+            return None
+        buffer += chunk
 
 
 def _describe(status: int) -> str:

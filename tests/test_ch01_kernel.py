@@ -82,6 +82,40 @@ def test_call_in_child_reraises_with_the_childs_traceback():
     assert "in fail" in info.value.child_traceback
 
 
+def test_call_in_child_keeps_the_childs_exception_object():
+    with pytest.raises(ChildFailed) as info:
+        call_in_child(lambda: {}["missing"])
+    assert isinstance(info.value.error, KeyError) and info.value.error.args == ("missing",)
+
+
+def test_call_in_child_delivers_messages_while_the_child_works():
+    seen = []
+
+    def count(send) -> str:
+        for i in range(3):
+            send({"step": i})
+        return "done"
+
+    assert call_in_child(count, on_message=seen.append) == "done"
+    assert seen == [{"step": 0}, {"step": 1}, {"step": 2}]
+
+
+def test_call_in_child_stops_a_child_whose_messages_are_refused():
+    class Enough(Exception):
+        pass
+
+    def refuse(message: object) -> None:
+        raise Enough
+
+    def chatter(send) -> None:
+        while True:   # ends only when the parent closes the pipe: send raises BrokenPipeError
+            send(b"x" * 4096)
+
+    with pytest.raises(Enough):
+        call_in_child(chatter, on_message=refuse, timeout=5)
+    # the child was waited for: the leak detector would see a leftover process
+
+
 def test_call_in_child_reports_a_child_killed_by_a_signal():
     with pytest.raises(ChildFailed, match="SIGKILL"):
         call_in_child(lambda: os.kill(os.getpid(), signal.SIGKILL))

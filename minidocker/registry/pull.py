@@ -5,19 +5,19 @@
     GET /v2/<name>/manifests/<tag>      Accept: OCI + Docker manifests and indexes
       an index?  pick linux/<arch>, GET /v2/<name>/manifests/<digest of that manifest>
     GET /v2/<name>/blobs/<config>       small: read, verify, parse (diff_ids)
-    GET /v2/<name>/blobs/<layer>  x N   in parallel threads, each written through a BlobWriter
-                                        (hashed while it arrives, renamed into place if right),
-                                        then unpacked by ImageStore.ingest_layer (decompressed,
-                                        hashed again against the diff_id, extracted in staging),
-                                        in forked children when there are several (tar in
-                                        Python holds the GIL; layers unpack into separate dirs)
+    GET /v2/<name>/blobs/<layer>  x N   in parallel, each in one pass as it arrives: hashed
+                                        and written to the blob store, decompressed, hashed
+                                        again against the diff_id, extracted in staging
+                                        (ImageStore.ingest_layer); in forked children when
+                                        there are several (tar in Python holds the GIL; layers
+                                        unpack into separate directories)
 
 Nothing is trusted: every manifest and blob is hashed and compared with the digest it was
 asked by (for a tag, with ``Docker-Content-Digest``). A blob or layer lands in the store
 only once complete and verified (rename), so an interrupted pull leaves nothing
 half-written and the next pull skips what is complete: a downloaded blob is not fetched
 again, an unpacked layer "Already exists". A dropped connection is resumed with a Range
-request (3 attempts in all), then reported.
+request (3 connections in all, ``BlobDownload``), then reported.
 See: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
 """
 
@@ -26,11 +26,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from minidocker.errors import DigestMismatch, InvalidArgument, MinidockerError, NotFound
+from minidocker.forked import ChildFailed, call_in_child
 from minidocker.image import manifest as mf
 from minidocker.image.blobs import check_digest, sha256_digest
 from minidocker.image.reference import Reference, parse_reference
@@ -39,7 +41,7 @@ from minidocker.registry.client import RegistryClient, RegistryError
 from minidocker.registry.credentials import load_credentials
 from minidocker.registry.progress import Progress
 
-__all__ = ["ACCEPT", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
+__all__ = ["ACCEPT", "BlobDownload", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
 
 ACCEPT = ", ".join((mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST))
 _JSON_LIMIT = 4 << 20
@@ -202,18 +204,27 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
             progress.update(short, "Pulling fs layer")
             todo.append(i)
     stop = threading.Event()
-    # Layers unpack into separate directories, so they can unpack at once: in forked children,
-    # as tar extraction in Python holds the GIL (bench/registry.py measures the difference).
+    # Layers unpack into separate directories, so several can be pulled at once: each in a
+    # forked child, as tar extraction in Python holds the GIL (bench/registry.py measures it).
     fork = len(todo) > 1 and (os.cpu_count() or 1) > 1
     if fork:
         _preload(descriptors)
 
     def one(i: int) -> LayerInfo:
+        short = descriptors[i]["digest"][7:19]
+
+        def report(*status: Any) -> None:
+            if stop.is_set():   # raised in the layer's reading thread: it ends at its next chunk
+                raise _Stopped(f"pull of layer {short} stopped: another layer failed")
+            progress.update(short, *status)
+
         try:
-            return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], progress, attempts, backoff,
-                               stop, fork)
+            if fork:
+                return _pull_layer_in_child(store, client, repository, descriptors[i], diff_ids[i], report,
+                                            attempts, backoff)
+            return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], report, attempts, backoff)
         except BaseException:
-            stop.set()   # the other downloads end at their next read
+            stop.set()   # the other layers end at their next progress report
             raise
 
     if todo:
@@ -227,7 +238,7 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
                     except Exception as err:  # noqa: BLE001 - report the first real one below
                         errors.append(err)
             except BaseException:
-                stop.set()   # Ctrl-C: the threads stop at their next chunk, their temporary files go
+                stop.set()   # Ctrl-C: the layers stop at their next chunk, their temporary files go
                 raise
             client.close()
         if errors:
@@ -240,70 +251,123 @@ class _Stopped(RegistryError):
 
 
 def _pull_layer(store: ImageStore, client: RegistryClient, repository: str, descriptor: dict[str, Any],
-                diff_id: str, progress: Progress, attempts: int, backoff: float, stop: threading.Event,
-                fork: bool) -> LayerInfo:
-    """Download one layer blob (if missing), then unpack it."""
+                diff_id: str, report: Callable[..., None], attempts: int, backoff: float) -> LayerInfo:
+    """Download, verify and unpack one layer in one pass, as its bytes arrive.
+
+    ``report(status, ...)`` gets the progress. The store keeps the blob and the layer only
+    when both digests match (see ``ImageStore.ingest_layer``).
+    """
     digest, size, media_type = descriptor["digest"], descriptor.get("size"), descriptor.get("mediaType")
-    short = digest[7:19]
-    if not store.blobs.exists(digest):   # a complete blob is kept from an earlier, failed pull
-        download_blob(client, repository, digest, size, store.blobs, attempts=attempts, backoff=backoff,
-                      stop=stop, on_status=lambda status, *a: progress.update(short, status, *a))
-    progress.update(short, "Extracting")
-
-    def unpack() -> LayerInfo:
+    if store.blobs.exists(digest):   # kept from an earlier pull that failed later
+        report("Extracting")
         with store.blobs.open(digest) as f:
-            return store.ingest_layer(f, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
-
-    info = _in_child(unpack) if fork else unpack()
-    progress.update(short, "Pull complete")
+            info = store.ingest_layer(f, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
+    else:
+        with BlobDownload(client, repository, digest, size, attempts=attempts, backoff=backoff,
+                          on_status=report) as source:
+            info = store.ingest_layer(source, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
+    report("Pull complete")
     return info
 
 
-def download_blob(client: RegistryClient, repository: str, digest: str, size: int | None, blobs, *,
-                  attempts: int = 3, backoff: float = 1.0, stop: threading.Event | None = None,
-                  on_status=None) -> None:
-    """Download a blob into a BlobStore, hashed as it arrives; in place only if its digest is right.
+def _pull_layer_in_child(store: ImageStore, client: RegistryClient, repository: str, descriptor: dict[str, Any],
+                         diff_id: str, report: Callable[..., None], attempts: int, backoff: float) -> LayerInfo:
+    """``_pull_layer`` in a forked child, its progress reported here through a pipe.
 
-    A connection that drops is resumed where it stopped (``Range: bytes=N-``, when the
-    registry answers 206; else from the start), ``attempts`` times in all.
+    If ``report`` raises (another layer failed), the child's next report fails and it ends,
+    cleaning up as on any error.
+    """
+    def in_child(send: Callable[[Any], None]) -> LayerInfo:
+        client.close()   # connections stay the parent's: this child opens its own
+        return _pull_layer(store, client, repository, descriptor, diff_id, lambda *status: send(status),
+                           attempts, backoff)
+
+    try:
+        return call_in_child(in_child, timeout=None, on_message=lambda status: report(*status))
+    except ChildFailed as failed:
+        if isinstance(failed.error, MinidockerError):
+            raise failed.error from None
+        raise RegistryError(f"failed to pull layer {descriptor['digest'][7:19]}: "
+                            f"{str(failed).splitlines()[0]}") from None
+
+
+class BlobDownload:
+    """A blob's bytes as they arrive, read like a file; a dropped connection is resumed.
+
+    When the connection fails mid-blob, ``read`` waits (``backoff`` seconds, then 2x, 3x
+    ...), asks again from where it stopped (``Range: bytes=N-``; a registry answering 200
+    instead of 206 sends it all again, and the part already read is skipped), and goes on:
+    the reader sees one unbroken stream. After ``attempts`` connections in all it raises.
+    It does not check the digest: whoever stores the bytes does.
+    """
+
+    def __init__(self, client: RegistryClient, repository: str, digest: str, size: int | None, *,
+                 attempts: int = 3, backoff: float = 1.0, on_status: Callable[..., None] | None = None) -> None:
+        self.client, self.repository, self.digest, self.size = client, repository, digest, size
+        self.attempts, self.backoff = attempts, backoff
+        self.status = on_status or (lambda *status: None)
+        self.received = 0
+        self._attempt = 1
+        self._stream = client.open_blob(repository, digest)
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            try:
+                data = self._stream.read(n)
+            except RegistryError as err:
+                if self._stream.failure is None:
+                    raise
+                self._resume(err)
+                continue
+            self.received += len(data)
+            if data:
+                self.status("Downloading", self.received, self.size if self.size is not None else self._stream.length)
+            return data
+
+    def _resume(self, err: RegistryError) -> None:
+        """Reconnect after ``err``, at the byte where it stopped; raise once out of attempts."""
+        self._stream.close()
+        if self._attempt == self.attempts:
+            raise RegistryError(f"failed to download blob {self.digest}: {err} (gave up after {self.attempts} "
+                                "attempts)", hint="the store is consistent: pull again to resume") from None
+        delay = self.backoff * self._attempt
+        self._attempt += 1
+        self.status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")
+        time.sleep(delay)
+        self._stream = self.client.open_blob(self.repository, self.digest, offset=self.received)
+        if self.received and self._stream.response.status != 206:   # no ranges here: skip what we have
+            skip = self.received
+            while skip:
+                data = self._stream.read(min(skip, _CHUNK))
+                if not data:
+                    raise RegistryError(f"failed to download blob {self.digest}: it is shorter than before")
+                skip -= len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> BlobDownload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def download_blob(client: RegistryClient, repository: str, digest: str, size: int | None, blobs, *,
+                  attempts: int = 3, backoff: float = 1.0, on_status: Callable[..., None] | None = None) -> None:
+    """Download a blob into a BlobStore, hashed as it arrives; in place only if its digest is right.
 
     Raises:
         DigestMismatch: the bytes are not the digest's (nothing is stored).
         RegistryError: the registry failed, or the connection failed ``attempts`` times.
     """
-    stop = stop or threading.Event()
-    status = on_status or (lambda *a: None)
+    status = on_status or (lambda *status: None)
     writer = blobs.writer()
     try:
-        for attempt in range(1, attempts + 1):
-            stream = client.open_blob(repository, digest, offset=writer.size)
-            try:
-                if writer.size and stream.response.status != 206:   # no ranges here: start again
-                    writer.abort()
-                    writer = blobs.writer()
-                total = size if size is not None else writer.size + stream.length
-                while True:
-                    if stop.is_set():
-                        raise _Stopped(f"download of {digest[7:19]} stopped: another layer failed")
-                    chunk = stream.read(_CHUNK)
-                    if not chunk:
-                        break
-                    writer.write(chunk)
-                    status("Downloading", writer.size, total)
-                break
-            except _Stopped:
-                raise
-            except RegistryError as err:
-                if stream.failure is None:
-                    raise
-                if attempt == attempts:
-                    raise RegistryError(f"failed to download blob {digest}: {err} (gave up after {attempts} "
-                                        f"attempts)", hint="the store is consistent: pull again to resume") from None
-                delay = backoff * attempt
-                status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")
-                stop.wait(delay)
-            finally:
-                stream.close()
+        with BlobDownload(client, repository, digest, size, attempts=attempts, backoff=backoff,
+                          on_status=status) as source:
+            while chunk := source.read(_CHUNK):
+                writer.write(chunk)
         status("Verifying Checksum")
         if writer.digest != digest or (size is not None and writer.size != size):
             raise DigestMismatch(f"failed to verify blob {digest}: the {writer.size} bytes received hash to "
@@ -322,39 +386,9 @@ def _preload(descriptors: list[dict[str, Any]]) -> None:
     import tarfile  # noqa: F401
 
     import minidocker.image.compression  # noqa: F401
+    import minidocker.image.pump  # noqa: F401
     import minidocker.storage.layer  # noqa: F401
+    import minidocker.storage.tarsplit  # noqa: F401
 
     if any("zstd" in (d.get("mediaType") or "") for d in descriptors):
         import zstandard  # noqa: F401
-
-
-def _in_child(fn):
-    """``fn()`` in a forked child (for CPU parallelism); its result, or its error re-raised here."""
-    import pickle
-
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(read_fd)
-            try:
-                payload = pickle.dumps(("ok", fn()))
-            except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
-                payload = pickle.dumps(("error", type(err) if isinstance(err, MinidockerError) else None, str(err)))
-                code = 1
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(payload)
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as f:
-        data = f.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        raise RegistryError(f"failed to unpack a layer: the unpacking process died (wait status {status})")
-    answer = pickle.loads(data)
-    if answer[0] == "ok":
-        return answer[1]
-    kind = answer[1] or RegistryError
-    raise kind(answer[2])

@@ -139,7 +139,7 @@ class _Extractor:
             self._clear(rel, path)
             self._create(tar, rel, path, member)
         self.stats.created.add(rel)
-        if not member.islnk():
+        if not (member.islnk() or member.isreg()):   # a regular file got its metadata in _regular
             self._metadata(path, member)
 
     def _refuse(self, rel: str, member: tarfile.TarInfo) -> None:
@@ -203,6 +203,7 @@ class _Extractor:
                     _write_all(fd, chunk)
             if holes:
                 os.ftruncate(fd, member.size)
+            self._metadata(fd, member)   # through the descriptor: no more path lookups
         finally:
             os.close(fd)
         self.stats.bytes += member.size
@@ -317,25 +318,27 @@ class _Extractor:
         """Inside an opaque directory, a directory of this layer keeps only this layer's entries."""
         self._empty_lower_entries(directory)
 
-    def _metadata(self, path: Path, member: tarfile.TarInfo) -> None:
+    def _metadata(self, target: str | int, member: tarfile.TarInfo) -> None:
+        """Owner, mode, xattrs and times of ``target``: a path (never followed) or an open fd."""
         link = member.issym()
+        nofollow = {} if isinstance(target, int) else {"follow_symlinks": False}
         try:
-            os.chown(path, member.uid, member.gid, follow_symlinks=False)
+            os.chown(target, member.uid, member.gid, **nofollow)
         except PermissionError:
             pass  # not root: files stay ours
         if not link:
-            os.chmod(path, member.mode & 0o7777)
+            os.chmod(target, member.mode & 0o7777)
         for key, value in member.pax_headers.items():
             if key.startswith(_XATTR_PAX):
                 name = key[len(_XATTR_PAX):]
                 if name == OPAQUE_XATTR or name.startswith("trusted.overlay."):
                     continue  # overlay's own markers come only from whiteout entries
                 try:
-                    os.setxattr(path, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+                    os.setxattr(target, name, value.encode("utf-8", "surrogateescape"), **nofollow)
                 except OSError as err:
                     if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                         raise
-        os.utime(path, ns=(int(member.mtime * 1e9),) * 2, follow_symlinks=False)
+        os.utime(target, ns=(int(member.mtime * 1e9),) * 2, **nofollow)
 
 
 def _write_all(fd: int, data: bytes) -> None:
