@@ -7,6 +7,8 @@
 - Capability markers (``root``, ``userns``, ``overlay``, ...) skip a test with the
   doctor's reason when this machine lacks the feature; under CI (``CI=true``) a
   missing feature fails instead, so that CI never passes by skipping.
+- ``dockerd``: a private dockerd (tests/dockerd.py) for ``docker``-marked tests, one per
+  session, started before the first such test's leak snapshot and removed at the end.
 - After each test the leak detector (tests/leaks.py) fails it by name if it left a
   mount, link, network namespace, cgroup, nft table or process behind.
 """

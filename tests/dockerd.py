@@ -93,9 +93,9 @@ class Dockerd:
             "version = 2",
             f'root = "{self.data / "containerd"}"',
             f'state = "{state}"',
-            'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",'
-            ' "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",'
-            ' "io.containerd.snapshotter.v1.zfs"]',
+            ('disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",'
+             ' "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",'
+             ' "io.containerd.snapshotter.v1.zfs"]'),
             f'[grpc]\naddress = "{address}"',
             f'[ttrpc]\naddress = "{address}.ttrpc"',
             '[debug]\naddress = ""',
@@ -123,7 +123,8 @@ class Dockerd:
     def _answers(self) -> bool:
         if not self.socket.is_socket():
             return False
-        return subprocess.run(["docker", "version"], env=self.env, capture_output=True, timeout=10).returncode == 0
+        answer = subprocess.run(["docker", "version"], env=self.env, capture_output=True, timeout=10, check=False)
+        return answer.returncode == 0
 
     def _wait(self, ready, proc: subprocess.Popen, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -138,7 +139,8 @@ class Dockerd:
 
     def docker(self, *args: str, timeout: float = 120, check: bool = True, input: bytes | None = None) -> str:
         """Run the docker client against this daemon; its stdout (stderr added to the failure)."""
-        out = subprocess.run(["docker", *args], env=self.env, capture_output=True, timeout=timeout, input=input)
+        out = subprocess.run(["docker", *args], env=self.env, capture_output=True, timeout=timeout, input=input,
+                             check=False)
         if check and out.returncode != 0:
             raise AssertionError(f"$ docker {' '.join(args)}\nexit code {out.returncode}\n"
                                  f"{out.stdout.decode(errors='replace')}{out.stderr.decode(errors='replace')}")

@@ -14,6 +14,7 @@ import subprocess
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from imagekit import layer_tar, whiteout_image_layers
@@ -319,15 +320,19 @@ def _host_state() -> dict:
     """What dockerd or containerd would change on a host if not told otherwise."""
     paths = ("/etc/docker/key.json", "/opt/containerd", "/run/containerd", "/run/docker", "/var/lib/docker",
              "/var/lib/containerd", "/var/run/docker.sock", "/root/.docker")
-    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True) if shutil.which("nft") else None
+    nft = (subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=False)
+           if shutil.which("nft") else None)
+    hierarchies = [h for h in Path("/sys/fs/cgroup").iterdir() if h.is_dir() and not h.is_symlink()]
+    cgroups = sorted(str(g) for h in hierarchies for g in h.iterdir() if g.is_dir())   # a "docker" group?
     return {"exists": {p: os.path.lexists(p) for p in paths}, "links": sorted(os.listdir("/sys/class/net")),
-            "ip_forward": open("/proc/sys/net/ipv4/ip_forward").read(), "nft": nft.stdout if nft else None}
+            "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [], "cgroups": cgroups,
+            "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(), "nft": nft.stdout if nft else None}
 
 
 @pytest.mark.docker
 def test_a_private_dockerd_leaves_the_host_as_it_was(tmp_path):
-    """tests/dockerd.py: no firewall rule, link, sysctl, file outside its directory; the leak
-    detector checks mounts, processes and cgroups after this test."""
+    """tests/dockerd.py, a container created and exported (never started): no firewall rule, link,
+    netns, cgroup, sysctl, file outside its directory; the leak detector checks mounts and processes."""
     from dockerd import Dockerd
 
     before = _host_state()
@@ -335,6 +340,11 @@ def test_a_private_dockerd_leaves_the_host_as_it_was(tmp_path):
         info = json.loads(daemon.docker("info", "--format", "{{json .}}"))
         assert str(daemon.base) in info["DockerRootDir"] and info["Containers"] == 0
         assert daemon.containerd_address.is_socket()
+        daemon.docker("import", "-", "tiny:v1", input=_busybox_rootfs_tar())
+        container = daemon.docker("create", "--network", "none", "tiny:v1", "/bin/sh").strip()
+        assert b"bin/busybox" in subprocess.run(["docker", "export", container], env=daemon.env, check=True,
+                                                capture_output=True, timeout=60).stdout   # overlay2 mounted it
+        daemon.docker("rm", container)
         base = daemon.base
     assert not base.exists()
     assert _host_state() == before
