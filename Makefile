@@ -9,8 +9,9 @@ PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
 # qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
+# docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
 APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils
+                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io
 PYTEST_ARGS   ?=
 
 .PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
@@ -19,11 +20,30 @@ setup: apt venv
 	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
 	    print('image:', ImageStore(state_roots().images).get('busybox').reference)"
 
+# Installing starts no daemon: docker.io's and docker-registry's postinst scripts would start
+# dockerd (with its iptables rules and docker0) and a registry on :5000. A policy-rc.d answering
+# 101 ("forbidden") for the time of the install stops that under sysvinit and systemd alike (an
+# existing one is left as it is); units the install enabled for the next boot are disabled again.
+SERVICE_UNITS := docker.service docker.socket containerd.service docker-registry.service
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing: $$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    policy=/usr/sbin/policy-rc.d; \
+	    if [ ! -e $$policy ]; then \
+	        trap 'rm -f '$$policy EXIT; printf '#!/bin/sh\nexit 101\n' >$$policy && chmod 755 $$policy || exit 1; \
+	    fi; \
+	    enabled=""; \
+	    if [ -d /run/systemd/system ]; then \
+	        for u in $(SERVICE_UNITS); do systemctl -q is-enabled $$u 2>/dev/null && enabled="$$enabled $$u"; done; \
+	    fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+	        || exit 1; \
+	    if [ -d /run/systemd/system ]; then \
+	        for u in $(SERVICE_UNITS); do \
+	            case " $$enabled " in *" $$u "*) ;; *) systemctl -q disable $$u 2>/dev/null || true;; esac; \
+	        done; \
+	    fi; \
 	fi
 
 $(VENV)/.installed: requirements.txt pyproject.toml

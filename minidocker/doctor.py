@@ -434,8 +434,11 @@ def _runc() -> Check:
 
 
 def _docker() -> Check:
-    ok = os.path.exists("/var/run/docker.sock")
-    return Check("docker", "dockerd", ok, "/var/run/docker.sock " + ("exists" if ok else "is missing"),
+    """dockerd and the docker client installed: the tests start a private dockerd (tests/dockerd.py)."""
+    daemon, client = shutil.which("dockerd"), shutil.which("docker")
+    ok = daemon is not None and client is not None
+    detail = f"{daemon} and {client}" if ok else f"{'dockerd' if daemon is None else 'docker'} is not installed"
+    return Check("docker", "dockerd", ok, detail,
                  "apt-get install docker.io (optional: tests that compare with Docker)", required=False)
 
 

@@ -7,6 +7,8 @@
 - Capability markers (``root``, ``userns``, ``overlay``, ...) skip a test with the
   doctor's reason when this machine lacks the feature; under CI (``CI=true``) a
   missing feature fails instead, so that CI never passes by skipping.
+- ``dockerd``: a private dockerd (tests/dockerd.py) for ``docker``-marked tests, one per
+  session, started before the first such test's leak snapshot and removed at the end.
 - After each test the leak detector (tests/leaks.py) fails it by name if it left a
   mount, link, network namespace, cgroup, nft table or process behind.
 """
@@ -29,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CAPABILITY_MARKERS = ("root", "userns", "cgroup_v1", "cgroup_v2", "netns", "overlay", "docker", "runc")
 # Features CI machines must have: a skip of these is a failure there.
-REQUIRED_IN_CI = ("root", "userns", "netns", "overlay", "cgroup_v1", "runc")
+REQUIRED_IN_CI = ("root", "userns", "netns", "overlay", "cgroup_v1", "runc", "docker")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,6 +49,24 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     unmount_leftovers(state_roots())
     remove_parent()  # the "minidocker" parent groups the containers made, if empty now
+
+
+@pytest.fixture(scope="session")
+def dockerd():
+    """A private dockerd for ``docker``-marked tests (tests/dockerd.py): its own DOCKER_HOST in ``.env``,
+    ``.docker(*args)``; started once, before any test's leak snapshot, stopped and removed at the end."""
+    from dockerd import Dockerd, DockerdUnavailable
+
+    try:
+        daemon = Dockerd()
+    except DockerdUnavailable as e:
+        if IN_CI:
+            pytest.fail(f"required feature missing in CI: {e}")
+        pytest.skip(str(e))
+    yield daemon
+    forced = daemon.stop()
+    if forced:
+        pytest.fail("the private dockerd left these behind (removed now):\n  " + "\n  ".join(forced))
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Chapter 06 against real peers: skopeo and umoci read what we write, we read what they write.
 
-Both are Debian packages (``make apt`` installs them). dockerd is not needed: skopeo's
-``docker-archive:`` transport writes and reads the ``docker save`` format.
+Both are Debian packages (``make apt`` installs them). skopeo's ``docker-archive:`` transport
+writes and reads the ``docker save`` format; the ``docker``-marked test also feeds our archive to
+a real dockerd (a private one, tests/dockerd.py; docker.io is in ``make apt`` too).
 """
 
 from __future__ import annotations
@@ -122,13 +123,36 @@ def test_we_load_skopeos_docker_archive_and_zstd_layout(store, tmp_path):
 
 
 @pytest.mark.docker
-def test_docker_loads_what_we_save(store, tmp_path):
-    """Only with a running dockerd (marked ``docker``: skipped otherwise)."""
+def test_docker_loads_what_we_save(dockerd, store, tmp_path):
+    """A private dockerd (tests/dockerd.py) loads our archive: same ID, same diff_ids, same tree.
+
+    ``docker create`` + ``export`` show the tree docker's overlay2 makes of our whiteouts
+    (nothing runs: no cgroup, no network, ``--network none``).
+    """
+    import io
+    import json
+    import tarfile
+
     write_layout(tmp_path / "src", whiteout_image_layers())
     load_oci_layout(store, tmp_path / "src", name="minidocker-test/wh")
+    image = store.get("minidocker-test/wh")
     with open(tmp_path / "ours.tar", "wb") as out:
         save_archive(store, ["minidocker-test/wh"], out)
+    assert "minidocker-test/wh:latest" in dockerd.docker("load", "-i", str(tmp_path / "ours.tar"))
     try:
-        assert "minidocker-test/wh:latest" in _run("docker", "load", "-i", str(tmp_path / "ours.tar"))
+        inspected = json.loads(dockerd.docker("image", "inspect", "minidocker-test/wh"))[0]
+        assert inspected["Id"] == image.id
+        assert inspected["RootFS"]["Layers"] == image.document["rootfs"]["diff_ids"]
+        container = dockerd.docker("create", "--network", "none", "minidocker-test/wh").strip()
+        try:
+            exported = subprocess.run(["docker", "export", container], env=dockerd.env, capture_output=True,
+                                      check=True, timeout=60).stdout
+        finally:
+            dockerd.docker("rm", container)
     finally:
-        subprocess.run(["docker", "rmi", "minidocker-test/wh:latest"], capture_output=True)
+        dockerd.docker("rmi", "minidocker-test/wh")
+    with tarfile.open(fileobj=io.BytesIO(exported)) as tar:
+        tar.extractall(tmp_path / "export", members=[m for m in tar if m.name.startswith("data")])
+    theirs = tree_of(tmp_path / "export")
+    assert theirs == merged_tree(image.layers, tmp_path / "merged")
+    assert "data/opq/new.txt" in theirs and "data/opq/old.txt" not in theirs and "data/remove-me.txt" not in theirs

@@ -14,6 +14,7 @@ import subprocess
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from imagekit import layer_tar, whiteout_image_layers
@@ -225,6 +226,7 @@ def test_login_stores_credentials_that_push_and_pull_use(source, basic, cli, tmp
     again = cli("pull", ref, env=env)
     assert again.code != 0 and "unauthorized: authentication required" in again.err, again
     assert "hint: run: minidocker login" in again.err
+    assert cli("rmi", ref, env=env).code == 0   # busybox keeps one name (test_ch06_images's rmi expects it)
 
 
 # -- Bearer tokens -----------------------------------------------------------------------------
@@ -274,3 +276,75 @@ def test_skopeo_reads_what_we_pushed_to_registry_2_8(source, plain):
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["Digest"] == digest
+
+
+def _busybox_rootfs_tar() -> bytes:
+    """bin/busybox (the host's static one) and bin/sh, bin/echo linking to it: for ``docker import``."""
+    import io
+    import tarfile
+
+    from minidocker.image.store import BUSYBOX_CANDIDATES
+
+    busybox = next(p for p in BUSYBOX_CANDIDATES if os.path.exists(p))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(busybox, "bin/busybox")
+        for applet in ("sh", "echo"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    return buf.getvalue()
+
+
+@pytest.mark.docker
+def test_docker_pushes_to_registry_2_8_and_we_pull_and_run_it(dockerd, plain, cli):
+    """An image docker made (``docker import``) and pushed (docker's gzip, docker's manifest); ours runs it."""
+    ref = f"{plain.address}/docker/busybox:v1"
+    dockerd.docker("import", "-c", 'CMD ["/bin/sh"]', "-", ref, input=_busybox_rootfs_tar())
+    try:
+        dockerd.docker("push", ref)
+        docker_id = dockerd.docker("image", "inspect", "-f", "{{.Id}}", ref).strip()
+    finally:
+        dockerd.docker("rmi", ref)
+    pulled = cli("pull", ref)
+    try:
+        assert pulled.code == 0 and pulled.out.strip().endswith(ref), pulled
+        assert json.loads(cli("image", "inspect", ref).out)[0]["Id"] == docker_id
+        ran = cli("run", "--rm", ref, "echo", "pushed-by-docker")
+        assert ran.code == 0 and ran.out.strip() == "pushed-by-docker", ran
+    finally:
+        cli("rmi", ref)
+
+
+def _host_state() -> dict:
+    """What dockerd or containerd would change on a host if not told otherwise."""
+    paths = ("/etc/docker/key.json", "/opt/containerd", "/run/containerd", "/run/docker", "/var/lib/docker",
+             "/var/lib/containerd", "/var/run/docker.sock", "/root/.docker")
+    nft = (subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=False)
+           if shutil.which("nft") else None)
+    hierarchies = [h for h in Path("/sys/fs/cgroup").iterdir() if h.is_dir() and not h.is_symlink()]
+    cgroups = sorted(str(g) for h in hierarchies for g in h.iterdir() if g.is_dir())   # a "docker" group?
+    return {"exists": {p: os.path.lexists(p) for p in paths}, "links": sorted(os.listdir("/sys/class/net")),
+            "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [], "cgroups": cgroups,
+            "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(), "nft": nft.stdout if nft else None}
+
+
+@pytest.mark.docker
+def test_a_private_dockerd_leaves_the_host_as_it_was(tmp_path):
+    """tests/dockerd.py, a container created and exported (never started): no firewall rule, link,
+    netns, cgroup, sysctl, file outside its directory; the leak detector checks mounts and processes."""
+    from dockerd import Dockerd
+
+    before = _host_state()
+    with Dockerd() as daemon:
+        info = json.loads(daemon.docker("info", "--format", "{{json .}}"))
+        assert str(daemon.base) in info["DockerRootDir"] and info["Containers"] == 0
+        assert daemon.containerd_address.is_socket()
+        daemon.docker("import", "-", "tiny:v1", input=_busybox_rootfs_tar())
+        container = daemon.docker("create", "--network", "none", "tiny:v1", "/bin/sh").strip()
+        assert b"bin/busybox" in subprocess.run(["docker", "export", container], env=daemon.env, check=True,
+                                                capture_output=True, timeout=60).stdout   # overlay2 mounted it
+        daemon.docker("rm", container)
+        base = daemon.base
+    assert not base.exists()
+    assert _host_state() == before

@@ -238,6 +238,7 @@ def test_registry_serve_command_serves_push_and_pull(cli, state_root, tmp_path):
         ran = cli("run", "--rm", ref, "echo", "from-the-registry")
         assert ran.out.strip() == "from-the-registry", ran
     finally:
+        cli("rmi", ref)   # busybox keeps one name: later tests expect `rmi busybox` to meet its containers
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(5)
@@ -249,19 +250,54 @@ def test_registry_serve_command_serves_push_and_pull(cli, state_root, tmp_path):
 
 
 @pytest.mark.docker
-def test_dockerd_pushes_to_and_pulls_from_our_server(server, store, tmp_path):
-    """docker push/pull through a real dockerd (skipped where none runs); no Docker Hub involved."""
+def test_dockerd_pushes_to_and_pulls_from_our_server(dockerd, server, store, tmp_path):
+    """docker load, push (then again to a second repository: a cross-repo mount), pull by tag and digest."""
     from minidocker.image.archive import save_archive
 
     with open(tmp_path / "app.tar", "wb") as out:
         save_archive(store, ["app:v1"], out)
-    ref = f"{server.address}/docker/app:v1"
-    steps = [["load", "-i", str(tmp_path / "app.tar")], ["tag", "app:v1", ref], ["push", ref],
-             ["rmi", ref, "app:v1"], ["pull", ref], ["rmi", ref]]
-    for args in steps:
-        out = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, f"docker {' '.join(args)}\n{out.stdout}{out.stderr}"
-    assert server.tags("docker/app") == ["v1"]
+    image_id = store.resolve("app:v1")
+    ref, other = f"{server.address}/docker/app:v1", f"{server.address}/docker/copy:v1"
+    dockerd.docker("load", "-i", str(tmp_path / "app.tar"))
+    assert dockerd.docker("image", "inspect", "-f", "{{.Id}}", "app:v1").strip() == image_id
+    dockerd.docker("tag", "app:v1", ref)
+    dockerd.docker("tag", "app:v1", other)
+    pushed = dockerd.docker("push", ref)
+    digest = pushed.split("digest: ")[1].split()[0]
+    assert "Mounted from docker/app" in dockerd.docker("push", other)
+    dockerd.docker("rmi", ref, other, "app:v1")
+    ours = pull(ImageStore(tmp_path / "dst"), other, progress=_quiet())   # docker's manifest, our client
+    assert ours.id == image_id
+    dockerd.docker("pull", ref)
+    dockerd.docker("pull", f"{server.address}/docker/app@{digest}")
+    assert dockerd.docker("image", "inspect", "-f", "{{.Id}}", ref).strip() == image_id
+    dockerd.docker("rmi", ref)   # the last tag: the digest reference goes with it
+    assert dockerd.docker("images", "-q") == ""
+    assert server.tags("docker/app") == ["v1"] and server.tags("docker/copy") == ["v1"]
+    assert RegistryClient(server.address).request("HEAD", f"/v2/docker/app/manifests/{digest}").status == 200
+
+
+@pytest.mark.docker
+def test_docker_pulls_what_we_pushed_and_we_load_what_docker_saves(dockerd, server, store, tmp_path):
+    """Our push, docker's pull; docker's save (its own tar of its overlay2 layers), our load."""
+    from imagekit import merged_tree
+
+    from minidocker.image.archive import load_archive
+
+    ref = f"{server.address}/ours/app:v1"
+    store.tag("app:v1", ref)
+    push(store, ref, progress=_quiet())
+    dockerd.docker("pull", ref)
+    try:
+        dockerd.docker("save", "-o", str(tmp_path / "docker.tar"), ref)
+    finally:
+        dockerd.docker("rmi", ref)
+    back = ImageStore(tmp_path / "back")
+    assert load_archive(back, tmp_path / "docker.tar") == [f"Loaded image: {ref}"]
+    assert back.resolve(ref) == store.resolve("app:v1"), "the same config, so the same image ID"
+    theirs = merged_tree(back.get(ref).layers, tmp_path / "m1")
+    assert theirs == merged_tree(store.get("app:v1").layers, tmp_path / "m2")
+    assert "data/opq/new.txt" in theirs and "data/opq/old.txt" not in theirs
 
 
 def test_a_seeded_classroom_registry_mirrors_docker_hub_names(cli, tmp_path):
