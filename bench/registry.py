@@ -7,14 +7,17 @@
 Debian's docker-registry (distribution 2.8) runs on a free 127.0.0.1 port with its storage
 in a temporary directory; skopeo pushes the image of bench/images.py into it (gzip layers,
 ~100 MiB uncompressed: many small files, a few big ones, a small top layer with whiteouts).
-Then, each run into a fresh destination (wall clock, medians, the first run untimed):
+Then rounds of every command, interleaved, each run into a fresh destination after a sync(2)
+(wall clock, medians, round 0 untimed). Nothing is deleted before the end: on ext4 without a
+journal (this machine's root) files created shortly after a big deletion cost 0.1-0.3 ms more
+each (bench/images.py probe_creates), which would charge one run's cleanup to the next pull.
 
 | line | what is timed |
 |---|---|
 | `minidocker pull` | `minidocker pull 127.0.0.1:PORT/bench/image:latest` into an empty store (the command users run: `.venv/bin/minidocker`): manifest, config, 3 layers in parallel forked children, each in one pass as it arrives: hashed, stored, gunzipped, hashed again and unpacked for overlay |
 | `minidocker fetch` | the download half of `minidocker pull` alone (a process running `pull.download_blob` for manifest, config and the 3 layers in parallel threads, each hashed and written through a BlobWriter, fsync and rename), no unpacking: the same work as skopeo's |
 | `skopeo copy` | `skopeo copy docker://… oci:DIR:latest`: the same blobs, hashed and written as files (no unpacking) |
-| `docker pull` | `docker pull -q` through a private dockerd 20.10 (tests/dockerd.py: overlay2, its data root in `--dir`, no firewall or bridge), the image removed between runs: download, gunzip, unpack into overlay2; only when `dockerd` is installed (docker.io) |
+| `docker pull` | `docker pull -q` through a private dockerd 20.10 started for each run (tests/dockerd.py: overlay2, its data root in `--dir`, no firewall or bridge; its start is not timed): download, gunzip, unpack into overlay2; only when `dockerd` is installed (docker.io) |
 
 Results go to bench/results/registry.json (not committed).
 """
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,21 +44,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 
 def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    os.sync()   # the previous run's writeback is not this run's
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
-
-
-def time_minidocker(minidocker: list[str], ref: str, runs: int, work: Path) -> list[float]:
-    times = []
-    for r in range(runs + 1):
-        root = work / f"pull-{r}"
-        env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
-        elapsed = _timed([*minidocker, "pull", "-q", ref], env)
-        shutil.rmtree(root)
-        if r:
-            times.append(elapsed)
-    return times
 
 
 def fetch_only(ref: str, directory: str) -> None:
@@ -78,42 +71,40 @@ def fetch_only(ref: str, directory: str) -> None:
             future.result()
 
 
-def time_fetch(ref: str, runs: int, work: Path) -> list[float]:
-    times = []
-    for r in range(runs + 1):
-        out = work / f"fetch-{r}"
-        elapsed = _timed([sys.executable, __file__, "--fetch-only", ref, str(out)])
-        shutil.rmtree(out)
-        if r:
-            times.append(elapsed)
-    return times
-
-
-def time_skopeo(ref: str, runs: int, work: Path) -> list[float]:
-    times = []
-    for r in range(runs + 1):
-        out = work / f"oci-{r}"
-        elapsed = _timed(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}",
-                          f"oci:{out}:latest"])
-        shutil.rmtree(out)
-        if r:
-            times.append(elapsed)
-    return times
-
-
-def time_docker(ref: str, runs: int, work: Path) -> list[float] | None:
-    """``docker pull`` through a private dockerd started for the occasion; None without dockerd."""
+def pull_commands(minidocker: list[str], ref: str, leftovers: list[Path]) -> dict[str, Callable[[Path], float]]:
+    """Each line of the table: a function that pulls ``ref`` into a fresh directory and times it
+    (dockerd's directories, which need short paths, go to ``leftovers`` for the end)."""
+    commands = {
+        "minidocker pull": lambda out: _timed([*minidocker, "pull", "-q", ref], {**os.environ, "MINIDOCKER_ROOT": str(out)}),
+        "minidocker fetch": lambda out: _timed([sys.executable, __file__, "--fetch-only", ref, str(out)]),
+        "skopeo copy": lambda out: _timed(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}",
+                                           f"oci:{out}:latest"]),
+    }
     from dockerd import Dockerd, available
 
-    if available() is not None:
-        return None
-    times = []
-    with Dockerd(parent=str(work)) as daemon:
-        for r in range(runs + 1):
-            elapsed = _timed(["docker", "pull", "-q", ref], daemon.env)
-            daemon.docker("rmi", ref)
+    if available() is None:
+        def docker_pull(out: Path) -> float:
+            """A private dockerd per run, its files kept until the end like everyone's."""
+            daemon = Dockerd(parent=str(out.parent.parent))   # unix socket paths: 108 bytes at most
+            leftovers.append(daemon.base)
+            try:
+                return _timed(["docker", "pull", "-q", ref], daemon.env)
+            finally:
+                daemon.stop(remove=False)
+        commands["docker pull"] = docker_pull
+    return commands
+
+
+def time_rounds(commands: dict[str, Callable[[Path], float]], runs: int, work: Path) -> dict[str, list[float]]:
+    """``runs`` rounds of every command, interleaved (a slow moment of the machine hits them
+    alike); round 0 warms the caches and is not counted. Nothing is deleted before the end:
+    see probe_creates."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for r in range(runs + 1):
+        for name, pull_into in commands.items():
+            elapsed = pull_into(work / f"{name.replace(' ', '-')}-{r}")
             if r:
-                times.append(elapsed)
+                times[name].append(elapsed)
     return times
 
 
@@ -135,7 +126,7 @@ def main() -> None:
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (make apt)")
     from imagekit import write_layout
-    from images import make_layers
+    from images import make_layers, probe_creates
     from registrykit import DistributionRegistry
 
     launcher = REPO / ".venv" / "bin" / "minidocker"   # what `make setup` installs and users run
@@ -144,6 +135,7 @@ def main() -> None:
     os.environ["PYTHONPATH"] = str(REPO)
     work = Path(tempfile.mkdtemp(prefix="minidocker-bench-registry-", dir=args.dir))
     registry = None
+    leftovers = [work]
     try:
         layers = make_layers(args.mib)
         write_layout(work / "layout", layers, compression="gzip")
@@ -155,12 +147,11 @@ def main() -> None:
         size = sum(len(layer) for layer in layers)
         print(f"image: 3 layers, {size / (1 << 20):.1f} MiB uncompressed, {blobs / (1 << 20):.1f} MiB of blobs "
               f"(gzip), registry {registry.address}")
-        results = {"minidocker pull": time_minidocker(minidocker, ref, args.runs, work),
-                   "minidocker fetch": time_fetch(ref, args.runs, work),
-                   "skopeo copy": time_skopeo(ref, args.runs, work)}
-        docker = time_docker(ref, args.runs, work)
-        if docker:
-            results["docker pull"] = docker
+        os.sync()
+        print(f"file creation in {work.parent}: {probe_creates(work):.0f} µs per file (10-20 normally; more "
+              "shortly after a big deletion on ext4 without a journal: see bench/images.py probe_creates)")
+        results = time_rounds(pull_commands(minidocker, ref, leftovers), args.runs, work)
+        docker = "docker pull" in results
         base = statistics.median(results["skopeo copy"])
         print(f"{'command':18} {'median s':>9} {'min s':>7} {'MiB/s':>7} {'vs skopeo':>10}   (n={args.runs})")
         for name, times in results.items():
@@ -177,7 +168,8 @@ def main() -> None:
     finally:
         if registry is not None:
             registry.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        for directory in leftovers:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -154,8 +154,9 @@ class Dockerd:
 
     # -- stopping ---------------------------------------------------------------------------------
 
-    def stop(self) -> list[str]:
-        """End dockerd then containerd by PID, unmount, remove the directory; returns what needed force."""
+    def stop(self, remove: bool = True) -> list[str]:
+        """End dockerd then containerd by PID, unmount, remove the directory (unless not ``remove``:
+        a benchmark deletes it later); returns what needed force."""
         forced: list[str] = []
         family = _descendants([p.pid for p in (self.dockerd, self.containerd) if p is not None])
         for name, proc in (("dockerd", self.dockerd), ("containerd", self.containerd)):
@@ -168,7 +169,8 @@ class Dockerd:
         forced += _unmount_under(self.base)
         if not self._log.closed:
             self._log.close()
-        shutil.rmtree(self.base, ignore_errors=True)
+        if remove:
+            shutil.rmtree(self.base, ignore_errors=True)
         if self._made_plugins_dir:
             for directory in (PLUGINS_DIR, PLUGINS_DIR.parent):
                 try:
