@@ -152,12 +152,14 @@ def main() -> None:
               "shortly after a big deletion on ext4 without a journal: see bench/images.py probe_creates)")
         results = time_rounds(pull_commands(minidocker, ref, leftovers), args.runs, work)
         docker = "docker pull" in results
-        base = statistics.median(results["skopeo copy"])
-        print(f"{'command':18} {'median s':>9} {'min s':>7} {'MiB/s':>7} {'vs skopeo':>10}   (n={args.runs})")
+        base = results["skopeo copy"]
+        print(f"{'command':18} {'median s':>9} {'min s':>7} {'MiB/s':>7} {'vs skopeo':>10} {'paired':>7}   "
+              f"(n={args.runs}; paired: median of the per-round ratios)")
         for name, times in results.items():
             median = statistics.median(times)
+            paired = statistics.median(t / b for t, b in zip(times, base))
             print(f"{name:18} {median:>9.3f} {min(times):>7.3f} {size / (1 << 20) / median:>7.0f} "
-                  f"{median / base:>9.2f}x")
+                  f"{median / statistics.median(base):>9.2f}x {paired:>6.2f}x")
         if not docker:
             print(f"{'docker pull':18} (dockerd not installed: skipped; apt-get install docker.io)")
         out = REPO / "bench" / "results"
