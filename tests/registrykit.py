@@ -235,7 +235,8 @@ class FaultyRegistry:
 
     Faults: ``None``; ``"bad-blob"`` (a layer's bytes changed); ``"missing-blob"`` (404 for a
     layer); ``"bad-json"`` (a manifest that is not JSON); ``"drop"`` (the connection closes
-    halfway through a layer, ``drops`` times); ``"bad-manifest-digest"`` (Docker-Content-Digest lies).
+    halfway through a layer, ``drops`` times); ``"bad-manifest-digest"`` (Docker-Content-Digest lies);
+    ``"stall"`` (half of a layer, then nothing until ``stop``; ``stalled`` is set by then).
     ``hits`` counts GETs per path; ``Range: bytes=N-`` is honoured (206) unless ``ranges=False``,
     and ``range_requests`` records the offsets asked for.
     """
@@ -252,6 +253,7 @@ class FaultyRegistry:
         self.repository, self.tag, self.fault, self.drops = repository, tag, fault, drops
         self.hits: dict[str, int] = {}
         self.ranges, self.range_requests = ranges, []
+        self.stalled, self._release = threading.Event(), threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -297,6 +299,16 @@ class FaultyRegistry:
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)
                 return None
+            if digest == self.layer and self.fault == "stall":
+                h.send_response(200)
+                h.send_header("Content-Length", str(len(data)))
+                h.end_headers()
+                h.wfile.write(data[: len(data) // 2])
+                h.wfile.flush()
+                self.stalled.set()
+                self._release.wait(30)
+                h.close_connection = True
+                return None
             wanted = h.headers.get("Range")
             if wanted and self.ranges:
                 start = int(wanted.removeprefix("bytes=").split("-")[0])
@@ -315,6 +327,7 @@ class FaultyRegistry:
         h.wfile.write(body)
 
     def stop(self) -> None:
+        self._release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)

@@ -7,7 +7,11 @@ JSON, a manifest whose digest header lies, a connection dropped halfway through 
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -124,6 +128,30 @@ def test_a_connection_dropped_every_time_fails_then_a_rerun_resumes(source, targ
         assert all(d[7:] not in "".join(again) for d in complete if d != source.resolve("app:v1")), again
     finally:
         registry.stop()
+
+
+def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(source, tmp_path):
+    """SIGINT to the terminal's process group, as Ctrl-C sends it, while a layer is half-way:
+    the pull and its per-layer children end, and the store keeps no temporary file or name."""
+    registry = _serve(source, "stall")
+    root = tmp_path / "root"
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "pull", registry.reference],
+                            env={**os.environ, "MINIDOCKER_ROOT": str(root)}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert registry.stalled.wait(20), "the pull never reached the layer"
+        time.sleep(0.2)   # the child is now waiting for the rest of the layer
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        registry.stop()
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    store = ImageStore(root / "lib" / "images")
+    assert _leftovers(store) == [] and store.refs() == {}
+    assert not store.blobs.exists(registry.layer)
 
 
 def test_an_unreachable_registry_fails_fast_naming_the_address(target):

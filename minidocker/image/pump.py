@@ -12,7 +12,8 @@ does them and hands the tar to the extractor in chunks, and two cores work at on
 
 The queue is bounded (``_DEPTH`` chunks), so memory stays small whatever the layer
 size. The caller reads ``BlobPump`` like a file; at the end ``finish`` waits for the
-thread and re-raises its error, and ``stop`` ends it early when extraction fails.
+thread and re-raises its error, and ``stop`` ends it early when extraction fails (calling
+``abort``, if given: a download's, in case the thread waits on the network).
 Nothing here decides what is kept: the store checks the digests, then renames.
 See: https://docs.python.org/3/library/hashlib.html (GIL release), threading(3)
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import BinaryIO
 
 from minidocker.image.blobs import HashingReader
@@ -40,7 +42,8 @@ class BlobPump:
     ``digest`` and ``size`` are final after ``finish``.
     """
 
-    def __init__(self, source: BinaryIO, compression: str, copy_to: BinaryIO | None = None) -> None:
+    def __init__(self, source: BinaryIO, compression: str, copy_to: BinaryIO | None = None,
+                 abort: Callable[[], None] | None = None) -> None:
         self.blob = HashingReader(source, copy_to=copy_to)
         self.tar = self.blob if compression == NONE else HashingReader(decompress_reader(self.blob, compression))
         self._queue: queue.Queue[bytes] = queue.Queue(_DEPTH)
@@ -48,6 +51,7 @@ class BlobPump:
         self._offset = 0
         self._stopped = False
         self._error: BaseException | None = None
+        self._abort_source = abort
         self._thread = threading.Thread(target=self._run, name="blob-pump", daemon=True)
         self._thread.start()
 
@@ -96,6 +100,8 @@ class BlobPump:
     def stop(self) -> None:
         """End the thread early (extraction failed); it stops after its current chunk."""
         self._stopped = True
+        if self._abort_source is not None and self._thread.is_alive():
+            self._abort_source()   # it may be waiting for the network: Ctrl-C must not wait with it
         while self._thread.is_alive():
             try:
                 self._queue.get(timeout=0.05)   # make room, so that its put() returns

@@ -276,7 +276,9 @@ class ImageStore:
         The blob is hashed as it streams in (checked against ``digest`` and ``size``), the
         tar inside is hashed (checked against ``diff_id``) and extracted into a staging
         directory. Only when every check passes are the blob and the layer renamed into
-        place; otherwise nothing is left in the store.
+        place; otherwise nothing is left in the store. If extraction fails while ``source``
+        is a download (it has an ``abort()`` method), the download is aborted, so that an
+        error or a Ctrl-C never waits for the network.
 
         Raises:
             DigestMismatch: the blob or the tar does not hash to what was announced.
@@ -302,7 +304,7 @@ class ImageStore:
                 tree = stage / "layer"
                 tree.mkdir()
                 # a thread reads, hashes, stores and decompresses; this one extracts (see pump.py)
-                pump = BlobPump(peek, compression, copy_to=writer)
+                pump = BlobPump(peek, compression, copy_to=writer, abort=getattr(source, "abort", None))
                 tar = TarSplitter(pump, stage / "tar-split.json.gz") if split else pump
                 try:
                     if not have_layer:

@@ -267,14 +267,21 @@ class RegistryClient:
         if response.status not in (200, 206):
             body = response.read()
             raise error_of(Response(response.status, response.headers, body, url), f"blob {digest}")
-        return BlobStream(self, response, url)
+        parts = urllib.parse.urlsplit(url)
+        conn = self._local.__dict__.get("pool", {}).get((parts.scheme, parts.netloc))   # the one just used
+        return BlobStream(self, response, url, conn.sock if conn is not None else None)
 
 
 class BlobStream:
-    """A blob being downloaded: ``read(n)`` and ``close()``; a transport failure is kept in ``failure``."""
+    """A blob being downloaded: ``read(n)`` and ``close()``; a transport failure is kept in ``failure``.
 
-    def __init__(self, client: RegistryClient, response: http.client.HTTPResponse, url: str) -> None:
-        self.client, self.response, self.url = client, response, url
+    ``abort()``, from any thread, ends a ``read`` waiting for the network (Ctrl-C, another
+    layer failed): it shuts the socket down, and the read fails at once.
+    """
+
+    def __init__(self, client: RegistryClient, response: http.client.HTTPResponse, url: str,
+                 sock: socket.socket | None = None) -> None:
+        self.client, self.response, self.url, self.sock = client, response, url, sock
         self.length = int(response.getheader("Content-Length") or -1)
         self.received = 0
         self.failure: BaseException | None = None
@@ -294,6 +301,13 @@ class BlobStream:
         if self.on_read is not None:
             self.on_read(len(data))
         return data
+
+    def abort(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass   # already closed
 
     def close(self) -> None:
         if self.failure is not None or not self.response.isclosed():

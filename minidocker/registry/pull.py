@@ -298,7 +298,8 @@ class BlobDownload:
     ...), asks again from where it stopped (``Range: bytes=N-``; a registry answering 200
     instead of 206 sends it all again, and the part already read is skipped), and goes on:
     the reader sees one unbroken stream. After ``attempts`` connections in all it raises.
-    It does not check the digest: whoever stores the bytes does.
+    It does not check the digest: whoever stores the bytes does. ``abort()``, from another
+    thread, ends a read waiting for the network, without retrying.
     """
 
     def __init__(self, client: RegistryClient, repository: str, digest: str, size: int | None, *,
@@ -308,6 +309,7 @@ class BlobDownload:
         self.status = on_status or (lambda *status: None)
         self.received = 0
         self._attempt = 1
+        self._aborted = False
         self._stream = client.open_blob(repository, digest)
 
     def read(self, n: int = -1) -> bytes:
@@ -327,6 +329,8 @@ class BlobDownload:
     def _resume(self, err: RegistryError) -> None:
         """Reconnect after ``err``, at the byte where it stopped; raise once out of attempts."""
         self._stream.close()
+        if self._aborted:
+            raise RegistryError(f"download of blob {self.digest} aborted") from None
         if self._attempt == self.attempts:
             raise RegistryError(f"failed to download blob {self.digest}: {err} (gave up after {self.attempts} "
                                 "attempts)", hint="the store is consistent: pull again to resume") from None
@@ -342,6 +346,10 @@ class BlobDownload:
                 if not data:
                     raise RegistryError(f"failed to download blob {self.digest}: it is shorter than before")
                 skip -= len(data)
+
+    def abort(self) -> None:
+        self._aborted = True
+        self._stream.abort()
 
     def close(self) -> None:
         self._stream.close()
