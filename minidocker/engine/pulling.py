@@ -19,7 +19,7 @@ from __future__ import annotations
 from minidocker.errors import InvalidArgument, MinidockerError, NotFound
 from minidocker.image import Image, ImageStore
 from minidocker.image.reference import parse_reference
-from minidocker.image.store import _looks_like_id as looks_like_id
+from minidocker.image.store import looks_like_id
 
 __all__ = ["PULL_POLICIES", "image_for_run"]
 

@@ -28,7 +28,7 @@ from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, Minidoc
 from minidocker.image.reference import Reference, parse_reference
 from minidocker.record import Record
 
-__all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "parse_reference"]
+__all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "looks_like_id", "parse_reference"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class ImageStore:
         Raises:
             NotFound: no such image.
         """
-        ref = None if _looks_like_id(reference) else parse_reference(reference)
+        ref = None if looks_like_id(reference) else parse_reference(reference)
         image_id = self.refs().get(str(ref)) if ref and ref.tag else None
         if image_id is None:
             if ref is not None and str(ref) == DEFAULT_IMAGE:
@@ -184,7 +184,7 @@ class ImageStore:
     def resolve(self, reference: str) -> str:
         """The image ID of a reference: name:tag, name@digest, full ID or unique ID prefix."""
         refs = self.refs()
-        if not _looks_like_id(reference):
+        if not looks_like_id(reference):
             ref = parse_reference(reference)
             if ref.digest:
                 for image_id, record in self._records():
@@ -202,7 +202,7 @@ class ImageStore:
                 return ids[0]
             if len(ids) > 1:
                 raise Conflict(f"image ID prefix {prefix!r} is ambiguous: {len(ids)} images match")
-        shown = reference if _looks_like_id(reference) else parse_reference(reference).familiar
+        shown = reference if looks_like_id(reference) else parse_reference(reference).familiar
         raise NotFound(f"unable to find image '{shown}' locally",
                        hint="list images with 'minidocker images'; load one with 'minidocker load -i FILE'")
 
@@ -456,7 +456,7 @@ class ImageStore:
         """
         image_id = self.resolve(reference)
         names = _names(self.refs(), image_id)
-        by_name = not _looks_like_id(reference)
+        by_name = not looks_like_id(reference)
         lines = []
         if by_name and len(names) > 1:
             self.untag(reference)
@@ -557,7 +557,8 @@ def _hex(digest: str) -> str:
     return digest[7:]
 
 
-def _looks_like_id(reference: str) -> bool:
+def looks_like_id(reference: str) -> bool:
+    """``sha256:...`` or 64 hex digits: an image ID, never a name to pull (docker's rule)."""
     text = reference.removeprefix("sha256:")
     return reference.startswith("sha256:") or (len(text) == 64 and all(c in "0123456789abcdef" for c in text))
 
