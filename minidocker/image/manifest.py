@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from minidocker.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DOCKER_CONFIG", "DOCKER_LAYER", "DOCKER_LAYER_GZIP", "DOCKER_LIST", "DOCKER_MANIFEST", "INDEX_TYPES",

@@ -23,10 +23,13 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import BinaryIO
 
 from minidocker.image.blobs import HashingReader
 from minidocker.image.compression import NONE, decompress_reader
+
+TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["BlobPump"]
 

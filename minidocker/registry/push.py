@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
 
 from minidocker.errors import DigestMismatch, InvalidArgument
 from minidocker.image.blobs import sha256_digest
@@ -26,7 +24,12 @@ from minidocker.image.reference import parse_reference
 from minidocker.image.store import ImageStore
 from minidocker.registry.client import RegistryClient, RegistryError
 from minidocker.registry.credentials import load_credentials
+from minidocker.registry.parallel import in_threads
 from minidocker.registry.progress import Progress
+
+TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["push", "upload_blob", "with_query"]
 
@@ -122,9 +125,9 @@ def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
     def one(blob: tuple[str, int]) -> None:
         _push_blob(store, client, repository, blob[0], blob[1], mount_from, progress, chunk_size)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="push") as pool:
-        for future in [pool.submit(one, blob) for blob in blobs]:
-            future.result()
+    errors = [outcome for outcome in in_threads(one, blobs, workers, name="push") if isinstance(outcome, Exception)]
+    if errors:
+        raise errors[0]
     config = store.blobs.read(image_id)
     _push_blob(store, client, repository, image_id, len(config), [], None, chunk_size)
     digest = sha256_digest(manifest)
