@@ -130,9 +130,14 @@ def test_a_connection_dropped_every_time_fails_then_a_rerun_resumes(source, targ
         registry.stop()
 
 
-def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(source, tmp_path):
+@pytest.mark.parametrize("layers", [1, 2], ids=["one-layer-main-thread", "two-layers-forked"])
+def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(source, tmp_path, layers):
     """SIGINT to the terminal's process group, as Ctrl-C sends it, while a layer is half-way:
-    the pull and its per-layer children end, and the store keeps no temporary file or name."""
+    the pull (and its per-layer children) end, and the store keeps no temporary file or name."""
+    if layers == 1:
+        source = ImageStore(tmp_path / "one-layer")
+        make_image(source, "app:v1", [layer_tar([("file", "big.bin", bytes(range(256)) * 4096)])],
+                   compression="none")
     registry = _serve(source, "stall")
     root = tmp_path / "root"
     proc = subprocess.Popen([sys.executable, "-m", "minidocker", "pull", registry.reference],

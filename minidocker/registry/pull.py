@@ -206,42 +206,52 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
         else:
             progress.update(short, "Pulling fs layer")
             todo.append(i)
+    if len(todo) == 1:   # the main thread pulls a lone layer: Ctrl-C interrupts it where it waits
+        i = todo[0]
+        short = descriptors[i]["digest"][7:19]
+        results[i] = _pull_layer(store, client, repository, descriptors[i], diff_ids[i],
+                                 lambda *status: progress.update(short, *status), attempts, backoff)
+    elif todo:
+        for i, info in zip(todo, _pull_in_children(store, client, repository, descriptors, diff_ids, todo,
+                                                   progress, workers, attempts, backoff)):
+            results[i] = info
+    client.close()
+    return [r for r in results if r is not None], len(todo)
+
+
+def _pull_in_children(store: ImageStore, client: RegistryClient, repository: str, descriptors: list[dict[str, Any]],
+                      diff_ids: list[str], todo: list[int], progress: Progress, workers: int, attempts: int,
+                      backoff: float) -> list[LayerInfo]:
+    """Several layers at once, each in a forked child: they unpack into separate directories,
+    and tar extraction in Python holds the GIL (bench/registry.py measures it). A thread here
+    waits for each child and relays its progress; the first failure stops the others."""
+    _preload(descriptors)
     stop = threading.Event()
-    # Layers unpack into separate directories, so several can be pulled at once: each in a
-    # forked child, as tar extraction in Python holds the GIL (bench/registry.py measures it).
-    fork = len(todo) > 1 and (os.cpu_count() or 1) > 1
-    if fork:
-        _preload(descriptors)
 
     def one(i: int) -> LayerInfo:
         short = descriptors[i]["digest"][7:19]
 
         def report(*status: Any) -> None:
-            if stop.is_set():   # raised in the layer's reading thread: it ends at its next chunk
+            if stop.is_set():   # the child ends at its next report
                 raise _Stopped(f"pull of layer {short} stopped: another layer failed")
             progress.update(short, *status)
 
         try:
-            if fork:
-                return _pull_layer_in_child(store, client, repository, descriptors[i], diff_ids[i], report,
-                                            attempts, backoff)
-            return _pull_layer(store, client, repository, descriptors[i], diff_ids[i], report, attempts, backoff)
+            return _pull_layer_in_child(store, client, repository, descriptors[i], diff_ids[i], report,
+                                        attempts, backoff)
         except BaseException:
-            stop.set()   # the other layers end at their next progress report
+            stop.set()
             raise
 
     try:
         outcomes = in_threads(one, todo, workers, name="pull")
     except BaseException:
-        stop.set()   # Ctrl-C: the layers stop at their next chunk, their temporary files go
+        stop.set()   # Ctrl-C: the children got it too; one that did not ends at its next report
         raise
-    client.close()
     errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     if errors:
         raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
-    for i, outcome in zip(todo, outcomes):
-        results[i] = outcome
-    return [r for r in results if r is not None], len(todo)
+    return outcomes  # type: ignore[return-value]
 
 
 class _Stopped(RegistryError):
