@@ -44,7 +44,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ACCEPT", "BlobDownload", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
+__all__ = ["ACCEPT", "BlobDownload", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull",
+           "select_manifest"]
 
 ACCEPT = ", ".join((mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST))
 _JSON_LIMIT = 4 << 20
