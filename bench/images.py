@@ -198,14 +198,14 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=100, help="uncompressed image size (default 100)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--minidocker", help="command to time (default: .venv/bin/minidocker, "
-                        "else python -m minidocker)")
+                        "else minidocker on PATH)")
     parser.add_argument("--dir", default="/var/lib", help="where the stores are made (default /var/lib)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root (layers keep their owners; snapshots mount overlays)")
-    launcher = REPO / ".venv" / "bin" / "minidocker"   # what `make setup` installs and users run
-    minidocker = [args.minidocker] if args.minidocker else \
-        [str(launcher)] if launcher.exists() else [sys.executable, "-m", "minidocker"]
+    from startup import find_minidocker
+
+    minidocker = [find_minidocker(args.minidocker)]   # what `make setup` installs and users run
     # Under /var/lib like the default state root: /tmp and /work are where tests keep deleting
     # files, which slows file creation there (see probe_creates).
     work = Path(tempfile.mkdtemp(prefix="minidocker-bench-images-", dir=args.dir))

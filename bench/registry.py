@@ -15,7 +15,7 @@ each (bench/images.py probe_creates), which would charge one run's cleanup to th
 | line | what is timed |
 |---|---|
 | `minidocker pull` | `minidocker pull 127.0.0.1:PORT/bench/image:latest` into an empty store (the command users run: `.venv/bin/minidocker`): manifest, config, 3 layers in parallel forked children, each in one pass as it arrives: hashed, stored, gunzipped, hashed again and unpacked for overlay |
-| `minidocker fetch` | the download half of `minidocker pull` alone (a process running `pull.download_blob` for manifest, config and the 3 layers in parallel threads, each hashed and written through a BlobWriter, fsync and rename), no unpacking: the same work as skopeo's |
+| `minidocker fetch` | the download half of `minidocker pull` alone (a process reading manifest, config and the 3 layers with `pull.BlobDownload` in parallel threads, each hashed and written through a BlobWriter, fsync and rename), no unpacking: the same work as skopeo's |
 | `skopeo copy` | `skopeo copy docker://… oci:DIR:latest`: the same blobs, hashed and written as files (no unpacking) |
 | `docker pull` | `docker pull -q` through a private dockerd 20.10 started for each run (tests/dockerd.py: overlay2, its data root in `--dir`, no firewall or bridge; its start is not timed): download, gunzip, unpack into overlay2; only when `dockerd` is installed (docker.io) |
 
@@ -51,23 +51,30 @@ def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def fetch_only(ref: str, directory: str) -> None:
-    """The download half of a pull: manifest, config and layer blobs into a BlobStore, verified."""
+    """The download half of a pull: manifest, config and layer blobs into a BlobStore, each
+    hashed as it arrives (BlobDownload, as the pull reads it) and renamed into place if right."""
     from concurrent.futures import ThreadPoolExecutor
 
     from minidocker.image.blobs import BlobStore
     from minidocker.image.reference import parse_reference
     from minidocker.registry.client import RegistryClient
-    from minidocker.registry.pull import download_blob, fetch_manifest
+    from minidocker.registry.pull import BlobDownload, fetch_manifest
 
     reference = parse_reference(ref)
     client = RegistryClient(reference.domain)
     body, _, _ = fetch_manifest(client, reference.path, reference.tag)
     manifest = json.loads(body)
     blobs = BlobStore(Path(directory) / "blobs")
-    descriptors = [manifest["config"], *manifest["layers"]]
+
+    def download(descriptor: dict) -> None:
+        digest, size = descriptor["digest"], descriptor["size"]
+        with blobs.writer() as writer, BlobDownload(client, reference.path, digest, size) as source:
+            while chunk := source.read(1 << 20):
+                writer.write(chunk)
+            writer.commit(digest, size)   # verifies the digest and the size
+
     with ThreadPoolExecutor(3) as pool:
-        for future in [pool.submit(download_blob, client, reference.path, d["digest"], d["size"], blobs)
-                       for d in descriptors]:
+        for future in [pool.submit(download, d) for d in [manifest["config"], *manifest["layers"]]]:
             future.result()
 
 
@@ -113,7 +120,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=100, help="uncompressed image size (default 100)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--minidocker", help="command to time (default: .venv/bin/minidocker, "
-                        "else python -m minidocker)")
+                        "else minidocker on PATH)")
     parser.add_argument("--dir", default="/var/lib", help="where stores and copies are made (default /var/lib)")
     parser.add_argument("--fetch-only", nargs=2, metavar=("REF", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -128,10 +135,9 @@ def main() -> None:
     from imagekit import write_layout
     from images import make_layers, probe_creates
     from registrykit import DistributionRegistry
+    from startup import find_minidocker
 
-    launcher = REPO / ".venv" / "bin" / "minidocker"   # what `make setup` installs and users run
-    minidocker = [args.minidocker] if args.minidocker else \
-        [str(launcher)] if launcher.exists() else [sys.executable, "-m", "minidocker"]
+    minidocker = [find_minidocker(args.minidocker)]   # what `make setup` installs and users run
     os.environ["PYTHONPATH"] = str(REPO)
     work = Path(tempfile.mkdtemp(prefix="minidocker-bench-registry-", dir=args.dir))
     registry = None

@@ -44,8 +44,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ACCEPT", "BlobDownload", "download_blob", "fetch_manifest", "host_platform", "parse_platform", "pull",
-           "select_manifest"]
+__all__ = ["ACCEPT", "BlobDownload", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
 
 ACCEPT = ", ".join((mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST))
 _JSON_LIMIT = 4 << 20
@@ -368,31 +367,6 @@ class BlobDownload:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def download_blob(client: RegistryClient, repository: str, digest: str, size: int | None, blobs, *,
-                  attempts: int = 3, backoff: float = 1.0, on_status: Callable[..., None] | None = None) -> None:
-    """Download a blob into a BlobStore, hashed as it arrives; in place only if its digest is right.
-
-    Raises:
-        DigestMismatch: the bytes are not the digest's (nothing is stored).
-        RegistryError: the registry failed, or the connection failed ``attempts`` times.
-    """
-    status = on_status or (lambda *status: None)
-    writer = blobs.writer()
-    try:
-        with BlobDownload(client, repository, digest, size, attempts=attempts, backoff=backoff,
-                          on_status=status) as source:
-            while chunk := source.read(_CHUNK):
-                writer.write(chunk)
-        status("Verifying Checksum")
-        if writer.digest != digest or (size is not None and writer.size != size):
-            raise DigestMismatch(f"failed to verify blob {digest}: the {writer.size} bytes received hash to "
-                                 f"{writer.digest}" + (f" (expected {size} bytes)" if size != writer.size else ""))
-        writer.commit(digest, size)
-    finally:
-        writer.abort()   # a no-op once committed
-    status("Download complete")
 
 
 def _preload(descriptors: list[dict[str, Any]]) -> None:
