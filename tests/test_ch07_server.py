@@ -239,14 +239,7 @@ def test_registry_serve_command_serves_push_and_pull(cli, state_root, tmp_path):
         assert ran.out.strip() == "from-the-registry", ran
     finally:
         cli("rmi", ref)   # busybox keeps one name: later tests expect `rmi busybox` to meet its containers
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        _stop_serving(proc)
 
 
 @pytest.mark.docker
@@ -318,14 +311,7 @@ def test_a_seeded_classroom_registry_mirrors_docker_hub_names(cli, tmp_path):
         assert pulled.code == 0 and pulled.out.strip().endswith("docker.io/course/tools:v1"), pulled
         assert "mirror" not in pulled.out   # no fallback to Docker Hub
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        _stop_serving(proc)
 
 
 def test_pull_by_digest_pins_the_image_and_adds_no_tag(server, store, tmp_path):
@@ -356,3 +342,15 @@ def test_docker_manifest_list_chooses_the_platform(server, tmp_path):
     image = pull(ImageStore(tmp_path / "dst"), f"{server.address}/demo/list:multi", platform="linux/arm64",
                  progress=_quiet())
     assert (image.layers[0] / "arch").read_text() == "arm64"
+
+
+def _stop_serving(proc: subprocess.Popen) -> None:
+    """End a `minidocker registry serve` process as Ctrl-C would (SIGINT), killing it if it hangs."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
