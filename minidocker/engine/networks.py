@@ -35,6 +35,7 @@ from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
+from minidocker.linux import procfs
 from minidocker.network import ipam, names
 from minidocker.network.ports import EPHEMERAL, PortMapping, clashes, host_port_in_use, parse_publish
 from minidocker.paths import StateRoots
@@ -305,21 +306,12 @@ def _ensure_bridge(network: Network) -> int:
 
 # -- endpoints ---------------------------------------------------------------------------------
 
-def _process_start(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields_ = f.read().rsplit(b")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None if fields_[0] == b"Z" else int(fields_[19])
-
-
 def _owner(pid: int) -> list[int]:
-    return [pid, _process_start(pid) or 0]
+    return [pid, procfs.start_time(pid) or 0]
 
 
 def _alive(owner: list[int]) -> bool:
-    return _process_start(owner[0]) == owner[1]
+    return procfs.is_alive(owner[0], owner[1] or None)
 
 
 def _reclaim_stale(store: NetworkStore, network: Network) -> bool:
