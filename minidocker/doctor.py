@@ -25,10 +25,14 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+
+from minidocker.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "CgroupLayout",
@@ -48,29 +52,20 @@ MIN_KERNEL = (5, 0)  # pidfd_open(2) is 5.3, cgroup.kill 5.14; 4.x misses too mu
 PYTHON_RANGE = ((3, 10), (3, 13))  # tested interpreters, inclusive
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Record):
     """One finding. ``required`` checks must pass for containers to run at all."""
 
-    id: str
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    required: bool = True
+    FIELDS = ("id", "name", "ok", "detail", "fix", "required")
+    DEFAULTS = {"fix": "", "required": True}
 
 
 # --- reading the machine --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(Record):
     """One line of /proc/self/mountinfo: where, what filesystem type, from what source."""
 
-    mount_point: str
-    fstype: str
-    source: str
-    super_options: tuple[str, ...]
+    FIELDS = ("mount_point", "fstype", "source", "super_options")
 
 
 def read_mountinfo(path: str | os.PathLike[str] = "/proc/self/mountinfo") -> list[Mount]:
@@ -129,15 +124,11 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class CgroupLayout:
+class CgroupLayout(Record):
     """How cgroups are mounted: "v2" (unified), "v1" (legacy), "hybrid" or "none"."""
 
-    mode: str
-    v1_controllers: tuple[str, ...] = ()
-    v2_path: str | None = None
-    v2_controllers: tuple[str, ...] = ()
-    v1_paths: dict[str, str] = field(default_factory=dict)
+    FIELDS = ("mode", "v1_controllers", "v2_path", "v2_controllers", "v1_paths")
+    DEFAULTS = {"v1_controllers": (), "v2_path": None, "v2_controllers": (), "v1_paths": {}}
 
     def describe(self) -> str:
         """'hybrid: v1 cpu, memory, pids; v2 at /sys/fs/cgroup/unified: hugetlb'."""

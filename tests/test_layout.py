@@ -72,3 +72,62 @@ def test_only_linux_calls_libc():
                  if "linux" not in p.relative_to(PACKAGE).parts and "ctypes" in p.read_text()
                  and any(i == "ctypes" or i.startswith("ctypes.") for i in _imports(p))]
     assert offenders == [], f"only minidocker/linux/ may import ctypes: {offenders}"
+
+
+# --- the one value-object base (minidocker/record.py) -----------------------------------------
+
+def test_no_module_uses_dataclasses_or_namedtuple_for_records():
+    """Records are minidocker.record.Record; only frozen constants (StateRoots, Namespace, ExitStatus) are tuples."""
+    tuples_allowed = {"paths.py", "namespaces.py", "exitstatus.py"}
+    offenders = [str(p) for p in _modules() if "dataclasses" in _imports(p)
+                 or ("collections" in _imports(p) and "namedtuple(" in p.read_text() and p.name not in tuples_allowed)]
+    assert offenders == [], f"use minidocker.record.Record (see its docstring) in: {offenders}"
+
+
+def test_record_builds_init_json_and_equality_from_fields():
+    from minidocker.record import Record
+
+    class Layer(Record):
+        FIELDS = ("digest", "diff_id", "size", "tags")
+        DEFAULTS = {"size": 0, "tags": []}
+        KEYS = {"diff_id": "diffID"}
+
+    a, b = Layer("sha256:a", "sha256:b"), Layer(digest="sha256:a", diff_id="sha256:b")
+    assert a == b and a.size == 0 and a.tags == [] and a.tags is not b.tags
+    assert a.to_json() == {"digest": "sha256:a", "diffID": "sha256:b", "size": 0, "tags": []}
+    assert Layer.from_json({**a.to_json(), "newer": 1}) == a
+    assert repr(a) == "Layer(digest='sha256:a', diff_id='sha256:b', size=0, tags=[])"
+    for bad in (lambda: Layer("x"), lambda: Layer("x", "y", nope=1), lambda: Layer("x", "y", 1, [], 2),
+                lambda: Layer("x", "y", digest="z")):
+        with pytest.raises(TypeError):
+            bad()
+
+
+def test_record_subclass_with_its_own_init_still_works():
+    """Records written before the base built __init__ keep theirs; from_json calls it by keyword."""
+    from minidocker.record import Record
+
+    class Old(Record):
+        FIELDS = ("id", "names")
+
+        def __init__(self, id: str, names: list[str] | None = None) -> None:
+            self.id = id
+            self.names = names or []
+
+    assert Old.from_json({"id": "x"}) == Old("x") and Old("x", ["a"]).to_json() == {"id": "x", "names": ["a"]}
+
+
+@pytest.mark.parametrize("record", [
+    "minidocker.engine.container:Container('0' * 64, 'calm_curie', 'busybox', ['sh'], 1.5, 'running', 42)",
+    "minidocker.engine.networks:Network('1' * 64, 'net', '10.214.0.0/24', '10.214.0.1', 'md-x', 2.0)",
+    "minidocker.image.store:LayerInfo('sha256:a', 'sha256:b', 10, 20, 'application/vnd.oci.image.layer.v1.tar')",
+    "minidocker.network.ports:PortMapping('127.0.0.1', 8080, 80, 'udp')",
+    "minidocker.cgroups.base:Resources(memory_limit=1 << 20, pids_limit=5)",
+])
+def test_persisted_records_round_trip_through_json(record: str):
+    import importlib
+    import json
+
+    module, expression = record.split(":", 1)
+    value = eval(expression, vars(importlib.import_module(module)))
+    assert type(value).from_json(json.loads(json.dumps(value.to_json()))) == value

@@ -43,20 +43,15 @@ class ControllerMissing(CgroupError):
 
 
 class _Record(Record):
-    """A Record built from keywords: ``Resources(memory_limit=...)``, missing fields default."""
+    """Kept for records written before the one base: every field defaults to None."""
 
-    def __init__(self, **values: Any) -> None:
-        unknown = set(values) - set(self.FIELDS)
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown field {sorted(unknown)[0]!r}")
-        for name in self.FIELDS:
-            setattr(self, name, values.get(name, self._default(name)))
-
-    def _default(self, name: str) -> Any:
-        return None
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "DEFAULTS" not in cls.__dict__:
+            cls.DEFAULTS = dict.fromkeys(cls.FIELDS)
 
 
-class Resources(_Record):
+class Resources(Record):
     """The limits minidocker applies, named after OCI ``linux.resources``.
 
     ``memory_swap`` is memory + swap (as in Docker and OCI), -1 for unlimited swap.
@@ -77,6 +72,7 @@ class Resources(_Record):
     cpu_quota: int | None
     cpu_period: int | None
     pids_limit: int | None
+    DEFAULTS = dict.fromkeys(FIELDS)
 
     @classmethod
     def from_oci(cls, resources: Mapping[str, Any] | None) -> Resources:
@@ -135,7 +131,7 @@ class Resources(_Record):
         return needed
 
 
-class CgroupStats(_Record):
+class CgroupStats(Record):
     """One reading of a cgroup's usage, the figures ``docker stats`` shows. None = not available.
 
         memory_current          bytes in use now (page cache included)
@@ -167,11 +163,11 @@ class CgroupStats(_Record):
     pids_rejected: int | None
     taken_at: float
 
-    def _default(self, name: str) -> Any:
-        return {"oom_kills": 0, "taken_at": time.monotonic()}.get(name)
+    DEFAULTS = {**dict.fromkeys(FIELDS), "oom_kills": 0}
 
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.FIELDS if getattr(self, k) is not None}
+    def __post_init__(self) -> None:
+        if self.taken_at is None:
+            self.taken_at = time.monotonic()
 
 
 class Cgroup:

@@ -50,27 +50,13 @@ def _pick(words: tuple[str, ...]) -> str:
 
 
 class Container(Record):
-    """What the engine remembers of a container. ``status`` is Docker's: created, running, exited.
-
-    A Record, not a dataclass: see minidocker/record.py.
-    """
+    """What the engine remembers of a container. ``status`` is Docker's: created, running, exited."""
 
     FILE = "container.json"
     FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed")
-
-    def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
-                 status: str = "created", pid: int | None = None, exit_code: int | None = None,
-                 image_id: str | None = None, oom_killed: bool | None = None) -> None:
-        self.id = id
-        self.name = name
-        self.image = image
-        self.command = command
-        self.created = created
-        self.status = status
-        self.pid = pid
-        self.exit_code = exit_code
-        self.image_id = image_id  # the image's ID (sha256 of its config): rmi and commit follow it
-        self.oom_killed = oom_killed  # the OOM killer killed one of its processes (chapter 04)
+    DEFAULTS = {"status": "created", "pid": None, "exit_code": None,
+                "image_id": None,     # the image's ID (sha256 of its config): rmi and commit follow it
+                "oom_killed": None}   # the OOM killer killed one of its processes (chapter 04)
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:
@@ -78,15 +64,6 @@ class Container(Record):
 
     def directory(self, roots: StateRoots) -> Path:
         return roots.containers / self.id
-
-    def to_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.FIELDS}
-        data["command"] = list(self.command)
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Container:
-        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
     def save(self, roots: StateRoots, durable: bool = True) -> None:
         """Write the record atomically; ``durable=False`` skips the fsync (see atomic.write_bytes)."""

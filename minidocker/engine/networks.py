@@ -39,6 +39,7 @@ from minidocker.linux import procfs
 from minidocker.network import ipam, names
 from minidocker.network.ports import EPHEMERAL, PortMapping, clashes, host_port_in_use, parse_publish
 from minidocker.paths import StateRoots
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # typing, dataclasses and secrets cost ~15 ms of a bridged run's start-up
 if TYPE_CHECKING:
@@ -62,28 +63,16 @@ def _new_id() -> str:
     return os.urandom(32).hex()  # 64 hex digits like Docker's; os.urandom is what secrets uses
 
 
-class Network:
+class Network(Record):
     """A bridge network: one Linux bridge, one subnet, the containers on it."""
 
     FIELDS = ("id", "name", "subnet", "gateway", "bridge", "created", "driver", "endpoints")
-
-    def __init__(self, id: str, name: str, subnet: str, gateway: str, bridge: str, created: float,
-                 driver: str = "bridge", endpoints: dict[str, dict[str, Any]] | None = None) -> None:
-        self.id, self.name, self.subnet, self.gateway = id, name, subnet, gateway
-        self.bridge, self.created, self.driver = bridge, created, driver
-        self.endpoints = {} if endpoints is None else endpoints
+    DEFAULTS = {"driver": "bridge", "endpoints": {}}
 
     @property
     def user_defined(self) -> bool:
         """Only user-defined networks resolve container names (as in Docker)."""
         return self.name != DEFAULT_NETWORK
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.FIELDS}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Network:
-        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
 
 class NetworkStore:

@@ -33,20 +33,14 @@ class ResourceFlags(Record):
     """The resource flags as typed by the user: strings (or numbers), checked by resources_from_flags."""
 
     FIELDS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpu_period", "cpu_quota", "pids_limit")
+    DEFAULTS = dict.fromkeys(FIELDS)
 
-    def __init__(self, memory: str | None = None, memory_swap: str | None = None,
-                 cpus: str | float | None = None, cpu_shares: str | int | None = None,
-                 cpu_period: str | int | None = None, cpu_quota: str | int | None = None,
-                 pids_limit: str | int | None = None) -> None:
-        self.memory = memory
-        self.memory_swap = memory_swap
-        self.cpus = _number("--cpus", cpus, float)
-        self.cpu_shares = _number("--cpu-shares", cpu_shares, int)
-        self.cpu_period = _number("--cpu-period", cpu_period, int)
-        self.cpu_quota = _number("--cpu-quota", cpu_quota, int)
-        self.pids_limit = _number("--pids-limit", pids_limit, int)
-
-
+    def __post_init__(self) -> None:
+        self.cpus = _number("--cpus", self.cpus, float)
+        self.cpu_shares = _number("--cpu-shares", self.cpu_shares, int)
+        self.cpu_period = _number("--cpu-period", self.cpu_period, int)
+        self.cpu_quota = _number("--cpu-quota", self.cpu_quota, int)
+        self.pids_limit = _number("--pids-limit", self.pids_limit, int)
 
 
 

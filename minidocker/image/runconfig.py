@@ -26,6 +26,7 @@ import os
 import stat
 
 from minidocker.errors import InvalidArgument
+from minidocker.record import Record
 
 __all__ = ["DEFAULT_PATH", "RunArgs", "User", "apply_image_config", "command_for", "container_env",
            "merge_config", "merge_env", "read_image_file", "resolve_user"]
@@ -39,32 +40,25 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class RunArgs:
-    """The ``run`` flags that meet the image config (a plain class: dataclasses cost 7 ms)."""
+class RunArgs(Record):
+    """The ``run`` flags that meet the image config."""
 
-    def __init__(self, command: list[str] | None = None, entrypoint: str | None = None,
-                 env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
-                 tty: bool = False, volumes: list[str] | None = None, labels: dict[str, str] | None = None,
-                 expose: list[str] | None = None) -> None:
-        self.command = command or []
-        self.entrypoint = entrypoint
-        self.env = env or []
-        self.workdir = workdir
-        self.user = user
-        self.tty = tty
-        self.volumes = volumes or []
-        self.labels = labels or {}
-        self.expose = expose or []
+    FIELDS = ("command", "entrypoint", "env", "workdir", "user", "tty", "volumes", "labels", "expose")
+    DEFAULTS = {"command": [], "entrypoint": None, "env": [], "workdir": None, "user": None, "tty": False,
+                "volumes": [], "labels": {}, "expose": []}
+
+    def __post_init__(self) -> None:
+        self.command = self.command or []
+        self.env = self.env or []
+        self.volumes = self.volumes or []
+        self.labels = self.labels or {}
+        self.expose = self.expose or []
 
 
-class User:
+class User(Record):
     """Who the process runs as: uid, gid, supplementary gids, home directory."""
 
-    def __init__(self, uid: int, gid: int, additional_gids: list[int], home: str) -> None:
-        self.uid, self.gid, self.additional_gids, self.home = uid, gid, additional_gids, home
-
-    def __repr__(self) -> str:
-        return f"User(uid={self.uid}, gid={self.gid}, additional_gids={self.additional_gids}, home={self.home!r})"
+    FIELDS = ("uid", "gid", "additional_gids", "home")
 
 
 def command_for(config: Mapping[str, Any], command: Sequence[str], entrypoint: str | None) -> list[str]:

@@ -50,20 +50,17 @@ class Image(Record):
         document: the whole config document (``rootfs``, ``history``, ``created`` ...).
         size: the unpacked size in bytes (filled by ``list``).
 
-    A Record, not a dataclass: see minidocker/record.py.
+    Equal when name, tag, layers, config and id are (``COMPARED``): the document and the
+    size are what they were read from.
     """
 
-    FIELDS = ("name", "tag", "layers", "config", "id")
+    FIELDS = ("name", "tag", "layers", "config", "id", "document", "size")
+    DEFAULTS = {"config": {}, "id": "", "document": {}, "size": 0}
+    COMPARED = ("name", "tag", "layers", "config", "id")
 
-    def __init__(self, name: str, tag: str, layers: list[Path], config: dict[str, Any] | None = None,
-                 id: str = "", document: dict[str, Any] | None = None, size: int = 0) -> None:
-        self.name = name
-        self.tag = tag
-        self.layers = layers
-        self.config = {} if config is None else config
-        self.id = id
-        self.document = {} if document is None else document
-        self.size = size
+    def __post_init__(self) -> None:
+        self.config = {} if self.config is None else self.config
+        self.document = {} if self.document is None else self.document
 
     @property
     def reference(self) -> str:
@@ -78,21 +75,7 @@ class LayerInfo(Record):
     """One stored layer: blob digest and media type, its diff_id, blob and tar sizes."""
 
     FIELDS = ("digest", "diff_id", "size", "diff_size", "media_type")
-
-    def __init__(self, digest: str, diff_id: str, size: int, diff_size: int, media_type: str) -> None:
-        self.digest = digest
-        self.diff_id = diff_id
-        self.size = size
-        self.diff_size = diff_size
-        self.media_type = media_type
-
-    def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "diffID": self.diff_id, "size": self.size, "diffSize": self.diff_size,
-                "mediaType": self.media_type}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LayerInfo:
-        return cls(data["digest"], data["diffID"], data["size"], data["diffSize"], data["mediaType"])
+    KEYS = {"diff_id": "diffID", "diff_size": "diffSize", "media_type": "mediaType"}
 
 
 class ImageStore:

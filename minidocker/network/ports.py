@@ -16,33 +16,22 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from collections import namedtuple
-
 from minidocker.errors import InvalidArgument
+from minidocker.record import Record
 
 __all__ = ["EPHEMERAL", "PortMapping", "clashes", "host_port_in_use", "parse_expose", "parse_publish"]
 
 EPHEMERAL = range(32768, 61000)  # /proc/sys/net/ipv4/ip_local_port_range, Docker's default too
 
 
-class PortMapping(namedtuple("PortMapping", "host_ip host_port container_port proto", defaults=("tcp",))):
-    """One published port. ``host_port`` 0 means 'choose one'; ``host_ip`` "" means every address.
+class PortMapping(Record):
+    """One published port. ``host_port`` 0 means 'choose one'; ``host_ip`` "" means every address."""
 
-    A named tuple rather than a dataclass: ``import dataclasses`` costs ~6 ms of every bridged run.
-    """
-
-    __slots__ = ()
+    FIELDS = ("host_ip", "host_port", "container_port", "proto")
+    DEFAULTS = {"proto": "tcp"}
 
     def __str__(self) -> str:
         return f"{self.host_ip or '0.0.0.0'}:{self.host_port}->{self.container_port}/{self.proto}"
-
-    def to_json(self) -> dict[str, object]:
-        return {"host_ip": self.host_ip, "host_port": self.host_port,
-                "container_port": self.container_port, "proto": self.proto}
-
-    @classmethod
-    def from_json(cls, data: dict) -> PortMapping:
-        return cls(data["host_ip"], data["host_port"], data["container_port"], data.get("proto", "tcp"))
 
 
 def _port(text: str, spec: str, allow_zero: bool = False) -> int:

@@ -21,16 +21,17 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from minidocker.errors import MinidockerError
+from minidocker.record import Record
 from minidocker.storage.whiteout import OPAQUE_XATTR, make_whiteout, set_opaque, whiteout_target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import BinaryIO
+
     from minidocker.storage.tarsplit import TarSplitter  # chapter 06: a layer tar kept as its tree
 
 __all__ = ["LayerStats", "UnsafeLayer", "apply_layer", "clean_name"]
@@ -46,16 +47,16 @@ class UnsafeLayer(MinidockerError):
     """A layer tar entry that extraction refuses (path escape, device node, bad name ...)."""
 
 
-@dataclass
-class LayerStats:
-    """What one application did: entries, bytes of file data, whiteouts and opaque directories."""
+class LayerStats(Record):
+    """What one application did: entries, bytes of file data, whiteouts and opaque directories.
 
-    entries: int = 0
-    bytes: int = 0
-    whiteouts: int = 0
-    opaque: int = 0
-    replaced: int = 0      # paths removed on the way (a later entry or a whiteout took them)
-    created: set[str] = field(default_factory=set, repr=False)
+    ``replaced``: paths removed on the way (a later entry or a whiteout took them);
+    ``created``: the paths written, left out of == and repr.
+    """
+
+    FIELDS = ("entries", "bytes", "whiteouts", "opaque", "replaced", "created")
+    DEFAULTS = {"entries": 0, "bytes": 0, "whiteouts": 0, "opaque": 0, "replaced": 0, "created": set()}
+    COMPARED = ("entries", "bytes", "whiteouts", "opaque", "replaced")
 
 
 def clean_name(name: str) -> str:

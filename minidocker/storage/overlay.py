@@ -38,10 +38,6 @@ class Snapshot(Record):
 
     FIELDS = ("directory", "lowers")
 
-    def __init__(self, directory: Path, lowers: list[Path]) -> None:
-        self.directory = directory
-        self.lowers = lowers
-
     @property
     def upper(self) -> Path:
         return self.directory / "upper"
