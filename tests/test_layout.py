@@ -17,7 +17,7 @@ LAYERS = {
     "runtime": 3, "image": 3, "registry": 3, "build": 3,
     "engine": 4, "doctor": 4,
     "api": 5,
-    "cli": 6, "__main__": 6,
+    "cli": 6, "__main__": 6, "coursemap": 6,
 }
 
 
