@@ -7,7 +7,8 @@ skopeo and docker push to it and pull from it. Routes::
     GET  /v2/_catalog?n=&last=                      repositories, paginated with a Link header
     GET  /v2/<name>/tags/list?n=&last=              tags, sorted, paginated
     HEAD|GET|PUT|DELETE /v2/<name>/manifests/<tag|digest>
-    HEAD|GET|DELETE     /v2/<name>/blobs/<digest>   (GET honours Range: bytes=a-b)
+    HEAD|GET|DELETE     /v2/<name>/blobs/<digest>   (GET honours Range: bytes=a-b, a-, -n)
+    GET  /v2/<name>/referrers/<digest>?artifactType=   the manifests whose subject is <digest> (an index)
     POST  /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]   a session (202), a monolithic upload or a mount (201)
     PATCH|PUT|GET|DELETE /v2/<name>/blobs/uploads/<uuid>      append (Content-Range checked), finish (?digest=), status, cancel
 
@@ -17,6 +18,10 @@ On disk (``--root``, default ``$MINIDOCKER_ROOT/lib/registry``)::
     repositories/<name>/_layers/<hex>    blob linked into the repository (a blob is served only where linked)
     repositories/<name>/_manifests/<hex> a manifest of the repository; the file holds its media type
     repositories/<name>/_tags/<tag>      the digest a tag points to
+    repositories/<name>/_referrers/<subject hex>/<hex>   a manifest's descriptor, under the subject it names
+
+A digest names its algorithm, sha256 or sha512 (blobs/sha512/<hex>); the files under a
+repository are named by the hex part alone, whose length (64 or 128) tells the two apart.
 
 An upload streams into a BlobWriter, which hashes as it writes and renames into place only
 when ``PUT ?digest=`` matches. Where registry 2.8 is lenient (Content-Range, ``?n=`` on tags,
@@ -39,7 +44,8 @@ from typing import Any
 from minidocker.atomic import write_bytes
 from minidocker.errors import DigestMismatch
 from minidocker.image import manifest as mf
-from minidocker.image.blobs import BlobStore, BlobWriter, sha256_digest
+from minidocker.image.blobs import BlobStore, BlobWriter, digest_of
+from minidocker.image.reference import DIGEST_PATTERN
 
 __all__ = ["RegistryServer", "load_htpasswd", "verify_password"]
 
@@ -53,12 +59,19 @@ _ROUTES = [
     ("uploads", re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$")),
     ("upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[a-f0-9-]+)$")),
     ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$")),
+    ("referrers", re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$")),
 ]
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MANIFEST_TYPES = (mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST)
 _MANIFEST_LIMIT = 4 << 20
 _CHUNK = 1 << 20
+# Layers a registry may store without their blob: their content lives at the descriptor's ``urls``.
+# See: image-spec layer.md "Non-distributable" and Docker's foreign layers.
+_NONDISTRIBUTABLE = ("application/vnd.oci.image.layer.nondistributable.v1.tar",
+                     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+                     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
 
 
 def load_htpasswd(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -175,6 +188,9 @@ class RegistryServer(ThreadingHTTPServer):
     def resolve(self, name: str, reference: str) -> str | None:
         if _DIGEST.match(reference):
             return reference
+        if ":" in reference:   # a digest, but not one of the registered algorithms
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {reference!r}: sha256 or sha512 expected",
+                         reference)
         try:
             return (self.repo(name) / "_tags" / reference).read_text().strip()
         except (FileNotFoundError, NotADirectoryError):
@@ -186,6 +202,22 @@ class RegistryServer(ThreadingHTTPServer):
             return None
         tags = directory / "_tags"
         return sorted(os.listdir(tags)) if tags.is_dir() else []
+
+    def add_referrer(self, name: str, subject: str, descriptor: dict[str, Any]) -> None:
+        directory = self.repo(name) / "_referrers" / subject[7:]
+        directory.mkdir(parents=True, exist_ok=True)
+        write_bytes(directory / descriptor["digest"][7:], json.dumps(descriptor).encode(), durable=False)
+
+    def remove_referrer(self, name: str, digest: str) -> None:
+        base = self.repo(name) / "_referrers"
+        for subject in os.listdir(base) if base.is_dir() else []:
+            (base / subject / digest[7:]).unlink(missing_ok=True)
+
+    def referrers(self, name: str, subject: str) -> list[dict[str, Any]]:
+        """The descriptors of the manifests that name ``subject``, oldest first (as pushed)."""
+        directory = self.repo(name) / "_referrers" / subject[7:]
+        entries = sorted(directory.iterdir(), key=lambda p: p.stat().st_mtime_ns) if directory.is_dir() else []
+        return [json.loads(entry.read_bytes()) for entry in entries]
 
     def repositories(self) -> list[str]:
         base = self.root / "repositories"
@@ -403,10 +435,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Error(400, "MANIFEST_INVALID", f"mediaType {document.get('mediaType')!r} does not match "
                          f"Content-Type {content_type!r}")
         self._check_references(name, document, media_type)
-        digest = sha256_digest(data)
+        # A manifest pushed by digest is named with that digest's algorithm; by tag, sha256.
+        digest = digest_of(data, ref.partition(":")[0] if _DIGEST.match(ref) else "sha256")
         if _DIGEST.match(ref) and ref != digest:
             raise _Error(400, "DIGEST_INVALID", f"manifest hashes to {digest}, not {ref}")
-        self.server.blobs.put(data)
+        self.server.blobs.put(data, digest)
         manifests = self.server.repo(name) / "_manifests"
         manifests.mkdir(parents=True, exist_ok=True)
         write_bytes(manifests / digest[7:], media_type.encode(), durable=False)
@@ -414,9 +447,19 @@ class _Handler(BaseHTTPRequestHandler):
             tags = self.server.repo(name) / "_tags"
             tags.mkdir(exist_ok=True)
             write_bytes(tags / ref, digest.encode(), durable=False)
-        self._send(201, b"", {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest})
+        headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
+        subject = document.get("subject")
+        if subject is not None:
+            # SPEC: the subject need not exist (yet): a signature may be pushed before its image.
+            self.server.add_referrer(name, subject["digest"], _referrer_descriptor(document, media_type,
+                                                                                   digest, len(data)))
+            headers["OCI-Subject"] = subject["digest"]
+        self._send(201, b"", headers)
 
     def _check_references(self, name: str, document: dict[str, Any], media_type: str) -> None:
+        subject = document.get("subject")
+        if subject is not None and not (isinstance(subject, dict) and _DIGEST.match(str(subject.get("digest")))):
+            raise _Error(400, "MANIFEST_INVALID", "manifest invalid: subject must be a descriptor with a digest")
         if media_type in mf.INDEX_TYPES:
             children = document.get("manifests")
             if not isinstance(children, list):
@@ -432,7 +475,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Error(400, "MANIFEST_INVALID", "manifest invalid: schemaVersion must be 2")
         for descriptor in [document["config"], *document["layers"]]:
             digest = descriptor.get("digest", "") if isinstance(descriptor, dict) else ""
-            if not _DIGEST.match(digest) or not self.server.linked(name, digest):
+            if not _DIGEST.match(digest):
+                raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r} in manifest", digest)
+            if descriptor.get("mediaType") in _NONDISTRIBUTABLE:
+                continue   # its blob lives at its urls, never here
+            if not self.server.linked(name, digest):
                 raise _Error(400, "MANIFEST_BLOB_UNKNOWN", "manifest blob unknown to registry", digest)
 
     def manifest_delete(self, name: str, ref: str) -> None:
@@ -445,13 +492,29 @@ class _Handler(BaseHTTPRequestHandler):
                 if (tags / tag).read_text().strip() == digest:
                     (tags / tag).unlink(missing_ok=True)
             (self.server.repo(name) / "_manifests" / digest[7:]).unlink(missing_ok=True)
+            self.server.remove_referrer(name, digest)
         self._send(202)
+
+    # -- referrers --------------------------------------------------------------------------
+
+    def referrers_get(self, name: str, digest: str) -> None:
+        """The referrers API (distribution-spec 1.1): always an index, empty for an unknown subject."""
+        if not _DIGEST.match(digest):
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r}", digest)
+        descriptors = self.server.referrers(name, digest)
+        headers = {}
+        wanted = self._param("artifactType")
+        if wanted is not None:
+            descriptors = [d for d in descriptors if d.get("artifactType") == wanted]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        index = {"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": descriptors}
+        self._send(200, json.dumps(index).encode(), headers, content_type=mf.OCI_INDEX)
 
     # -- blobs ------------------------------------------------------------------------------
 
     def _blob(self, name: str, digest: str) -> int:
         if not _DIGEST.match(digest):
-            raise _Error(400, "DIGEST_INVALID", "provided digest did not match uploaded content", digest)
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r}: sha256 or sha512 expected", digest)
         if not self.server.linked(name, digest):
             raise _Error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest)
         return self.server.blobs.size(digest)
@@ -468,11 +531,7 @@ class _Handler(BaseHTTPRequestHandler):
                    "Content-Type": "application/octet-stream", "Cache-Control": "max-age=31536000"}
         wanted = self.headers.get("Range")
         if wanted:
-            match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
-            if not match or int(match[1]) >= size or (match[2] and int(match[2]) < int(match[1])):
-                raise _Error(416, "RANGE_INVALID", f"invalid range {wanted!r} for {size} bytes",
-                             headers={"Content-Range": f"bytes */{size}"})
-            start, end = int(match[1]), min(size - 1, int(match[2])) if match[2] else size - 1
+            start, end = _byte_range(wanted, size)
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
@@ -554,7 +613,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _finish(self, name: str, writer: BlobWriter, digest: str) -> None:
         try:
             if not _DIGEST.match(digest):
-                raise _Error(400, "DIGEST_INVALID", "a digest parameter sha256:<hex> is required", digest)
+                raise _Error(400, "DIGEST_INVALID", "a digest parameter sha256:<hex> or sha512:<hex> is required",
+                             digest)
             for chunk in self._body_chunks():
                 writer.write(chunk)
             try:
@@ -572,3 +632,40 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.uploads.pop(uuid, None)
         writer.abort()
         self._send(204)
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int]:
+    """The first and last byte a ``Range`` header asks for: ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n``.
+
+    416 (with ``Content-Range: bytes */SIZE``) when it is malformed or starts past the end.
+    See: RFC 9110 section 14.1.2 (byte ranges).
+    """
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    first, last = (match[1], match[2]) if match else ("", "")
+    if first:
+        start = int(first)
+        end = min(size - 1, int(last)) if last else size - 1
+        valid = start < size and (not last or int(last) >= start)
+    else:   # a suffix: the last n bytes
+        n = int(last) if last else 0
+        start, end = max(0, size - n), size - 1
+        valid = n > 0 and size > 0
+    if not valid:
+        raise _Error(416, "RANGE_INVALID", f"invalid range {header!r} for {size} bytes",
+                     headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def _referrer_descriptor(document: dict[str, Any], media_type: str, digest: str, size: int) -> dict[str, Any]:
+    """How the referrers API lists a manifest: its descriptor, artifactType and annotations.
+
+    ``artifactType`` is the manifest's own, else its config's media type (the spec's rule for
+    image manifests that carry an artifact in their config).
+    """
+    descriptor: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
+    artifact_type = document.get("artifactType") or (document.get("config") or {}).get("mediaType")
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if document.get("annotations"):
+        descriptor["annotations"] = document["annotations"]
+    return descriptor

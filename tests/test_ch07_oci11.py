@@ -1,0 +1,261 @@
+"""Chapter 07: the parts of the OCI distribution spec 1.1 our registry serves beyond registry 2.8's core.
+
+Each test sends the spec's own requests to ``registry serve`` and checks its answers: byte ranges
+(suffix, open, past the end), sha512 digests, the referrers API and ``subject``, non-distributable
+layers, digests whose algorithm is not registered. Bad input stores nothing.
+See: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from imagekit import whiteout_image_layers
+from registrykit import make_image
+
+from minidocker.image import ImageStore
+from minidocker.image import manifest as mf
+from minidocker.registry.artifacts import attach, referrers
+from minidocker.registry.client import RegistryClient
+from minidocker.registry.progress import Progress
+from minidocker.registry.pull import pull
+from minidocker.registry.push import push
+from minidocker.registry.server import RegistryServer
+
+pytestmark = [pytest.mark.ch07]
+
+EMPTY = b"{}"
+SBOM_TYPE = "application/spdx+json"
+SIGNATURE_TYPE = "application/vnd.example.signature.v1"
+
+
+@pytest.fixture
+def server(tmp_path):
+    with RegistryServer(tmp_path / "registry", ("127.0.0.1", 0)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server) -> RegistryClient:
+    return RegistryClient(server.address)
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def _upload(client: RegistryClient, repo: str, data: bytes, digest: str) -> None:
+    client.request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", body=data, expect=(201,))
+
+
+def _image_manifest(client: RegistryClient, repo: str, layer: bytes, digest=_sha256, **extra) -> tuple[bytes, str]:
+    """A one-layer image pushed by digest; returns (manifest bytes, manifest digest)."""
+    _upload(client, repo, EMPTY, digest(EMPTY))
+    _upload(client, repo, layer, digest(layer))
+    document = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(EMPTY),
+                           "size": len(EMPTY)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(layer),
+                            "size": len(layer)}], **extra}
+    data = json.dumps(document).encode()
+    return data, digest(data)
+
+
+def _put_manifest(client: RegistryClient, repo: str, ref: str, data: bytes, expect=(201,)):
+    return client.request("PUT", f"/v2/{repo}/manifests/{ref}", headers={"Content-Type": mf.OCI_MANIFEST},
+                          body=data, expect=expect)
+
+
+# -- byte ranges ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("header", "status", "expected", "content_range"), [
+    ("bytes=10-19", 206, slice(10, 20), "bytes 10-19/100"),
+    ("bytes=90-", 206, slice(90, 100), "bytes 90-99/100"),        # open: from 90 to the end
+    ("bytes=-25", 206, slice(75, 100), "bytes 75-99/100"),        # suffix: the last 25 bytes
+    ("bytes=-500", 206, slice(0, 100), "bytes 0-99/100"),         # a suffix longer than the blob: all of it
+    ("bytes=95-500", 206, slice(95, 100), "bytes 95-99/100"),     # an end past the end is cut
+])
+def test_blob_ranges_open_and_suffix(client, header, status, expected, content_range):
+    data = bytes(range(100))
+    _upload(client, "r/blob", data, _sha256(data))
+    answer = client.request("GET", f"/v2/r/blob/blobs/{_sha256(data)}", headers={"Range": header}, expect=(status,))
+    assert answer.body == data[expected]
+    assert answer.header("Content-Range") == content_range
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-200", "bytes=-0", "bytes=20-10", "lines=1-2"])
+def test_a_range_past_the_end_or_malformed_is_416_with_the_size(client, header):
+    data = bytes(100)
+    _upload(client, "r/blob", data, _sha256(data))
+    answer = client.request("GET", f"/v2/r/blob/blobs/{_sha256(data)}", headers={"Range": header},
+                            expect=(416,))
+    assert answer.header("Content-Range") == "bytes */100"
+
+
+# -- sha512 --------------------------------------------------------------------------------------
+
+def test_sha512_blobs_uploads_and_manifests(server, client, tmp_path):
+    layer = b"a layer named by its sha512" * 40
+    data, digest = _image_manifest(client, "r/512", layer, digest=_sha512)
+    put = _put_manifest(client, "r/512", digest, data)
+    assert put.header("Docker-Content-Digest") == digest
+    got = client.request("GET", f"/v2/r/512/manifests/{digest}")
+    assert got.body == data and got.header("Docker-Content-Digest") == digest
+    assert client.request("GET", f"/v2/r/512/blobs/{_sha512(layer)}").body == layer
+    assert (server.root / "blobs" / "sha512" / _sha512(layer)[7:]).read_bytes() == layer
+    # a chunked upload finished under a sha512 digest
+    start = client.request("POST", "/v2/r/512/blobs/uploads/", expect=(202,))
+    location = start.header("Location")
+    client.request("PATCH", location, headers={"Content-Range": "0-9"}, body=b"0123456789", expect=(202,))
+    done = client.request("PUT", f"{location}?digest={_sha512(b'0123456789')}", body=b"", expect=(201,))
+    assert done.header("Docker-Content-Digest") == _sha512(b"0123456789")
+
+
+def test_a_blob_that_does_not_match_its_sha512_digest_is_refused_and_not_stored(server, client):
+    answer = client.request("POST", f"/v2/r/512/blobs/uploads/?digest={_sha512(b'other bytes')}",
+                            body=b"these bytes", expect=(400,))
+    assert answer.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert not (server.root / "blobs" / "sha512").exists() or not any((server.root / "blobs" / "sha512").iterdir())
+    assert not list((server.root / "blobs").glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("digest", ["md5:" + "0" * 32, "sha384:" + "0" * 96, "sha256:ABC", "sha512:" + "0" * 64])
+def test_a_digest_whose_algorithm_is_not_registered_is_digest_invalid(client, digest):
+    for method, path in (("GET", f"/v2/r/x/blobs/{digest}"), ("GET", f"/v2/r/x/manifests/{digest}"),
+                         ("GET", f"/v2/r/x/referrers/{digest}")):
+        answer = client.request(method, path, expect=(400,))
+        assert answer.json()["errors"][0]["code"] == "DIGEST_INVALID", (method, path, answer.body)
+
+
+def test_our_client_pulls_an_image_whose_layer_and_manifest_are_sha512(server, client, tmp_path):
+    store = ImageStore(tmp_path / "src")
+    make_image(store, "app:v1", whiteout_image_layers("docker"))
+    image_id = store.resolve("app:v1")
+    layers = store.layers_of(image_id)
+    config = store.blobs.read(image_id)
+    _upload(client, "r/app", config, _sha512(config))
+    descriptors = []
+    for layer in layers:
+        blob = store.blobs.read(layer.digest)
+        _upload(client, "r/app", blob, _sha512(blob))
+        descriptors.append({"mediaType": layer.media_type, "digest": _sha512(blob), "size": len(blob)})
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": _sha512(config), "size": len(config)},
+                           "layers": descriptors}).encode()
+    _put_manifest(client, "r/app", _sha512(manifest), manifest)
+    pulled = pull(ImageStore(tmp_path / "dst"), f"{server.address}/r/app@{_sha512(manifest)}",
+                  progress=Progress(quiet=True))
+    assert pulled.id == image_id   # the image ID is the config's sha256, whatever the registry named it
+
+
+# -- subject and referrers -----------------------------------------------------------------------
+
+def test_referrers_of_an_unknown_subject_is_an_empty_index(client):
+    answer = client.request("GET", f"/v2/r/x/referrers/{_sha256(b'nothing')}")
+    assert answer.header("Content-Type") == mf.OCI_INDEX
+    assert answer.json() == {"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": []}
+
+
+def test_a_manifest_with_a_subject_answers_oci_subject_and_is_listed_with_its_artifact_type(client):
+    image, image_digest = _image_manifest(client, "r/app", b"layer")
+    _put_manifest(client, "r/app", "v1", image)
+    subject = {"mediaType": mf.OCI_MANIFEST, "digest": image_digest, "size": len(image)}
+    sbom, sbom_digest = _image_manifest(client, "r/app", b'{"spdx": 1}', artifactType=SBOM_TYPE, subject=subject,
+                                        annotations={"org.example": "sbom"})
+    put = _put_manifest(client, "r/app", sbom_digest, sbom)
+    assert put.header("OCI-Subject") == image_digest
+    listed = client.request("GET", f"/v2/r/app/referrers/{image_digest}").json()
+    assert listed["manifests"] == [{"mediaType": mf.OCI_MANIFEST, "digest": sbom_digest, "size": len(sbom),
+                                    "artifactType": SBOM_TYPE, "annotations": {"org.example": "sbom"}}]
+
+
+def test_referrers_filter_by_artifact_type_and_say_so(client):
+    image, image_digest = _image_manifest(client, "r/app", b"layer")
+    _put_manifest(client, "r/app", "v1", image)
+    subject = {"mediaType": mf.OCI_MANIFEST, "digest": image_digest, "size": len(image)}
+    for artifact_type, content in ((SBOM_TYPE, b"sbom"), (SIGNATURE_TYPE, b"sig")):
+        data, digest = _image_manifest(client, "r/app", content, artifactType=artifact_type, subject=subject)
+        _put_manifest(client, "r/app", digest, data)
+    everything = client.request("GET", f"/v2/r/app/referrers/{image_digest}")
+    assert [d["artifactType"] for d in everything.json()["manifests"]] == [SBOM_TYPE, SIGNATURE_TYPE]
+    assert everything.header("OCI-Filters-Applied") is None
+    only = client.request("GET", f"/v2/r/app/referrers/{image_digest}?artifactType={SIGNATURE_TYPE}")
+    assert [d["artifactType"] for d in only.json()["manifests"]] == [SIGNATURE_TYPE]
+    assert only.header("OCI-Filters-Applied") == "artifactType"
+
+
+def test_a_subject_that_does_not_exist_yet_is_accepted(client):
+    missing = _sha256(b"an image pushed later")
+    data, digest = _image_manifest(client, "r/app", b"sig", artifactType=SIGNATURE_TYPE,
+                                   subject={"mediaType": mf.OCI_MANIFEST, "digest": missing, "size": 10})
+    assert _put_manifest(client, "r/app", digest, data).header("OCI-Subject") == missing
+    assert client.request("GET", f"/v2/r/app/referrers/{missing}").json()["manifests"][0]["digest"] == digest
+
+
+def test_an_index_with_a_subject_is_a_referrer_too_and_deleting_it_unlists_it(client):
+    image, image_digest = _image_manifest(client, "r/app", b"layer")
+    _put_manifest(client, "r/app", image_digest, image)
+    index = json.dumps({"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "artifactType": SBOM_TYPE,
+                        "manifests": [{"mediaType": mf.OCI_MANIFEST, "digest": image_digest, "size": len(image)}],
+                        "subject": {"mediaType": mf.OCI_MANIFEST, "digest": image_digest,
+                                    "size": len(image)}}).encode()
+    client.request("PUT", f"/v2/r/app/manifests/{_sha256(index)}", headers={"Content-Type": mf.OCI_INDEX},
+                   body=index, expect=(201,))
+    assert [d["mediaType"] for d in client.request("GET", f"/v2/r/app/referrers/{image_digest}").json()[
+        "manifests"]] == [mf.OCI_INDEX]
+    client.request("DELETE", f"/v2/r/app/manifests/{_sha256(index)}", expect=(202,))
+    assert client.request("GET", f"/v2/r/app/referrers/{image_digest}").json()["manifests"] == []
+
+
+def test_a_subject_that_is_not_a_descriptor_is_manifest_invalid_and_nothing_is_stored(server, client):
+    data, digest = _image_manifest(client, "r/app", b"sig", subject="sha256:" + "0" * 64)
+    answer = _put_manifest(client, "r/app", digest, data, expect=(400,))
+    assert answer.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+    assert not server.blobs.exists(digest)
+
+
+def test_our_client_attaches_an_sbom_to_a_pushed_image_and_finds_it_again(server, tmp_path):
+    store = ImageStore(tmp_path / "store")
+    make_image(store, "app:v1", whiteout_image_layers("docker"))
+    ref = f"{server.address}/demo/app:v1"
+    store.tag("app:v1", ref)
+    image_digest = push(store, ref, progress=Progress(quiet=True))
+    sbom = json.dumps({"spdxVersion": "SPDX-2.3", "name": "app"}).encode()
+    attached = attach(ref, SBOM_TYPE, sbom, annotations={"org.opencontainers.image.created": "2026-12-01"})
+    found = referrers(ref, artifact_type=SBOM_TYPE)
+    assert [d["digest"] for d in found] == [attached]
+    assert found[0]["artifactType"] == SBOM_TYPE
+    assert referrers(ref, artifact_type=SIGNATURE_TYPE) == []
+    manifest = RegistryClient(server.address).request("GET", f"/v2/demo/app/manifests/{attached}").json()
+    assert manifest["subject"]["digest"] == image_digest
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+
+
+# -- non-distributable layers ---------------------------------------------------------------------
+
+def test_a_manifest_with_a_foreign_layer_is_stored_without_its_blob(server, client):
+    _upload(client, "r/win", EMPTY, _sha256(EMPTY))
+    foreign = {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+               "digest": _sha256(b"never uploaded"), "size": 14, "urls": ["https://example.invalid/layer"]}
+    data = json.dumps({"schemaVersion": 2, "mediaType": mf.DOCKER_MANIFEST,
+                       "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                                  "digest": _sha256(EMPTY), "size": 2}, "layers": [foreign]}).encode()
+    client.request("PUT", "/v2/r/win/manifests/v1", headers={"Content-Type": mf.DOCKER_MANIFEST}, body=data,
+                   expect=(201,))
+    assert client.request("GET", "/v2/r/win/manifests/v1").body == data
+    assert not server.blobs.exists(foreign["digest"])
+    # an ordinary layer still needs its blob
+    ordinary = {**foreign, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip"}
+    data = json.dumps({"schemaVersion": 2, "mediaType": mf.DOCKER_MANIFEST,
+                       "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                                  "digest": _sha256(EMPTY), "size": 2}, "layers": [ordinary]}).encode()
+    answer = client.request("PUT", "/v2/r/win/manifests/v2", headers={"Content-Type": mf.DOCKER_MANIFEST},
+                            body=data, expect=(400,))
+    assert answer.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
