@@ -259,3 +259,65 @@ def test_a_manifest_with_a_foreign_layer_is_stored_without_its_blob(server, clie
     answer = client.request("PUT", "/v2/r/win/manifests/v2", headers={"Content-Type": mf.DOCKER_MANIFEST},
                             body=data, expect=(400,))
     assert answer.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+
+
+# -- deletion and garbage collection --------------------------------------------------------------
+
+def test_deleting_a_tag_keeps_the_manifest_deleting_a_digest_removes_it_and_its_tags(client):
+    data, digest = _image_manifest(client, "r/app", b"layer")
+    _put_manifest(client, "r/app", "v1", data)
+    _put_manifest(client, "r/app", "v2", data)
+    client.request("DELETE", "/v2/r/app/manifests/v1", expect=(202,))
+    assert client.request("GET", "/v2/r/app/tags/list").json()["tags"] == ["v2"]
+    assert client.request("GET", f"/v2/r/app/manifests/{digest}").body == data
+    client.request("DELETE", f"/v2/r/app/manifests/{digest}", expect=(202,))
+    assert client.request("GET", "/v2/r/app/tags/list").json()["tags"] == []
+    assert client.request("GET", f"/v2/r/app/manifests/{digest}", expect=(404,)).json()["errors"][0]["code"] \
+        == "MANIFEST_UNKNOWN"
+    assert client.request("DELETE", "/v2/r/app/manifests/v9", expect=(404,)).json()["errors"][0]["code"] \
+        == "MANIFEST_UNKNOWN"
+
+
+def test_gc_removes_only_the_blobs_no_manifest_references(cli, server, client, tmp_path):
+    kept, kept_digest = _image_manifest(client, "r/keep", b"kept layer")
+    _put_manifest(client, "r/keep", "v1", kept)
+    gone, gone_digest = _image_manifest(client, "r/gone", b"layer of a deleted image")
+    _put_manifest(client, "r/gone", "v1", gone)
+    client.request("DELETE", f"/v2/r/gone/manifests/{gone_digest}", expect=(202,))
+    _upload(client, "r/gone", b"an orphan blob", _sha256(b"an orphan blob"))
+    root = str(server.root)
+    dry = cli("registry", "gc", "--root", root, "--dry-run")
+    assert dry.code == 0, dry
+    assert sorted(line.split()[-1] for line in dry.out.splitlines() if line.startswith("blob eligible")) == sorted(
+        [gone_digest, _sha256(b"layer of a deleted image"), _sha256(b"an orphan blob")])
+    assert server.blobs.exists(gone_digest)
+    done = cli("registry", "gc", "--root", root)
+    assert done.code == 0 and "3 eligible for deletion" in done.out, done
+    for digest in (gone_digest, _sha256(b"layer of a deleted image"), _sha256(b"an orphan blob")):
+        assert not server.blobs.exists(digest), digest
+    for digest in (kept_digest, _sha256(b"kept layer"), _sha256(EMPTY)):   # EMPTY is shared: still referenced
+        assert server.blobs.exists(digest), digest
+    assert client.request("GET", "/v2/r/keep/manifests/v1").body == kept
+    client.request("GET", f"/v2/r/gone/blobs/{_sha256(b'an orphan blob')}", expect=(404,))
+
+
+# -- bad input: the spec's error code, nothing stored ----------------------------------------------
+
+def test_a_manifest_over_4_mib_is_refused_and_not_stored(server, client):
+    huge = json.dumps({"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST, "annotations": {"x": "y" * (4 << 20)},
+                       "config": {}, "layers": []}).encode()
+    answer = _put_manifest(client, "r/big", "v1", huge, expect=(413,))
+    assert answer.json()["errors"][0]["code"] == "SIZE_INVALID"
+    assert client.request("GET", "/v2/r/big/tags/list", expect=(404,)).json()["errors"][0]["code"] == "NAME_UNKNOWN"
+    assert not server.blobs.exists(_sha256(huge))
+
+
+def test_an_upload_session_of_another_repository_is_unknown(server, client):
+    start = client.request("POST", "/v2/r/mine/blobs/uploads/", expect=(202,))
+    uuid = start.header("Location").rsplit("/", 1)[1]
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        answer = client.request(method, f"/v2/r/other/blobs/uploads/{uuid}?digest={_sha256(b'x')}", body=b"x",
+                                expect=(404,))
+        assert answer.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN", method
+    assert not server.blobs.exists(_sha256(b"x"))
+    client.request("GET", f"/v2/r/mine/blobs/uploads/{uuid}", expect=(204,))   # still the owner's

@@ -154,7 +154,11 @@ def _registry_commands() -> list[Command]:
         Option("--htpasswd", "require Basic auth with these bcrypt users (htpasswd -B)", "value", "FILE"),
         Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
         Option("-q --quiet", "no access log")])
-    return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
+    gc = Command("gc", "Remove the blobs no manifest of a stopped registry references", commands.registry_gc,
+                 options=[Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value",
+                                 "DIR"),
+                          Option("--dry-run", "only list what would be removed", dest="dry_run")])
+    return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve, gc])]
 
 
 def _insecure_option() -> Option:
