@@ -13,12 +13,12 @@ import json
 
 import pytest
 from imagekit import whiteout_image_layers
-from registrykit import make_image
+from registrykit import htpasswd_line, make_image
 
 from minidocker.image import ImageStore
 from minidocker.image import manifest as mf
 from minidocker.registry.artifacts import attach, referrers
-from minidocker.registry.client import RegistryClient
+from minidocker.registry.client import RegistryClient, Unauthorized
 from minidocker.registry.progress import Progress
 from minidocker.registry.pull import pull
 from minidocker.registry.push import push
@@ -321,3 +321,168 @@ def test_an_upload_session_of_another_repository_is_unknown(server, client):
         assert answer.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN", method
     assert not server.blobs.exists(_sha256(b"x"))
     client.request("GET", f"/v2/r/mine/blobs/uploads/{uuid}", expect=(204,))   # still the owner's
+
+
+# -- Bearer tokens from our own token server -------------------------------------------------------
+
+@pytest.fixture
+def token_server(tmp_path):
+    (tmp_path / "htpasswd").write_text(htpasswd_line("bob", "secret") + "\n")
+    with RegistryServer(tmp_path / "tokreg", ("127.0.0.1", 0), htpasswd=tmp_path / "htpasswd",
+                        token_auth=True) as srv:
+        yield srv
+
+
+def test_token_auth_challenges_with_the_scope_and_our_client_logs_in_through_the_token_server(
+        token_server, tmp_path):
+    status, headers, _ = _raw(token_server, "GET", "/v2/demo/app/manifests/v1")
+    assert status == 401
+    challenge = headers["WWW-Authenticate"]
+    assert challenge == (f'Bearer realm="http://{token_server.address}/token",service="minidocker-registry",'
+                         'scope="repository:demo/app:pull"')
+    store = ImageStore(tmp_path / "store")
+    make_image(store, "app:v1", whiteout_image_layers("docker"))
+    ref = f"{token_server.address}/demo/app:v1"
+    store.tag("app:v1", ref)
+    with pytest.raises(Unauthorized, match="refused anonymous access"):
+        push(store, ref, progress=Progress(quiet=True))
+    with pytest.raises(Unauthorized, match="refused the credentials"):
+        push(store, ref, progress=Progress(quiet=True), credentials=("bob", "wrong"))
+    push(store, ref, progress=Progress(quiet=True), credentials=("bob", "secret"))
+    image = pull(ImageStore(tmp_path / "dst"), ref, progress=Progress(quiet=True), credentials=("bob", "secret"))
+    assert image.id == store.resolve("app:v1")
+
+
+def _raw(server: RegistryServer, method: str, path: str, headers: dict[str, str] | None = None,
+         body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request as sent, no challenge answered (RegistryClient would log in by itself)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.headers), response.read()
+    finally:
+        conn.close()
+
+
+def _token(server: RegistryServer, *scopes: str) -> str:
+    query = "&".join(f"scope={s}" for s in scopes)
+    status, _, body = _raw(server, "GET", f"/token?service=minidocker-registry&{query}",
+                           {"Authorization": _basic("bob", "secret")})
+    assert status == 200, body
+    return json.loads(body)["token"]
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_a_token_allows_only_its_scope(token_server):
+    pull_only = {"Authorization": "Bearer " + _token(token_server, "repository:demo/app:pull")}
+    assert _raw(token_server, "GET", "/v2/", pull_only)[0] == 200
+    assert _raw(token_server, "GET", "/v2/demo/app/tags/list", pull_only)[0] == 404   # allowed, just empty
+    status, headers, _ = _raw(token_server, "POST", "/v2/demo/app/blobs/uploads/", pull_only)
+    assert status == 401
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    assert 'scope="repository:demo/app:pull,push"' in headers["WWW-Authenticate"]
+    assert _raw(token_server, "GET", "/v2/other/app/tags/list", pull_only)[0] == 401
+    assert _raw(token_server, "GET", "/v2/demo/app/tags/list")[0] == 401   # no token at all
+
+
+@pytest.mark.parametrize("forge", ["alg-none", "other-secret", "edited-claims", "garbage"])
+def test_a_forged_token_is_refused(token_server, forge):
+    import base64
+
+    from minidocker.registry.token import TokenIssuer
+
+    good = _token(token_server, "repository:demo/app:pull")
+    header, claims, signature = good.split(".")
+    everything = [{"type": "repository", "name": "secret/app", "actions": ["pull", "push", "delete"]}]
+    if forge == "alg-none":
+        token = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode() + f".{claims}."
+    elif forge == "other-secret":
+        token = TokenIssuer(service="minidocker-registry").issue("bob", everything)
+    elif forge == "edited-claims":
+        decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+        decoded["access"] = everything
+        token = header + "." + base64.urlsafe_b64encode(json.dumps(decoded).encode()).rstrip(b"=").decode() + \
+            "." + signature
+    else:
+        token = "not.a.token"
+    status, _, body = _raw(token_server, "GET", "/v2/secret/app/tags/list", {"Authorization": f"Bearer {token}"})
+    assert status == 401 and json.loads(body)["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_a_mount_from_a_repository_the_token_does_not_cover_starts_an_upload_and_links_nothing(token_server):
+    digest = _sha256(b"private bytes")
+    both = {"Authorization": "Bearer " + _token(token_server, "repository:private/src:pull,push")}
+    assert _raw(token_server, "POST", f"/v2/private/src/blobs/uploads/?digest={digest}", both, b"private bytes")[
+        0] == 201
+    mine = {"Authorization": "Bearer " + _token(token_server, "repository:mine/dst:pull,push")}
+    status, headers, _ = _raw(token_server, "POST", f"/v2/mine/dst/blobs/uploads/?mount={digest}&from=private/src",
+                              mine)
+    assert status == 202 and headers["Location"].startswith("/v2/mine/dst/blobs/uploads/")
+    assert not token_server.linked("mine/dst", digest)
+    assert _raw(token_server, "GET", f"/v2/mine/dst/blobs/{digest}", mine)[0] == 404
+    # with pull on the source too, the same request mounts
+    covered = {"Authorization": "Bearer " + _token(token_server, "repository:mine/dst:pull,push",
+                                                   "repository:private/src:pull")}
+    assert _raw(token_server, "POST", f"/v2/mine/dst/blobs/uploads/?mount={digest}&from=private/src",
+                covered)[0] == 201
+    assert token_server.linked("mine/dst", digest)
+
+
+@pytest.mark.peers
+def test_skopeo_gets_a_token_from_our_token_server(token_server, tmp_path):
+    import shutil
+    import subprocess
+
+    from imagekit import layer_tar, write_layout
+
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    write_layout(tmp_path / "layout", [layer_tar([("file", "f", b"x")])], tag="v1")
+    ref = f"{token_server.address}/tok/app:v1"
+    copy = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", "bob:secret",
+                           f"oci:{tmp_path / 'layout'}:v1", f"docker://{ref}"], capture_output=True, text=True,
+                          timeout=60)
+    assert copy.returncode == 0, copy.stderr
+    anonymous = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"], capture_output=True,
+                               text=True, timeout=60)
+    assert anonymous.returncode != 0 and "unauthorized" in anonymous.stderr.lower(), anonymous.stderr
+    inspected = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--creds", "bob:secret",
+                                f"docker://{ref}"], capture_output=True, text=True, timeout=60)
+    assert inspected.returncode == 0, inspected.stderr
+
+
+@pytest.mark.docker
+def test_docker_logs_in_pushes_and_pulls_through_our_token_server(dockerd, token_server, tmp_path):
+    import subprocess
+
+    from minidocker.image.archive import save_archive
+
+    store = ImageStore(tmp_path / "store")
+    make_image(store, "tokapp:v1", whiteout_image_layers("docker"))
+    with open(tmp_path / "app.tar", "wb") as out:
+        save_archive(store, ["tokapp:v1"], out)
+    ref = f"{token_server.address}/tok/app:v1"
+    dockerd.docker("load", "-i", str(tmp_path / "app.tar"))
+    dockerd.docker("tag", "tokapp:v1", ref)
+    login = ("login", "-u", "bob", "--password-stdin", token_server.address)
+    try:
+        assert "Login Succeeded" in dockerd.docker(*login, input=b"secret")
+        assert "digest: sha256:" in dockerd.docker("push", ref)
+        dockerd.docker("rmi", ref)
+        dockerd.docker("logout", token_server.address)
+        refused = subprocess.run(["docker", "pull", ref], env=dockerd.env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower(), refused.stderr
+        assert "Login Succeeded" in dockerd.docker(*login, input=b"secret")
+        dockerd.docker("pull", ref)
+        assert dockerd.docker("image", "inspect", "-f", "{{.Id}}", ref).strip() == store.resolve("tokapp:v1")
+    finally:
+        dockerd.docker("logout", token_server.address, check=False)
+        dockerd.docker("rmi", "-f", ref, "tokapp:v1", check=False)

@@ -253,7 +253,8 @@ def registry_serve(args: SimpleNamespace) -> int:
     host, _, port = args.addr.rpartition(":")
     root = args.root or state_roots().lib / "registry"
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    server = RegistryServer(root, (host or "127.0.0.1", int(port)), htpasswd=args.htpasswd, log=log)
+    server = RegistryServer(root, (host or "127.0.0.1", int(port)), htpasswd=args.htpasswd, log=log,
+                            token_auth=args.token_auth)
     print(f"minidocker registry listening on {server.url} (storage: {root})", flush=True)
     if args.seed:   # pushed by a thread while this one serves
         import threading

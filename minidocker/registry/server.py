@@ -120,12 +120,19 @@ class RegistryServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, root: str | os.PathLike[str], address: tuple[str, int] = ("127.0.0.1", 5000),
-                 htpasswd: str | os.PathLike[str] | None = None, log=None, realm: str = "minidocker-registry"
-                 ) -> None:
+                 htpasswd: str | os.PathLike[str] | None = None, log=None, realm: str = "minidocker-registry",
+                 token_auth: bool = False) -> None:
         self.root = Path(root)
         self.blobs = BlobStore(self.root / "blobs")
         self.users = load_htpasswd(htpasswd) if htpasswd else None
         self.realm = realm
+        # Bearer tokens from our own token server at /token (registry/token.py); htpasswd users, if
+        # any, then log in there, and the registry itself asks for tokens only.
+        self.tokens = None
+        if token_auth:
+            from minidocker.registry.token import TokenIssuer
+
+            self.tokens = TokenIssuer(service=realm)
         self.log = log
         self.uploads: dict[str, tuple[str, BlobWriter]] = {}
         self.lock = threading.Lock()
@@ -229,24 +236,29 @@ class RegistryServer(ThreadingHTTPServer):
         return sorted(found)
 
     def authorized(self, header: str | None) -> bool:
+        """Basic credentials, checked against the htpasswd users (everyone passes without a file)."""
         if self.users is None:
             return True
-        if not header or not header.startswith("Basic "):
-            return False
+        return self.user_of(header) is not None
+
+    def user_of(self, header: str | None) -> str | None:
+        """The htpasswd user whose Basic credentials ``header`` carries, else None."""
+        if not header or not header.startswith("Basic ") or self.users is None:
+            return None
         import base64
         import hashlib
 
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
-            return False
+            return None
         key = hashlib.sha256(header.encode()).hexdigest()
         if key in self._verified:   # bcrypt costs ~50 ms: remember answers already checked
-            return True
+            return user
         if user in self.users and verify_password(password, self.users[user]):
             self._verified.add(key)
-            return True
-        return False
+            return user
+        return None
 
 
 class _Error(Exception):
@@ -273,17 +285,19 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         self.query = urllib.parse.parse_qs(parts.query)
         try:
-            if not self.server.authorized(self.headers.get("Authorization")):
-                raise _Error(401, "UNAUTHORIZED", "authentication required",
-                             headers={"WWW-Authenticate": f'Basic realm="{self.server.realm}"'})
+            if self.server.tokens is not None and parts.path == "/token" and self.command == "GET":
+                self.token_get()
+                return
             for route, pattern in _ROUTES:
                 match = pattern.match(parts.path)
                 if match:
+                    self._check_access(route, match.groupdict().get("name"))
                     handler = getattr(self, f"{route}_{self.command.lower()}", None)
                     if handler is None:
                         raise _Error(405, "UNSUPPORTED", f"{self.command} is not supported on {route}")
                     handler(**match.groupdict())
                     return
+            self._check_access("base", None)
             raise _Error(404, "NOT_FOUND", f"no route for {parts.path}")
         except _Error as err:
             self._send_error(err)
@@ -291,6 +305,75 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch
+
+    # -- access -----------------------------------------------------------------------------
+
+    def _check_access(self, route: str, name: str | None) -> None:
+        """401 with the challenge a client answers: Basic (htpasswd) or Bearer with the scope needed."""
+        authorization = self.headers.get("Authorization")
+        if self.server.tokens is None:
+            if not self.server.authorized(authorization):
+                raise _Error(401, "UNAUTHORIZED", "authentication required",
+                             headers={"WWW-Authenticate": f'Basic realm="{self.server.realm}"'})
+            return
+        scope = _scope_needed(route, self.command, name)
+        self.access = self._token_access(authorization)
+        if self.access is None:
+            raise self._challenge(scope, "authentication required")
+        if scope is not None:
+            from minidocker.registry.token import covers, parse_scope
+
+            kind, scope_name, actions = parse_scope(scope)
+            if not all(covers(self.access, kind, scope_name, a) for a in actions):
+                raise self._challenge(scope, "insufficient scope", error="insufficient_scope")
+
+    def _token_access(self, authorization: str | None) -> list[dict[str, Any]] | None:
+        """The ``access`` claim of a valid Bearer token, else None."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        try:
+            return self.server.tokens.verify(authorization[7:]).get("access") or []
+        except ValueError:
+            return None
+
+    def _challenge(self, scope: str | None, message: str, error: str | None = None) -> _Error:
+        host = self.headers.get("Host") or self.server.address
+        challenge = f'Bearer realm="http://{host}/token",service="{self.server.realm}"'
+        if scope:
+            challenge += f',scope="{scope}"'
+        if error:
+            challenge += f',error="{error}"'
+        return _Error(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": challenge})
+
+    def may(self, name: str, action: str) -> bool:
+        """Does this request's token allow ``action`` on repository ``name`` (always, without tokens)?"""
+        if self.server.tokens is None:
+            return True
+        from minidocker.registry.token import covers
+
+        return covers(getattr(self, "access", None) or [], "repository", name, action)
+
+    def token_get(self) -> None:
+        """Our token server: a token for the scopes asked, to htpasswd users (or anyone without a file).
+
+        The answer carries both ``token`` and ``access_token``, as the token spec asks.
+        """
+        from minidocker.registry.token import parse_scope
+
+        user = self.server.user_of(self.headers.get("Authorization"))
+        if self.server.users is not None and user is None:
+            raise _Error(401, "UNAUTHORIZED", "authentication required",
+                         headers={"WWW-Authenticate": f'Basic realm="{self.server.realm}"'})
+        access = []
+        for scope in self.query.get("scope", []):
+            for one in scope.split(" "):   # a client may join several with spaces
+                try:
+                    kind, name, actions = parse_scope(one)
+                except ValueError:
+                    raise _Error(400, "UNSUPPORTED", f"invalid scope {one!r}") from None
+                access.append({"type": kind, "name": name, "actions": actions})
+        token = self.server.tokens.issue(user or "", access)
+        self._send_json(200, {"token": token, "access_token": token, "expires_in": self.server.tokens.lifetime})
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str | None = "application/json") -> None:
@@ -554,7 +637,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def uploads_post(self, name: str) -> None:
         mount, source = self._param("mount"), self._param("from")
-        if mount and source and _DIGEST.match(mount) and self.server.linked(source, mount):
+        # SPEC: a mount the registry cannot do (unknown blob, or a source the token does not let us
+        # pull) starts an ordinary upload session instead (202), and nothing is linked.
+        if mount and source and _DIGEST.match(mount) and self.server.linked(source, mount) and \
+                self.may(source, "pull"):
             self._created(name, mount)
             return
         digest = self._param("digest")
@@ -632,6 +718,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.uploads.pop(uuid, None)
         writer.abort()
         self._send(204)
+
+
+def _scope_needed(route: str, method: str, name: str | None) -> str | None:
+    """The token scope a request needs: pull to read, push to write, delete to delete.
+
+    The version check (``/v2/``) needs only a valid token; the catalog, registry:catalog:*.
+    """
+    if route == "base" or name is None:
+        return "registry:catalog:*" if route == "catalog" else None
+    if method in ("GET", "HEAD") and route not in ("upload", "uploads"):
+        return f"repository:{name}:pull"
+    if method == "DELETE" and route in ("manifest", "blob"):
+        return f"repository:{name}:delete"
+    return f"repository:{name}:pull,push"
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int]:
