@@ -22,6 +22,7 @@ from pathlib import Path
 
 from minidocker.image.blobs import BlobStore
 from minidocker.image.reference import DIGEST_PATTERN
+from minidocker.registry.server import repository_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def collect_garbage(root: str | os.PathLike[str], dry_run: bool = False) -> GcRe
     root = Path(root)
     blobs = BlobStore(root / "blobs")
     marked = set()
-    for repository in _repositories(root):
+    for repository in repository_dirs(root):
         for digest in _manifests(repository):
             if not blobs.exists(digest):
                 continue
@@ -58,17 +59,9 @@ def collect_garbage(root: str | os.PathLike[str], dry_run: bool = False) -> GcRe
         freed += blobs.size(digest)
         if not dry_run:
             blobs.delete(digest)
-            for repository in _repositories(root):
+            for repository in repository_dirs(root):
                 (repository / "_layers" / digest[7:]).unlink(missing_ok=True)
     return GcReport(marked, removed, freed)
-
-
-def _repositories(root: Path) -> Iterator[Path]:
-    base = root / "repositories"
-    for directory, dirs, _ in os.walk(base):
-        if "_manifests" in dirs:
-            yield Path(directory)
-        dirs[:] = [d for d in dirs if not d.startswith("_")]
 
 
 def _manifests(repository: Path) -> Iterator[str]:

@@ -47,7 +47,7 @@ from minidocker.image import manifest as mf
 from minidocker.image.blobs import BlobStore, BlobWriter, digest_of
 from minidocker.image.reference import DIGEST_PATTERN
 
-__all__ = ["RegistryServer", "load_htpasswd", "verify_password"]
+__all__ = ["RegistryServer", "load_htpasswd", "repository_dirs", "verify_password"]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _NAME = rf"(?P<name>{_COMPONENT}(?:/{_COMPONENT})*)"
@@ -228,12 +228,7 @@ class RegistryServer(ThreadingHTTPServer):
 
     def repositories(self) -> list[str]:
         base = self.root / "repositories"
-        found = []
-        for directory, dirs, _ in os.walk(base):
-            if "_manifests" in dirs:
-                found.append(os.path.relpath(directory, base))
-            dirs[:] = [d for d in dirs if not d.startswith("_")]
-        return sorted(found)
+        return sorted(os.path.relpath(directory, base) for directory in repository_dirs(self.root))
 
     def authorized(self, header: str | None) -> bool:
         """Basic credentials, checked against the htpasswd users (everyone passes without a file)."""
@@ -718,6 +713,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.uploads.pop(uuid, None)
         writer.abort()
         self._send(204)
+
+
+def repository_dirs(root: Path) -> list[Path]:
+    """The directories of the repositories stored under ``root`` (those with a ``_manifests``)."""
+    base = root / "repositories"
+    found = []
+    for directory, dirs, _ in os.walk(base):
+        if "_manifests" in dirs:
+            found.append(Path(directory))
+        dirs[:] = [d for d in dirs if not d.startswith("_")]
+    return found
 
 
 def _scope_needed(route: str, method: str, name: str | None) -> str | None:
