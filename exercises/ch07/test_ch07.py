@@ -154,3 +154,57 @@ def test_fetch_manifest_checks_the_digest_it_was_asked_for(tasks, registry):
     server.blobs.path(digest).write_bytes(tampered)   # the registry's storage is corrupted
     with pytest.raises(ValueError):
         tasks.fetch_manifest(server.address, "course/app", digest)
+
+
+# --- task 7.5: referrers_index -------------------------------------------------------------------
+
+def _artifact(subject: str, artifact_type: str | None, config_type: str, note: str) -> bytes:
+    document = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": config_type, "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+                           "size": 2}, "layers": [],
+                "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject,
+                            "size": 10}, "annotations": {"note": note}}
+    if artifact_type:
+        document["artifactType"] = artifact_type
+    return json.dumps(document, indent=2).encode()   # pretty-printed: the digest is of these bytes
+
+
+@pytest.fixture
+def pushed_artifacts(tmp_path):
+    """Three manifests pushed to our registry server: two name subject A, one subject B."""
+    from minidocker.registry.client import RegistryClient
+    from minidocker.registry.server import RegistryServer
+
+    subject_a, subject_b = ("sha256:" + hashlib.sha256(x).hexdigest() for x in (b"image a", b"image b"))
+    manifests = [
+        _artifact(subject_a, "application/spdx+json", "application/vnd.oci.empty.v1+json", "sbom of a"),
+        _artifact(subject_b, "application/spdx+json", "application/vnd.oci.empty.v1+json", "sbom of b"),
+        _artifact(subject_a, None, "application/vnd.example.signature.v1", "signature of a"),  # type from config
+    ]
+    with RegistryServer(tmp_path / "registry", ("127.0.0.1", 0)) as server:
+        client = RegistryClient(server.address)
+        client.request("POST", f"/v2/course/app/blobs/uploads/?digest=sha256:{hashlib.sha256(b'{}').hexdigest()}",
+                       body=b"{}", expect=(201,))
+        for data in manifests:
+            client.request("PUT", f"/v2/course/app/manifests/sha256:{hashlib.sha256(data).hexdigest()}", body=data,
+                           expect=(201,), headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        yield server, client, manifests, subject_a, subject_b
+        client.close()
+
+
+@pytest.mark.task7_5
+@pytest.mark.parametrize("artifact_type", [None, "application/spdx+json", "application/vnd.example.signature.v1",
+                                           "application/unknown"])
+def test_referrers_index_agrees_with_our_registry(tasks, pushed_artifacts, artifact_type):
+    server, client, manifests, subject_a, _ = pushed_artifacts
+    query = f"?artifactType={artifact_type}" if artifact_type else ""
+    expected = client.request("GET", f"/v2/course/app/referrers/{subject_a}{query.replace('+', '%2B')}").json()
+    assert tasks.referrers_index(manifests, subject_a, artifact_type) == expected
+
+
+@pytest.mark.task7_5
+def test_referrers_index_of_a_subject_nothing_names_is_empty(tasks, pushed_artifacts):
+    _, _, manifests, _, _ = pushed_artifacts
+    unknown = "sha256:" + hashlib.sha256(b"nothing").hexdigest()
+    assert tasks.referrers_index(manifests, unknown) == {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-__all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
+__all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
            "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag"]
 
@@ -253,7 +253,8 @@ def registry_serve(args: SimpleNamespace) -> int:
     host, _, port = args.addr.rpartition(":")
     root = args.root or state_roots().lib / "registry"
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    server = RegistryServer(root, (host or "127.0.0.1", int(port)), htpasswd=args.htpasswd, log=log)
+    server = RegistryServer(root, (host or "127.0.0.1", int(port)), htpasswd=args.htpasswd, log=log,
+                            token_auth=args.token_auth)
     print(f"minidocker registry listening on {server.url} (storage: {root})", flush=True)
     if args.seed:   # pushed by a thread while this one serves
         import threading
@@ -272,6 +273,20 @@ def registry_serve(args: SimpleNamespace) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+    return 0
+
+
+def registry_gc(args: SimpleNamespace) -> int:
+    from minidocker.cli.format import human_size
+    from minidocker.paths import state_roots
+    from minidocker.registry.gc import collect_garbage
+
+    report = collect_garbage(args.root or state_roots().lib / "registry", dry_run=args.dry_run)
+    for digest in report.removed:
+        print(f"blob eligible for deletion: {digest}")
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{len(report.marked)} blobs marked, {len(report.removed)} eligible for deletion, {verb} "
+          f"{human_size(report.freed)}")
     return 0
 
 

@@ -152,9 +152,15 @@ def _registry_commands() -> list[Command]:
         Option("--addr", "address to listen on", "value", "HOST:PORT", default="127.0.0.1:5000"),
         Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value", "DIR"),
         Option("--htpasswd", "require Basic auth with these bcrypt users (htpasswd -B)", "value", "FILE"),
+        Option("--token-auth", "require Bearer tokens from our own token server at /token (its users: --htpasswd)",
+               dest="token_auth"),
         Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
         Option("-q --quiet", "no access log")])
-    return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve])]
+    gc = Command("gc", "Remove the blobs no manifest of a stopped registry references", commands.registry_gc,
+                 options=[Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value",
+                                 "DIR"),
+                          Option("--dry-run", "only list what would be removed", dest="dry_run")])
+    return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve, gc])]
 
 
 def _insecure_option() -> Option:

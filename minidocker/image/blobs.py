@@ -1,9 +1,13 @@
-"""A content-addressable blob store: every blob is named by the sha256 of its bytes. Chapter 06.
+"""A content-addressable blob store: every blob is named by the hash of its bytes. Chapter 06.
 
 ::
 
     blobs/sha256/<64 hex>      the bytes; the name *is* their sha256
+    blobs/sha512/<128 hex>     the same for a blob named by its sha512 (OCI allows both)
     blobs/.tmp-<random>        a blob being written (renamed into place once verified)
+
+A digest names its algorithm (``sha256:…``, ``sha512:…``): the image spec registers
+these two, and a reader must refuse any other rather than guess.
 
 ``put`` and ``writer`` hash while writing and rename into place only when the digest
 is right, so a blob file is always complete and correct, and an interrupted or
@@ -19,14 +23,16 @@ import re
 from pathlib import Path
 
 from minidocker.errors import DigestMismatch, InvalidArgument, NotFound
+from minidocker.image.reference import DIGEST_PATTERN
 
 TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-__all__ = ["BlobStore", "BlobWriter", "HashingReader", "check_digest", "sha256_digest"]
+__all__ = ["BlobStore", "BlobWriter", "HashingReader", "check_digest", "digest_of",
+           "sha256_digest"]
 
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")
 _CHUNK = 1 << 20
 
 
@@ -35,20 +41,31 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    """``<algorithm>:<hex>`` of ``data``; ``algorithm`` is the part before the colon of a digest."""
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
 def check_digest(digest: str) -> str:
-    """Return ``digest`` if it is ``sha256:<64 lower-case hex>``, else InvalidArgument."""
+    """Return ``digest`` if it is ``sha256:<64 hex>`` or ``sha512:<128 hex>`` (lower case), else InvalidArgument."""
     if not isinstance(digest, str) or not _DIGEST.match(digest):
-        raise InvalidArgument(f"invalid digest {digest!r}", hint="expected sha256: and 64 lower-case hex digits")
+        raise InvalidArgument(f"invalid digest {digest!r}",
+                              hint="expected sha256: and 64, or sha512: and 128, lower-case hex digits")
     return digest
+
+
+def _algorithm(digest: str) -> str:
+    return digest.partition(":")[0]
 
 
 class HashingReader:
     """A file-like reader that hashes (and optionally copies) everything read through it."""
 
-    def __init__(self, source: BinaryIO, copy_to: BinaryIO | None = None) -> None:
+    def __init__(self, source: BinaryIO, copy_to: BinaryIO | None = None, algorithm: str = "sha256") -> None:
         self.source = source
         self.copy_to = copy_to
-        self.hash = hashlib.sha256()
+        self.algorithm = algorithm
+        self.hash = hashlib.new(algorithm)
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -67,7 +84,7 @@ class HashingReader:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
+        return f"{self.algorithm}:{self.hash.hexdigest()}"
 
 
 class BlobWriter:
@@ -76,6 +93,9 @@ class BlobWriter:
     ``hashed=False`` when the caller hashes the very bytes it writes (a HashingReader
     copying into this writer): hashing them twice costs ~0.5 s per GiB. ``commit`` then
     takes the caller's digest as the name, so the caller must have checked it.
+
+    A writer hashes with sha256 as it goes (an upload's digest is known only at its end);
+    committing under a sha512 digest hashes the finished file once more.
     """
 
     def __init__(self, store: BlobStore, hashed: bool = True) -> None:
@@ -101,9 +121,12 @@ class BlobWriter:
         if self.hash is None and expected is None:
             raise InvalidArgument("failed to commit blob: an unhashed writer needs the expected digest")
         digest = self.digest or expected
+        if expected is not None and self.hash is not None and _algorithm(expected) != "sha256":
+            self.file.flush()
+            digest = _hash_file(self.tmp, _algorithm(check_digest(expected)))
         if (expected is not None and digest != expected) or (size is not None and size != self.size):
             self.abort()
-            what = f"sha256 {digest}" if expected is not None and digest != expected else f"size {self.size}"
+            what = f"{_algorithm(digest)} {digest}" if expected is not None and digest != expected else f"size {self.size}"
             raise DigestMismatch(f"failed to verify blob {expected}: found {what}"
                                  + (f" (expected size {size})" if size is not None else ""))
         self.file.flush()
@@ -134,8 +157,8 @@ class BlobStore:
         self.root = Path(root)
 
     def path(self, digest: str) -> Path:
-        check_digest(digest)
-        return self.root / "sha256" / digest[7:]
+        algorithm, _, hex_ = check_digest(digest).partition(":")
+        return self.root / algorithm / hex_
 
     def exists(self, digest: str) -> bool:
         return self.path(digest).exists()
@@ -159,9 +182,9 @@ class BlobStore:
 
     def put(self, data: bytes, expected: str | None = None) -> str:
         """Store ``data``; returns its digest. With ``expected``, refuse other content."""
-        digest = sha256_digest(data)
+        digest = digest_of(data, _algorithm(check_digest(expected)) if expected else "sha256")
         if expected is not None and digest != expected:
-            raise DigestMismatch(f"failed to verify blob {expected}: found sha256 {digest}")
+            raise DigestMismatch(f"failed to verify blob {expected}: found {digest}")
         if not self.exists(digest):
             with self.writer() as w:
                 w.write(data)
@@ -175,14 +198,23 @@ class BlobStore:
         self.path(digest).unlink(missing_ok=True)
 
     def digests(self) -> list[str]:
-        directory = self.root / "sha256"
-        return sorted(f"sha256:{n}" for n in os.listdir(directory)) if directory.is_dir() else []
+        found = []
+        for algorithm in ("sha256", "sha512"):
+            directory = self.root / algorithm
+            if directory.is_dir():
+                found += [f"{algorithm}:{n}" for n in os.listdir(directory)]
+        return sorted(found)
 
     def verify(self, digest: str) -> None:
         """Re-hash a stored blob (``image inspect --verify``, tests). Raises DigestMismatch."""
-        h = hashlib.sha256()
-        with self.open(digest) as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        if "sha256:" + h.hexdigest() != digest:
-            raise DigestMismatch(f"blob {digest} is corrupt: its content hashes to sha256:{h.hexdigest()}")
+        found = _hash_file(self.path(digest), _algorithm(digest))
+        if found != digest:
+            raise DigestMismatch(f"blob {digest} is corrupt: its content hashes to {found}")
+
+
+def _hash_file(path: str | os.PathLike[str], algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return f"{algorithm}:{h.hexdigest()}"

@@ -20,7 +20,7 @@ import re
 
 from minidocker.errors import InvalidArgument
 
-__all__ = ["DEFAULT_DOMAIN", "Reference", "parse_reference"]
+__all__ = ["DEFAULT_DOMAIN", "DIGEST_PATTERN", "Reference", "parse_reference"]
 
 DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DOMAINS = ("index.docker.io", "registry-1.docker.io")
@@ -28,7 +28,10 @@ _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _DOMAIN = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
                      r"(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+# The registered digest algorithms and the length of their lower-case hex encoding
+# (blobs.py, the registry and references share it). See: image-spec descriptor.md, "Registered algorithms".
+DIGEST_PATTERN = r"(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})"
+_DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 
 
@@ -95,7 +98,7 @@ def parse_reference(reference: str, default_tag: str | None = "latest") -> Refer
         text, digest = text.split("@", 1)
         if not _DIGEST.match(digest):
             raise InvalidArgument(f"invalid reference format: bad digest {digest!r}",
-                                  hint="a digest is sha256: followed by 64 lower-case hex digits")
+                                  hint="a digest is sha256: and 64, or sha512: and 128, lower-case hex digits")
     tag = None
     slash = text.rfind("/")
     colon = text.rfind(":")

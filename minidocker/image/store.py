@@ -98,14 +98,19 @@ class ImageStore:
     def _split_path(self, diff_id: str) -> Path:
         return self.root / "layers" / f"{_hex(diff_id)}.tar-split.json.gz"
 
+    def _has_split(self, digest: str) -> bool:
+        """Is this blob an uncompressed layer kept as its tree and tar-split? Such a blob's digest is
+        its diff_id, a sha256; a blob named by sha512 is always stored as itself."""
+        return digest.startswith("sha256:") and self._split_path(digest).exists()
+
     def has_blob(self, digest: str) -> bool:
         """A blob is stored, or (an uncompressed layer) can be rebuilt from its tree."""
-        return self.blobs.exists(digest) or self._split_path(digest).exists()
+        return self.blobs.exists(digest) or self._has_split(digest)
 
     def open_blob(self, digest: str) -> BinaryIO:
         """A stored blob, or an uncompressed layer rebuilt from its tree and tar-split (checked
         against its digest as it is read). Raises NotFound."""
-        if not self.blobs.exists(digest) and self._split_path(digest).exists():
+        if not self.blobs.exists(digest) and self._has_split(digest):
             from minidocker.storage.tarsplit import JoinedTar
 
             return JoinedTar(self.layer_path(digest), self._split_path(digest), digest)
@@ -287,7 +292,8 @@ class ImageStore:
                 tree = stage / "layer"
                 tree.mkdir()
                 # a thread reads, hashes, stores and decompresses; this one extracts (see pump.py)
-                pump = BlobPump(peek, compression, copy_to=writer, abort=getattr(source, "abort", None))
+                pump = BlobPump(peek, compression, copy_to=writer, abort=getattr(source, "abort", None),
+                                algorithm=digest.partition(":")[0] if digest else "sha256")
                 tar = TarSplitter(pump, stage / "tar-split.json.gz") if split else pump
                 try:
                     if not have_layer:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from minidocker.errors import DigestMismatch, InvalidArgument, MinidockerError, NotFound
 from minidocker.forked import ChildFailed, call_in_child
 from minidocker.image import manifest as mf
-from minidocker.image.blobs import check_digest, sha256_digest
+from minidocker.image.blobs import check_digest, digest_of, sha256_digest
 from minidocker.image.reference import Reference, parse_reference
 from minidocker.image.store import Image, ImageStore, LayerInfo
 from minidocker.registry.client import RegistryClient, RegistryError
@@ -85,6 +85,10 @@ def select_manifest(index: dict[str, Any], platform: tuple[str, str, str | None]
                    hint=f"this image is for {', '.join(offered) or 'no platform'}; choose one with --platform")
 
 
+def _is_digest(reference: str) -> bool:
+    return reference.startswith(("sha256:", "sha512:"))
+
+
 def fetch_manifest(client: RegistryClient, repository: str, reference: str) -> tuple[bytes, str, str]:
     """GET a manifest or index by tag or digest, verified; returns (bytes, media type, digest)."""
     response = client.request("GET", f"/v2/{repository}/manifests/{reference}", headers={"Accept": ACCEPT},
@@ -92,9 +96,9 @@ def fetch_manifest(client: RegistryClient, repository: str, reference: str) -> t
     body = response.body
     if len(body) > _JSON_LIMIT:
         raise InvalidArgument(f"refusing manifest {repository}:{reference}: {len(body)} bytes is too large")
-    digest = sha256_digest(body)
     announced = response.header("Docker-Content-Digest")
-    expected = reference if reference.startswith("sha256:") else announced
+    expected = reference if _is_digest(reference) else announced
+    digest = digest_of(body, expected.partition(":")[0] if expected and _is_digest(expected) else "sha256")
     if expected is not None and expected != digest:
         raise DigestMismatch(f"failed to verify manifest {repository}:{reference}: it hashes to {digest}, "
                              f"expected {expected}")
@@ -115,8 +119,9 @@ def _fetch_small_blob(client: RegistryClient, repository: str, descriptor: dict[
     if descriptor.get("size", 0) > _JSON_LIMIT:
         raise InvalidArgument(f"refusing config {digest}: {descriptor['size']} bytes is too large")
     data = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"config blob {digest}").body
-    if sha256_digest(data) != digest or len(data) != descriptor.get("size", len(data)):
-        raise DigestMismatch(f"failed to verify blob {digest}: it hashes to {sha256_digest(data)} "
+    found = digest_of(data, digest.partition(":")[0])
+    if found != digest or len(data) != descriptor.get("size", len(data)):
+        raise DigestMismatch(f"failed to verify blob {digest}: it hashes to {found} "
                              f"({len(data)} bytes)")
     return data
 

@@ -7,7 +7,8 @@ skopeo and docker push to it and pull from it. Routes::
     GET  /v2/_catalog?n=&last=                      repositories, paginated with a Link header
     GET  /v2/<name>/tags/list?n=&last=              tags, sorted, paginated
     HEAD|GET|PUT|DELETE /v2/<name>/manifests/<tag|digest>
-    HEAD|GET|DELETE     /v2/<name>/blobs/<digest>   (GET honours Range: bytes=a-b)
+    HEAD|GET|DELETE     /v2/<name>/blobs/<digest>   (GET honours Range: bytes=a-b, a-, -n)
+    GET  /v2/<name>/referrers/<digest>?artifactType=   the manifests whose subject is <digest> (an index)
     POST  /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]   a session (202), a monolithic upload or a mount (201)
     PATCH|PUT|GET|DELETE /v2/<name>/blobs/uploads/<uuid>      append (Content-Range checked), finish (?digest=), status, cancel
 
@@ -17,6 +18,10 @@ On disk (``--root``, default ``$MINIDOCKER_ROOT/lib/registry``)::
     repositories/<name>/_layers/<hex>    blob linked into the repository (a blob is served only where linked)
     repositories/<name>/_manifests/<hex> a manifest of the repository; the file holds its media type
     repositories/<name>/_tags/<tag>      the digest a tag points to
+    repositories/<name>/_referrers/<subject hex>/<hex>   a manifest's descriptor, under the subject it names
+
+A digest names its algorithm, sha256 or sha512 (blobs/sha512/<hex>); the files under a
+repository are named by the hex part alone, whose length (64 or 128) tells the two apart.
 
 An upload streams into a BlobWriter, which hashes as it writes and renames into place only
 when ``PUT ?digest=`` matches. Where registry 2.8 is lenient (Content-Range, ``?n=`` on tags,
@@ -39,9 +44,10 @@ from typing import Any
 from minidocker.atomic import write_bytes
 from minidocker.errors import DigestMismatch
 from minidocker.image import manifest as mf
-from minidocker.image.blobs import BlobStore, BlobWriter, sha256_digest
+from minidocker.image.blobs import BlobStore, BlobWriter, digest_of
+from minidocker.image.reference import DIGEST_PATTERN
 
-__all__ = ["RegistryServer", "load_htpasswd", "verify_password"]
+__all__ = ["RegistryServer", "load_htpasswd", "repository_dirs", "verify_password"]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _NAME = rf"(?P<name>{_COMPONENT}(?:/{_COMPONENT})*)"
@@ -53,12 +59,19 @@ _ROUTES = [
     ("uploads", re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$")),
     ("upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[a-f0-9-]+)$")),
     ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$")),
+    ("referrers", re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$")),
 ]
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MANIFEST_TYPES = (mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST)
 _MANIFEST_LIMIT = 4 << 20
 _CHUNK = 1 << 20
+# Layers a registry may store without their blob: their content lives at the descriptor's ``urls``.
+# See: image-spec layer.md "Non-distributable" and Docker's foreign layers.
+_NONDISTRIBUTABLE = ("application/vnd.oci.image.layer.nondistributable.v1.tar",
+                     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+                     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
 
 
 def load_htpasswd(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -107,12 +120,19 @@ class RegistryServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, root: str | os.PathLike[str], address: tuple[str, int] = ("127.0.0.1", 5000),
-                 htpasswd: str | os.PathLike[str] | None = None, log=None, realm: str = "minidocker-registry"
-                 ) -> None:
+                 htpasswd: str | os.PathLike[str] | None = None, log=None, realm: str = "minidocker-registry",
+                 token_auth: bool = False) -> None:
         self.root = Path(root)
         self.blobs = BlobStore(self.root / "blobs")
         self.users = load_htpasswd(htpasswd) if htpasswd else None
         self.realm = realm
+        # Bearer tokens from our own token server at /token (registry/token.py); htpasswd users, if
+        # any, then log in there, and the registry itself asks for tokens only.
+        self.tokens = None
+        if token_auth:
+            from minidocker.registry.token import TokenIssuer
+
+            self.tokens = TokenIssuer(service=realm)
         self.log = log
         self.uploads: dict[str, tuple[str, BlobWriter]] = {}
         self.lock = threading.Lock()
@@ -175,6 +195,9 @@ class RegistryServer(ThreadingHTTPServer):
     def resolve(self, name: str, reference: str) -> str | None:
         if _DIGEST.match(reference):
             return reference
+        if ":" in reference:   # a digest, but not one of the registered algorithms
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {reference!r}: sha256 or sha512 expected",
+                         reference)
         try:
             return (self.repo(name) / "_tags" / reference).read_text().strip()
         except (FileNotFoundError, NotADirectoryError):
@@ -187,34 +210,50 @@ class RegistryServer(ThreadingHTTPServer):
         tags = directory / "_tags"
         return sorted(os.listdir(tags)) if tags.is_dir() else []
 
+    def add_referrer(self, name: str, subject: str, descriptor: dict[str, Any]) -> None:
+        directory = self.repo(name) / "_referrers" / subject[7:]
+        directory.mkdir(parents=True, exist_ok=True)
+        write_bytes(directory / descriptor["digest"][7:], json.dumps(descriptor).encode(), durable=False)
+
+    def remove_referrer(self, name: str, digest: str) -> None:
+        base = self.repo(name) / "_referrers"
+        for subject in os.listdir(base) if base.is_dir() else []:
+            (base / subject / digest[7:]).unlink(missing_ok=True)
+
+    def referrers(self, name: str, subject: str) -> list[dict[str, Any]]:
+        """The descriptors of the manifests that name ``subject``, oldest first (as pushed)."""
+        directory = self.repo(name) / "_referrers" / subject[7:]
+        entries = sorted(directory.iterdir(), key=lambda p: p.stat().st_mtime_ns) if directory.is_dir() else []
+        return [json.loads(entry.read_bytes()) for entry in entries]
+
     def repositories(self) -> list[str]:
         base = self.root / "repositories"
-        found = []
-        for directory, dirs, _ in os.walk(base):
-            if "_manifests" in dirs:
-                found.append(os.path.relpath(directory, base))
-            dirs[:] = [d for d in dirs if not d.startswith("_")]
-        return sorted(found)
+        return sorted(os.path.relpath(directory, base) for directory in repository_dirs(self.root))
 
     def authorized(self, header: str | None) -> bool:
+        """Basic credentials, checked against the htpasswd users (everyone passes without a file)."""
         if self.users is None:
             return True
-        if not header or not header.startswith("Basic "):
-            return False
+        return self.user_of(header) is not None
+
+    def user_of(self, header: str | None) -> str | None:
+        """The htpasswd user whose Basic credentials ``header`` carries, else None."""
+        if not header or not header.startswith("Basic ") or self.users is None:
+            return None
         import base64
         import hashlib
 
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
-            return False
+            return None
         key = hashlib.sha256(header.encode()).hexdigest()
         if key in self._verified:   # bcrypt costs ~50 ms: remember answers already checked
-            return True
+            return user
         if user in self.users and verify_password(password, self.users[user]):
             self._verified.add(key)
-            return True
-        return False
+            return user
+        return None
 
 
 class _Error(Exception):
@@ -241,17 +280,19 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         self.query = urllib.parse.parse_qs(parts.query)
         try:
-            if not self.server.authorized(self.headers.get("Authorization")):
-                raise _Error(401, "UNAUTHORIZED", "authentication required",
-                             headers={"WWW-Authenticate": f'Basic realm="{self.server.realm}"'})
+            if self.server.tokens is not None and parts.path == "/token" and self.command == "GET":
+                self.token_get()
+                return
             for route, pattern in _ROUTES:
                 match = pattern.match(parts.path)
                 if match:
+                    self._check_access(route, match.groupdict().get("name"))
                     handler = getattr(self, f"{route}_{self.command.lower()}", None)
                     if handler is None:
                         raise _Error(405, "UNSUPPORTED", f"{self.command} is not supported on {route}")
                     handler(**match.groupdict())
                     return
+            self._check_access("base", None)
             raise _Error(404, "NOT_FOUND", f"no route for {parts.path}")
         except _Error as err:
             self._send_error(err)
@@ -259,6 +300,75 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch
+
+    # -- access -----------------------------------------------------------------------------
+
+    def _check_access(self, route: str, name: str | None) -> None:
+        """401 with the challenge a client answers: Basic (htpasswd) or Bearer with the scope needed."""
+        authorization = self.headers.get("Authorization")
+        if self.server.tokens is None:
+            if not self.server.authorized(authorization):
+                raise _Error(401, "UNAUTHORIZED", "authentication required",
+                             headers={"WWW-Authenticate": f'Basic realm="{self.server.realm}"'})
+            return
+        scope = _scope_needed(route, self.command, name)
+        self.access = self._token_access(authorization)
+        if self.access is None:
+            raise self._challenge(scope, "authentication required")
+        if scope is not None:
+            from minidocker.registry.token import covers, parse_scope
+
+            kind, scope_name, actions = parse_scope(scope)
+            if not all(covers(self.access, kind, scope_name, a) for a in actions):
+                raise self._challenge(scope, "insufficient scope", error="insufficient_scope")
+
+    def _token_access(self, authorization: str | None) -> list[dict[str, Any]] | None:
+        """The ``access`` claim of a valid Bearer token, else None."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        try:
+            return self.server.tokens.verify(authorization[7:]).get("access") or []
+        except ValueError:
+            return None
+
+    def _challenge(self, scope: str | None, message: str, error: str | None = None) -> _Error:
+        host = self.headers.get("Host") or self.server.address
+        challenge = f'Bearer realm="http://{host}/token",service="{self.server.realm}"'
+        if scope:
+            challenge += f',scope="{scope}"'
+        if error:
+            challenge += f',error="{error}"'
+        return _Error(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": challenge})
+
+    def may(self, name: str, action: str) -> bool:
+        """Does this request's token allow ``action`` on repository ``name`` (always, without tokens)?"""
+        if self.server.tokens is None:
+            return True
+        from minidocker.registry.token import covers
+
+        return covers(getattr(self, "access", None) or [], "repository", name, action)
+
+    def token_get(self) -> None:
+        """Our token server: a token for the scopes asked, to htpasswd users (or anyone without a file).
+
+        The answer carries both ``token`` and ``access_token``, as the token spec asks.
+        """
+        from minidocker.registry.token import parse_scope
+
+        user = self.server.user_of(self.headers.get("Authorization"))
+        if self.server.users is not None and user is None:
+            raise _Error(401, "UNAUTHORIZED", "authentication required",
+                         headers={"WWW-Authenticate": f'Basic realm="{self.server.realm}"'})
+        access = []
+        for scope in self.query.get("scope", []):
+            for one in scope.split(" "):   # a client may join several with spaces
+                try:
+                    kind, name, actions = parse_scope(one)
+                except ValueError:
+                    raise _Error(400, "UNSUPPORTED", f"invalid scope {one!r}") from None
+                access.append({"type": kind, "name": name, "actions": actions})
+        token = self.server.tokens.issue(user or "", access)
+        self._send_json(200, {"token": token, "access_token": token, "expires_in": self.server.tokens.lifetime})
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str | None = "application/json") -> None:
@@ -403,10 +513,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Error(400, "MANIFEST_INVALID", f"mediaType {document.get('mediaType')!r} does not match "
                          f"Content-Type {content_type!r}")
         self._check_references(name, document, media_type)
-        digest = sha256_digest(data)
+        # A manifest pushed by digest is named with that digest's algorithm; by tag, sha256.
+        digest = digest_of(data, ref.partition(":")[0] if _DIGEST.match(ref) else "sha256")
         if _DIGEST.match(ref) and ref != digest:
             raise _Error(400, "DIGEST_INVALID", f"manifest hashes to {digest}, not {ref}")
-        self.server.blobs.put(data)
+        self.server.blobs.put(data, digest)
         manifests = self.server.repo(name) / "_manifests"
         manifests.mkdir(parents=True, exist_ok=True)
         write_bytes(manifests / digest[7:], media_type.encode(), durable=False)
@@ -414,9 +525,19 @@ class _Handler(BaseHTTPRequestHandler):
             tags = self.server.repo(name) / "_tags"
             tags.mkdir(exist_ok=True)
             write_bytes(tags / ref, digest.encode(), durable=False)
-        self._send(201, b"", {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest})
+        headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
+        subject = document.get("subject")
+        if subject is not None:
+            # SPEC: the subject need not exist (yet): a signature may be pushed before its image.
+            self.server.add_referrer(name, subject["digest"], _referrer_descriptor(document, media_type,
+                                                                                   digest, len(data)))
+            headers["OCI-Subject"] = subject["digest"]
+        self._send(201, b"", headers)
 
     def _check_references(self, name: str, document: dict[str, Any], media_type: str) -> None:
+        subject = document.get("subject")
+        if subject is not None and not (isinstance(subject, dict) and _DIGEST.match(str(subject.get("digest")))):
+            raise _Error(400, "MANIFEST_INVALID", "manifest invalid: subject must be a descriptor with a digest")
         if media_type in mf.INDEX_TYPES:
             children = document.get("manifests")
             if not isinstance(children, list):
@@ -432,7 +553,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Error(400, "MANIFEST_INVALID", "manifest invalid: schemaVersion must be 2")
         for descriptor in [document["config"], *document["layers"]]:
             digest = descriptor.get("digest", "") if isinstance(descriptor, dict) else ""
-            if not _DIGEST.match(digest) or not self.server.linked(name, digest):
+            if not _DIGEST.match(digest):
+                raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r} in manifest", digest)
+            if descriptor.get("mediaType") in _NONDISTRIBUTABLE:
+                continue   # its blob lives at its urls, never here
+            if not self.server.linked(name, digest):
                 raise _Error(400, "MANIFEST_BLOB_UNKNOWN", "manifest blob unknown to registry", digest)
 
     def manifest_delete(self, name: str, ref: str) -> None:
@@ -445,13 +570,29 @@ class _Handler(BaseHTTPRequestHandler):
                 if (tags / tag).read_text().strip() == digest:
                     (tags / tag).unlink(missing_ok=True)
             (self.server.repo(name) / "_manifests" / digest[7:]).unlink(missing_ok=True)
+            self.server.remove_referrer(name, digest)
         self._send(202)
+
+    # -- referrers --------------------------------------------------------------------------
+
+    def referrers_get(self, name: str, digest: str) -> None:
+        """The referrers API (distribution-spec 1.1): always an index, empty for an unknown subject."""
+        if not _DIGEST.match(digest):
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r}", digest)
+        descriptors = self.server.referrers(name, digest)
+        headers = {}
+        wanted = self._param("artifactType")
+        if wanted is not None:
+            descriptors = [d for d in descriptors if d.get("artifactType") == wanted]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        index = {"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": descriptors}
+        self._send(200, json.dumps(index).encode(), headers, content_type=mf.OCI_INDEX)
 
     # -- blobs ------------------------------------------------------------------------------
 
     def _blob(self, name: str, digest: str) -> int:
         if not _DIGEST.match(digest):
-            raise _Error(400, "DIGEST_INVALID", "provided digest did not match uploaded content", digest)
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r}: sha256 or sha512 expected", digest)
         if not self.server.linked(name, digest):
             raise _Error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest)
         return self.server.blobs.size(digest)
@@ -468,11 +609,7 @@ class _Handler(BaseHTTPRequestHandler):
                    "Content-Type": "application/octet-stream", "Cache-Control": "max-age=31536000"}
         wanted = self.headers.get("Range")
         if wanted:
-            match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
-            if not match or int(match[1]) >= size or (match[2] and int(match[2]) < int(match[1])):
-                raise _Error(416, "RANGE_INVALID", f"invalid range {wanted!r} for {size} bytes",
-                             headers={"Content-Range": f"bytes */{size}"})
-            start, end = int(match[1]), min(size - 1, int(match[2])) if match[2] else size - 1
+            start, end = _byte_range(wanted, size)
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
@@ -495,7 +632,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def uploads_post(self, name: str) -> None:
         mount, source = self._param("mount"), self._param("from")
-        if mount and source and _DIGEST.match(mount) and self.server.linked(source, mount):
+        # SPEC: a mount the registry cannot do (unknown blob, or a source the token does not let us
+        # pull) starts an ordinary upload session instead (202), and nothing is linked.
+        if mount and source and _DIGEST.match(mount) and self.server.linked(source, mount) and \
+                self.may(source, "pull"):
             self._created(name, mount)
             return
         digest = self._param("digest")
@@ -554,7 +694,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _finish(self, name: str, writer: BlobWriter, digest: str) -> None:
         try:
             if not _DIGEST.match(digest):
-                raise _Error(400, "DIGEST_INVALID", "a digest parameter sha256:<hex> is required", digest)
+                raise _Error(400, "DIGEST_INVALID", "a digest parameter sha256:<hex> or sha512:<hex> is required",
+                             digest)
             for chunk in self._body_chunks():
                 writer.write(chunk)
             try:
@@ -572,3 +713,65 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.uploads.pop(uuid, None)
         writer.abort()
         self._send(204)
+
+
+def repository_dirs(root: Path) -> list[Path]:
+    """The directories of the repositories stored under ``root`` (those with a ``_manifests``)."""
+    base = root / "repositories"
+    found = []
+    for directory, dirs, _ in os.walk(base):
+        if "_manifests" in dirs:
+            found.append(Path(directory))
+        dirs[:] = [d for d in dirs if not d.startswith("_")]
+    return found
+
+
+def _scope_needed(route: str, method: str, name: str | None) -> str | None:
+    """The token scope a request needs: pull to read, push to write, delete to delete.
+
+    The version check (``/v2/``) needs only a valid token; the catalog, registry:catalog:*.
+    """
+    if route == "base" or name is None:
+        return "registry:catalog:*" if route == "catalog" else None
+    if method in ("GET", "HEAD") and route not in ("upload", "uploads"):
+        return f"repository:{name}:pull"
+    if method == "DELETE" and route in ("manifest", "blob"):
+        return f"repository:{name}:delete"
+    return f"repository:{name}:pull,push"
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int]:
+    """The first and last byte a ``Range`` header asks for: ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n``.
+
+    416 (with ``Content-Range: bytes */SIZE``) when it is malformed or starts past the end.
+    See: RFC 9110 section 14.1.2 (byte ranges).
+    """
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    first, last = (match[1], match[2]) if match else ("", "")
+    if first:
+        start = int(first)
+        end = min(size - 1, int(last)) if last else size - 1
+        valid = start < size and (not last or int(last) >= start)
+    else:   # a suffix: the last n bytes
+        n = int(last) if last else 0
+        start, end = max(0, size - n), size - 1
+        valid = n > 0 and size > 0
+    if not valid:
+        raise _Error(416, "RANGE_INVALID", f"invalid range {header!r} for {size} bytes",
+                     headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def _referrer_descriptor(document: dict[str, Any], media_type: str, digest: str, size: int) -> dict[str, Any]:
+    """How the referrers API lists a manifest: its descriptor, artifactType and annotations.
+
+    ``artifactType`` is the manifest's own, else its config's media type (the spec's rule for
+    image manifests that carry an artifact in their config).
+    """
+    descriptor: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
+    artifact_type = document.get("artifactType") or (document.get("config") or {}).get("mediaType")
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if document.get("annotations"):
+        descriptor["annotations"] = document["annotations"]
+    return descriptor

@@ -4,6 +4,7 @@
     pick_platform(index, os, architecture, variant) task 7.2  the manifest digest of one platform in an index
     download_verified(chunks, digest, dest)         task 7.3  write a blob while hashing it; keep it only if right
     fetch_manifest(address, repository, reference)  task 7.4  GET a manifest with http.client, Accept and digest check
+    referrers_index(manifests, subject, artifact_type)  task 7.5  the referrers API's answer for a subject
 
 See: RFC 7235 (challenges), the OCI image spec (image-index.md), the OCI distribution spec
 (pulling manifests), https://distribution.github.io/distribution/spec/auth/token/
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["download_verified", "fetch_manifest", "parse_challenge", "pick_platform"]
+__all__ = ["download_verified", "fetch_manifest", "parse_challenge", "pick_platform", "referrers_index"]
 
 ACCEPT = ", ".join((
     "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
@@ -175,3 +176,37 @@ def fetch_manifest(address: str, repository: str, reference: str) -> tuple[dict[
         raise ValueError(f"manifest {repository}:{reference} hashes to {digest}, expected {expected}")
     media_type = (response.getheader("Content-Type") or "").split(";")[0].strip()
     return json.loads(body), media_type, digest
+
+
+def referrers_index(manifests: list[bytes], subject: str, artifact_type: str | None = None) -> dict[str, Any]:
+    """The answer of ``GET /v2/<name>/referrers/<subject>``: an image index of the manifests pointing at ``subject``.
+
+    ``manifests`` are the raw bytes of every manifest pushed to the repository, in push order.
+    A manifest refers to ``subject`` when its ``subject.digest`` is that digest. Each one is
+    listed as a descriptor: ``mediaType`` (the manifest's own), ``digest`` (sha256 of the exact
+    bytes), ``size``, ``artifactType`` (the manifest's ``artifactType``, else its config's
+    ``mediaType``; left out if neither) and ``annotations`` (if it has some). With
+    ``artifact_type``, only the descriptors of that type are kept. The index is
+    ``{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [...]}``,
+    with an empty list when nothing refers to the subject (never a 404).
+
+    Hint: hash the bytes you were given, never ``json.dumps`` of what you parsed: the digest names bytes.
+    Questions: why can a signature be pushed before the image it signs?
+
+    See: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+    """
+    found = []
+    for data in manifests:
+        document = json.loads(data)
+        if (document.get("subject") or {}).get("digest") != subject:
+            continue
+        descriptor = {"mediaType": document.get("mediaType"), "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+                      "size": len(data)}
+        kind_of = document.get("artifactType") or (document.get("config") or {}).get("mediaType")
+        if kind_of:
+            descriptor["artifactType"] = kind_of
+        if document.get("annotations"):
+            descriptor["annotations"] = document["annotations"]
+        if artifact_type is None or descriptor.get("artifactType") == artifact_type:
+            found.append(descriptor)
+    return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
