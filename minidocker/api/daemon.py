@@ -168,6 +168,6 @@ def _lock_root(path) -> int:
 
 
 def _route_modules():
-    from minidocker.api import containers, system
+    from minidocker.api import containers, images, system
 
-    return [system, containers]
+    return [system, containers, images]
