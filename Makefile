@@ -57,7 +57,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # with -I -S (no site, no .pth files: ~12 ms less per call). See minidocker/cli/launcher.py.
 $(VENV)/.launcher: $(VENV)/.installed minidocker/cli/launcher.py
 	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker
+	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidockerd
 	ln -sf $(CURDIR)/$(VENV)/bin/minidocker /usr/local/bin/minidocker
+	ln -sf $(CURDIR)/$(VENV)/bin/minidockerd /usr/local/bin/minidockerd
 	touch $@
 
 venv: $(VENV)/.installed $(VENV)/.launcher

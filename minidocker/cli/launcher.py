@@ -26,13 +26,17 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["launcher_text", "write_launcher"]
+__all__ = ["ENTRIES", "launcher_text", "write_launcher"]
 
 # execve(2): the kernel reads at most this many bytes of "#!interpreter arg" (Linux 5.1+).
 _SHEBANG_MAX = 255
 
 
-def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = ()) -> str:
+ENTRIES = {"minidocker": "minidocker.cli.main", "minidockerd": "minidocker.cli.daemon"}
+
+
+def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = (),
+                  module: str = "minidocker.cli.main") -> str:
     """The script: ``python`` with ``-IS``, ``repo`` first on ``sys.path``, then ``main()``.
 
     ``site_packages`` go at the *end* of ``sys.path``, without processing their .pth
@@ -50,12 +54,13 @@ def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = ()) -
         "import sys\n"
         f"sys.path.insert(0, {repo!r})\n"
         f"sys.path.extend({list(site_packages)!r})\n"
-        "from minidocker.cli.main import main_and_exit\n"
+        f"from {module} import main_and_exit\n"
         "main_and_exit()\n"
     )
 
 
-def write_launcher(target: str, python: str | None = None, repo: str | None = None) -> None:
+def write_launcher(target: str, python: str | None = None, repo: str | None = None,
+                   module: str | None = None) -> None:
     """Write the launcher to ``target`` atomically, mode 0755.
 
     Args:
@@ -63,12 +68,16 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
         python: the interpreter, by default this one as invoked (the venv's
             ``bin/python``, a symlink to the real binary, never a shim).
         repo: the directory holding the ``minidocker`` package, by default this one's.
+        module: whose ``main_and_exit`` to call; by default chosen by the target's name
+            (``minidocker`` or ``minidockerd``, see :data:`ENTRIES`).
     """
     python = python or sys.executable
     repo = repo or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import site
 
-    text = launcher_text(os.path.abspath(python), os.path.abspath(repo), tuple(p for p in site.getsitepackages() if os.path.isdir(p)))
+    module = module or ENTRIES.get(os.path.basename(target), "minidocker.cli.main")
+    text = launcher_text(os.path.abspath(python), os.path.abspath(repo),
+                         tuple(p for p in site.getsitepackages() if os.path.isdir(p)), module)
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)

@@ -74,11 +74,12 @@ def build_commands() -> Command:
     system = Command("system", "Manage minidocker's state", subcommands=[prune])
     network = _network_commands()
     registry = _registry_commands()
+    daemon = _daemon_commands()
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
         subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
-                     network, system],
+                     network, system, daemon],
     )
 
 
@@ -186,6 +187,21 @@ def _resource_options() -> list[Option]:
         Option("--cpu-quota", "CFS quota in microseconds per period", "value", "US"),
         Option("--pids-limit", "maximum number of processes (-1: unlimited)", "value", "N"),
     ]
+
+
+def _daemon_commands() -> Command:
+    """``minidocker daemon start|stop|status`` (chapter 13): minidockerd in the background."""
+    from minidocker.cli import daemon
+
+    start = Command("start", "Start minidockerd in the background", daemon.daemon_start,
+                    options=[*daemon.daemon_options(), Option("-D --debug", "one log line per request")])
+    return Command("daemon", "Start, stop or check minidockerd", subcommands=[
+        start,
+        Command("stop", "Stop minidockerd (containers keep running)", daemon.daemon_stop,
+                options=daemon.daemon_options()),
+        Command("status", "Say whether minidockerd runs and answers", daemon.daemon_status,
+                options=daemon.daemon_options()),
+    ])
 
 
 def _network_commands() -> Command:

@@ -23,7 +23,8 @@ from minidocker.errors import Conflict, NotFound
 from minidocker.image import Image, ImageStore
 from minidocker.paths import StateRoots, state_roots
 
-__all__ = ["commit_container", "export_container", "remove_image"]
+__all__ = ["commit_container", "export_container", "find_image_id", "image_details", "image_summaries",
+           "remove_image", "unix_seconds"]
 
 
 def _image_of(store: ImageStore, container: Container) -> Image:
@@ -126,3 +127,108 @@ def remove_image(reference: str, force: bool = False, roots: StateRoots | None =
         raise Conflict(f"unable to remove image {reference} (must be forced): image is being used by "
                        f"container {users[0].id[:12]}", hint=f"remove the container first: minidocker rm {users[0].name}")
     return store.remove(reference, force=force)
+
+
+# -- what the Engine API shows of images (api/images.py) ------------------------------------------
+
+def find_image_id(store: ImageStore, reference: str) -> str:
+    """The image ID ``reference`` names, or NotFound in dockerd's words ("No such image: busybox:latest")."""
+    from minidocker.image.reference import parse_reference
+    from minidocker.image.store import looks_like_id
+
+    try:
+        return store.resolve(reference)
+    except NotFound:
+        shown = reference if looks_like_id(reference) else parse_reference(reference).familiar
+        if not looks_like_id(reference) and ":" not in shown.rpartition("/")[2] and "@" not in shown:
+            shown += ":latest"
+        raise NotFound(f"No such image: {shown}") from None
+
+
+def image_summaries(store: ImageStore, all_images: bool = False, filters: dict[str, list[str]] | None = None,
+                    digests: bool = False) -> list[dict]:
+    """``GET /images/json``: one entry per image (not per tag), its tags in RepoTags. Like dockerd.
+
+    ``Created`` and ``Size`` are integers (the docker CLI refuses anything else); an image
+    without a name has ``RepoTags: ["<none>:<none>"]``, hidden from ``docker images`` unless ``-a``.
+    """
+    import fnmatch
+
+    from minidocker.image.reference import parse_reference
+
+    filters = filters or {}
+    by_id: dict[str, list[str]] = {}
+    for name, image_id in sorted(store.refs().items()):
+        by_id.setdefault(image_id, []).append(parse_reference(name).familiar)
+    summaries = []
+    for image in store.list():
+        if any(s["Id"] == image.id for s in summaries):
+            continue
+        tags = by_id.get(image.id, [])
+        record = store.record(image.id)
+        labels = (image.config or {}).get("Labels") or {}
+        if "dangling" in filters and (filters["dangling"][0].lower() in ("1", "true")) != (not tags):
+            continue
+        if "reference" in filters and not any(fnmatch.fnmatch(t, pattern) or
+                                              fnmatch.fnmatch(t.rpartition(":")[0], pattern)
+                                              for t in tags for pattern in filters["reference"]):
+            continue
+        if "label" in filters and not all(_label_matches(labels, wanted) for wanted in filters["label"]):
+            continue
+        summaries.append({
+            "Id": image.id, "ParentId": record.get("parent", ""), "RepoTags": tags or ["<none>:<none>"],
+            "RepoDigests": [d for d in record.get("repoDigests", [])] or ([] if tags else ["<none>@<none>"]),
+            "Created": unix_seconds(image.document.get("created")), "Size": int(image.size),
+            "SharedSize": -1, "VirtualSize": int(image.size), "Labels": labels or None, "Containers": -1,
+        })
+    for key in ("before", "since"):
+        if key in filters:
+            pivot = unix_seconds(store.load_image(store.resolve(filters[key][0])).document.get("created"))
+            summaries = [s for s in summaries if (s["Created"] < pivot if key == "before" else s["Created"] > pivot)]
+    if not all_images:
+        summaries = [s for s in summaries if s["RepoTags"] != ["<none>:<none>"] or not _is_intermediate(store, s)]
+    return sorted(summaries, key=lambda s: -s["Created"])
+
+
+def image_details(store: ImageStore, image_id: str) -> dict:
+    """``GET /images/{name}/json``: Docker's image inspect, from image/inspect.py plus what clients read."""
+    from minidocker.image.inspect import inspect_image
+
+    details = inspect_image(store, image_id)
+    record = store.record(image_id)
+    doc = store.load_image(image_id).document
+    details.update({
+        "Created": details["Created"] or _GO_ZERO_TIME,   # the docker CLI parses it: "" is an error
+        "Parent": record.get("parent", ""), "Comment": (doc.get("history") or [{}])[-1].get("comment", ""),
+        "Container": "", "ContainerConfig": doc.get("container_config") or {}, "DockerVersion": "",
+        "Variant": doc.get("variant", ""), "VirtualSize": details["Size"], "Metadata": {"LastTagTime": _GO_ZERO_TIME},
+    })
+    lowers = details["GraphDriver"]["Data"]["LowerDirs"]   # Docker's Data is a map of strings
+    details["GraphDriver"] = {"Name": "overlay2", "Data": {"LowerDir": ":".join(lowers)}}
+    return details
+
+
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"   # how dockerd writes a time it does not have
+
+
+def _is_intermediate(store: ImageStore, summary: dict) -> bool:
+    """An untagged image that is some image's parent (a build's step): ``docker images -a`` only."""
+    return any(store.record(i).get("parent") == summary["Id"] for i in store.refs().values())
+
+
+def _label_matches(labels: dict, wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def unix_seconds(created: str | None) -> int:
+    """An RFC 3339 ``created`` as Unix seconds (0 when absent or unreadable)."""
+    import calendar
+    import time
+
+    if not created:
+        return 0
+    try:
+        return calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from minidocker.atomic import write_bytes
 
-__all__ = ["config_path", "erase_credentials", "load_credentials", "login", "server_key", "store_credentials"]
+__all__ = ["check_login", "config_path", "erase_credentials", "load_credentials", "login", "server_key", "store_credentials"]
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -106,6 +106,12 @@ def login(domain: str, username: str, password: str, insecure_registries: tuple[
 
     Like ``docker login``. Raises Unauthorized when the registry refuses them.
     """
+    check_login(domain, username, password, insecure_registries)
+    return store_credentials(domain, username, password, env)
+
+
+def check_login(domain: str, username: str, password: str, insecure_registries: tuple[str, ...] = ()) -> None:
+    """Does the registry accept these credentials? Unauthorized if not. (The daemon's ``/auth``.)"""
     from minidocker.registry.client import RegistryClient, Unauthorized
 
     client = RegistryClient(domain, credentials=(username, password), insecure_registries=insecure_registries)
@@ -115,4 +121,3 @@ def login(domain: str, username: str, password: str, insecure_registries: tuple[
             raise Unauthorized(f"unauthorized: {domain} refused the username or password")
     finally:
         client.close()
-    return store_credentials(domain, username, password, env)

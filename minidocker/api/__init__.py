@@ -1,0 +1,11 @@
+"""The Engine API: minidockerd's HTTP server and its handlers, split by noun (STYLE.md §13).
+
+    server.py      HTTP/1.1 on a unix socket: keep-alive, chunked bodies both ways, the hijack
+    router.py      routes with and without /vX.Y, version checks, 404 "page not found"
+    errors.py      the one table: NotFound 404, Conflict 409, InvalidArgument 400, else 500
+    daemon.py      the daemon process: config, pidfile, socket, signals, serve
+    system.py      /_ping /version /info /events
+    containers.py  /containers/...
+
+Handlers validate, call the engine, shape Docker's JSON; they never touch the kernel.
+"""

@@ -1,0 +1,62 @@
+"""minidocker's errors as Engine API answers: the one table of status codes.
+
+    NotFound          404   {"message": "No such container: web"}
+    Conflict          409   a name in use, removing a running container, InvalidState
+    InvalidArgument   400   bad parameter, invalid JSON, wrong type (also ValueError)
+    DigestMismatch    400
+    ContainerError    400 when the command is missing or not executable (docker's exits
+                      127 and 126: the CLI reads them from the message), else 500
+    anything else     500
+
+The body is ``{"message": ...}``: the docker CLI prints it after "Error response from
+daemon: ", docker-py raises ``docker.errors.NotFound`` / ``APIError`` with it. Messages
+keep minidocker's wording, except where clients match on Docker's (404 "No such
+container: X", "page not found").
+See: the Docker Engine API reference, "Errors".
+"""
+
+from __future__ import annotations
+
+from minidocker.errors import Conflict, ContainerError, DigestMismatch, InvalidArgument, MinidockerError, NotFound
+
+__all__ = ["STATUS", "NotModified", "error_reply", "status_of"]
+
+STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidArgument, 400),
+    (DigestMismatch, 400),
+    (ValueError, 400),
+)
+
+
+class NotModified(Exception):
+    """Nothing to do (start of a running container, stop of a stopped one): 304 without a body."""
+
+
+def status_of(err: BaseException) -> int:
+    """The HTTP status for an exception, from :data:`STATUS`."""
+    if isinstance(err, NotModified):
+        return 304
+    if isinstance(err, ContainerError):
+        return 400 if err.exit_code in (126, 127) else 500
+    for cls, status in STATUS:
+        if isinstance(err, cls):
+            return status
+    return 500
+
+
+def error_reply(err: BaseException):
+    """The :class:`~minidocker.api.server.Reply` for an exception: status and ``{"message"}``."""
+    from minidocker.api.server import Reply
+
+    status = status_of(err)
+    if status == 304:
+        return Reply.empty(304)
+    if isinstance(err, MinidockerError):
+        message = str(err)
+    elif isinstance(err, OSError):
+        message = f"{err.strerror or err}: {err.filename}" if err.filename else (err.strerror or str(err))
+    else:
+        message = str(err) or type(err).__name__
+    return Reply.json({"message": message}, status)

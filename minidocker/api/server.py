@@ -1,0 +1,465 @@
+"""The Engine API's transport: HTTP/1.1 on a unix socket, one thread per connection. Like dockerd's.
+
+::
+
+    server = ApiServer(socket_path, route)        # bind, chmod 0660, chgrp minidocker, listen
+    server.serve_forever()                         # accept; each connection in its own thread
+    server.shutdown()                              # from a signal handler or another thread
+
+A connection carries requests one after the other (keep-alive) until the client closes
+it, an error makes framing uncertain, or a handler takes the socket over. What
+clients send and expect (see the Docker Engine API documentation and RFC 9112):
+
+- a request body framed by ``Content-Length`` or ``Transfer-Encoding: chunked``
+  (``docker build``, ``load`` and ``cp`` stream chunked uploads; ``http.server`` cannot);
+- a reply with ``Content-Length``, or **chunked and flushed per message** for streams
+  (``/events``, ``wait``, ``logs -f``): :meth:`Request.stream`;
+- ``Upgrade: tcp`` on attach and exec start: ``101 UPGRADED``, then the socket is raw
+  bytes both ways (:meth:`Request.hijack`);
+- ``Api-Version``, ``Ostype`` and ``Docker-Experimental`` on every reply, the ping's too:
+  the docker CLI reads the first to choose its API version.
+
+One slow or stalled client costs one thread and blocks no one: the request head
+must arrive within :data:`HEAD_TIMEOUT`, a body read stalls only its own handler.
+The handler threads never fork: container setup is exec'd (see engine/ and the
+process model in the package README).
+See: RFC 9112 (HTTP/1.1 messages), unix(7), accept(2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import socket
+import threading
+import time
+from email.utils import formatdate
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from minidocker import __version__
+from minidocker.engine.system import API_VERSION
+
+__all__ = ["ApiServer", "BadRequest", "Reply", "Request", "HEAD_TIMEOUT", "COMMON_HEADERS"]
+
+log = logging.getLogger("minidockerd")
+
+HEAD_TIMEOUT = 60.0       # seconds for a request line and headers to arrive (Go's ReadHeaderTimeout)
+MAX_HEAD = 1 << 20        # bytes of request line + headers, like Go's DefaultMaxHeaderBytes
+MAX_JSON_BODY = 32 << 20  # a JSON body larger than this is refused (a create is ~2 KB)
+COMMON_HEADERS = (("Api-Version", API_VERSION), ("Docker-Experimental", "false"), ("Ostype", "linux"),
+                  ("Server", f"Minidocker/{__version__} (linux)"))
+_REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified",
+            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            411: "Length Required", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 501: "Not Implemented"}
+
+
+class BadRequest(Exception):
+    """The bytes on the wire are not HTTP/1.1 we can frame: answer ``status`` and close."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Reply:
+    """A complete answer: status, body bytes, content type, extra headers."""
+
+    __slots__ = ("status", "body", "content_type", "headers")
+
+    def __init__(self, status: int = 200, body: bytes = b"", content_type: str | None = None,
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.status, self.body, self.content_type, self.headers = status, body, content_type, headers
+
+    @classmethod
+    def json(cls, obj: object, status: int = 200) -> Reply:
+        return cls(status, json.dumps(obj, separators=(",", ":")).encode() + b"\n", "application/json")
+
+    @classmethod
+    def empty(cls, status: int = 204) -> Reply:
+        return cls(status)
+
+
+class _Body:
+    """A request body as a file: ``Content-Length`` bytes, or chunked, decoded. Never reads past its end."""
+
+    def __init__(self, reader, length: int | None, chunked: bool) -> None:
+        self._reader, self._left, self._chunked, self._done = reader, length or 0, chunked, False
+        if not chunked and not length:
+            self._done = True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left if negative); b"" at the end. One socket read per call."""
+        parts = []
+        while not self._done:
+            if self._left == 0:
+                if not self._chunked:
+                    self._done = True
+                    break
+                self._next_chunk()
+                continue
+            n = self._left if size < 0 else min(size, self._left)
+            data = self._reader.read(n) if size < 0 else self._reader.read1(n)
+            if not data:
+                raise BadRequest("unexpected end of request body")
+            self._left -= len(data)
+            parts.append(data)
+            if self._left == 0 and self._chunked:
+                self._reader.readline(3)  # the CRLF after a chunk's data
+            if size >= 0:
+                break
+        return b"".join(parts)
+
+    def _next_chunk(self) -> None:
+        line = self._reader.readline(1026)
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise BadRequest(f"invalid chunk size {size_text[:20]!r}") from None
+        if size == 0:
+            while self._reader.readline(1026) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            self._done = True
+            return
+        self._left = size
+
+    def drain(self, limit: int = 1 << 20) -> bool:
+        """Read and drop the rest (so the next request can follow); False if it was more than ``limit``."""
+        while not self._done:
+            limit -= len(self.read(65536))
+            if limit < 0:
+                return False
+        return True
+
+
+class Request:
+    """One HTTP request, and the ways to answer it that are not a :class:`Reply`.
+
+    Attributes: ``method``, ``path`` (without the ``/vX.Y`` prefix), ``api_version``
+    (``"1.41"``, or None when unversioned), ``query`` (name -> list of values),
+    ``headers`` (lower-case names), ``body`` (a file-like reader), ``params`` (from the route).
+    """
+
+    def __init__(self, conn: _Connection, method: str, target: str, headers: dict[str, str], body: _Body) -> None:
+        self.conn, self.method, self.target, self.headers, self.body = conn, method, target, headers, body
+        split = urlsplit(target)
+        self.raw_path = unquote(split.path)
+        self.query = parse_qs(split.query, keep_blank_values=True)
+        self.path, self.api_version = self.raw_path, None
+        self.params: dict[str, str] = {}
+        self.answered = False
+        self.status = 0
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean query parameter, read like dockerd: '', 0, no, false, none are false."""
+        value = self.arg(name)
+        if value is None:
+            return default
+        return value.strip().lower() not in ("", "0", "no", "false", "none")
+
+    def json(self, required: bool = True) -> object:
+        """The body as JSON; a body that is not JSON raises InvalidArgument (400, Docker 23+'s status)."""
+        from minidocker.errors import InvalidArgument
+
+        ctype = self.headers.get("content-type", "").split(";")[0].strip()
+        data = self.body.read(MAX_JSON_BODY + 1)
+        while len(data) <= MAX_JSON_BODY:
+            more = self.body.read(MAX_JSON_BODY + 1 - len(data))
+            if not more:
+                break
+            data += more
+        if len(data) > MAX_JSON_BODY:
+            raise InvalidArgument(f"request body is larger than {MAX_JSON_BODY} bytes")
+        if not data.strip():
+            if required:
+                raise InvalidArgument("invalid JSON: EOF: the request body is empty")
+            return None
+        if ctype and ctype != "application/json":
+            raise InvalidArgument(f"Content-Type specified ({ctype}) must be 'application/json'")
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InvalidArgument(f"invalid JSON: {err}") from None
+
+    def client_gone(self, timeout: float = 0) -> bool:
+        """True when the client closed its side (EOF) or the socket failed: ends long streams.
+
+        A half-closed attach also reads EOF: callers that expect stdin do not ask this.
+        """
+        try:
+            ready, _, _ = select.select([self.conn.sock], [], [], timeout)
+            if not ready:
+                return False
+            return self.conn.sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    # -- answering -----------------------------------------------------------------------------
+
+    def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
+        self.answered, self.status = True, status
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+        lines += [f"{k}: {v}" for k, v in (*COMMON_HEADERS, ("Date", formatdate(usegmt=True)), *headers)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def send(self, reply: Reply) -> None:
+        headers = list(reply.headers)
+        if reply.content_type:
+            headers.append(("Content-Type", reply.content_type))
+        body = reply.body
+        if reply.status not in (204, 304):
+            headers.append(("Content-Length", str(len(body))))
+        else:
+            body = b""
+        if self.method == "HEAD":
+            body = b""
+        self.conn.sock.sendall(self._head(reply.status, headers) + body)
+
+    def stream(self, status: int = 200, content_type: str | None = "application/json") -> _ChunkWriter:
+        """Start a chunked reply; every ``write`` is one chunk, sent at once."""
+        headers = [("Transfer-Encoding", "chunked")]
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        self.conn.sock.sendall(self._head(status, headers))
+        return _ChunkWriter(self.conn.sock)
+
+    def hijack(self, content_type: str = "application/vnd.docker.raw-stream") -> tuple[socket.socket, object]:
+        """Take the connection over: 101 UPGRADED (or 200 to a client that did not ask to upgrade).
+
+        Returns the socket and the buffered reader that may already hold the client's
+        first raw bytes (``docker run -i`` writes stdin straight after the 101). The
+        connection is not reused for HTTP after this.
+        """
+        upgrade = "upgrade" in self.headers.get("connection", "").lower()
+        headers = [("Content-Type", content_type)]
+        if upgrade:
+            headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
+        self.conn.sock.sendall(self._head(101 if upgrade else 200, headers))
+        self.conn.keep_alive = False
+        self.conn.hijacked = True
+        return self.conn.sock, self.conn.reader
+
+
+class _ChunkWriter:
+    """The body of a chunked reply: ``write(data)`` sends one chunk; ``close()`` the last, empty one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.closed = sock, False
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.sendall(b"0\r\n\r\n")
+
+
+class _Connection:
+    """One client connection: parse requests, dispatch, answer, repeat (keep-alive)."""
+
+    def __init__(self, sock: socket.socket, server: ApiServer) -> None:
+        self.sock, self.server = sock, server
+        self.reader = sock.makefile("rb", buffering=65536)
+        self.keep_alive, self.hijacked = True, False
+
+    def serve(self) -> None:
+        try:
+            while self.keep_alive and not self.server.stopping:
+                if not self._one_request():
+                    break
+        except (ConnectionError, TimeoutError, socket.timeout, OSError) as err:
+            log.debug("connection closed: %s", err)
+        finally:
+            try:
+                self.reader.close()
+                self.sock.close()
+            except OSError:
+                pass
+            self.server.forget(self)
+
+    def _read_head(self) -> tuple[str, str, dict[str, str]] | None:
+        self.sock.settimeout(HEAD_TIMEOUT)
+        line = self.reader.readline(MAX_HEAD)
+        while line in (b"\r\n", b"\n"):  # RFC 9112 §2.2: ignore empty lines before a request
+            line = self.reader.readline(MAX_HEAD)
+        if not line:
+            return None
+        if not line.endswith(b"\n"):
+            raise BadRequest("request line too long", 431 if len(line) >= MAX_HEAD else 400)
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise BadRequest("malformed HTTP request line")
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        total = len(line)
+        while True:
+            line = self.reader.readline(MAX_HEAD)
+            total += len(line)
+            if total > MAX_HEAD:
+                raise BadRequest("request header fields too large", 431)
+            if not line.endswith(b"\n"):
+                raise BadRequest("unexpected end of request headers")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not name.strip() or name != name.strip():
+                raise BadRequest("malformed HTTP header")
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+        self.sock.settimeout(None)
+        if version == "HTTP/1.0" or "close" in headers.get("connection", "").lower():
+            self.keep_alive = False
+        return method, target, headers
+
+    def _one_request(self) -> bool:
+        started = time.monotonic()
+        try:
+            head = self._read_head()
+            if head is None:
+                return False
+            method, target, headers = head
+            body = self._body(headers, self.reader)
+        except BadRequest as err:
+            self._bare_error(err.status, str(err))
+            return False
+        request = Request(self, method, target, headers, body)
+        try:
+            self.server.route(request)
+        finally:
+            elapsed = (time.monotonic() - started) * 1000
+            log.debug("%s %s -> %s (%.1f ms)", method, target, request.status or "-", elapsed)
+        if self.hijacked or not request.answered:
+            return False
+        if not body.drain():
+            return False
+        return True
+
+    @staticmethod
+    def _body(headers: dict[str, str], reader) -> _Body:
+        encoding = headers.get("transfer-encoding", "").lower()
+        if encoding:
+            if encoding != "chunked":
+                raise BadRequest(f"unsupported transfer encoding {encoding!r}", 501)
+            return _Body(reader, None, True)
+        length = headers.get("content-length")
+        if length is None:
+            return _Body(reader, 0, False)
+        if not length.isdigit():
+            raise BadRequest("invalid Content-Length")
+        return _Body(reader, int(length), False)
+
+    def _bare_error(self, status: int, message: str) -> None:
+        """Like Go's net/http for bytes it cannot parse: a plain-text status line and close."""
+        log.debug("bad request: %s", message)
+        text = f"{status} {_REASONS.get(status, 'Bad Request')}: {message}".encode()
+        try:
+            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                              b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+                              % (status, _REASONS.get(status, "Bad Request").encode(), len(text), text))
+        except OSError:
+            pass
+
+
+class ApiServer:
+    """A listening unix socket and the threads serving its connections.
+
+    Args:
+        path: the socket's path; a stale socket there is replaced, a live one refused.
+        route: called with each :class:`Request`; it must answer it (api/router.py).
+        group: the group that may use the socket (mode 0660), if it exists; else root only.
+    """
+
+    def __init__(self, path: str, route, group: str = "minidocker") -> None:
+        self.path, self.route = path, route
+        self.stopping = False
+        self._connections: set[_Connection] = set()
+        self._lock = threading.Lock()
+        self.sock = _listen(path, group)
+
+    def serve_forever(self) -> None:
+        threading.stack_size(512 * 1024)  # 100 streaming clients: 100 threads, small stacks
+        while not self.stopping:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                if self.stopping:
+                    break
+                raise
+            conn = _Connection(client, self)
+            with self._lock:
+                self._connections.add(conn)
+            threading.Thread(target=conn.serve, name="conn", daemon=True).start()
+
+    def forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    def shutdown(self) -> None:
+        """Stop accepting, remove the socket file, close every connection (streams end)."""
+        if self.stopping:
+            return
+        self.stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _listen(path: str, group: str) -> socket.socket:
+    """Bind ``path`` (replacing a stale socket, never a live one), mode 0660, group ``group`` if it exists."""
+    from minidocker.errors import Conflict
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody listens: a crashed daemon's socket
+        else:
+            raise Conflict(f"failed to listen on {path}: another daemon is listening there",
+                           hint="stop it first (minidocker daemon stop), or choose another socket with -H")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o117)  # born 0660: no window in which others could connect
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o660)
+    try:
+        import grp
+
+        os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    except (KeyError, PermissionError):
+        pass
+    sock.listen(512)
+    return sock

@@ -1,0 +1,215 @@
+"""Chapter 14: the image endpoints of minidockerd, driven by the real docker CLI and docker-py.
+
+``docker images``, ``pull`` and ``push`` against our registry server on 127.0.0.1, ``tag``,
+``rmi``, ``image inspect``, ``history``, ``save`` and ``load`` (streams both ways), ``import``,
+``login`` (``/auth``), ``image prune``; where dockerd answers the same request, the JSON keys
+and types of both answers are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from daemonkit import Minidockerd
+from registrykit import htpasswd_line
+
+from minidocker.image import ImageStore
+from minidocker.registry.server import RegistryServer
+
+pytestmark = [pytest.mark.ch14, pytest.mark.root]
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    root = tmp_path_factory.mktemp("md-images")
+    ImageStore(root / "lib" / "images").create_busybox()
+    with Minidockerd(root) as d:
+        yield d
+
+
+@pytest.fixture
+def registry(tmp_path):
+    with RegistryServer(tmp_path / "registry", ("127.0.0.1", 0)) as server:
+        yield server
+
+
+def _ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
+    return result.stdout.decode()
+
+
+# -- docker CLI -----------------------------------------------------------------------------------
+
+def test_docker_images_lists_busybox_with_integer_sizes(daemon):
+    out = _ok(daemon.docker("images"))
+    lines = out.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert any(line.split()[:2] == ["busybox", "latest"] for line in lines[1:]), out
+    ids = _ok(daemon.docker("images", "-q", "busybox")).split()
+    assert len(ids) == 1 and len(ids[0]) == 12
+
+
+def test_tag_inspect_history_and_rmi(daemon):
+    _ok(daemon.docker("tag", "busybox", "course/box:v1"))
+    inspected = json.loads(_ok(daemon.docker("image", "inspect", "course/box:v1")))
+    assert "course/box:v1" in inspected[0]["RepoTags"] and "busybox:latest" in inspected[0]["RepoTags"]
+    assert inspected[0]["Id"].startswith("sha256:")
+    history = _ok(daemon.docker("history", "course/box:v1"))
+    assert history.splitlines()[0].split()[:2] == ["IMAGE", "CREATED"], history
+    assert _ok(daemon.docker("rmi", "course/box:v1")).strip() == "Untagged: course/box:v1"
+    missing = daemon.docker("image", "inspect", "course/box:v1")
+    assert missing.returncode == 1 and b"No such image: course/box:v1" in missing.stderr, missing.stderr
+
+
+def test_rmi_of_an_unknown_image_is_dockers_404(daemon):
+    result = daemon.docker("rmi", "nothing/here:v9")
+    assert result.returncode == 1
+    assert b"No such image: nothing/here:v9" in result.stderr, result.stderr
+
+
+def test_save_and_load_stream_a_docker_archive_both_ways(daemon, tmp_path):
+    archive = tmp_path / "box.tar"
+    _ok(daemon.docker("tag", "busybox", "saved/box:v1"))
+    _ok(daemon.docker("save", "-o", str(archive), "saved/box:v1"))
+    members = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, text=True, check=True).stdout
+    assert "manifest.json" in members.split()
+    _ok(daemon.docker("rmi", "saved/box:v1"))
+    loaded = _ok(daemon.docker("load", "-i", str(archive)))
+    assert "Loaded image: saved/box:v1" in loaded
+    assert _ok(daemon.docker("images", "-q", "saved/box:v1")).strip()
+    _ok(daemon.docker("rmi", "saved/box:v1"))
+
+
+def test_a_broken_archive_is_refused_and_loads_nothing(daemon, tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 100)
+    before = _ok(daemon.docker("images", "-aq"))
+    result = daemon.docker("load", "-i", str(bad))
+    assert result.returncode != 0
+    assert _ok(daemon.docker("images", "-aq")) == before
+    assert not list((daemon.root / "run" / "uploads").glob("*")), "the spooled upload is removed"
+
+
+def test_pull_and_push_through_our_registry(daemon, registry):
+    ref = f"{registry.address}/course/busybox:t1"
+    _ok(daemon.docker("tag", "busybox", ref))
+    pushed = _ok(daemon.docker("push", ref))
+    assert f"The push refers to repository [{registry.address}/course/busybox]" in pushed
+    assert "t1: digest: sha256:" in pushed
+    _ok(daemon.docker("rmi", ref))
+    pulled = _ok(daemon.docker("pull", ref))
+    assert f"Downloaded newer image for {ref}" in pulled or "Image is up to date" in pulled, pulled
+    assert _ok(daemon.docker("images", "-q", ref)).strip()
+    _ok(daemon.docker("rmi", ref))
+
+
+def test_pull_of_a_missing_tag_fails_with_the_registrys_words(daemon, registry):
+    result = daemon.docker("pull", f"{registry.address}/course/none:v1")
+    assert result.returncode == 1
+    assert b"manifest unknown" in result.stderr.lower() or b"not found" in result.stderr.lower(), result.stderr
+
+
+def test_login_checks_the_registrys_credentials(daemon, tmp_path):
+    (tmp_path / "htpasswd").write_text(htpasswd_line("bob", "secret") + "\n")
+    with RegistryServer(tmp_path / "reg", ("127.0.0.1", 0), htpasswd=tmp_path / "htpasswd") as server:
+        wrong = daemon.docker("login", "-u", "bob", "--password-stdin", server.address, input=b"nope")
+        assert wrong.returncode == 1 and b"unauthorized" in wrong.stderr.lower(), wrong.stderr
+        right = daemon.docker("login", "-u", "bob", "--password-stdin", server.address, input=b"secret")
+        assert b"Login Succeeded" in right.stdout, right.stderr
+        ref = f"{server.address}/auth/box:v1"
+        _ok(daemon.docker("tag", "busybox", ref))
+        _ok(daemon.docker("push", ref))   # the CLI sends the stored credentials as X-Registry-Auth
+        _ok(daemon.docker("rmi", ref))
+        _ok(daemon.docker("pull", ref))
+        _ok(daemon.docker("rmi", ref))
+        daemon.docker("logout", server.address)
+
+
+def test_import_makes_a_one_layer_image(daemon, tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "greeting").write_text("hello\n")
+    archive = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(tree), "-cf", str(archive), "."], check=True)
+    image_id = _ok(daemon.docker("import", "-m", "by hand", str(archive), "imported/fs:v1")).strip()
+    assert image_id.startswith("sha256:")
+    inspected = json.loads(_ok(daemon.docker("image", "inspect", "imported/fs:v1")))[0]
+    assert inspected["Id"] == image_id and len(inspected["RootFS"]["Layers"]) == 1
+    _ok(daemon.docker("rmi", "imported/fs:v1"))
+
+
+def test_image_prune_answers_dockers_shape(daemon):
+    status, _, body = daemon.request("POST", "/v1.41/images/prune")
+    assert status == 200
+    answer = json.loads(body)
+    assert set(answer) >= {"ImagesDeleted", "SpaceReclaimed"} and isinstance(answer["SpaceReclaimed"], int)
+
+
+def test_a_bad_x_registry_auth_header_is_400(daemon):
+    status, _, body = daemon.request("POST", "/v1.41/images/create?fromImage=127.0.0.1:1/x&tag=v1",
+                                     headers={"X-Registry-Auth": "%%%not-base64%%%"})
+    assert status == 400, body
+    assert "X-Registry-Auth" in json.loads(body)["message"]
+
+
+# -- docker-py ------------------------------------------------------------------------------------
+
+def test_docker_py_lists_gets_tags_pushes_pulls_and_removes(daemon, registry):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        images = client.images.list()
+        assert any("busybox:latest" in image.tags for image in images)
+        image = client.images.get("busybox")
+        ref = f"{registry.address}/py/box"
+        assert image.tag(ref, "v1")
+        lines = list(client.images.push(ref, "v1", stream=True, decode=True))
+        assert any("aux" in line and line["aux"]["Tag"] == "v1" for line in lines), lines
+        client.images.remove(f"{ref}:v1")
+        pulled = client.images.pull(ref, tag="v1")
+        assert pulled.id == image.id
+        client.images.remove(f"{ref}:v1")
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get("nothing/here:v1")
+    finally:
+        client.close()
+
+
+# -- the same requests to dockerd -------------------------------------------------------------------
+
+@pytest.mark.docker
+def test_image_list_and_inspect_have_dockerds_keys_and_types(daemon, dockerd, tmp_path):
+    archive = tmp_path / "busybox.tar"
+    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
+    dockerd.docker("load", "-i", str(archive))
+    try:
+        ours = json.loads(daemon.request("GET", "/v1.41/images/json")[2])
+        theirs = json.loads(_dockerd_get(dockerd, "/v1.41/images/json"))
+        mine = next(i for i in ours if "busybox:latest" in i["RepoTags"])
+        docker_one = next(i for i in theirs if "busybox:latest" in (i.get("RepoTags") or []))
+        assert mine["Id"] == docker_one["Id"], "the same config, so the same ID"
+        assert set(docker_one) <= set(mine), set(docker_one) - set(mine)
+        for key in ("Created", "Size", "VirtualSize", "SharedSize", "Containers"):
+            assert type(mine[key]) is type(docker_one[key]), key
+        ours_inspect = json.loads(daemon.request("GET", "/v1.41/images/busybox/json")[2])
+        theirs_inspect = json.loads(_dockerd_get(dockerd, "/v1.41/images/busybox/json"))
+        assert set(theirs_inspect) <= set(ours_inspect), set(theirs_inspect) - set(ours_inspect)
+        assert ours_inspect["RootFS"] == theirs_inspect["RootFS"]
+        status, _, body = daemon.request("GET", "/v1.41/images/nothing:v1/json")
+        assert status == 404 and json.loads(body) == {"message": "No such image: nothing:v1"}
+        # dockerd 20.10 says it twice ("no such image: nothing:v1: No such image: nothing:v1"); clients
+        # (docker-py's ImageNotFound, the CLI) look for the status and "No such image"
+        assert json.loads(_dockerd_get(dockerd, "/v1.41/images/nothing:v1/json"))["message"].endswith(
+            "No such image: nothing:v1")
+    finally:
+        dockerd.docker("rmi", "busybox", check=False)
+
+
+def _dockerd_get(dockerd, path: str) -> bytes:
+    from daemonkit import http_request
+
+    socket_path = dockerd.host.removeprefix("unix://")
+    return http_request(socket_path, "GET", path)[2]
+
