@@ -451,3 +451,165 @@ def test_rslave_bind_sees_a_mount_made_on_the_host_later_and_rprivate_does_not(c
     finally:
         umount2(private, UmountFlag.MNT_DETACH)
     assert r.code == 125 and "not a shared or slave mount" in r.err, r
+
+
+# -- the same cases under a private dockerd ---------------------------------------------------------
+
+# What a container reports about the mount at $1: per-mount ro/rw and flags, fs type, tmpfs size/mode.
+_PROBE = ("probe() { awk -v t=\"$1\" '$5==t { n=split($6,o,\",\"); f=o[1]; for(i=2;i<=n;i++) "
+          "if (o[i] ~ /^no/) f=f\",\"o[i]; for(i=7;i<=NF;i++) if ($i==\"-\") { s=$(i+3); m=\"\"; k=split(s,p,\",\"); "
+          "for(j=1;j<=k;j++) if (p[j] ~ /^(size|mode)=/) m=m\" \"p[j]; print t, f, $(i+1) m } }' /proc/self/mountinfo; }; ")
+_LIST = "find {d} | sort | xargs stat -c '%n %u:%g %a %F %h'"
+
+DIFF_CASES = {
+    "bind": (["-v", "{h}/src:/d"], "probe /d; cat /d/f"),
+    "bind-ro": (["-v", "{h}/src:/d:ro"], "probe /d; touch /d/x 2>&1 | sed 's/.*: //'"),
+    "bind-mount-ro": (["--mount", "type=bind,src={h}/src,dst=/d,readonly"], "probe /d"),
+    "bind-missing-v": (["-v", "{h}/made:/d"], "probe /d; ls -ld /d | cut -c1-10"),
+    "bind-missing-mount": (["--mount", "type=bind,src={h}/nope,dst=/d"], "true"),
+    "bind-symlink-target": (["-v", "{h}/src:/escape/sub"], "cat /escape/sub/f; ls /tmp/md-ch10-escape/sub"),
+    "named-copy-up": (["-v", "cu-{run}:/data"], "probe /data; " + _LIST.format(d="/data")),
+    "named-nocopy": (["--mount", "type=volume,src=nc-{run},dst=/data,volume-nocopy"], "ls -A /data; echo end"),
+    "anonymous": (["-v", "/cache2"], "probe /cache2; " + _LIST.format(d="/cache")),
+    "tmpfs": (["--tmpfs", "/t:size=1m"], "probe /t"),
+    "tmpfs-mount": (["--mount", "type=tmpfs,dst=/t,tmpfs-size=2m,tmpfs-mode=1770"], "probe /t; stat -c %a /t"),
+    "read-only-root": (["--read-only", "-v", "ro-{run}:/d", "--tmpfs", "/t"],
+                       "touch /d/a && touch /t/b && echo ok; touch /z 2>&1 | sed 's/.*: //'"),
+    "bad-name": (["-v", "bad/name:/x"], "true"),
+    "bad-mode": (["-v", "vol-{run}:/x:bogus"], "true"),
+    "mode-without-source": (["-v", "/x:ro"], "true"),
+    "unknown-key": (["--mount", "type=bind,src={h}/src,dst=/x,foo=bar"], "true"),
+    "relative-target": (["-v", "vol-{run}:relative/x"], "true"),
+    "anonymous-readonly": (["--mount", "dst=/x,readonly"], "true"),
+    "tmpfs-with-source": (["--mount", "type=tmpfs,src=abc,dst=/x"], "true"),
+    "tmpfs-bad-size": (["--mount", "type=tmpfs,dst=/t,tmpfs-size=lots"], "true"),
+}
+
+
+@pytest.fixture(scope="module")
+def docker_images(dockerd, image, state_root, tmp_path_factory):
+    """Our busybox and test image, saved by minidocker and loaded by docker."""
+    archive = tmp_path_factory.mktemp("ch10") / "images.tar"
+    out = subprocess.run([sys.executable, "-m", "minidocker", "save", "-o", str(archive), "busybox", IMAGE],
+                         capture_output=True, text=True, env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert out.returncode == 0, out.stderr
+    dockerd.docker("load", "-i", str(archive))
+    return dockerd
+
+
+def _docker(dockerd, *args: str) -> tuple[int, str, str]:
+    out = subprocess.run(["docker", *args], env=dockerd.env, capture_output=True, text=True, timeout=120)
+    return out.returncode, out.stdout, out.stderr
+
+
+def _both(cli, dockerd, flags: list[str], script: str, base: Path) -> dict[str, tuple[int, str, str]]:
+    results = {}
+    for run in ("docker", "minidocker"):
+        h = base / run
+        (h / "src").mkdir(parents=True, exist_ok=True)
+        (h / "src" / "f").write_text("host file\n")
+        args = [f.format(h=h, run=run) for f in flags]
+        if run == "docker":
+            results[run] = _docker(dockerd, "run", "--rm", "--network", "none", *args, IMAGE, "sh", "-c",
+                                   _PROBE + script)
+        else:
+            r = cli("run", "--rm", *args, IMAGE, "sh", "-c", _PROBE + script)
+            results[run] = (r.code, r.out, r.err)
+    return results
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.docker
+@pytest.mark.parametrize("case", list(DIFF_CASES))
+def test_container_sees_the_same_mounts_as_under_docker(case, cli, docker_images, tmp_path):
+    flags, script = DIFF_CASES[case]
+    results = _both(cli, docker_images, flags, script, tmp_path)
+    (dcode, dout, derr), (mcode, mout, merr) = results["docker"], results["minidocker"]
+    report = f"docker: {dcode}\n{dout}{derr}\nminidocker: {mcode}\n{mout}{merr}"
+    assert (dcode == 0) == (mcode == 0) and dcode == mcode, f"exit codes differ\n{report}"
+    assert mout.replace(str(tmp_path / "minidocker"), "H") == dout.replace(str(tmp_path / "docker"), "H"), \
+        f"the container sees something else\n{report}"
+    for run in ("docker", "minidocker"):   # what -v creates on the host, and nothing through the image's link
+        assert (tmp_path / run / "made").is_dir() == (case == "bind-missing-v"), report
+    assert not Path("/tmp/md-ch10-escape").exists()
+    for run in ("docker", "minidocker"):
+        for name in (f"cu-{run}", f"nc-{run}", f"ro-{run}"):
+            _remove_volume(cli, docker_images, run, name)
+
+
+def _remove_volume(cli, dockerd, run: str, name: str) -> None:
+    if run == "docker":
+        _docker(dockerd, "volume", "rm", "-f", name)
+    else:
+        cli("volume", "rm", "-f", name)
+
+
+def _volume_names(cli, dockerd, run: str, *flags: str) -> set[str]:
+    if run == "docker":
+        return set(_docker(dockerd, "volume", "ls", "-q", *flags)[1].split())
+    return set(cli("volume", "ls", "-q", *flags).out.split())
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.docker
+def test_volume_inspect_has_dockers_json_shape(cli, docker_images):
+    created = ["--label", "tier=db", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m"]
+    shapes = {}
+    for run in ("docker", "minidocker"):
+        for name, flags in (("shape-opts", created), ("shape-plain", [])):
+            if run == "docker":
+                assert _docker(docker_images, "volume", "create", *flags, name)[0] == 0
+            else:
+                assert cli("volume", "create", *flags, name).code == 0
+        out = (_docker(docker_images, "volume", "inspect", "shape-opts", "shape-plain")[1] if run == "docker"
+               else cli("volume", "inspect", "shape-opts", "shape-plain").out)
+        shapes[run] = json.loads(out)
+        for name in ("shape-opts", "shape-plain"):
+            _remove_volume(cli, docker_images, run, name)
+    for ours, theirs in zip(shapes["minidocker"], shapes["docker"]):
+        assert list(ours) == list(theirs), "keys differ"
+        assert ours["Mountpoint"].endswith(f"/volumes/{ours['Name']}/_data")
+        assert theirs["Mountpoint"].endswith(f"/volumes/{theirs['Name']}/_data")
+        assert time.strptime(ours["CreatedAt"][:19], "%Y-%m-%dT%H:%M:%S")
+        for key in ("Driver", "Labels", "Name", "Options", "Scope"):
+            assert ours[key] == theirs[key], f"{key}: ours {ours[key]!r}, docker's {theirs[key]!r}"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.docker
+def test_volume_ls_filters_and_anonymous_volumes_with_rm_match_docker(cli, docker_images):
+    filters = [[], ["--filter", "label=tier"], ["--filter", "label=tier=db"], ["--filter", "name=flt-"],
+               ["--filter", "dangling=true"], ["--filter", "dangling=false"], ["--filter", "driver=local"]]
+    seen: dict[str, list] = {}
+    for run in ("docker", "minidocker"):
+        before = _volume_names(cli, docker_images, run)
+        if run == "docker":
+            _docker(docker_images, "volume", "create", "--label", "tier=db", "flt-a")
+            _docker(docker_images, "volume", "create", "--label", "tier=web", "flt-b")
+            _docker(docker_images, "run", "--name", "flt-user", "--network", "none", "-v", "flt-c:/c", "busybox",
+                    "true")
+            _docker(docker_images, "run", "--rm", "--network", "none", IMAGE, "true")
+        else:
+            cli("volume", "create", "--label", "tier=db", "flt-a")
+            cli("volume", "create", "--label", "tier=web", "flt-b")
+            cli("run", "--name", "flt-user", "-v", "flt-c:/c", "busybox", "true")
+            cli("run", "--rm", IMAGE, "true")
+        seen[run] = [sorted(_volume_names(cli, docker_images, run, *f) - before) for f in filters]
+        if run == "docker":
+            _docker(docker_images, "run", "--name", "anon-user", "--network", "none", IMAGE, "true")
+            made = _volume_names(cli, docker_images, run) - before
+            _docker(docker_images, "rm", "-v", "anon-user")
+            _docker(docker_images, "rm", "flt-user")
+        else:
+            cli("run", "--name", "anon-user", IMAGE, "true")
+            made = _volume_names(cli, docker_images, run) - before
+            cli("rm", "-v", "anon-user")
+            cli("rm", "flt-user")
+        seen[run].append(len(made))
+        seen[run].append(sorted(_volume_names(cli, docker_images, run) - before))
+        for name in ("flt-a", "flt-b", "flt-c"):
+            _remove_volume(cli, docker_images, run, name)
+    assert seen["minidocker"] == seen["docker"], f"ours {seen['minidocker']}\ndocker's {seen['docker']}"
