@@ -426,12 +426,17 @@ def test_rslave_bind_sees_a_mount_made_on_the_host_later_and_rprivate_does_not(c
     try:
         mount(None, src, None, MountFlag.MS_SHARED)
         env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
-        script = "i=0; while [ ! -e /d/sub/flag ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ls /d/sub"
-        procs = {mode: subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "-v",
-                                         f"{src}:/d:{mode}", "busybox", "sh", "-c", script],
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        script = ("touch /r/$0; i=0; while [ ! -e /d/sub/flag ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done;"
+                  " ls /d/sub")
+        procs = {mode: subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "-v", f"{ready}:/r",
+                                         "-v", f"{src}:/d:{mode}", "busybox", "sh", "-c", script, mode],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for mode in ("rslave", "rprivate")}
-        time.sleep(1.5)   # both containers are up and waiting
+        deadline = time.monotonic() + 30
+        while len(os.listdir(ready)) < 2 and time.monotonic() < deadline:   # both containers run
+            time.sleep(0.05)
         mount("tmpfs", src / "sub", "tmpfs", 0, "size=64k")
         try:
             (src / "sub" / "flag").write_text("")
