@@ -134,15 +134,21 @@ def chroot_into(path: str | os.PathLike[str]) -> None:
     os.chdir("/")
 
 
-def make_mounts_private() -> None:
+def make_mounts_private(propagation: str | None = None) -> None:
     """Make every mount in this mount namespace private, recursively.
 
     After unshare(CLONE_NEWNS) the copied mounts keep the host's propagation; on
     systemd hosts "/" is shared, so our mounts would appear on the host. The
     unshare(1) command does this silently; the raw syscall does not.
+
+    ``propagation`` is the OCI ``linux.rootfsPropagation``: "slave"/"rslave" (also
+    asked for by "shared"/"rshared" binds) makes them slaves instead: mounts made on
+    the host still appear inside, none made inside appears on the host (chapter 10's
+    ``-v /src:/dst:rslave`` needs it). Never shared: our mounts would leak to the host.
     See mount_namespaces(7), "Shared subtrees".
     """
-    mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)
+    slave = propagation in ("slave", "rslave", "shared", "rshared")
+    mount(None, "/", None, MountFlag.MS_REC | (MountFlag.MS_SLAVE if slave else MountFlag.MS_PRIVATE))
 
 
 def bind_onto_itself(path: str | os.PathLike[str]) -> None:

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 __all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
-           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag"]
+           "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag",
+           "volume_create", "volume_inspect", "volume_ls", "volume_prune", "volume_rm"]
 
 
 def run(args: SimpleNamespace) -> int:
@@ -29,7 +30,8 @@ def run(args: SimpleNamespace) -> int:
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
         resources=resources, pull=args.pull, platform=args.platform, insecure_registries=args.insecure_registry,
-        quiet=args.quiet,
+        quiet=args.quiet, volumes=args.volumes, mounts=args.mounts, tmpfs=args.tmpfs,
+        volumes_from=args.volumes_from,
     )
     status = run_container(options)
     if status.oom_killed:
@@ -89,7 +91,12 @@ def rm(args: SimpleNamespace) -> int:
     failed = 0
     for ref in args.containers:
         try:
-            remove_container(ref, force=args.force)
+            if args.volumes:
+                from minidocker.engine.volumes import remove_with_volumes
+
+                remove_with_volumes(ref, force=args.force)
+            else:
+                remove_container(ref, force=args.force)
             print(ref)
         except Exception as err:  # noqa: BLE001 - report each, go on, like docker rm
             print(f"minidocker: {err}", file=sys.stderr)
@@ -330,6 +337,11 @@ def system_prune(args: SimpleNamespace) -> int:
 
     _require_root()
     removed = prune()
+    if args.volumes:
+        from minidocker.engine.volumes import prune_volumes
+        from minidocker.paths import state_roots
+
+        removed += [f"deleted volume {name}" for name in prune_volumes(state_roots())]
     for line in removed:
         print(line)
     print(f"Total: {len(removed)} removed")
@@ -424,3 +436,63 @@ def _require_root() -> None:
     if os.geteuid() != 0:
         raise MinidockerError("this command needs root: it creates namespaces and mounts",
                               hint="run it with sudo, or as root in a VM made for the course")
+
+
+def volume_create(args: SimpleNamespace) -> int:
+    from minidocker.engine.volumes import create_volume
+    from minidocker.paths import state_roots
+
+    _require_root()
+    name = args.volume or args.name
+    if args.volume and args.name and args.volume != args.name:
+        _fail(f"conflicting names: --name {args.name} and {args.volume}")
+    print(create_volume(state_roots(), name, args.driver, args.options, args.labels).name)
+    return 0
+
+
+def volume_ls(args: SimpleNamespace) -> int:
+    from minidocker.engine.volumes import list_volumes
+    from minidocker.paths import state_roots
+
+    volumes = list_volumes(state_roots(), args.filters)
+    if args.quiet:
+        print("\n".join(v.name for v in volumes))
+        return 0
+    print("\n".join([f"{'DRIVER':<10}VOLUME NAME", *(f"{v.driver:<10}{v.name}" for v in volumes)]))
+    return 0
+
+
+def volume_inspect(args: SimpleNamespace) -> int:
+    import json
+
+    from minidocker.engine.volumes import inspect_volumes
+    from minidocker.paths import state_roots
+
+    print(json.dumps(inspect_volumes(state_roots(), args.volumes), indent=4))
+    return 0
+
+
+def volume_rm(args: SimpleNamespace) -> int:
+    from minidocker.engine.volumes import remove_volume
+    from minidocker.paths import state_roots
+
+    _require_root()
+    failed = 0
+    for name in args.volumes:
+        try:
+            remove_volume(state_roots(), name, force=args.force)
+            print(name)
+        except Exception as err:  # noqa: BLE001 - report each, go on, like docker volume rm
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def volume_prune(args: SimpleNamespace) -> int:
+    from minidocker.engine.volumes import prune_volumes
+    from minidocker.paths import state_roots
+
+    _require_root()
+    removed = prune_volumes(state_roots(), all_volumes=args.all, filters=args.filters)
+    print("\n".join(["Deleted Volumes:", *removed]) if removed else "nothing to remove")
+    return 0

@@ -37,6 +37,7 @@ def build_commands() -> Command:
             Option("--pull", "pull the image first: missing (default), always or never", "value", "POLICY",
                    default="missing"),
             _platform_option(), Option("-q --quiet", "do not print the pull's progress"), _insecure_option(),
+            *_mount_options(),
         ],
         arguments=[Argument("image"), Argument("command", "rest")],
         interspersed=False,
@@ -55,7 +56,8 @@ def build_commands() -> Command:
         Option("-q --quiet", "only IDs"),
     ])
     rm = Command("rm", "Remove stopped containers", commands.rm,
-                 options=[Option("-f --force", "kill a running container first")],
+                 options=[Option("-f --force", "kill a running container first"),
+                          Option("-v --volumes", "remove the container's anonymous volumes too")],
                  arguments=[Argument("containers", "many")])
     stats = Command("stats", "Show running containers' resource usage (read from their cgroups)", commands.stats,
                     options=[
@@ -70,7 +72,8 @@ def build_commands() -> Command:
     images = Command("images", "List images", commands.images, options=images_flags)
     doctor = Command("doctor", "Check that this machine can run containers", commands.doctor)
     prune = Command("prune", "Remove stopped containers and everything they left", commands.system_prune,
-                    options=[Option("-f --force", "do not ask (accepted for docker compatibility)")])
+                    options=[Option("-f --force", "do not ask (accepted for docker compatibility)"),
+                             Option("--volumes", "remove unused anonymous volumes too")])
     system = Command("system", "Manage minidocker's state", subcommands=[prune])
     network = _network_commands()
     registry = _registry_commands()
@@ -79,7 +82,7 @@ def build_commands() -> Command:
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
         subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
-                     network, system, daemon],
+                     network, system, _volume_commands(), daemon],
     )
 
 
@@ -222,4 +225,44 @@ def _network_commands() -> Command:
                 arguments=pair),
         Command("disconnect", "Disconnect a container from a network", commands.network_disconnect,
                 arguments=pair),
+    ])
+
+
+def _mount_options() -> list[Option]:
+    """``run``'s -v, --mount, --tmpfs, --volumes-from (chapter 10); checked in engine/volumes.py."""
+    return [
+        Option("-v --volume", "bind a host path or mount a volume (repeatable)", "list",
+               "[SRC:]DST[:ro|rw,z,nocopy,rslave...]", dest="volumes"),
+        Option("--mount", "attach a mount (repeatable)", "list",
+               "type=bind|volume|tmpfs,src=...,dst=...[,readonly]", dest="mounts"),
+        Option("--tmpfs", "mount a tmpfs (repeatable)", "list", "DST[:size=64m,mode=1777]"),
+        Option("--volumes-from", "mount the volumes of a container (repeatable)", "list", "CONTAINER[:ro|rw]",
+               dest="volumes_from"),
+    ]
+
+
+def _volume_commands() -> Command:
+    """``minidocker volume create/ls/inspect/rm/prune`` (chapter 10)."""
+    labels = Option("--label", "set metadata (repeatable)", "list", "KEY=VALUE", dest="labels")
+    return Command("volume", "Manage volumes", subcommands=[
+        Command("create", "Create a volume", commands.volume_create, options=[
+            Option("-d --driver", "volume driver (only local)", "value", "DRIVER", default="local"),
+            Option("-o --opt", "the local driver's options: type=, device=, o= (repeatable)", "list", "KEY=VALUE",
+                   dest="options"),
+            labels, Option("--name", "the volume's name", "value", "NAME"),
+        ], arguments=[Argument("volume", "optional")]),
+        Command("ls", "List volumes", commands.volume_ls, options=[
+            Option("-q --quiet", "only names"),
+            Option("-f --filter", "dangling=true|false, name=..., label=K[=V], driver=local (repeatable)", "list",
+                   "FILTER", dest="filters"),
+        ]),
+        Command("inspect", "Show volumes as JSON", commands.volume_inspect, arguments=[Argument("volumes", "many")]),
+        Command("rm", "Remove volumes (refused while a container uses one)", commands.volume_rm, options=[
+            Option("-f --force", "do not fail for a volume that does not exist")],
+            arguments=[Argument("volumes", "many")]),
+        Command("prune", "Remove unused anonymous volumes", commands.volume_prune, options=[
+            Option("-a --all", "all unused volumes, named ones too"),
+            Option("-f --force", "do not ask (accepted for docker compatibility)"),
+            Option("--filter", "label=K[=V] or label!=K[=V] (repeatable)", "list", "FILTER", dest="filters"),
+        ]),
     ])

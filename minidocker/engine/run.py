@@ -49,7 +49,8 @@ class RunOptions(Record):
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
               "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
-              "resources", "pull", "platform", "insecure_registries", "quiet")
+              "resources", "pull", "platform", "insecure_registries", "quiet",
+              "volumes", "mounts", "tmpfs", "volumes_from")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
@@ -58,7 +59,9 @@ class RunOptions(Record):
                  read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
                  publish_all: bool = False, expose: list[str] | None = None,
                  resources: ResourceFlags | None = None, pull: str = "missing", platform: str | None = None,
-                 insecure_registries: list[str] | None = None, quiet: bool = False) -> None:
+                 insecure_registries: list[str] | None = None, quiet: bool = False,
+                 volumes: list[str] | None = None, mounts: list[str] | None = None, tmpfs: list[str] | None = None,
+                 volumes_from: list[str] | None = None) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -81,6 +84,11 @@ class RunOptions(Record):
         self.platform = platform  # --platform os/arch[/variant], for that pull
         self.insecure_registries = [] if insecure_registries is None else insecure_registries
         self.quiet = quiet  # -q: no pull output
+        # Chapter 10 (engine/volumes.py): -v SRC:DST[:OPTS], --mount K=V,..., --tmpfs DST[:OPTS], --volumes-from C
+        self.volumes = [] if volumes is None else volumes
+        self.mounts = [] if mounts is None else mounts
+        self.tmpfs = [] if tmpfs is None else tmpfs
+        self.volumes_from = [] if volumes_from is None else volumes_from
 
 
 
@@ -101,11 +109,12 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -
     return result
 
 
-def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str) -> dict[str, Any]:
+def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str,
+               volumes: Any = None) -> dict[str, Any]:
     """The OCI config for this run: the image's config combined with the flags, as Docker does.
 
     The combining rules live with the image (:mod:`minidocker.image.runconfig`); the engine
-    adds what is its own: hostname, ``--init``, ``--read-only``.
+    adds what is its own: hostname, ``--init``, ``--read-only``, the ``volumes`` plan's mounts.
     """
     hostname = validate_hostname(options.hostname) if options.hostname else container_id[:12]
     spec = default_spec(rootfs, ["true"], hostname=hostname, readonly_rootfs=options.read_only)
@@ -119,6 +128,8 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     resources = resources_from_flags(options.resources)
     if resources:
         spec["linux"]["resources"] = resources
+    if volumes is not None:
+        volumes.apply(spec)   # engine/volumes.py: bind and tmpfs entries in spec["mounts"]
     validate(spec)
     return spec
 
@@ -130,8 +141,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     if options.name is not None:
         _check_name(roots, options.name)
     plan = _plan_network(options, image, roots)
+    volumes = _plan_volumes(options, image, roots)   # every -v/--mount checked before anything exists
     container = Container.new(options.name, image.reference, options.command, image_id=image.id)
-    spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id)
+    spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id, volumes)
     container.command = spec["process"]["args"]
     directory = container.directory(roots)
     snapshot = Snapshot.create(image.layers, directory)
@@ -145,6 +157,8 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             endpoint, before_start = _prepare_network(plan, spec, container, roots)
         _write_config(directory, spec)
         snapshot.mount()
+        if volumes is not None:
+            volumes.prepare(snapshot.rootfs, directory)   # volumes created, copy-up from the image
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
         try:
@@ -172,6 +186,8 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
 
             detach(roots, container.id)  # the veth goes with the netns, in the kernel's own time
         snapshot.unmount()
+        if volumes is not None:
+            volumes.release(container.id, remove_anonymous=options.remove)
         if options.remove:
             from minidocker.engine.remove import delete_later
 
@@ -208,6 +224,18 @@ def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
     plan = plan_network(mode, options.publish, exposed)
     check_network_exists(roots, plan)
     return plan
+
+
+def _plan_volumes(options: RunOptions, image: Image, roots: StateRoots) -> Any:
+    """The mounts plan (engine/volumes.py), or None when there is nothing to mount (no import then)."""
+    if not (options.volumes or options.mounts or options.tmpfs or options.volumes_from
+            or image.config.get("Volumes")):
+        return None
+    from minidocker.engine import volumes as v
+
+    requests = ([v.parse_volume(x) for x in options.volumes] + [v.parse_mount(x) for x in options.mounts]
+                + [v.parse_tmpfs(x) for x in options.tmpfs])
+    return v.plan_mounts(roots, image.config, requests, options.volumes_from)
 
 
 def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,

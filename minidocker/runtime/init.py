@@ -64,7 +64,7 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
             os.setresuid(0, 0, 0)
         unshare(flags & ~CloneFlag.CLONE_NEWUSER)
         if flags & CloneFlag.CLONE_NEWNS:
-            rootfs.make_mounts_private()
+            rootfs.make_mounts_private(spec.get("linux", {}).get("rootfsPropagation"))
         pid = os.fork()
         if pid == 0:
             _init(spec, channel, console_socket, flags)
