@@ -72,18 +72,20 @@ class Minidockerd:
     """A minidockerd on its own socket (under ``root``/run), started as a subprocess; ``stop()`` ends it by PID."""
 
     def __init__(self, root: str | os.PathLike[str], *args: str, socket_path: str | None = None,
-                 timeout: float = 20) -> None:
+                 timeout: float = 20, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        """``prefix`` runs the daemon under another command (a network sandbox's nsenter), with ``env``
+        as its environment's base instead of this one's."""
         self.root = Path(root)
         self.socket = socket_path or str(self.root / "run" / "minidocker.sock")
         self.host = f"unix://{self.socket}"
         self.client_config = tempfile.mkdtemp(prefix="mdcfg.")
-        self.env = {**os.environ, "MINIDOCKER_ROOT": str(self.root), "DOCKER_HOST": self.host,
-                    "DOCKER_CONFIG": self.client_config}
+        self.env = {**(os.environ if env is None else env), "MINIDOCKER_ROOT": str(self.root),
+                    "DOCKER_HOST": self.host, "DOCKER_CONFIG": self.client_config}
         self.env.pop("DOCKER_CONTEXT", None)
         self.log_path = self.root / "minidockerd.test.log"
         self.root.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        argv = [sys.executable, "-m", "minidocker.cli.daemon", "-H", self.host, *args]
+        argv = [*prefix, sys.executable, "-m", "minidocker.cli.daemon", "-H", self.host, *args]
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """minidocker's errors as Engine API answers: the one table of status codes.
 
     NotFound          404   {"message": "No such container: web"}
+    Forbidden         403   never allowed (removing a predefined network)
     Conflict          409   a name in use, removing a running container, InvalidState
     InvalidArgument   400   bad parameter, invalid JSON, wrong type (also ValueError)
     DigestMismatch    400
@@ -19,10 +20,15 @@ from __future__ import annotations
 
 from minidocker.errors import Conflict, ContainerError, DigestMismatch, InvalidArgument, MinidockerError, NotFound
 
-__all__ = ["STATUS", "NotModified", "error_reply", "status_of"]
+__all__ = ["STATUS", "Forbidden", "NotModified", "error_reply", "status_of"]
+
+class Forbidden(MinidockerError):
+    """What dockerd answers 403 for: an operation never allowed, such as removing ``bridge``."""
+
 
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (NotFound, 404),
+    (Forbidden, 403),
     (Conflict, 409),
     (InvalidArgument, 400),
     (DigestMismatch, 400),

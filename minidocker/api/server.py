@@ -51,7 +51,7 @@ MAX_JSON_BODY = 32 << 20  # a JSON body larger than this is refused (a create is
 COMMON_HEADERS = (("Api-Version", API_VERSION), ("Docker-Experimental", "false"), ("Ostype", "linux"),
                   ("Server", f"Minidocker/{__version__} (linux)"))
 _REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified",
-            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
             411: "Length Required", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented"}
 

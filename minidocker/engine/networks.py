@@ -237,14 +237,18 @@ def remove_network(roots: StateRoots, ref: str) -> Network:
     return network
 
 
-def prune_networks(roots: StateRoots) -> list[str]:
-    """Remove every network without live endpoints, and our nft table (or iptables chains) with the last one."""
+def prune_networks(roots: StateRoots, keep_default: bool = False) -> list[str]:
+    """Remove every network without live endpoints, and our nft table (or iptables chains) with the last one.
+
+    ``keep_default`` leaves the default ``bridge`` as it is (``docker network prune`` never
+    removes a predefined network; ``minidocker system prune`` removes everything).
+    """
     store = NetworkStore(roots)
     removed = []
     with store.locked():
         for network in store.list():
             _reclaim_stale(store, network)
-            if not network.endpoints:
+            if not network.endpoints and not (keep_default and network.name == DEFAULT_NETWORK):
                 _teardown_network(store, network)
                 removed.append(f"deleted network {network.name}")
     return removed
@@ -521,3 +525,65 @@ def check_network_exists(roots: StateRoots, plan: NetworkPlan) -> None:
 def error_context(err: OSError, what: str) -> MinidockerError:
     """A kernel error while wiring, as a message that says what was being done."""
     return MinidockerError(f"failed to {what}: {err.strerror or err}")
+
+
+# -- what the Engine API shows of networks (api/networks.py) -------------------------------------
+
+_PREDEFINED_DRIVERS = {"host": "host", "none": "null"}
+
+
+def network_resources(roots: StateRoots) -> list[dict[str, Any]]:
+    """``GET /networks``: every network as Docker's NetworkResource, the predefined ones first."""
+    store = NetworkStore(roots)
+    with store.locked():
+        networks = store.list()
+        if not any(n.name == DEFAULT_NETWORK for n in networks):
+            networks.insert(0, store.get(DEFAULT_NETWORK))   # its record is made on first use
+        for network in networks:
+            _reclaim_stale(store, network)
+    found = [_resource(n) for n in networks] + [_predefined(name) for name in _PREDEFINED_DRIVERS]
+    return sorted(found, key=lambda r: (r["Name"] not in PREDEFINED, r["Name"]))
+
+
+def network_resource(roots: StateRoots, ref: str) -> dict[str, Any]:
+    """``GET /networks/{id}``: one network by name, ID or unique ID prefix (Docker's NetworkResource)."""
+    for name in _PREDEFINED_DRIVERS:
+        predefined = _predefined(name)
+        if ref in (name, predefined["Id"]) or (len(ref) >= 3 and predefined["Id"].startswith(ref)):
+            return predefined
+    store = NetworkStore(roots)
+    with store.locked():
+        network = store.get(ref)
+        _reclaim_stale(store, network)
+    return _resource(network)
+
+
+def _resource(network: Network) -> dict[str, Any]:
+    return {
+        "Name": network.name, "Id": network.id, "Created": _rfc3339(network.created), "Scope": "local",
+        "Driver": "bridge", "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": [{"Subnet": network.subnet,
+                                                                   "Gateway": network.gateway}]},
+        "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {cid: {"Name": ep["name"], "EndpointID": "", "MacAddress": "",
+                             "IPv4Address": f"{ep['ip']}/{ipam.parse_subnet(network.subnet).prefixlen}",
+                             "IPv6Address": ""} for cid, ep in network.endpoints.items()},
+        "Options": {"com.docker.network.bridge.name": network.bridge}, "Labels": {},
+    }
+
+
+def _predefined(name: str) -> dict[str, Any]:
+    """``host`` and ``none``: no record, a stable ID (the sha256 of the name)."""
+    import hashlib
+
+    return {"Name": name, "Id": hashlib.sha256(f"minidocker-network-{name}".encode()).hexdigest(),
+            "Created": _rfc3339(0), "Scope": "local", "Driver": _PREDEFINED_DRIVERS[name], "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False, "Attachable": False,
+            "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
+            "Options": {}, "Labels": {}}
+
+
+def _rfc3339(seconds: float) -> str:
+    whole = int(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1e9):09d}Z"
