@@ -232,8 +232,10 @@ class ImageStore:
             ref = parse_reference(ref_text)
             found.append(self._summary(image_id, ref.familiar_name, ref.tag or ""))
             named.add(image_id)
-        for image_id, _ in self._records():
-            if image_id not in named:
+        records = list(self._records())
+        parents = {record.get("parent") for _, record in records}
+        for image_id, _ in records:
+            if image_id not in named and image_id not in parents:   # intermediate build images are hidden
                 found.append(self._summary(image_id, "<none>", "<none>"))
         return found
 
@@ -355,6 +357,22 @@ class ImageStore:
         self._install_layer(tree, digest, size, entries)
         return LayerInfo(digest, digest, size, size, media_type_of("none"))
 
+    def add_upper_layer(self, upper: Path) -> LayerInfo:
+        """Make a layer of a container's upper directory (``docker commit``, a build step).
+
+        The diff is written as a layer tar (whiteouts and opaque directories in tar form,
+        storage/diff.py) and ingested like a pulled layer, so the stored tree is clean of
+        overlay's own xattrs.
+        """
+        from minidocker.storage.diff import write_layer_tar
+
+        with self.staging() as stage:
+            tar_path = stage / "layer.tar"
+            with open(tar_path, "wb") as out:
+                write_layer_tar(upper, out)
+            with open(tar_path, "rb") as source:
+                return self.ingest_layer(source)
+
     def _copy_blob(self, source: BinaryIO, start: int, digest: str) -> None:
         """Store a blob by reading ``source`` again from ``start`` (verified against ``digest``)."""
         source.seek(start)
@@ -389,10 +407,11 @@ class ImageStore:
 
     def add_image(self, config: bytes, layers: Sequence[LayerInfo], *, tags: Sequence[str] = (),
                   manifest: bytes | None = None, manifest_media_type: str | None = None,
-                  repo_digests: Sequence[str] = ()) -> Image:
+                  repo_digests: Sequence[str] = (), parent: str | None = None) -> Image:
         """Record an image whose layers are stored: config and manifest blobs, record, names.
 
-        Without ``manifest``, an OCI manifest is written for the config and layers.
+        Without ``manifest``, an OCI manifest is written for the config and layers. ``parent``:
+        the image a build step started from (``docker images`` hides untagged parents).
 
         Raises:
             DigestMismatch: the config's diff_ids are not the layers'.
@@ -420,6 +439,7 @@ class ImageStore:
             "id": image_id, "manifest": manifest_digest, "manifestMediaType": manifest_media_type,
             "layers": [layer.to_json() for layer in layers],
             "repoDigests": sorted(set(old.get("repoDigests", [])) | set(repo_digests)),
+            **({"parent": parent or old.get("parent")} if parent or old.get("parent") else {}),
         })
         for tag in tags:
             self.tag(image_id, tag)
