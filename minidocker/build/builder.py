@@ -87,15 +87,17 @@ class BuildOptions(Record):
         network: ``none``, ``host`` or ``bridge`` for RUN (bridge needs ``attach_network``).
         find_image: FROM's image lookup (the engine passes one that pulls); default: the store.
         attach_network: for bridge: ``(container_id, spec, directory) -> (before_start, cleanup)``.
+        timings: print each step's time (``--progress plain``).
     """
 
     FIELDS = ("dockerfile", "dockerfile_text", "tags", "build_args", "target", "no_cache", "pull", "network",
-              "labels", "quiet")
+              "labels", "quiet", "timings")
 
     def __init__(self, dockerfile: str = "Dockerfile", dockerfile_text: bytes | None = None,
                  tags: list[str] | None = None, build_args: dict[str, str | None] | None = None,
                  target: str | None = None, no_cache: bool = False, pull: bool = False,
                  network: str = "none", labels: dict[str, str] | None = None, quiet: bool = False,
+                 timings: bool = False,
                  find_image: Callable[[str, bool], Image] | None = None,
                  attach_network: Callable[..., Any] | None = None) -> None:
         self.dockerfile, self.dockerfile_text = dockerfile, dockerfile_text
@@ -105,6 +107,7 @@ class BuildOptions(Record):
         self.network = network
         self.labels = labels or {}
         self.quiet = quiet
+        self.timings = timings     # --progress plain: each step's time
         self.find_image = find_image
         self.attach_network = attach_network
 
@@ -375,8 +378,11 @@ class _Builder:
             self._commit(state, instruction, [*self._shell(state), "#(nop) ", comment], None)
         else:
             raise DockerfileError(f"unknown instruction: {name}", self.file, instruction.line)
-        self.steps[-1]["seconds"] = time.monotonic() - started
+        self.steps[-1]["seconds"] = seconds = time.monotonic() - started
         self.steps[-1]["stage"] = stage.index
+        self.steps[-1]["instruction"] = instruction.node.original.strip()
+        if self.options.timings:
+            self.emit(f" ---> done in {seconds:.3f}s\n")
 
     def _shell(self, state: _State) -> list[str]:
         return list(state.config.get("Shell") or DEFAULT_SHELL)
