@@ -190,6 +190,8 @@ class _Builder:
         parsed = parse(text, self.file)
         for warning in parsed.warnings:
             self.emit(f"[WARNING]: {warning}\n")
+        if parsed.warnings:
+            self.emit("[WARNING]: Empty continuation lines will become errors in a future release.\n")
         self.escape = parsed.escape
         stages, meta = plan(parsed)
         target = self._target_index(stages)
@@ -311,6 +313,10 @@ class _Builder:
             state = self._from_image(base, stage)
         if state.image_id:
             self.emit(f" ---> {state.image_id[7:19]}\n")
+        if not any(item.startswith("PATH=") for item in state.config.get("Env") or []):
+            from minidocker.runtime.spec import DEFAULT_PATH
+
+            state.config["Env"] = [DEFAULT_PATH, *(state.config.get("Env") or [])]   # Docker adds it to every stage
         triggers = list(state.config.get("OnBuild") or [])
         if triggers:
             state.config["OnBuild"] = None
@@ -393,10 +399,9 @@ class _Builder:
         name = ins.name
         if name == "ENV":
             items = []
-            for key, value in zip(args[::2], args[1::2]):
+            for key, value in zip(args[::2], args[1::2]):   # all expanded with the Env before this line
                 key, value = self._expand(key, env, ins), self._expand(value, env, ins)
                 _set_env(config, key, value)
-                env[key] = value
                 items.append(f"{key}={value}")
             return "ENV " + " ".join(items)
         if name == "LABEL":
@@ -418,7 +423,7 @@ class _Builder:
                 for key in _port_keys(port, self.file, ins.line):
                     exposed[key] = {}
             config["ExposedPorts"] = exposed
-            return "EXPOSE " + " ".join(ports)
+            return "EXPOSE " + " ".join(sorted(ports))
         if name == "USER":
             config["User"] = self._expand(args[0], env, ins)
             return "USER " + config["User"]
@@ -750,14 +755,16 @@ class _Builder:
                 source_box.__enter__()
             items = self._sources(ins, sources, env, source_box, heredocs)
             hashes = [h for _, _, h in items]
-            created = f"{ins.name} {source_hash(hashes)} in {dest_path} "
+            chown = flags.get("chown")
+            # Docker's own spelling, without a space after the flag (builder/dockerfile/copy.go)
+            created = f"{ins.name} {'--chown=' + chown if isinstance(chown, str) and chown else ''}" \
+                      f"{source_hash(hashes)} in {dest} "
             cmd = [*self._shell(state), f"#(nop) {created}"]
             extra = {k: v for k, v in flags.items() if k in ("chown", "chmod")} or None
             cc = self._container_config(state, cmd)
             if self._probe(state, cc, extra):
                 return
-            container_id = os.urandom(32).hex()
-            self.emit(f" ---> Running in {container_id[:12]}\n")
+            container_id = os.urandom(32).hex()     # COPY prints no "Running in" (Docker's legacy builder)
             with self._container(state, container_id) as box:
                 owner = _chown(flags.get("chown"), box.snapshot.rootfs, self.file, ins.line)
                 mode = _chmod(flags.get("chmod"), self.file, ins.line)
@@ -765,7 +772,6 @@ class _Builder:
                     self._place(ins, kind, path, dest_path, box.snapshot.rootfs, owner, mode,
                                 keep_owner=source_box is not None, several=len(items) > 1)
                 layer = self._commit_upper(box)
-            self.emit(f"Removing intermediate container {container_id[:12]}\n")
             self._commit(state, ins, cmd, layer, extra=extra, probe=False)
         except OSError as err:
             raise InvalidArgument(f"{self.file}:{ins.line}: failed to {ins.name.lower()} files: {err}") from err
@@ -816,8 +822,10 @@ class _Builder:
         host = self.ctx.resolve(path)
         rel = str(host.relative_to(self.ctx.root)) if host != self.ctx.root else ""
         if host.is_dir():
-            hashes = [file_hash(self.ctx.root / rel / sub if rel else self.ctx.root / sub,
-                                f"{rel}/{sub}" if rel else sub) for sub, _ in self.ctx.walk(rel)]
+            # Docker's walk includes the directory itself (all but the context root), names from the root
+            hashes = [file_hash(host, rel)] if rel else []
+            hashes += [file_hash(self.ctx.root / rel / sub if rel else self.ctx.root / sub,
+                                 f"{rel}/{sub}" if rel else sub) for sub, _ in self.ctx.walk(rel)]
             return "context-dir", rel, "dir:" + dir_hash(hashes)
         return "context-file", rel, "file:" + file_hash(host, rel)
 
@@ -830,7 +838,8 @@ class _Builder:
             raise NotFound(f"file not found in build context or excluded by .dockerignore: stat {word}: "
                            "file does not exist")
         if host.is_dir():
-            hashes = []
+            top = os.lstat(host)
+            hashes = [file_hash(host, str(host.relative_to(root)), top.st_uid, top.st_gid)] if host != root else []
             for directory, dirs, files in os.walk(host):
                 dirs.sort()
                 for name in sorted(dirs + files):

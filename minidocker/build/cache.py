@@ -53,7 +53,7 @@ def _tar_header(name: str, st: os.stat_result, link: str, uid: int, gid: int) ->
     fields = [("name", name + "/" if kind == stat.S_IFDIR and not name.endswith("/") else name),
               ("mode", str(mode)), ("uid", str(uid)), ("gid", str(gid)), ("size", str(size)),
               ("typeflag", _TYPEFLAGS.get(kind, "0")), ("linkname", link),
-              ("uname", "root" if uid == 0 else ""), ("gname", "root" if gid == 0 else ""),
+              ("uname", ""), ("gname", ""),     # dockerd does not look the names up
               ("devmajor", "0"), ("devminor", "0")]
     return "".join(k + v for k, v in fields).encode("utf-8", "surrogateescape")
 

@@ -45,13 +45,18 @@ def read_dockerignore(text: str) -> list[str]:
         invert = line.startswith("!")
         if invert:
             line = line[1:].strip()
-        if not line:
-            continue
-        line = posixpath.normpath(line)
-        if len(line) > 1 and line.startswith("/"):
-            line = line.lstrip("/") or "/"
-        patterns.append(("!" if invert else "") + line)
-    return patterns
+        if line:
+            patterns.append(("!" if invert else "") + line)
+    return [_clean(p) for p in patterns]
+
+
+def _clean(pattern: str) -> str:
+    """A pattern as Docker compares it: ``filepath.Clean``-ed, relative to the context root."""
+    invert = pattern.startswith("!")
+    text = posixpath.normpath(pattern[1:].strip() if invert else pattern)
+    if len(text) > 1 and text.startswith("/"):
+        text = text.lstrip("/") or "/"
+    return ("!" if invert else "") + text
 
 
 class _Pattern:
@@ -103,7 +108,7 @@ class IgnoreMatcher:
     """Docker's .dockerignore matching: the last matching pattern wins, parents count."""
 
     def __init__(self, patterns: list[str]) -> None:
-        self.patterns = [_Pattern(p) for p in patterns]
+        self.patterns = [_Pattern(_clean(p)) for p in patterns]
         self.has_exclusions = any(p.exclusion for p in self.patterns)
 
     def matches(self, path: str) -> bool:

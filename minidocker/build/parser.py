@@ -183,7 +183,7 @@ def parse(text: str | bytes, name: str = "Dockerfile") -> Parsed:
             following, ended = _trim_continuation(following, directives.escape)
             line += following
         if empty_continuation:
-            warnings.append(f"{name}:{start}: empty continuation line found in: {line}")
+            warnings.append(f"Empty continuation line found in:\n    {line}")
         node = _node_from_line(line, directives.escape, name, start)
         target = node.sub if node.instruction == "onbuild" and node.sub is not None else node
         if target.instruction in HEREDOC_INSTRUCTIONS and not target.json:
