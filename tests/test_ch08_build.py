@@ -214,6 +214,197 @@ def test_cache_key_changes_with_the_parent_and_the_step():
     assert key != cache_key("sha256:" + "1" * 64, {**config, "Cmd": ["/bin/sh", "-c", "#(nop) ", "ENV A=2"]})
 
 
+# -- builds through the CLI -------------------------------------------------------------------------------
+
+
+def _lines(result, prefix: str) -> list[str]:
+    return [line for line in result.out.splitlines() if line.startswith(prefix)]
+
+
+def _leftovers(state_root: Path) -> list[str]:
+    builds = state_root / "lib" / "builds"
+    return sorted(os.listdir(builds)) if builds.is_dir() else []
+
+
+def _image_count(state_root: Path) -> int:
+    return len(os.listdir(state_root / "lib" / "images" / "imagedb"))
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_rebuild_is_all_cache_hits_and_a_changed_file_invalidates_from_its_step_on(cli, tmp_path):
+    context = _write(tmp_path, {"a.txt": "one\n", "b.txt": "b\n", "Dockerfile": (
+        "FROM busybox\nENV A=1\nCOPY b.txt /b\nRUN echo $A > /env\nCOPY a.txt /a\nRUN cat /a /env > /both\n")})
+    first = cli("build", "-t", "minidocker-test/cache:1", str(context))
+    assert first.code == 0, first
+    assert len(_lines(first, " ---> Using cache")) == 0
+    again = cli("build", "-t", "minidocker-test/cache:1", str(context))
+    assert again.code == 0, again
+    assert len(_lines(again, " ---> Using cache")) == 5, again
+    assert again.out.splitlines()[-2] == first.out.splitlines()[-2], "the same image ID"
+    (context / "a.txt").write_text("two\n")
+    changed = cli("build", "-t", "minidocker-test/cache:2", str(context))
+    assert changed.code == 0, changed
+    out = changed.out.split("Step 5/6")
+    assert out[0].count("Using cache") == 3 and "Using cache" not in out[1], changed
+    run = cli("run", "--rm", "minidocker-test/cache:2", "cat", "/both")
+    assert run.out == "two\n1\n", run
+    os.utime(context / "b.txt", (1, 1))
+    touched = cli("build", "-t", "minidocker-test/cache:2", str(context))
+    assert len(_lines(touched, " ---> Using cache")) == 5, "an mtime alone does not invalidate"
+    fresh = cli("build", "--no-cache", "-t", "minidocker-test/cache:3", str(context))
+    assert fresh.code == 0 and not _lines(fresh, " ---> Using cache"), fresh
+    for tag in ("1", "2", "3"):
+        assert cli("rmi", f"minidocker-test/cache:{tag}").code == 0
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_multistage_builds_only_what_the_target_needs(cli, tmp_path):
+    context = _write(tmp_path, {"Dockerfile": (
+        "FROM busybox AS base\nRUN echo base > /base\n"
+        "FROM busybox AS broken\nRUN exit 9\n"
+        "FROM base AS tool\nRUN echo tool > /tool\n"
+        "FROM scratch AS final\nCOPY --from=tool /tool /base /\nCOPY --from=busybox /bin/busybox /bin/cat\n")})
+    result = cli("build", "-t", "minidocker-test/multi", str(context))
+    assert result.code == 0, result
+    assert "exit 9" not in result.out, "the stage nobody needs is skipped"
+    shown = cli("run", "--rm", "--entrypoint", "/bin/cat", "minidocker-test/multi", "/tool", "/base")
+    assert shown.out == "tool\nbase\n", shown
+    history = cli("history", "minidocker-test/multi")
+    assert len(history.out.strip().splitlines()) == 3, history
+    target = cli("build", "--target", "tool", "-t", "minidocker-test/multi:tool", str(context))
+    assert target.code == 0, target
+    assert "Step " in target.out and "COPY --from" not in target.out
+    missing = cli("build", "--target", "nope", str(context))
+    assert missing.code != 0 and "failed to reach build target nope" in missing.err, missing
+    for tag in ("minidocker-test/multi", "minidocker-test/multi:tool"):
+        cli("rmi", tag)
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_heredocs_onbuild_add_and_dockerignore(cli, tmp_path):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("inside/t.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"tar"))
+    context = _write(tmp_path, {
+        "files.tgz": archive.getvalue(), "keep.log": "kept\n", "drop.log": "dropped\n", ".dockerignore": "*.log\n!keep.log\n",
+        "Dockerfile": ("FROM busybox\nENV WHO=world\nRUN <<EOF\necho \"hello $WHO\" > /greeting\nEOF\n"
+                       "COPY <<-EOT /etc/motd\n\thi $WHO\n\tEOT\nCOPY <<'RAW' /raw\n$WHO\nRAW\n"
+                       "ADD files.tgz /x/\nCOPY *.log /logs/\nONBUILD RUN echo triggered > /trigger\n")})
+    result = cli("build", "-t", "minidocker-test/heredoc", str(context))
+    assert result.code == 0, result
+    shown = cli("run", "--rm", "minidocker-test/heredoc", "sh", "-c",
+                "cat /greeting /etc/motd /raw /x/inside/t.txt; echo; ls /logs")
+    assert shown.out == "hello world\nhi world\n$WHO\ntar\nkeep.log\n", shown
+    child = _write(tmp_path / "child", {"Dockerfile": "FROM minidocker-test/heredoc\nRUN cat /trigger\n"})
+    built = cli("build", "-t", "minidocker-test/child", str(child))
+    assert built.code == 0 and "# Executing 1 build trigger" in built.out and "triggered" in built.out, built
+    for tag in ("minidocker-test/child", "minidocker-test/heredoc"):
+        cli("rmi", tag)
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_stdin_dockerfile_and_tar_context_quiet_and_iidfile(cli, tmp_path):
+    plain = cli("build", "-q", "-", input=b"FROM busybox\nLABEL from=stdin\n")
+    assert plain.code == 0 and plain.out.startswith("sha256:") and len(plain.out.strip()) == 71, plain
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY f /f\n"), ("f", b"from the tar\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    iid = tmp_path / "iid"
+    from_tar = cli("build", "--iidfile", str(iid), "-t", "minidocker-test/tar", "-", input=archive.getvalue())
+    assert from_tar.code == 0, from_tar
+    assert iid.read_text().startswith("sha256:")
+    assert cli("run", "--rm", "minidocker-test/tar", "cat", "/f").out == "from the tar\n"
+    _write(tmp_path / "ctx", {"g": "g\n"})
+    with_file = cli("build", "-f", "-", "-t", "minidocker-test/tar", str(tmp_path / "ctx"),
+                    input=b"FROM busybox\nCOPY g /g\n")
+    assert with_file.code == 0, with_file
+    cli("rmi", "minidocker-test/tar")
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_failing_run_shows_its_code_and_leaves_nothing(cli, state_root, tmp_path):
+    context = _write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo before the end; exit 3\n"})
+    result = cli("build", "-t", "minidocker-test/fails", str(context))
+    assert result.code == 3, result
+    assert "before the end" in result.out
+    assert "The command '/bin/sh -c echo before the end; exit 3' returned a non-zero code: 3" in result.err
+    assert cli("images").out.count("minidocker-test/fails") == 0, "no name for a half-built image"
+    assert _leftovers(state_root) == [], "no container filesystem left"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_ctrl_c_during_a_run_removes_the_steps_container(state_root, tmp_path):
+    import signal
+    import sys
+    import time
+
+    from conftest import REPO
+
+    context = _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 30\n"})
+    before = _image_count(state_root)
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "build", str(context)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
+                            env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    try:
+        line = b""
+        deadline = time.monotonic() + 30
+        while b"started" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130, proc.stderr.read()
+    assert _leftovers(state_root) == []
+    assert _image_count(state_root) == before, "no image of the interrupted step"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.parametrize("dockerfile, files, message", [
+    ("FROM busybox\nCOPY ../secret /s\n", {}, "forbidden path outside the build context: ../secret"),
+    ("FROM busybox\nCOPY link/passwd /s\n", {"link": "/etc"}, "forbidden path outside the build context"),
+    ("FROM busybox\nCOPY nothing /s\n", {}, "file not found in build context or excluded by .dockerignore"),
+    ("FROM busybox\nCOPY --from=127.0.0.1:15599/nowhere /x /y\n", {}, "Dockerfile:2: failed to connect to"),
+    ("FROM busybox AS a\nCOPY --from=a /x /y\n", {}, "Dockerfile:2: circular dependency detected on stage: a"),
+    ("FROM 127.0.0.1:15599/no-such-image\n", {}, "Dockerfile:1: failed to connect to"),   # nothing listens there
+    ("FROM busybox\nADD http://example.com/x /x\n", {}, "remote sources are not supported offline"),
+    ("FROM busybox\nRUN echo ${A\n", {}, None),
+    ("FROM busybox\nENV A=${B\n", {}, "Dockerfile:2: failed to process"),
+    ("FROM busybox\nBOGUS\n", {}, "Dockerfile:2: unknown instruction: BOGUS"),
+    ("FROM busybox\nCOPY --chown=nosuch f /f\n", {"f": "f"}, "can't find uid for user nosuch"),
+])
+def test_bad_input_is_a_clear_error_and_leaves_nothing(cli, state_root, tmp_path, dockerfile, files, message):
+    context = tmp_path / "context"
+    context.mkdir()
+    for name, value in files.items():
+        if name == "link":
+            os.symlink(value, context / name)
+        else:
+            (context / name).write_text(value)
+    (context / "Dockerfile").write_text(dockerfile)
+    result = cli("build", "-t", "minidocker-test/bad", str(context))
+    if message is None:   # a shell error: the shell reports it, the build fails with its code
+        assert result.code == 2, result
+    else:
+        assert result.code != 0 and message in result.err, result
+    assert "minidocker-test/bad" not in cli("images").out
+    assert _leftovers(state_root) == []
+
+
 # -- differential: the same Dockerfiles through dockerd's legacy builder ------------------------------
 
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal",

@@ -310,7 +310,7 @@ class _Builder:
             document.pop("created", None)
             state = _State("", document, [])
         else:
-            state = self._from_image(base, stage)
+            state = self._from_image(base, stage.node.start_line)
         if state.image_id:
             self.emit(f" ---> {state.image_id[7:19]}\n")
         if not any(item.startswith("PATH=") for item in state.config.get("Env") or []):
@@ -331,16 +331,19 @@ class _Builder:
             self._dispatch(stages, stage, state, instruction)
         return state
 
-    def _from_image(self, reference: str, stage: Stage) -> _State:
+    def _from_image(self, reference: str, line: int) -> _State:
         try:
             if self.options.find_image is not None:
                 image = self.options.find_image(reference, self.options.pull)
             else:
                 image = self.store.get(reference)
         except NotFound as err:
-            raise NotFound(f"{self.file}:{stage.node.start_line}: {err}".split("\nhint:")[0],
+            raise NotFound(f"{self.file}:{line}: {err}".split("\nhint:")[0],
                            hint="load or pull it first (minidocker load, minidocker pull), or build FROM scratch"
                            ) from None
+        except MinidockerError as err:    # the pull failed: say which line wanted the image
+            err.args = (f"{self.file}:{line}: {err.args[0] if err.args else err}",)
+            raise
         document = copy.deepcopy(image.document or {})
         return _State(image.id, document, self.store.layers_of(image.id))
 
@@ -657,14 +660,35 @@ class _Builder:
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
+        interrupted: list[int] = []
+
+        def started(pid: int) -> None:
+            """Ctrl-C cancels the build (as docker build does): PID 1 of a namespace ignores SIGINT,
+            so the step's container is killed instead of being sent the signal."""
+            import signal
+
+            def cancel(signum: int, _frame: object) -> None:
+                interrupted.append(signum)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, cancel)      # the runtime puts the previous handlers back when it returns
+            if before_start is not None:
+                before_start(pid)
+
         try:
-            status = runtime_run(spec, stdio=(stdin, write_fd, write_fd), before_start=before_start)
+            status = runtime_run(spec, stdio=(stdin, write_fd, write_fd), before_start=started)
         finally:
             os.close(write_fd)
             os.close(stdin)
             reader.join()
             if cleanup is not None:
                 cleanup()
+        if interrupted:
+            raise KeyboardInterrupt
         lines = "".join(tail).splitlines()[-10:]
         return status, "\n".join(lines)
 
@@ -750,7 +774,7 @@ class _Builder:
                                               self.file, ins.line)
                     src_state = self.stage_states[ref]
                 else:
-                    src_state = self._from_image(source_from, stage)
+                    src_state = self._from_image(source_from, ins.line)
                 source_box = self._container(src_state, os.urandom(32).hex())
                 source_box.__enter__()
             items = self._sources(ins, sources, env, source_box, heredocs)

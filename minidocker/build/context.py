@@ -195,8 +195,8 @@ class BuildContext:
                 if hops > 40:
                     raise InvalidArgument(f"too many levels of symbolic links in the build context: {path}")
                 target = os.readlink(candidate)
-                base = self.root if target.startswith("/") else current
-                resolved = Path(os.path.normpath(base / target.lstrip("/")))
+                # an absolute target names a host path: inside the context only if it is under its root
+                resolved = Path(os.path.normpath(target if target.startswith("/") else current / target))
                 if resolved != self.root and self.root not in resolved.parents:
                     raise InvalidArgument(f"forbidden path outside the build context: {path} "
                                           f"(the symlink {candidate.relative_to(self.root)} points to {target})")
