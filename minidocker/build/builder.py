@@ -274,9 +274,8 @@ class _Builder:
 
     def _meta_args(self, meta: list[Instruction]) -> dict[str, str]:
         """The ARGs before the first FROM, with BuildKit's platform ARGs; --build-arg overrides."""
-        import platform
-
-        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+        machine = os.uname().machine
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
         values = {"TARGETPLATFORM": f"linux/{arch}", "TARGETOS": "linux", "TARGETARCH": arch, "TARGETVARIANT": "",
                   "BUILDPLATFORM": f"linux/{arch}", "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": ""}
         self.builtin = dict(values)
@@ -563,7 +562,8 @@ class _Builder:
         """The container's diff as a layer, or None when it changed nothing."""
         if not any(os.scandir(box.snapshot.upper)):
             return None
-        return self.store.add_upper_layer(box.snapshot.upper)
+        box.snapshot.unmount()
+        return self.store.add_upper_layer(box.snapshot.upper, move=True)
 
     def _run(self, state: _State, ins: Instruction) -> None:
         env = self._env(state)
