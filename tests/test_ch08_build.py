@@ -254,8 +254,10 @@ def test_a_rebuild_is_all_cache_hits_and_a_changed_file_invalidates_from_its_ste
     assert len(_lines(touched, " ---> Using cache")) == 5, "an mtime alone does not invalidate"
     fresh = cli("build", "--no-cache", "-t", "minidocker-test/cache:3", str(context))
     assert fresh.code == 0 and not _lines(fresh, " ---> Using cache"), fresh
+    assert "<none>" not in cli("images").out, "intermediate images are hidden"
     for tag in ("1", "2", "3"):
         assert cli("rmi", f"minidocker-test/cache:{tag}").code == 0
+    assert "<none>" not in cli("images").out, "rmi removed the intermediate images no one else uses"
 
 
 @pytest.mark.root

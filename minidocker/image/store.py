@@ -501,10 +501,25 @@ class ImageStore:
         for name in names:
             self.untag(name)
             lines.append(f"Untagged: {parse_reference(name).familiar}")
+        parent = self.record(image_id).get("parent")
         self._record_path(image_id).unlink(missing_ok=True)
         lines.append(f"Deleted: {image_id}")
+        lines += [f"Deleted: {i}" for i in self._remove_unused_parents(parent)]
         lines += [f"Deleted: {d}" for d in self.gc()]
         return lines
+
+    def _remove_unused_parents(self, parent: str | None) -> list[str]:
+        """A build's intermediate images, up the chain while untagged and nobody's parent (docker rmi's rule)."""
+        removed = []
+        while parent:
+            refs = set(self.refs().values())
+            records = dict(self._records())
+            if parent in refs or parent not in records or any(r.get("parent") == parent for r in records.values()):
+                break
+            self._record_path(parent).unlink(missing_ok=True)
+            removed.append(parent)
+            parent = records[parent].get("parent")
+        return removed
 
     def gc(self) -> list[str]:
         """Delete blobs and unpacked layers no image refers to; returns the deleted layer diff_ids."""
