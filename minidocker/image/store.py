@@ -465,6 +465,8 @@ class ImageStore:
         ref = parse_reference(target)
         if ref.digest:
             raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        if self.refs().get(str(ref)) == image_id:
+            return str(ref)            # already so: no write (a cached rebuild tags again)
         with self.lock("refs"):
             refs = self.refs()
             refs[str(ref)] = image_id
