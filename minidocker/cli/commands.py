@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-__all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
+__all__ = ["build", "commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
            "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag",
            "volume_create", "volume_inspect", "volume_ls", "volume_prune", "volume_rm"]
@@ -496,3 +496,57 @@ def volume_prune(args: SimpleNamespace) -> int:
     removed = prune_volumes(state_roots(), all_volumes=args.all, filters=args.filters)
     print("\n".join(["Deleted Volumes:", *removed]) if removed else "nothing to remove")
     return 0
+def build(args: SimpleNamespace) -> int:
+    """``minidocker build``: chapter 08 (minidocker/build/, through engine/building.py)."""
+    from minidocker.build.builder import BuildOptions
+    from minidocker.engine.building import build_image, default_build_network
+
+    import os
+
+    _require_root()
+    build_args = {k: (v if sep else os.environ.get(k)) for k, sep, v in (a.partition("=") for a in args.build_arg)}
+    labels = dict(item.partition("=")[::2] for item in args.label)
+    dockerfile_text, context = None, args.context
+    if args.file == "-" or args.context == "-":
+        data = sys.stdin.buffer.read()
+        if args.context == "-" and not _looks_like_tar(data):
+            dockerfile_text, context = data, None      # docker build - < Dockerfile: no context at all
+        elif args.context == "-":
+            import io
+
+            context = io.BytesIO(data)
+        else:
+            dockerfile_text = data
+    empty = None
+    if context is None:
+        import tempfile
+
+        context = empty = tempfile.mkdtemp(prefix="minidocker-build-")
+    file = args.file if args.file and args.file != "-" else "Dockerfile"
+    if args.file and args.file != "-" and isinstance(context, str) and os.path.isabs(args.file):
+        file = os.path.relpath(args.file, context)
+    options = BuildOptions(dockerfile=file, dockerfile_text=dockerfile_text, tags=args.tag, build_args=build_args,
+                           target=args.target, no_cache=args.no_cache, pull=args.pull,
+                           network=args.network or default_build_network(), labels=labels, quiet=args.quiet,
+                           timings=args.progress == "plain")
+
+    def show(event: dict) -> None:
+        if "stream" in event:
+            sys.stdout.write(event["stream"])
+            sys.stdout.flush()
+
+    try:
+        result = build_image(context, options, show, log=None if args.quiet else sys.stderr)
+    finally:
+        if empty is not None:
+            os.rmdir(empty)
+    if args.quiet:
+        print(result.image_id)
+    if args.iidfile:
+        with open(args.iidfile, "w") as f:
+            f.write(result.image_id)
+    return 0
+
+
+def _looks_like_tar(data: bytes) -> bool:
+    return data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or data[257:262] == b"ustar"

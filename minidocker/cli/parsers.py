@@ -78,11 +78,12 @@ def build_commands() -> Command:
     network = _network_commands()
     registry = _registry_commands()
     daemon = _daemon_commands()
+    build = _build_command()
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
         subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
-                     network, system, _volume_commands(), daemon],
+                     network, system, _volume_commands(), build, daemon],
     )
 
 
@@ -165,6 +166,24 @@ def _registry_commands() -> list[Command]:
                                  "DIR"),
                           Option("--dry-run", "only list what would be removed", dest="dry_run")])
     return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve, gc])]
+
+
+def _build_command() -> Command:
+    """``minidocker build`` (chapter 08): docker build's flags, the legacy builder's output."""
+    return Command("build", "Build an image from a Dockerfile", commands.build, options=[
+        Option("-t --tag", "name and optionally a tag, NAME[:TAG] (repeatable)", "list", "NAME:TAG", dest="tag"),
+        Option("-f --file", "the Dockerfile (default: CONTEXT/Dockerfile; - for stdin)", "value", "FILE",
+               dest="file"),
+        Option("--build-arg", "set a build-time variable (repeatable)", "list", "KEY[=VALUE]", dest="build_arg"),
+        Option("--target", "build up to this stage", "value", "STAGE"),
+        Option("--no-cache", "do not use the cache", dest="no_cache"),
+        Option("--pull", "always pull the FROM images"),
+        Option("--network", "network for RUN: bridge (default), none or host", "value", "MODE"),
+        Option("--label", "set a label on the image (repeatable)", "list", "KEY=VALUE"),
+        Option("-q --quiet", "print only the image ID"),
+        Option("--progress", "auto, plain (with timings per step) or tty", "value", "MODE", default="auto"),
+        Option("--iidfile", "write the image ID to this file", "value", "FILE"),
+    ], arguments=[Argument("context")])
 
 
 def _insecure_option() -> Option:

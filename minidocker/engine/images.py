@@ -43,7 +43,6 @@ def commit_container(ref: str, reference: str | None = None, message: str = "", 
     import json
 
     from minidocker.image import manifest as mf
-    from minidocker.storage.diff import write_layer_tar
 
     roots = roots or state_roots()
     store = ImageStore(roots.images)
@@ -52,12 +51,8 @@ def commit_container(ref: str, reference: str | None = None, message: str = "", 
     upper = container.directory(roots) / "upper"
     if not upper.is_dir():
         raise NotFound(f"container {container.id[:12]} has no filesystem left to commit")
-    with store.lock("gc", shared=True), store.staging() as stage:
-        tar_path = stage / "layer.tar"
-        with open(tar_path, "wb") as out:
-            write_layer_tar(upper, out)
-        with open(tar_path, "rb") as source:
-            layer = store.ingest_layer(source)
+    with store.lock("gc", shared=True):
+        layer = store.add_upper_layer(upper)
         config = json.loads(store.blobs.read(parent.id))
         config["rootfs"]["diff_ids"].append(layer.diff_id)
         config["created"] = mf.now_rfc3339()
