@@ -168,6 +168,6 @@ def _lock_root(path) -> int:
 
 
 def _route_modules():
-    from minidocker.api import containers, images, networks, system, volumes
+    from minidocker.api import build, containers, images, networks, system, volumes
 
-    return [system, containers, images, networks, volumes]
+    return [system, containers, images, networks, volumes, build]

@@ -16,7 +16,7 @@
     POST   /auth                            SystemAuth       checked against the registry
 
 A pull forks (one child per layer), so it runs in its own interpreter
-(engine/pull_job.py) and the handler relays its lines. Everything else is threads and
+(engine/jobs.py) and the handler relays its lines (api/jobs.py). Everything else is threads and
 file I/O, done in the handler's thread. Streams are JSON lines, the last one an
 ``error`` line when something failed after the answer began (the CLI prints it, exit 1).
 See: the Docker Engine API reference, "Image" and "System" (auth).
@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import tempfile
 
 from minidocker.api.filters import parse_filters
@@ -130,53 +129,16 @@ def image_create(request: Request) -> Reply | None:
     tag = request.arg("tag")
     reference = name if not tag or "@" in name else (f"{name}@{tag}" if tag.startswith("sha256:") else
                                                      f"{name}:{tag}")
-    _relay_pull(request, reference, request.arg("platform") or None, _registry_auth(request))
+    from minidocker.api.jobs import relay_job
+
+    def on_line(message: dict) -> None:
+        if message.get("status", "").startswith("Status: "):
+            request.daemon.events.publish("image", "pull", reference, {"name": reference})
+
+    relay_job(request, "pull", [reference], {"auth": _registry_auth(request), "platform": request.arg("platform"),
+                                            "insecure_registries": request.daemon.config.insecure_registries},
+              on_line=on_line)
     return None
-
-
-def _relay_pull(request: Request, reference: str, platform: str | None, auth: dict) -> None:
-    """Run the pull job and pass its lines on; a failure before any progress is an HTTP error."""
-    from minidocker.engine.pull_job import pull_command
-
-    config, roots = request.daemon.config, request.daemon.roots
-    env = {k: v for k, v in os.environ.items() if k not in ("MINIDOCKER_ROOT", "MINIDOCKER_REGISTRY_MIRROR")}
-    if roots.lib.name == "lib" and roots.run == roots.lib.parent / "run":   # MINIDOCKER_ROOT's layout (paths.py)
-        env["MINIDOCKER_ROOT"] = str(roots.lib.parent)
-    if config.registry_mirrors:   # daemon.json's registry-mirrors: the first one serves Docker Hub names
-        env["MINIDOCKER_REGISTRY_MIRROR"] = config.registry_mirrors[0]
-    job = subprocess.Popen(pull_command(reference, platform), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=env)
-    try:
-        job.stdin.write(json.dumps({"auth": auth, "insecure_registries": config.insecure_registries}).encode())
-        job.stdin.close()
-        stream = None
-        for line in job.stdout:
-            message = json.loads(line)
-            if "result" in message:
-                request.daemon.events.publish("image", "pull", reference, {"name": reference})
-                continue
-            if "error" in message and stream is None:
-                raise _error_of(message)
-            if stream is None:
-                stream = request.stream()
-            stream.write(json.dumps({k: v for k, v in message.items() if k != "class"}).encode() + b"\n")
-        if stream is None:
-            raise MinidockerError(f"failed to pull {reference}: the pull ended without a word")
-        stream.close()
-    finally:
-        if job.poll() is None:
-            job.kill()
-        job.wait()
-
-
-def _error_of(message: dict) -> Exception:
-    from minidocker import errors
-    from minidocker.errors import MinidockerError
-
-    cls = getattr(errors, message.get("class", ""), None)
-    if not (isinstance(cls, type) and issubclass(cls, MinidockerError)):
-        cls = MinidockerError
-    return cls(message.get("error", "pull failed"))
 
 
 def image_push(request: Request) -> None:
