@@ -46,9 +46,19 @@ def take_snapshot(state_root: Path | None = None) -> HostSnapshot:
         cgroups=frozenset(_our_cgroups()),
         nft_tables=frozenset(_our_nft_tables()),
         processes=frozenset(_pids()),
-        containers=frozenset(os.listdir(containers_dir)) if containers_dir and containers_dir.is_dir()
-        else frozenset(),
+        containers=frozenset(_container_entries(containers_dir)) if containers_dir else frozenset(),
     )
+
+
+def _container_entries(containers_dir: Path) -> list[str]:
+    """Records, and the name claims in ``.names`` (engine/container.py): each must go with its container."""
+    if not containers_dir.is_dir():
+        return []
+    entries = [name for name in os.listdir(containers_dir) if name != ".names"]
+    names = containers_dir / ".names"
+    if names.is_dir():
+        entries += [f".names/{name}" for name in os.listdir(names) if name != ".lock"]
+    return entries
 
 
 def find_leaks(before: HostSnapshot, state_root: Path, scope: str = "local") -> list[str]:
