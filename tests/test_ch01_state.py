@@ -78,33 +78,42 @@ def kill_run(proc: subprocess.Popen) -> None:
 def test_a_killed_foreground_run_is_reconciled_by_the_next_ps(cli, state_root, remove):
     name = f"crashed-{'rm' if remove else 'kept'}"
     proc = md_background(state_root, "run", *(["--rm"] if remove else []), "--name", name, "busybox", "sleep", "60")
-    container_id = wait_running(state_root, name, proc)["id"]
-    kill_run(proc)
-    # what the SIGKILL left: the record says running, the overlay is mounted, the cgroup is there
-    assert records(state_root)[name]["status"] == "running"
-    assert rootfs_mounted(state_root, container_id) and cgroup_exists(state_root, container_id)
-    listing = cli("ps", "-a")
-    assert listing.code == 0, listing
-    assert not rootfs_mounted(state_root, container_id), "the next ps left the overlay mounted"
-    if remove:
-        assert name not in listing.out and name not in records(state_root), listing
-        assert cli("run", "--rm", "--name", name, "busybox", "true").code == 0, "its name is free again"
-    else:
-        line = next(line for line in listing.out.splitlines() if line.endswith(name))
-        assert "Exited (137)" in line, listing
-        assert not cgroup_exists(state_root, container_id)
-        assert cli("rm", name).code == 0
+    try:
+        container_id = wait_running(state_root, name, proc)["id"]
+        kill_run(proc)
+        # what the SIGKILL left: the record says running, the overlay is mounted, the cgroup is there
+        assert records(state_root)[name]["status"] == "running"
+        assert rootfs_mounted(state_root, container_id) and cgroup_exists(state_root, container_id)
+        listing = cli("ps", "-a")
+        assert listing.code == 0, listing
+        assert not rootfs_mounted(state_root, container_id), "the next ps left the overlay mounted"
+        if remove:
+            assert name not in listing.out and name not in records(state_root), listing
+            assert cli("run", "--rm", "--name", name, "busybox", "true").code == 0, "its name is free again"
+        else:
+            line = next(line for line in listing.out.splitlines() if line.endswith(name))
+            assert "Exited (137)" in line, listing
+            assert not cgroup_exists(state_root, container_id)
+    finally:
+        proc.kill()
+        proc.communicate()
+        cli("rm", "-f", name)
 
 
 def test_rm_f_racing_the_containers_own_rm_prints_no_errno(cli, state_root):
     for attempt in range(5):
         name = f"racer{attempt}"
         proc = md_background(state_root, "run", "--rm", "--name", name, "busybox", "sleep", "60")
-        wait_running(state_root, name, proc)
-        removed = cli("rm", "-f", name)
-        _, run_err = proc.communicate(timeout=20)
-        assert removed.code == 0 and "Errno" not in removed.err, removed
-        assert proc.returncode == 137 and "Errno" not in run_err, (proc.returncode, run_err)
+        try:
+            wait_running(state_root, name, proc)
+            removed = cli("rm", "-f", name)
+            _, run_err = proc.communicate(timeout=20)
+            assert removed.code == 0 and "Errno" not in removed.err, removed
+            assert proc.returncode == 137 and "Errno" not in run_err, (proc.returncode, run_err)
+        finally:
+            proc.kill()
+            proc.communicate()
+            cli("rm", "-f", name)
     assert not records(state_root)
 
 
@@ -129,7 +138,7 @@ def test_twenty_concurrent_runs_with_one_name_make_one_container(cli, state_root
         assert [line for line in cli("ps", "-a").out.splitlines() if line.endswith(" same")] != []
         assert list(records(state_root)) == ["same"]
     finally:
-        assert cli("rm", "same").code == 0
+        cli("rm", "-f", "same")
 
 
 @pytest.mark.parametrize("name", ["../../etc", "a/b", "-x", ".hidden", ""])
@@ -172,3 +181,50 @@ def test_a_broken_record_is_a_clear_error_and_prune_removes_it(cli, state_root):
     pruned = cli("system", "prune", "-f")
     assert pruned.code == 0 and "deleted broken record" in pruned.out, pruned
     assert not directory.exists()
+
+
+# --- errors that escaped as tracebacks ---------------------------------------------------------
+
+def test_an_export_that_fails_in_its_child_is_a_clear_error(cli):
+    assert cli("run", "--name", "exported", "busybox", "true").code == 0
+    try:
+        r = cli("export", "-o", "/dev/full", "exported")
+        assert r.code == 125 and "failed to export container" in r.err and "No space left on device" in r.err, r
+        assert "Traceback" not in r.err, r
+    finally:
+        assert cli("rm", "exported").code == 0
+
+
+def test_a_corrupt_network_record_is_a_clear_error_and_is_left_alone(cli, state_root):
+    networks = state_root / "lib" / "networks"
+    networks.mkdir(parents=True, exist_ok=True)
+    broken = networks / "broken.json"
+    broken.write_text("{not json")
+    try:
+        r = cli("network", "ls")
+        assert r.code == 125 and f"failed to read {broken}: not valid JSON" in r.err and "Traceback" not in r.err, r
+        assert broken.read_text() == "{not json"
+    finally:
+        broken.unlink()
+
+
+def test_permission_denied_as_root_does_not_say_try_sudo(cli, tmp_path):
+    assert os.geteuid() == 0
+    immutable = tmp_path / "immutable.tar"
+    immutable.write_bytes(b"")
+    subprocess.run(["chattr", "+i", str(immutable)], check=True)  # EPERM even for root. See chattr(1)
+    try:
+        r = cli("save", "-o", str(immutable), "busybox")
+    finally:
+        subprocess.run(["chattr", "-i", str(immutable)], check=True)
+    assert r.code == 125 and "Operation not permitted" in r.err, r
+    assert "sudo" not in r.err, r
+
+
+def test_refusals_of_bad_input_are_invalid_argument():
+    """The API answers 400 for InvalidArgument, 500 for other errors: these are the caller's input."""
+    from minidocker.cgroups.base import ControllerMissing
+    from minidocker.errors import InvalidArgument
+    from minidocker.storage.layer import UnsafeLayer
+
+    assert issubclass(UnsafeLayer, InvalidArgument) and issubclass(ControllerMissing, InvalidArgument)

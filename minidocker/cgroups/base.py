@@ -38,7 +38,7 @@ class CgroupError(MinidockerError):
     """A cgroup file could not be created, written or removed."""
 
 
-class ControllerMissing(CgroupError):
+class ControllerMissing(CgroupError, InvalidArgument):
     """The limit needs a controller this host does not offer (checked before anything is created)."""
 
 

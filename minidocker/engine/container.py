@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import Conflict, CorruptState, InvalidArgument, NotFound
 from minidocker.linux import procfs
 from minidocker.paths import StateRoots
 from minidocker.record import Record
@@ -122,7 +122,8 @@ class Container(Record):
         try:
             container = cls.from_json(read_json(path))
         except (ValueError, TypeError, AttributeError) as err:  # not JSON, or not an object with our fields
-            raise BrokenRecord(f"failed to read container record {path}: {err}", path=path) from None
+            cause = str(err).rpartition(": ")[2] if isinstance(err, CorruptState) else str(err)
+            raise BrokenRecord(f"failed to read container record {path}: {cause}", path=path) from None
         if container.refresh():
             from minidocker.engine.remove import reconcile
 
@@ -203,7 +204,7 @@ def _claim_holder(roots: StateRoots, path: Path) -> str | None:
     return None
 
 
-class BrokenRecord(MinidockerError):
+class BrokenRecord(CorruptState):
     """A container record that cannot be read (edited by hand, a disk error): nothing is guessed."""
 
     def __init__(self, message: str, path: Path) -> None:

@@ -74,7 +74,7 @@ def export_container(ref: str, out: BinaryIO, roots: StateRoots | None = None) -
 
     Returns the number of bytes written.
     """
-    from minidocker.forked import call_in_child
+    from minidocker.forked import ChildFailed, call_in_child
 
     roots = roots or state_roots()
     container = find_container(roots, ref)
@@ -86,6 +86,8 @@ def export_container(ref: str, out: BinaryIO, roots: StateRoots | None = None) -
     start = os.lseek(out.fileno(), 0, os.SEEK_CUR) if out.seekable() else 0
     try:
         written = call_in_child(_tar_view, [directory / "upper", *image.layers], view, out.fileno(), timeout=600)
+    except ChildFailed as failed:
+        raise failed.user_error(f"export container {container.id[:12]}") from None
     finally:
         view.rmdir()
     return written - start if out.seekable() else written
