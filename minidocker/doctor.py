@@ -28,6 +28,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from minidocker.mountinfo import Mount, parse_mountinfo
 from minidocker.record import Record
 
 TYPE_CHECKING = False
@@ -38,6 +39,7 @@ __all__ = [
     "CgroupLayout",
     "Check",
     "Mount",
+    "parse_mountinfo",
     "cgroup_layout",
     "container_hints",
     "feature",
@@ -62,40 +64,12 @@ class Check(Record):
 # --- reading the machine --------------------------------------------------------------
 
 
-class Mount(Record):
-    """One line of /proc/self/mountinfo: where, what filesystem type, from what source."""
-
-    FIELDS = ("mount_point", "fstype", "source", "super_options")
-
-
 def read_mountinfo(path: str | os.PathLike[str] = "/proc/self/mountinfo") -> list[Mount]:
-    """Parse mountinfo: fields 5 (mount point) and, after the "-", type, source, options.
+    """Parse a mountinfo file (linux/procfs.py reads every mount table minidocker looks at).
 
     See proc(5), "/proc/[pid]/mountinfo".
     """
     return parse_mountinfo(Path(path).read_text())
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    """The same as :func:`read_mountinfo`, from text (used by the tests with samples)."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        mounts.append(Mount(
-            mount_point=_unescape(fields[4]),
-            fstype=fields[sep + 1],
-            source=_unescape(fields[sep + 2]),
-            super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else (),
-        ))
-    return mounts
-
-
-def _unescape(field_: str) -> str:
-    # The kernel writes space, tab, newline and backslash as \040, \011, \012, \134.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
 
 
 def mount_of(path: str | os.PathLike[str], mounts: list[Mount]) -> Mount | None:

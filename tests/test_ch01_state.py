@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,10 +25,15 @@ pytestmark = [pytest.mark.ch01, pytest.mark.root]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def md_background(state_root: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
-    return subprocess.Popen([sys.executable, "-m", "minidocker", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+@pytest.fixture
+def md_background(state_root: Path, minidocker_command: list[str]):
+    """Start ``minidocker ARGS...`` (the launcher) without waiting; returns the Popen."""
+    def start(*args: str) -> subprocess.Popen:
+        env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+        return subprocess.Popen([*minidocker_command, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+    return start
 
 
 def records(state_root: Path) -> dict[str, dict]:
@@ -75,9 +79,9 @@ def kill_run(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.parametrize("remove", [True, False], ids=["rm", "kept"])
-def test_a_killed_foreground_run_is_reconciled_by_the_next_ps(cli, state_root, remove):
+def test_a_killed_foreground_run_is_reconciled_by_the_next_ps(cli, state_root, md_background, remove):
     name = f"crashed-{'rm' if remove else 'kept'}"
-    proc = md_background(state_root, "run", *(["--rm"] if remove else []), "--name", name, "busybox", "sleep", "60")
+    proc = md_background("run", *(["--rm"] if remove else []), "--name", name, "busybox", "sleep", "60")
     try:
         container_id = wait_running(state_root, name, proc)["id"]
         kill_run(proc)
@@ -100,10 +104,10 @@ def test_a_killed_foreground_run_is_reconciled_by_the_next_ps(cli, state_root, r
         cli("rm", "-f", name)
 
 
-def test_rm_f_racing_the_containers_own_rm_prints_no_errno(cli, state_root):
+def test_rm_f_racing_the_containers_own_rm_prints_no_errno(cli, state_root, md_background):
     for attempt in range(5):
         name = f"racer{attempt}"
-        proc = md_background(state_root, "run", "--rm", "--name", name, "busybox", "sleep", "60")
+        proc = md_background("run", "--rm", "--name", name, "busybox", "sleep", "60")
         try:
             wait_running(state_root, name, proc)
             removed = cli("rm", "-f", name)
@@ -126,8 +130,8 @@ def test_delete_later_of_a_directory_someone_removed_is_not_an_error(tmp_path):
     assert delete_later(directory) is False  # the second of two racing removals
 
 
-def test_twenty_concurrent_runs_with_one_name_make_one_container(cli, state_root):
-    procs = [md_background(state_root, "run", "--name", "same", "busybox", "true") for _ in range(20)]
+def test_twenty_concurrent_runs_with_one_name_make_one_container(cli, state_root, md_background):
+    procs = [md_background("run", "--name", "same", "busybox", "true") for _ in range(20)]
     results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
     try:
         winners = [err for code, err in results if code == 0]

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minidocker"
 
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
-    "errors": 0, "atomic": 0, "paths": 0, "record": 0,
+    "errors": 0, "atomic": 0, "paths": 0, "record": 0, "mountinfo": 0,
     "linux": 1,
     "rootfs": 2, "namespaces": 2, "cgroups": 2, "storage": 2, "network": 2, "security": 2, "forked": 2,
     "runtime": 3, "image": 3, "registry": 3, "build": 3,
@@ -131,3 +131,21 @@ def test_persisted_records_round_trip_through_json(record: str):
     module, expression = record.split(":", 1)
     value = eval(expression, vars(importlib.import_module(module)))
     assert type(value).from_json(json.loads(json.dumps(value.to_json()))) == value
+
+
+# --- the test suite's own rules ----------------------------------------------------------------
+
+TESTS = PACKAGE.parent / "tests"
+
+
+def test_tests_give_up_only_through_missing_feature():
+    """Under CI a skip must be a failure (tests/conftest.py: missing_feature); direct skips bypass that."""
+    allowed = {"conftest.py": 1}  # missing_feature itself
+    offenders = []
+    for path in sorted(p for p in TESTS.glob("*.py") if p.name != "test_layout.py"):
+        text = path.read_text()
+        count = text.count("pytest.skip(") + text.count("importorskip(")
+        if count > allowed.get(path.name, 0):
+            offenders.append(f"{path.name}: {count}")
+    assert offenders == [], (
+        f"use conftest.missing_feature(reason, required=...) instead of pytest.skip: {offenders}")

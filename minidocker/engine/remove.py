@@ -132,12 +132,10 @@ def unmount_leftovers(roots: StateRoots, keep: tuple[str, ...] = ()) -> list[str
     Mounts under a path in ``keep`` (running containers) are left alone.
     """
     prefixes = tuple(os.fspath(p) + "/" for p in (roots.lib, roots.run))
-    mounted = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mount_point = line.split()[4].replace("\\040", " ")
-            if mount_point.startswith(prefixes) and not mount_point.startswith(keep):
-                mounted.append(mount_point)
+    from minidocker.mountinfo import read_mountinfo
+
+    mounted = [m.mount_point for m in read_mountinfo()
+               if m.mount_point.startswith(prefixes) and not m.mount_point.startswith(keep)]
     from minidocker.linux import UmountFlag, umount2
 
     for mount_point in sorted(mounted, key=len, reverse=True):
