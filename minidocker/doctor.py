@@ -99,7 +99,10 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 class CgroupLayout(Record):
-    """How cgroups are mounted: "v2" (unified), "v1" (legacy), "hybrid" or "none"."""
+    """How cgroups are mounted: "unified" (v2), "legacy" (v1), "hybrid" or "none".
+
+    The modes are named as :func:`minidocker.cgroups.detect_mode` names them (systemd's words).
+    """
 
     FIELDS = ("mode", "v1_controllers", "v2_path", "v2_controllers", "v1_paths")
     DEFAULTS = {"v1_controllers": (), "v2_path": None, "v2_controllers": (), "v1_paths": {}}
@@ -117,7 +120,7 @@ class CgroupLayout(Record):
 def cgroup_layout(mounts: list[Mount] | None = None, cgroup_root: str = "/sys/fs/cgroup") -> CgroupLayout:
     """Detect the cgroup mode from the mount table and list the controllers on each side.
 
-    v2 (unified): ``cgroup_root`` itself is cgroup2. v1 (legacy): a tmpfs with one
+    unified (v2): ``cgroup_root`` itself is cgroup2. legacy (v1): a tmpfs with one
     ``cgroup`` mount per controller below it. Hybrid: v1 controllers plus a cgroup2 mount
     (usually ``unified/``) that holds only the controllers v1 did not take. The v2
     controllers are read from ``cgroup.controllers`` of the cgroup2 mount.
@@ -139,13 +142,13 @@ def cgroup_layout(mounts: list[Mount] | None = None, cgroup_root: str = "/sys/fs
     if v2_path is not None:
         v2_controllers = tuple((_read(Path(v2_path) / "cgroup.controllers") or "").split())
     if v2_path == cgroup_root:
-        mode = "v2"
+        mode = "unified"
     elif v1_paths and v2_path:
         mode = "hybrid"
     elif v1_paths:
-        mode = "v1"
+        mode = "legacy"
     elif v2_path:
-        mode = "v2"  # a cgroup2 mount somewhere below the root, nothing on v1
+        mode = "unified"  # a cgroup2 mount somewhere below the root, nothing on v1
     else:
         mode = "none"
     return CgroupLayout(mode, tuple(sorted(v1_paths)), v2_path, v2_controllers, v1_paths)

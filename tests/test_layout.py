@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minidocker"
 
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
-    "errors": 0, "atomic": 0, "paths": 0, "record": 0, "mountinfo": 0,
+    "errors": 0, "atomic": 0, "paths": 0, "record": 0, "mountinfo": 0, "sizes": 0,
     "linux": 1,
     "rootfs": 2, "namespaces": 2, "cgroups": 2, "storage": 2, "network": 2, "security": 2, "forked": 2,
     "runtime": 3, "image": 3, "registry": 3, "build": 3,
@@ -149,3 +149,37 @@ def test_tests_give_up_only_through_missing_feature():
             offenders.append(f"{path.name}: {count}")
     assert offenders == [], (
         f"use conftest.missing_feature(reason, required=...) instead of pytest.skip: {offenders}")
+
+
+def test_sizes_are_formatted_in_one_place_as_docker_does():
+    """go-units: HumanSize (4 digits: pulls), HumanSizeWithPrecision 3 (images), BytesSize (stats)."""
+    from minidocker.cgroups import format_size
+    from minidocker.cli.format import human_size as table_size
+    from minidocker.registry.progress import human_size as progress_size
+    from minidocker.sizes import binary_size, human_size
+
+    assert progress_size is human_size
+    assert (human_size(527), human_size(12_345_678), table_size(12_345_678)) == ("527B", "12.35MB", "12.3MB")
+    assert (binary_size(64 << 20), binary_size(1536 << 20), format_size(None)) == ("64MiB", "1.5GiB", "unlimited")
+    offenders = [str(p) for p in _modules() if p.name != "sizes.py"
+                 and any(f"def {name}(" in p.read_text() and f"return _human_size" not in p.read_text()
+                         for name in ("human_size", "binary_size"))]
+    assert offenders == [], f"format sizes with minidocker.sizes: {offenders}"
+
+
+def test_the_default_path_is_written_once():
+    offenders = [str(p) for p in _modules() if "/usr/local/sbin:/usr/local/bin:/usr/sbin" in p.read_text()]
+    assert offenders == [str(PACKAGE / "runtime" / "spec.py")], offenders
+
+
+@pytest.mark.parametrize("text, full, like, prefix", [
+    ("sha256:" + "a" * 64, True, True, "a" * 64),
+    ("a" * 64, False, True, "a" * 64),
+    ("3f2a9c", False, False, "3f2a9c"),      # a valid repository name too: tried as a name first
+    ("busybox", False, False, None),
+    ("sha256:AB", False, True, None),
+])
+def test_one_function_tells_an_image_id_from_a_name(text, full, like, prefix):
+    from minidocker.image.reference import id_prefix, is_full_id, looks_like_id
+
+    assert (is_full_id(text), looks_like_id(text), id_prefix(text)) == (full, like, prefix)

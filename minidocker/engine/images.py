@@ -21,6 +21,7 @@ from typing import BinaryIO
 from minidocker.engine.container import Container, find_container, list_containers
 from minidocker.errors import Conflict, NotFound
 from minidocker.image import Image, ImageStore
+from minidocker.image.reference import looks_like_id
 from minidocker.paths import StateRoots, state_roots
 
 __all__ = ["commit_container", "export_container", "remove_image"]
@@ -122,7 +123,7 @@ def remove_image(reference: str, force: bool = False, roots: StateRoots | None =
     store = ImageStore(roots.images)
     image_id = store.resolve(reference)
     names = [n for n, i in store.refs().items() if i == image_id]
-    last_name = len(names) <= 1 or reference.startswith("sha256:")
+    last_name = len(names) <= 1 or looks_like_id(reference)
     users = [c for c in list_containers(roots) if c.image_id == image_id]
     if users and last_name and not force:
         raise Conflict(f"unable to remove image {reference} (must be forced): image is being used by "

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.linux import procfs
 from minidocker.network import ipam, names
 from minidocker.network.ports import EPHEMERAL, PortMapping, clashes, host_port_in_use, parse_publish
@@ -528,7 +528,3 @@ def check_network_exists(roots: StateRoots, plan: NetworkPlan) -> None:
             raise NotFound(f"network {plan.network} not found",
                            hint="create it with 'minidocker network create NAME'")
 
-
-def error_context(err: OSError, what: str) -> MinidockerError:
-    """A kernel error while wiring, as a message that says what was being done."""
-    return MinidockerError(f"failed to {what}: {err.strerror or err}")

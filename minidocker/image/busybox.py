@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minidocker.errors import NotFound
+from minidocker.runtime.spec import DEFAULT_PATH
 
 if TYPE_CHECKING:
     from minidocker.image.store import Image, ImageStore
@@ -24,7 +25,6 @@ __all__ = ["BUSYBOX_DIRECTORIES", "build_busybox_tree", "create_busybox"]
 
 BUSYBOX_DIRECTORIES = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root", "home", "var",
                        "tmp", "run")
-PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def build_busybox_tree(rootfs: Path, busybox: str) -> None:
@@ -67,7 +67,7 @@ def create_busybox(store: ImageStore, busybox: str | None = None) -> Image:
 
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(source).st_mtime))
         config = mf.new_config(
-            [layer.diff_id], {"Env": [PATH_ENV], "Cmd": ["sh"]},
+            [layer.diff_id], {"Env": [DEFAULT_PATH], "Cmd": ["sh"]},
             history=[mf.history_entry(f"minidocker: ADD {source} (busybox --list-full) in /", created=created)],
             created=created)
         return store.add_image(mf.canonical_json(config), [layer], tags=["busybox:latest"])
