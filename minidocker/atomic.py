@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["read_json", "write_bytes", "write_json"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

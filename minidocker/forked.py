@@ -39,7 +39,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TypeVar
     T = TypeVar("T")

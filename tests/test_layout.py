@@ -183,3 +183,27 @@ def test_one_function_tells_an_image_id_from_a_name(text, full, like, prefix):
     from minidocker.image.reference import id_prefix, is_full_id, looks_like_id
 
     assert (is_full_id(text), looks_like_id(text), id_prefix(text)) == (full, like, prefix)
+
+
+# What `minidocker run` must never import: each costs ms of start-up (minidocker/__init__.py says why).
+NEVER_ON_THE_RUN_PATH = ("typing", "dataclasses", "inspect", "argparse", "subprocess", "secrets")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("args", [["run", "--rm", "--network", "none", "busybox", "true"],
+                                  ["run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50",
+                                   "busybox", "true"]], ids=["run", "run+limits"])
+def test_the_run_path_never_imports_the_slow_modules(state_root, args):
+    """After a first run (which may build the default busybox image, with tarfile and subprocess)."""
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "minidocker", *args], check=True, capture_output=True,
+                   env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})  # the first use makes busybox
+    code = ("import sys\nfrom minidocker.cli.main import main\ncode = main(%r)\n"
+            "print(code, sorted(m for m in %r if m in sys.modules))" % (args, NEVER_ON_THE_RUN_PATH))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r})\n"
+                          + code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert out.stdout.strip() == "0 []", out

@@ -25,7 +25,7 @@ import time
 from minidocker.errors import InvalidArgument, MinidockerError
 from minidocker.record import Record
 
-TYPE_CHECKING = False  # typing, abc and dataclasses cost ms of start-up on every `run` (bench/README.md)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any

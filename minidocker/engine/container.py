@@ -31,7 +31,7 @@ from minidocker.record import Record
 __all__ = ["BrokenRecord", "Container", "claim_name", "find_container", "list_containers", "new_container_id",
            "random_name", "release_name"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -10,7 +10,7 @@ from minidocker.paths import StateRoots, state_roots
 from minidocker.runtime import ExitStatus, exec_in
 from minidocker.runtime.spec import DEFAULT_PATH
 
-TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -41,7 +41,7 @@ from minidocker.network.ports import EPHEMERAL, PortMapping, clashes, host_port_
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-TYPE_CHECKING = False  # typing, dataclasses and secrets cost ~15 ms of a bridged run's start-up
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any

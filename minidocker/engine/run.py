@@ -35,7 +35,7 @@ from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from minidocker.errors import DigestMismatch, InvalidArgument, NotFound
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from minidocker.errors import NotFound
 from minidocker.runtime.spec import DEFAULT_PATH
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from minidocker.image.store import Image, ImageStore
 
@@ -34,6 +33,8 @@ def build_busybox_tree(rootfs: Path, busybox: str) -> None:
     os.chmod(rootfs / "tmp", 0o1777)
     os.chmod(rootfs / "root", 0o700)
     shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    import subprocess  # only when the image is first made
+
     applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout
     for applet in applets.split():
         link = rootfs / applet

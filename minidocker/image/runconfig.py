@@ -32,7 +32,7 @@ __all__ = ["DEFAULT_PATH", "RunArgs", "User", "apply_image_config", "container_e
            "merge_config", "merge_env", "read_image_file", "resolve_user"]
 
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path

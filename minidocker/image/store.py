@@ -30,7 +30,7 @@ from minidocker.record import Record
 
 __all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "looks_like_id", "parse_reference"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO

@@ -25,7 +25,7 @@ import time
 
 from minidocker.sizes import human_size
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
