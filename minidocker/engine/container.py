@@ -122,7 +122,7 @@ class Container(Record):
         try:
             container = cls.from_json(read_json(path))
         except (ValueError, TypeError, AttributeError) as err:  # not JSON, or not an object with our fields
-            cause = str(err).rpartition(": ")[2] if isinstance(err, CorruptState) else str(err)
+            cause = str(err).split(f"{path}: ", 1)[-1]  # CorruptState names the file already
             raise BrokenRecord(f"failed to read container record {path}: {cause}", path=path) from None
         if container.refresh():
             from minidocker.engine.remove import reconcile
