@@ -1,4 +1,5 @@
-# minidocker: the course and the runtime. Run as root (sudo make ...).
+# minidocker: the course and the runtime. Run as root: `make demo` in a root shell, `sudo make demo`
+# from a normal account (the root target stops a non-root make with that hint).
 #   make demo      set everything up, then run a first container
 #   make test      the whole test suite, notebooks and exercises included
 #   make lab       open the course in Jupyter Lab
@@ -14,9 +15,13 @@ APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procp
                  skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io
 PYTEST_ARGS   ?=
 
-.PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
+.PHONY: setup root demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
 
-setup: apt venv
+setup: root apt venv
+
+root:
+	@[ "$$(id -u)" = 0 ] || { echo "make: minidocker needs root: run 'sudo make $(or $(MAKECMDGOALS),setup)'," \
+	    "or make in a root shell" >&2; exit 1; }
 	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
 	    print('image:', ImageStore(state_roots().images).get('busybox').reference)"
 

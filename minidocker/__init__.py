@@ -9,6 +9,13 @@ Chapter by chapter, the package gains (see README.md for the full map)::
     from minidocker.doctor import run_checks                                   # 00
 
 Importing the package is cheap: nothing below is imported until it is used.
+
+Modules annotate with ``from __future__ import annotations`` (annotations stay strings)
+and import what only the annotations name under ``TYPE_CHECKING = False`` / ``if
+TYPE_CHECKING:``: a type checker reads those imports, Python never runs them. ``typing``,
+``dataclasses`` (with ``inspect``), ``argparse``, ``subprocess`` and ``secrets`` each cost
+milliseconds of every ``minidocker run``, a command benchmarked against runc
+(bench/startup.py); tests/test_layout.py checks that none of them loads on that path.
 """
 
 __version__ = "0.1.0"

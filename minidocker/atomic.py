@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["read_json", "write_bytes", "write_json"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -44,6 +44,16 @@ def write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> 
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises:
+        CorruptState: the file is not JSON (the message names it); OSError as ``open`` raises.
+    """
     with open(path, "rb") as f:
-        return json.loads(f.read())
+        data = f.read()
+    try:
+        return json.loads(data)
+    except ValueError as err:
+        from minidocker.errors import CorruptState
+
+        raise CorruptState(f"failed to read {os.fspath(path)}: not valid JSON ({err})") from None

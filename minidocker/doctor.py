@@ -28,6 +28,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from minidocker.mountinfo import Mount, parse_mountinfo
 from minidocker.record import Record
 
 TYPE_CHECKING = False
@@ -38,6 +39,7 @@ __all__ = [
     "CgroupLayout",
     "Check",
     "Mount",
+    "parse_mountinfo",
     "cgroup_layout",
     "container_hints",
     "feature",
@@ -62,40 +64,12 @@ class Check(Record):
 # --- reading the machine --------------------------------------------------------------
 
 
-class Mount(Record):
-    """One line of /proc/self/mountinfo: where, what filesystem type, from what source."""
-
-    FIELDS = ("mount_point", "fstype", "source", "super_options")
-
-
 def read_mountinfo(path: str | os.PathLike[str] = "/proc/self/mountinfo") -> list[Mount]:
-    """Parse mountinfo: fields 5 (mount point) and, after the "-", type, source, options.
+    """Parse a mountinfo file (linux/procfs.py reads every mount table minidocker looks at).
 
     See proc(5), "/proc/[pid]/mountinfo".
     """
     return parse_mountinfo(Path(path).read_text())
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    """The same as :func:`read_mountinfo`, from text (used by the tests with samples)."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        mounts.append(Mount(
-            mount_point=_unescape(fields[4]),
-            fstype=fields[sep + 1],
-            source=_unescape(fields[sep + 2]),
-            super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else (),
-        ))
-    return mounts
-
-
-def _unescape(field_: str) -> str:
-    # The kernel writes space, tab, newline and backslash as \040, \011, \012, \134.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
 
 
 def mount_of(path: str | os.PathLike[str], mounts: list[Mount]) -> Mount | None:
@@ -125,7 +99,10 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 class CgroupLayout(Record):
-    """How cgroups are mounted: "v2" (unified), "v1" (legacy), "hybrid" or "none"."""
+    """How cgroups are mounted: "unified" (v2), "legacy" (v1), "hybrid" or "none".
+
+    The modes are named as :func:`minidocker.cgroups.detect_mode` names them (systemd's words).
+    """
 
     FIELDS = ("mode", "v1_controllers", "v2_path", "v2_controllers", "v1_paths")
     DEFAULTS = {"v1_controllers": (), "v2_path": None, "v2_controllers": (), "v1_paths": {}}
@@ -143,7 +120,7 @@ class CgroupLayout(Record):
 def cgroup_layout(mounts: list[Mount] | None = None, cgroup_root: str = "/sys/fs/cgroup") -> CgroupLayout:
     """Detect the cgroup mode from the mount table and list the controllers on each side.
 
-    v2 (unified): ``cgroup_root`` itself is cgroup2. v1 (legacy): a tmpfs with one
+    unified (v2): ``cgroup_root`` itself is cgroup2. legacy (v1): a tmpfs with one
     ``cgroup`` mount per controller below it. Hybrid: v1 controllers plus a cgroup2 mount
     (usually ``unified/``) that holds only the controllers v1 did not take. The v2
     controllers are read from ``cgroup.controllers`` of the cgroup2 mount.
@@ -165,13 +142,13 @@ def cgroup_layout(mounts: list[Mount] | None = None, cgroup_root: str = "/sys/fs
     if v2_path is not None:
         v2_controllers = tuple((_read(Path(v2_path) / "cgroup.controllers") or "").split())
     if v2_path == cgroup_root:
-        mode = "v2"
+        mode = "unified"
     elif v1_paths and v2_path:
         mode = "hybrid"
     elif v1_paths:
-        mode = "v1"
+        mode = "legacy"
     elif v2_path:
-        mode = "v2"  # a cgroup2 mount somewhere below the root, nothing on v1
+        mode = "unified"  # a cgroup2 mount somewhere below the root, nothing on v1
     else:
         mode = "none"
     return CgroupLayout(mode, tuple(sorted(v1_paths)), v2_path, v2_controllers, v1_paths)

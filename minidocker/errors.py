@@ -9,6 +9,7 @@ callers (and, later, the API's status table) can tell them apart:
     InvalidArgument  a bad flag, reference, size, hostname ...       (API: 400)
     ContainerError   the container could not be started or failed    (API: 500)
     DigestMismatch   content that does not hash to its digest        (API: 400)
+    CorruptState     a state file that is not what minidocker wrote  (API: 500)
 
 Kernel errors stay ``OSError`` (from ``minidocker.linux``); code that knows the
 context re-raises them as one of these with ``raise ... from err``.
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "Conflict",
     "ContainerError",
+    "CorruptState",
     "DigestMismatch",
     "InvalidArgument",
     "InvalidState",
@@ -76,3 +78,10 @@ class ContainerError(MinidockerError):
 
 class DigestMismatch(MinidockerError):
     """Content whose sha256 is not the digest it was announced with."""
+
+
+class CorruptState(MinidockerError, ValueError):
+    """A state file (record, index) that cannot be read back: edited by hand, a disk error.
+
+    Also a ValueError, as ``json.loads`` raises, for callers that skip what they cannot parse.
+    """

@@ -39,7 +39,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TypeVar
     T = TypeVar("T")
@@ -60,6 +60,22 @@ class ChildFailed(RuntimeError):
         self.child_traceback = child_traceback
         self.exit_code = exit_code
         self.error = error
+
+    def user_error(self, what: str) -> Exception:
+        """What to raise for a user: the child's own MinidockerError, else "failed to <what>: <cause>".
+
+        The cause is the child's OSError's strerror (``No space left on device``) or the
+        first line of its message; the traceback stays in ``child_traceback``.
+        """
+        from minidocker.errors import MinidockerError
+
+        if isinstance(self.error, MinidockerError):
+            return self.error
+        if isinstance(self.error, OSError) and self.error.strerror:
+            cause = self.error.strerror
+        else:
+            cause = str(self).splitlines()[0]
+        return MinidockerError(f"failed to {what}: {cause}")
 
 
 def call_in_child(fn: Callable[..., T], *args: Any, timeout: float | None = 30,

@@ -30,7 +30,7 @@ from collections import namedtuple
 from minidocker.errors import InvalidArgument
 from minidocker.linux import CloneFlag, setns
 
-TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 

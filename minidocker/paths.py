@@ -35,9 +35,6 @@ class StateRoots(namedtuple("StateRoots", ["lib", "run"])):
     def containers(self) -> Path:
         return self.lib / "containers"
 
-    def container_run_dir(self, container_id: str) -> Path:
-        return self.run / "containers" / container_id
-
 
 def state_roots(env: dict[str, str] | None = None) -> StateRoots:
     """The state roots, honouring ``MINIDOCKER_ROOT``."""

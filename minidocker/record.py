@@ -26,7 +26,7 @@ from __future__ import annotations
 
 __all__ = ["Record"]
 
-TYPE_CHECKING = False  # the lazy-typing idiom: tests/test_layout.py explains it, once
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from minidocker.linux import MountFlag, UmountFlag, mount, pivot_root, umount2
 
-TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 

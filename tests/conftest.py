@@ -3,7 +3,8 @@
 - Every test session works in its own ``MINIDOCKER_ROOT`` (a temporary directory),
   never in /var/lib/minidocker.
 - ``cli("run", "--rm", "busybox", "true")`` runs the real command line in a
-  subprocess and returns a :class:`Result` whose failure message shows everything.
+  subprocess, through the fast launcher users run (``minidocker_command``; ``module=True``:
+  ``python -m minidocker``), and returns a :class:`Result` whose failure message shows everything.
 - Capability markers (``root``, ``userns``, ``overlay``, ...) skip a test with the
   doctor's reason when this machine lacks the feature; under CI (``CI=true``) a
   missing feature fails instead, so that CI never passes by skipping.
@@ -60,9 +61,7 @@ def dockerd():
     try:
         daemon = Dockerd()
     except DockerdUnavailable as e:
-        if IN_CI:
-            pytest.fail(f"required feature missing in CI: {e}")
-        pytest.skip(str(e))
+        missing_feature(str(e))
     yield daemon
     forced = daemon.stop()
     if forced:
@@ -83,13 +82,29 @@ class Result:
                 f"--- stdout ---\n{self.out}--- stderr ---\n{self.err}")
 
 
-@pytest.fixture
-def cli(state_root: Path):
-    """Run ``minidocker ARGS...`` as a user would; returns a Result."""
+@pytest.fixture(scope="session")
+def minidocker_command(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The command users run: the fast launcher (``python -IS``, ``os._exit``; cli/launcher.py),
+    written for this checkout into a temporary directory (never /usr/local/bin)."""
+    from minidocker.cli.launcher import write_launcher
 
-    def run(*args: str, input: str | None = None, timeout: float = 60, env: dict | None = None) -> Result:
+    target = tmp_path_factory.mktemp("bin") / "minidocker"
+    write_launcher(str(target), python=sys.executable, repo=str(REPO))
+    return [str(target)]
+
+
+@pytest.fixture
+def cli(state_root: Path, minidocker_command: list[str]):
+    """Run ``minidocker ARGS...`` as a user would (the installed launcher); returns a Result.
+
+    ``module=True`` runs ``python -m minidocker`` instead, the way that does not need the launcher.
+    """
+
+    def run(*args: str, input: str | None = None, timeout: float = 60, env: dict | None = None,
+            module: bool = False) -> Result:
         full_env = {**os.environ, "MINIDOCKER_ROOT": str(state_root), **(env or {})}
-        proc = subprocess.run([sys.executable, "-m", "minidocker", *args], input=input, capture_output=True,
+        command = [sys.executable, "-m", "minidocker"] if module else minidocker_command
+        proc = subprocess.run([*command, *args], input=input, capture_output=True,
                               text=True, timeout=timeout, env=full_env, cwd=REPO)
         return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
 
@@ -102,6 +117,17 @@ def feature_check(marker: str):
     return feature(marker)
 
 
+def missing_feature(reason: str, required: bool = True):
+    """This machine lacks what a test needs: skip here, but fail under CI if it is ``required``.
+
+    The one way a test or fixture gives up (never ``pytest.skip`` or ``importorskip`` directly):
+    CI must never pass by skipping.
+    """
+    if IN_CI and required:
+        pytest.fail(f"required feature missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in CAPABILITY_MARKERS:
         if item.get_closest_marker(marker) is None:
@@ -110,9 +136,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if check.ok:
             continue
         reason = f"{check.name}: {check.detail}" + (f" (fix: {check.fix})" if check.fix else "")
-        if IN_CI and marker in REQUIRED_IN_CI:
-            pytest.fail(f"required feature missing in CI: {reason}")
-        pytest.skip(reason)
+        missing_feature(reason, required=marker in REQUIRED_IN_CI)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,9 @@
 """The leak detector: what minidocker may create on the host, before and after a test.
 
-A snapshot lists mounts, network links, network namespaces, our cgroups, our nft
-table, live processes and the container records under the state root. A test's leaks are what the second snapshot has and the
+A snapshot lists mounts (by mount ID: a mount stacked on an existing mount point is new
+too), network links, network namespaces, our cgroups, our nft table and chains, our
+``minidocker:`` rules in other tables (the accepts in dockerd's DOCKER-USER chain), live
+processes and the container records under the state root. A test's leaks are what the second snapshot has and the
 first had not. Names follow shared/ARCHITECTURE.md ("Names on the host").
 
 Two scopes. ``global`` (CI, where the machine runs nothing else of ours) reports every
@@ -14,11 +16,14 @@ descends from this process, plus md* links and namespaces and minidocker cgroups
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from minidocker.mountinfo import read_mountinfo
 
 __all__ = ["HostSnapshot", "find_leaks", "take_snapshot"]
 
@@ -27,7 +32,7 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @dataclass(frozen=True)
 class HostSnapshot:
-    mounts: frozenset[str]
+    mounts: frozenset[tuple[int, str]]  # (mount ID, mount point)
     links: frozenset[str]
     netns: frozenset[str]
     cgroups: frozenset[str]
@@ -40,15 +45,25 @@ def take_snapshot(state_root: Path | None = None) -> HostSnapshot:
     """What is on the host now; with ``state_root``, also the container records under it."""
     containers_dir = state_root / "lib" / "containers" if state_root is not None else None
     return HostSnapshot(
-        mounts=frozenset(_mount_points()),
+        mounts=frozenset((m.mount_id, m.mount_point) for m in read_mountinfo()),
         links=frozenset(os.listdir("/sys/class/net")),
         netns=frozenset(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else frozenset(),
         cgroups=frozenset(_our_cgroups()),
         nft_tables=frozenset(_our_nft_tables()),
         processes=frozenset(_pids()),
-        containers=frozenset(os.listdir(containers_dir)) if containers_dir and containers_dir.is_dir()
-        else frozenset(),
+        containers=frozenset(_container_entries(containers_dir)) if containers_dir else frozenset(),
     )
+
+
+def _container_entries(containers_dir: Path) -> list[str]:
+    """Records, and the name claims in ``.names`` (engine/container.py): each must go with its container."""
+    if not containers_dir.is_dir():
+        return []
+    entries = [name for name in os.listdir(containers_dir) if name != ".names"]
+    names = containers_dir / ".names"
+    if names.is_dir():
+        entries += [f".names/{name}" for name in os.listdir(names) if name != ".lock"]
+    return entries
 
 
 def find_leaks(before: HostSnapshot, state_root: Path, scope: str = "local") -> list[str]:
@@ -65,7 +80,7 @@ def find_leaks(before: HostSnapshot, state_root: Path, scope: str = "local") -> 
 
 def _compare(before: HostSnapshot, after: HostSnapshot, root: str, scope: str) -> list[str]:
     problems = []
-    new_mounts = after.mounts - before.mounts
+    new_mounts = {point for _, point in after.mounts - before.mounts}
     if scope == "local":
         new_mounts = {m for m in new_mounts if m.startswith(root) or "minidocker" in m}
     problems += [f"mount {m}" for m in sorted(new_mounts)]
@@ -88,11 +103,6 @@ def _compare(before: HostSnapshot, after: HostSnapshot, root: str, scope: str) -
         if me in ancestors or (scope == "global" and nested):
             problems.append(f"process {pid} ({cmdline}, state {state})")
     return problems
-
-
-def _mount_points() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f]
 
 
 def _our_cgroups() -> list[str]:
@@ -130,20 +140,34 @@ def _cgroup_has_processes(path: str) -> bool:
 
 
 def _our_nft_tables() -> list[str]:
-    """Our nft table and our iptables chains (MINIDOCKER*, kept by iptables-nft in nft tables)."""
+    """Our nft table, our iptables chains (MINIDOCKER*, kept by iptables-nft in nft tables) and
+    our tagged rules in other chains (``minidocker:net:<id>`` accepts in DOCKER-USER or FORWARD),
+    from one ``nft list ruleset``."""
     nft = shutil.which("nft")
     if nft is None:
         return []
-    result = subprocess.run([nft, "list", "chains"], capture_output=True, text=True, timeout=10)
-    found, table = [], ""
+    result = subprocess.run([nft, "list", "ruleset"], capture_output=True, text=True, timeout=10)
+    found, table, chain = [], "", ""
     for line in result.stdout.splitlines():
         words = line.split()
         if words[:1] == ["table"]:
             table = " ".join(words[:3])
             if "minidocker" in table.lower():
                 found.append(table)
-        elif words[:1] == ["chain"] and "minidocker" in words[1].lower() and "minidocker" not in table.lower():
-            found.append(f"{table} chain {words[1]}")
+        elif "minidocker" in table.lower():
+            continue  # what is inside our own table goes with it
+        elif words[:1] == ["chain"]:
+            chain = words[1]
+            if "minidocker" in chain.lower():
+                found.append(f"{table} chain {chain}")
+        elif 'comment "minidocker:' in line and "minidocker" not in chain.lower():
+            rule = re.sub(r"counter packets \d+ bytes \d+", "counter", line.strip())  # counts change
+            found.append(f"{table} chain {chain} rule {rule}")
+    if "table ip filter" in result.stdout and shutil.which("iptables-save"):
+        # iptables-nft keeps the comment in an xt match that `nft list` does not print
+        saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=10)
+        found += [f"iptables filter rule {line}" for line in saved.stdout.splitlines()
+                  if line.startswith("-A ") and "minidocker:" in line and "MINIDOCKER" not in line.split()[1]]
     return found
 
 

@@ -117,11 +117,11 @@ def test_cgroup_mode_matches_statfs_of_sys_fs_cgroup():
     layout = cgroup_layout()
     magic = statfs_magic("/sys/fs/cgroup")
     if magic == CGROUP2_MAGIC:
-        expected = "v2"
+        expected = "unified"
     else:
         assert magic == TMPFS_MAGIC, f"/sys/fs/cgroup has statfs magic {magic:#x}"
         unified = os.path.isdir("/sys/fs/cgroup/unified") and statfs_magic("/sys/fs/cgroup/unified") == CGROUP2_MAGIC
-        expected = "hybrid" if unified else "v1"
+        expected = "hybrid" if unified else "legacy"
     assert layout.mode == expected, f"doctor says {layout.mode}, statfs says {expected}"
     assert doctor.feature("cgroup_mode").detail.startswith(expected + ":")
 
@@ -139,11 +139,11 @@ def test_cgroup_controllers_match_proc_cgroups_and_cgroup_controllers():
 
 
 @pytest.mark.parametrize("sample, mode, v1, v2", [
-    ("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate", "v2", (), "/sys/fs/cgroup"),
+    ("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate", "unified", (), "/sys/fs/cgroup"),
     ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
      "32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
      "33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
-     "34 31 0:31 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd", "v1",
+     "34 31 0:31 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd", "legacy",
      ("cpu", "cpuacct", "memory"), None),
     ("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
      "39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
@@ -255,3 +255,11 @@ def test_cli_doctor_as_nobody_exits_one_and_prints_the_fix(state_root):
     assert "[FAIL] root: running as uid 65534" in proc.stdout
     assert "fix: run as root (sudo)" in proc.stdout
     assert time.monotonic() - start < 10
+
+
+def test_the_doctor_and_the_cgroup_driver_name_the_same_mode():
+    """One vocabulary, one answer: the doctor's layout (from mountinfo) and detect_mode (what the
+    driver is chosen by)."""
+    from minidocker.cgroups import detect_mode
+
+    assert cgroup_layout().mode == detect_mode()

@@ -84,3 +84,10 @@ def test_system_prune_removes_stopped_containers(cli):
     r = cli("system", "prune", "-f")
     assert r.code == 0 and "deleted container" in r.out, r
     assert "prunable" not in cli("ps", "-a").out
+
+
+def test_the_launcher_and_python_m_minidocker_behave_the_same(cli):
+    """The tests run the launcher users run; ``python -m minidocker`` must give the same answers."""
+    for args in (("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"), ("rm", "nosuch")):
+        fast, module = cli(*args), cli(*args, module=True)
+        assert (fast.code, fast.out, fast.err) == (module.code, module.out, module.err), (fast, module)

@@ -44,7 +44,9 @@ def test_the_command_is_pid_1_and_sees_only_its_own_processes(cli):
 
 def test_every_namespace_differs_from_the_hosts(cli):
     r = cli("run", "--rm", "busybox", "sh", "-c", "for n in pid mnt uts ipc net cgroup; do readlink /proc/1/ns/$n; done")
+    assert r.code == 0, r
     inside = dict(line.split(":", 1) for line in r.out.split())
+    assert set(inside) == {"pid", "mnt", "uts", "ipc", "net", "cgroup"}, r
     ours = namespaces_of("self")
     for oci_type, ns in NAMESPACES.items():
         if ns.proc_name in inside:
@@ -52,10 +54,15 @@ def test_every_namespace_differs_from_the_hosts(cli):
 
 
 def test_ipc_objects_of_the_container_are_not_the_hosts(cli):
-    r = cli("run", "--rm", "busybox", "sh", "-c", "wc -l < /proc/sysvipc/msg; ipcs -q | wc -l")
-    host_queues = len(Path("/proc/sysvipc/msg").read_text().splitlines())
-    assert r.out.split()[0] == "1", f"expected an empty queue table inside (header only)\n{r}"
-    assert host_queues >= 1
+    made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True)  # a host queue first
+    queue_id = made.stdout.split()[-1]
+    try:
+        host_ids = [line.split()[1] for line in Path("/proc/sysvipc/msg").read_text().splitlines()[1:]]
+        assert queue_id in host_ids, host_ids
+        r = cli("run", "--rm", "busybox", "sh", "-c", "wc -l < /proc/sysvipc/msg")
+        assert r.code == 0 and r.out.split() == ["1"], f"expected an empty queue table inside (header only)\n{r}"
+    finally:
+        subprocess.run(["ipcrm", "-q", queue_id], check=True)
 
 
 def test_the_network_namespace_has_only_loopback_and_it_is_up(cli):

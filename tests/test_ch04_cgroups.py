@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import missing_feature
 from minidocker.cgroups import (
     CgroupV1,
     CgroupV2,
@@ -236,18 +237,18 @@ def test_cgroups_path_must_stay_inside_the_hierarchy(path):
 def limits_host():
     """Skip unless this host lets us set memory, cpu and pids limits (v1 here, v2 in the vm test)."""
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        missing_feature("root: cgroup limits need root")
     cg = open_cgroup("/minidocker/probe")
     missing = {"memory", "cpu", "pids"} - cg.available_controllers()
     if missing:
-        pytest.skip(f"no {', '.join(sorted(missing))} controller in cgroup v{cg.version} on this host")
+        missing_feature(f"no {', '.join(sorted(missing))} controller in cgroup v{cg.version} on this host")
     return cg.version
 
 
 def test_driver_matches_the_host(limits_host):
     expected = os.environ.get("MINIDOCKER_EXPECT_CGROUP")
     if expected is None:
-        pytest.skip("set by the vm test: MINIDOCKER_EXPECT_CGROUP=2")
+        missing_feature("set by the vm test: MINIDOCKER_EXPECT_CGROUP=2", required=False)
     assert limits_host == int(expected), f"expected cgroup v{expected}, found v{limits_host}"
 
 
@@ -416,7 +417,7 @@ def test_a_crashed_runtime_leaves_a_cgroup_that_rm_removes(cli, state_root, limi
 ])
 def test_bad_limits_fail_before_anything_is_created(cli, args, message):
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        missing_feature("root: cgroup limits need root")
     before = cli("ps", "-a", "-q").out
     r = cli("run", "--rm", *args, "busybox", "true")
     assert r.code == 125 and message in r.err, r
@@ -428,10 +429,10 @@ def test_bad_limits_fail_before_anything_is_created(cli, args, message):
 @pytest.fixture
 def unified_root() -> str:
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        missing_feature("root: cgroup limits need root")
     mode = detect_mode()
     if mode == "legacy":
-        pytest.skip("no cgroup2 mount")
+        missing_feature("no cgroup2 mount")
     return "/sys/fs/cgroup" if mode == "unified" else "/sys/fs/cgroup/unified"
 
 
@@ -468,7 +469,7 @@ def test_v2_core_membership_freeze_and_kill(unified_root):
 
 def test_hybrid_v2_mount_has_no_memory_controller(unified_root):
     if detect_mode() != "hybrid":
-        pytest.skip("only on a hybrid host")
+        missing_feature("only on a hybrid host", required=False)
     cg = CgroupV2(f"/minidocker/test-{secrets.token_hex(6)}", unified_root)
     with pytest.raises(ControllerMissing, match="no memory controller in cgroup v2"):
         cg.check(Resources(memory_limit=64 * MiB))

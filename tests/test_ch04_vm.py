@@ -12,19 +12,18 @@ downloads the kernel package once into .cache/vm.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import missing_feature
 from vm import Guest, GuestUnavailable
 
 pytestmark = [pytest.mark.ch04, pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The only tests allowed to skip in the guest: they are about the hybrid layout.
 GUEST_SKIPS = ("only on a hybrid host",)
 
@@ -33,9 +32,7 @@ def test_cgroup_v2_limits_hold_in_a_qemu_guest(tmp_path):
     try:
         guest = Guest.prepare()
     except GuestUnavailable as err:
-        if IN_CI:
-            pytest.fail(f"the cgroup v2 guest is required in CI: {err}")
-        pytest.skip(str(err))
+        missing_feature(f"the cgroup v2 guest: {err}")
     script = tmp_path / "guest.sh"
     script.write_text(
         f"cd {shlex.quote(str(REPO))} && MINIDOCKER_EXPECT_CGROUP=2 exec {shlex.quote(sys.executable)} "

@@ -433,7 +433,14 @@ def test_save_oci_then_load_it_back(cli, tmp_path):
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "latest"
     result = cli("load", "-i", str(tmp_path / "layout"), "--name", "fromoci")
     assert result.out.strip() == "Loaded image: busybox:latest", result   # the full name annotation wins
-    Path(tmp_path / "layout").exists()
+    # loading read the layout and left it as it was; the image it names is the one we saved
+    assert json.loads((tmp_path / "layout/index.json").read_text()) == index
+    manifest_hex = index["manifests"][0]["digest"].removeprefix("sha256:")
+    manifest = json.loads((tmp_path / "layout/blobs/sha256" / manifest_hex).read_text())
+    from minidocker.image import ImageStore
+    from minidocker.paths import state_roots
+
+    assert manifest["config"]["digest"] == ImageStore(state_roots().images).get("busybox").id
 
 
 def test_gunzip_with_isal_and_with_zlib_reads_the_same_bytes(monkeypatch):

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import missing_feature
 from imagekit import merged_tree, tree_of, whiteout_image_layers, write_layout
 
 from minidocker.image import ImageStore
@@ -24,9 +25,7 @@ pytestmark = [pytest.mark.ch06, pytest.mark.peers, pytest.mark.root, pytest.mark
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        if __import__("os").environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{name} is missing in CI (it is in the Makefile's APT_PACKAGES)")
-        pytest.skip(f"{name} is not installed (apt-get install {name})")
+        missing_feature(f"{name} is not installed (apt-get install {name}; the Makefile's APT_PACKAGES)")
     return path
 
 

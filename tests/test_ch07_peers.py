@@ -17,6 +17,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import missing_feature
 from imagekit import layer_tar, whiteout_image_layers
 from registrykit import REGISTRY, DistributionRegistry, TokenServer, make_image
 
@@ -35,9 +36,8 @@ USERS = {"alice": "wonderland"}
 
 def _need(path: str) -> None:
     if not shutil.which(path):
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{path} is missing in CI (it is in the Makefile's APT_PACKAGES)")
-        pytest.skip(f"{path} is not installed (apt-get install docker-registry skopeo)")
+        missing_feature(f"{path} is not installed (apt-get install docker-registry skopeo; the Makefile's "
+                        "APT_PACKAGES)")
 
 
 @pytest.fixture(scope="module")

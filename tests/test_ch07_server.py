@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import missing_feature
 from imagekit import layer_tar, whiteout_image_layers, write_layout
 from registrykit import free_port, htpasswd_line, make_image
 
@@ -175,9 +176,7 @@ def test_htpasswd_server_wants_credentials(tmp_path, store):
 
 def _skopeo(*args: str) -> str:
     if shutil.which("skopeo") is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("skopeo is missing in CI (it is in the Makefile's APT_PACKAGES)")
-        pytest.skip("skopeo is not installed")
+        missing_feature("skopeo is not installed (apt-get install skopeo; the Makefile's APT_PACKAGES)")
     out = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, f"$ skopeo {' '.join(args)}\n{out.stdout}{out.stderr}"
     return out.stdout

@@ -290,6 +290,9 @@ def test_published_port_answers_on_loopback_and_from_an_outside_namespace(fbox: 
               " && ip -n md-outside link set lo up"))
     web, _ = start(box, "--name", "web", "-p", "8080:80", "busybox", "sh", "-c", HTTPD)
     try:
+        # its DNAT rules are in its endpoint's record (not in one process's memory): any rm deletes them
+        assert [ep["rules"] for net in box.networks().values() for ep in net["endpoints"].values()
+                if ep["name"] == "web"] != [[]]
         assert box.fetch("http://127.0.0.1:8080/").strip() == "hello-from-container"
         outside = box.fetch("http://192.168.77.1:8080/", netns="md-outside")
         assert outside.strip() == "hello-from-container"

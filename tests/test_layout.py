@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minidocker"
 
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
-    "errors": 0, "atomic": 0, "paths": 0, "record": 0,
+    "errors": 0, "atomic": 0, "paths": 0, "record": 0, "mountinfo": 0, "sizes": 0,
     "linux": 1,
     "rootfs": 2, "namespaces": 2, "cgroups": 2, "storage": 2, "network": 2, "security": 2, "forked": 2,
     "runtime": 3, "image": 3, "registry": 3, "build": 3,
@@ -131,3 +131,79 @@ def test_persisted_records_round_trip_through_json(record: str):
     module, expression = record.split(":", 1)
     value = eval(expression, vars(importlib.import_module(module)))
     assert type(value).from_json(json.loads(json.dumps(value.to_json()))) == value
+
+
+# --- the test suite's own rules ----------------------------------------------------------------
+
+TESTS = PACKAGE.parent / "tests"
+
+
+def test_tests_give_up_only_through_missing_feature():
+    """Under CI a skip must be a failure (tests/conftest.py: missing_feature); direct skips bypass that."""
+    allowed = {"conftest.py": 1}  # missing_feature itself
+    offenders = []
+    for path in sorted(p for p in TESTS.glob("*.py") if p.name != "test_layout.py"):
+        text = path.read_text()
+        count = text.count("pytest.skip(") + text.count("importorskip(")
+        if count > allowed.get(path.name, 0):
+            offenders.append(f"{path.name}: {count}")
+    assert offenders == [], (
+        f"use conftest.missing_feature(reason, required=...) instead of pytest.skip: {offenders}")
+
+
+def test_sizes_are_formatted_in_one_place_as_docker_does():
+    """go-units: HumanSize (4 digits: pulls), HumanSizeWithPrecision 3 (images), BytesSize (stats)."""
+    from minidocker.cgroups import format_size
+    from minidocker.cli.format import human_size as table_size
+    from minidocker.registry.progress import human_size as progress_size
+    from minidocker.sizes import binary_size, human_size
+
+    assert progress_size is human_size
+    assert (human_size(527), human_size(12_345_678), table_size(12_345_678)) == ("527B", "12.35MB", "12.3MB")
+    assert (binary_size(64 << 20), binary_size(1536 << 20), format_size(None)) == ("64MiB", "1.5GiB", "unlimited")
+    offenders = [str(p) for p in _modules() if p.name != "sizes.py"
+                 and any(f"def {name}(" in p.read_text() and f"return _human_size" not in p.read_text()
+                         for name in ("human_size", "binary_size"))]
+    assert offenders == [], f"format sizes with minidocker.sizes: {offenders}"
+
+
+def test_the_default_path_is_written_once():
+    offenders = [str(p) for p in _modules() if "/usr/local/sbin:/usr/local/bin:/usr/sbin" in p.read_text()]
+    assert offenders == [str(PACKAGE / "runtime" / "spec.py")], offenders
+
+
+@pytest.mark.parametrize("text, full, like, prefix", [
+    ("sha256:" + "a" * 64, True, True, "a" * 64),
+    ("a" * 64, False, True, "a" * 64),
+    ("3f2a9c", False, False, "3f2a9c"),      # a valid repository name too: tried as a name first
+    ("busybox", False, False, None),
+    ("sha256:AB", False, True, None),
+])
+def test_one_function_tells_an_image_id_from_a_name(text, full, like, prefix):
+    from minidocker.image.reference import id_prefix, is_full_id, looks_like_id
+
+    assert (is_full_id(text), looks_like_id(text), id_prefix(text)) == (full, like, prefix)
+
+
+# What `minidocker run` must never import: each costs ms of start-up (minidocker/__init__.py says why).
+NEVER_ON_THE_RUN_PATH = ("typing", "dataclasses", "inspect", "argparse", "subprocess", "secrets")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("args", [["run", "--rm", "--network", "none", "busybox", "true"],
+                                  ["run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50",
+                                   "busybox", "true"]], ids=["run", "run+limits"])
+def test_the_run_path_never_imports_the_slow_modules(state_root, args):
+    """After a first run (which may build the default busybox image, with tarfile and subprocess)."""
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "minidocker", *args], check=True, capture_output=True,
+                   env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})  # the first use makes busybox
+    code = ("import sys\nfrom minidocker.cli.main import main\ncode = main(%r)\n"
+            "print(code, sorted(m for m in %r if m in sys.modules))" % (args, NEVER_ON_THE_RUN_PATH))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r})\n"
+                          + code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert out.stdout.strip() == "0 []", out

@@ -22,8 +22,13 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+from conftest import missing_feature
+
+try:
+    import nbclient
+    import nbformat
+except ImportError as err:  # requirements.txt has them: `make venv`
+    missing_feature(f"notebooks need {err.name}: pip install -r requirements.txt")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb"))

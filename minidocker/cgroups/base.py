@@ -25,7 +25,7 @@ import time
 from minidocker.errors import InvalidArgument, MinidockerError
 from minidocker.record import Record
 
-TYPE_CHECKING = False  # typing, abc and dataclasses cost ms of start-up on every `run` (bench/README.md)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
@@ -38,7 +38,7 @@ class CgroupError(MinidockerError):
     """A cgroup file could not be created, written or removed."""
 
 
-class ControllerMissing(CgroupError):
+class ControllerMissing(CgroupError, InvalidArgument):
     """The limit needs a controller this host does not offer (checked before anything is created)."""
 
 
@@ -248,7 +248,10 @@ class Cgroup:
         return any(os.path.isdir(d) for d in self.directories())
 
     def kill(self, timeout: float = 5.0) -> None:
-        """SIGKILL every process in the group, frozen first so none can fork meanwhile."""
+        """SIGKILL every process in the group, frozen first so none can fork meanwhile.
+
+        Another process may destroy the same group at the same time: a group that vanishes is done.
+        """
         deadline = time.monotonic() + timeout
         while True:
             pids = self.procs()
@@ -261,7 +264,12 @@ class Cgroup:
                 except ProcessLookupError:
                     pass
             if frozen:
-                self.thaw()  # SIGKILL is delivered on thaw
+                try:
+                    self.thaw()  # SIGKILL is delivered on thaw
+                except (CgroupError, OSError):
+                    if self.exists():
+                        raise
+                    return  # another destroy (rm -f racing the container's --rm) removed the group
             if time.monotonic() > deadline:
                 raise CgroupError(f"failed to kill the processes of cgroup {self.path}: {pids} still there")
             time.sleep(0.005)

@@ -14,6 +14,7 @@ accepted (``64mb``, ``64MiB``) as Docker's ``units.RAMInBytes`` accepts them.
 from __future__ import annotations
 
 from minidocker.errors import InvalidArgument
+from minidocker.sizes import binary_size
 
 __all__ = ["CFS_PERIOD_US", "MIN_CFS_QUOTA_US", "cpus_to_quota", "format_size", "parse_size",
            "shares_to_weight"]
@@ -51,16 +52,8 @@ def _digits(text: str) -> bool:
 
 
 def format_size(size: int | None) -> str:
-    """A size for people, in binary units like ``docker stats``: 67108864 -> '64MiB'."""
-    if size is None:
-        return "unlimited"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            text = f"{value:.2f}".rstrip("0").rstrip(".") if unit != "B" else str(int(value))
-            return f"{text}{unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    """A limit or a usage for people, in binary units like ``docker stats``: 67108864 -> '64MiB'."""
+    return "unlimited" if size is None else binary_size(size)
 
 
 def cpus_to_quota(cpus: float, period_us: int = CFS_PERIOD_US) -> tuple[int, int]:

@@ -6,16 +6,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from minidocker.sizes import human_size as _human_size
+
 __all__ = ["history_rows", "human_size", "image_rows", "since"]
 
 
 def human_size(size: float) -> str:
-    """Docker's decimal sizes: 4.26MB, 1.2GB (units of 1000, three significant digits)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size}B"
+    """Docker's sizes in tables (``docker images``, ``history``): 4.26MB, three significant digits."""
+    return _human_size(size, 3)
 
 
 def since(created: str | None, now: float | None = None) -> str:

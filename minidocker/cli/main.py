@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             return err.exit_code
         if isinstance(err, OSError):
             print(f"minidocker: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
-            if isinstance(err, PermissionError):
+            if isinstance(err, PermissionError) and os.geteuid() != 0:
                 print("hint: minidocker needs root: try sudo", file=sys.stderr)
             return 125
         raise

@@ -6,25 +6,36 @@ Layout (``tree /var/lib/minidocker/containers``)::
     containers/<id>/config.json      the OCI config handed to the runtime
     containers/<id>/upper, work      the overlay snapshot's writable part
     containers/<id>/rootfs           where the snapshot is mounted while it runs
+    containers/.names/<name>         the claim on a name: "<id> <pid> <start time>" (claim_name)
+
+Every PID a record keeps goes with its start time (linux/procfs.py): ``pid`` and
+``start_time`` name the container's PID 1, ``owner`` the process that runs it (a
+foreground ``minidocker run``). When the owner died without cleaning up (``kill -9``),
+the next command that reads the record finishes its work: see engine/remove.py, reconcile.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import time
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, InvalidArgument, NotFound
+from minidocker.errors import Conflict, CorruptState, InvalidArgument, NotFound
+from minidocker.linux import procfs
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-__all__ = ["Container", "find_container", "list_containers", "new_container_id", "random_name"]
+__all__ = ["BrokenRecord", "Container", "claim_name", "find_container", "list_containers", "new_container_id",
+           "random_name", "release_name"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
                "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
 _NAMES = ("babbage", "curie", "dijkstra", "euler", "feynman", "hopper", "kare", "knuth", "lamport",
@@ -53,38 +64,159 @@ class Container(Record):
     """What the engine remembers of a container. ``status`` is Docker's: created, running, exited."""
 
     FILE = "container.json"
-    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed")
+    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "start_time", "exit_code",
+              "image_id", "oom_killed", "owner", "auto_remove")
     DEFAULTS = {"status": "created", "pid": None, "exit_code": None,
+                "start_time": None,   # of ``pid``, in clock ticks since boot (linux/procfs.py)
                 "image_id": None,     # the image's ID (sha256 of its config): rmi and commit follow it
-                "oom_killed": None}   # the OOM killer killed one of its processes (chapter 04)
+                "oom_killed": None,   # the OOM killer killed one of its processes (chapter 04)
+                "owner": None,        # [pid, start time] of the process running it
+                "auto_remove": None}  # --rm: the record goes when the container exits
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:
         return cls(new_container_id(), name or random_name(), image, command, time.time(), image_id=image_id)
 
+    @classmethod
+    def for_run(cls, roots: StateRoots, name: str | None, image: str, command: list[str],
+                image_id: str | None = None, auto_remove: bool = False) -> Container:
+        """The record of a foreground ``run``: its ``--name`` claimed (claim_name), owned by this
+        process (if it dies, the next reader reconciles: engine/remove.py), ``--rm`` remembered."""
+        container = cls.new(name, image, command, image_id)
+        me = os.getpid()
+        container.owner, container.auto_remove = [me, procfs.start_time(me)], auto_remove or None
+        if name is not None:
+            claim_name(roots, name, container.id)
+        return container
+
     def directory(self, roots: StateRoots) -> Path:
         return roots.containers / self.id
 
     def save(self, roots: StateRoots, durable: bool = True) -> None:
-        """Write the record atomically; ``durable=False`` skips the fsync (see atomic.write_bytes)."""
-        self.directory(roots).mkdir(parents=True, exist_ok=True)
-        write_json(self.directory(roots) / self.FILE, self.to_json(), durable=durable)
+        """Write the record atomically; ``durable=False`` skips the fsync (see atomic.write_bytes).
+
+        Only a new record ('created') makes its directory: later, a missing directory means
+        ``rm -f`` removed the container meanwhile, and saving does not bring it back.
+        A running record without its PID's start time gets it here, while the PID is ours.
+        """
+        if self.status == "running" and self.pid is not None and self.start_time is None:
+            self.start_time = procfs.start_time(self.pid)
+        directory = self.directory(roots)
+        if self.status == "created":
+            directory.mkdir(parents=True, exist_ok=True)
+        try:
+            write_json(directory / self.FILE, self.to_json(), durable=durable)
+        except FileNotFoundError:
+            if self.status == "created":
+                raise
 
     @classmethod
     def load(cls, roots: StateRoots, container_id: str) -> Container:
-        container = cls.from_json(read_json(roots.containers / container_id / cls.FILE))
-        container.refresh()
+        """The record, refreshed; one whose owner died is reconciled first (NotFound if that removed it).
+
+        Raises:
+            FileNotFoundError: no record (being created or removed).
+            BrokenRecord: the record is not a container's JSON.
+        """
+        path = roots.containers / container_id / cls.FILE
+        try:
+            container = cls.from_json(read_json(path))
+        except (ValueError, TypeError, AttributeError) as err:  # not JSON, or not an object with our fields
+            cause = str(err).split(f"{path}: ", 1)[-1]  # CorruptState names the file already
+            raise BrokenRecord(f"failed to read container record {path}: {cause}", path=path) from None
+        if container.refresh():
+            from minidocker.engine.remove import reconcile
+
+            if not reconcile(container, roots):
+                raise NotFound(f"no such container: {container_id}")
         return container
 
-    def refresh(self) -> None:
-        """A 'running' container whose PID 1 is gone (the CLI was killed) is 'exited'."""
-        if self.status == "running" and (self.pid is None or not _alive(self.pid)):
+    def refresh(self) -> bool:
+        """Believe the record only as far as /proc confirms it; True if its owner died mid-run.
+
+        A 'running' container whose PID 1 is gone (or is another process now) is 'exited'.
+        A 'created' or 'running' one whose owner is gone needs :func:`engine.remove.reconcile`.
+        """
+        orphaned = (self.status in ("created", "running") and self.owner is not None
+                    and not procfs.is_alive(self.owner[0], self.owner[1]))
+        if self.status == "running" and not self.is_running():
             self.status = "exited"
             self.pid = None
+        return orphaned
+
+    def is_running(self) -> bool:
+        """Running, and its PID 1 is still the process the record names (pid and start time)."""
+        return (self.status == "running" and self.pid is not None
+                and procfs.is_alive(self.pid, self.start_time))
 
 
-def list_containers(roots: StateRoots) -> list[Container]:
-    """Every container with a record, oldest first."""
+def claim_name(roots: StateRoots, name: str, container_id: str) -> None:
+    """Take ``name`` for ``container_id``, atomically; Conflict if another container has it.
+
+    Checking the records and then writing one (check-then-act) lets two concurrent runs
+    take one name. Here the check and the claim happen under one lock (flock(2) on
+    ``containers/.names/.lock``), and the claim is a file: ``<id> <pid> <start time>``.
+    It holds while the container's directory exists, or while the claiming process is
+    alive (it has not written the record yet). A claim that holds neither is stale.
+    """
+    if not _NAME.match(name) or len(name) > 255:
+        raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    names = roots.containers / ".names"
+    names.mkdir(parents=True, exist_ok=True)
+    fd = os.open(names / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        holder = _claim_holder(roots, names / name)
+        if holder is None:  # records written before claims existed
+            holder = next((c.id for c in list_containers(roots) if c.name == name), None)
+        if holder is not None and holder != container_id:
+            raise Conflict(f'the container name "/{name}" is already in use by container "{holder}"',
+                           hint=f"remove it with 'minidocker rm {name}' or choose another --name")
+        me = os.getpid()
+        write_json(names / name, f"{container_id} {me} {procfs.start_time(me)}", durable=False)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def release_name(containers: Path, name: str, container_id: str) -> None:
+    """Drop ``container_id``'s claim on ``name`` (its record is gone); someone else's stays.
+
+    ``containers`` is the directory of the records (``StateRoots.containers``).
+    """
+    path = containers / ".names" / name
+    try:
+        if read_json(path).split()[0] == container_id:
+            path.unlink()
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+
+
+def _claim_holder(roots: StateRoots, path: Path) -> str | None:
+    """The container ID a claim file names, if the claim still holds (see claim_name)."""
+    try:
+        container_id, pid, started = read_json(path).split()
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    if (roots.containers / container_id).is_dir():
+        return container_id
+    if started != "None" and procfs.is_alive(int(pid), int(started)):
+        return container_id
+    return None
+
+
+class BrokenRecord(CorruptState):
+    """A container record that cannot be read (edited by hand, a disk error): nothing is guessed."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message, hint=f"remove {path.parent} by hand, or run 'minidocker system prune'")
+        self.path = path
+
+
+def list_containers(roots: StateRoots, broken: list[BrokenRecord] | None = None) -> list[Container]:
+    """Every container with a record, oldest first.
+
+    A record that cannot be read raises BrokenRecord, unless ``broken`` collects it (prune).
+    """
     if not roots.containers.is_dir():
         return []
     found = []
@@ -93,8 +225,12 @@ def list_containers(roots: StateRoots) -> list[Container]:
             continue  # being deleted (engine/remove.py: delete_later)
         try:
             found.append(Container.load(roots, entry.name))
-        except (FileNotFoundError, ValueError):
-            continue  # a directory being created or removed
+        except (FileNotFoundError, NotFound):
+            continue  # a directory being created or removed, or reconciled away
+        except BrokenRecord as err:
+            if broken is None:
+                raise
+            broken.append(err)
     return sorted(found, key=lambda c: c.created)
 
 
@@ -113,11 +249,3 @@ def find_container(roots: StateRoots, ref: str) -> Container:
     if len(matches) > 1:
         raise Conflict(f"multiple containers match the ID prefix {ref!r}")
     raise NotFound(f"no such container: {ref}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False

@@ -10,7 +10,7 @@ from minidocker.paths import StateRoots, state_roots
 from minidocker.runtime import ExitStatus, exec_in
 from minidocker.runtime.spec import DEFAULT_PATH
 
-TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -24,7 +24,7 @@ def exec_container(ref: str, command: Sequence[str], env: Sequence[str] = (), wo
     if not command:
         raise InvalidArgument("exec needs a command", hint="minidocker exec CONTAINER COMMAND [ARG...]")
     container = find_container(roots, ref)
-    if container.status != "running" or container.pid is None:
+    if not container.is_running():  # a reused PID is never entered (linux/procfs.py)
         raise InvalidState(f"cannot exec in container {container.id[:12]}: it is {container.status}",
                            hint=f"start it first: minidocker run ... (container {container.name})")
     merged = dict(item.split("=", 1) for item in merge_env(parse_env(env), [DEFAULT_PATH]))

@@ -21,6 +21,7 @@ from typing import BinaryIO
 from minidocker.engine.container import Container, find_container, list_containers
 from minidocker.errors import Conflict, NotFound
 from minidocker.image import Image, ImageStore
+from minidocker.image.reference import looks_like_id
 from minidocker.paths import StateRoots, state_roots
 
 __all__ = ["commit_container", "export_container", "find_image_id", "image_details", "image_summaries",
@@ -70,7 +71,7 @@ def export_container(ref: str, out: BinaryIO, roots: StateRoots | None = None) -
 
     Returns the number of bytes written.
     """
-    from minidocker.forked import call_in_child
+    from minidocker.forked import ChildFailed, call_in_child
 
     roots = roots or state_roots()
     container = find_container(roots, ref)
@@ -82,6 +83,8 @@ def export_container(ref: str, out: BinaryIO, roots: StateRoots | None = None) -
     start = os.lseek(out.fileno(), 0, os.SEEK_CUR) if out.seekable() else 0
     try:
         written = call_in_child(_tar_view, [directory / "upper", *image.layers], view, out.fileno(), timeout=600)
+    except ChildFailed as failed:
+        raise failed.user_error(f"export container {container.id[:12]}") from None
     finally:
         view.rmdir()
     return written - start if out.seekable() else written
@@ -116,7 +119,7 @@ def remove_image(reference: str, force: bool = False, roots: StateRoots | None =
     store = ImageStore(roots.images)
     image_id = store.resolve(reference)
     names = [n for n, i in store.refs().items() if i == image_id]
-    last_name = len(names) <= 1 or reference.startswith("sha256:")
+    last_name = len(names) <= 1 or looks_like_id(reference)
     users = [c for c in list_containers(roots) if c.image_id == image_id]
     if users and last_name and not force:
         raise Conflict(f"unable to remove image {reference} (must be forced): image is being used by "

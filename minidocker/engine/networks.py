@@ -34,14 +34,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.linux import procfs
 from minidocker.network import ipam, names
 from minidocker.network.ports import EPHEMERAL, PortMapping, clashes, host_port_in_use, parse_publish
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-TYPE_CHECKING = False  # typing, dataclasses and secrets cost ~15 ms of a bridged run's start-up
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
@@ -299,8 +299,8 @@ def _ensure_bridge(network: Network) -> int:
 
 # -- endpoints ---------------------------------------------------------------------------------
 
-def _owner(pid: int) -> list[int]:
-    return [pid, procfs.start_time(pid) or 0]
+def _owner(pid: int, started: int | None = None) -> list[int]:
+    return [pid, started or procfs.start_time(pid) or 0]
 
 
 def _alive(owner: list[int]) -> bool:
@@ -357,13 +357,15 @@ def _veth_name(container_id: str, network: Network) -> str:
 
 
 def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan: NetworkPlan,
-           directory: Path, ifname: str = "eth0", owner_pid: int | None = None) -> dict[str, Any]:
+           directory: Path, ifname: str = "eth0", owner_pid: int | None = None,
+           owner_start_time: int | None = None) -> dict[str, Any]:
     """Allocate an address (and host ports) for a container on ``plan.network``.
 
     Returns the endpoint (a dict with network, ip, prefixlen, gateway, veth, ifname, ports).
     Its owner is ``owner_pid``: by default this process, the ``run`` that waits for the
     container (whose PID 1 dies with it: PDEATHSIG); ``network connect`` gives the
-    container's PID 1. Writes the container's hosts, hostname and resolv.conf into ``directory``.
+    container's PID 1 (and its recorded ``owner_start_time``). Writes the container's hosts,
+    hostname and resolv.conf into ``directory``.
     """
     store = NetworkStore(roots)
     with store.locked():
@@ -377,11 +379,21 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
                            network.gateway)
         endpoint = {
             "name": name, "hostname": hostname, "ip": ip, "veth": _veth_name(container_id, network),
-            "ifname": ifname, "ports": [p.to_json() for p in ports], "owner": _owner(owner_pid or os.getpid()),
+            "ifname": ifname, "ports": [p.to_json() for p in ports],
+            "owner": _owner(owner_pid or os.getpid(), owner_start_time),
             "directory": str(directory),
         }
+        if ports:  # the DNAT rules, kept in the record: whoever detaches deletes them by handle
+            from minidocker.network import nat
+
+            endpoint["rules"] = nat.publish(ports, ip, container_id[:12])
         network.endpoints[container_id] = endpoint
-        store.save(network)
+        try:
+            store.save(network)
+        except BaseException:
+            if ports:
+                nat.remove_rules(container_id[:12], published=endpoint["rules"])
+            raise
         _write_name_files(store, container_id, hostname, directory)
         _refresh_peers(store, network, skip=container_id)
     return {**endpoint, "network": network.name, "network_id": network.id, "gateway": network.gateway,
@@ -389,7 +401,7 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
 
 
 def wire(endpoint: dict[str, Any], container_id: str, pid: int) -> None:
-    """Put the endpoint into the container: veth pair, address, default route, DNAT rules.
+    """Put the endpoint into the container: veth pair, address, default route (attach made its DNAT rules).
 
     Runs while the container is created but has not started its command, so the
     command never sees a network without its address.
@@ -404,10 +416,6 @@ def wire(endpoint: dict[str, Any], container_id: str, pid: int) -> None:
         nl.add_address(index, endpoint["ip"], endpoint["prefixlen"])
         if endpoint["ifname"] == "eth0":
             nl.add_default_route(endpoint["gateway"])
-    if endpoint["ports"]:
-        from minidocker.network import nat
-
-        nat.publish([PortMapping.from_json(p) for p in endpoint["ports"]], endpoint["ip"], container_id[:12])
 
 
 def detach(roots: StateRoots, container_id: str, networks: list[str] | None = None,
@@ -418,7 +426,7 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
     veth now (``network disconnect``); at exit the kernel does that with the namespace.
     """
     store = NetworkStore(roots)
-    left, had_ports = [], False
+    left, had_ports, published = [], False, []
     with store.locked():
         for network in store.list():
             if networks is not None and network.name not in networks:
@@ -428,6 +436,7 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
                 continue
             left.append(network.name)
             had_ports |= bool(endpoint.get("ports"))
+            published += endpoint.get("rules") or []
             store.save(network)
             if delete_veth:
                 from minidocker.network.netlink import open_route_socket
@@ -440,7 +449,8 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
     if had_ports:  # after the lock: DNAT rules are found by owner, whoever publishes next
         from minidocker.network import nat
 
-        nat.remove_rules(container_id[:12], wait=delete_veth)  # at exit, deleted off the critical path
+        # at exit, deleted off the critical path, by the handles attach recorded
+        nat.remove_rules(container_id[:12], wait=delete_veth, published=published)
     return left
 
 
@@ -482,7 +492,7 @@ def connect(roots: StateRoots, network_ref: str, container_ref: str) -> dict[str
     from minidocker.engine.container import find_container
 
     container = find_container(roots, container_ref)
-    if container.status != "running" or container.pid is None:
+    if not container.is_running():  # a reused PID is never entered (linux/procfs.py)
         raise Conflict(f"cannot connect container {container.name}: it is not running")
     directory = roots.containers / container.id
     if not (directory / "hosts").exists():
@@ -494,7 +504,8 @@ def connect(roots: StateRoots, network_ref: str, container_ref: str) -> dict[str
     hostname = next((n.endpoints[container.id]["hostname"] for n in store.list() if container.id in n.endpoints),
                     container.id[:12])
     endpoint = attach(roots, container.id, container.name, hostname, NetworkPlan("bridge", network.name),
-                      directory, ifname=f"eth{count}", owner_pid=container.pid)
+                      directory, ifname=f"eth{count}", owner_pid=container.pid,
+                      owner_start_time=container.start_time)
     try:
         wire(endpoint, container.id, container.pid)
     except BaseException:
@@ -520,11 +531,6 @@ def check_network_exists(roots: StateRoots, plan: NetworkPlan) -> None:
         if not store.path(plan.network or "").exists():
             raise NotFound(f"network {plan.network} not found",
                            hint="create it with 'minidocker network create NAME'")
-
-
-def error_context(err: OSError, what: str) -> MinidockerError:
-    """A kernel error while wiring, as a message that says what was being done."""
-    return MinidockerError(f"failed to {what}: {err.strerror or err}")
 
 
 # -- what the Engine API shows of networks (api/networks.py) -------------------------------------

@@ -25,7 +25,7 @@ __all__ = ["PULL_POLICIES", "image_for_run"]
 
 PULL_POLICIES = ("missing", "always", "never")
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import TextIO

@@ -20,7 +20,7 @@ from minidocker.cgroups import Resources, cpus_to_quota, parse_size
 from minidocker.errors import InvalidArgument
 from minidocker.record import Record
 
-TYPE_CHECKING = False  # no typing or dataclasses on the `run` path (bench/README.md)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -20,7 +20,7 @@ import sys
 
 from minidocker.atomic import write_json
 from minidocker.cgroups import CGROUP_PARENT
-from minidocker.engine.container import Container, list_containers
+from minidocker.engine.container import Container
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.image import Image, ImageStore
@@ -35,7 +35,7 @@ from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
@@ -138,11 +138,10 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     """Run a container to completion in this process. Like ``docker run`` (without ``-d``)."""
     roots = roots or state_roots()
     image = _find_image(options, roots)   # before anything of the container exists
-    if options.name is not None:
-        _check_name(roots, options.name)
     plan = _plan_network(options, image, roots)
     volumes = _plan_volumes(options, image, roots)   # every -v/--mount checked before anything exists
-    container = Container.new(options.name, image.reference, options.command, image_id=image.id)
+    container = Container.for_run(roots, options.name, image.reference, options.command, image.id,
+                                  auto_remove=options.remove)
     spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id, volumes)
     container.command = spec["process"]["args"]
     directory = container.directory(roots)
@@ -262,7 +261,7 @@ def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,
         from minidocker.engine.container import find_container
 
         other = find_container(roots, plan.container)
-        if other.status != "running" or other.pid is None:
+        if not other.is_running():  # its PID 1 checked with its start time (linux/procfs.py)
             raise Conflict(f"cannot join the network of container {other.name}: it is not running")
         for entry in namespaces:
             if entry["type"] == "network":
@@ -285,12 +284,6 @@ def _bind_name_files(spec: dict[str, Any], directory: os.PathLike[str]) -> None:
         if os.path.exists(source):
             spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind", "source": source,
                                    "options": ["rbind", "rprivate"]})
-
-
-def _check_name(roots: StateRoots, name: str) -> None:
-    if any(c.name == name for c in list_containers(roots)):
-        raise Conflict(f'the container name "/{name}" is already in use',
-                       hint=f"remove it with 'minidocker rm {name}' or choose another --name")
 
 
 def _make_workdir(rootfs: os.PathLike[str], cwd: str) -> None:

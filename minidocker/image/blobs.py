@@ -25,7 +25,7 @@ from pathlib import Path
 from minidocker.errors import DigestMismatch, InvalidArgument, NotFound
 from minidocker.image.reference import DIGEST_PATTERN
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 

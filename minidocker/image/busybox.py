@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from minidocker.errors import NotFound
+from minidocker.runtime.spec import DEFAULT_PATH
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from minidocker.image.store import Image, ImageStore
 
@@ -24,7 +24,6 @@ __all__ = ["BUSYBOX_DIRECTORIES", "build_busybox_tree", "create_busybox"]
 
 BUSYBOX_DIRECTORIES = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root", "home", "var",
                        "tmp", "run")
-PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def build_busybox_tree(rootfs: Path, busybox: str) -> None:
@@ -34,6 +33,8 @@ def build_busybox_tree(rootfs: Path, busybox: str) -> None:
     os.chmod(rootfs / "tmp", 0o1777)
     os.chmod(rootfs / "root", 0o700)
     shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    import subprocess  # only when the image is first made
+
     applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout
     for applet in applets.split():
         link = rootfs / applet
@@ -67,7 +68,7 @@ def create_busybox(store: ImageStore, busybox: str | None = None) -> Image:
 
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(source).st_mtime))
         config = mf.new_config(
-            [layer.diff_id], {"Env": [PATH_ENV], "Cmd": ["sh"]},
+            [layer.diff_id], {"Env": [DEFAULT_PATH], "Cmd": ["sh"]},
             history=[mf.history_entry(f"minidocker: ADD {source} (busybox --list-full) in /", created=created)],
             created=created)
         return store.add_image(mf.canonical_json(config), [layer], tags=["busybox:latest"])

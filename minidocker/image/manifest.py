@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from minidocker.errors import InvalidArgument
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

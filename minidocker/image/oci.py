@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from minidocker.errors import DigestMismatch, InvalidArgument, NotFound
 from minidocker.image import manifest as mf
 from minidocker.image.blobs import check_digest, sha256_digest
-from minidocker.image.reference import parse_reference
+from minidocker.image.reference import looks_like_id, parse_reference
 from minidocker.image.store import ImageStore
 
 __all__ = ["DirLayout", "REF_NAME", "TarLayout", "load_oci_layout", "open_layout", "save_oci_layout"]
@@ -187,7 +187,7 @@ def save_oci_layout(store: ImageStore, references: Sequence[str], dest: str | os
                 _copy_blob(store, digest, target)
         tag = ref_names[i] if ref_names else _tag_of(reference)
         annotations = {REF_NAME: tag}
-        if not reference.startswith("sha256:"):
+        if not looks_like_id(reference):
             annotations[CONTAINERD_NAME] = str(parse_reference(reference))
         index["manifests"] = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) != tag]
         index["manifests"].append(mf.descriptor(media_type or mf.OCI_MANIFEST, sha256_digest(manifest),
@@ -207,6 +207,6 @@ def _copy_blob(store: ImageStore, digest: str, target: Path) -> None:
 
 
 def _tag_of(reference: str) -> str:
-    if reference.startswith("sha256:"):
+    if looks_like_id(reference):
         return "latest"
     return parse_reference(reference).tag or "latest"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from minidocker.image.blobs import HashingReader
 from minidocker.image.compression import NONE, decompress_reader
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 

@@ -20,7 +20,8 @@ import re
 
 from minidocker.errors import InvalidArgument
 
-__all__ = ["DEFAULT_DOMAIN", "DIGEST_PATTERN", "Reference", "parse_reference"]
+__all__ = ["DEFAULT_DOMAIN", "DIGEST_PATTERN", "Reference", "id_prefix", "is_full_id", "looks_like_id",
+           "parse_reference"]
 
 DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DOMAINS = ("index.docker.io", "registry-1.docker.io")
@@ -68,9 +69,6 @@ class Reference:
     def familiar(self) -> str:
         """``busybox:latest``: the familiar name with the tag (or digest)."""
         return self.familiar_name + self._suffix()
-
-    def with_tag(self, tag: str) -> Reference:
-        return Reference(self.domain, self.path, tag, None)
 
     def _suffix(self) -> str:
         return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
@@ -132,3 +130,28 @@ def _split_domain(name: str) -> tuple[str, str]:
     if domain == DEFAULT_DOMAIN and "/" not in remainder:
         remainder = f"library/{remainder}"
     return domain, remainder
+
+
+# -- image IDs: the one place that tells an ID from a name ---------------------------------------
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_full_id(text: str) -> bool:
+    """``sha256:`` and 64 lower-case hex digits: an image ID as the store writes it."""
+    return len(text) == 71 and text.startswith("sha256:") and _HEX.issuperset(text[7:])
+
+
+def looks_like_id(reference: str) -> bool:
+    """``sha256:...`` or 64 hex digits: an image ID, never a name to pull (docker's rule).
+
+    A shorter hex string (``3f2a9c``) is also a valid repository name: the store tries it
+    as a name first, then as an ID prefix (:func:`id_prefix`).
+    """
+    return reference.startswith("sha256:") or (len(reference) == 64 and _HEX.issuperset(reference))
+
+
+def id_prefix(reference: str) -> str | None:
+    """The hex digits of ``reference`` if it can name an image by ID prefix (4 digits at least)."""
+    prefix = reference.removeprefix("sha256:")
+    return prefix if 4 <= len(prefix) <= 64 and _HEX.issuperset(prefix) else None

@@ -3,7 +3,6 @@
 What dockerd does between ``docker run`` and runc's ``config.json``::
 
     merge_config(image config, run flags)    daemon/commit.go merge(): flags win, the image fills gaps
-    command_for(...)                         Entrypoint + (run's command, or the image's Cmd)
     container_env(...)                       PATH, HOSTNAME, TERM first; -e then image Env; HOME
     resolve_user(...)                        USER / -u against the image's /etc/passwd and /etc/group
     apply_image_config(spec, image, args)    all of it written into the OCI spec
@@ -27,13 +26,13 @@ import stat
 
 from minidocker.errors import InvalidArgument
 from minidocker.record import Record
+from minidocker.runtime.spec import DEFAULT_PATH  # the one copy (runc's spec has the same)
 
-__all__ = ["DEFAULT_PATH", "RunArgs", "User", "apply_image_config", "command_for", "container_env",
+__all__ = ["DEFAULT_PATH", "RunArgs", "User", "apply_image_config", "container_env",
            "merge_config", "merge_env", "read_image_file", "resolve_user"]
 
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -59,17 +58,6 @@ class User(Record):
     """Who the process runs as: uid, gid, supplementary gids, home directory."""
 
     FIELDS = ("uid", "gid", "additional_gids", "home")
-
-
-def command_for(config: Mapping[str, Any], command: Sequence[str], entrypoint: str | None) -> list[str]:
-    """Docker's rule: Entrypoint + (run's command, or the image's Cmd).
-
-    ``--entrypoint`` replaces the image's Entrypoint and drops its Cmd (``""`` clears it).
-    """
-    if entrypoint is not None:
-        return [entrypoint, *command] if entrypoint else list(command)
-    image_entrypoint = list(config.get("Entrypoint") or [])
-    return image_entrypoint + (list(command) if command else list(config.get("Cmd") or []))
 
 
 def merge_env(user_env: Sequence[str], image_env: Sequence[str]) -> list[str]:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
 from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
-from minidocker.image.reference import Reference, parse_reference
+from minidocker.image.reference import Reference, id_prefix, is_full_id, looks_like_id, parse_reference
 from minidocker.record import Record
 
 __all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "looks_like_id", "parse_reference"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO
@@ -183,8 +183,8 @@ class ImageStore:
                 return refs[str(ref)]
             elif str(ref) == DEFAULT_IMAGE:
                 return self.create_busybox().id   # built in: made on first use by any command
-        prefix = reference.removeprefix("sha256:")
-        if len(prefix) >= 4 and all(c in "0123456789abcdef" for c in prefix):
+        prefix = id_prefix(reference)
+        if prefix is not None:
             ids = [i for i, _ in self._records() if i[7:].startswith(prefix)]
             if len(ids) == 1:
                 return ids[0]
@@ -450,7 +450,7 @@ class ImageStore:
 
     def tag(self, source: str, target: str) -> str:
         """Give image ``source`` the name ``target``; returns the normalised name. Like ``docker tag``."""
-        image_id = source if source.startswith("sha256:") and len(source) == 71 else self.resolve(source)
+        image_id = source if is_full_id(source) else self.resolve(source)
         ref = parse_reference(target)
         if ref.digest:
             raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
@@ -613,12 +613,6 @@ def _hex(digest: str) -> str:
     if not digest.startswith("sha256:") or len(digest) != 71:
         raise InvalidArgument(f"invalid digest {digest!r}")
     return digest[7:]
-
-
-def looks_like_id(reference: str) -> bool:
-    """``sha256:...`` or 64 hex digits: an image ID, never a name to pull (docker's rule)."""
-    text = reference.removeprefix("sha256:")
-    return reference.startswith("sha256:") or (len(text) == 64 and all(c in "0123456789abcdef" for c in text))
 
 
 def _names(refs: dict[str, str], image_id: str) -> list[str]:

@@ -10,7 +10,7 @@ keeps its start time too and asks :func:`is_alive` before it signals or enters i
     start_time(pid) -> int | None       None if it is gone or a zombie
     is_alive(pid, start_time) -> bool   the same process, still running
 
-See: proc(5), "/proc/pid/stat" (field 22, starttime).
+See: proc(5), "/proc/pid/stat" (field 22, starttime). The mount table: minidocker/mountinfo.py.
 """
 
 from __future__ import annotations
@@ -40,3 +40,4 @@ def is_alive(pid: int, started: int | None) -> bool:
     taken as dead, so that a reused PID is never signalled.
     """
     return started is not None and start_time(pid) == started
+

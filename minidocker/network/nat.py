@@ -15,7 +15,7 @@ needs two more pieces (platform notes §5.3): masquerade of 127.0.0.0/8 leaving 
 the bridge, and ``route_localnet=1`` on the bridge.
 
 Cost on the hot path: publishing is one process (``nft --echo --handle`` or
-``iptables-restore --noflush``, ~3 ms) whose rules this module remembers, so removing
+``iptables-restore --noflush``, ~3 ms) whose rules the endpoint's record keeps, so removing
 them at the container's exit is one more, without listing the rules first, and detached:
 any deletion waits for the kernel's RCU grace period (~15 ms here), like a veth's. The
 commands are started with ``posix_spawn`` (:mod:`~minidocker.network.command`): importing
@@ -56,7 +56,6 @@ __all__ = ["BACKENDS", "ENV", "delete_table", "firewall", "forward_accepts", "pu
 
 ENV = "MINIDOCKER_FIREWALL"
 BACKENDS = {"nft": "minidocker.network.nat_nft", "iptables": "minidocker.network.nat_iptables"}
-_published: dict[str, list[str]] = {}  # owner -> its rules, as the backend returned them (this process only)
 
 
 def firewall() -> str:
@@ -99,14 +98,14 @@ def setup_network(bridge: str, subnet: str, owner: str) -> None:
     _open_closed_forward(bridge, owner)
 
 
-def publish(mappings: list[PortMapping], container_ip: str, owner: str) -> None:
+def publish(mappings: list[PortMapping], container_ip: str, owner: str) -> list[str]:
     """DNAT the mappings' host ports to ``container_ip``, from outside and from here, in one process.
 
-    The rules are remembered: :func:`remove_rules` of ``owner`` in this process deletes them
-    without listing (one process again).
+    Returns the rules as the backend names them (nft handles, iptables rule specs): the
+    caller keeps them in its record, so that :func:`remove_rules` deletes them without
+    listing, from whichever process detaches the container.
     """
-    if mappings:
-        _published.setdefault(owner, []).extend(_backend().publish(mappings, container_ip, owner))
+    return _backend().publish(mappings, container_ip, owner) if mappings else []
 
 
 def rules() -> list:
@@ -114,26 +113,26 @@ def rules() -> list:
     return _backend().rules()
 
 
-def remove_rules(owner: str, bridge: str | None = None, wait: bool = True) -> int:
+def remove_rules(owner: str, bridge: str | None = None, wait: bool = True,
+                 published: list[str] | None = None) -> int:
     """Delete every rule of ``owner`` (a network's, with its ``bridge``, or a container's).
 
-    Rules this process published are deleted without listing; with ``wait`` False (a
-    container's exit) in a detached process, off the exit's critical path: any deletion
-    makes the kernel wait for an RCU grace period (~15 ms here), like a veth's. Returns how
-    many rules were found by listing (0 when the remembered ones were deleted).
+    The ``published`` rules (what :func:`publish` returned) are deleted without listing;
+    with ``wait`` False (a container's exit) in a detached process, off the exit's critical
+    path: any deletion makes the kernel wait for an RCU grace period (~15 ms here), like a
+    veth's. Returns how many rules were found by listing (0 when the published ones were deleted).
     """
     backend = _backend()
     if bridge is not None:
         _close_forward(bridge, owner)
-    remembered = _published.pop(owner, None)
-    if remembered and bridge is None:
+    if published and bridge is None:
         if not wait:
             try:
-                _detached(lambda: backend.unpublish(remembered) or backend.remove_rules(owner))
+                _detached(lambda: backend.unpublish(published) or backend.remove_rules(owner))
                 return 0
             except OSError:  # cannot fork (EAGAIN, ENOMEM): delete them here
                 pass
-        if backend.unpublish(remembered):
+        if backend.unpublish(published):
             return 0
     return backend.remove_rules(owner, bridge)
 

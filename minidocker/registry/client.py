@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.registry.auth import basic_authorization, merge_scopes, parse_challenge
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -23,22 +23,15 @@ import sys
 import threading
 import time
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+from minidocker.sizes import human_size
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
 __all__ = ["JsonProgress", "Progress", "human_size", "progress_bar"]
 
 _BAR = 50
-
-
-def human_size(n: float) -> str:
-    """Docker's sizes: decimal units, 3-4 significant digits (``12.6MB``, ``527B``)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.4g}{unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 def progress_bar(current: int, total: int) -> str:

@@ -40,7 +40,7 @@ from minidocker.registry.credentials import load_credentials
 from minidocker.registry.parallel import in_threads
 from minidocker.registry.progress import Progress
 
-TYPE_CHECKING = False  # typing costs ~3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

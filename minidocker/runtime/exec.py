@@ -17,6 +17,7 @@ from minidocker.cgroups import join_cgroups_of
 from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
+from minidocker.runtime.spec import DEFAULT_PATH
 
 TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
 
     The caller's stdin, stdout and stderr are the process's.
     """
-    env = dict(env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+    env = dict(env or [DEFAULT_PATH.split("=", 1)])
     child = os.fork()
     if child == 0:
         try:

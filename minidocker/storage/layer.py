@@ -23,7 +23,7 @@ import stat
 import tarfile
 from pathlib import Path
 
-from minidocker.errors import MinidockerError
+from minidocker.errors import InvalidArgument
 from minidocker.record import Record
 from minidocker.storage.whiteout import OPAQUE_XATTR, make_whiteout, set_opaque, whiteout_target
 
@@ -43,7 +43,7 @@ _ZEROS = bytes(_CHUNK)  # into each read, and 64 KiB stays in the CPU cache (1 M
 _XATTR_PAX = "SCHILY.xattr."
 
 
-class UnsafeLayer(MinidockerError):
+class UnsafeLayer(InvalidArgument):
     """A layer tar entry that extraction refuses (path escape, device node, bad name ...)."""
 
 

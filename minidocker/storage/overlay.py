@@ -20,7 +20,7 @@ from pathlib import Path
 from minidocker.linux import UmountFlag, mount, umount2
 from minidocker.record import Record
 
-TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
