@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import matplotlib
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
 from minidocker.coursemap import CHAPTERS, PARTS, chapters_of, map_figure  # noqa: E402

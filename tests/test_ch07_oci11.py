@@ -12,6 +12,7 @@ import hashlib
 import json
 
 import pytest
+from conftest import missing_feature
 from imagekit import whiteout_image_layers
 from registrykit import htpasswd_line, make_image
 
@@ -444,7 +445,7 @@ def test_skopeo_gets_a_token_from_our_token_server(token_server, tmp_path):
     from imagekit import layer_tar, write_layout
 
     if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed")
+        missing_feature("skopeo is not installed (it is in the Makefile's APT_PACKAGES)")
     write_layout(tmp_path / "layout", [layer_tar([("file", "f", b"x")])], tag="v1")
     ref = f"{token_server.address}/tok/app:v1"
     copy = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", "bob:secret",

@@ -137,7 +137,7 @@ def test_every_route_answers_with_and_without_the_version_prefix(daemon):
 # -- docker-py ----------------------------------------------------------------------------------
 
 def test_docker_py_version_ping_info(daemon):
-    docker = pytest.importorskip("docker")
+    import docker  # docker-py: requirements.txt
     client = docker.DockerClient(base_url=daemon.host)
     try:
         assert client.ping() is True
@@ -149,7 +149,7 @@ def test_docker_py_version_ping_info(daemon):
 
 
 def test_docker_py_events_with_until_ends_and_sees_the_daemon_start(daemon):
-    docker = pytest.importorskip("docker")
+    import docker  # docker-py: requirements.txt
     client = docker.DockerClient(base_url=daemon.host)
     try:
         now = time.time()

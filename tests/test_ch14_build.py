@@ -99,7 +99,7 @@ def test_unsupported_options_are_refused_clearly(daemon):
 
 
 def test_docker_py_builds_and_finds_the_image(daemon, tmp_path):
-    docker = pytest.importorskip("docker")
+    import docker  # docker-py: requirements.txt
     context = _context(tmp_path, "FROM busybox\nRUN echo built by docker-py > /f\n")
     client = docker.DockerClient(base_url=daemon.host)
     try:

@@ -157,7 +157,7 @@ def test_a_bad_x_registry_auth_header_is_400(daemon):
 # -- docker-py ------------------------------------------------------------------------------------
 
 def test_docker_py_lists_gets_tags_pushes_pulls_and_removes(daemon, registry):
-    docker = pytest.importorskip("docker")
+    import docker  # docker-py: requirements.txt
     client = docker.DockerClient(base_url=daemon.host)
     try:
         images = client.images.list()

@@ -117,7 +117,7 @@ def test_prune_removes_networks_without_endpoints(daemon):
 
 
 def test_docker_py_networks(daemon):
-    docker = pytest.importorskip("docker")
+    import docker  # docker-py: requirements.txt
     client = docker.DockerClient(base_url=daemon.host)
     try:
         network = client.networks.create("pynet", driver="bridge")

@@ -81,7 +81,7 @@ def test_prune_at_api_1_41_removes_every_unused_volume_like_dockerd_20_10(daemon
 
 
 def test_docker_py_volumes(daemon):
-    docker = pytest.importorskip("docker")
+    import docker  # docker-py: requirements.txt
     client = docker.DockerClient(base_url=daemon.host)
     try:
         volume = client.volumes.create("pyvol", labels={"by": "docker-py"})
