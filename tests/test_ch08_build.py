@@ -407,6 +407,46 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(cli, state_root, tmp_path
     assert _leftovers(state_root) == []
 
 
+@pytest.mark.root
+@pytest.mark.overlay
+def test_run_mounts_platform_args_chmod_and_unused_build_args(cli, tmp_path):
+    context = _write(tmp_path, {"data.txt": "from the context\n", "Dockerfile": (
+        "FROM busybox\n"
+        "ARG TARGETARCH\n"
+        "RUN --mount=type=cache,target=/cache echo run >> /cache/log && cat /cache/log > /seen\n"
+        "RUN --mount=type=bind,source=data.txt,target=/mnt/data.txt cat /mnt/data.txt > /bound\n"
+        "RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && echo $TARGETARCH > /arch\n"
+        "COPY --chmod=0700 --chown=7:8 data.txt /private\n")})
+    first = cli("build", "--build-arg", "UNUSED=1", "-t", "minidocker-test/mounts", str(context))
+    assert first.code == 0, first
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in first.out
+    again = cli("build", "--no-cache", "-t", "minidocker-test/mounts", str(context))
+    assert again.code == 0, again
+    shown = cli("run", "--rm", "minidocker-test/mounts", "sh", "-c",
+                "cat /seen /bound /arch; ls /scratch /cache 2>&1; stat -c '%a %u %g' /private")
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    assert shown.out.splitlines() == ["run", "run", "from the context", machine,
+                                      "ls: /scratch: No such file or directory",
+                                      "ls: /cache: No such file or directory", "700 7 8"], shown
+    cli("rmi", "minidocker-test/mounts")
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_context_tar_with_an_unsafe_name_is_refused(cli, state_root, tmp_path):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\n"), ("../escaped", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    result = cli("build", "-", input=archive.getvalue())
+    assert result.code == 1 and "escaped" in result.err, result
+    assert not (state_root / "lib" / "images" / "escaped").exists()
+    assert not any(p.name == "escaped" for p in (state_root / "lib" / "images" / "tmp").rglob("*")) \
+        if (state_root / "lib" / "images" / "tmp").exists() else True
+
+
 # -- differential: the same Dockerfiles through dockerd's legacy builder ------------------------------
 
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal",

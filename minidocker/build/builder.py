@@ -638,8 +638,14 @@ class _Builder:
                 raise InvalidArgument(f"network mode {network!r} is not supported for RUN here",
                                       hint="use --network none or host")
             before_start, cleanup = self.options.attach_network(container_id, spec, box.directory)
+        stubs: list[str] = []
         if mounts:
+            from minidocker.rootfs import secure_join
+
+            before = len(spec["mounts"])
             self._run_mounts(spec, mounts, box, state)
+            stubs = [m["destination"] for m in spec["mounts"][before:]
+                     if not os.path.lexists(secure_join(rootfs, m["destination"]))]
         cwd = spec["process"]["cwd"]
         if cwd != "/":
             from minidocker.rootfs import secure_join
@@ -686,6 +692,7 @@ class _Builder:
             reader.join()
             if cleanup is not None:
                 cleanup()
+            _remove_stubs(box.snapshot.upper, stubs)
         if interrupted:
             raise KeyboardInterrupt
         lines = "".join(tail).splitlines()[-10:]
@@ -934,6 +941,30 @@ class _Container:
 
     def __exit__(self, *exc: object) -> None:
         self.snapshot.remove()
+
+
+def _remove_stubs(upper: Path, targets: list[str]) -> None:
+    """Drop the mount points a RUN --mount created (and their new parents) from the step's diff,
+    as BuildKit does: an empty directory or file the runtime made only to mount on."""
+    from minidocker.storage.whiteout import is_opaque
+
+    for target in targets:
+        path = upper / target.strip("/")
+        while path != upper and os.path.lexists(path):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    if is_opaque(path):
+                        break               # it hides the lower directory: removing it would undo a deletion
+                    path.rmdir()            # fails (and stops) when the RUN left something in it
+                elif path.stat().st_size == 0:
+                    path.unlink()
+                else:
+                    break
+            except OSError:
+                break
+            path = path.parent
+            if any(os.scandir(path)) if path != upper else True:
+                break
 
 
 def _copy(document: Any) -> Any:
