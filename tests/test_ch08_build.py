@@ -227,7 +227,8 @@ def _leftovers(state_root: Path) -> list[str]:
 
 
 def _image_count(state_root: Path) -> int:
-    return len(os.listdir(state_root / "lib" / "images" / "imagedb"))
+    imagedb = state_root / "lib" / "images" / "imagedb"
+    return len(os.listdir(imagedb)) if imagedb.is_dir() else 0
 
 
 @pytest.mark.root
@@ -346,22 +347,27 @@ def test_a_failing_run_shows_its_code_and_leaves_nothing(cli, state_root, tmp_pa
 
 @pytest.mark.root
 @pytest.mark.overlay
-def test_ctrl_c_during_a_run_removes_the_steps_container(state_root, tmp_path):
+@pytest.mark.parametrize("when", [b"started\n", b"Step 2/2 : RUN echo started; sleep 30\n"],
+                         ids=["while-the-command-runs", "while-the-container-is-set-up"])
+def test_ctrl_c_during_a_run_removes_the_steps_container(state_root, tmp_path, when):
     import signal
     import sys
     import time
 
     from conftest import REPO
 
+    env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+    subprocess.run([sys.executable, "-m", "minidocker", "history", "busybox"], env=env, cwd=REPO,
+                   capture_output=True, check=True)   # the built-in image exists before we count
     context = _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 30\n"})
     before = _image_count(state_root)
-    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "build", str(context)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
-                            env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "build", "--no-cache", str(context)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
+                            env=env)
     try:
         line = b""
         deadline = time.monotonic() + 30
-        while b"started" not in line and time.monotonic() < deadline:
+        while line != when and time.monotonic() < deadline:
             line = proc.stdout.readline()
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(20)

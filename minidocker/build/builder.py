@@ -926,13 +926,14 @@ class _Container:
     def __enter__(self) -> _Container:
         from minidocker.storage import Snapshot
 
-        lowers = self.lowers
-        if not lowers:                     # FROM scratch: overlay needs a lower directory
-            empty = self.directory / "empty"
-            empty.mkdir(parents=True, exist_ok=True)
-            lowers = [empty]
-        self.snapshot = Snapshot.create(lowers, self.directory)
-        try:
+        self.snapshot = Snapshot(self.directory, self.lowers)
+        try:                                   # a Ctrl-C at any point here leaves nothing either
+            lowers = self.lowers
+            if not lowers:                     # FROM scratch: overlay needs a lower directory
+                empty = self.directory / "empty"
+                empty.mkdir(parents=True, exist_ok=True)
+                lowers = [empty]
+            self.snapshot = Snapshot.create(lowers, self.directory)
             self.snapshot.mount()
         except BaseException:
             self.snapshot.remove()
