@@ -341,6 +341,8 @@ def test_a_failing_run_shows_its_code_and_leaves_nothing(cli, state_root, tmp_pa
     assert result.code == 3, result
     assert "before the end" in result.out
     assert "The command '/bin/sh -c echo before the end; exit 3' returned a non-zero code: 3" in result.err
+    quiet = cli("build", "-q", "-t", "minidocker-test/fails", str(context))
+    assert quiet.code == 3 and "its last lines of output:\nbefore the end" in quiet.err, quiet
     assert cli("images").out.count("minidocker-test/fails") == 0, "no name for a half-built image"
     assert _leftovers(state_root) == [], "no container filesystem left"
 
@@ -451,6 +453,30 @@ def test_a_context_tar_with_an_unsafe_name_is_refused(cli, state_root, tmp_path)
     assert not (state_root / "lib" / "images" / "escaped").exists()
     assert not any(p.name == "escaped" for p in (state_root / "lib" / "images" / "tmp").rglob("*")) \
         if (state_root / "lib" / "images" / "tmp").exists() else True
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.netns
+def test_run_on_the_bridge_gets_an_address_and_commits_no_name_files(tmp_path):
+    """In chapter 09's network sandbox (its own netns and state root): RUN is wired to the default
+    bridge like ``run``; the /etc/hosts, hostname and resolv.conf bound over it stay out of the layer."""
+    from minidocker.network.sandbox import Sandbox
+
+    context = _write(tmp_path / "context", {"Dockerfile": (
+        "FROM busybox\nRUN ip -4 addr show eth0 | grep -q 'inet 10\\.' && grep -q $(hostname) /etc/hosts\n"
+        "RUN touch /made\n")})
+    box = Sandbox(tmp_path / "state")
+    try:
+        built = box.md("build", "--network", "bridge", "-t", "minidocker-test/bridge", str(context))
+        assert built.returncode == 0, built.stdout + built.stderr
+        shown = box.md("run", "--rm", "--network", "none", "minidocker-test/bridge", "ls", "/etc")
+        assert shown.stdout.split() == ["group", "passwd"], shown.stdout + shown.stderr
+        assert box.md("rmi", "minidocker-test/bridge").returncode == 0
+        assert box.md("system", "prune", "-f").returncode == 0
+        assert box.wait_clean(allow_networks=False) == []
+    finally:
+        box.close()
 
 
 # -- differential: the same Dockerfiles through dockerd's legacy builder ------------------------------

@@ -460,7 +460,7 @@ class _Builder:
             config["OnBuild"] = [*(config.get("OnBuild") or []), expression]
             return "ONBUILD " + expression
         if name == "HEALTHCHECK":
-            health = _healthcheck(ins, self._shell(state), self.file)
+            health = _healthcheck(ins, self.file)
             config["Healthcheck"] = health
             return "HEALTHCHECK " + _health_text(health)
         if name == "ARG":
@@ -565,7 +565,6 @@ class _Builder:
         return self.store.add_upper_layer(box.snapshot.upper, move=True)
 
     def _run(self, state: _State, ins: Instruction) -> None:
-        env = self._env(state)
         if ins.node.json:
             command = list(ins.args)
         else:
@@ -576,7 +575,6 @@ class _Builder:
         proxies = sorted(f"{k}={v}" for k, v in self.options.build_args.items()
                          if k in PROXY_ARGS and k not in state.args and v is not None and k not in env_keys)
         save = [f"|{len(args)}", *args, *command] if args or proxies else command
-        del env
         mounts = ins.flags.get("mount")
         cc = self._container_config(state, save)
         extra = {"mount": mounts, "network": ins.flags.get("network")} if mounts or ins.flags.get("network") else None
@@ -589,9 +587,9 @@ class _Builder:
                                          mounts if isinstance(mounts, str) else None,
                                          ins.flags.get("network") or self.options.network)
             if status.exit_code != 0:
-                shown = " ".join(command) if ins.node.json else go_quote(command)
-                raise BuildError(f"The command '{shown if ins.node.json else ' '.join(command)}' returned a "
-                                 f"non-zero code: {status.exit_code}", status.exit_code or 1, tail)
+                hint = ("its last lines of output:\n" + tail) if self.options.quiet and tail else None
+                raise BuildError(f"The command '{' '.join(command)}' returned a non-zero code: {status.exit_code}",
+                                 status.exit_code or 1, tail, hint=hint)
             layer = self._commit_upper(box)
         self.emit(f"Removing intermediate container {container_id[:12]}\n")
         self._commit(state, ins, save, layer, extra=extra, probe=False)
@@ -638,18 +636,16 @@ class _Builder:
                 raise InvalidArgument(f"network mode {network!r} is not supported for RUN here",
                                       hint="use --network none or host")
             before_start, cleanup = self.options.attach_network(container_id, spec, box.directory)
-        stubs: list[str] = []
         if mounts:
-            from minidocker.rootfs import secure_join
-
-            before = len(spec["mounts"])
             self._run_mounts(spec, mounts, box, state)
-            stubs = [m["destination"] for m in spec["mounts"][before:]
-                     if not os.path.lexists(secure_join(rootfs, m["destination"]))]
+        from minidocker.rootfs import secure_join
+
+        # mount points the runtime will have to create (RUN --mount targets, /etc/hosts for a bridge,
+        # /proc in a bare image ...) are not part of the step's diff: Docker keeps them in an init layer
+        stubs = [m["destination"] for m in spec["mounts"]
+                 if not os.path.lexists(secure_join(rootfs, m["destination"]))]
         cwd = spec["process"]["cwd"]
         if cwd != "/":
-            from minidocker.rootfs import secure_join
-
             os.makedirs(secure_join(rootfs, cwd), exist_ok=True)
         read_fd, write_fd = os.pipe()
         stdin = os.open(os.devnull, os.O_RDONLY)
@@ -945,8 +941,8 @@ class _Container:
 
 
 def _remove_stubs(upper: Path, targets: list[str]) -> None:
-    """Drop the mount points a RUN --mount created (and their new parents) from the step's diff,
-    as BuildKit does: an empty directory or file the runtime made only to mount on."""
+    """Drop the mount points the runtime created (and their new parents) from the step's diff, as
+    Docker (init layer) and BuildKit (mount stubs) do: an empty directory or file made only to mount on."""
     from minidocker.storage.whiteout import is_opaque
 
     for target in targets:
@@ -1052,7 +1048,7 @@ def _go_duration(ns: int) -> str:
     return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
 
 
-def _healthcheck(ins: Instruction, shell: list[str], file: str) -> dict[str, Any]:
+def _healthcheck(ins: Instruction, file: str) -> dict[str, Any]:
     args = ins.args
     if args and args[0].upper() == "NONE":
         if len(args) > 1 or ins.flags:
@@ -1079,7 +1075,6 @@ def _healthcheck(ins: Instruction, shell: list[str], file: str) -> dict[str, Any
             raise DockerfileError("--retries cannot be negative", file, ins.line)
         if int(retries):
             health["Retries"] = int(retries)
-    del shell
     return health
 
 
