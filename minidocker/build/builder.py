@@ -850,8 +850,17 @@ class _Builder:
         if host.is_dir():
             # Docker's walk includes the directory itself (all but the context root), names from the root
             hashes = [file_hash(host, rel)] if rel else []
-            hashes += [file_hash(self.ctx.root / rel / sub if rel else self.ctx.root / sub,
-                                 f"{rel}/{sub}" if rel else sub) for sub, _ in self.ctx.walk(rel)]
+            for sub, st in self.ctx.walk(rel):
+                name = f"{rel}/{sub}" if rel else sub
+                if stat.S_ISLNK(st.st_mode):     # dockerd hashes what a symlink points to (inside the context)
+                    from minidocker.rootfs import secure_join
+
+                    target = secure_join(self.ctx.root, name)
+                    if not os.path.lexists(target):
+                        continue                 # a dangling one is left out
+                    hashes.append(file_hash(target, str(target.relative_to(self.ctx.root))))
+                else:
+                    hashes.append(file_hash(self.ctx.root / name, name))
             return "context-dir", rel, "dir:" + dir_hash(hashes)
         return "context-file", rel, "file:" + file_hash(host, rel)
 
@@ -863,18 +872,24 @@ class _Builder:
         if not os.path.lexists(host):
             raise NotFound(f"file not found in build context or excluded by .dockerignore: stat {word}: "
                            "file does not exist")
+
+        def entry_hash(path: Path) -> str | None:
+            """dockerd resolves a symlink of an image inside its root and hashes what it points to;
+            a dangling one is left out of a directory's checksum."""
+            if path.is_symlink():
+                path = secure_join(root, str(path.relative_to(root)))
+                if not os.path.lexists(path):
+                    return None
+            st = os.lstat(path)
+            return file_hash(path, str(path.relative_to(root)), st.st_uid, st.st_gid, image=True)
+
         if host.is_dir():
-            top = os.lstat(host)
-            hashes = [file_hash(host, str(host.relative_to(root)), top.st_uid, top.st_gid)] if host != root else []
+            hashes = [entry_hash(host)] if host != root else []
             for directory, dirs, files in os.walk(host):
                 dirs.sort()
-                for name in sorted(dirs + files):
-                    path = Path(directory) / name
-                    st = os.lstat(path)
-                    hashes.append(file_hash(path, str(path.relative_to(root)), st.st_uid, st.st_gid))
-            return [("image-dir", host, "dir:" + dir_hash(hashes))]
-        st = os.stat(host)
-        return [("image-file", host, "file:" + file_hash(host, str(host.relative_to(root)), st.st_uid, st.st_gid))]
+                hashes += [entry_hash(Path(directory) / name) for name in sorted(dirs + files)]
+            return [("image-dir", host, "dir:" + dir_hash([h for h in hashes if h is not None]))]
+        return [("image-file", host, "file:" + (entry_hash(host) or ""))]
 
     def _place(self, ins: Instruction, kind: str, what: Any, dest: str, rootfs: Path, owner: tuple[int, int] | None,
                mode: int | None, keep_owner: bool, several: bool) -> None:
