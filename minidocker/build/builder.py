@@ -374,7 +374,7 @@ class _Builder:
                   trigger: bool = False) -> None:
         name = instruction.name
         started = time.monotonic()
-        if name in ("RUN",):
+        if name == "RUN":
             self._run(state, instruction)
         elif name in ("COPY", "ADD"):
             self._copy(stages, stage, state, instruction)
@@ -493,7 +493,7 @@ class _Builder:
         if self.options.no_cache:
             return None
         key = cache_key(state.image_id, {"config": cc, "extra": extra} if extra else cc)
-        hit = self.cache.get(key, exists=lambda image_id: self.store._config_path(image_id).exists())
+        hit = self.cache.get(key, exists=self.store.has_blob)   # the image's config blob
         if hit is None:
             return None
         try:
@@ -512,8 +512,6 @@ class _Builder:
     def _commit(self, state: _State, ins: Instruction, cmd: list[str], layer: Any | None,
                 created_by: str | None = None, extra: Any = None, probe: bool = True) -> None:
         """Probe the cache; else a new image: the state's config, one history entry, maybe a layer."""
-        from minidocker.image import manifest as mf
-
         cc = self._container_config(state, cmd)
         if probe and self._probe(state, cc, extra):
             return
@@ -521,10 +519,12 @@ class _Builder:
         if probe:
             self.emit(f" ---> Running in {container_id[:12]}\n")
             self.emit(f"Removing intermediate container {container_id[:12]}\n")
-        self._new_image(state, cc, layer, created_by or " ".join(cmd), container_id, extra, mf)
+        self._new_image(state, cc, layer, created_by or " ".join(cmd), container_id, extra)
 
     def _new_image(self, state: _State, cc: dict[str, Any], layer: Any, created_by: str, container_id: str,
-                   extra: Any, mf: Any) -> None:
+                   extra: Any) -> None:
+        from minidocker.image import manifest as mf
+
         document = state.document
         document.setdefault("architecture", "amd64")
         document.setdefault("os", "linux")
