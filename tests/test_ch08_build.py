@@ -312,6 +312,18 @@ def test_heredocs_onbuild_add_and_dockerignore(cli, tmp_path):
 
 @pytest.mark.root
 @pytest.mark.overlay
+def test_an_ignored_dockerfile_is_still_read_but_not_copied(cli, tmp_path):
+    context = _write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY . /ctx\n", ".dockerignore": "Dockerfile\n.dockerignore\n",
+                                "kept.txt": "kept\n", "sub/deep.txt": "deep\n"})
+    built = cli("build", "-t", "minidocker-test/ignored", str(context))
+    assert built.code == 0, built
+    shown = cli("run", "--rm", "minidocker-test/ignored", "find", "/ctx")
+    assert sorted(shown.out.split()) == ["/ctx", "/ctx/kept.txt", "/ctx/sub", "/ctx/sub/deep.txt"], shown
+    cli("rmi", "minidocker-test/ignored")
+
+
+@pytest.mark.root
+@pytest.mark.overlay
 def test_stdin_dockerfile_and_tar_context_quiet_and_iidfile(cli, tmp_path):
     plain = cli("build", "-q", "-", input=b"FROM busybox\nLABEL from=stdin\n")
     assert plain.code == 0 and plain.out.startswith("sha256:") and len(plain.out.strip()) == 71, plain
@@ -570,8 +582,32 @@ USER nobody
 WORKDIR /home/u
 RUN touch /tmp/by-nobody && echo $HOME > /tmp/home
 """,
+    "add": """\
+FROM busybox
+ADD a.txt /added
+ADD files.tgz /unpacked/
+ADD plain.tar /plain/
+ADD d /added-dir/
+""",
 }
 BUILD_ARGS = {"args": ["--build-arg", "LOCAL=over"]}
+
+
+def _tar_bytes(compress: str = "") -> bytes:
+    """A small tar (a directory, a file, a symlink) for ADD's unpacking."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=f"w:{compress}") as tar:
+        for name, kind, data in (("inside", tarfile.DIRTYPE, b""), ("inside/t.txt", tarfile.REGTYPE, b"tar\n"),
+                                 ("inside/l", tarfile.SYMTYPE, b"t.txt")):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644, 1_600_000_000
+            if kind == tarfile.SYMTYPE:
+                info.linkname = data.decode()
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data) if data else None)
+    return out.getvalue()
 
 
 def _archive_image(path: Path) -> tuple[dict, dict]:
@@ -670,7 +706,8 @@ def cli(state_root):   # module scope for the fixture above; the same command li
 @pytest.mark.overlay
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_we_build_what_dockers_legacy_builder_builds(name, docker_busybox, cli, tmp_path):
-    context = _write(tmp_path / "context", {**CONTEXT, "Dockerfile": DOCKERFILES[name]})
+    context = _write(tmp_path / "context", {**CONTEXT, "Dockerfile": DOCKERFILES[name], "files.tgz": _tar_bytes("gz"),
+                                            "plain.tar": _tar_bytes()})
     os.symlink("top", context / "d" / "link")          # a symlink in a copied directory (kept as one)
     tag = f"minidocker-test/ch08-{name}:latest"
     extra = BUILD_ARGS.get(name, [])
