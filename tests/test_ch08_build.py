@@ -238,11 +238,11 @@ def test_a_rebuild_is_all_cache_hits_and_a_changed_file_invalidates_from_its_ste
         "FROM busybox\nENV A=1\nCOPY b.txt /b\nRUN echo $A > /env\nCOPY a.txt /a\nRUN cat /a /env > /both\n")})
     first = cli("build", "-t", "minidocker-test/cache:1", str(context))
     assert first.code == 0, first
-    assert len(_lines(first, " ---> Using cache")) == 0
+    assert len(_lines(first, " ---> Using cache")) == 0, first
     again = cli("build", "-t", "minidocker-test/cache:1", str(context))
     assert again.code == 0, again
     assert len(_lines(again, " ---> Using cache")) == 5, again
-    assert again.out.splitlines()[-2] == first.out.splitlines()[-2], "the same image ID"
+    assert again.out.splitlines()[-2] == first.out.splitlines()[-2], f"the same image ID\n{first}\n{again}"
     (context / "a.txt").write_text("two\n")
     changed = cli("build", "-t", "minidocker-test/cache:2", str(context))
     assert changed.code == 0, changed
@@ -252,13 +252,15 @@ def test_a_rebuild_is_all_cache_hits_and_a_changed_file_invalidates_from_its_ste
     assert run.out == "two\n1\n", run
     os.utime(context / "b.txt", (1, 1))
     touched = cli("build", "-t", "minidocker-test/cache:2", str(context))
-    assert len(_lines(touched, " ---> Using cache")) == 5, "an mtime alone does not invalidate"
+    assert len(_lines(touched, " ---> Using cache")) == 5, f"an mtime alone does not invalidate\n{touched}"
     fresh = cli("build", "--no-cache", "-t", "minidocker-test/cache:3", str(context))
     assert fresh.code == 0 and not _lines(fresh, " ---> Using cache"), fresh
-    assert "<none>" not in cli("images").out, "intermediate images are hidden"
+    listed = cli("images")
+    assert "<none>" not in listed.out, f"intermediate images are hidden\n{listed}"
     for tag in ("1", "2", "3"):
         assert cli("rmi", f"minidocker-test/cache:{tag}").code == 0
-    assert "<none>" not in cli("images").out, "rmi removed the intermediate images no one else uses"
+    listed = cli("images")
+    assert "<none>" not in listed.out, f"rmi removed the intermediate images no one else uses\n{listed}"
 
 
 @pytest.mark.root
