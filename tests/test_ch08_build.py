@@ -330,6 +330,7 @@ def test_an_ignored_dockerfile_is_still_read_but_not_copied(cli, tmp_path):
 def test_stdin_dockerfile_and_tar_context_quiet_and_iidfile(cli, tmp_path):
     plain = cli("build", "-q", "-", input=b"FROM busybox\nLABEL from=stdin\n")
     assert plain.code == 0 and plain.out.startswith("sha256:") and len(plain.out.strip()) == 71, plain
+    assert cli("rmi", plain.out.strip()).code == 0
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, data in (("Dockerfile", b"FROM busybox\nCOPY f /f\n"), ("f", b"from the tar\n")):
