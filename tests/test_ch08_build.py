@@ -411,6 +411,7 @@ def test_ctrl_c_during_a_run_removes_the_steps_container(state_root, tmp_path, w
     ("FROM busybox\nRUN echo ${A\n", {}, None),
     ("FROM busybox\nENV A=${B\n", {}, "Dockerfile:2: failed to process"),
     ("FROM busybox\nBOGUS\n", {}, "Dockerfile:2: unknown instruction: BOGUS"),
+    ("FROM --platform=linux/s390x 127.0.0.1:15599/other-arch\n", {}, "Dockerfile:1: failed to connect to"),
     ("FROM busybox\nCOPY --chown=nosuch f /f\n", {"f": "f"}, "can't find uid for user nosuch"),
 ])
 def test_bad_input_is_a_clear_error_and_leaves_nothing(cli, state_root, tmp_path, dockerfile, files, message):

@@ -84,7 +84,8 @@ class BuildOptions(Record):
         dockerfile: its path in the context (``-f``), default ``Dockerfile``.
         dockerfile_text: the Dockerfile itself (``-f -``), instead of a file of the context.
         network: ``none``, ``host`` or ``bridge`` for RUN (bridge needs ``attach_network``).
-        find_image: FROM's image lookup (the engine passes one that pulls); default: the store.
+        find_image: FROM's image lookup, ``(reference, pull, platform) -> Image`` (the engine passes
+            one that pulls); default: the store.
         attach_network: for bridge: ``(container_id, spec, directory) -> (before_start, cleanup)``.
         timings: print each step's time (``--progress plain``).
     """
@@ -97,7 +98,7 @@ class BuildOptions(Record):
                  target: str | None = None, no_cache: bool = False, pull: bool = False,
                  network: str = "none", labels: dict[str, str] | None = None, quiet: bool = False,
                  timings: bool = False,
-                 find_image: Callable[[str, bool], Image] | None = None,
+                 find_image: Callable[[str, bool, str | None], Image] | None = None,
                  attach_network: Callable[..., Any] | None = None) -> None:
         self.dockerfile, self.dockerfile_text = dockerfile, dockerfile_text
         self.tags = tags or []
@@ -308,7 +309,8 @@ class _Builder:
             document.pop("created", None)
             state = _State("", document, [])
         else:
-            state = self._from_image(base, stage.node.start_line)
+            platform = self._expand(stage.platform, self.meta, stage.node) if stage.platform else None
+            state = self._from_image(base, stage.node.start_line, platform)   # FROM --platform: for a pull
         if state.image_id:
             self.emit(f" ---> {state.image_id[7:19]}\n")
         if not any(item.startswith("PATH=") for item in state.config.get("Env") or []):
@@ -329,10 +331,10 @@ class _Builder:
             self._dispatch(stages, stage, state, instruction)
         return state
 
-    def _from_image(self, reference: str, line: int) -> _State:
+    def _from_image(self, reference: str, line: int, platform: str | None = None) -> _State:
         try:
             if self.options.find_image is not None:
-                image = self.options.find_image(reference, self.options.pull)
+                image = self.options.find_image(reference, self.options.pull, platform)
             else:
                 image = self.store.get(reference)
         except NotFound as err:
