@@ -84,7 +84,8 @@ class BuildOptions(Record):
         dockerfile: its path in the context (``-f``), default ``Dockerfile``.
         dockerfile_text: the Dockerfile itself (``-f -``), instead of a file of the context.
         network: ``none``, ``host`` or ``bridge`` for RUN (bridge needs ``attach_network``).
-        find_image: FROM's image lookup (the engine passes one that pulls); default: the store.
+        find_image: FROM's image lookup, ``(reference, pull, platform) -> Image`` (the engine passes
+            one that pulls); default: the store.
         attach_network: for bridge: ``(container_id, spec, directory) -> (before_start, cleanup)``.
         timings: print each step's time (``--progress plain``).
     """
@@ -97,7 +98,7 @@ class BuildOptions(Record):
                  target: str | None = None, no_cache: bool = False, pull: bool = False,
                  network: str = "none", labels: dict[str, str] | None = None, quiet: bool = False,
                  timings: bool = False,
-                 find_image: Callable[[str, bool], Image] | None = None,
+                 find_image: Callable[[str, bool, str | None], Image] | None = None,
                  attach_network: Callable[..., Any] | None = None) -> None:
         self.dockerfile, self.dockerfile_text = dockerfile, dockerfile_text
         self.tags = tags or []
@@ -308,7 +309,8 @@ class _Builder:
             document.pop("created", None)
             state = _State("", document, [])
         else:
-            state = self._from_image(base, stage.node.start_line)
+            platform = self._expand(stage.platform, self.meta, stage.node) if stage.platform else None
+            state = self._from_image(base, stage.node.start_line, platform)   # FROM --platform: for a pull
         if state.image_id:
             self.emit(f" ---> {state.image_id[7:19]}\n")
         if not any(item.startswith("PATH=") for item in state.config.get("Env") or []):
@@ -329,10 +331,10 @@ class _Builder:
             self._dispatch(stages, stage, state, instruction)
         return state
 
-    def _from_image(self, reference: str, line: int) -> _State:
+    def _from_image(self, reference: str, line: int, platform: str | None = None) -> _State:
         try:
             if self.options.find_image is not None:
-                image = self.options.find_image(reference, self.options.pull)
+                image = self.options.find_image(reference, self.options.pull, platform)
             else:
                 image = self.store.get(reference)
         except NotFound as err:
@@ -374,7 +376,7 @@ class _Builder:
                   trigger: bool = False) -> None:
         name = instruction.name
         started = time.monotonic()
-        if name in ("RUN",):
+        if name == "RUN":
             self._run(state, instruction)
         elif name in ("COPY", "ADD"):
             self._copy(stages, stage, state, instruction)
@@ -460,7 +462,7 @@ class _Builder:
             config["OnBuild"] = [*(config.get("OnBuild") or []), expression]
             return "ONBUILD " + expression
         if name == "HEALTHCHECK":
-            health = _healthcheck(ins, self._shell(state), self.file)
+            health = _healthcheck(ins, self.file)
             config["Healthcheck"] = health
             return "HEALTHCHECK " + _health_text(health)
         if name == "ARG":
@@ -493,7 +495,7 @@ class _Builder:
         if self.options.no_cache:
             return None
         key = cache_key(state.image_id, {"config": cc, "extra": extra} if extra else cc)
-        hit = self.cache.get(key, exists=lambda image_id: self.store._config_path(image_id).exists())
+        hit = self.cache.get(key, exists=self.store.has_blob)   # the image's config blob
         if hit is None:
             return None
         try:
@@ -512,8 +514,6 @@ class _Builder:
     def _commit(self, state: _State, ins: Instruction, cmd: list[str], layer: Any | None,
                 created_by: str | None = None, extra: Any = None, probe: bool = True) -> None:
         """Probe the cache; else a new image: the state's config, one history entry, maybe a layer."""
-        from minidocker.image import manifest as mf
-
         cc = self._container_config(state, cmd)
         if probe and self._probe(state, cc, extra):
             return
@@ -521,10 +521,12 @@ class _Builder:
         if probe:
             self.emit(f" ---> Running in {container_id[:12]}\n")
             self.emit(f"Removing intermediate container {container_id[:12]}\n")
-        self._new_image(state, cc, layer, created_by or " ".join(cmd), container_id, extra, mf)
+        self._new_image(state, cc, layer, created_by or " ".join(cmd), container_id, extra)
 
     def _new_image(self, state: _State, cc: dict[str, Any], layer: Any, created_by: str, container_id: str,
-                   extra: Any, mf: Any) -> None:
+                   extra: Any) -> None:
+        from minidocker.image import manifest as mf
+
         document = state.document
         document.setdefault("architecture", "amd64")
         document.setdefault("os", "linux")
@@ -565,7 +567,6 @@ class _Builder:
         return self.store.add_upper_layer(box.snapshot.upper, move=True)
 
     def _run(self, state: _State, ins: Instruction) -> None:
-        env = self._env(state)
         if ins.node.json:
             command = list(ins.args)
         else:
@@ -576,7 +577,6 @@ class _Builder:
         proxies = sorted(f"{k}={v}" for k, v in self.options.build_args.items()
                          if k in PROXY_ARGS and k not in state.args and v is not None and k not in env_keys)
         save = [f"|{len(args)}", *args, *command] if args or proxies else command
-        del env
         mounts = ins.flags.get("mount")
         cc = self._container_config(state, save)
         extra = {"mount": mounts, "network": ins.flags.get("network")} if mounts or ins.flags.get("network") else None
@@ -589,9 +589,9 @@ class _Builder:
                                          mounts if isinstance(mounts, str) else None,
                                          ins.flags.get("network") or self.options.network)
             if status.exit_code != 0:
-                shown = " ".join(command) if ins.node.json else go_quote(command)
-                raise BuildError(f"The command '{shown if ins.node.json else ' '.join(command)}' returned a "
-                                 f"non-zero code: {status.exit_code}", status.exit_code or 1, tail)
+                hint = ("its last lines of output:\n" + tail) if self.options.quiet and tail else None
+                raise BuildError(f"The command '{' '.join(command)}' returned a non-zero code: {status.exit_code}",
+                                 status.exit_code or 1, tail, hint=hint)
             layer = self._commit_upper(box)
         self.emit(f"Removing intermediate container {container_id[:12]}\n")
         self._commit(state, ins, save, layer, extra=extra, probe=False)
@@ -640,10 +640,14 @@ class _Builder:
             before_start, cleanup = self.options.attach_network(container_id, spec, box.directory)
         if mounts:
             self._run_mounts(spec, mounts, box, state)
+        from minidocker.rootfs import secure_join
+
+        # mount points the runtime will have to create (RUN --mount targets, /etc/hosts for a bridge,
+        # /proc in a bare image ...) are not part of the step's diff: Docker keeps them in an init layer
+        stubs = [m["destination"] for m in spec["mounts"]
+                 if not os.path.lexists(secure_join(rootfs, m["destination"]))]
         cwd = spec["process"]["cwd"]
         if cwd != "/":
-            from minidocker.rootfs import secure_join
-
             os.makedirs(secure_join(rootfs, cwd), exist_ok=True)
         read_fd, write_fd = os.pipe()
         stdin = os.open(os.devnull, os.O_RDONLY)
@@ -686,6 +690,7 @@ class _Builder:
             reader.join()
             if cleanup is not None:
                 cleanup()
+            _remove_stubs(box.snapshot.upper, stubs)
         if interrupted:
             raise KeyboardInterrupt
         lines = "".join(tail).splitlines()[-10:]
@@ -847,8 +852,17 @@ class _Builder:
         if host.is_dir():
             # Docker's walk includes the directory itself (all but the context root), names from the root
             hashes = [file_hash(host, rel)] if rel else []
-            hashes += [file_hash(self.ctx.root / rel / sub if rel else self.ctx.root / sub,
-                                 f"{rel}/{sub}" if rel else sub) for sub, _ in self.ctx.walk(rel)]
+            for sub, st in self.ctx.walk(rel):
+                name = f"{rel}/{sub}" if rel else sub
+                if stat.S_ISLNK(st.st_mode):     # dockerd hashes what a symlink points to (inside the context)
+                    from minidocker.rootfs import secure_join
+
+                    target = secure_join(self.ctx.root, name)
+                    if not os.path.lexists(target):
+                        continue                 # a dangling one is left out
+                    hashes.append(file_hash(target, str(target.relative_to(self.ctx.root))))
+                else:
+                    hashes.append(file_hash(self.ctx.root / name, name))
             return "context-dir", rel, "dir:" + dir_hash(hashes)
         return "context-file", rel, "file:" + file_hash(host, rel)
 
@@ -860,18 +874,24 @@ class _Builder:
         if not os.path.lexists(host):
             raise NotFound(f"file not found in build context or excluded by .dockerignore: stat {word}: "
                            "file does not exist")
+
+        def entry_hash(path: Path) -> str | None:
+            """dockerd resolves a symlink of an image inside its root and hashes what it points to;
+            a dangling one is left out of a directory's checksum."""
+            if path.is_symlink():
+                path = secure_join(root, str(path.relative_to(root)))
+                if not os.path.lexists(path):
+                    return None
+            st = os.lstat(path)
+            return file_hash(path, str(path.relative_to(root)), st.st_uid, st.st_gid, image=True)
+
         if host.is_dir():
-            top = os.lstat(host)
-            hashes = [file_hash(host, str(host.relative_to(root)), top.st_uid, top.st_gid)] if host != root else []
+            hashes = [entry_hash(host)] if host != root else []
             for directory, dirs, files in os.walk(host):
                 dirs.sort()
-                for name in sorted(dirs + files):
-                    path = Path(directory) / name
-                    st = os.lstat(path)
-                    hashes.append(file_hash(path, str(path.relative_to(root)), st.st_uid, st.st_gid))
-            return [("image-dir", host, "dir:" + dir_hash(hashes))]
-        st = os.stat(host)
-        return [("image-file", host, "file:" + file_hash(host, str(host.relative_to(root)), st.st_uid, st.st_gid))]
+                hashes += [entry_hash(Path(directory) / name) for name in sorted(dirs + files)]
+            return [("image-dir", host, "dir:" + dir_hash([h for h in hashes if h is not None]))]
+        return [("image-file", host, "file:" + (entry_hash(host) or ""))]
 
     def _place(self, ins: Instruction, kind: str, what: Any, dest: str, rootfs: Path, owner: tuple[int, int] | None,
                mode: int | None, keep_owner: bool, several: bool) -> None:
@@ -919,13 +939,14 @@ class _Container:
     def __enter__(self) -> _Container:
         from minidocker.storage import Snapshot
 
-        lowers = self.lowers
-        if not lowers:                     # FROM scratch: overlay needs a lower directory
-            empty = self.directory / "empty"
-            empty.mkdir(parents=True, exist_ok=True)
-            lowers = [empty]
-        self.snapshot = Snapshot.create(lowers, self.directory)
-        try:
+        self.snapshot = Snapshot(self.directory, self.lowers)
+        try:                                   # a Ctrl-C at any point here leaves nothing either
+            lowers = self.lowers
+            if not lowers:                     # FROM scratch: overlay needs a lower directory
+                empty = self.directory / "empty"
+                empty.mkdir(parents=True, exist_ok=True)
+                lowers = [empty]
+            self.snapshot = Snapshot.create(lowers, self.directory)
             self.snapshot.mount()
         except BaseException:
             self.snapshot.remove()
@@ -934,6 +955,30 @@ class _Container:
 
     def __exit__(self, *exc: object) -> None:
         self.snapshot.remove()
+
+
+def _remove_stubs(upper: Path, targets: list[str]) -> None:
+    """Drop the mount points the runtime created (and their new parents) from the step's diff, as
+    Docker (init layer) and BuildKit (mount stubs) do: an empty directory or file made only to mount on."""
+    from minidocker.storage.whiteout import is_opaque
+
+    for target in targets:
+        path = upper / target.strip("/")
+        while path != upper and os.path.lexists(path):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    if is_opaque(path):
+                        break               # it hides the lower directory: removing it would undo a deletion
+                    path.rmdir()            # fails (and stops) when the RUN left something in it
+                elif path.stat().st_size == 0:
+                    path.unlink()
+                else:
+                    break
+            except OSError:
+                break
+            path = path.parent
+            if any(os.scandir(path)) if path != upper else True:
+                break
 
 
 def _copy(document: Any) -> Any:
@@ -1020,7 +1065,7 @@ def _go_duration(ns: int) -> str:
     return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
 
 
-def _healthcheck(ins: Instruction, shell: list[str], file: str) -> dict[str, Any]:
+def _healthcheck(ins: Instruction, file: str) -> dict[str, Any]:
     args = ins.args
     if args and args[0].upper() == "NONE":
         if len(args) > 1 or ins.flags:
@@ -1047,7 +1092,6 @@ def _healthcheck(ins: Instruction, shell: list[str], file: str) -> dict[str, Any
             raise DockerfileError("--retries cannot be negative", file, ins.line)
         if int(retries):
             health["Retries"] = int(retries)
-    del shell
     return health
 
 

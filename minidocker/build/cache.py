@@ -45,27 +45,51 @@ def cache_key(parent: str, container_config: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _tar_header(name: str, st: os.stat_result, link: str, uid: int, gid: int) -> bytes:
-    """tarsum v1's header fields of one entry: every tar header field but mtime, in order."""
+def _tar_header(name: str, st: os.stat_result, link: str, uid: int, gid: int, image: bool) -> bytes:
+    """tarsum v1's header fields of one entry: every tar header field but mtime, in order.
+
+    A context file is hashed from the header the docker CLI sent (permission bits, no user
+    names); a file of an image (``COPY --from``) from dockerd's own header of the file, which has
+    the file-type bits in its mode and the names of the owners (looked up on the host).
+    """
     kind = stat.S_IFMT(st.st_mode)
     size = st.st_size if kind == stat.S_IFREG else 0
-    mode = stat.S_IMODE(st.st_mode)
+    mode = (kind | stat.S_IMODE(st.st_mode)) if image else stat.S_IMODE(st.st_mode)
+    uname, gname = (_user_name(uid), _group_name(gid)) if image else ("", "")
     fields = [("name", name + "/" if kind == stat.S_IFDIR and not name.endswith("/") else name),
               ("mode", str(mode)), ("uid", str(uid)), ("gid", str(gid)), ("size", str(size)),
-              ("typeflag", _TYPEFLAGS.get(kind, "0")), ("linkname", link),
-              ("uname", ""), ("gname", ""),     # dockerd does not look the names up
+              ("typeflag", _TYPEFLAGS.get(kind, "0")), ("linkname", link), ("uname", uname), ("gname", gname),
               ("devmajor", "0"), ("devminor", "0")]
     return "".join(k + v for k, v in fields).encode("utf-8", "surrogateescape")
 
 
-def file_hash(path: str | os.PathLike[str], name: str, uid: int = 0, gid: int = 0) -> str:
-    """The hex checksum of one entry (not followed if a symlink), named ``name`` in the context.
+def _user_name(uid: int) -> str:
+    import pwd
 
-    Context files are hashed as owned by 0:0: the docker CLI sends them so.
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def file_hash(path: str | os.PathLike[str], name: str, uid: int = 0, gid: int = 0, image: bool = False) -> str:
+    """The hex checksum of one entry (not followed if a symlink), named ``name`` in its source.
+
+    Context files are hashed as owned by 0:0: the docker CLI sends them so. ``image``: a file
+    of an image's filesystem (``COPY --from``), hashed as dockerd hashes those.
     """
     st = os.lstat(path)
     link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
-    digest = hashlib.sha256(_tar_header(name, st, link, uid, gid))
+    digest = hashlib.sha256(_tar_header(name, st, link, uid, gid, image))
     if stat.S_ISREG(st.st_mode) and st.st_size:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):

@@ -535,8 +535,15 @@ def build(args: SimpleNamespace) -> int:
             sys.stdout.write(event["stream"])
             sys.stdout.flush()
 
+    from minidocker.build.builder import BuildError
+    from minidocker.errors import MinidockerError
+
     try:
         result = build_image(context, options, show, log=None if args.quiet else sys.stderr)
+    except MinidockerError as err:
+        if not isinstance(err, BuildError):
+            err.exit_code = 1      # docker build's code for a build that failed (a RUN's own code otherwise)
+        raise
     finally:
         if empty is not None:
             os.rmdir(empty)

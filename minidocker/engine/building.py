@@ -3,7 +3,7 @@
 The builder (:mod:`minidocker.build`) sits beside the runtime and knows only the image
 store; two things it needs live up here, in the engine, and are handed down as hooks:
 
-    find_image(reference, pull)     FROM's image: the local one, else pulled (run's --pull rules)
+    find_image(reference, pull, platform)   FROM's image: the local one, else pulled (run's --pull rules)
     attach_network(id, spec, dir)   RUN on the default bridge: an address, the veth wired
                                     before the command starts, the endpoint forgotten after
 
@@ -37,11 +37,12 @@ def build_image(context: str | os.PathLike[str] | BinaryIO, options: BuildOption
     """Build an image, FROM images pulled when missing (``--pull``: always), RUN on the bridge if asked."""
     roots = roots or state_roots()
 
-    def find_image(reference: str, pull: bool):
+    def find_image(reference: str, pull: bool, platform: str | None = None):
         from minidocker.engine.pulling import image_for_run
         from minidocker.image import ImageStore
 
-        return image_for_run(ImageStore(roots.images), reference, "always" if pull else "missing", log=log)
+        return image_for_run(ImageStore(roots.images), reference, "always" if pull else "missing",
+                             platform=platform, log=log)
 
     def attach_network(container_id: str, spec: dict[str, Any], directory: Any):
         from minidocker.engine import networks
