@@ -470,6 +470,8 @@ DIFF_CASES = {
     "bind": (["-v", "{h}/src:/d"], "probe /d; cat /d/f"),
     "bind-ro": (["-v", "{h}/src:/d:ro"], "probe /d; touch /d/x 2>&1 | sed 's/.*: //'"),
     "bind-mount-ro": (["--mount", "type=bind,src={h}/src,dst=/d,readonly"], "probe /d"),
+    "bind-file": (["-v", "{h}/src/f:/etc/motd:ro"], "probe /etc/motd; cat /etc/motd"),
+    "bind-nonrecursive": (["--mount", "type=bind,src={h}/src,dst=/d,bind-nonrecursive"], "probe /d"),
     "bind-missing-v": (["-v", "{h}/made:/d"], "probe /d; ls -ld /d | cut -c1-10"),
     "bind-missing-mount": (["--mount", "type=bind,src={h}/nope,dst=/d"], "true"),
     "bind-symlink-target": (["-v", "{h}/src:/escape/sub"], "cat /escape/sub/f; ls /tmp/md-ch10-escape/sub"),
