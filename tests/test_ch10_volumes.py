@@ -620,3 +620,15 @@ def test_volume_ls_filters_and_anonymous_volumes_with_rm_match_docker(cli, docke
         for name in ("flt-a", "flt-b", "flt-c"):
             _remove_volume(cli, docker_images, run, name)
     assert seen["minidocker"] == seen["docker"], f"ours {seen['minidocker']}\ndocker's {seen['docker']}"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_two_runs_filling_one_new_volume_at_once_both_succeed(cli, image, state_root):
+    env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+    procs = [subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "-v", "racevol:/data", IMAGE,
+                               "cat", "/data/owned"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    assert all(code == 0 and out == "by 1000\n" for out, _, code in outs), outs
+    assert cli("volume", "rm", "racevol").code == 0

@@ -335,11 +335,12 @@ class MountPlan:
                 continue
             labels = {**r.labels, **({ANONYMOUS_LABEL: ""} if p.anonymous else {})}
             volume = self.store.create(p.volume, labels=labels, options=r.driver_options)
-            self.store.activate(volume)
-            if p.copy_up and is_empty(volume.mountpoint):
-                image_dir = secure_join(rootfs, r.target)   # the image's symlinks stay inside the rootfs
-                if image_dir.is_dir() and not image_dir.is_symlink():
-                    copy_up(image_dir, volume.mountpoint)
+            with self.store.lock(volume):   # another run may be filling the same volume right now
+                self.store.activate(volume)
+                if p.copy_up and is_empty(volume.mountpoint):
+                    image_dir = secure_join(rootfs, r.target)   # the image's symlinks stay inside the rootfs
+                    if image_dir.is_dir() and not image_dir.is_symlink():
+                        copy_up(image_dir, volume.mountpoint)
 
     def release(self, container_id: str, remove_anonymous: bool = False) -> list[str]:
         """After the exit: unmount local-driver devices no other container runs with; with --rm, remove

@@ -199,6 +199,10 @@ class VolumeStore:
 
         shutil.rmtree(hidden, ignore_errors=True)
 
+    def lock(self, volume: Volume) -> _Lock:
+        """An exclusive lock on the volume (its directory, flock(2)): two runs must not both copy up."""
+        return _Lock(os.path.dirname(volume.mountpoint))
+
     def activate(self, volume: Volume) -> None:
         """Mount the local driver's device at ``_data`` if its options ask for one and it is not mounted."""
         if not volume.mounts_device or os.path.ismount(volume.mountpoint):
@@ -226,6 +230,21 @@ class VolumeStore:
             from minidocker.linux import UmountFlag, umount2
 
             umount2(volume.mountpoint, UmountFlag.MNT_DETACH)
+
+
+class _Lock:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)   # releases the lock
 
 
 def is_empty(path: str | os.PathLike[str]) -> bool:
