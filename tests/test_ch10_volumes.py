@@ -632,3 +632,15 @@ def test_two_runs_filling_one_new_volume_at_once_both_succeed(cli, image, state_
     outs = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
     assert all(code == 0 and out == "by 1000\n" for out, _, code in outs), outs
     assert cli("volume", "rm", "racevol").code == 0
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_run_without_mounts_imports_nothing_of_volumes(state_root):
+    """The fast path: no -v, no --mount, no image VOLUME -> engine/volumes.py (and csv, re) stay unimported."""
+    code = ("import sys; from minidocker.cli.main import main; code = main(['run', '--rm', 'busybox', 'true']);"
+            "print(code, sorted(m for m in ('minidocker.engine.volumes', 'minidocker.storage.volumes', 'csv')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert out.stdout.strip() == "0 []", f"expected '0 []', found {out.stdout!r} {out.stderr}"

@@ -123,11 +123,12 @@ class VolumeStore:
         return self.root / validate_name(name)
 
     def create(self, name: str, driver: str = "local", labels: Mapping[str, str] | None = None,
-               options: Mapping[str, str] | None = None) -> Volume:
+               options: Mapping[str, str] | None = None, durable: bool = True) -> Volume:
         """Create a volume, or return the one of that name. Like ``docker volume create``.
 
         Docker returns an existing volume unchanged when asked again with no options,
-        and refuses other options for it (a conflict).
+        and refuses other options for it (a conflict). ``durable=False`` skips the fsync of
+        its metadata (an anonymous volume of a ``--rm`` container, gone at its exit).
         """
         if driver != "local":
             raise InvalidArgument(f"failed to create volume {name}: unknown volume driver {driver!r}",
@@ -153,7 +154,7 @@ class VolumeStore:
         (staging / "_data").mkdir(parents=True, exist_ok=True)
         volume = Volume(name, os.fspath(directory / "_data"), driver, dict(labels or {}), options,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_json(staging / Volume.FILE, volume.to_json())
+        write_json(staging / Volume.FILE, volume.to_json(), durable=durable)
         try:
             os.rename(staging, directory)  # a volume appears whole, or not at all
         except OSError as err:
