@@ -17,7 +17,7 @@ from imagekit import tree_of
 
 from minidocker.engine.volumes import parse_mount, parse_tmpfs, parse_volume
 from minidocker.errors import InvalidArgument
-from minidocker.storage.volumes import Volume, VolumeStore, copy_up, validate_name
+from minidocker.storage.volumes import Volume, VolumeStore, copy_up, is_mount_point, validate_name
 
 pytestmark = pytest.mark.ch10
 
@@ -391,7 +391,7 @@ def test_local_driver_tmpfs_volume_is_mounted_while_used(cli, state_root):
     assert cli("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "ramvol").code == 0
     r = cli("run", "--rm", "-v", "ramvol:/r", "busybox", "grep", " /r ", "/proc/self/mountinfo")
     assert r.code == 0 and " - tmpfs tmpfs " in r.out and "size=2048k" in r.out, r
-    assert not os.path.ismount(state_root / "lib/volumes/ramvol/_data"), "unmounted after the last container"
+    assert not is_mount_point(state_root / "lib/volumes/ramvol/_data"), "unmounted after the last container"
     assert cli("volume", "rm", "ramvol").code == 0
 
 
@@ -644,3 +644,24 @@ def test_a_run_without_mounts_imports_nothing_of_volumes(state_root):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
     assert out.stdout.strip() == "0 []", f"expected '0 []', found {out.stdout!r} {out.stderr}"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_local_driver_bind_device_and_volume_opt_on_first_use(cli, state_root, tmp_path):
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "x").write_text("from the device\n")
+    assert cli("volume", "create", "-o", "type=none", "-o", f"device={tmp_path}/exported", "-o", "o=bind",
+               "bindvol").code == 0
+    r = cli("run", "--rm", "-v", "bindvol:/b", "busybox", "sh", "-c", "cat /b/x; echo back > /b/y")
+    assert r.code == 0 and r.out == "from the device\n", r
+    assert (tmp_path / "exported" / "y").read_text() == "back\n", "the volume is the bound device directory"
+    r = cli("run", "--rm", "--mount", "type=volume,src=optvol,dst=/o,volume-opt=type=tmpfs,volume-opt=device=tmpfs,"
+            "volume-opt=o=size=1m", "busybox", "grep", " /o ", "/proc/self/mountinfo")
+    assert r.code == 0 and "tmpfs" in r.out and "size=1024k" in r.out, r
+    assert json.loads(cli("volume", "inspect", "optvol").out)[0]["Options"] == {"type": "tmpfs", "device": "tmpfs",
+                                                                               "o": "size=1m"}
+    for name in ("bindvol", "optvol"):
+        assert not is_mount_point(state_root / f"lib/volumes/{name}/_data")
+        assert cli("volume", "rm", name).code == 0
+    assert (tmp_path / "exported" / "x").exists(), "volume rm of a bound device leaves the device's files"
