@@ -193,10 +193,10 @@ def parse_mount(text: str) -> MountRequest:
         else:
             raise InvalidArgument(f"invalid --mount {text!r}: unexpected key {key!r}")
     kind = fields["type"]
-    wrong = [k for k, applies in (("bind-", kind == "bind"), ("volume-", kind == "volume"), ("tmpfs-", kind == "tmpfs"))
-             if not applies and any(i.strip().lower().startswith(k) for i in _csv(text))]
-    if wrong:
-        raise InvalidArgument(f"invalid --mount {text!r}: {wrong[0]}* options do not apply to type={kind}")
+    for item in _csv(text):   # bind-* keys for type=bind only, volume-* for volume, tmpfs-* for tmpfs
+        prefix = item.strip().lower().partition("-")[0]
+        if prefix in ("bind", "volume", "tmpfs") and "-" in item and prefix != kind:
+            raise InvalidArgument(f"invalid --mount {text!r}: {prefix}-* options do not apply to type={kind}")
     return MountRequest(kind, fields["source"], fields["target"], fields["readonly"], fields["propagation"],
                         fields["recursive"], fields["nocopy"], fields["labels"], fields["driver_options"],
                         fields["tmpfs_options"], flag="--mount")
@@ -318,6 +318,8 @@ class MountPlan:
         propagations = {p.request.propagation for p in self.planned if p.request.type == "bind"}
         if propagations & {"shared", "rshared", "slave", "rslave"}:
             # A slave bind must come from a root that is not private (moby sets RootfsPropagation too).
+            # SPEC: never "shared" here: the container's own mounts must not reach the host, so a
+            # shared bind receives the host's later mounts but sends none back (Docker's rshared does).
             spec.setdefault("linux", {})["rootfsPropagation"] = "rslave"
 
     def prepare(self, rootfs: str | os.PathLike[str], directory: str | os.PathLike[str],
