@@ -663,3 +663,44 @@ def test_local_driver_bind_device_and_volume_opt_on_first_use(cli, state_root, t
         assert not is_mount_point(state_root / f"lib/volumes/{name}/_data")
         assert cli("volume", "rm", name).code == 0
     assert (tmp_path / "exported" / "x").exists(), "volume rm of a bound device leaves the device's files"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.docker
+def test_propagation_matches_docker_for_a_host_mount_made_later(docker_images, state_root, tmp_path):
+    """rslave sees a tmpfs the host mounts under the source after the start, rprivate does not: both engines."""
+    from minidocker.linux import MountFlag, UmountFlag, mount, umount2
+
+    src, ready = tmp_path / "prop", tmp_path / "ready"
+    (src / "sub").mkdir(parents=True)
+    ready.mkdir()
+    mount(str(src), src, None, MountFlag.MS_BIND)
+    try:
+        mount(None, src, None, MountFlag.MS_SHARED)
+        script = ("touch /r/$0; i=0; while [ ! -e /d/sub/flag ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done;"
+                  " ls /d/sub")
+        procs = {}
+        for engine in ("docker", "minidocker"):
+            for mode in ("rslave", "rprivate"):
+                flags = ["-v", f"{ready}:/r", "-v", f"{src}:/d:{mode}", "busybox", "sh", "-c", script,
+                         f"{engine}-{mode}"]
+                argv = (["docker", "run", "--rm", "--network", "none", *flags] if engine == "docker"
+                        else [sys.executable, "-m", "minidocker", "run", "--rm", *flags])
+                env = docker_images.env if engine == "docker" else {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+                procs[(engine, mode)] = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                                         stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(os.listdir(ready)) < 4 and time.monotonic() < deadline:   # all four containers run
+            time.sleep(0.05)
+        mount("tmpfs", src / "sub", "tmpfs", 0, "size=64k")
+        try:
+            (src / "sub" / "flag").write_text("")
+            outs = {key: p.communicate(timeout=60) for key, p in procs.items()}
+        finally:
+            umount2(src / "sub", UmountFlag.MNT_DETACH)
+    finally:
+        umount2(src, UmountFlag.MNT_DETACH)
+    seen = {key: out.strip() for key, (out, _) in outs.items()}
+    assert seen == {("docker", "rslave"): "flag", ("docker", "rprivate"): "",
+                    ("minidocker", "rslave"): "flag", ("minidocker", "rprivate"): ""}, outs
