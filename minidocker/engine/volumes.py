@@ -1,4 +1,4 @@
-"""Volumes in the engine: ``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from`` and ``volume`` commands. Chapter 10.
+"""Volumes in the engine: ``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from``, ``volume ...``. Chapter 10.
 
 What dockerd does between ``docker run -v data:/var/lib/db`` and runc's ``config.json``::
 
@@ -35,9 +35,10 @@ from minidocker.paths import StateRoots
 from minidocker.record import Record
 from minidocker.storage.volumes import ANONYMOUS_LABEL, Volume, VolumeStore, validate_name
 
-__all__ = ["MOUNTS_FILE", "MountPlan", "MountRequest", "container_mounts", "containers_using", "create_volume",
-           "inspect_volumes", "list_volumes", "parse_mount", "parse_tmpfs", "parse_volume", "plan_mounts",
-           "prune_volumes", "remove_container_volumes", "remove_volume", "remove_with_volumes", "volume_store"]
+__all__ = ["MOUNTS_FILE", "MountPlan", "MountRequest", "container_mounts", "containers_using",
+           "create_volume", "inspect_volumes", "list_volumes", "parse_mount", "parse_tmpfs", "parse_volume",
+           "plan_mounts", "prune_volumes", "remove_container_volumes", "remove_volume", "remove_with_volumes",
+           "volume_store"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class MountRequest(Record):
 
 
 def parse_volume(text: str) -> MountRequest:
-    """Docker's ``-v`` syntax: ``/host:/ctr[:opts]`` (bind), ``name:/ctr[:opts]`` (volume), ``/ctr`` (anonymous).
+    """Docker's ``-v``: ``/host:/ctr[:opts]`` (bind), ``name:/ctr[:opts]`` (volume), ``/ctr`` (anonymous).
 
     Options, comma-separated: ``ro``/``rw``, ``z``/``Z``, a propagation, ``nocopy``; one of each kind.
     Raises:
@@ -112,7 +113,8 @@ def parse_volume(text: str) -> MountRequest:
     kind = "bind" if source.startswith("/") else "volume"
     propagation = next((o for o in options if o in _PROPAGATIONS), "")
     if propagation and kind != "bind":
-        raise InvalidArgument(f"invalid volume specification: {text!r}: propagation applies to bind mounts only")
+        raise InvalidArgument(f"invalid volume specification: {text!r}: "
+                              "propagation applies to bind mounts only")
     return MountRequest(kind, source, target, readonly="ro" in options, propagation=propagation,
                         nocopy="nocopy" in options, flag="-v")
 
@@ -148,7 +150,8 @@ def parse_mount(text: str) -> MountRequest:
         key, has_value, value = item.partition("=")
         key = key.strip().lower()
         if not has_value and key not in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
-            raise InvalidArgument(f"invalid --mount {text!r}: invalid field {item!r} must be a key=value pair")
+            raise InvalidArgument(f"invalid --mount {text!r}: "
+                                  f"invalid field {item!r} must be a key=value pair")
         if key == "type":
             if value not in ("bind", "volume", "tmpfs"):
                 raise InvalidArgument(f"invalid --mount {text!r}: unsupported type {value!r}",
@@ -242,7 +245,7 @@ def parse_tmpfs(text: str) -> MountRequest:
         key, _, value = option.partition("=")
         if key == "size" and not _tmpfs_size(value):
             raise InvalidArgument(f"invalid --tmpfs {text!r}: size {value!r} is not a size",
-                                  hint="use bytes with an optional k, m, g suffix, or a percentage of RAM: 64m, 10%")
+                                  hint="use bytes, with a k, m or g suffix, or a % of RAM: 64m, 10%")
         if key in ("mode", "uid", "gid", "nr_inodes", "nr_blocks") and not value:
             raise InvalidArgument(f"invalid --tmpfs {text!r}: {key} needs a value")
         if key == "mode":
@@ -291,9 +294,10 @@ class _Planned(Record):
         entry.update({"Source": self.source, "Destination": r.target})
         if self.volume is not None:
             entry["Driver"] = "local"
-        entry.update({"Mode": ",".join(m for m in ("ro" if r.readonly else "", "nocopy" if r.nocopy else "") if m),
-                      "RW": not r.readonly,
-                      "Propagation": (r.propagation or "rprivate") if r.type == "bind" and self.volume is None else ""})
+        modes = [m for m in ("ro" if r.readonly else "", "nocopy" if r.nocopy else "") if m]
+        host_bind = r.type == "bind" and self.volume is None
+        entry.update({"Mode": ",".join(modes), "RW": not r.readonly,
+                      "Propagation": (r.propagation or "rprivate") if host_bind else ""})
         if self.anonymous:
             entry["Anonymous"] = True   # not Docker's: how rm -v and --rm find what is theirs
         return entry
@@ -481,9 +485,9 @@ def _volumes_from(roots: StateRoots, ref: str) -> list[_Planned]:
         if entry["Type"] not in ("bind", "volume"):
             continue
         readonly = (mode == "ro") if mode else not entry.get("RW", True)
+        propagation = entry.get("Propagation", "") if entry["Type"] == "bind" else ""
         request = MountRequest(entry["Type"], entry.get("Name", entry["Source"]), entry["Destination"],
-                               readonly=readonly, propagation=entry.get("Propagation", "") if entry["Type"] == "bind"
-                               else "", flag="--volumes-from")
+                               readonly=readonly, propagation=propagation, flag="--volumes-from")
         # SPEC: a volume shared this way is not the new container's own: --rm leaves it to its creator.
         planned.append(_Planned(request, entry["Source"], entry.get("Name")))
     return planned
@@ -505,10 +509,11 @@ def container_mounts(roots: StateRoots, container_id: str) -> list[dict[str, Any
 
 
 def containers_using(roots: StateRoots, name: str) -> list[Any]:
-    """The containers (running or not) whose mounts include the volume ``name``: Docker refuses to remove it."""
+    """The containers (running or not) whose mounts name the volume: Docker refuses to remove it then."""
     from minidocker.engine.container import list_containers
 
-    return [c for c in list_containers(roots) if any(m.get("Name") == name for m in container_mounts(roots, c.id))]
+    return [c for c in list_containers(roots)
+            if any(m.get("Name") == name for m in container_mounts(roots, c.id))]
 
 
 def remove_with_volumes(ref: str, force: bool = False, roots: StateRoots | None = None) -> Any:
@@ -584,9 +589,11 @@ def list_volumes(roots: StateRoots, filters: Sequence[str] = ()) -> list[Volume]
     for item in filters:
         key, eq, value = item.partition("=")
         if key not in ("dangling", "name", "label", "driver") or not eq:
-            raise InvalidArgument(f"invalid filter {item!r}", hint="use dangling=true, name=…, label=K[=V], driver=local")
+            raise InvalidArgument(f"invalid filter {item!r}",
+                                  hint="use dangling=true, name=…, label=K[=V], driver=local")
         if key == "dangling" and value.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'", hint="use dangling=true or dangling=false")
+            raise InvalidArgument(f"invalid filter 'dangling={value}'",
+                                  hint="use dangling=true or dangling=false")
         wanted.setdefault(key, []).append(value)
     volumes = volume_store(roots).list()
     used = _usage(roots) if "dangling" in wanted else {}
@@ -637,7 +644,8 @@ def prune_volumes(roots: StateRoots, all_volumes: bool = False, filters: Sequenc
     as Docker 23+. Returns the removed names."""
     for item in filters:
         if not item.startswith(("label=", "label!=")):
-            raise InvalidArgument(f"invalid filter {item!r} for prune", hint="use label=K[=V] or label!=K[=V]")
+            raise InvalidArgument(f"invalid filter {item!r} for prune",
+                                  hint="use label=K[=V] or label!=K[=V]")
     used = _usage(roots)
     store, removed = volume_store(roots), []
     if store.root.is_dir():   # a deletion that was interrupted (a crash during rm or --rm)
@@ -646,7 +654,9 @@ def prune_volumes(roots: StateRoots, all_volumes: bool = False, filters: Sequenc
         for leftover in store.root.glob(".removing-*"):
             shutil.rmtree(leftover, ignore_errors=True)
     for volume in store.list():
-        if volume.name in used or (not all_volumes and not volume.anonymous) or not _prune_ok(volume, filters):
+        if volume.name in used or (not all_volumes and not volume.anonymous):
+            continue
+        if not _prune_ok(volume, filters):
             continue
         store.remove(volume.name)
         removed.append(volume.name)

@@ -79,8 +79,9 @@ class Volume(Record):
     FILE = "volume.json"
     FIELDS = ("name", "driver", "labels", "options", "created_at", "mountpoint")
 
-    def __init__(self, name: str, mountpoint: str, driver: str = "local", labels: dict[str, str] | None = None,
-                 options: dict[str, str] | None = None, created_at: str = "") -> None:
+    def __init__(self, name: str, mountpoint: str, driver: str = "local",
+                 labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
+                 created_at: str = "") -> None:
         self.name = name
         self.mountpoint = mountpoint
         self.driver = driver
@@ -103,8 +104,8 @@ class Volume(Record):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], mountpoint: str) -> Volume:
-        return cls(data["name"], mountpoint, data.get("driver", "local"), data.get("labels"), data.get("options"),
-                   data.get("createdAt", ""))
+        return cls(data["name"], mountpoint, data.get("driver", "local"), data.get("labels"),
+                   data.get("options"), data.get("createdAt", ""))
 
     def inspect(self) -> dict[str, Any]:
         """What ``docker volume inspect`` prints for it (Docker keeps null for no labels or options)."""
@@ -137,7 +138,8 @@ class VolumeStore:
         for key in options:
             if key not in LOCAL_OPTIONS:
                 raise InvalidArgument(f"failed to create volume {name}: invalid option key: {key!r}",
-                                      hint="the local driver takes type, device and o (mount -t TYPE -o O DEVICE)")
+                                      hint="the local driver takes type, device and o "
+                                           "(mount -t TYPE -o O DEVICE)")
         if "o" in options and not options.get("type") and not options.get("device"):
             raise InvalidArgument(f"failed to create volume {name}: option 'o' needs 'type' or 'device'")
         directory = self._directory(name)
@@ -147,7 +149,8 @@ class VolumeStore:
             existing = None
         if existing is not None:
             if options and options != existing.options:
-                raise Conflict(f"failed to create volume {name}: a volume of that name exists with other options")
+                raise Conflict(f"failed to create volume {name}: "
+                               "a volume of that name exists with other options")
             return existing
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".creating-{name}-{os.getpid()}"
@@ -224,8 +227,9 @@ class VolumeStore:
         try:
             mount(device, volume.mountpoint, fstype, flags, data)
         except OSError as err:
+            command = f"mount -t {fstype} -o {options.get('o', '')} {device} {volume.mountpoint}"
             raise InvalidArgument(f"failed to mount volume {volume.name}: {os.strerror(err.errno or 0)}: "
-                                  f"mount -t {fstype} -o {options.get('o', '')} {device} {volume.mountpoint}") from err
+                                  f"{command}") from err
 
     def deactivate(self, volume: Volume) -> None:
         """Unmount what :meth:`activate` mounted (a tmpfs volume's content goes with it, as in Docker)."""
