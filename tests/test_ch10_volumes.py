@@ -704,3 +704,25 @@ def test_propagation_matches_docker_for_a_host_mount_made_later(docker_images, s
     seen = {key: out.strip() for key, (out, _) in outs.items()}
     assert seen == {("docker", "rslave"): "flag", ("docker", "rprivate"): "",
                     ("minidocker", "rslave"): "flag", ("minidocker", "rprivate"): ""}, outs
+
+
+def test_host_config_of_the_engine_api_becomes_the_same_requests_as_the_flags():
+    from minidocker.engine.volumes import requests_from_host_config
+
+    host = {"Binds": ["/srv:/srv:ro", "data:/data"],
+            "Mounts": [{"Type": "bind", "Source": "/h", "Target": "/c", "ReadOnly": True,
+                        "BindOptions": {"Propagation": "rslave", "NonRecursive": True}},
+                       {"Type": "volume", "Source": "db", "Target": "/db",
+                        "VolumeOptions": {"NoCopy": True, "Labels": {"a": "b"},
+                                          "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs"}}}},
+                       {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1777}}],
+            "Tmpfs": {"/run": "size=8m", "/x": ""}}
+    got = requests_from_host_config(host)
+    flags = [parse_volume("/srv:/srv:ro"), parse_volume("data:/data"),
+             parse_mount("type=bind,src=/h,dst=/c,readonly,bind-propagation=rslave,bind-nonrecursive"),
+             parse_mount("type=volume,src=db,dst=/db,volume-nocopy,volume-label=a=b,volume-opt=type=tmpfs"),
+             parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777"), parse_tmpfs("/run:size=8m"),
+             parse_tmpfs("/x")]
+    assert got == flags
+    with pytest.raises(InvalidArgument):
+        requests_from_host_config({"Mounts": [{"Type": "nfs", "Target": "/n"}]})

@@ -19,7 +19,8 @@ resolves a target through the image's symlinks *inside* the rootfs).
 The ``volume`` commands: :func:`create_volume`, :func:`list_volumes`,
 :func:`inspect_volumes`, :func:`remove_volume`, :func:`prune_volumes`; with
 containers: :func:`containers_using`, :func:`container_mounts` (``inspect``'s
-``Mounts``), :func:`remove_container_volumes` (``rm -v``).
+``Mounts``), :func:`remove_container_volumes` (``rm -v``); for the Engine API,
+:func:`requests_from_host_config` (``HostConfig.Binds``, ``Mounts``, ``Tmpfs``).
 
 See: https://docs.docker.com/storage/volumes/, https://docs.docker.com/storage/bind-mounts/,
 https://docs.docker.com/storage/tmpfs/, moby volume/mounts/linux_parser.go.
@@ -38,7 +39,7 @@ from minidocker.storage.volumes import ANONYMOUS_LABEL, Volume, VolumeStore, val
 __all__ = ["MOUNTS_FILE", "MountPlan", "MountRequest", "container_mounts", "containers_using",
            "create_volume", "inspect_volumes", "list_volumes", "parse_mount", "parse_tmpfs", "parse_volume",
            "plan_mounts", "prune_volumes", "remove_container_volumes", "remove_volume", "remove_with_volumes",
-           "volume_store"]
+           "requests_from_host_config", "volume_store"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -257,6 +258,37 @@ def _tmpfs_size(value: str) -> bool:
     """What shmem's size= takes: a number, then k, m, g, t, p, e or % (mm/shmem.c, memparse)."""
     number = value[:-1] if value[-1:].lower() in ("k", "m", "g", "t", "p", "e", "%") else value
     return number.isascii() and number.isdigit()
+
+
+def requests_from_host_config(host_config: Mapping[str, Any]) -> list[MountRequest]:
+    """The mounts of an Engine API ``HostConfig`` (what ``docker run`` sends minidockerd) as requests.
+
+    ``Binds`` are ``-v`` strings, ``Mounts`` the objects ``--mount`` becomes (Type, Source, Target,
+    ReadOnly, BindOptions, VolumeOptions, TmpfsOptions), ``Tmpfs`` a map of path to options.
+    ``VolumesFrom`` goes to :func:`plan_mounts` as it is. Raises InvalidArgument for a bad shape.
+    See: https://docs.docker.com/engine/api/v1.41/#tag/Container/operation/ContainerCreate
+    """
+    requests = [parse_volume(text) for text in host_config.get("Binds") or []]
+    for m in host_config.get("Mounts") or []:
+        if not isinstance(m, dict) or m.get("Type") not in ("bind", "volume", "tmpfs"):
+            raise InvalidArgument(f"invalid mount {m!r}: Type must be bind, volume or tmpfs")
+        bind, vol, tmp = (m.get(k) or {} for k in ("BindOptions", "VolumeOptions", "TmpfsOptions"))
+        options = []
+        if tmp.get("SizeBytes"):
+            options.append(f"size={int(tmp['SizeBytes'])}")
+        if tmp.get("Mode"):
+            options.append(f"mode={int(tmp['Mode']):o}")
+        driver = (vol.get("DriverConfig") or {})
+        if driver.get("Name") not in (None, "", "local"):
+            raise InvalidArgument(f"invalid mount {m!r}: unknown volume driver {driver['Name']!r}")
+        requests.append(MountRequest(m["Type"], m.get("Source") or "", m.get("Target") or "",
+                                     readonly=bool(m.get("ReadOnly")), propagation=bind.get("Propagation") or "",
+                                     recursive=not bind.get("NonRecursive"), nocopy=bool(vol.get("NoCopy")),
+                                     labels=vol.get("Labels"), driver_options=driver.get("Options"),
+                                     tmpfs_options=options, flag="--mount"))
+    for target, data in (host_config.get("Tmpfs") or {}).items():
+        requests.append(parse_tmpfs(f"{target}:{data}" if data else target))
+    return requests
 
 
 class _Planned(Record):
