@@ -499,7 +499,13 @@ def docker_images(dockerd, image, state_root, tmp_path_factory):
                          capture_output=True, text=True, env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
     assert out.returncode == 0, out.stderr
     dockerd.docker("load", "-i", str(archive))
-    return dockerd
+    yield dockerd
+    # Leave the session's dockerd as the other chapters' tests expect it: no container, volume or image of ours.
+    left = dockerd.docker("ps", "-aq", check=False).split()
+    if left:
+        dockerd.docker("rm", "-f", "-v", *left, check=False)
+    dockerd.docker("volume", "prune", "-f", check=False)
+    dockerd.docker("rmi", IMAGE, check=False)
 
 
 def _docker(dockerd, *args: str) -> tuple[int, str, str]:
