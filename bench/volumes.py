@@ -2,9 +2,10 @@
 
 Two measurements, rounds interleaved so that the machine's drift hits every line alike::
 
-    run --rm busybox true                  no mount
+    run --rm busybox true                  no mount (whole runs: start-up, namespaces, mounts, exit)
     ... -v DIR:/mN  x N                    N bind mounts of host directories
     ... -v volN:/mN x N                    N named volumes (already created, empty images dirs: no copy-up)
+    engine side                            the engine's own work per mount, in process
     copy_up(src, dst)                      minidocker.storage.volumes.copy_up of a 10,000-file tree
     cp -a src/. dst/                       coreutils, the same tree
 
@@ -53,6 +54,32 @@ def make_tree(root: Path, files: int) -> None:
             os.chown(path, 33, 33)
 
 
+def engine_side(base: Path, env: dict[str, str], mounts: int, runs: int) -> None:
+    """The engine's own work per mount, in this process (parse, plan, OCI entries, prepare, release):
+    steadier than whole runs on a busy machine, where a run's noise is larger than a mount."""
+    os.environ["MINIDOCKER_ROOT"] = env["MINIDOCKER_ROOT"]
+    from minidocker.engine import volumes as v
+    from minidocker.paths import state_roots
+    from minidocker.runtime import default_spec
+
+    roots = state_roots()
+    forms = {"bind": lambda n: f"{base}/h{n}:/m{n}", "named volume": lambda n: f"vol{n}:/m{n}",
+             "anonymous volume, --rm": lambda n: f"/m{n}"}
+    print(f"\n{'engine side, per mount':<28}{'median ms':>10}")
+    for name, form in forms.items():
+        times = []
+        for r in range(runs):
+            directory = base / f"engine-{len(times)}-{name[:4]}"
+            directory.mkdir()
+            start = time.perf_counter()
+            plan = v.plan_mounts(roots, {}, [v.parse_volume(form(n)) for n in range(mounts)])
+            plan.apply(default_spec("/rootfs", ["true"]))
+            plan.prepare(base / "no-rootfs", directory, durable=False)
+            plan.release("0" * 64, remove_anonymous=True)
+            times.append((time.perf_counter() - start) * 1000 / mounts)
+        print(f"{name:<28}{statistics.median(times):>10.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -95,6 +122,8 @@ def main() -> None:
             median = statistics.median(values)
             per = "" if name == "run, no mount" else f"{(median - none) / args.mounts:+.2f}"
             print(f"{name:<28}{median:>10.1f}{per:>14}")
+
+        engine_side(base, env, args.mounts, args.runs)
 
         source = base / "tree"
         make_tree(source, args.files)

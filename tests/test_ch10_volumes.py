@@ -17,7 +17,7 @@ from imagekit import tree_of
 
 from minidocker.engine.volumes import parse_mount, parse_tmpfs, parse_volume
 from minidocker.errors import InvalidArgument
-from minidocker.storage.volumes import Volume, VolumeStore, copy_up, validate_name
+from minidocker.storage.volumes import Volume, VolumeStore, copy_up, is_mount_point, validate_name
 
 pytestmark = pytest.mark.ch10
 
@@ -189,10 +189,6 @@ def image(state_root):
 
     store = ImageStore(state_roots().images)
     base = store.get("busybox")
-    try:
-        return store.get(IMAGE)
-    except Exception:  # noqa: BLE001 - not built yet
-        pass
     with store.staging() as stage:
         tree = stage / "layer"
         (tree / "data").mkdir(parents=True)
@@ -207,7 +203,9 @@ def image(state_root):
     config = mf.new_config([*(la.diff_id for la in base_layers), layer.diff_id],
                            {"Env": [base.config["Env"][0]], "Cmd": ["sh"], "Volumes": {"/data": {}, "/cache": {}}},
                            history=[mf.history_entry("busybox"), mf.history_entry("ch10 test layer")])
-    return store.add_image(mf.canonical_json(config), [*base_layers, layer], tags=[IMAGE])
+    yield store.add_image(mf.canonical_json(config), [*base_layers, layer], tags=[IMAGE])
+    store.remove(IMAGE, force=True)   # later chapters' tests see the store as they expect it
+    store.gc()
 
 
 def _top_diff_id(image) -> str:
@@ -391,7 +389,7 @@ def test_local_driver_tmpfs_volume_is_mounted_while_used(cli, state_root):
     assert cli("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "ramvol").code == 0
     r = cli("run", "--rm", "-v", "ramvol:/r", "busybox", "grep", " /r ", "/proc/self/mountinfo")
     assert r.code == 0 and " - tmpfs tmpfs " in r.out and "size=2048k" in r.out, r
-    assert not os.path.ismount(state_root / "lib/volumes/ramvol/_data"), "unmounted after the last container"
+    assert not is_mount_point(state_root / "lib/volumes/ramvol/_data"), "unmounted after the last container"
     assert cli("volume", "rm", "ramvol").code == 0
 
 
@@ -470,6 +468,8 @@ DIFF_CASES = {
     "bind": (["-v", "{h}/src:/d"], "probe /d; cat /d/f"),
     "bind-ro": (["-v", "{h}/src:/d:ro"], "probe /d; touch /d/x 2>&1 | sed 's/.*: //'"),
     "bind-mount-ro": (["--mount", "type=bind,src={h}/src,dst=/d,readonly"], "probe /d"),
+    "bind-file": (["-v", "{h}/src/f:/etc/motd:ro"], "probe /etc/motd; cat /etc/motd"),
+    "bind-nonrecursive": (["--mount", "type=bind,src={h}/src,dst=/d,bind-nonrecursive"], "probe /d"),
     "bind-missing-v": (["-v", "{h}/made:/d"], "probe /d; ls -ld /d | cut -c1-10"),
     "bind-missing-mount": (["--mount", "type=bind,src={h}/nope,dst=/d"], "true"),
     "bind-symlink-target": (["-v", "{h}/src:/escape/sub"], "cat /escape/sub/f; ls /tmp/md-ch10-escape/sub"),
@@ -499,7 +499,13 @@ def docker_images(dockerd, image, state_root, tmp_path_factory):
                          capture_output=True, text=True, env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
     assert out.returncode == 0, out.stderr
     dockerd.docker("load", "-i", str(archive))
-    return dockerd
+    yield dockerd
+    # Leave the session's dockerd as the other chapters' tests expect it: no container, volume or image of ours.
+    left = dockerd.docker("ps", "-aq", check=False).split()
+    if left:
+        dockerd.docker("rm", "-f", "-v", *left, check=False)
+    dockerd.docker("volume", "prune", "-f", check=False)
+    dockerd.docker("rmi", IMAGE, check=False)
 
 
 def _docker(dockerd, *args: str) -> tuple[int, str, str]:
@@ -618,3 +624,111 @@ def test_volume_ls_filters_and_anonymous_volumes_with_rm_match_docker(cli, docke
         for name in ("flt-a", "flt-b", "flt-c"):
             _remove_volume(cli, docker_images, run, name)
     assert seen["minidocker"] == seen["docker"], f"ours {seen['minidocker']}\ndocker's {seen['docker']}"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_two_runs_filling_one_new_volume_at_once_both_succeed(cli, image, state_root):
+    env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+    procs = [subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "-v", "racevol:/data", IMAGE,
+                               "cat", "/data/owned"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    assert all(code == 0 and out == "by 1000\n" for out, _, code in outs), outs
+    assert cli("volume", "rm", "racevol").code == 0
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_run_without_mounts_imports_nothing_of_volumes(state_root):
+    """The fast path: no -v, no --mount, no image VOLUME -> engine/volumes.py (and csv, re) stay unimported."""
+    code = ("import sys; from minidocker.cli.main import main; code = main(['run', '--rm', 'busybox', 'true']);"
+            "print(code, sorted(m for m in ('minidocker.engine.volumes', 'minidocker.storage.volumes', 'csv')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert out.stdout.strip() == "0 []", f"expected '0 []', found {out.stdout!r} {out.stderr}"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_local_driver_bind_device_and_volume_opt_on_first_use(cli, state_root, tmp_path):
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "x").write_text("from the device\n")
+    assert cli("volume", "create", "-o", "type=none", "-o", f"device={tmp_path}/exported", "-o", "o=bind",
+               "bindvol").code == 0
+    r = cli("run", "--rm", "-v", "bindvol:/b", "busybox", "sh", "-c", "cat /b/x; echo back > /b/y")
+    assert r.code == 0 and r.out == "from the device\n", r
+    assert (tmp_path / "exported" / "y").read_text() == "back\n", "the volume is the bound device directory"
+    r = cli("run", "--rm", "--mount", "type=volume,src=optvol,dst=/o,volume-opt=type=tmpfs,volume-opt=device=tmpfs,"
+            "volume-opt=o=size=1m", "busybox", "grep", " /o ", "/proc/self/mountinfo")
+    assert r.code == 0 and "tmpfs" in r.out and "size=1024k" in r.out, r
+    assert json.loads(cli("volume", "inspect", "optvol").out)[0]["Options"] == {"type": "tmpfs", "device": "tmpfs",
+                                                                               "o": "size=1m"}
+    for name in ("bindvol", "optvol"):
+        assert not is_mount_point(state_root / f"lib/volumes/{name}/_data")
+        assert cli("volume", "rm", name).code == 0
+    assert (tmp_path / "exported" / "x").exists(), "volume rm of a bound device leaves the device's files"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.docker
+def test_propagation_matches_docker_for_a_host_mount_made_later(docker_images, state_root, tmp_path):
+    """rslave sees a tmpfs the host mounts under the source after the start, rprivate does not: both engines."""
+    from minidocker.linux import MountFlag, UmountFlag, mount, umount2
+
+    src, ready = tmp_path / "prop", tmp_path / "ready"
+    (src / "sub").mkdir(parents=True)
+    ready.mkdir()
+    mount(str(src), src, None, MountFlag.MS_BIND)
+    try:
+        mount(None, src, None, MountFlag.MS_SHARED)
+        script = ("touch /r/$0; i=0; while [ ! -e /d/sub/flag ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done;"
+                  " ls /d/sub")
+        procs = {}
+        for engine in ("docker", "minidocker"):
+            for mode in ("rslave", "rprivate"):
+                flags = ["-v", f"{ready}:/r", "-v", f"{src}:/d:{mode}", "busybox", "sh", "-c", script,
+                         f"{engine}-{mode}"]
+                argv = (["docker", "run", "--rm", "--network", "none", *flags] if engine == "docker"
+                        else [sys.executable, "-m", "minidocker", "run", "--rm", *flags])
+                env = docker_images.env if engine == "docker" else {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+                procs[(engine, mode)] = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                                         stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(os.listdir(ready)) < 4 and time.monotonic() < deadline:   # all four containers run
+            time.sleep(0.05)
+        mount("tmpfs", src / "sub", "tmpfs", 0, "size=64k")
+        try:
+            (src / "sub" / "flag").write_text("")
+            outs = {key: p.communicate(timeout=60) for key, p in procs.items()}
+        finally:
+            umount2(src / "sub", UmountFlag.MNT_DETACH)
+    finally:
+        umount2(src, UmountFlag.MNT_DETACH)
+    seen = {key: out.strip() for key, (out, _) in outs.items()}
+    assert seen == {("docker", "rslave"): "flag", ("docker", "rprivate"): "",
+                    ("minidocker", "rslave"): "flag", ("minidocker", "rprivate"): ""}, outs
+
+
+def test_host_config_of_the_engine_api_becomes_the_same_requests_as_the_flags():
+    from minidocker.engine.volumes import requests_from_host_config
+
+    host = {"Binds": ["/srv:/srv:ro", "data:/data"],
+            "Mounts": [{"Type": "bind", "Source": "/h", "Target": "/c", "ReadOnly": True,
+                        "BindOptions": {"Propagation": "rslave", "NonRecursive": True}},
+                       {"Type": "volume", "Source": "db", "Target": "/db",
+                        "VolumeOptions": {"NoCopy": True, "Labels": {"a": "b"},
+                                          "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs"}}}},
+                       {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1777}}],
+            "Tmpfs": {"/run": "size=8m", "/x": ""}}
+    got = requests_from_host_config(host)
+    flags = [parse_volume("/srv:/srv:ro"), parse_volume("data:/data"),
+             parse_mount("type=bind,src=/h,dst=/c,readonly,bind-propagation=rslave,bind-nonrecursive"),
+             parse_mount("type=volume,src=db,dst=/db,volume-nocopy,volume-label=a=b,volume-opt=type=tmpfs"),
+             parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777"), parse_tmpfs("/run:size=8m"),
+             parse_tmpfs("/x")]
+    assert got == flags
+    with pytest.raises(InvalidArgument):
+        requests_from_host_config({"Mounts": [{"Type": "nfs", "Target": "/n"}]})

@@ -250,11 +250,11 @@ def _network_commands() -> Command:
 def _mount_options() -> list[Option]:
     """``run``'s -v, --mount, --tmpfs, --volumes-from (chapter 10); checked in engine/volumes.py."""
     return [
-        Option("-v --volume", "bind a host path or mount a volume (repeatable)", "list",
-               "[SRC:]DST[:ro|rw,z,nocopy,rslave...]", dest="volumes"),
-        Option("--mount", "attach a mount (repeatable)", "list",
-               "type=bind|volume|tmpfs,src=...,dst=...[,readonly]", dest="mounts"),
-        Option("--tmpfs", "mount a tmpfs (repeatable)", "list", "DST[:size=64m,mode=1777]"),
+        Option("-v --volume", "bind a host path or mount a volume; OPTS: ro, nocopy, rslave ... (repeatable)",
+               "list", "[SRC:]DST[:OPTS]", dest="volumes"),
+        Option("--mount", "type=bind|volume|tmpfs,src=...,dst=...[,readonly] (repeatable)", "list", "SPEC",
+               dest="mounts"),
+        Option("--tmpfs", "mount a tmpfs, e.g. /run:size=64m,mode=1777 (repeatable)", "list", "DST[:OPTS]"),
         Option("--volumes-from", "mount the volumes of a container (repeatable)", "list", "CONTAINER[:ro|rw]",
                dest="volumes_from"),
     ]

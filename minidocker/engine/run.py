@@ -157,7 +157,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         _write_config(directory, spec)
         snapshot.mount()
         if volumes is not None:
-            volumes.prepare(snapshot.rootfs, directory)   # volumes created, copy-up from the image
+            volumes.prepare(snapshot.rootfs, directory, durable)   # volumes created, copy-up from the image
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
         try:

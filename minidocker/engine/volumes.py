@@ -1,4 +1,4 @@
-"""Volumes in the engine: ``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from`` and ``volume`` commands. Chapter 10.
+"""Volumes in the engine: ``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from``, ``volume ...``. Chapter 10.
 
 What dockerd does between ``docker run -v data:/var/lib/db`` and runc's ``config.json``::
 
@@ -19,7 +19,8 @@ resolves a target through the image's symlinks *inside* the rootfs).
 The ``volume`` commands: :func:`create_volume`, :func:`list_volumes`,
 :func:`inspect_volumes`, :func:`remove_volume`, :func:`prune_volumes`; with
 containers: :func:`containers_using`, :func:`container_mounts` (``inspect``'s
-``Mounts``), :func:`remove_container_volumes` (``rm -v``).
+``Mounts``), :func:`remove_container_volumes` (``rm -v``); for the Engine API,
+:func:`requests_from_host_config` (``HostConfig.Binds``, ``Mounts``, ``Tmpfs``).
 
 See: https://docs.docker.com/storage/volumes/, https://docs.docker.com/storage/bind-mounts/,
 https://docs.docker.com/storage/tmpfs/, moby volume/mounts/linux_parser.go.
@@ -35,9 +36,10 @@ from minidocker.paths import StateRoots
 from minidocker.record import Record
 from minidocker.storage.volumes import ANONYMOUS_LABEL, Volume, VolumeStore, validate_name
 
-__all__ = ["MOUNTS_FILE", "MountPlan", "MountRequest", "container_mounts", "containers_using", "create_volume",
-           "inspect_volumes", "list_volumes", "parse_mount", "parse_tmpfs", "parse_volume", "plan_mounts",
-           "prune_volumes", "remove_container_volumes", "remove_volume", "remove_with_volumes", "volume_store"]
+__all__ = ["MOUNTS_FILE", "MountPlan", "MountRequest", "container_mounts", "containers_using",
+           "create_volume", "inspect_volumes", "list_volumes", "parse_mount", "parse_tmpfs", "parse_volume",
+           "plan_mounts", "prune_volumes", "remove_container_volumes", "remove_volume", "remove_with_volumes",
+           "requests_from_host_config", "volume_store"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ class MountRequest(Record):
 
 
 def parse_volume(text: str) -> MountRequest:
-    """Docker's ``-v`` syntax: ``/host:/ctr[:opts]`` (bind), ``name:/ctr[:opts]`` (volume), ``/ctr`` (anonymous).
+    """Docker's ``-v``: ``/host:/ctr[:opts]`` (bind), ``name:/ctr[:opts]`` (volume), ``/ctr`` (anonymous).
 
     Options, comma-separated: ``ro``/``rw``, ``z``/``Z``, a propagation, ``nocopy``; one of each kind.
     Raises:
@@ -112,7 +114,8 @@ def parse_volume(text: str) -> MountRequest:
     kind = "bind" if source.startswith("/") else "volume"
     propagation = next((o for o in options if o in _PROPAGATIONS), "")
     if propagation and kind != "bind":
-        raise InvalidArgument(f"invalid volume specification: {text!r}: propagation applies to bind mounts only")
+        raise InvalidArgument(f"invalid volume specification: {text!r}: "
+                              "propagation applies to bind mounts only")
     return MountRequest(kind, source, target, readonly="ro" in options, propagation=propagation,
                         nocopy="nocopy" in options, flag="-v")
 
@@ -148,7 +151,8 @@ def parse_mount(text: str) -> MountRequest:
         key, has_value, value = item.partition("=")
         key = key.strip().lower()
         if not has_value and key not in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
-            raise InvalidArgument(f"invalid --mount {text!r}: invalid field {item!r} must be a key=value pair")
+            raise InvalidArgument(f"invalid --mount {text!r}: "
+                                  f"invalid field {item!r} must be a key=value pair")
         if key == "type":
             if value not in ("bind", "volume", "tmpfs"):
                 raise InvalidArgument(f"invalid --mount {text!r}: unsupported type {value!r}",
@@ -193,10 +197,10 @@ def parse_mount(text: str) -> MountRequest:
         else:
             raise InvalidArgument(f"invalid --mount {text!r}: unexpected key {key!r}")
     kind = fields["type"]
-    wrong = [k for k, applies in (("bind-", kind == "bind"), ("volume-", kind == "volume"), ("tmpfs-", kind == "tmpfs"))
-             if not applies and any(i.strip().lower().startswith(k) for i in _csv(text))]
-    if wrong:
-        raise InvalidArgument(f"invalid --mount {text!r}: {wrong[0]}* options do not apply to type={kind}")
+    for item in _csv(text):   # bind-* keys for type=bind only, volume-* for volume, tmpfs-* for tmpfs
+        prefix = item.strip().lower().partition("-")[0]
+        if prefix in ("bind", "volume", "tmpfs") and "-" in item and prefix != kind:
+            raise InvalidArgument(f"invalid --mount {text!r}: {prefix}-* options do not apply to type={kind}")
     return MountRequest(kind, fields["source"], fields["target"], fields["readonly"], fields["propagation"],
                         fields["recursive"], fields["nocopy"], fields["labels"], fields["driver_options"],
                         fields["tmpfs_options"], flag="--mount")
@@ -242,7 +246,7 @@ def parse_tmpfs(text: str) -> MountRequest:
         key, _, value = option.partition("=")
         if key == "size" and not _tmpfs_size(value):
             raise InvalidArgument(f"invalid --tmpfs {text!r}: size {value!r} is not a size",
-                                  hint="use bytes with an optional k, m, g suffix, or a percentage of RAM: 64m, 10%")
+                                  hint="use bytes, with a k, m or g suffix, or a % of RAM: 64m, 10%")
         if key in ("mode", "uid", "gid", "nr_inodes", "nr_blocks") and not value:
             raise InvalidArgument(f"invalid --tmpfs {text!r}: {key} needs a value")
         if key == "mode":
@@ -254,6 +258,37 @@ def _tmpfs_size(value: str) -> bool:
     """What shmem's size= takes: a number, then k, m, g, t, p, e or % (mm/shmem.c, memparse)."""
     number = value[:-1] if value[-1:].lower() in ("k", "m", "g", "t", "p", "e", "%") else value
     return number.isascii() and number.isdigit()
+
+
+def requests_from_host_config(host_config: Mapping[str, Any]) -> list[MountRequest]:
+    """The mounts of an Engine API ``HostConfig`` (what ``docker run`` sends minidockerd) as requests.
+
+    ``Binds`` are ``-v`` strings, ``Mounts`` the objects ``--mount`` becomes (Type, Source, Target,
+    ReadOnly, BindOptions, VolumeOptions, TmpfsOptions), ``Tmpfs`` a map of path to options.
+    ``VolumesFrom`` goes to :func:`plan_mounts` as it is. Raises InvalidArgument for a bad shape.
+    See: https://docs.docker.com/engine/api/v1.41/#tag/Container/operation/ContainerCreate
+    """
+    requests = [parse_volume(text) for text in host_config.get("Binds") or []]
+    for m in host_config.get("Mounts") or []:
+        if not isinstance(m, dict) or m.get("Type") not in ("bind", "volume", "tmpfs"):
+            raise InvalidArgument(f"invalid mount {m!r}: Type must be bind, volume or tmpfs")
+        bind, vol, tmp = (m.get(k) or {} for k in ("BindOptions", "VolumeOptions", "TmpfsOptions"))
+        options = []
+        if tmp.get("SizeBytes"):
+            options.append(f"size={int(tmp['SizeBytes'])}")
+        if tmp.get("Mode"):
+            options.append(f"mode={int(tmp['Mode']):o}")
+        driver = (vol.get("DriverConfig") or {})
+        if driver.get("Name") not in (None, "", "local"):
+            raise InvalidArgument(f"invalid mount {m!r}: unknown volume driver {driver['Name']!r}")
+        requests.append(MountRequest(m["Type"], m.get("Source") or "", m.get("Target") or "",
+                                     readonly=bool(m.get("ReadOnly")), propagation=bind.get("Propagation") or "",
+                                     recursive=not bind.get("NonRecursive"), nocopy=bool(vol.get("NoCopy")),
+                                     labels=vol.get("Labels"), driver_options=driver.get("Options"),
+                                     tmpfs_options=options, flag="--mount"))
+    for target, data in (host_config.get("Tmpfs") or {}).items():
+        requests.append(parse_tmpfs(f"{target}:{data}" if data else target))
+    return requests
 
 
 class _Planned(Record):
@@ -291,9 +326,10 @@ class _Planned(Record):
         entry.update({"Source": self.source, "Destination": r.target})
         if self.volume is not None:
             entry["Driver"] = "local"
-        entry.update({"Mode": ",".join(m for m in ("ro" if r.readonly else "", "nocopy" if r.nocopy else "") if m),
-                      "RW": not r.readonly,
-                      "Propagation": (r.propagation or "rprivate") if r.type == "bind" and self.volume is None else ""})
+        modes = [m for m in ("ro" if r.readonly else "", "nocopy" if r.nocopy else "") if m]
+        host_bind = r.type == "bind" and self.volume is None
+        entry.update({"Mode": ",".join(modes), "RW": not r.readonly,
+                      "Propagation": (r.propagation or "rprivate") if host_bind else ""})
         if self.anonymous:
             entry["Anonymous"] = True   # not Docker's: how rm -v and --rm find what is theirs
         return entry
@@ -307,6 +343,7 @@ class MountPlan:
         self.planned = planned
         self.store = volume_store(roots)
         self.directory: str | None = None
+        self.volumes: dict[str, Volume] = {}   # what prepare() created or found, for release()
 
     def apply(self, spec: dict[str, Any]) -> None:
         """Write the OCI ``mounts`` entries: a user mount replaces a default one at the same target;
@@ -317,16 +354,20 @@ class MountPlan:
         propagations = {p.request.propagation for p in self.planned if p.request.type == "bind"}
         if propagations & {"shared", "rshared", "slave", "rslave"}:
             # A slave bind must come from a root that is not private (moby sets RootfsPropagation too).
+            # SPEC: never "shared" here: the container's own mounts must not reach the host, so a
+            # shared bind receives the host's later mounts but sends none back (Docker's rshared does).
             spec.setdefault("linux", {})["rootfsPropagation"] = "rslave"
 
-    def prepare(self, rootfs: str | os.PathLike[str], directory: str | os.PathLike[str]) -> None:
+    def prepare(self, rootfs: str | os.PathLike[str], directory: str | os.PathLike[str],
+                durable: bool = True) -> None:
         """Before the start: volumes created (and mounted, for the local driver's devices), missing
-        ``-v`` sources made, copy-up from the image, the ``Mounts`` record written."""
+        ``-v`` sources made, copy-up from the image, the ``Mounts`` record written (no fsync with
+        ``durable=False``: a --rm container's record goes at its exit; the fsync cost ~10 ms here)."""
         from minidocker.rootfs import secure_join
         from minidocker.storage.volumes import copy_up, is_empty
 
         self.directory = os.fspath(directory)
-        write_json(os.path.join(directory, MOUNTS_FILE), [p.inspect() for p in self.planned])
+        write_json(os.path.join(directory, MOUNTS_FILE), [p.inspect() for p in self.planned], durable=durable)
         for p in self.planned:
             r = p.request
             if p.create_source:
@@ -334,25 +375,25 @@ class MountPlan:
             if p.volume is None:
                 continue
             labels = {**r.labels, **({ANONYMOUS_LABEL: ""} if p.anonymous else {})}
-            volume = self.store.create(p.volume, labels=labels, options=r.driver_options)
-            self.store.activate(volume)
-            if p.copy_up and is_empty(volume.mountpoint):
-                image_dir = secure_join(rootfs, r.target)   # the image's symlinks stay inside the rootfs
-                if image_dir.is_dir() and not image_dir.is_symlink():
-                    copy_up(image_dir, volume.mountpoint)
+            volume = self.store.create(p.volume, labels=labels, options=r.driver_options,
+                                       durable=durable or not p.anonymous)
+            self.volumes[p.volume] = volume
+            with self.store.lock(volume):   # another run may be filling the same volume right now
+                self.store.activate(volume)
+                if p.copy_up and is_empty(volume.mountpoint):
+                    image_dir = secure_join(rootfs, r.target)   # the image's symlinks stay inside the rootfs
+                    if image_dir.is_dir() and not image_dir.is_symlink():
+                        copy_up(image_dir, volume.mountpoint)
 
     def release(self, container_id: str, remove_anonymous: bool = False) -> list[str]:
         """After the exit: unmount local-driver devices no other container runs with; with --rm, remove
         the anonymous volumes no other container uses. Returns the removed volumes' names."""
         removed = []
         for p in self.planned:
-            if p.volume is None:
-                continue
+            volume = self.volumes.get(p.volume or "")
+            if volume is None or not (volume.mounts_device or (remove_anonymous and p.anonymous)):
+                continue   # a plain named volume: nothing to undo (the common case, no scan of containers)
             users = [c for c in containers_using(self.roots, p.volume) if c.id != container_id]
-            try:
-                volume = self.store.get(p.volume)
-            except NotFound:
-                continue
             if not any(c.status == "running" for c in users):
                 self.store.deactivate(volume)
             if remove_anonymous and p.anonymous and not users:
@@ -476,9 +517,9 @@ def _volumes_from(roots: StateRoots, ref: str) -> list[_Planned]:
         if entry["Type"] not in ("bind", "volume"):
             continue
         readonly = (mode == "ro") if mode else not entry.get("RW", True)
+        propagation = entry.get("Propagation", "") if entry["Type"] == "bind" else ""
         request = MountRequest(entry["Type"], entry.get("Name", entry["Source"]), entry["Destination"],
-                               readonly=readonly, propagation=entry.get("Propagation", "") if entry["Type"] == "bind"
-                               else "", flag="--volumes-from")
+                               readonly=readonly, propagation=propagation, flag="--volumes-from")
         # SPEC: a volume shared this way is not the new container's own: --rm leaves it to its creator.
         planned.append(_Planned(request, entry["Source"], entry.get("Name")))
     return planned
@@ -500,10 +541,11 @@ def container_mounts(roots: StateRoots, container_id: str) -> list[dict[str, Any
 
 
 def containers_using(roots: StateRoots, name: str) -> list[Any]:
-    """The containers (running or not) whose mounts include the volume ``name``: Docker refuses to remove it."""
+    """The containers (running or not) whose mounts name the volume: Docker refuses to remove it then."""
     from minidocker.engine.container import list_containers
 
-    return [c for c in list_containers(roots) if any(m.get("Name") == name for m in container_mounts(roots, c.id))]
+    return [c for c in list_containers(roots)
+            if any(m.get("Name") == name for m in container_mounts(roots, c.id))]
 
 
 def remove_with_volumes(ref: str, force: bool = False, roots: StateRoots | None = None) -> Any:
@@ -579,9 +621,11 @@ def list_volumes(roots: StateRoots, filters: Sequence[str] = ()) -> list[Volume]
     for item in filters:
         key, eq, value = item.partition("=")
         if key not in ("dangling", "name", "label", "driver") or not eq:
-            raise InvalidArgument(f"invalid filter {item!r}", hint="use dangling=true, name=…, label=K[=V], driver=local")
+            raise InvalidArgument(f"invalid filter {item!r}",
+                                  hint="use dangling=true, name=…, label=K[=V], driver=local")
         if key == "dangling" and value.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'", hint="use dangling=true or dangling=false")
+            raise InvalidArgument(f"invalid filter 'dangling={value}'",
+                                  hint="use dangling=true or dangling=false")
         wanted.setdefault(key, []).append(value)
     volumes = volume_store(roots).list()
     used = _usage(roots) if "dangling" in wanted else {}
@@ -632,11 +676,19 @@ def prune_volumes(roots: StateRoots, all_volumes: bool = False, filters: Sequenc
     as Docker 23+. Returns the removed names."""
     for item in filters:
         if not item.startswith(("label=", "label!=")):
-            raise InvalidArgument(f"invalid filter {item!r} for prune", hint="use label=K[=V] or label!=K[=V]")
+            raise InvalidArgument(f"invalid filter {item!r} for prune",
+                                  hint="use label=K[=V] or label!=K[=V]")
     used = _usage(roots)
     store, removed = volume_store(roots), []
+    if store.root.is_dir():   # a deletion that was interrupted (a crash during rm or --rm)
+        import shutil
+
+        for leftover in store.root.glob(".removing-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
     for volume in store.list():
-        if volume.name in used or (not all_volumes and not volume.anonymous) or not _prune_ok(volume, filters):
+        if volume.name in used or (not all_volumes and not volume.anonymous):
+            continue
+        if not _prune_ok(volume, filters):
             continue
         store.remove(volume.name)
         removed.append(volume.name)

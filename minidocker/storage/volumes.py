@@ -38,7 +38,7 @@ from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.record import Record
 
 __all__ = ["ANONYMOUS_LABEL", "LOCAL_OPTIONS", "VOLUME_NAME", "Volume", "VolumeStore", "copy_up", "is_empty",
-           "validate_name"]
+           "is_mount_point", "validate_name"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -79,8 +79,9 @@ class Volume(Record):
     FILE = "volume.json"
     FIELDS = ("name", "driver", "labels", "options", "created_at", "mountpoint")
 
-    def __init__(self, name: str, mountpoint: str, driver: str = "local", labels: dict[str, str] | None = None,
-                 options: dict[str, str] | None = None, created_at: str = "") -> None:
+    def __init__(self, name: str, mountpoint: str, driver: str = "local",
+                 labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
+                 created_at: str = "") -> None:
         self.name = name
         self.mountpoint = mountpoint
         self.driver = driver
@@ -103,8 +104,8 @@ class Volume(Record):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], mountpoint: str) -> Volume:
-        return cls(data["name"], mountpoint, data.get("driver", "local"), data.get("labels"), data.get("options"),
-                   data.get("createdAt", ""))
+        return cls(data["name"], mountpoint, data.get("driver", "local"), data.get("labels"),
+                   data.get("options"), data.get("createdAt", ""))
 
     def inspect(self) -> dict[str, Any]:
         """What ``docker volume inspect`` prints for it (Docker keeps null for no labels or options)."""
@@ -123,11 +124,12 @@ class VolumeStore:
         return self.root / validate_name(name)
 
     def create(self, name: str, driver: str = "local", labels: Mapping[str, str] | None = None,
-               options: Mapping[str, str] | None = None) -> Volume:
+               options: Mapping[str, str] | None = None, durable: bool = True) -> Volume:
         """Create a volume, or return the one of that name. Like ``docker volume create``.
 
         Docker returns an existing volume unchanged when asked again with no options,
-        and refuses other options for it (a conflict).
+        and refuses other options for it (a conflict). ``durable=False`` skips the fsync of
+        its metadata (an anonymous volume of a ``--rm`` container, gone at its exit).
         """
         if driver != "local":
             raise InvalidArgument(f"failed to create volume {name}: unknown volume driver {driver!r}",
@@ -136,7 +138,8 @@ class VolumeStore:
         for key in options:
             if key not in LOCAL_OPTIONS:
                 raise InvalidArgument(f"failed to create volume {name}: invalid option key: {key!r}",
-                                      hint="the local driver takes type, device and o (mount -t TYPE -o O DEVICE)")
+                                      hint="the local driver takes type, device and o "
+                                           "(mount -t TYPE -o O DEVICE)")
         if "o" in options and not options.get("type") and not options.get("device"):
             raise InvalidArgument(f"failed to create volume {name}: option 'o' needs 'type' or 'device'")
         directory = self._directory(name)
@@ -146,14 +149,15 @@ class VolumeStore:
             existing = None
         if existing is not None:
             if options and options != existing.options:
-                raise Conflict(f"failed to create volume {name}: a volume of that name exists with other options")
+                raise Conflict(f"failed to create volume {name}: "
+                               "a volume of that name exists with other options")
             return existing
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".creating-{name}-{os.getpid()}"
         (staging / "_data").mkdir(parents=True, exist_ok=True)
         volume = Volume(name, os.fspath(directory / "_data"), driver, dict(labels or {}), options,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_json(staging / Volume.FILE, volume.to_json())
+        write_json(staging / Volume.FILE, volume.to_json(), durable=durable)
         try:
             os.rename(staging, directory)  # a volume appears whole, or not at all
         except OSError as err:
@@ -192,6 +196,8 @@ class VolumeStore:
         """Delete a volume and its data (the caller checks that no container uses it)."""
         volume = self.get(name)
         self.deactivate(volume)
+        if is_mount_point(volume.mountpoint):   # never delete through a mount (a bound device's files)
+            raise Conflict(f"cannot remove volume {name}: {volume.mountpoint} is still mounted")
         directory = self._directory(name)
         hidden = self.root / f".removing-{name}-{os.getpid()}"
         os.rename(directory, hidden)   # gone for every reader at once; the files go next
@@ -199,9 +205,13 @@ class VolumeStore:
 
         shutil.rmtree(hidden, ignore_errors=True)
 
+    def lock(self, volume: Volume) -> _Lock:
+        """An exclusive lock on the volume (its directory, flock(2)): two runs must not both copy up."""
+        return _Lock(os.path.dirname(volume.mountpoint))
+
     def activate(self, volume: Volume) -> None:
         """Mount the local driver's device at ``_data`` if its options ask for one and it is not mounted."""
-        if not volume.mounts_device or os.path.ismount(volume.mountpoint):
+        if not volume.mounts_device or is_mount_point(volume.mountpoint):
             return
         from minidocker.rootfs import parse_mount_options
         from minidocker.linux import mount
@@ -217,15 +227,44 @@ class VolumeStore:
         try:
             mount(device, volume.mountpoint, fstype, flags, data)
         except OSError as err:
+            command = f"mount -t {fstype} -o {options.get('o', '')} {device} {volume.mountpoint}"
             raise InvalidArgument(f"failed to mount volume {volume.name}: {os.strerror(err.errno or 0)}: "
-                                  f"mount -t {fstype} -o {options.get('o', '')} {device} {volume.mountpoint}") from err
+                                  f"{command}") from err
 
     def deactivate(self, volume: Volume) -> None:
         """Unmount what :meth:`activate` mounted (a tmpfs volume's content goes with it, as in Docker)."""
-        if volume.mounts_device and os.path.ismount(volume.mountpoint):
+        if volume.mounts_device:
             from minidocker.linux import UmountFlag, umount2
 
-            umount2(volume.mountpoint, UmountFlag.MNT_DETACH)
+            while is_mount_point(volume.mountpoint):   # stacked by two runs at once: all of them
+                umount2(volume.mountpoint, UmountFlag.MNT_DETACH)
+
+
+class _Lock:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)   # releases the lock
+
+
+def is_mount_point(path: str | os.PathLike[str]) -> bool:
+    """Whether something is mounted at ``path`` (in this mount namespace).
+
+    Read from /proc/self/mountinfo: os.path.ismount compares devices and inodes with the parent
+    and misses a bind mount from the same filesystem (the local driver's ``o=bind``).
+    See: proc(5) "/proc/pid/mountinfo".
+    """
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4].replace("\\040", " ") == target for line in f)
 
 
 def is_empty(path: str | os.PathLike[str]) -> bool:
