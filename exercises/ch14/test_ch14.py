@@ -16,6 +16,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -77,7 +78,10 @@ def test_parse_filters_reads_what_the_docker_cli_sends(tasks, daemon):
     result = daemon.docker("images", "--filter", "reference=busy*", "--filter", "dangling=false",
                            "--filter", "label=course=14")
     assert result.returncode == 0, result.stderr.decode()
-    lines = [line for line in daemon.log().splitlines() if "GET /v1.41/images/json?" in line and "filters" in line]
+    deadline = time.monotonic() + 5   # the daemon logs a request once its answer is sent: maybe after the CLI exits
+    while not (lines := [line for line in daemon.log().splitlines()
+                         if "GET /v1.41/images/json?" in line and "filters" in line]) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert lines, f"expected the CLI's GET /images/json?filters=... in the daemon's log, found:\n{daemon.log()}"
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(re.search(r"GET (\S+)", lines[-1]).group(1)).query)
     parsed = tasks.parse_filters(query["filters"][0])
