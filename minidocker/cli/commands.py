@@ -209,10 +209,11 @@ def pull(args: SimpleNamespace) -> int:
     from minidocker.registry.progress import Progress
     from minidocker.registry.pull import pull as pull_image
 
+    from minidocker.image.reference import parse_reference
+
     pull_image(_store(), args.reference, platform=args.platform, progress=Progress(quiet=args.quiet),
                insecure_registries=args.insecure_registry)
-    if args.quiet:
-        print(args.reference)
+    print(args.reference if args.quiet else parse_reference(args.reference))   # as docker pull ends
     return 0
 
 

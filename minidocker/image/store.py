@@ -480,8 +480,10 @@ class ImageStore:
         Returns docker's lines: ``Untagged: busybox:latest``, ``Deleted: sha256:...``.
         """
         image_id = self.resolve(reference)
-        names = _names(self.refs(), image_id)
-        by_name = not looks_like_id(reference)
+        refs = self.refs()
+        names = _names(refs, image_id)
+        # A name first, as docker rmi reads it; else an ID or an ID prefix (a 12-hex short ID is a valid name too)
+        by_name = not looks_like_id(reference) and str(parse_reference(reference)) in refs
         lines = []
         if by_name and len(names) > 1:
             self.untag(reference)

@@ -191,8 +191,7 @@ def _pull(store: ImageStore, ref: Reference, client: RegistryClient, progress: P
     progress.line(f"Digest: {top_digest}")
     fresh = fetched or before != image_id
     progress.line(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {ref.familiar}")
-    progress.line(str(ref))
-    return image
+    return image   # the full reference after it is the docker CLI's line, not the daemon's (cli/commands.pull)
 
 
 def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, descriptors: list[dict[str, Any]],
