@@ -39,6 +39,7 @@ from minidocker.linux import CloneFlag
 from minidocker.linux.procfs import start_time
 from minidocker.namespaces import clone_flags, write_id_maps
 from minidocker.runtime.bundle import check_config, load_config
+from minidocker.runtime.exitstatus import EXIT_ENGINE_ERROR
 from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.hooks import run_hooks
 from minidocker.runtime.init import stage1
@@ -191,7 +192,7 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
                 _join_cgroup(cgroup, child_channel)
             stage1(spec, child_channel, sock, fifo_fd, options)
         finally:
-            os._exit(125)
+            os._exit(EXIT_ENGINE_ERROR)
     os.close(fifo_fd)
     os.close(to_child[0])
     os.close(to_parent[1])
@@ -236,7 +237,7 @@ def _join_cgroup(cgroup: Cgroup, channel: Channel) -> None:
         cgroup.add_self()
     except Exception as err:  # noqa: BLE001 - reported to the parent, then exit
         channel.send_error(f"failed to join cgroup {cgroup.path}: {err}")
-        os._exit(125)
+        os._exit(EXIT_ENGINE_ERROR)
 
 
 def _make_fifo(path: str, spec: Mapping[str, Any]) -> None:

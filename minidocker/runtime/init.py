@@ -28,7 +28,7 @@ from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethost
 from minidocker.namespaces import NAMESPACES, clone_flags
 from minidocker.network import bring_up_loopback
 from minidocker.runtime import pid1
-from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND
+from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND, ExitStatus
 from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.spec import DEFAULT_PATH
 
@@ -100,8 +100,8 @@ def exit_like(status: int) -> NoReturn:
             signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
-        os._exit(128 + sig)  # only reached for a signal we cannot die of
-    os._exit(os.waitstatus_to_exitcode(status))
+        os._exit(ExitStatus(signal=sig).exit_code)  # only reached for a signal we cannot die of
+    os._exit(ExitStatus.from_wait_status(status).exit_code)
 
 
 def reset_signals() -> None:
