@@ -75,8 +75,14 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         unshare(flags & ~CloneFlag.CLONE_NEWUSER)
         if flags & CloneFlag.CLONE_NEWNS:
             rootfs.make_mounts_private()
+        # init may not speak before PID is on the pipe (the parent expects PID first): it
+        # waits for this gate to close, which happens when we exit, after sending PID.
+        gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(gate_write)
+            os.read(gate_read, 1)  # EOF: stage 1 has sent PID and is gone (we are reparented)
+            os.close(gate_read)
             _init(spec, channel, console_socket, flags, fifo_fd, options)
         channel.send(Message.PID, pid=pid)
         os._exit(0)
