@@ -579,3 +579,14 @@ def test_in_process_run_waits_as_the_parent_of_init():
         build_busybox_tree(Path(directory), "/usr/bin/busybox")
         code, still_subreaper = call_in_child(run_it, directory)
     assert code == 9 and not still_subreaper
+
+
+def test_a_cgroup_mount_shows_the_hierarchies_read_only(bundle, root):
+    def edit(s):
+        s["process"]["args"] = ["sh", "-c", "ls /sys/fs/cgroup | grep -c .; touch /sys/fs/cgroup/memory/x; echo $?"]
+        s["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    edit_config(bundle, edit)
+    r = runtime(root, "run", "-b", str(bundle), "cg")
+    count, touched = r.out.split()[:2]
+    assert r.code == 0 and int(count) >= 1 and touched == "1", r

@@ -290,7 +290,11 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
         raise ValueError("a container needs its own mount namespace ('mount' in linux.namespaces)")
     rootfs.bind_onto_itself(root)
     mounts = spec.get("mounts", [])
-    rootfs.mount_all(root, mounts)
+    for entry in mounts:
+        if entry.get("type") == "cgroup":
+            _mount_cgroups(root, entry)
+        else:
+            rootfs.mount_one(root, entry)
     if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in mounts):
         rootfs.create_devices(root)
     linux = spec.get("linux", {})
@@ -337,6 +341,39 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
         rootfs.mount(None, "/", None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT
                      | rootfs.MountFlag.MS_RDONLY | rootfs.MountFlag.MS_REC)
     return slave
+
+
+def _mount_cgroups(root: str, entry: Mapping[str, Any]) -> None:
+    """A ``cgroup`` mount: the host's hierarchies, mounted afresh inside our cgroup namespace.
+
+    A cgroup v2 host gets one cgroup2 mount. On v1 (and hybrid) hosts a tmpfs holds one
+    mount per hierarchy, with the host's controllers as options, as runc does; mounted
+    from inside the container's cgroup namespace, each is rooted at the container's
+    own group. See cgroup_namespaces(7), cgroups(7).
+    """
+    target = rootfs.secure_join(root, entry["destination"])
+    flags, _, _ = rootfs.parse_mount_options(entry.get("options", []))
+    flags &= ~rootfs.MountFlag.MS_RDONLY  # made read-only last, when all is mounted
+    readonly = "ro" in entry.get("options", [])
+    target.mkdir(parents=True, exist_ok=True)
+    with open("/proc/self/mountinfo") as f:
+        hierarchies = [(line.split()[4], line.split(" - ")[1].split()) for line in f
+                       if line.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")]
+    if any(point == "/sys/fs/cgroup" and kind[0] == "cgroup2" for point, kind in hierarchies):
+        rootfs.mount("cgroup2", target, "cgroup2", flags | (rootfs.MountFlag.MS_RDONLY if readonly else 0))
+        return
+    rootfs.mount("tmpfs", target, "tmpfs", flags, "mode=755")
+    for point, (fstype, _, super_options) in hierarchies:
+        if not point.startswith("/sys/fs/cgroup/"):
+            continue
+        name = point.rsplit("/", 1)[1]
+        (target / name).mkdir(exist_ok=True)
+        options = ",".join(o for o in super_options.split(",") if o not in ("rw", "ro")) or None
+        rootfs.mount("cgroup", target / name, fstype, flags | (rootfs.MountFlag.MS_RDONLY if readonly else 0),
+                     options if fstype == "cgroup" else None)
+    if readonly:
+        rootfs.mount(None, target, None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT
+                     | rootfs.MountFlag.MS_RDONLY | flags)
 
 
 def _create_spec_devices(root: str, devices: list[Mapping[str, Any]]) -> None:
