@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 class _Globals:
+    prog = "minidocker-runc"
     root = ""
     log: str | None = None
     log_format = "text"
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None, prog: str = "minidocker-runc") -> int:
     from minidocker.cli.runc_parsers import GLOBAL_OPTIONS, build_runc_commands
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    G.prog = prog
     tree = build_runc_commands(prog)
     try:
         rest = _read_globals(argv, GLOBAL_OPTIONS)
@@ -122,7 +124,7 @@ def _read_globals(argv: list[str], options: dict[str, tuple[bool, str]]) -> list
 
 
 def _fail(message: str) -> int:
-    print(f"minidocker-runc: {message}", file=sys.stderr)
+    print(f"{G.prog}: {message}", file=sys.stderr)
     _log("error", message)
     return 1
 
