@@ -245,11 +245,22 @@ def exec_(args: SimpleNamespace) -> int:
     process = _process_from(args)
     if not process.get("args"):
         raise InvalidArgument("exec needs a command, or --process FILE")
+    sock = None
     if process.get("terminal"):
-        raise InvalidArgument("exec --tty is not supported yet", hint="run it without -t")
+        if not args.console_socket:
+            raise InvalidArgument("exec with a terminal needs --console-socket",
+                                  hint="the socket's owner (containerd's shim) receives the pty master")
+        from minidocker.runtime.create import console_connection
+
+        sock = console_connection(args.console_socket)
     env = dict(item.split("=", 1) for item in process.get("env", []) if "=" in item)
-    result = exec_in(container.pid, process["args"], env or None, process.get("cwd", "/"),  # type: ignore[arg-type]
-                     user=process.get("user"), detach=args.detach, preserve_fds=_count(args.preserve_fds))
+    try:
+        result = exec_in(container.pid, process["args"], env or None,  # type: ignore[arg-type]
+                         process.get("cwd", "/"), user=process.get("user"), detach=args.detach,
+                         preserve_fds=_count(args.preserve_fds), console_socket=sock)
+    finally:
+        if sock is not None:
+            sock.close()
     if args.detach:
         if args.pid_file:
             from minidocker.atomic import write_bytes
