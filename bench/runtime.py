@@ -91,18 +91,52 @@ def _print(timings: list[startup.Timing], cpu: dict[str, list[float]]) -> None:
         print(f"{t.name:<28}{wall:>9.1f}{used:>9.1f}{ratio}")
 
 
+def phases(rootfs: Path, root: Path, runs: int) -> dict[str, float]:
+    """Median ms of each verb of an in-process lifecycle (imports done): where `run`'s time goes."""
+    import statistics
+    import time
+
+    sys.path.insert(0, str(REPO))
+    from minidocker.runtime import ContainerProcess, default_spec
+
+    spec = default_spec(str(rootfs), ["true"])
+    spec["linux"]["cgroupsPath"] = "/minidocker/bench-phases"
+    devnull = os.open(os.devnull, os.O_RDWR)
+    times: dict[str, list[float]] = {"create": [], "start": [], "wait": [], "delete": []}
+    for _ in range(runs):
+        proc = ContainerProcess(spec, (devnull, devnull, devnull), root=str(root), container_id="phases")
+        marks = [time.perf_counter()]
+        proc.create()
+        marks.append(time.perf_counter())
+        proc.start()
+        marks.append(time.perf_counter())
+        proc.wait()
+        marks.append(time.perf_counter())
+        proc.destroy()
+        marks.append(time.perf_counter())
+        for name, a, b in zip(times, marks, marks[1:]):
+            times[name].append((b - a) * 1000)
+    os.close(devnull)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="timed runs per command (default 30)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout whose `minidocker run` to time too")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--phases", action="store_true", help="also time each verb in-process (no imports)")
+    parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                        help="where the scratch directory goes (default: /dev/shm, a tmpfs like /run)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("bench: run as root")
     if not shutil.which("runc"):
         sys.exit("bench: needs runc")
-    scratch = Path(tempfile.mkdtemp(prefix="minidocker-bench-rt-"))
+    # In a tmpfs, as /run is where runc's and our state live by default (MINIDOCKER_ROOT moves
+    # lib and run together; on this ext4 each file created or unlinked costs 0.5-3 ms).
+    scratch = Path(tempfile.mkdtemp(prefix="minidocker-bench-rt-", dir=args.dir))
     env = {**os.environ, "MINIDOCKER_ROOT": str(scratch / "state"), "MINIDOCKER_BRIDGE": "none"}
     runc_root, our_root = scratch / "runc-state", scratch / "our-state"
     timings: list[startup.Timing] = []
@@ -137,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
                 if round_ >= args.warmup:
                     timing.times_ms.append(wall)
                     cpu[timing.name].append(used)
+        if args.phases:
+            from minidocker.forked import call_in_child
+
+            sys.path.insert(0, str(REPO))
+            split = call_in_child(phases, rootfs, our_root, args.runs)
     finally:
         for name in ("bench-runc", "bench-runc-run"):
             subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", name],
@@ -146,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"medians of {args.runs} interleaved rounds; kernel {info['kernel']}, {info['cpus']} CPUs, "
           f"load {info['loadavg_before'][0]:.2f}")
     _print(timings, cpu)
+    if args.phases:
+        print("in-process lifecycle, medians (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in split.items()))
     for name, count in failures.items():
         print(f"{name}: {count} failed runs, the last: {by_error[name]}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
