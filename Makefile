@@ -65,6 +65,8 @@ $(VENV)/.launcher: $(VENV)/.installed minidocker/cli/launcher.py
 	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidockerd
 	ln -sf $(CURDIR)/$(VENV)/bin/minidocker /usr/local/bin/minidocker
 	ln -sf $(CURDIR)/$(VENV)/bin/minidockerd /usr/local/bin/minidockerd
+	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker-runc
+	ln -sf $(CURDIR)/$(VENV)/bin/minidocker-runc /usr/local/bin/minidocker-runc
 	touch $@
 
 venv: $(VENV)/.installed $(VENV)/.launcher

@@ -32,7 +32,8 @@ __all__ = ["ENTRIES", "launcher_text", "write_launcher"]
 _SHEBANG_MAX = 255
 
 
-ENTRIES = {"minidocker": "minidocker.cli.main", "minidockerd": "minidocker.cli.daemon"}
+ENTRIES = {"minidocker": "minidocker.cli.main", "minidockerd": "minidocker.cli.daemon",
+           "minidocker-runc": "minidocker.cli.runc"}
 
 
 def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = (),
@@ -69,7 +70,7 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
             ``bin/python``, a symlink to the real binary, never a shim).
         repo: the directory holding the ``minidocker`` package, by default this one's.
         module: whose ``main_and_exit`` to call; by default chosen by the target's name
-            (``minidocker`` or ``minidockerd``, see :data:`ENTRIES`).
+            (``minidocker``, ``minidockerd`` or ``minidocker-runc``, see :data:`ENTRIES`).
     """
     python = python or sys.executable
     repo = repo or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,7 +87,7 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m minidocker.cli.launcher TARGET")
-    write_launcher(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m minidocker.cli.launcher TARGET [MODULE]")
+    write_launcher(sys.argv[1], module=sys.argv[2] if len(sys.argv) == 3 else None)
     print(f"wrote {sys.argv[1]}")
