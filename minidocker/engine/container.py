@@ -56,11 +56,14 @@ class Container(Record):
     """
 
     FILE = "container.json"
-    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed")
+    FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed",
+              "config", "host_config", "started_at", "finished_at", "error", "supervised")
 
     def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
                  status: str = "created", pid: int | None = None, exit_code: int | None = None,
-                 image_id: str | None = None, oom_killed: bool | None = None) -> None:
+                 image_id: str | None = None, oom_killed: bool | None = None,
+                 config: dict | None = None, host_config: dict | None = None, started_at: int | None = None,
+                 finished_at: int | None = None, error: str | None = None, supervised: bool | None = None) -> None:
         self.id = id
         self.name = name
         self.image = image
@@ -71,6 +74,14 @@ class Container(Record):
         self.exit_code = exit_code
         self.image_id = image_id  # the image's ID (sha256 of its config): rmi and commit follow it
         self.oom_killed = oom_killed  # the OOM killer killed one of its processes (chapter 04)
+        # Chapter 13, containers of minidockerd: the Engine API's Config and HostConfig as created,
+        # start and finish times (ns), the last start error; supervised: its PID 1 is the supervisor's.
+        self.config = config
+        self.host_config = host_config
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.error = error
+        self.supervised = supervised
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:
@@ -100,7 +111,13 @@ class Container(Record):
         return container
 
     def refresh(self) -> None:
-        """A 'running' container whose PID 1 is gone (the CLI was killed) is 'exited'."""
+        """A 'running' container whose PID 1 is gone (the CLI was killed) is 'exited'.
+
+        A supervised one (minidockerd's) is left to the daemon, which reads the exit status
+        the supervisor wrote (engine/containers.py: reconcile).
+        """
+        if self.supervised:
+            return
         if self.status == "running" and (self.pid is None or not _alive(self.pid)):
             self.status = "exited"
             self.pid = None

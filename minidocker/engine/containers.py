@@ -1,0 +1,527 @@
+"""minidockerd's containers: the Engine API's container operations, on the supervisor. Chapter 13.
+
+::
+
+    service = ContainerService(roots, config, events)   # one per daemon; reconciles at start
+    c = service.create(body, name)        POST /containers/create   record + snapshot, status created
+    service.start(ref)                    POST /containers/{id}/start    mount, supervisor create + start
+    service.stop(ref, timeout)            StopSignal (or SIGTERM), grace period, SIGKILL
+    service.kill(ref, signal)             POST /containers/{id}/kill
+    service.wait(ref, condition)          not-running | next-exit | removed -> exit code
+    service.remove(ref, force)            DELETE /containers/{id}
+    service.list(all) / service.get(ref)  records, refreshed
+    service.attach(ref, sock, ...)        hand the client's socket to the supervisor
+
+The states are Docker's: created -> running -> exited (-> removed); what happens on an
+exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
+the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
+(it was down: ``kill -9``, live restore).
+See: docker-container-run(1), the Engine API reference "Container".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+from minidocker.engine.container import Container, find_container, list_containers, random_name
+from minidocker.errors import Conflict, ContainerError, InvalidArgument, InvalidState, NotFound
+from minidocker.paths import StateRoots
+
+__all__ = ["ContainerService", "NotModifiedError", "parse_signal"]
+
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+EXIT_FILE = "exit.json"
+
+
+class NotModifiedError(Exception):
+    """The operation had nothing to do (start of a running container): the API answers 304."""
+
+
+def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
+    """``KILL``, ``SIGKILL``, ``9`` -> 9; anything else is InvalidArgument("Invalid signal: X")."""
+    if value in (None, ""):
+        return int(default)
+    text = str(value).strip()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        try:
+            return int(signal.Signals[name])
+        except KeyError:
+            pass
+    raise InvalidArgument(f"Invalid signal: {value}")
+
+
+def _typed(body: dict, key: str, kind, default=None):
+    """``body[key]`` if it has JSON type ``kind`` (null is the default); else InvalidArgument naming it."""
+    value = body.get(key, default)
+    if value is None:
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+        raise InvalidArgument(f"invalid {key}: expected {' or '.join(names[k] for k in kinds)}, "
+                              f"got {type(value).__name__} {value!r}"[:300])
+    return value
+
+
+def _strings(body: dict, key: str) -> list[str] | None:
+    """A Go ``StrSlice``: a JSON string or an array of strings (or null)."""
+    value = _typed(body, key, (list, str))
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"invalid {key}: expected an array of strings")
+    return value
+
+
+class ContainerService:
+    """The daemon's container operations. Thread-safe: HTTP handler threads call it concurrently."""
+
+    def __init__(self, roots: StateRoots, config, events, supervisor=None) -> None:
+        self.roots, self.config, self.events = roots, config, events
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)   # notified at every exit and removal
+        self.exits: dict[str, int] = {}                 # exits seen, per container (for next-exit)
+        self.removed: set[str] = set()
+        self.pending_attach: dict[str, list] = {}       # attach before start (docker run): held here
+        self.supervisor = supervisor
+        self._last_exit: dict[str, int] = {}
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def create(self, body: dict, name: str | None = None) -> Container:
+        """A container in status ``created``: its record, config and filesystem, no process."""
+        from minidocker.image import ImageStore
+        from minidocker.image.reference import parse_reference
+
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid container config: expected a JSON object")
+        image_name = _typed(body, "Image", str)
+        if not image_name:
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        host = _typed(body, "HostConfig", dict, {}) or {}
+        if name is not None and name != "" and not _NAME.match(name):
+            raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = (name or "").lstrip("/") or None
+        options = self._run_options(body, host, image_name)
+        log_type, log_opts = self._log_config(host)
+        store = ImageStore(self.roots.images)
+        try:
+            image = store.get(image_name)
+        except (NotFound, InvalidArgument):
+            try:
+                ref = parse_reference(image_name)
+                shown = f"{ref.familiar_name}:{ref.tag or 'latest'}"
+            except Exception:  # noqa: BLE001 - the name as typed, then
+                shown = image_name
+            raise NotFound(f"No such image: {shown}") from None
+        with self.lock:
+            if name is not None:
+                for other in list_containers(self.roots):
+                    if other.name == name:
+                        raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                                       f'"{other.id}". You have to remove (or rename) that container to be able '
+                                       "to reuse that name.")
+            container = Container.new(name or self._free_name(), image.reference, [], image_id=image.id)
+            from minidocker.engine.run import build_spec
+            from minidocker.storage import Snapshot
+
+            spec = build_spec(image, options, str(container.directory(self.roots) / "rootfs"), container.id)
+            if host.get("NetworkMode") == "host":
+                spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+            container.command = spec["process"]["args"]
+            container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
+            container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
+            container.supervised = True
+            directory = container.directory(self.roots)
+            Snapshot.create(image.layers, directory)
+            try:
+                from minidocker.atomic import write_json
+
+                write_json(directory / "config.json", spec, durable=False)
+                container.save(self.roots)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+        self._event(container, "create")
+        return container
+
+    def _free_name(self) -> str:
+        taken = {c.name for c in list_containers(self.roots)}
+        for _ in range(50):
+            name = random_name()
+            if name not in taken:
+                return name
+        return f"{random_name()}_{os.urandom(2).hex()}"
+
+    def _run_options(self, body: dict, host: dict, image_name: str):
+        from minidocker.engine.resources import ResourceFlags
+        from minidocker.engine.run import RunOptions
+
+        entrypoint = _strings(body, "Entrypoint")
+        cmd = _strings(body, "Cmd") or []
+        env = _strings(body, "Env") or []
+        if entrypoint is not None:
+            first = entrypoint[0] if entrypoint else ""
+            cmd = [*entrypoint[1:], *cmd]
+        else:
+            first = None
+        network = _typed(host, "NetworkMode", str, "default")
+        if network in ("default", "bridge", "") and os.environ.get("MINIDOCKER_BRIDGE") == "none":
+            network = "none"
+        if network not in ("none", "host"):
+            raise InvalidArgument(f"network mode {network!r} is not supported by minidockerd yet",
+                                  hint="use --network none or --network host")
+        memory = _typed(host, "Memory", int, 0)
+        swap = _typed(host, "MemorySwap", int, 0)
+        nano = _typed(host, "NanoCpus", int, 0)
+        pids = _typed(host, "PidsLimit", int, 0)
+        resources = ResourceFlags(
+            memory=str(memory) if memory else None, memory_swap=str(swap) if swap else None,
+            cpus=nano / 1e9 if nano else None, cpu_shares=_typed(host, "CpuShares", int, 0) or None,
+            cpu_period=_typed(host, "CpuPeriod", int, 0) or None, cpu_quota=_typed(host, "CpuQuota", int, 0) or None,
+            pids_limit=pids if pids else None)
+        if _typed(host, "Binds", list) or _typed(host, "Mounts", list):
+            raise InvalidArgument("volumes (Binds, Mounts) are not supported by minidockerd yet")
+        return RunOptions(
+            image=image_name, command=cmd, hostname=_typed(body, "Hostname", str) or None, env=env,
+            workdir=_typed(body, "WorkingDir", str) or None, user=_typed(body, "User", str) or None,
+            entrypoint=first, interactive=bool(_typed(body, "OpenStdin", bool, False)),
+            tty=bool(_typed(body, "Tty", bool, False)), init=bool(_typed(host, "Init", bool, False)),
+            remove=bool(_typed(host, "AutoRemove", bool, False)),
+            read_only=bool(_typed(host, "ReadonlyRootfs", bool, False)), network=network, resources=resources)
+
+    def _log_config(self, host: dict) -> tuple[str, dict]:
+        from minidocker.engine.logfile import parse_log_opts
+
+        log_config = _typed(host, "LogConfig", dict, {}) or {}
+        log_type = _typed(log_config, "Type", str, "") or self.config.log_driver
+        opts = _typed(log_config, "Config", dict, {}) or (dict(self.config.log_opts) if not log_config.get("Type")
+                                                          else {})
+        if log_type not in ("json-file", "none"):
+            raise InvalidArgument(f'logger: no log driver named \'{log_type}\' is registered',
+                                  hint="minidockerd has json-file and none")
+        if log_type == "json-file":
+            parse_log_opts(opts)
+        elif opts:
+            raise InvalidArgument("the none log driver takes no options")
+        return log_type, opts
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        try:
+            return find_container(self.roots, ref)
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+
+    def list(self, all: bool = False) -> list[Container]:
+        found = [c for c in list_containers(self.roots) if all or c.status == "running"]
+        return sorted(found, key=lambda c: c.created, reverse=True)
+
+    def log_path(self, container: Container) -> str | None:
+        host = container.host_config or {}
+        if (host.get("LogConfig") or {}).get("Type", "json-file") == "none":
+            return None
+        return str(container.directory(self.roots) / f"{container.id}-json.log")
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def start(self, ref: str) -> Container:
+        """Mount, create the process in the supervisor, hand it the waiting attachers, start it."""
+        from minidocker.engine.logfile import parse_log_opts
+        from minidocker.image import ImageStore
+        from minidocker.storage import Snapshot
+
+        with self.lock:
+            container = self.get(ref)
+            if container.status == "running":
+                raise NotModifiedError()
+            if container.status == "removing":
+                raise InvalidState(f"cannot start container {container.id[:12]}: it is being removed")
+            directory = container.directory(self.roots)
+            image = ImageStore(self.roots.images).load_image(container.image_id) if container.image_id else \
+                ImageStore(self.roots.images).get(container.image)
+            snapshot = Snapshot(directory, image.layers)
+            if not os.path.ismount(snapshot.rootfs):
+                snapshot.mount()
+            try:
+                spec_cwd = (container.config or {}).get("WorkingDir") or ""
+                if spec_cwd:
+                    from minidocker.rootfs import secure_join
+
+                    os.makedirs(secure_join(snapshot.rootfs, spec_cwd), exist_ok=True)
+                log_opts = ((container.host_config or {}).get("LogConfig") or {}).get("Config") or {}
+                max_size, max_files = parse_log_opts(log_opts)
+                exit_file = directory / EXIT_FILE
+                try:
+                    exit_file.unlink()
+                except FileNotFoundError:
+                    pass
+                config = container.config or {}
+                reply = self.supervisor.request({
+                    "op": "create", "id": container.id, "config": str(directory / "config.json"),
+                    "stdin": bool(config.get("OpenStdin")), "log": self.log_path(container),
+                    "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file)})
+            except BaseException:
+                snapshot.unmount()
+                raise
+            container.status, container.pid = "running", reply["pid"]
+            container.exit_code, container.error, container.oom_killed = None, None, None
+            container.started_at, container.finished_at = time.time_ns(), None
+            container.save(self.roots)
+            for sock, stdin, stdout, stderr, early in self.pending_attach.pop(container.id, []):
+                self._hand_over(container, sock, stdin, stdout, stderr, early)
+        try:
+            self.supervisor.request({"op": "start", "id": container.id})
+        except ContainerError as err:
+            with self.lock:
+                fresh = self.get(container.id)
+                fresh.error = str(err)
+                fresh.save(self.roots)
+            raise
+        self._event(container, "start")
+        return container
+
+    # -- attach ---------------------------------------------------------------------------------
+
+    def attach(self, ref: str, sock, stdin: bool, stdout: bool, stderr: bool, early: bytes = b"") -> None:
+        """Give the client's socket to the supervisor now, or at start for a created container.
+
+        ``early``: stdin bytes the client sent before the socket changed hands.
+        """
+        with self.lock:
+            container = self.get(ref)
+            if container.status == "running":
+                self._hand_over(container, sock, stdin, stdout, stderr, early)
+            elif container.status == "created":
+                self.pending_attach.setdefault(container.id, []).append((sock, stdin, stdout, stderr, early))
+            else:
+                sock.close()  # an exited container: the stream ends at once, as dockerd's does
+
+    def _hand_over(self, container: Container, sock, stdin: bool, stdout: bool, stderr: bool,
+                   early: bytes = b"") -> None:
+        try:
+            self.supervisor.request({"op": "attach", "id": container.id, "stdin": stdin, "stdout": stdout,
+                                     "stderr": stderr, "early": early.hex()}, fds=(sock.fileno(),))
+        finally:
+            sock.close()  # the supervisor has its own copy; the stream ends when it closes that
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        container = self.get(ref)
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        self.supervisor.request({"op": "resize", "id": container.id, "h": height, "w": width})
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
+        container = self.get(ref)
+        if container.status != "running":
+            raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+        self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
+        self._event(container, "kill", {"signal": str(int(sig))})
+        return container
+
+    def stop(self, ref: str, timeout: float | None = None) -> Container:
+        """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout, else 10), SIGKILL."""
+        container = self.get(ref)
+        if container.status != "running":
+            raise NotModifiedError()
+        config = container.config or {}
+        if timeout is None:
+            timeout = config.get("StopTimeout") if isinstance(config.get("StopTimeout"), int) else 10
+        sig = parse_signal(config.get("StopSignal"), signal.SIGTERM)
+        seen = self.exits.get(container.id, 0)
+        try:
+            self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
+        except NotFound:
+            pass
+        if timeout < 0 or not self._wait_exit(container.id, seen, timeout):
+            try:
+                self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
+            except NotFound:
+                pass
+            self._wait_exit(container.id, seen, 30)
+        self._event(container, "stop")
+        return self.get(container.id)
+
+    def _wait_exit(self, cid: str, seen: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        with self.changed:
+            while self.exits.get(cid, 0) <= seen:
+                if cid in self.removed:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self.changed.wait(left if left is not None else 1.0)
+        return True
+
+    def wait(self, ref: str, condition: str = "not-running", container: Container | None = None) -> int:
+        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first)."""
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        container = container or self.get(ref)
+        cid = container.id
+        with self.changed:
+            seen = self.exits.get(cid, 0)
+            if condition == "not-running" and self.get(cid).status != "running":
+                return self.get(cid).exit_code or 0
+            while True:
+                if condition == "removed" and cid in self.removed:
+                    break
+                if condition != "removed" and self.exits.get(cid, 0) > seen:
+                    break
+                if condition == "removed" and not self._exists(cid):
+                    break
+                self.changed.wait(1.0)
+        return self._last_exit.get(cid, 0)
+
+    def exists(self, cid: str) -> bool:
+        return self._exists(cid)
+
+    def _exists(self, cid: str) -> bool:
+        return (self.roots.containers / cid).is_dir()
+
+    # -- exits ----------------------------------------------------------------------------------
+
+    def on_supervisor_event(self, event: dict) -> None:
+        if event.get("event") == "exit":
+            self._exited(event["id"], event)
+
+    def _exited(self, cid: str, result: dict) -> None:
+        """Record an exit, unmount, tell waiters; then remove an AutoRemove container."""
+        from minidocker.storage import Snapshot
+
+        with self.changed:
+            try:
+                container = Container.load(self.roots, cid)
+            except (FileNotFoundError, ValueError):
+                return
+            container.status, container.pid = "exited", None
+            container.exit_code = int(result.get("exit_code") or 0)
+            container.oom_killed = bool(result.get("oom_killed")) or None
+            container.finished_at = int(result.get("finished_at") or time.time_ns())
+            if result.get("error"):
+                container.error = result["error"]
+            container.save(self.roots)
+            Snapshot(container.directory(self.roots), []).unmount()
+            try:
+                self.supervisor.request({"op": "forget", "id": cid})
+            except Exception:  # noqa: BLE001 - it may be gone (a restart): nothing to forget
+                pass
+            self.exits[cid] = self.exits.get(cid, 0) + 1
+            self._last_exit[cid] = container.exit_code
+            for sock, *_ in self.pending_attach.pop(cid, []):
+                sock.close()
+            self.changed.notify_all()
+        self._event(container, "die", {"exitCode": str(container.exit_code)})
+        if (container.host_config or {}).get("AutoRemove"):
+            try:
+                self.remove(cid, force=True)
+            except NotFound:
+                pass
+
+    def reconcile(self) -> list[str]:
+        """At daemon start: fold in exits that happened while no daemon listened; what was done.
+
+        A container whose record says running: still in the supervisor's list -> left alone
+        (live restore); gone but with an ``exit.json`` -> that status; gone without one (the
+        supervisor itself died) -> its processes are killed and it is marked exited (137).
+        """
+        done = []
+        try:
+            alive = self.supervisor.request({"op": "list"})["containers"]
+        except Exception:  # noqa: BLE001
+            alive = {}
+        for container in list_containers(self.roots):
+            if container.status != "running" or not container.supervised:
+                continue
+            if container.id in alive:
+                done.append(f"kept {container.id[:12]} (running)")
+                continue
+            exit_file = container.directory(self.roots) / EXIT_FILE
+            try:
+                from minidocker.atomic import read_json
+
+                result = read_json(exit_file)
+            except (FileNotFoundError, ValueError):
+                result = {"exit_code": 137, "error": "the supervisor of this container died"}
+                self._kill_orphan(container)
+            self._exited(container.id, result)
+            done.append(f"exited {container.id[:12]} ({result.get('exit_code')})")
+        return done
+
+    def _kill_orphan(self, container: Container) -> None:
+        """Kill what is left of a container whose supervisor died: its cgroup has every process."""
+        from minidocker.atomic import read_json
+        from minidocker.cgroups import open_cgroup
+
+        try:
+            path = read_json(container.directory(self.roots) / "config.json")["linux"]["cgroupsPath"]
+            open_cgroup(path).destroy()
+        except (FileNotFoundError, KeyError, ValueError, OSError):
+            pass
+
+    # -- remove ---------------------------------------------------------------------------------
+
+    def remove(self, ref: str, force: bool = False) -> Container:
+        container = self.get(ref)
+        if container.status == "running":
+            if not force:
+                raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
+                               "before attempting removal or force remove")
+            seen = self.exits.get(container.id, 0)
+            try:
+                self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
+            except NotFound:
+                pass
+            self._wait_exit(container.id, seen, 30)
+        with self.changed:
+            directory = container.directory(self.roots)
+            if not directory.exists():
+                if container.id in self.removed:
+                    return container  # its --rm removed it while it was being killed: done all the same
+                raise NotFound(f"No such container: {ref}")
+            from minidocker.storage import Snapshot
+
+            Snapshot(directory, []).unmount()
+            self._kill_orphan(container)
+            hidden = directory.with_name(".removing-" + directory.name)
+            os.rename(directory, hidden)
+            self.removed.add(container.id)
+            self.changed.notify_all()
+        import shutil
+
+        threading.Thread(target=shutil.rmtree, args=(hidden,), kwargs={"ignore_errors": True}, daemon=True).start()
+        self._event(container, "destroy")
+        return container
+
+    def prune(self) -> list[Container]:
+        gone = []
+        for container in self.list(all=True):
+            if container.status != "running":
+                try:
+                    gone.append(self.remove(container.id))
+                except (NotFound, Conflict):
+                    pass
+        return gone
+
+    def _event(self, container: Container, action: str, extra: dict | None = None) -> None:
+        if self.events is not None:
+            self.events.publish("container", action, container.id,
+                                {"image": container.image, "name": container.name, **(extra or {})})
