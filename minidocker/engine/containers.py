@@ -289,7 +289,10 @@ class ContainerService:
             self.supervisor.request({"op": "start", "id": container.id})
         except ContainerError as err:
             with self.lock:
-                fresh = self.get(container.id)
+                try:
+                    fresh = self.get(container.id)
+                except NotFound:
+                    raise err from None  # its --rm removed it already: the start error is the story
                 fresh.error = str(err)
                 fresh.save(self.roots)
             raise
