@@ -102,9 +102,11 @@ class Supervisor:
         self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self._serving: socket.socket | None = None  # the control connection being answered
         self._creating: set[int] = set()             # our ends of the pipes of the container being created
+        self._child_closes: set[int] = set()
         # A container's stage-1 child is a fork of this process that never execs: without this it
         # would keep a copy of every pipe and socket held here (another container's stdin
         # write end: that container would never read EOF). See fork(2) "file descriptors".
+        self._pid = os.getpid()
         os.register_at_fork(after_in_child=self._close_in_child)
         try:
             os.unlink(socket_path)
@@ -119,8 +121,8 @@ class Supervisor:
         self.listener.listen(64)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
 
-    def _close_in_child(self) -> None:
-        signal.set_wakeup_fd(-1)
+    def _held(self) -> set[int]:
+        """Every fd of ours a container's stage-1 child must not keep (taken just before its fork)."""
         held = set(self.sel.get_map())
         for container in self.containers.values():
             held.update(container.outputs)
@@ -130,7 +132,22 @@ class Supervisor:
             held.add(self._serving.fileno())
         held.add(self._wake_w)
         held.update(self._creating)
+        open_now = set()
         for fd in held:
+            try:
+                os.fstat(fd)
+                open_now.add(fd)
+            except OSError:
+                print(f"supervisor: fd {fd} is held but closed", file=sys.stderr, flush=True)
+        return open_now
+
+    def _close_in_child(self) -> None:
+        # Only in our own child: its later forks (stage-1 forks init) have reused these numbers.
+        if os.getppid() != self._pid:
+            return
+        self._pid = -1
+        signal.set_wakeup_fd(-1)
+        for fd in self._child_closes:
             try:
                 os.close(fd)
             except OSError:
@@ -291,6 +308,7 @@ class Supervisor:
             proc = ContainerProcess(spec, stdio=(theirs[0], theirs[1], theirs[2]))
             container.proc = proc
             self._creating = set(mine)
+            self._child_closes = self._held()  # before the runtime opens its handshake pipes
             try:
                 proc.create()
             finally:
@@ -316,7 +334,7 @@ class Supervisor:
         if request.get("log"):
             container.log = LogWriter(request["log"], request.get("max_size"), int(request.get("max_files") or 1))
         self.containers[cid] = container
-        self.by_stage1[proc._stage1] = container
+        self.by_stage1[_reaped_pid(proc)] = container
         return {"pid": proc.pid}
 
     def _start(self, container: _Container) -> dict:
@@ -325,7 +343,7 @@ class Supervisor:
         try:
             container.proc.start()
         except ContainerError as err:
-            self.by_stage1.pop(container.proc._stage1, None)
+            self.by_stage1.pop(_reaped_pid(container.proc), None)
             status = container.proc._status
             self._finish(container, status, error=str(err), exit_code=err.exit_code)
             return {"error": str(err), "kind": "ContainerError", "exit_code": err.exit_code}
@@ -540,6 +558,12 @@ class Supervisor:
         except OSError as err:
             print(f"supervisor: failed to write {container.exit_file}: {err}", file=sys.stderr, flush=True)
         self._publish({"event": "exit", **result})
+
+
+def _reaped_pid(proc) -> int:
+    """The child whose exit is the container's: the stage-1 process (it mirrors PID 1's status),
+    or PID 1 itself when the runtime lets stage 1 go and PID 1 becomes our child (subreaper)."""
+    return getattr(proc, "_stage1", None) or proc.pid
 
 
 def main(argv: list[str] | None = None) -> int:
