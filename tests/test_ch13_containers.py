@@ -331,3 +331,31 @@ def test_inspect_and_ps_of_a_created_container_have_dockerds_keys(daemon, docker
     finally:
         ok(daemon, "rm", "shape")
         dockerd.docker("rm", "shape")
+
+
+# -- the minidocker CLI as the daemon's client ---------------------------------------------------
+
+def test_minidocker_cli_goes_through_the_daemon_when_one_answers(daemon, cli):
+    out = cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (out.code, out.out, out.err) == (3, "out\n", "err\n"), out
+    started = cli("run", "-d", "--name", "viacli", "busybox", "sh", "-c", "echo ready; sleep 100")
+    assert started.code == 0 and len(started.out.strip()) == 64, started
+    try:
+        assert "viacli" in ok(daemon, "ps", "--format", "{{.Names}}")   # the docker CLI sees it too
+        wait_for(lambda: cli("logs", "viacli").out == "ready\n", what="the log line")
+        assert "viacli" in cli("ps").out
+        assert cli("stop", "-t", "1", "viacli").code == 0
+        assert cli("wait", "viacli").out.strip() == "137"
+        piped = cli("run", "--rm", "-i", "busybox", "cat", input="through stdin\n")
+        assert piped.out == "through stdin\n", piped
+    finally:
+        assert cli("rm", "-f", "viacli").code == 0
+
+
+def test_commands_that_need_a_supervisor_say_how_to_start_one(tmp_path, cli):
+    out = cli("logs", "x", env={"MINIDOCKER_ROOT": str(tmp_path)})
+    assert out.code == 125 and "minidocker daemon start" in out.err, out
+    out = cli("run", "-d", "busybox", "true", env={"MINIDOCKER_ROOT": str(tmp_path)})
+    assert out.code == 125 and "run -d needs minidockerd" in out.err, out
+    out = cli("-H", "unix:///nonexistent/md.sock", "ps")
+    assert out.code == 125 and "Cannot connect to the minidocker daemon" in out.err, out

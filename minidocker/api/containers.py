@@ -220,10 +220,10 @@ def container_attach(request: Request) -> None:
     container = service.get(request.params["id"])
     if not (request.flag("stream") or request.flag("logs")):
         raise InvalidArgument("you must choose at least one stream")
-    sock, early = request.hijack()
+    sock, early, head = request.hijack(send=False)  # the 101 goes once the attach is registered
     stdin = request.flag("stdin")
     service.attach(container.id, sock.dup(), stdin, request.flag("stdout"), request.flag("stderr"),
-                   early if stdin else b"")
+                   early if stdin else b"", greeting=head)
 
 
 def container_resize(request: Request) -> Reply:

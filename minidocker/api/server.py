@@ -232,21 +232,26 @@ class Request:
         self.conn.sock.sendall(self._head(status, headers))
         return _ChunkWriter(self.conn.sock)
 
-    def hijack(self, content_type: str = "application/vnd.docker.raw-stream") -> tuple[socket.socket, bytes]:
+    def hijack(self, content_type: str = "application/vnd.docker.raw-stream",
+               send: bool = True) -> tuple[socket.socket, bytes, bytes]:
         """Take the connection over: 101 UPGRADED (or 200 to a client that did not ask to upgrade).
 
-        Returns the socket and the bytes the client already sent behind its request (the
-        first raw bytes: ``docker run -i`` may write stdin at once). The connection is not
-        reused for HTTP after this.
+        Returns the socket, the bytes the client already sent behind its request (the
+        first raw bytes: ``docker run -i`` may write stdin at once), and the answer's head:
+        sent already, or (``send=False``) for the caller to send once it is ready for the
+        client's next move (an attach is registered before the client may ``start``). The
+        connection is not reused for HTTP after this.
         """
         upgrade = "upgrade" in self.headers.get("connection", "").lower()
         headers = [("Content-Type", content_type)]
         if upgrade:
             headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
-        self.conn.sock.sendall(self._head(101 if upgrade else 200, headers))
+        head = self._head(101 if upgrade else 200, headers)
+        if send:
+            self.conn.sock.sendall(head)
         self.conn.keep_alive = False
         self.conn.hijacked = True
-        return self.conn.sock, self.conn.reader.take()
+        return self.conn.sock, self.conn.reader.take(), b"" if send else head
 
 
 class _ChunkWriter:

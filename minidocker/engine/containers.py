@@ -301,18 +301,24 @@ class ContainerService:
 
     # -- attach ---------------------------------------------------------------------------------
 
-    def attach(self, ref: str, sock, stdin: bool, stdout: bool, stderr: bool, early: bytes = b"") -> None:
+    def attach(self, ref: str, sock, stdin: bool, stdout: bool, stderr: bool, early: bytes = b"",
+               greeting: bytes = b"") -> None:
         """Give the client's socket to the supervisor now, or at start for a created container.
 
-        ``early``: stdin bytes the client sent before the socket changed hands.
+        ``early``: stdin bytes the client sent before the socket changed hands. ``greeting``:
+        the HTTP answer (101), sent only once the attach is registered: ``docker run`` sends
+        ``start`` when it has it, and output from the first instant must reach it.
         """
         with self.lock:
             container = self.get(ref)
             if container.status == "running":
+                sock.sendall(greeting)
                 self._hand_over(container, sock, stdin, stdout, stderr, early)
             elif container.status == "created":
                 self.pending_attach.setdefault(container.id, []).append((sock, stdin, stdout, stderr, early))
+                sock.sendall(greeting)
             else:
+                sock.sendall(greeting)
                 sock.close()  # an exited container: the stream ends at once, as dockerd's does
 
     def _hand_over(self, container: Container, sock, stdin: bool, stdout: bool, stderr: bool,
