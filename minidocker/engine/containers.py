@@ -276,8 +276,12 @@ class ContainerService:
                     "op": "create", "id": container.id, "config": str(directory / "config.json"),
                     "stdin": bool(config.get("OpenStdin")), "log": self.log_path(container),
                     "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file)})
-            except BaseException:
+            except BaseException as err:
                 snapshot.unmount()
+                # As dockerd: a container that failed to start has exited (waiters answer, --rm removes it)
+                code = err.exit_code if isinstance(err, ContainerError) else 128
+                threading.Thread(target=self._exited, args=(container.id, {"exit_code": code, "error": str(err)}),
+                                 daemon=True).start()
                 raise
             container.status, container.pid = "running", reply["pid"]
             container.exit_code, container.error, container.oom_killed = None, None, None
