@@ -26,13 +26,10 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["ENTRIES", "launcher_text", "write_launcher"]
+__all__ = ["launcher_text", "write_launcher"]
 
 # execve(2): the kernel reads at most this many bytes of "#!interpreter arg" (Linux 5.1+).
 _SHEBANG_MAX = 255
-
-
-ENTRIES = {"minidocker": "minidocker.cli.main", "minidockerd": "minidocker.cli.daemon"}
 
 
 def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = (),
@@ -60,7 +57,7 @@ def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = (),
 
 
 def write_launcher(target: str, python: str | None = None, repo: str | None = None,
-                   module: str | None = None) -> None:
+                   module: str = "minidocker.cli.main") -> None:
     """Write the launcher to ``target`` atomically, mode 0755.
 
     Args:
@@ -68,16 +65,13 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
         python: the interpreter, by default this one as invoked (the venv's
             ``bin/python``, a symlink to the real binary, never a shim).
         repo: the directory holding the ``minidocker`` package, by default this one's.
-        module: whose ``main_and_exit`` to call; by default chosen by the target's name
-            (``minidocker`` or ``minidockerd``, see :data:`ENTRIES`).
+        module: whose ``main_and_exit`` it runs (``minidocker.cli.runc`` for ``minidocker-runc``).
     """
     python = python or sys.executable
     repo = repo or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import site
 
-    module = module or ENTRIES.get(os.path.basename(target), "minidocker.cli.main")
-    text = launcher_text(os.path.abspath(python), os.path.abspath(repo),
-                         tuple(p for p in site.getsitepackages() if os.path.isdir(p)), module)
+    text = launcher_text(os.path.abspath(python), os.path.abspath(repo), tuple(p for p in site.getsitepackages() if os.path.isdir(p)), module)
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)
@@ -86,7 +80,7 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m minidocker.cli.launcher TARGET")
-    write_launcher(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m minidocker.cli.launcher TARGET [MODULE]")
+    write_launcher(sys.argv[1], module=sys.argv[2] if len(sys.argv) == 3 else "minidocker.cli.main")
     print(f"wrote {sys.argv[1]}")

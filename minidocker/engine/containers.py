@@ -489,6 +489,13 @@ class ContainerService:
             open_cgroup(path).destroy()
         except (FileNotFoundError, KeyError, ValueError, OSError):
             pass
+        try:  # the runtime's state of it (its supervisor would have deleted it)
+            from minidocker.runtime import delete
+            from minidocker.runtime.state import default_root
+
+            delete(default_root(), container.id, force=True)
+        except Exception:  # noqa: BLE001 - none, or already gone
+            pass
 
     # -- remove ---------------------------------------------------------------------------------
 

@@ -305,7 +305,12 @@ class Supervisor:
                     theirs.append(w)
                     mine.append(r)
                     container.outputs[r] = stream
-            proc = ContainerProcess(spec, stdio=(theirs[0], theirs[1], theirs[2]))
+            directory = os.path.dirname(request["config"])
+            try:  # the runtime's state under the same ID (minidocker runtime list shows it), this bundle
+                proc = ContainerProcess(spec, stdio=(theirs[0], theirs[1], theirs[2]), container_id=cid,
+                                        bundle=directory)
+            except TypeError:  # a runtime without the lifecycle's IDs
+                proc = ContainerProcess(spec, stdio=(theirs[0], theirs[1], theirs[2]))
             container.proc = proc
             self._creating = set(mine)
             self._child_closes = self._held()  # before the runtime opens its handshake pipes

@@ -15,29 +15,33 @@ Main API::
     sethostname(name)                 See sethostname(2).
     set_pdeathsig(sig)                See PR_SET_PDEATHSIG in prctl(2).
     set_no_new_privs()                See PR_SET_NO_NEW_PRIVS in prctl(2).
-    set_child_subreaper()             See PR_SET_CHILD_SUBREAPER in prctl(2).
+    set_child_subreaper(enabled)      See PR_SET_CHILD_SUBREAPER in prctl(2).
+    is_child_subreaper()              See PR_GET_CHILD_SUBREAPER in prctl(2).
 
 Flags are ``IntFlag`` members spelled as in C: ``CloneFlag.CLONE_NEWNS``,
 ``MountFlag.MS_BIND``, ``UmountFlag.MNT_DETACH``.
 """
 
-from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
-from minidocker.linux.syscalls import (
-    mount,
-    pivot_root,
-    set_child_subreaper,
-    set_no_new_privs,
-    set_pdeathsig,
-    sethostname,
-    setns,
-    umount2,
-    unshare,
-)
+# Loaded on first use (PEP 562): ``minidocker.linux.procfs`` (plain file reads) must not pay
+# for ctypes and loading libc, which ``syscalls`` does; the runtime's ``state`` needs only procfs.
+_FROM = {"CloneFlag": "flags", "MountFlag": "flags", "UmountFlag": "flags"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module 'minidocker.linux' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"minidocker.linux.{_FROM.get(name, 'syscalls')}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CloneFlag",
     "MountFlag",
     "UmountFlag",
+    "is_child_subreaper",
     "mount",
     "pivot_root",
     "set_child_subreaper",
