@@ -284,6 +284,10 @@ def test_socket_is_0660_and_pidfile_holds_the_pid(daemon, state_root):
 
 def test_debug_logs_one_line_per_request(daemon):
     daemon.request("GET", "/v1.41/version?probe=debuglog")
+    deadline = time.monotonic() + 5
+    while "probe=debuglog" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the line is written once the answer is out
+    time.sleep(0.1)
     lines = [line for line in daemon.log().splitlines() if "probe=debuglog" in line]
     assert len(lines) == 1 and "level=debug" in lines[0] and "-> 200" in lines[0], lines
 
