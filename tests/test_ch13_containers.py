@@ -363,3 +363,31 @@ def test_commands_that_need_a_supervisor_say_how_to_start_one(tmp_path, cli):
     assert out.code == 125 and "run -d needs minidockerd" in out.err, out
     out = cli("-H", "unix:///nonexistent/md.sock", "ps")
     assert out.code == 125 and "Cannot connect to the minidocker daemon" in out.err, out
+
+
+def test_docker_events_shows_a_containers_life(daemon):
+    since = str(time.time() - 0.5)
+    ok(daemon, "run", "--rm", "--name", "evented", "busybox", "true")
+    out = ok(daemon, "events", "--since", since, "--until", str(time.time() + 1), "--filter", "container=evented",
+             "--format", "{{.Action}}")
+    assert out.split() == ["create", "start", "die", "destroy"], out
+
+
+def test_docker_attach_to_a_running_container_gets_its_output_and_exit(daemon):
+    ok(daemon, "run", "-d", "--name", "talker", "busybox", "sh", "-c", "sleep 0.5; echo late; exit 5")
+    try:
+        out = docker(daemon, "attach", "talker", timeout=20)
+        assert (out.returncode, out.text) == (5, "late\n"), (out.text, out.errors)
+    finally:
+        ok(daemon, "rm", "-f", "talker")
+
+
+def test_restart_runs_the_command_again(daemon):
+    ok(daemon, "run", "-d", "--name", "again", "busybox", "sh", "-c", "echo run; sleep 100")
+    try:
+        wait_for(lambda: ok(daemon, "logs", "again") == "run\n", what="the first run's line")
+        ok(daemon, "restart", "-t", "0", "again")
+        wait_for(lambda: ok(daemon, "logs", "again") == "run\nrun\n", what="the second run's line")
+        assert ok(daemon, "inspect", "-f", "{{.State.Running}}", "again").strip() == "true"
+    finally:
+        ok(daemon, "rm", "-f", "again")
