@@ -391,3 +391,41 @@ def test_restart_runs_the_command_again(daemon):
         assert ok(daemon, "inspect", "-f", "{{.State.Running}}", "again").strip() == "true"
     finally:
         ok(daemon, "rm", "-f", "again")
+
+
+def test_docker_exec_runs_in_the_container_with_its_env_stdin_and_exit_code(daemon):
+    ok(daemon, "run", "-d", "--name", "host-of-execs", "-e", "IMAGE_VAR=1", "busybox", "sleep", "100")
+    try:
+        out = docker(daemon, "exec", "-e", "FOO=bar", "-w", "/tmp", "host-of-execs", "sh", "-c",
+                     "echo $FOO $IMAGE_VAR $(pwd); echo err >&2; exit 4")
+        assert (out.returncode, out.text, out.errors) == (4, "bar 1 /tmp\n", "err\n")
+        assert docker(daemon, "exec", "-i", "host-of-execs", "cat", input=b"piped\n").text == "piped\n"
+        assert docker(daemon, "exec", "host-of-execs", "no-such-command").returncode == 127
+        assert docker(daemon, "exec", "-d", "host-of-execs", "sleep", "1").returncode == 0
+        assert ok(daemon, "exec", "host-of-execs", "hostname").strip() == ok(
+            daemon, "inspect", "-f", "{{.Config.Hostname}}", "host-of-execs").strip()
+    finally:
+        ok(daemon, "rm", "-f", "host-of-execs")
+    stopped = docker(daemon, "exec", "nope", "true")
+    assert stopped.returncode == 1 and "No such container: nope" in stopped.errors
+
+
+def test_docker_py_exec_run(daemon):
+    docker_py = pytest.importorskip("docker")
+    client = docker_py.DockerClient(base_url=daemon.host)
+    try:
+        container = client.containers.run("busybox", ["sleep", "100"], detach=True)
+        try:
+            assert tuple(container.exec_run(["sh", "-c", "echo hi; exit 3"])) == (3, b"hi\n")
+            assert container.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True).output == (b"o\n", b"e\n")
+        finally:
+            container.remove(force=True)
+        created = client.containers.create("busybox", ["true"])
+        try:
+            with pytest.raises(docker_py.errors.APIError) as refused:
+                created.exec_run(["true"])
+            assert refused.value.status_code == 409
+        finally:
+            created.remove()
+    finally:
+        client.close()

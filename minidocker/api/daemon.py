@@ -213,6 +213,6 @@ def _lock_root(path) -> int:
 
 
 def _route_modules():
-    from minidocker.api import containers, system
+    from minidocker.api import containers, exec, system
 
-    return [system, containers]
+    return [system, containers, exec]

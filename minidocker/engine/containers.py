@@ -85,6 +85,18 @@ def _strings(body: dict, key: str) -> list[str] | None:
     return value
 
 
+class ExecInstance:
+    """An exec of a container: created, then started once (``docker exec``); its exit code when done."""
+
+    def __init__(self, id: str, container_id: str, cmd: list[str], env: list[str], workdir: str, user,
+                 stdin: bool) -> None:
+        self.id, self.container_id, self.cmd, self.env, self.workdir, self.user = id, container_id, cmd, env, workdir, user
+        self.stdin = stdin
+        self.started = self.running = False
+        self.exit_code: int | None = None
+        self.pid: int | None = None
+
+
 class ContainerService:
     """The daemon's container operations. Thread-safe: HTTP handler threads call it concurrently."""
 
@@ -97,6 +109,7 @@ class ContainerService:
         self.pending_attach: dict[str, list] = {}       # attach before start (docker run): held here
         self.supervisor = supervisor
         self._last_exit: dict[str, int] = {}
+        self.execs: dict[str, ExecInstance] = {}
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -415,6 +428,87 @@ class ContainerService:
     def on_supervisor_event(self, event: dict) -> None:
         if event.get("event") == "exit":
             self._exited(event["id"], event)
+        elif event.get("event") == "exec-exit" and event.get("id") in self.execs:
+            ex = self.execs[event["id"]]
+            ex.running, ex.exit_code = False, int(event.get("exit_code") or 0)
+            self._event(self.get(ex.container_id), f"exec_die", {"execID": ex.id, "exitCode": str(ex.exit_code)}) \
+                if self.exists(ex.container_id) else None
+
+    # -- exec -----------------------------------------------------------------------------------
+
+    def exec_create(self, ref: str, body: dict) -> ExecInstance:
+        """An exec instance (not started): ``docker exec``'s first request. 409 unless the container runs."""
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid exec config: expected a JSON object")
+        container = self.get(ref)
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        cmd = _strings(body, "Cmd")
+        if not cmd:
+            raise InvalidArgument("No exec command specified")
+        if _typed(body, "Tty", bool, False):
+            raise InvalidArgument("exec with a tty (docker exec -t) is not supported by minidockerd yet")
+        user_text = _typed(body, "User", str, "") or ""
+        user = None
+        if user_text:
+            uid, _, gid = user_text.partition(":")
+            if not uid.isdigit() or (gid and not gid.isdigit()):
+                raise InvalidArgument(f"invalid User {user_text!r}: only numeric uid[:gid] is supported")
+            user = {"uid": int(uid), "gid": int(gid or uid)}
+        ex = ExecInstance(os.urandom(32).hex(), container.id, cmd, _strings(body, "Env") or [],
+                          _typed(body, "WorkingDir", str, "") or "", user,
+                          bool(_typed(body, "AttachStdin", bool, False)))
+        self.execs[ex.id] = ex
+        self._event(container, f"exec_create: {' '.join(cmd)}", {"execID": ex.id})
+        return ex
+
+    def exec_get(self, eid: str) -> ExecInstance:
+        ex = self.execs.get(eid)
+        if ex is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        if ex.running:
+            try:
+                status = self.supervisor.request({"op": "exec_status", "id": ex.id})
+            except NotFound:
+                return ex
+            if not status.get("running"):
+                ex.running, ex.exit_code = False, int(status.get("exit_code") or 0)
+        return ex
+
+    def exec_start(self, eid: str, sock=None, early: bytes = b"", greeting: bytes = b"") -> ExecInstance:
+        """Run it: attached to ``sock`` (the hijacked client) or detached."""
+        from minidocker.atomic import read_json
+
+        ex = self.exec_get(eid)
+        if ex.started:
+            raise Conflict(f"exec {eid} has already started")
+        container = self.get(ex.container_id)
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        spec = read_json(container.directory(self.roots) / "config.json")
+        env = dict(item.split("=", 1) for item in spec["process"].get("env", []) if "=" in item)
+        env.update(item.split("=", 1) for item in ex.env if "=" in item)
+        request = {"op": "exec", "id": ex.id, "container": container.id, "cmd": ex.cmd, "env": env,
+                   "cwd": ex.workdir or spec["process"].get("cwd", "/"), "user": ex.user,
+                   "stdin": ex.stdin and sock is not None}
+        ex.started, ex.running = True, True
+        try:
+            if sock is not None:
+                sock.sendall(greeting)
+                reply = self.supervisor.request(request, fds=(sock.fileno(),))
+            else:
+                reply = self.supervisor.request(request)
+        except BaseException:
+            ex.running, ex.exit_code = False, 126
+            raise
+        finally:
+            if sock is not None:
+                sock.close()
+        ex.pid = reply.get("pid")
+        if early and ex.stdin:
+            pass  # bytes before the hand-over: exec clients send stdin after the 101 (SPEC: dropped here)
+        self._event(container, f"exec_start: {' '.join(ex.cmd)}", {"execID": ex.id})
+        return ex
 
     def _exited(self, cid: str, result: dict) -> None:
         """Record an exit, unmount, tell waiters; then remove an AutoRemove container."""

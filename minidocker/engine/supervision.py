@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from minidocker.errors import ContainerError, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import Conflict, ContainerError, InvalidArgument, MinidockerError, NotFound
 
 __all__ = ["SupervisorClient", "SupervisorError"]
 
@@ -37,7 +37,7 @@ class SupervisorError(MinidockerError):
     """The supervisor did not answer, or answered with an error of its own."""
 
 
-_KINDS = {"NotFound": NotFound, "InvalidArgument": InvalidArgument}
+_KINDS = {"NotFound": NotFound, "InvalidArgument": InvalidArgument, "Conflict": Conflict}
 
 
 class SupervisorClient:

@@ -76,6 +76,9 @@ class _Container:
         self.started_at: int | None = None
         self.exit_file = ""
         self.exited = False
+        self.kind = "container"   # or "exec": a process run in a container (docker exec)
+        self.pid: int | None = None
+        self.exit_code: int | None = None
 
 
 class Supervisor:
@@ -88,6 +91,7 @@ class Supervisor:
         self.path = socket_path
         self.sel = selectors.DefaultSelector()
         self.containers: dict[str, _Container] = {}
+        self.execs: dict[str, _Container] = {}
         self.by_stage1: dict[int, _Container] = {}
         self.subscribers: list[socket.socket] = []
         self.running = True
@@ -240,6 +244,13 @@ class Supervisor:
         if op == "shutdown":
             self.running = False
             return {}
+        if op == "exec":
+            return self._exec(request, fds)
+        if op == "exec_status":
+            ex = self.execs.get(request.get("id", ""))
+            if ex is None:
+                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound", "exit_code": 125}
+            return {"running": not ex.exited, "exit_code": ex.exit_code, "pid": ex.pid}
         container = self.containers.get(request.get("id", ""))
         if container is None:
             for fd in fds:
@@ -341,6 +352,64 @@ class Supervisor:
         self.containers[cid] = container
         self.by_stage1[_reaped_pid(proc)] = container
         return {"pid": proc.pid}
+
+    def _exec(self, request: dict, fds: list[int]) -> dict:
+        """Run a process in a running container (docker exec); its stdio like a container's, attached to ``fds[0]``."""
+        from minidocker.runtime.exec import exec_in
+
+        container = self.containers.get(request.get("container", ""))
+        if container is None or container.exited:
+            for fd in fds:
+                os.close(fd)
+            return {"error": f"Container {request.get('container')} is not running", "kind": "Conflict",
+                    "exit_code": 125}
+        ex = _Container(request["id"], None, False)
+        ex.kind = "exec"
+        mine: list[int] = []
+        theirs: list[int] = []
+        if request.get("stdin"):
+            r, w = os.pipe()
+            theirs.append(r)
+            mine.append(w)
+            ex.stdin_fd = w
+            os.set_blocking(w, False)
+        else:
+            theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        for stream in (1, 2):
+            r, w = os.pipe()
+            theirs.append(w)
+            mine.append(r)
+            ex.outputs[r] = stream
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        self._creating = set(mine)
+        self._child_closes = self._held() | set(saved)
+        try:
+            for target, fd in enumerate(theirs):
+                os.dup2(fd, target)  # exec_in gives the process our stdio: for a moment, its pipes
+            ex.pid = exec_in(container.proc.pid, request["cmd"], env=request.get("env"), cwd=request.get("cwd") or "/",
+                             user=request.get("user"), detach=True)
+        except BaseException:
+            for fd in mine:
+                os.close(fd)
+            for fd in fds:
+                os.close(fd)
+            raise
+        finally:
+            for target, fd in enumerate(saved):
+                os.dup2(fd, target)
+                os.close(fd)
+            for fd in theirs:
+                os.close(fd)
+            self._creating = set()
+        for fd in ex.outputs:
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, ("out", ex))
+        self.execs[ex.id] = ex
+        self.by_stage1[ex.pid] = ex  # our child once its parent has gone (we are a subreaper)
+        if fds:
+            sock = socket.socket(fileno=fds[0])
+            self._attach(ex, sock, bool(request.get("stdin")), True, True)
+        return {"pid": ex.pid}
 
     def _start(self, container: _Container) -> dict:
         from minidocker.errors import ContainerError
@@ -520,7 +589,7 @@ class Supervisor:
                 return
             container = self.by_stage1.pop(pid, None)
             if container is not None:
-                oom = container.proc._oom_killed()
+                oom = container.proc._oom_killed() if container.proc is not None else False
                 self._finish(container, ExitStatus.from_wait_status(status, oom_killed=oom))
 
     def _finish(self, container: _Container, status, error: str = "", exit_code: int | None = None) -> None:
@@ -551,11 +620,15 @@ class Supervisor:
             attacher.closing = True
             attacher.reading = False
             self._send_attacher(container, attacher)
+        code = exit_code if exit_code is not None else (status.exit_code if status is not None else 125)
+        container.exit_code = code
+        if container.kind == "exec":
+            self._publish({"event": "exec-exit", "id": container.id, "exit_code": code})
+            return
         proc = container.proc
         if status is not None:
             proc._status = status
         proc.destroy()  # the cgroup goes
-        code = exit_code if exit_code is not None else (status.exit_code if status is not None else 125)
         result = {"id": container.id, "exit_code": code, "oom_killed": bool(status and status.oom_killed),
                   "finished_at": time.time_ns(), "error": error}
         try:
