@@ -429,3 +429,23 @@ def test_docker_py_exec_run(daemon):
             created.remove()
     finally:
         client.close()
+
+
+def test_a_container_flooding_stdout_neither_slows_ps_nor_outgrows_its_log_limit(daemon):
+    ok(daemon, "run", "-d", "--name", "flood", "--log-opt", "max-size=100k", "--log-opt", "max-file=2", "busybox",
+       "sh", "-c", "yes flooding-the-log-as-fast-as-it-can")
+    try:
+        time.sleep(1.0)
+        slowest = 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            status, _, body = daemon.request("GET", "/v1.41/containers/json")
+            slowest = max(slowest, time.monotonic() - started)
+            assert status == 200 and b"flood" in body
+        log_path = Path(ok(daemon, "inspect", "-f", "{{.LogPath}}", "flood").strip())
+        files = sorted(log_path.parent.glob(log_path.name + "*"))
+        assert len(files) <= 2 and all(f.stat().st_size <= 100 * 1024 for f in files), [
+            (f.name, f.stat().st_size) for f in files]
+        print(f"slowest ps while flooding: {slowest * 1000:.1f} ms")  # measured, not asserted (bench/)
+    finally:
+        ok(daemon, "rm", "-f", "flood")
