@@ -449,3 +449,37 @@ def test_a_container_flooding_stdout_neither_slows_ps_nor_outgrows_its_log_limit
         print(f"slowest ps while flooding: {slowest * 1000:.1f} ms")  # measured, not asserted (bench/)
     finally:
         ok(daemon, "rm", "-f", "flood")
+
+
+def test_restart_policies_on_failure_always_and_a_manual_stop(daemon):
+    ok(daemon, "run", "-d", "--name", "flaky", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo try; exit 1")
+    ok(daemon, "run", "-d", "--name", "fine", "--restart", "on-failure", "busybox", "true")
+    ok(daemon, "run", "-d", "--name", "forever", "--restart", "always", "busybox", "sh", "-c", "echo up; sleep 0.2")
+    try:
+        # 100 ms, 200 ms, 400 ms of back-off: three retries within two seconds, then it stays exited
+        wait_for(lambda: ok(daemon, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "flaky").split()
+                 == ["3", "exited"], timeout=15, what="three restarts of flaky")
+        assert ok(daemon, "logs", "flaky").count("try") == 4
+        assert ok(daemon, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "fine").split() == ["0", "exited"]
+        wait_for(lambda: ok(daemon, "logs", "forever").count("up") >= 3, timeout=15, what="always to restart")
+        ok(daemon, "stop", "-t", "1", "forever")
+        count = ok(daemon, "logs", "forever").count("up")
+        time.sleep(1.0)
+        assert ok(daemon, "logs", "forever").count("up") == count, "a stopped container was restarted"
+        assert ok(daemon, "inspect", "-f", "{{.State.Status}}", "forever").strip() == "exited"
+        conflicting = daemon.request("POST", "/v1.41/containers/create", json.dumps(
+            {"Image": "busybox", "HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}).encode(),
+            {"Content-Type": "application/json"})  # the docker CLI refuses it itself; the API too
+        assert conflicting[0] == 400 and b"Conflicting options" in conflicting[2]
+    finally:
+        ok(daemon, "rm", "-f", "flaky", "fine", "forever")
+
+
+def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_path):
+    with Minidockerd(tmp_path) as first:
+        ok(first, "run", "-d", "--name", "aa", "--restart", "always", "busybox", "sleep", "100")
+        ok(first, "run", "-d", "--name", "uu", "--restart", "unless-stopped", "busybox", "sleep", "100")
+        ok(first, "stop", "-t", "0", "aa", "uu")
+        first.stop(clean=False)
+    with Minidockerd(tmp_path) as second:
+        assert ok(second, "inspect", "-f", "{{.State.Status}}", "aa", "uu").split() == ["running", "exited"]

@@ -76,6 +76,8 @@ def _status_text(c) -> str:
         return f"Up {_ago((now - (c.started_at or now)) / 1e9)}"
     if c.status == "exited":
         return f"Exited ({c.exit_code or 0}) {_ago((now - (c.finished_at or now)) / 1e9)} ago"
+    if c.status == "restarting":
+        return f"Restarting ({c.exit_code or 0}) {_ago((now - (c.finished_at or now)) / 1e9)} ago"
     return {"created": "Created", "removing": "Removal In Progress"}.get(c.status, c.status)
 
 
@@ -94,12 +96,12 @@ def container_inspect_json(c, log_path: str | None) -> dict:
     args = list(c.command)
     return {
         "Id": c.id, "Created": _rfc3339(int(c.created * 1e9)), "Path": args[0] if args else "", "Args": args[1:],
-        "State": {"Status": c.status, "Running": running, "Paused": False, "Restarting": False,
+        "State": {"Status": c.status, "Running": running, "Paused": False, "Restarting": c.status == "restarting",
                   "OOMKilled": bool(c.oom_killed), "Dead": False, "Pid": c.pid or 0 if running else 0,
                   "ExitCode": c.exit_code or 0, "Error": c.error or "", "StartedAt": _rfc3339(c.started_at),
                   "FinishedAt": _rfc3339(c.finished_at)},
         "Image": c.image_id or "", "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
-        "LogPath": log_path or "", "Name": f"/{c.name}", "RestartCount": 0, "Driver": "overlay",
+        "LogPath": log_path or "", "Name": f"/{c.name}", "RestartCount": c.restart_count or 0, "Driver": "overlay",
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {"Binds": None, "NetworkMode": "default", "PortBindings": {}, "AutoRemove": False,
                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},

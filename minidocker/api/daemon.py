@@ -116,6 +116,8 @@ class Daemon:
         self.supervisor.subscribe(on_lost=self._supervisor_lost)
         for line in self.containers.reconcile():
             log.info("reconciled: %s", line)
+        for cid in self.containers.restart_at_boot():
+            log.info("restarted %s (its restart policy)", cid)
 
     def _supervisor_lost(self) -> None:
         """The supervisor died (kill -9?): its containers lost their monitor. Start a new one, reconcile."""
@@ -158,6 +160,7 @@ class Daemon:
         try:
             self.server.serve_forever()
         finally:
+            self.containers._shutting_down = True
             self.server.shutdown()
             self._stop_idle_supervisor()
             self._remove_pidfile()

@@ -18,6 +18,8 @@ def build_commands() -> Command:
         options=[
             Option("--rm", "remove the container when it exits", dest="remove"),
             Option("-d --detach", "run in the background and print its ID (needs minidockerd)"),
+            Option("--restart", "no, on-failure[:N], always or unless-stopped (with minidockerd)", "value",
+                   "POLICY"),
             Option("--log-driver", "json-file (default) or none (with minidockerd)", "value", "DRIVER",
                    dest="log_driver"),
             Option("--log-opt", "max-size=SIZE, max-file=N (repeatable; with minidockerd)", "list", "OPT",

@@ -154,6 +154,9 @@ def _create_body(args: SimpleNamespace) -> dict:
     if getattr(args, "log_driver", None) or getattr(args, "log_opt", None):
         opts = dict(item.partition("=")[::2] for item in (args.log_opt or []))
         host["LogConfig"] = {"Type": args.log_driver or "json-file", "Config": opts}
+    if getattr(args, "restart", None):
+        name, _, count = args.restart.partition(":")
+        host["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count) if count.isdigit() else 0}
     attach = not args.detach
     return {"Image": args.image, "Cmd": args.command or None,
             "Entrypoint": [args.entrypoint] if args.entrypoint is not None else None,

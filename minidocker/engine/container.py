@@ -57,13 +57,15 @@ class Container(Record):
 
     FILE = "container.json"
     FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "exit_code", "image_id", "oom_killed",
-              "config", "host_config", "started_at", "finished_at", "error", "supervised")
+              "config", "host_config", "started_at", "finished_at", "error", "supervised", "restart_count",
+              "manually_stopped")
 
     def __init__(self, id: str, name: str, image: str, command: list[str], created: float,
                  status: str = "created", pid: int | None = None, exit_code: int | None = None,
                  image_id: str | None = None, oom_killed: bool | None = None,
                  config: dict | None = None, host_config: dict | None = None, started_at: int | None = None,
-                 finished_at: int | None = None, error: str | None = None, supervised: bool | None = None) -> None:
+                 finished_at: int | None = None, error: str | None = None, supervised: bool | None = None,
+                 restart_count: int | None = None, manually_stopped: bool | None = None) -> None:
         self.id = id
         self.name = name
         self.image = image
@@ -82,6 +84,8 @@ class Container(Record):
         self.finished_at = finished_at
         self.error = error
         self.supervised = supervised
+        self.restart_count = restart_count      # restarts by its policy since the last docker start
+        self.manually_stopped = manually_stopped  # docker stop/kill: no restart by policy (unless-stopped)
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:

@@ -60,6 +60,27 @@ def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
     raise InvalidArgument(f"Invalid signal: {value}")
 
 
+def restart_policy(host: dict) -> tuple[str, int]:
+    """HostConfig.RestartPolicy as (name, maximum retries): no, always, unless-stopped, on-failure[:N]."""
+    policy = _typed(host, "RestartPolicy", dict, {}) or {}
+    name = _typed(policy, "Name", str, "") or "no"
+    retries = _typed(policy, "MaximumRetryCount", int, 0) or 0
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    if retries and name != "on-failure":
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+    if retries < 0:
+        raise InvalidArgument("maximum retry count cannot be negative")
+    return name, retries
+
+
+def restart_delay(restarts: int, ran_for: float) -> float | None:
+    """Docker's back-off: 100 ms, doubling with each quick restart, back to 100 ms after 10 s up."""
+    if ran_for >= 10:
+        return 0.1
+    return min(0.1 * (2 ** restarts), 60.0)
+
+
 def _typed(body: dict, key: str, kind, default=None):
     """``body[key]`` if it has JSON type ``kind`` (null is the default); else InvalidArgument naming it."""
     value = body.get(key, default)
@@ -128,6 +149,9 @@ class ContainerService:
             raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         name = (name or "").lstrip("/") or None
         options = self._run_options(body, host, image_name)
+        policy = restart_policy(host)
+        if policy[0] != "no" and options.remove:
+            raise InvalidArgument("Conflicting options: --restart and --rm")
         log_type, log_opts = self._log_config(host)
         store = ImageStore(self.roots.images)
         try:
@@ -253,8 +277,11 @@ class ContainerService:
 
     # -- start ----------------------------------------------------------------------------------
 
-    def start(self, ref: str) -> Container:
-        """Mount, create the process in the supervisor, hand it the waiting attachers, start it."""
+    def start(self, ref: str, by_policy: bool = False) -> Container:
+        """Mount, create the process in the supervisor, hand it the waiting attachers, start it.
+
+        ``by_policy``: a restart by the restart policy (its count goes on; a manual start resets it).
+        """
         from minidocker.engine.logfile import parse_log_opts
         from minidocker.image import ImageStore
         from minidocker.storage import Snapshot
@@ -265,6 +292,8 @@ class ContainerService:
                 raise NotModifiedError()
             if container.status == "removing":
                 raise InvalidState(f"cannot start container {container.id[:12]}: it is being removed")
+            if not by_policy:
+                container.restart_count, container.manually_stopped = None, None
             directory = container.directory(self.roots)
             image = ImageStore(self.roots.images).load_image(container.image_id) if container.image_id else \
                 ImageStore(self.roots.images).get(container.image)
@@ -358,13 +387,26 @@ class ContainerService:
         container = self.get(ref)
         if container.status != "running":
             raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+        self._mark_stopped(container.id)
         self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
         self._event(container, "kill", {"signal": str(int(sig))})
         return container
 
+    def _mark_stopped(self, cid: str) -> None:
+        """docker stop/kill: the restart policy leaves it stopped (Docker's HasBeenManuallyStopped)."""
+        with self.lock:
+            container = self.get(cid)
+            container.manually_stopped = True
+            container.save(self.roots)
+
     def stop(self, ref: str, timeout: float | None = None) -> Container:
         """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout, else 10), SIGKILL."""
         container = self.get(ref)
+        if container.status == "restarting":  # waiting for its policy's next start: that start is off
+            with self.lock:
+                container.manually_stopped, container.status = True, "exited"
+                container.save(self.roots)
+            return container
         if container.status != "running":
             raise NotModifiedError()
         config = container.config or {}
@@ -372,6 +414,7 @@ class ContainerService:
             timeout = config.get("StopTimeout") if isinstance(config.get("StopTimeout"), int) else 10
         sig = parse_signal(config.get("StopSignal"), signal.SIGTERM)
         seen = self.exits.get(container.id, 0)
+        self._mark_stopped(container.id)
         try:
             self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
         except NotFound:
@@ -537,11 +580,64 @@ class ContainerService:
                 sock.close()
             self.changed.notify_all()
         self._event(container, "die", {"exitCode": str(container.exit_code)})
+        if self._should_restart(container):
+            self._schedule_restart(container)
+            return
         if (container.host_config or {}).get("AutoRemove"):
             try:
                 self.remove(cid, force=True)
             except NotFound:
                 pass
+
+    def _should_restart(self, container: Container) -> bool:
+        try:
+            name, retries = restart_policy(container.host_config or {})
+        except InvalidArgument:
+            return False
+        if name == "no" or container.manually_stopped or self._shutting_down:
+            return False
+        if name == "on-failure":
+            return container.exit_code != 0 and (not retries or (container.restart_count or 0) < retries)
+        return True  # always, unless-stopped
+
+    _shutting_down = False
+
+    def _schedule_restart(self, container: Container) -> None:
+        ran_for = ((container.finished_at or 0) - (container.started_at or 0)) / 1e9
+        delay = restart_delay(container.restart_count or 0, ran_for)
+        if ran_for >= 10:
+            container.restart_count = 0
+        with self.lock:
+            container.status = "restarting"
+            container.restart_count = (container.restart_count or 0) + 1
+            container.save(self.roots)
+
+        def again() -> None:
+            time.sleep(delay)
+            try:
+                current = self.get(container.id)
+                if current.status == "restarting" and not current.manually_stopped:
+                    self.start(container.id, by_policy=True)
+            except Exception:  # noqa: BLE001 - removed meanwhile, or the start failed (counted as an exit)
+                pass
+
+        threading.Thread(target=again, name="restart", daemon=True).start()
+
+    def restart_at_boot(self) -> list[str]:
+        """At daemon start: containers whose policy is always (or unless-stopped, not stopped by hand) run again."""
+        started = []
+        for container in list_containers(self.roots):
+            if container.status not in ("exited", "restarting") or not container.supervised:
+                continue
+            name, _ = restart_policy(container.host_config or {})
+            if name == "always" or (name == "unless-stopped" and not container.manually_stopped) or (
+                    container.status == "restarting" and not container.manually_stopped):
+                try:
+                    self.start(container.id, by_policy=True)
+                    started.append(container.id[:12])
+                except Exception:  # noqa: BLE001
+                    pass
+        return started
 
     def reconcile(self) -> list[str]:
         """At daemon start: fold in exits that happened while no daemon listened; what was done.
