@@ -150,7 +150,7 @@ def container_list(request: Request) -> Reply:
 def container_create(request: Request) -> Reply:
     body = request.json()
     container = _service(request).create(body, request.arg("name"))
-    return Reply.json({"Id": container.id, "Warnings": []}, 201)
+    return Reply.json({"Id": container.id, "Warnings": getattr(container, "warnings", [])}, 201)
 
 
 def container_inspect(request: Request) -> Reply:
