@@ -379,3 +379,12 @@ def test_sigkill_leaves_a_stale_socket_and_pidfile_that_the_next_daemon_replaces
     assert os.path.exists(first.socket)
     with Minidockerd(tmp_path) as second:
         assert second.answers()
+
+
+def test_events_since_and_until_in_the_past_are_replayed(daemon):
+    since = time.time()
+    os.kill(daemon.proc.pid, signal.SIGHUP)
+    time.sleep(0.3)
+    out = daemon.docker("events", "--since", str(since), "--until", str(time.time()), "--filter", "type=daemon",
+                        "--format", "{{.Action}}")
+    assert out.returncode == 0 and out.stdout.decode().split() == ["reload"], out
