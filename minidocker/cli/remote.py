@@ -12,19 +12,20 @@ See: the Docker Engine API reference, "Attach to a container" (stream format).
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import socket
-import struct
 import sys
-from types import SimpleNamespace
-from urllib.parse import quote, urlencode
+
+# Direct mode asks daemon_client() on every run, ps and rm: this module imports nothing more
+# until a daemon answers (http.client alone costs milliseconds of start-up; bench/startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from types import SimpleNamespace
 
 __all__ = ["Client", "daemon_client", "needs_daemon"]
 
 API = "/v1.41"
-_FRAME = struct.Struct(">BxxxI")
+_HEADER = ">BxxxI"  # the 8-byte frame header: stream type, 3 zero bytes, size (big-endian)
 
 
 def _socket_path() -> tuple[str, bool]:
@@ -44,6 +45,8 @@ def daemon_client() -> Client | None:
     path, explicit = _socket_path()
     if not explicit and not os.path.exists(path):
         return None
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -67,14 +70,17 @@ def needs_daemon(command: str) -> Client:
     return client
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("minidocker", timeout=timeout)
-        self.path = path
+def _connection(path: str):
+    """An ``http.client.HTTPConnection`` whose socket is the daemon's unix socket."""
+    import http.client
+    import socket
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(path)
+
+    return UnixConnection("minidocker")
 
 
 class Client:
@@ -84,7 +90,10 @@ class Client:
         self.path = path
 
     def open(self, method: str, path: str, query: dict | None = None, body: object = None):
-        conn = _UnixConnection(self.path)
+        import json
+        from urllib.parse import urlencode
+
+        conn = _connection(self.path)
         target = API + path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
         data = json.dumps(body).encode() if body is not None else None
         conn.request(method, target, body=data, headers={"Content-Type": "application/json"} if data else {})
@@ -96,6 +105,8 @@ class Client:
         return conn, response
 
     def call(self, method: str, path: str, query: dict | None = None, body: object = None) -> tuple[int, object]:
+        import json
+
         conn, response = self.open(method, path, query, body)
         try:
             data = response.read()
@@ -105,6 +116,9 @@ class Client:
 
     def hijack(self, path: str, query: dict) -> socket.socket:
         """POST with ``Upgrade: tcp``; the socket after the 101 (raw stream both ways)."""
+        import socket
+        from urllib.parse import urlencode
+
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(self.path)
         sock.sendall(f"POST {API}{path}?{urlencode(query)} HTTP/1.1\r\nHost: minidocker\r\n"
@@ -122,6 +136,8 @@ class Client:
 
 
 def _error(status: int, body: bytes):
+    import json
+
     from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
 
     try:
@@ -168,6 +184,8 @@ def _create_body(args: SimpleNamespace) -> dict:
 
 def run(client: Client, args: SimpleNamespace) -> int:
     """``docker run``'s sequence: create, attach, wait (headers), start, stream, the wait's status."""
+    import json
+    import socket
     import threading
 
     _, created = client.call("POST", "/containers/create", {"name": args.name}, _create_body(args))
@@ -219,6 +237,9 @@ def _pump_stdin(sock: socket.socket) -> None:
 
 def _copy_stream(sock: socket.socket, tty: bool) -> None:
     """The attach stream to our stdout/stderr: raw with a tty, else 8-byte frames (1 stdout, 2 stderr)."""
+    import struct
+
+    frame = struct.Struct(_HEADER)
     buffer = b""
     while True:
         data = sock.recv(65536)
@@ -229,7 +250,7 @@ def _copy_stream(sock: socket.socket, tty: bool) -> None:
             continue
         buffer += data
         while len(buffer) >= 8:
-            stream, size = _FRAME.unpack_from(buffer)
+            stream, size = frame.unpack_from(buffer)
             if len(buffer) < 8 + size:
                 break
             os.write(2 if stream == 2 else 1, buffer[8:8 + size])
@@ -250,6 +271,8 @@ def ps(client: Client, args: SimpleNamespace) -> int:
 
 
 def _each(client: Client, refs: list[str], method: str, verb: str, query: dict | None = None) -> int:
+    from urllib.parse import quote
+
     failed = 0
     for ref in refs:
         try:
@@ -282,6 +305,8 @@ def kill(client: Client, args: SimpleNamespace) -> int:
 
 
 def wait(client: Client, args: SimpleNamespace) -> int:
+    from urllib.parse import quote
+
     failed = 0
     for ref in args.containers:
         try:
@@ -294,6 +319,10 @@ def wait(client: Client, args: SimpleNamespace) -> int:
 
 
 def logs(client: Client, args: SimpleNamespace) -> int:
+    import struct
+    from urllib.parse import quote
+
+    frame = struct.Struct(_HEADER)
     _, info = client.call("GET", f"/containers/{quote(args.container, safe='')}/json")
     conn, response = client.open("GET", f"/containers/{info['Id']}/logs", {
         "stdout": 1, "stderr": 1, "follow": 1 if args.follow else None, "tail": args.tail or "all",
@@ -310,7 +339,7 @@ def logs(client: Client, args: SimpleNamespace) -> int:
                 continue
             buffer += data
             while len(buffer) >= 8:
-                stream, size = _FRAME.unpack_from(buffer)
+                stream, size = frame.unpack_from(buffer)
                 if len(buffer) < 8 + size:
                     break
                 os.write(2 if stream == 2 else 1, buffer[8:8 + size])
