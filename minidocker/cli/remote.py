@@ -224,6 +224,8 @@ def run(client: Client, args: SimpleNamespace) -> int:
 
 
 def _pump_stdin(sock: socket.socket) -> None:
+    import socket
+
     try:
         while True:
             data = os.read(0, 65536)
