@@ -62,8 +62,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # with -I -S (no site, no .pth files: ~12 ms less per call). See minidocker/cli/launcher.py.
 $(VENV)/.launcher: $(VENV)/.installed minidocker/cli/launcher.py
 	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker
-	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidockerd
 	ln -sf $(CURDIR)/$(VENV)/bin/minidocker /usr/local/bin/minidocker
+	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidockerd
 	ln -sf $(CURDIR)/$(VENV)/bin/minidockerd /usr/local/bin/minidockerd
 	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker-runc
 	ln -sf $(CURDIR)/$(VENV)/bin/minidocker-runc /usr/local/bin/minidocker-runc

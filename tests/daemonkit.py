@@ -89,11 +89,18 @@ class Minidockerd:
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
-        while not self.answers():
+        while not (self.answers() and self._is_ours()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"minidockerd did not start (exit {self.proc.returncode}):\n{self.log()}")
             time.sleep(0.02)
+
+    def _is_ours(self) -> bool:
+        """The answering daemon is this process (its pidfile), not another one on the same socket."""
+        try:
+            return int((self.root / "run" / "minidockerd.pid").read_text()) == self.proc.pid
+        except (OSError, ValueError):
+            return False
 
     def answers(self) -> bool:
         try:
@@ -115,7 +122,22 @@ class Minidockerd:
         except OSError:
             return ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+    def remove_all(self) -> None:
+        """``docker rm -f`` of every container (a test's leftovers), so that the supervisor ends with the daemon."""
+        import json
+
+        if self.proc.poll() is not None:
+            return
+        status, _, body = self.request("GET", "/containers/json?all=1")
+        for row in json.loads(body) if status == 200 else []:
+            self.request("DELETE", f"/containers/{row['Id']}?force=1", timeout=60)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20, clean: bool = True) -> int | None:
+        if clean and sig == signal.SIGTERM:
+            try:
+                self.remove_all()
+            except OSError:
+                pass
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

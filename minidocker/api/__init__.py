@@ -6,6 +6,7 @@
     daemon.py      the daemon process: config, pidfile, socket, signals, serve
     system.py      /_ping /version /info /events
     containers.py  /containers/...
+    exec.py        /containers/{id}/exec, /exec/{id}/start|resize|json
 
 Handlers validate, call the engine, shape Docker's JSON; they never touch the kernel.
 """

@@ -95,6 +95,42 @@ class Daemon:
         except BaseException:
             self._remove_pidfile()
             raise
+        try:
+            self._start_supervision()
+        except BaseException:
+            self.server.shutdown()
+            self._remove_pidfile()
+            raise
+
+    def _start_supervision(self) -> None:
+        """Find the supervisor (or start one), hear its events, fold in what happened while we were away."""
+        from minidocker.engine.containers import ContainerService
+        from minidocker.engine.supervision import SupervisorClient
+
+        self.containers = ContainerService(self.roots, self.config, self.events)
+        self.supervisor = SupervisorClient(self.roots.run / "supervisor.sock", self.containers.on_supervisor_event,
+                                           log_path=str(self.roots.run / "supervisor.log"))
+        self.containers.supervisor = self.supervisor
+        if not self.supervisor.ensure_running():
+            log.info("live restore: found the supervisor of the running containers")
+        self.supervisor.subscribe(on_lost=self._supervisor_lost)
+        for line in self.containers.reconcile():
+            log.info("reconciled: %s", line)
+        for cid in self.containers.restart_at_boot():
+            log.info("restarted %s (its restart policy)", cid)
+
+    def _supervisor_lost(self) -> None:
+        """The supervisor died (kill -9?): its containers lost their monitor. Start a new one, reconcile."""
+        if self.server.stopping:
+            return
+        log.error("the supervisor died: starting a new one; its containers are marked exited")
+        try:
+            self.supervisor.ensure_running()
+            self.supervisor.subscribe(on_lost=self._supervisor_lost)
+            for line in self.containers.reconcile():
+                log.info("reconciled: %s", line)
+        except Exception:  # noqa: BLE001 - the API goes on serving; container operations will fail clearly
+            log.exception("failed to restart the supervisor")
 
     def _write_pidfile(self) -> None:
         pid = read_pidfile(self.pidfile)
@@ -124,9 +160,21 @@ class Daemon:
         try:
             self.server.serve_forever()
         finally:
+            self.containers._shutting_down = True
             self.server.shutdown()
+            self._stop_idle_supervisor()
             self._remove_pidfile()
             log.info("daemon shut down")
+
+    def _stop_idle_supervisor(self) -> None:
+        """A supervisor with no container to watch ends with the daemon; one with containers stays (live restore)."""
+        try:
+            if not self.supervisor.request({"op": "list"}, timeout=5)["containers"]:
+                self.supervisor.request({"op": "shutdown"}, timeout=5)
+            else:
+                log.info("containers keep running under the supervisor (live restore)")
+        except Exception:  # noqa: BLE001
+            pass
 
     def reload(self) -> None:
         """SIGHUP: read the config file again; apply what can change live (debug, log level, mirrors).
@@ -168,6 +216,6 @@ def _lock_root(path) -> int:
 
 
 def _route_modules():
-    from minidocker.api import build, containers, images, networks, system, volumes
+    from minidocker.api import build, containers, exec, images, networks, system, volumes
 
-    return [system, containers, images, networks, volumes, build]
+    return [system, containers, exec, images, networks, volumes, build]

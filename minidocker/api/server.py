@@ -232,21 +232,26 @@ class Request:
         self.conn.sock.sendall(self._head(status, headers))
         return _ChunkWriter(self.conn.sock)
 
-    def hijack(self, content_type: str = "application/vnd.docker.raw-stream") -> tuple[socket.socket, object]:
+    def hijack(self, content_type: str = "application/vnd.docker.raw-stream",
+               send: bool = True) -> tuple[socket.socket, bytes, bytes]:
         """Take the connection over: 101 UPGRADED (or 200 to a client that did not ask to upgrade).
 
-        Returns the socket and the buffered reader that may already hold the client's
-        first raw bytes (``docker run -i`` writes stdin straight after the 101). The
+        Returns the socket, the bytes the client already sent behind its request (the
+        first raw bytes: ``docker run -i`` may write stdin at once), and the answer's head:
+        sent already, or (``send=False``) for the caller to send once it is ready for the
+        client's next move (an attach is registered before the client may ``start``). The
         connection is not reused for HTTP after this.
         """
         upgrade = "upgrade" in self.headers.get("connection", "").lower()
         headers = [("Content-Type", content_type)]
         if upgrade:
             headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
-        self.conn.sock.sendall(self._head(101 if upgrade else 200, headers))
+        head = self._head(101 if upgrade else 200, headers)
+        if send:
+            self.conn.sock.sendall(head)
         self.conn.keep_alive = False
         self.conn.hijacked = True
-        return self.conn.sock, self.conn.reader
+        return self.conn.sock, self.conn.reader.take(), b"" if send else head
 
 
 class _ChunkWriter:
@@ -265,12 +270,72 @@ class _ChunkWriter:
             self.sock.sendall(b"0\r\n\r\n")
 
 
+class _SocketReader:
+    """Buffered reads from a socket whose unread bytes can be taken back (for a hijacked connection).
+
+    ``socket.makefile`` buffers too, but hides what it read ahead: after a 101 the bytes a
+    client sent straight behind its request (``docker run -i``'s stdin) must go with
+    the socket to whoever serves the raw stream (:meth:`take`).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buffer = sock, bytearray()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def readline(self, limit: int = -1) -> bytes:
+        start = 0
+        while True:
+            end = self.buffer.find(b"\n", start)
+            if end >= 0:
+                end += 1
+                break
+            if 0 <= limit <= len(self.buffer):
+                end = limit
+                break
+            start = len(self.buffer)
+            if not self._fill():
+                end = len(self.buffer)
+                break
+        if 0 <= limit < end:
+            end = limit
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return line
+
+    def read1(self, n: int) -> bytes:
+        if not self.buffer and not self._fill():
+            return b""
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    def read(self, n: int) -> bytes:
+        while len(self.buffer) < n and self._fill():
+            pass
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    def take(self) -> bytes:
+        """What was received but not read; the buffer is empty afterwards."""
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    def close(self) -> None:
+        self.buffer.clear()
+
+
 class _Connection:
     """One client connection: parse requests, dispatch, answer, repeat (keep-alive)."""
 
     def __init__(self, sock: socket.socket, server: ApiServer) -> None:
         self.sock, self.server = sock, server
-        self.reader = sock.makefile("rb", buffering=65536)
+        self.reader = _SocketReader(sock)
         self.keep_alive, self.hijacked = True, False
 
     def serve(self) -> None:
@@ -323,11 +388,11 @@ class _Connection:
         return method, target, headers
 
     def _one_request(self) -> bool:
-        started = time.monotonic()
         try:
             head = self._read_head()
             if head is None:
                 return False
+            started = time.monotonic()
             method, target, headers = head
             body = self._body(headers, self.reader)
         except BadRequest as err:

@@ -9,13 +9,22 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-__all__ = ["build", "commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
+__all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
            "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag",
            "volume_create", "volume_inspect", "volume_ls", "volume_prune", "volume_rm"]
 
 
 def run(args: SimpleNamespace) -> int:
+    remote = _daemon()
+    if remote is not None:
+        from minidocker.cli import remote as r
+
+        return r.run(remote, args)
+    if args.detach:
+        from minidocker.cli.remote import needs_daemon
+
+        needs_daemon("run -d")
     from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
 
@@ -68,6 +77,11 @@ def exec_(args: SimpleNamespace) -> int:
 
 
 def ps(args: SimpleNamespace) -> int:
+    remote = _daemon()
+    if remote is not None:
+        from minidocker.cli import remote as r
+
+        return r.ps(remote, args)
     from minidocker.engine.container import list_containers
     from minidocker.paths import state_roots
 
@@ -85,6 +99,11 @@ def ps(args: SimpleNamespace) -> int:
 
 
 def rm(args: SimpleNamespace) -> int:
+    remote = _daemon()
+    if remote is not None:
+        from minidocker.cli import remote as r
+
+        return r.rm(remote, args)
     from minidocker.engine.remove import remove_container
 
     _require_root()
@@ -427,6 +446,28 @@ def network_disconnect(args: SimpleNamespace) -> int:
     _require_root()
     disconnect(state_roots(), args.network, args.container)
     return 0
+
+
+def _daemon():
+    """minidockerd's client if one answers (chapter 13), else None: direct mode."""
+    from minidocker.cli.remote import daemon_client
+
+    return daemon_client()
+
+
+def _supervised(name: str):
+    """An action that only the daemon can do: it runs there, or says how to start one."""
+    def action(args: SimpleNamespace) -> int:
+        from minidocker.cli import remote
+
+        return getattr(remote, name)(remote.needs_daemon(name), args)
+
+    action.__name__ = name
+    return action
+
+
+logs, start, stop, restart, kill, wait = (_supervised(n) for n in ("logs", "start", "stop", "restart", "kill",
+                                                                   "wait"))
 
 
 def _require_root() -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["ENTRIES", "launcher_text", "write_launcher"]
+__all__ = ["launcher_text", "write_launcher"]
 
 # execve(2): the kernel reads at most this many bytes of "#!interpreter arg" (Linux 5.1+).
 _SHEBANG_MAX = 255

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from minidocker.cli.flags import UsageError, format_help, parse
     from minidocker.cli.parsers import build_commands
 
+    argv = _global_host(list(sys.argv[1:] if argv is None else argv))
     try:
         command, args = parse(build_commands(), argv)
     except UsageError as err:
@@ -50,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
                 print("hint: minidocker needs root: try sudo", file=sys.stderr)
             return 125
         raise
+
+
+def _global_host(argv: list[str]) -> list[str]:
+    """``-H/--host unix://PATH`` before the command (chapter 13): the daemon to talk to, as MINIDOCKER_HOST."""
+    while argv and (argv[0] in ("-H", "--host") or argv[0].startswith("--host=")):
+        flag = argv.pop(0)
+        value = flag.split("=", 1)[1] if "=" in flag else (argv.pop(0) if argv else "")
+        os.environ["MINIDOCKER_HOST"] = value
+    return argv
 
 
 def main_and_exit(argv: list[str] | None = None) -> None:

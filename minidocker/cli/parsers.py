@@ -17,6 +17,13 @@ def build_commands() -> Command:
         "run", "Run a command in a new container (direct mode: no daemon)", commands.run,
         options=[
             Option("--rm", "remove the container when it exits", dest="remove"),
+            Option("-d --detach", "run in the background and print its ID (needs minidockerd)"),
+            Option("--restart", "no, on-failure[:N], always or unless-stopped (with minidockerd)", "value",
+                   "POLICY"),
+            Option("--log-driver", "json-file (default) or none (with minidockerd)", "value", "DRIVER",
+                   dest="log_driver"),
+            Option("--log-opt", "max-size=SIZE, max-file=N (repeatable; with minidockerd)", "list", "OPT",
+                   dest="log_opt"),
             Option("-i --interactive", "keep stdin open"),
             Option("-t --tty", "allocate a pseudo-terminal"),
             Option("--name", "name the container", "value", "NAME"),
@@ -79,11 +86,12 @@ def build_commands() -> Command:
     registry = _registry_commands()
     daemon = _daemon_commands()
     build = _build_command()
+    supervised = _supervised_commands()
     return Command(
         "minidocker", "A container runtime built to learn how Docker works",
         options=[Option("-v --version", "print the version and exit")],
         subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
-                     network, system, _volume_commands(), build, daemon],
+                     network, system, _volume_commands(), build, daemon, *supervised],
     )
 
 
@@ -208,6 +216,27 @@ def _resource_options() -> list[Option]:
         Option("--cpu-period", "CFS period in microseconds", "value", "US"),
         Option("--cpu-quota", "CFS quota in microseconds per period", "value", "US"),
         Option("--pids-limit", "maximum number of processes (-1: unlimited)", "value", "N"),
+    ]
+
+
+def _supervised_commands() -> list[Command]:
+    """logs, start, stop, restart, kill, wait (chapter 13): through minidockerd, which supervises."""
+    many = [Argument("containers", "many")]
+    grace = Option("-t --time", "seconds to wait before SIGKILL (default: the container's, else 10)", "value", "N")
+    return [
+        Command("logs", "Show a container's output (its json-file log)", commands.logs, options=[
+            Option("-f --follow", "follow the log until the container stops"),
+            Option("-n --tail", "number of lines from the end (default all)", "value", "N"),
+            Option("-t --timestamps", "prefix each line with its RFC 3339 time"),
+            Option("--since", "only lines since this Unix time", "value", "TIMESTAMP")],
+                arguments=[Argument("container")]),
+        Command("start", "Start stopped containers", commands.start, arguments=many),
+        Command("stop", "Stop containers: SIGTERM (or STOPSIGNAL), the grace period, SIGKILL", commands.stop,
+                options=[grace], arguments=many),
+        Command("restart", "Stop then start containers", commands.restart, options=[grace], arguments=many),
+        Command("kill", "Send a signal to containers (default SIGKILL)", commands.kill,
+                options=[Option("-s --signal", "signal name or number", "value", "SIGNAL")], arguments=many),
+        Command("wait", "Wait for containers to stop, print their exit codes", commands.wait, arguments=many),
     ]
 
 

@@ -65,13 +65,22 @@ class Container(Record):
 
     FILE = "container.json"
     FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "start_time", "exit_code",
-              "image_id", "oom_killed", "owner", "auto_remove")
+              "image_id", "oom_killed", "owner", "auto_remove",
+              "config", "host_config", "started_at", "finished_at", "error", "supervised", "restart_count",
+              "manually_stopped")
     DEFAULTS = {"status": "created", "pid": None, "exit_code": None,
                 "start_time": None,   # of ``pid``, in clock ticks since boot (linux/procfs.py)
                 "image_id": None,     # the image's ID (sha256 of its config): rmi and commit follow it
                 "oom_killed": None,   # the OOM killer killed one of its processes (chapter 04)
                 "owner": None,        # [pid, start time] of the process running it
-                "auto_remove": None}  # --rm: the record goes when the container exits
+                "auto_remove": None,  # --rm: the record goes when the container exits
+                # Chapter 13, containers of minidockerd: the Engine API's Config and HostConfig as
+                # created, start and finish times (ns), the last start error; supervised: its PID 1
+                # is the supervisor's (engine/supervisor.py).
+                "config": None, "host_config": None, "started_at": None, "finished_at": None, "error": None,
+                "supervised": None,
+                "restart_count": None,      # restarts by its policy since the last docker start
+                "manually_stopped": None}   # docker stop/kill: no restart by policy (unless-stopped)
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:
@@ -136,7 +145,11 @@ class Container(Record):
 
         A 'running' container whose PID 1 is gone (or is another process now) is 'exited'.
         A 'created' or 'running' one whose owner is gone needs :func:`engine.remove.reconcile`.
+        A supervised one (minidockerd's) is left to the daemon, which reads the exit status
+        the supervisor wrote (engine/containers.py: reconcile).
         """
+        if self.supervised:
+            return False
         orphaned = (self.status in ("created", "running") and self.owner is not None
                     and not procfs.is_alive(self.owner[0], self.owner[1]))
         if self.status == "running" and not self.is_running():

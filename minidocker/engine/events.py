@@ -90,6 +90,10 @@ class Subscription:
             if self.until is not None:
                 left = self.until - time.time()
                 if left <= 0:
+                    while not self.queue.empty():  # what was kept from before ``until`` goes out first
+                        event = self.queue.get_nowait()
+                        if event.time_nano <= self.until * 1e9:
+                            yield event
                     return
                 wait = min(wait, left)
             try:

@@ -1,0 +1,351 @@
+"""The minidocker CLI as minidockerd's client: the Engine API over its unix socket. Chapter 13.
+
+When a daemon answers (``-H unix://PATH``, ``MINIDOCKER_HOST``, or the default socket
+under the state roots), ``run``, ``ps``, ``rm``, ``logs``, ``start``, ``stop``,
+``restart``, ``kill`` and ``wait`` go through it, with the same requests the docker CLI
+sends (create, attach, wait, start for ``run``); without one, ``run``, ``ps`` and ``rm``
+work directly as in the earlier chapters and the others say how to start the daemon.
+The client is ``http.client`` on a unix socket, plus the hijacked attach stream read as
+8-byte frames (or raw bytes with a tty).
+See: the Docker Engine API reference, "Attach to a container" (stream format).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Direct mode asks daemon_client() on every run, ps and rm: this module imports nothing more
+# until a daemon answers (http.client alone costs milliseconds of start-up; bench/startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from types import SimpleNamespace
+
+__all__ = ["Client", "daemon_client", "needs_daemon"]
+
+API = "/v1.41"
+_HEADER = ">BxxxI"  # the 8-byte frame header: stream type, 3 zero bytes, size (big-endian)
+
+
+def _socket_path() -> tuple[str, bool]:
+    """(path, explicit): from MINIDOCKER_HOST (set by -H too), else the default under the state roots."""
+    host = os.environ.get("MINIDOCKER_HOST")
+    if host:
+        return (host[len("unix://"):] if host.startswith("unix://") else host), True
+    from minidocker.paths import state_roots
+
+    return str(state_roots().run / "minidocker.sock"), False
+
+
+def daemon_client() -> Client | None:
+    """A client if a daemon answers; None without one (direct mode). An explicit host must answer."""
+    from minidocker.errors import MinidockerError
+
+    path, explicit = _socket_path()
+    if not explicit and not os.path.exists(path):
+        return None
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        if explicit:
+            raise MinidockerError(f"Cannot connect to the minidocker daemon at unix://{path}. "
+                                  "Is minidockerd running?", hint="start it with: minidocker daemon start") from None
+        return None
+    finally:
+        sock.close()
+    return Client(path)
+
+
+def needs_daemon(command: str) -> Client:
+    client = daemon_client()
+    if client is None:
+        from minidocker.errors import MinidockerError
+
+        raise MinidockerError(f"{command} needs minidockerd, and no daemon answers",
+                              hint="start it with: minidocker daemon start")
+    return client
+
+
+def _connection(path: str):
+    """An ``http.client.HTTPConnection`` whose socket is the daemon's unix socket."""
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(path)
+
+    return UnixConnection("minidocker")
+
+
+class Client:
+    """Requests to one daemon; an error status is raised as minidocker's error for it (404 NotFound ...)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def open(self, method: str, path: str, query: dict | None = None, body: object = None):
+        import json
+        from urllib.parse import urlencode
+
+        conn = _connection(self.path)
+        target = API + path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, target, body=data, headers={"Content-Type": "application/json"} if data else {})
+        response = conn.getresponse()
+        if response.status >= 400:
+            text = response.read()
+            conn.close()
+            raise _error(response.status, text)
+        return conn, response
+
+    def call(self, method: str, path: str, query: dict | None = None, body: object = None) -> tuple[int, object]:
+        import json
+
+        conn, response = self.open(method, path, query, body)
+        try:
+            data = response.read()
+        finally:
+            conn.close()
+        return response.status, (json.loads(data) if data.strip() else None)
+
+    def hijack(self, path: str, query: dict) -> socket.socket:
+        """POST with ``Upgrade: tcp``; the socket after the 101 (raw stream both ways)."""
+        import socket
+        from urllib.parse import urlencode
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        sock.sendall(f"POST {API}{path}?{urlencode(query)} HTTP/1.1\r\nHost: minidocker\r\n"
+                     "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(1)  # byte by byte: what follows the head is the container's
+            if not chunk:
+                raise ConnectionError("the daemon closed the attach connection")
+            head += chunk
+        if not head.startswith((b"HTTP/1.1 101", b"HTTP/1.1 200")):
+            body = head.split(b"\r\n\r\n", 1)[1]
+            raise _error(int(head.split()[1]), body)
+        return sock
+
+
+def _error(status: int, body: bytes):
+    import json
+
+    from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
+
+    try:
+        message = json.loads(body)["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body.decode(errors="replace").strip() or f"status {status}"
+    cls = {404: NotFound, 409: Conflict, 400: InvalidArgument}.get(status, MinidockerError)
+    err = cls(message)
+    if "executable file not found" in message or "no such file or directory" in message:
+        err.exit_code = 127
+    elif "permission denied" in message:
+        err.exit_code = 126
+    return err
+
+
+# -- the commands -----------------------------------------------------------------------------------
+
+def _create_body(args: SimpleNamespace) -> dict:
+    from minidocker.cgroups.units import parse_size
+    from minidocker.engine.run import parse_env
+
+    host: dict = {"AutoRemove": bool(args.remove), "NetworkMode": args.network or "default",
+                  "Init": bool(args.init), "ReadonlyRootfs": bool(args.read_only)}
+    if args.memory:
+        host["Memory"] = parse_size(args.memory)
+    if args.cpus:
+        host["NanoCpus"] = int(float(args.cpus) * 1e9)
+    if args.pids_limit:
+        host["PidsLimit"] = int(args.pids_limit)
+    if getattr(args, "log_driver", None) or getattr(args, "log_opt", None):
+        opts = dict(item.partition("=")[::2] for item in (args.log_opt or []))
+        host["LogConfig"] = {"Type": args.log_driver or "json-file", "Config": opts}
+    if getattr(args, "restart", None):
+        name, _, count = args.restart.partition(":")
+        host["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count) if count.isdigit() else 0}
+    attach = not args.detach
+    return {"Image": args.image, "Cmd": args.command or None,
+            "Entrypoint": [args.entrypoint] if args.entrypoint is not None else None,
+            "Env": parse_env(args.env), "WorkingDir": args.workdir or "", "User": args.user or "",
+            "Hostname": args.hostname or "", "Tty": bool(args.tty), "OpenStdin": bool(args.interactive),
+            "StdinOnce": bool(args.interactive), "AttachStdin": bool(args.interactive) and attach,
+            "AttachStdout": attach, "AttachStderr": attach, "HostConfig": host}
+
+
+def run(client: Client, args: SimpleNamespace) -> int:
+    """``docker run``'s sequence: create, attach, wait (headers), start, stream, the wait's status."""
+    import json
+    import socket
+    import threading
+
+    _, created = client.call("POST", "/containers/create", {"name": args.name}, _create_body(args))
+    cid = created["Id"]
+    if args.detach:
+        client.call("POST", f"/containers/{cid}/start")
+        print(cid)
+        return 0
+    sock = client.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1,
+                                                       **({"stdin": 1} if args.interactive else {})})
+    wait_conn, wait = client.open("POST", f"/containers/{cid}/wait",
+                                  {"condition": "removed" if args.remove else "next-exit"})
+    try:
+        client.call("POST", f"/containers/{cid}/start")
+    except Exception:
+        sock.close()
+        wait_conn.close()
+        raise
+    if args.interactive:
+        threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
+    else:
+        sock.shutdown(socket.SHUT_WR)
+    if args.tty and sys.stdin.isatty():
+        from minidocker.runtime.console import raw_terminal
+
+        with raw_terminal(sys.stdin.fileno()):
+            _copy_stream(sock, tty=True)
+    else:
+        _copy_stream(sock, tty=bool(args.tty))
+    sock.close()
+    try:
+        status = json.loads(wait.read())
+    finally:
+        wait_conn.close()
+    return int(status.get("StatusCode", 125))
+
+
+def _pump_stdin(sock: socket.socket) -> None:
+    import socket
+
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _copy_stream(sock: socket.socket, tty: bool) -> None:
+    """The attach stream to our stdout/stderr: raw with a tty, else 8-byte frames (1 stdout, 2 stderr)."""
+    import struct
+
+    frame = struct.Struct(_HEADER)
+    buffer = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        if tty:
+            os.write(1, data)
+            continue
+        buffer += data
+        while len(buffer) >= 8:
+            stream, size = frame.unpack_from(buffer)
+            if len(buffer) < 8 + size:
+                break
+            os.write(2 if stream == 2 else 1, buffer[8:8 + size])
+            buffer = buffer[8 + size:]
+
+
+def ps(client: Client, args: SimpleNamespace) -> int:
+    _, rows = client.call("GET", "/containers/json", {"all": 1 if args.all else None})
+    if args.quiet:
+        print("\n".join(r["Id"][:12] for r in rows))
+        return 0
+    print(f"{'CONTAINER ID':<14}{'IMAGE':<18}{'COMMAND':<24}{'STATUS':<26}NAMES")
+    for r in rows:
+        command = r["Command"] if len(r["Command"]) <= 20 else r["Command"][:19] + "…"
+        print(f"{r['Id'][:12]:<14}{r['Image']:<18}{chr(34) + command + chr(34):<24}{r['Status']:<26}"
+              f"{r['Names'][0].lstrip('/')}")
+    return 0
+
+
+def _each(client: Client, refs: list[str], method: str, verb: str, query: dict | None = None) -> int:
+    from urllib.parse import quote
+
+    failed = 0
+    for ref in refs:
+        try:
+            client.call(method, f"/containers/{quote(ref, safe='')}{verb}", query)
+            print(ref)
+        except Exception as err:  # noqa: BLE001 - report each, go on, like docker
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def rm(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "DELETE", "", {"force": 1 if args.force else None})
+
+
+def start(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "POST", "/start")
+
+
+def stop(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "POST", "/stop", {"t": args.time})
+
+
+def restart(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "POST", "/restart", {"t": args.time})
+
+
+def kill(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "POST", "/kill", {"signal": args.signal})
+
+
+def wait(client: Client, args: SimpleNamespace) -> int:
+    from urllib.parse import quote
+
+    failed = 0
+    for ref in args.containers:
+        try:
+            _, status = client.call("POST", f"/containers/{quote(ref, safe='')}/wait")
+            print(status["StatusCode"])
+        except Exception as err:  # noqa: BLE001
+            print(f"minidocker: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def logs(client: Client, args: SimpleNamespace) -> int:
+    import struct
+    from urllib.parse import quote
+
+    frame = struct.Struct(_HEADER)
+    _, info = client.call("GET", f"/containers/{quote(args.container, safe='')}/json")
+    conn, response = client.open("GET", f"/containers/{info['Id']}/logs", {
+        "stdout": 1, "stderr": 1, "follow": 1 if args.follow else None, "tail": args.tail or "all",
+        "timestamps": 1 if args.timestamps else None, "since": args.since})
+    tty = bool(info["Config"].get("Tty"))
+    buffer = b""
+    try:
+        while True:
+            data = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+            if not data:
+                break
+            if tty:
+                os.write(1, data)
+                continue
+            buffer += data
+            while len(buffer) >= 8:
+                stream, size = frame.unpack_from(buffer)
+                if len(buffer) < 8 + size:
+                    break
+                os.write(2 if stream == 2 else 1, buffer[8:8 + size])
+                buffer = buffer[8 + size:]
+    finally:
+        conn.close()
+    return 0

@@ -1,0 +1,744 @@
+"""minidockerd's containers: the Engine API's container operations, on the supervisor. Chapter 13.
+
+::
+
+    service = ContainerService(roots, config, events)   # one per daemon; reconciles at start
+    c = service.create(body, name)        POST /containers/create   record + snapshot, status created
+    service.start(ref)                    POST /containers/{id}/start    mount, supervisor create + start
+    service.stop(ref, timeout)            StopSignal (or SIGTERM), grace period, SIGKILL
+    service.kill(ref, signal)             POST /containers/{id}/kill
+    service.wait(ref, condition)          not-running | next-exit | removed -> exit code
+    service.remove(ref, force)            DELETE /containers/{id}
+    service.list(all) / service.get(ref)  records, refreshed
+    service.attach(ref, sock, ...)        hand the client's socket to the supervisor
+
+The states are Docker's: created -> running -> exited (-> removed); what happens on an
+exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
+the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
+(it was down: ``kill -9``, live restore).
+See: docker-container-run(1), the Engine API reference "Container".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+from minidocker.engine.container import Container, find_container, list_containers, random_name
+from minidocker.errors import Conflict, ContainerError, InvalidArgument, InvalidState, NotFound
+from minidocker.paths import StateRoots
+
+__all__ = ["ContainerService", "NotModifiedError", "parse_signal"]
+
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+EXIT_FILE = "exit.json"
+
+
+class NotModifiedError(Exception):
+    """The operation had nothing to do (start of a running container): the API answers 304."""
+
+
+def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
+    """``KILL``, ``SIGKILL``, ``9`` -> 9; anything else is InvalidArgument("Invalid signal: X")."""
+    if value in (None, ""):
+        return int(default)
+    text = str(value).strip()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        try:
+            return int(signal.Signals[name])
+        except KeyError:
+            pass
+    raise InvalidArgument(f"Invalid signal: {value}")
+
+
+def restart_policy(host: dict) -> tuple[str, int]:
+    """HostConfig.RestartPolicy as (name, maximum retries): no, always, unless-stopped, on-failure[:N]."""
+    policy = _typed(host, "RestartPolicy", dict, {}) or {}
+    name = _typed(policy, "Name", str, "") or "no"
+    retries = _typed(policy, "MaximumRetryCount", int, 0) or 0
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    if retries and name != "on-failure":
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+    if retries < 0:
+        raise InvalidArgument("maximum retry count cannot be negative")
+    return name, retries
+
+
+def restart_delay(restarts: int, ran_for: float) -> float | None:
+    """Docker's back-off: 100 ms, doubling with each quick restart, back to 100 ms after 10 s up."""
+    if ran_for >= 10:
+        return 0.1
+    return min(0.1 * (2 ** restarts), 60.0)
+
+
+def _typed(body: dict, key: str, kind, default=None):
+    """``body[key]`` if it has JSON type ``kind`` (null is the default); else InvalidArgument naming it."""
+    value = body.get(key, default)
+    if value is None:
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+        raise InvalidArgument(f"invalid {key}: expected {' or '.join(names[k] for k in kinds)}, "
+                              f"got {type(value).__name__} {value!r}"[:300])
+    return value
+
+
+def _strings(body: dict, key: str) -> list[str] | None:
+    """A Go ``StrSlice``: a JSON string or an array of strings (or null)."""
+    value = _typed(body, key, (list, str))
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"invalid {key}: expected an array of strings")
+    return value
+
+
+class ExecInstance:
+    """An exec of a container: created, then started once (``docker exec``); its exit code when done."""
+
+    def __init__(self, id: str, container_id: str, cmd: list[str], env: list[str], workdir: str, user,
+                 stdin: bool) -> None:
+        self.id, self.container_id, self.cmd, self.env, self.workdir, self.user = id, container_id, cmd, env, workdir, user
+        self.stdin = stdin
+        self.started = self.running = False
+        self.exit_code: int | None = None
+        self.pid: int | None = None
+
+
+class ContainerService:
+    """The daemon's container operations. Thread-safe: HTTP handler threads call it concurrently."""
+
+    def __init__(self, roots: StateRoots, config, events, supervisor=None) -> None:
+        self.roots, self.config, self.events = roots, config, events
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)   # notified at every exit and removal
+        self.exits: dict[str, int] = {}                 # exits seen, per container (for next-exit)
+        self.removed: set[str] = set()
+        self.pending_attach: dict[str, list] = {}       # attach before start (docker run): held here
+        self.supervisor = supervisor
+        self._last_exit: dict[str, int] = {}
+        self.execs: dict[str, ExecInstance] = {}
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def create(self, body: dict, name: str | None = None) -> Container:
+        """A container in status ``created``: its record, config and filesystem, no process."""
+        from minidocker.image import ImageStore
+        from minidocker.image.reference import parse_reference
+
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid container config: expected a JSON object")
+        image_name = _typed(body, "Image", str)
+        if not image_name:
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        host = _typed(body, "HostConfig", dict, {}) or {}
+        if name is not None and name != "" and not _NAME.match(name):
+            raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = (name or "").lstrip("/") or None
+        container_warnings: list[str] = []
+        options = self._run_options(body, host, image_name, container_warnings)
+        policy = restart_policy(host)
+        if policy[0] != "no" and options.remove:
+            raise InvalidArgument("Conflicting options: --restart and --rm")
+        log_type, log_opts = self._log_config(host)
+        store = ImageStore(self.roots.images)
+        try:
+            image = store.get(image_name)
+        except (NotFound, InvalidArgument):
+            try:
+                ref = parse_reference(image_name)
+                shown = f"{ref.familiar_name}:{ref.tag or 'latest'}"
+            except Exception:  # noqa: BLE001 - the name as typed, then
+                shown = image_name
+            raise NotFound(f"No such image: {shown}") from None
+        with self.lock:
+            if name is not None:
+                for other in list_containers(self.roots):
+                    if other.name == name:
+                        raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                                       f'"{other.id}". You have to remove (or rename) that container to be able '
+                                       "to reuse that name.")
+            container = Container.new(name or self._free_name(), image.reference, [], image_id=image.id)
+            from minidocker.engine.run import build_spec
+            from minidocker.storage import Snapshot
+
+            spec = build_spec(image, options, str(container.directory(self.roots) / "rootfs"), container.id)
+            if host.get("NetworkMode") == "host":
+                spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+            container.command = spec["process"]["args"]
+            container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
+            container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
+            container.supervised = True
+            directory = container.directory(self.roots)
+            Snapshot.create(image.layers, directory)
+            try:
+                from minidocker.atomic import write_json
+
+                write_json(directory / "config.json", spec, durable=False)
+                container.save(self.roots)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+        container.warnings = container_warnings  # not persisted: create's answer only
+        self._event(container, "create")
+        return container
+
+    def _free_name(self) -> str:
+        taken = {c.name for c in list_containers(self.roots)}
+        for _ in range(50):
+            name = random_name()
+            if name not in taken:
+                return name
+        return f"{random_name()}_{os.urandom(2).hex()}"
+
+    def _run_options(self, body: dict, host: dict, image_name: str, warnings: list[str]):
+        from minidocker.engine.resources import ResourceFlags
+        from minidocker.engine.run import RunOptions
+
+        entrypoint = _strings(body, "Entrypoint")
+        cmd = _strings(body, "Cmd") or []
+        env = _strings(body, "Env") or []
+        if entrypoint is not None:
+            first = entrypoint[0] if entrypoint else ""
+            cmd = [*entrypoint[1:], *cmd]
+        else:
+            first = None
+        network = _typed(host, "NetworkMode", str, "default")
+        if network in ("default", ""):
+            # SPEC: minidockerd wires no bridge yet (chapter 09's networks need the owner's PID before
+            # the container exists); the default network is none, said in a warning (create's Warnings).
+            if os.environ.get("MINIDOCKER_BRIDGE") != "none":
+                warnings.append("minidockerd has no bridge network yet: the container runs with "
+                                     "--network none (use --network host for the host's)")
+            network = "none"
+        if network not in ("none", "host"):
+            raise InvalidArgument(f"network mode {network!r} is not supported by minidockerd yet",
+                                  hint="use --network none or --network host")
+        memory = _typed(host, "Memory", int, 0)
+        swap = _typed(host, "MemorySwap", int, 0)
+        nano = _typed(host, "NanoCpus", int, 0)
+        pids = _typed(host, "PidsLimit", int, 0)
+        resources = ResourceFlags(
+            memory=str(memory) if memory else None, memory_swap=str(swap) if swap else None,
+            cpus=nano / 1e9 if nano else None, cpu_shares=_typed(host, "CpuShares", int, 0) or None,
+            cpu_period=_typed(host, "CpuPeriod", int, 0) or None, cpu_quota=_typed(host, "CpuQuota", int, 0) or None,
+            pids_limit=pids if pids else None)
+        if _typed(host, "Binds", list) or _typed(host, "Mounts", list):
+            raise InvalidArgument("volumes (Binds, Mounts) are not supported by minidockerd yet")
+        return RunOptions(
+            image=image_name, command=cmd, hostname=_typed(body, "Hostname", str) or None, env=env,
+            workdir=_typed(body, "WorkingDir", str) or None, user=_typed(body, "User", str) or None,
+            entrypoint=first, interactive=bool(_typed(body, "OpenStdin", bool, False)),
+            tty=bool(_typed(body, "Tty", bool, False)), init=bool(_typed(host, "Init", bool, False)),
+            remove=bool(_typed(host, "AutoRemove", bool, False)),
+            read_only=bool(_typed(host, "ReadonlyRootfs", bool, False)), network=network, resources=resources)
+
+    def _log_config(self, host: dict) -> tuple[str, dict]:
+        from minidocker.engine.logfile import parse_log_opts
+
+        log_config = _typed(host, "LogConfig", dict, {}) or {}
+        log_type = _typed(log_config, "Type", str, "") or self.config.log_driver
+        opts = _typed(log_config, "Config", dict, {}) or (dict(self.config.log_opts) if not log_config.get("Type")
+                                                          else {})
+        if log_type not in ("json-file", "none"):
+            raise InvalidArgument(f'logger: no log driver named \'{log_type}\' is registered',
+                                  hint="minidockerd has json-file and none")
+        if log_type == "json-file":
+            parse_log_opts(opts)
+        elif opts:
+            raise InvalidArgument("the none log driver takes no options")
+        return log_type, opts
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        try:
+            return find_container(self.roots, ref)
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+
+    def list(self, all: bool = False) -> list[Container]:
+        found = [c for c in list_containers(self.roots) if all or c.status == "running"]
+        return sorted(found, key=lambda c: c.created, reverse=True)
+
+    def log_path(self, container: Container) -> str | None:
+        host = container.host_config or {}
+        if (host.get("LogConfig") or {}).get("Type", "json-file") == "none":
+            return None
+        return str(container.directory(self.roots) / f"{container.id}-json.log")
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def start(self, ref: str, by_policy: bool = False) -> Container:
+        """Mount, create the process in the supervisor, hand it the waiting attachers, start it.
+
+        ``by_policy``: a restart by the restart policy (its count goes on; a manual start resets it).
+        """
+        from minidocker.engine.logfile import parse_log_opts
+        from minidocker.image import ImageStore
+        from minidocker.storage import Snapshot
+
+        with self.lock:
+            container = self.get(ref)
+            if container.status == "running":
+                raise NotModifiedError()
+            if container.status == "removing":
+                raise InvalidState(f"cannot start container {container.id[:12]}: it is being removed")
+            if not by_policy:
+                container.restart_count, container.manually_stopped = None, None
+            directory = container.directory(self.roots)
+            image = ImageStore(self.roots.images).load_image(container.image_id) if container.image_id else \
+                ImageStore(self.roots.images).get(container.image)
+            snapshot = Snapshot(directory, image.layers)
+            if not os.path.ismount(snapshot.rootfs):
+                snapshot.mount()
+            try:
+                spec_cwd = (container.config or {}).get("WorkingDir") or ""
+                if spec_cwd:
+                    from minidocker.rootfs import secure_join
+
+                    os.makedirs(secure_join(snapshot.rootfs, spec_cwd), exist_ok=True)
+                log_opts = ((container.host_config or {}).get("LogConfig") or {}).get("Config") or {}
+                max_size, max_files = parse_log_opts(log_opts)
+                exit_file = directory / EXIT_FILE
+                try:
+                    exit_file.unlink()
+                except FileNotFoundError:
+                    pass
+                config = container.config or {}
+                reply = self.supervisor.request({
+                    "op": "create", "id": container.id, "config": str(directory / "config.json"),
+                    "stdin": bool(config.get("OpenStdin")), "log": self.log_path(container),
+                    "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file)})
+            except BaseException as err:
+                snapshot.unmount()
+                # As dockerd: a container that failed to start has exited (waiters answer, --rm removes it)
+                code = err.exit_code if isinstance(err, ContainerError) else 128
+                threading.Thread(target=self._exited, args=(container.id, {"exit_code": code, "error": str(err)}),
+                                 daemon=True).start()
+                raise
+            container.status, container.pid = "running", reply["pid"]
+            container.exit_code, container.error, container.oom_killed = None, None, None
+            container.started_at, container.finished_at = time.time_ns(), None
+            container.save(self.roots)
+            for sock, stdin, stdout, stderr, early in self.pending_attach.pop(container.id, []):
+                self._hand_over(container, sock, stdin, stdout, stderr, early)
+        try:
+            self.supervisor.request({"op": "start", "id": container.id})
+        except ContainerError as err:
+            with self.lock:
+                try:
+                    fresh = self.get(container.id)
+                except NotFound:
+                    raise err from None  # its --rm removed it already: the start error is the story
+                fresh.error = str(err)
+                fresh.save(self.roots)
+            raise
+        self._event(container, "start")
+        return container
+
+    # -- attach ---------------------------------------------------------------------------------
+
+    def attach(self, ref: str, sock, stdin: bool, stdout: bool, stderr: bool, early: bytes = b"",
+               greeting: bytes = b"") -> None:
+        """Give the client's socket to the supervisor now, or at start for a created container.
+
+        ``early``: stdin bytes the client sent before the socket changed hands. ``greeting``:
+        the HTTP answer (101), sent only once the attach is registered: ``docker run`` sends
+        ``start`` when it has it, and output from the first instant must reach it.
+        """
+        with self.lock:
+            container = self.get(ref)
+            if container.status == "running":
+                sock.sendall(greeting)
+                self._hand_over(container, sock, stdin, stdout, stderr, early)
+            elif container.status == "created":
+                self.pending_attach.setdefault(container.id, []).append((sock, stdin, stdout, stderr, early))
+                sock.sendall(greeting)
+            else:
+                sock.sendall(greeting)
+                sock.close()  # an exited container: the stream ends at once, as dockerd's does
+
+    def _hand_over(self, container: Container, sock, stdin: bool, stdout: bool, stderr: bool,
+                   early: bytes = b"") -> None:
+        try:
+            self.supervisor.request({"op": "attach", "id": container.id, "stdin": stdin, "stdout": stdout,
+                                     "stderr": stderr, "early": early.hex()}, fds=(sock.fileno(),))
+        finally:
+            sock.close()  # the supervisor has its own copy; the stream ends when it closes that
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        container = self.get(ref)
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        self.supervisor.request({"op": "resize", "id": container.id, "h": height, "w": width})
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
+        container = self.get(ref)
+        if container.status != "running":
+            raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+        self._mark_stopped(container.id)
+        self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
+        self._event(container, "kill", {"signal": str(int(sig))})
+        return container
+
+    def _mark_stopped(self, cid: str) -> None:
+        """docker stop/kill: the restart policy leaves it stopped (Docker's HasBeenManuallyStopped)."""
+        with self.lock:
+            container = self.get(cid)
+            container.manually_stopped = True
+            container.save(self.roots)
+
+    def stop(self, ref: str, timeout: float | None = None) -> Container:
+        """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout, else 10), SIGKILL."""
+        container = self.get(ref)
+        if container.status == "restarting":  # waiting for its policy's next start: that start is off
+            with self.lock:
+                container.manually_stopped, container.status = True, "exited"
+                container.save(self.roots)
+            return container
+        if container.status != "running":
+            raise NotModifiedError()
+        config = container.config or {}
+        if timeout is None:
+            timeout = config.get("StopTimeout") if isinstance(config.get("StopTimeout"), int) else 10
+        sig = parse_signal(config.get("StopSignal"), signal.SIGTERM)
+        seen = self.exits.get(container.id, 0)
+        self._mark_stopped(container.id)
+        try:
+            self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
+        except NotFound:
+            pass
+        if timeout < 0 or not self._wait_exit(container.id, seen, timeout):
+            try:
+                self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
+            except NotFound:
+                pass
+            self._wait_exit(container.id, seen, 30)
+        self._event(container, "stop")
+        return self.get(container.id)
+
+    def _wait_exit(self, cid: str, seen: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        with self.changed:
+            while self.exits.get(cid, 0) <= seen:
+                if cid in self.removed:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self.changed.wait(left if left is not None else 1.0)
+        return True
+
+    def wait(self, ref: str, condition: str = "not-running", container: Container | None = None) -> int:
+        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first)."""
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        container = container or self.get(ref)
+        cid = container.id
+        with self.changed:
+            seen = self.exits.get(cid, 0)
+            if condition == "not-running" and self.get(cid).status != "running":
+                return self.get(cid).exit_code or 0
+            while True:
+                if condition == "removed" and cid in self.removed:
+                    break
+                if condition != "removed" and self.exits.get(cid, 0) > seen:
+                    break
+                if condition == "removed" and not self._exists(cid):
+                    break
+                self.changed.wait(1.0)
+        return self._last_exit.get(cid, 0)
+
+    def exists(self, cid: str) -> bool:
+        return self._exists(cid)
+
+    def _exists(self, cid: str) -> bool:
+        return (self.roots.containers / cid).is_dir()
+
+    # -- exits ----------------------------------------------------------------------------------
+
+    def on_supervisor_event(self, event: dict) -> None:
+        if event.get("event") == "exit":
+            self._exited(event["id"], event)
+        elif event.get("event") == "exec-exit" and event.get("id") in self.execs:
+            ex = self.execs[event["id"]]
+            ex.running, ex.exit_code = False, int(event.get("exit_code") or 0)
+            self._event(self.get(ex.container_id), f"exec_die", {"execID": ex.id, "exitCode": str(ex.exit_code)}) \
+                if self.exists(ex.container_id) else None
+
+    # -- exec -----------------------------------------------------------------------------------
+
+    def exec_create(self, ref: str, body: dict) -> ExecInstance:
+        """An exec instance (not started): ``docker exec``'s first request. 409 unless the container runs."""
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid exec config: expected a JSON object")
+        container = self.get(ref)
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        cmd = _strings(body, "Cmd")
+        if not cmd:
+            raise InvalidArgument("No exec command specified")
+        if _typed(body, "Tty", bool, False):
+            raise InvalidArgument("exec with a tty (docker exec -t) is not supported by minidockerd yet")
+        user_text = _typed(body, "User", str, "") or ""
+        user = None
+        if user_text:
+            uid, _, gid = user_text.partition(":")
+            if not uid.isdigit() or (gid and not gid.isdigit()):
+                raise InvalidArgument(f"invalid User {user_text!r}: only numeric uid[:gid] is supported")
+            user = {"uid": int(uid), "gid": int(gid or uid)}
+        ex = ExecInstance(os.urandom(32).hex(), container.id, cmd, _strings(body, "Env") or [],
+                          _typed(body, "WorkingDir", str, "") or "", user,
+                          bool(_typed(body, "AttachStdin", bool, False)))
+        self.execs[ex.id] = ex
+        self._event(container, f"exec_create: {' '.join(cmd)}", {"execID": ex.id})
+        return ex
+
+    def exec_get(self, eid: str) -> ExecInstance:
+        ex = self.execs.get(eid)
+        if ex is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        if ex.running:
+            try:
+                status = self.supervisor.request({"op": "exec_status", "id": ex.id})
+            except NotFound:
+                return ex
+            if not status.get("running"):
+                ex.running, ex.exit_code = False, int(status.get("exit_code") or 0)
+        return ex
+
+    def exec_start(self, eid: str, sock=None, early: bytes = b"", greeting: bytes = b"") -> ExecInstance:
+        """Run it: attached to ``sock`` (the hijacked client) or detached."""
+        from minidocker.atomic import read_json
+
+        ex = self.exec_get(eid)
+        if ex.started:
+            raise Conflict(f"exec {eid} has already started")
+        container = self.get(ex.container_id)
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        spec = read_json(container.directory(self.roots) / "config.json")
+        env = dict(item.split("=", 1) for item in spec["process"].get("env", []) if "=" in item)
+        env.update(item.split("=", 1) for item in ex.env if "=" in item)
+        request = {"op": "exec", "id": ex.id, "container": container.id, "cmd": ex.cmd, "env": env,
+                   "cwd": ex.workdir or spec["process"].get("cwd", "/"), "user": ex.user,
+                   "stdin": ex.stdin and sock is not None}
+        ex.started, ex.running = True, True
+        try:
+            if sock is not None:
+                sock.sendall(greeting)
+                reply = self.supervisor.request(request, fds=(sock.fileno(),))
+            else:
+                reply = self.supervisor.request(request)
+        except BaseException:
+            ex.running, ex.exit_code = False, 126
+            raise
+        finally:
+            if sock is not None:
+                sock.close()
+        ex.pid = reply.get("pid")
+        if early and ex.stdin:
+            pass  # bytes before the hand-over: exec clients send stdin after the 101 (SPEC: dropped here)
+        self._event(container, f"exec_start: {' '.join(ex.cmd)}", {"execID": ex.id})
+        return ex
+
+    def _exited(self, cid: str, result: dict) -> None:
+        """Record an exit, unmount, tell waiters; then remove an AutoRemove container."""
+        from minidocker.storage import Snapshot
+
+        with self.changed:
+            try:
+                container = Container.load(self.roots, cid)
+            except (FileNotFoundError, ValueError):
+                return
+            container.status, container.pid = "exited", None
+            container.exit_code = int(result.get("exit_code") or 0)
+            container.oom_killed = bool(result.get("oom_killed")) or None
+            container.finished_at = int(result.get("finished_at") or time.time_ns())
+            if result.get("error"):
+                container.error = result["error"]
+            container.save(self.roots)
+            Snapshot(container.directory(self.roots), []).unmount()
+            try:
+                self.supervisor.request({"op": "forget", "id": cid})
+            except Exception:  # noqa: BLE001 - it may be gone (a restart): nothing to forget
+                pass
+            self.exits[cid] = self.exits.get(cid, 0) + 1
+            self._last_exit[cid] = container.exit_code
+            for sock, *_ in self.pending_attach.pop(cid, []):
+                sock.close()
+            self.changed.notify_all()
+        self._event(container, "die", {"exitCode": str(container.exit_code)})
+        if self._should_restart(container):
+            self._schedule_restart(container)
+            return
+        if (container.host_config or {}).get("AutoRemove"):
+            try:
+                self.remove(cid, force=True)
+            except NotFound:
+                pass
+
+    def _should_restart(self, container: Container) -> bool:
+        try:
+            name, retries = restart_policy(container.host_config or {})
+        except InvalidArgument:
+            return False
+        if name == "no" or container.manually_stopped or self._shutting_down:
+            return False
+        if name == "on-failure":
+            return container.exit_code != 0 and (not retries or (container.restart_count or 0) < retries)
+        return True  # always, unless-stopped
+
+    _shutting_down = False
+
+    def _schedule_restart(self, container: Container) -> None:
+        ran_for = ((container.finished_at or 0) - (container.started_at or 0)) / 1e9
+        delay = restart_delay(container.restart_count or 0, ran_for)
+        if ran_for >= 10:
+            container.restart_count = 0
+        with self.lock:
+            container.status = "restarting"
+            container.restart_count = (container.restart_count or 0) + 1
+            container.save(self.roots)
+
+        def again() -> None:
+            time.sleep(delay)
+            try:
+                current = self.get(container.id)
+                if current.status == "restarting" and not current.manually_stopped:
+                    self.start(container.id, by_policy=True)
+            except Exception:  # noqa: BLE001 - removed meanwhile, or the start failed (counted as an exit)
+                pass
+
+        threading.Thread(target=again, name="restart", daemon=True).start()
+
+    def restart_at_boot(self) -> list[str]:
+        """At daemon start: containers whose policy is always (or unless-stopped, not stopped by hand) run again."""
+        started = []
+        for container in list_containers(self.roots):
+            if container.status not in ("exited", "restarting") or not container.supervised:
+                continue
+            name, _ = restart_policy(container.host_config or {})
+            if name == "always" or (name == "unless-stopped" and not container.manually_stopped) or (
+                    container.status == "restarting" and not container.manually_stopped):
+                try:
+                    self.start(container.id, by_policy=True)
+                    started.append(container.id[:12])
+                except Exception:  # noqa: BLE001
+                    pass
+        return started
+
+    def reconcile(self) -> list[str]:
+        """At daemon start: fold in exits that happened while no daemon listened; what was done.
+
+        A container whose record says running: still in the supervisor's list -> left alone
+        (live restore); gone but with an ``exit.json`` -> that status; gone without one (the
+        supervisor itself died) -> its processes are killed and it is marked exited (137).
+        """
+        done = []
+        try:
+            alive = self.supervisor.request({"op": "list"})["containers"]
+        except Exception:  # noqa: BLE001
+            alive = {}
+        for container in list_containers(self.roots):
+            if container.status != "running" or not container.supervised:
+                continue
+            if container.id in alive:
+                done.append(f"kept {container.id[:12]} (running)")
+                continue
+            exit_file = container.directory(self.roots) / EXIT_FILE
+            try:
+                from minidocker.atomic import read_json
+
+                result = read_json(exit_file)
+            except (FileNotFoundError, ValueError):
+                result = {"exit_code": 137, "error": "the supervisor of this container died"}
+                self._kill_orphan(container)
+            self._exited(container.id, result)
+            done.append(f"exited {container.id[:12]} ({result.get('exit_code')})")
+        return done
+
+    def _kill_orphan(self, container: Container) -> None:
+        """Kill what is left of a container whose supervisor died: its cgroup has every process."""
+        from minidocker.atomic import read_json
+        from minidocker.cgroups import open_cgroup
+
+        try:
+            path = read_json(container.directory(self.roots) / "config.json")["linux"]["cgroupsPath"]
+            open_cgroup(path).destroy()
+        except (FileNotFoundError, KeyError, ValueError, OSError):
+            pass
+        try:  # the runtime's state of it (its supervisor would have deleted it)
+            from minidocker.runtime import delete
+            from minidocker.runtime.state import default_root
+
+            delete(default_root(), container.id, force=True)
+        except Exception:  # noqa: BLE001 - none, or already gone
+            pass
+
+    # -- remove ---------------------------------------------------------------------------------
+
+    def remove(self, ref: str, force: bool = False) -> Container:
+        container = self.get(ref)
+        if container.status == "running":
+            if not force:
+                raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
+                               "before attempting removal or force remove")
+            seen = self.exits.get(container.id, 0)
+            try:
+                self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
+            except NotFound:
+                pass
+            self._wait_exit(container.id, seen, 30)
+        with self.changed:
+            directory = container.directory(self.roots)
+            if not directory.exists():
+                if container.id in self.removed:
+                    return container  # its --rm removed it while it was being killed: done all the same
+                raise NotFound(f"No such container: {ref}")
+            from minidocker.storage import Snapshot
+
+            Snapshot(directory, []).unmount()
+            self._kill_orphan(container)
+            hidden = directory.with_name(".removing-" + directory.name)
+            os.rename(directory, hidden)
+            self.removed.add(container.id)
+            self.changed.notify_all()
+        import shutil
+
+        threading.Thread(target=shutil.rmtree, args=(hidden,), kwargs={"ignore_errors": True}, daemon=True).start()
+        self._event(container, "destroy")
+        return container
+
+    def prune(self) -> list[Container]:
+        gone = []
+        for container in self.list(all=True):
+            if container.status != "running":
+                try:
+                    gone.append(self.remove(container.id))
+                except (NotFound, Conflict):
+                    pass
+        return gone
+
+    def _event(self, container: Container, action: str, extra: dict | None = None) -> None:
+        if self.events is not None:
+            self.events.publish("container", action, container.id,
+                                {"image": container.image, "name": container.name, **(extra or {})})
