@@ -231,7 +231,7 @@ def _supervisor_killed(daemon) -> None:
 # -- docker-py ----------------------------------------------------------------------------------
 
 def test_docker_py_run_logs_stop_wait_remove(daemon):
-    docker_py = pytest.importorskip("docker")
+    import docker as docker_py  # docker-py: requirements.txt
     client = docker_py.DockerClient(base_url=daemon.host)
     try:
         for _ in range(5):   # run() reads logs?follow=1 and removes the container before it reads them
@@ -411,7 +411,7 @@ def test_docker_exec_runs_in_the_container_with_its_env_stdin_and_exit_code(daem
 
 
 def test_docker_py_exec_run(daemon):
-    docker_py = pytest.importorskip("docker")
+    import docker as docker_py  # docker-py: requirements.txt
     client = docker_py.DockerClient(base_url=daemon.host)
     try:
         container = client.containers.run("busybox", ["sleep", "100"], detach=True)

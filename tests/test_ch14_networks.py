@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import pytest
@@ -87,7 +88,12 @@ def test_bad_requests_get_dockers_status(daemon):
 
 def test_connect_and_disconnect_a_running_container(daemon, box):
     _ok(daemon.docker("network", "create", "--subnet", "10.214.41.0/24", "side"))
-    run = box.md_background("run", "--rm", "--name", "web", "busybox", "sleep", "30")
+    # The engine's own run (direct mode), not the CLI: with a daemon on this root the CLI would ask it,
+    # and minidockerd has no bridge network yet.
+    code = ("from minidocker.engine.run import RunOptions, run_container; "
+            "run_container(RunOptions(image='busybox', command=['sleep', '30'], name='web', remove=True))")
+    run = subprocess.Popen(box.argv(sys.executable, "-c", code), env=box.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(100):
             if box.md("exec", "web", "true").returncode == 0:

@@ -46,9 +46,11 @@ def test_create_ls_inspect_rm_with_the_docker_cli(daemon):
 
 def test_a_volume_made_through_the_api_is_the_one_run_mounts(daemon):
     _ok(daemon.docker("volume", "create", "shared"))
-    run = subprocess.run([sys.executable, "-m", "minidocker", "run", "--rm",
-                          "--network", "none", "-v", "shared:/data", "busybox", "sh", "-c", "echo hi > /data/f"],
-                         env=daemon.env, capture_output=True, timeout=60)
+    # The engine's own run (direct mode), not the CLI: with a daemon on this root the CLI would ask it.
+    code = ("from minidocker.engine.run import RunOptions, run_container; import sys; "
+            "sys.exit(run_container(RunOptions(image='busybox', command=['sh', '-c', 'echo hi > /data/f'], "
+            "volumes=['shared:/data'], network='none', remove=True)).exit_code)")
+    run = subprocess.run([sys.executable, "-c", code], env=daemon.env, capture_output=True, timeout=60)
     assert run.returncode == 0, run.stderr
     mountpoint = json.loads(_ok(daemon.docker("volume", "inspect", "shared")))[0]["Mountpoint"]
     assert open(f"{mountpoint}/f").read() == "hi\n"

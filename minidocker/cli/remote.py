@@ -159,12 +159,27 @@ def _create_body(args: SimpleNamespace) -> dict:
     from minidocker.cgroups.units import parse_size
     from minidocker.engine.run import parse_env
 
+    from minidocker.errors import InvalidArgument
+
+    # What minidockerd cannot do yet is refused here, never dropped on the way.
+    for flag, value in (("-v/--volume", args.volumes), ("--mount", args.mounts), ("--tmpfs", args.tmpfs),
+                        ("--volumes-from", args.volumes_from), ("-p/--publish", args.publish),
+                        ("-P/--publish-all", args.publish_all), ("--expose", args.expose)):
+        if value:
+            raise InvalidArgument(f"{flag} is not supported through minidockerd yet",
+                                  hint="stop the daemon (minidocker daemon stop) to run it directly")
     host: dict = {"AutoRemove": bool(args.remove), "NetworkMode": args.network or "default",
                   "Init": bool(args.init), "ReadonlyRootfs": bool(args.read_only)}
     if args.memory:
         host["Memory"] = parse_size(args.memory)
+    if args.memory_swap:
+        host["MemorySwap"] = -1 if str(args.memory_swap) == "-1" else parse_size(args.memory_swap)
     if args.cpus:
         host["NanoCpus"] = int(float(args.cpus) * 1e9)
+    for key, value in (("CpuShares", args.cpu_shares), ("CpuPeriod", args.cpu_period),
+                       ("CpuQuota", args.cpu_quota)):
+        if value:
+            host[key] = int(value)
     if args.pids_limit:
         host["PidsLimit"] = int(args.pids_limit)
     if getattr(args, "log_driver", None) or getattr(args, "log_opt", None):
