@@ -17,6 +17,7 @@ __all__ = ["commit", "doctor", "login", "logout", "pull", "push", "registry_serv
 def run(args: SimpleNamespace) -> int:
     from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
+    from minidocker.security.options import SecurityFlags
 
     _require_root()
     resources = ResourceFlags(
@@ -29,7 +30,7 @@ def run(args: SimpleNamespace) -> int:
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
         resources=resources, pull=args.pull, platform=args.platform, insecure_registries=args.insecure_registry,
-        quiet=args.quiet,
+        quiet=args.quiet, security=SecurityFlags(args.privileged, args.cap_add, args.cap_drop, args.security_opt),
     )
     status = run_container(options)
     if status.oom_killed:

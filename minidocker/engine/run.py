@@ -31,6 +31,7 @@ from minidocker.runtime import ExitStatus, default_spec
 from minidocker.runtime import run as runtime_run
 from minidocker.runtime.init import INIT_ANNOTATION
 from minidocker.runtime.spec import validate, validate_hostname
+from minidocker.security.options import SecurityFlags, configure
 from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
@@ -49,7 +50,7 @@ class RunOptions(Record):
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
               "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
-              "resources", "pull", "platform", "insecure_registries", "quiet")
+              "resources", "pull", "platform", "insecure_registries", "quiet", "security")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
@@ -58,7 +59,8 @@ class RunOptions(Record):
                  read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
                  publish_all: bool = False, expose: list[str] | None = None,
                  resources: ResourceFlags | None = None, pull: str = "missing", platform: str | None = None,
-                 insecure_registries: list[str] | None = None, quiet: bool = False) -> None:
+                 insecure_registries: list[str] | None = None, quiet: bool = False,
+                 security: SecurityFlags | None = None) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -81,6 +83,7 @@ class RunOptions(Record):
         self.platform = platform  # --platform os/arch[/variant], for that pull
         self.insecure_registries = [] if insecure_registries is None else insecure_registries
         self.quiet = quiet  # -q: no pull output
+        self.security = security or SecurityFlags()  # --privileged, --cap-add ... (chapter 11)
 
 
 
@@ -119,6 +122,8 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     resources = resources_from_flags(options.resources)
     if resources:
         spec["linux"]["resources"] = resources
+    for warning in configure(spec, options.security):  # capabilities, seccomp ... once the user is known
+        print(warning, file=sys.stderr)
     validate(spec)
     return spec
 

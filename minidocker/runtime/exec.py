@@ -17,6 +17,7 @@ from minidocker.cgroups import join_cgroups_of
 from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
+from minidocker.security.process import apply_process_security  # here: the container has no minidocker
 
 TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
 if TYPE_CHECKING:
@@ -26,10 +27,12 @@ __all__ = ["exec_in"]
 
 
 def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "/",
-            namespaces: Sequence[str] = tuple(NAMESPACES)) -> ExitStatus:
+            namespaces: Sequence[str] = tuple(NAMESPACES), spec: Mapping | None = None) -> ExitStatus:
     """Run ``args`` inside the namespaces of process ``pid`` and wait for it.
 
-    The caller's stdin, stdout and stderr are the process's.
+    The caller's stdin, stdout and stderr are the process's. With the container's ``spec``
+    it also gets the container's user, capabilities, no_new_privs and seccomp filter, as
+    ``runc exec`` gives them (chapter 11): without them it would be full root in there.
     """
     env = dict(env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
     child = os.fork()
@@ -41,6 +44,8 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
             if grandchild == 0:
                 try:
                     os.chdir(cwd)
+                    if spec is not None:
+                        apply_process_security(spec)
                     exec_process(list(args), env, channel=None)
                 finally:
                     os._exit(127)

@@ -21,12 +21,13 @@ import sys
 import termios
 
 from minidocker import rootfs
-from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethostname, setns, unshare
+from minidocker.linux import CloneFlag, set_pdeathsig, sethostname, setns, unshare
 from minidocker.namespaces import NAMESPACES, clone_flags
 from minidocker.network import bring_up_loopback
 from minidocker.runtime import pid1
 from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND
 from minidocker.runtime.handshake import Channel, Message
+from minidocker.security.process import apply_process_security
 
 __all__ = ["INIT_ANNOTATION", "exec_process", "exit_like", "reset_signals", "stage1"]
 
@@ -145,9 +146,7 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
             bring_up_loopback()
         _set_stdio(slave)
         _enter_cwd(process.get("cwd", "/"))
-        _set_user(process.get("user", {}))
-        if process.get("noNewPrivileges"):
-            set_no_new_privs()
+        apply_process_security(spec)  # user, capabilities, no_new_privs, seccomp last (chapter 11)
         env = dict(item.split("=", 1) for item in process.get("env", []))
         channel.send(Message.READY)
         channel.expect(Message.START)
@@ -183,6 +182,10 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
     rootfs.mount_all(root, mounts)
     if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in mounts):
         rootfs.create_devices(root)
+    if spec.get("linux", {}).get("devices"):
+        from minidocker.security.devices import create_devices
+
+        create_devices(root, spec["linux"]["devices"])  # --privileged: the host's (chapter 11)
     slave = None
     if spec["process"].get("terminal"):
         from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
@@ -224,14 +227,6 @@ def _enter_cwd(cwd: str) -> None:
     # Docker creates a missing WORKDIR / -w directory instead of failing.
     os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
-
-
-def _set_user(user: Mapping[str, Any]) -> None:
-    """Drop to the spec's uid/gid: groups first, then gid, then uid (after setuid we could not)."""
-    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    os.setgroups([int(g) for g in user.get("additionalGids", [])])
-    os.setgid(gid)
-    os.setuid(uid)
 
 
 def _report(channel: Channel, message: str, exit_code: int = EXIT_ENGINE_ERROR) -> None:

@@ -17,6 +17,7 @@ from minidocker.cgroups import Resources
 from minidocker.errors import InvalidArgument
 from minidocker.namespaces import NAMESPACES
 from minidocker.rootfs import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+from minidocker.security.options import security_spec
 
 __all__ = ["DEFAULT_PATH", "OCI_VERSION", "default_mounts", "default_spec", "validate", "validate_hostname"]
 
@@ -79,6 +80,10 @@ def default_spec(
             "readonlyPaths": list(DEFAULT_READONLY_PATHS),
         },
     }
+    security = security_spec()  # Docker's default capabilities and seccomp profile (chapter 11)
+    spec["process"]["capabilities"] = security["capabilities"]
+    if "seccomp" in security:
+        spec["linux"]["seccomp"] = security["seccomp"]
     if additional_gids:
         spec["process"]["user"]["additionalGids"] = list(additional_gids)
     if hostname is not None:

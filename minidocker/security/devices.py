@@ -1,0 +1,69 @@
+"""Device nodes: the host's, for ``--privileged``, as OCI ``linux.devices``. Chapter 11.
+
+A device node is only a name for a (type, major, minor) triple: whoever may create one
+(CAP_MKNOD) and open it reaches the driver, e.g. ``b 8 0``, the host's first disk. Docker
+gives ``--privileged`` containers a node for every device of the host; the runtime creates
+them with mknod after the default ones::
+
+    host_devices()                  the host's /dev as OCI device entries
+    create_devices(rootfs, devices) mknod each entry under the container's root
+
+See: mknod(2), Documentation/admin-guide/devices.txt, the OCI runtime spec's "Devices".
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+TYPE_CHECKING = False  # typing costs ms of start-up; annotations are strings here anyway
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+__all__ = ["create_devices", "host_devices"]
+
+# Like runc's devices.HostDevices: these directories are the container's own (mounted by the
+# runtime) or not devices at all; /dev/console is the runtime's (the pty of -t).
+_SKIPPED = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """Every character and block device under ``root``, as OCI ``linux.devices`` entries."""
+    found = []
+    for directory, dirs, files in os.walk(root):
+        if directory == root:
+            dirs[:] = [d for d in dirs if d not in _SKIPPED]
+        for name in files:
+            path = os.path.join(directory, name)
+            if path == os.path.join(root, "console"):
+                continue
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue   # gone since the walk listed it
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append({"path": "/dev" + path[len(root):], "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                              "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                              "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return sorted(found, key=lambda d: d["path"])
+
+
+def create_devices(rootfs: str | os.PathLike[str], devices: Iterable[Mapping[str, Any]]) -> None:
+    """mknod each OCI device entry under ``rootfs``; a name the runtime already made stays its own.
+
+    (/dev/ptmx, say, is the runtime's link into the container's devpts.)
+    """
+    from minidocker.rootfs import secure_join
+
+    for device in devices:
+        parent, _, name = device["path"].rpartition("/")
+        directory = secure_join(rootfs, parent or "/")
+        node = directory / name
+        if os.path.lexists(node):
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        kind = stat.S_IFCHR if device.get("type", "c") in ("c", "u") else stat.S_IFBLK
+        os.mknod(node, kind | 0o600, os.makedev(int(device["major"]), int(device["minor"])))
+        os.chmod(node, int(device.get("fileMode", 0o666)))
+        os.chown(node, int(device.get("uid", 0)), int(device.get("gid", 0)))
