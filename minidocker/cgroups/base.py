@@ -68,15 +68,19 @@ class Resources(_Record):
         cpu_quota      cpu.quota      µs per period; -1 = unlimited
         cpu_period     cpu.period     µs
         pids_limit     pids.limit     <= 0 = unlimited
+        devices        devices        the device allowlist, OCI rules in order (chapter 11);
+                                      v1's devices controller enforces it, v2 needs an eBPF
+                                      program we do not load yet
     """
 
-    FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit")
+    FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit", "devices")
     memory_limit: int | None
     memory_swap: int | None
     cpu_shares: int | None
     cpu_quota: int | None
     cpu_period: int | None
     pids_limit: int | None
+    devices: list[dict[str, Any]] | None
 
     @classmethod
     def from_oci(cls, resources: Mapping[str, Any] | None) -> Resources:
@@ -92,6 +96,7 @@ class Resources(_Record):
             cpu_quota=_int_or_none(cpu, "quota", "cpu.quota"),
             cpu_period=_int_or_none(cpu, "period", "cpu.period"),
             pids_limit=_int_or_none(pids, "limit", "pids.limit"),
+            devices=_device_rules(resources.get("devices")),
         )
         result.validate()
         return result
@@ -102,7 +107,10 @@ class Resources(_Record):
                  "cpu": {"shares": self.cpu_shares, "quota": self.cpu_quota, "period": self.cpu_period},
                  "pids": {"limit": self.pids_limit}}
         out = {k: {n: v for n, v in d.items() if v is not None} for k, d in pairs.items()}
-        return {k: v for k, v in out.items() if v}
+        result: dict[str, Any] = {k: v for k, v in out.items() if v}
+        if self.devices is not None:
+            result["devices"] = self.devices
+        return result
 
     def validate(self) -> None:
         """Raise InvalidArgument for values no kernel accepts."""
@@ -361,3 +369,16 @@ def _int_or_none(section: Mapping[str, Any], key: str, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"invalid {name} {value!r}: expected an integer")
     return value
+
+
+def _device_rules(rules: Any) -> list[dict[str, Any]] | None:
+    """OCI ``linux.resources.devices``: [{"allow": bool, "type": "a|c|b", "major", "minor", "access"}]."""
+    if rules is None:
+        return None
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and isinstance(r.get("allow"), bool)
+                                              for r in rules):
+        raise InvalidArgument(f"invalid devices {rules!r}: expected a list of rules with 'allow'")
+    for rule in rules:
+        if rule.get("type", "a") not in ("a", "c", "b") or not set(rule.get("access", "rwm")) <= set("rwm"):
+            raise InvalidArgument(f"invalid device rule {rule!r}: type is a, c or b; access of r, w, m")
+    return rules

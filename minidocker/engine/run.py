@@ -121,7 +121,7 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{container_id}"
     resources = resources_from_flags(options.resources)
     if resources:
-        spec["linux"]["resources"] = resources
+        spec["linux"].setdefault("resources", {}).update(resources)
     for warning in configure(spec, options.security):  # capabilities, seccomp ... once the user is known
         print(warning, file=sys.stderr)
     validate(spec)

@@ -84,6 +84,7 @@ def default_spec(
     spec["process"]["capabilities"] = security["capabilities"]
     if "seccomp" in security:
         spec["linux"]["seccomp"] = security["seccomp"]
+    spec["linux"]["resources"] = {"devices": security["devices"]}  # the device cgroup's allowlist
     if additional_gids:
         spec["process"]["user"]["additionalGids"] = list(additional_gids)
     if hostname is not None:

@@ -7,6 +7,9 @@ them with mknod after the default ones::
 
     host_devices()                  the host's /dev as OCI device entries
     create_devices(rootfs, devices) mknod each entry under the container's root
+    DEFAULT_DEVICE_RULES            the device cgroup's allowlist (OCI linux.resources.devices):
+                                    mknod of anything, but open only of null, zero, full, tty,
+                                    random, urandom, the ptys, console and tun, as Docker
 
 See: mknod(2), Documentation/admin-guide/devices.txt, the OCI runtime spec's "Devices".
 """
@@ -21,7 +24,19 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
-__all__ = ["create_devices", "host_devices"]
+__all__ = ["DEFAULT_DEVICE_RULES", "PRIVILEGED_DEVICE_RULES", "create_devices", "host_devices"]
+
+# runc's AllowedDevices, which Docker uses: deny everything, then allow these. CAP_MKNOD stays in
+# the default capabilities, so the cgroup is what keeps "mknod sda b 8 0; cat sda" from the disk.
+DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},          # mknod of any character device
+    {"allow": True, "type": "b", "access": "m"},          # and of any block device: no open
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 3), (1, 5), (1, 7), (5, 0), (5, 1), (1, 8), (1, 9), (5, 2), (10, 200))),
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},   # /dev/pts/*
+]
+PRIVILEGED_DEVICE_RULES = [{"allow": True, "access": "rwm"}]
 
 # Like runc's devices.HostDevices: these directories are the container's own (mounted by the
 # runtime) or not devices at all; /dev/console is the runtime's (the pty of -t).

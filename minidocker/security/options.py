@@ -61,7 +61,10 @@ def default_seccomp(capabilities: Iterable[str] = DEFAULT_CAPABILITIES) -> dict[
 
 def security_spec() -> dict[str, Any]:
     """What every container gets unless flags say otherwise: Docker's capabilities and seccomp profile."""
-    result: dict[str, Any] = {"capabilities": process_capabilities(DEFAULT_CAPABILITIES)}
+    from minidocker.security.devices import DEFAULT_DEVICE_RULES
+
+    result: dict[str, Any] = {"capabilities": process_capabilities(DEFAULT_CAPABILITIES),
+                              "devices": [dict(rule) for rule in DEFAULT_DEVICE_RULES]}
     seccomp = default_seccomp()
     if seccomp is not None:
         result["seccomp"] = seccomp
@@ -121,12 +124,13 @@ def configure(spec: dict[str, Any], flags: SecurityFlags) -> list[str]:
 
 def _privileged(spec: dict[str, Any]) -> None:
     """A writable /sys and every device of the host, as ``docker run --privileged``."""
-    from minidocker.security.devices import host_devices
+    from minidocker.security.devices import PRIVILEGED_DEVICE_RULES, host_devices
 
     for mount in spec.get("mounts", []):
         if mount.get("type") == "sysfs":
             mount["options"] = [o for o in mount.get("options", []) if o != "ro"]
     spec["linux"]["devices"] = host_devices()
+    spec["linux"].setdefault("resources", {})["devices"] = [dict(r) for r in PRIVILEGED_DEVICE_RULES]
 
 
 def _copy(seccomp: dict[str, Any]) -> dict[str, Any]:
