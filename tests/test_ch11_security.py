@@ -1,0 +1,487 @@
+"""Chapter 11: security. Each attack is run for real in a container; the defaults must stop it.
+
+- units: capability names and masks, Docker's --cap-add/--cap-drop rules, the syscall table
+  against this machine's kernel headers, profile resolution and its errors;
+- seccomp filters we compile, loaded in forked children: one blocked syscall, every argument
+  operator on 32- and 64-bit values, the architecture check;
+- the escape suite (tests/securitykit.py: a static C probe in a busybox image): every attempt
+  contained by default, which ones --privileged lets through, each defence on its own
+  (seccomp=unconfined, --cap-drop, no-new-privileges, the device cgroup);
+- bad input: exit 125, nothing created;
+- the same suite under a private dockerd: our verdicts must be Docker's.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from minidocker.errors import InvalidArgument
+from minidocker.forked import call_in_child
+from minidocker.linux.security import capget, get_no_new_privs
+from minidocker.linux.syscall_table import I386, X86_64
+from minidocker.security.capabilities import (
+    CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    from_mask,
+    normalize,
+    process_capabilities,
+    to_mask,
+    tweak,
+)
+from minidocker.security.options import parse_security_opts
+from minidocker.security.profile import default_profile
+from minidocker.security.seccomp import compile_filter, disassemble, profile_to_oci
+from securitykit import ATTACKS, attack_rootfs_tar, compile_probe, contained, parse_verdicts
+
+pytestmark = [pytest.mark.ch11]
+
+DOCKER_DEFAULT_MASK = 0xA80425FB   # CapEff of `docker run --rm busybox` (Docker 20.10 and later)
+LOOP0 = ("7", "0")   # an unbound loop device: reading it gives nothing, harmlessly (see test_device_cgroup...)
+
+
+# ---------------------------------------------------------------- capabilities
+
+def test_default_capabilities_are_dockers_mask():
+    assert to_mask(DEFAULT_CAPABILITIES) == DOCKER_DEFAULT_MASK
+    assert len(DEFAULT_CAPABILITIES) == 14
+    assert from_mask(DOCKER_DEFAULT_MASK) == sorted(DEFAULT_CAPABILITIES, key=CAPABILITIES.index)
+
+
+def test_capability_numbers_follow_the_kernel():
+    assert CAPABILITIES.index("CAP_SYS_ADMIN") == 21
+    assert CAPABILITIES.index("CAP_SYS_RESOURCE") == 24
+    assert CAPABILITIES[-1] == "CAP_CHECKPOINT_RESTORE"
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        assert len(CAPABILITIES) - 1 >= int(f.read())
+
+
+@pytest.mark.parametrize("spelling", ["net_admin", "NET_ADMIN", "CAP_NET_ADMIN", "cap_net_admin", " Net_Admin "])
+def test_capability_names_work_with_or_without_cap_prefix(spelling):
+    assert normalize(spelling) == "CAP_NET_ADMIN"
+
+
+@pytest.mark.parametrize("bad", ["FOO", "CAP_", "", "NET ADMIN", "CAP_CAP_CHOWN"])
+def test_unknown_capability_is_an_invalid_argument(bad):
+    with pytest.raises(InvalidArgument, match="unknown capability"):
+        normalize(bad)
+
+
+def test_tweak_follows_dockers_rules():
+    assert tweak() == sorted(DEFAULT_CAPABILITIES, key=CAPABILITIES.index)
+    assert "CAP_NET_RAW" not in tweak(drop=["NET_RAW"])
+    assert "CAP_SYS_ADMIN" in tweak(add=["sys_admin"])
+    assert tweak(drop=["ALL"], add=["CHOWN"]) == ["CAP_CHOWN"]
+    assert tweak(drop=["ALL"]) == []
+    assert tweak(add=["ALL"]) == list(CAPABILITIES)
+    assert tweak(add=["ALL"], drop=["SYS_ADMIN"]) == [c for c in CAPABILITIES if c != "CAP_SYS_ADMIN"]
+    assert tweak(privileged=True, drop=["ALL"]) == list(CAPABILITIES)
+
+
+def test_a_non_root_user_gets_only_the_bounding_set():
+    assert process_capabilities(["CAP_CHOWN"], uid=1000) == {"bounding": ["CAP_CHOWN"]}
+    root = process_capabilities(["CAP_CHOWN"], uid=0)
+    assert root["effective"] == root["permitted"] == root["bounding"] == ["CAP_CHOWN"]
+    assert "inheritable" not in root   # CVE-2022-24769: Docker leaves it empty
+
+
+def _drop_and_report(keep: list[str]) -> tuple[int, int, int]:
+    from minidocker.security.process import apply_capabilities
+
+    apply_capabilities(process_capabilities(keep))
+    eff, prm, _ = capget()
+    with open("/proc/self/status") as f:
+        bnd = int(re.search(r"CapBnd:\s+(\w+)", f.read()).group(1), 16)
+    return eff, prm, bnd
+
+
+def test_apply_capabilities_sets_effective_permitted_and_bounding():
+    eff, prm, bnd = call_in_child(_drop_and_report, list(DEFAULT_CAPABILITIES))
+    assert eff == prm == bnd == DOCKER_DEFAULT_MASK
+
+
+def test_all_capabilities_do_not_fail_where_root_lacks_some():
+    # CAP_SYS_RESOURCE may be missing from root's own bounding set (it is on these machines):
+    # --privileged must still work, with what there is.
+    _, have, _ = capget()
+    eff, prm, bnd = call_in_child(_drop_and_report, list(CAPABILITIES))
+    assert eff == prm == have
+
+
+def _switch_user_with_ambient() -> tuple[int, int, int, str]:
+    from minidocker.security.process import apply_capabilities, set_user
+
+    caps = {"bounding": ["CAP_NET_BIND_SERVICE"], "permitted": ["CAP_NET_BIND_SERVICE"],
+            "effective": ["CAP_NET_BIND_SERVICE"], "inheritable": ["CAP_NET_BIND_SERVICE"],
+            "ambient": ["CAP_NET_BIND_SERVICE"]}
+    apply_capabilities(caps, lambda: set_user({"uid": 1000, "gid": 1000}))
+    out = subprocess.run(["grep", "-E", "^Cap(Eff|Amb)", "/proc/self/status"], capture_output=True, text=True)
+    eff, _, _ = capget()
+    return os.getuid(), os.geteuid(), eff, out.stdout
+
+
+def test_ambient_capabilities_survive_exec_for_a_non_root_user():
+    uid, euid, eff, status_of_exec = call_in_child(_switch_user_with_ambient)
+    assert (uid, euid, eff) == (1000, 1000, 1 << 10)
+    # grep is an exec'd program: uid 1000 without file capabilities, yet it keeps NET_BIND_SERVICE
+    assert "CapEff:\t0000000000000400" in status_of_exec and "CapAmb:\t0000000000000400" in status_of_exec
+
+
+# ---------------------------------------------------------------- seccomp: compiler and profiles
+
+def _headers(name: str) -> dict[str, int]:
+    path = Path(f"/usr/include/x86_64-linux-gnu/asm/{name}")
+    if not path.exists():
+        pytest.skip(f"{path} is missing (linux-libc-dev)")
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"#define __NR_(\w+)\s+(\d+)", path.read_text())}
+
+
+def test_syscall_table_matches_the_kernel_headers():
+    assert _headers("unistd_64.h") == X86_64
+    assert _headers("unistd_32.h") == I386
+
+
+def _install_and_call(seccomp: dict, calls: list[tuple[str, tuple]]) -> list[object]:
+    """Load a filter (with no_new_privs, as an unprivileged program would) and make the calls."""
+    from minidocker.linux import set_no_new_privs
+    from minidocker.linux.security import seccomp_set_mode_filter
+
+    set_no_new_privs()
+    program = compile_filter(seccomp)
+    fd = os.open("/tmp", os.O_TMPFILE | os.O_RDWR)   # a regular file: any offset is fine
+    seccomp_set_mode_filter(program)
+    results: list[object] = []
+    for name, args in calls:
+        try:
+            if name == "lseek":
+                results.append(os.lseek(fd, *args))
+            else:
+                results.append(getattr(os, name)(*args))
+        except OSError as err:
+            results.append(errno.errorcode[err.errno])
+    return results
+
+
+def test_a_filter_that_blocks_one_syscall_returns_its_errno():
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES}]}
+    assert call_in_child(_install_and_call, seccomp, [("mkdir", ("/nonexistent/x",)), ("getpid", ())])[0] == "EACCES"
+
+
+@pytest.mark.parametrize("op,value,expected", [
+    # lseek's offset is a 64-bit argument: 5 and 1<<33 differ in the high word
+    ("SCMP_CMP_EQ", 1 << 33, [0, 5, "EPERM", 1 << 32]),
+    ("SCMP_CMP_NE", 1 << 33, ["EPERM", "EPERM", 1 << 33, "EPERM"]),
+    ("SCMP_CMP_GT", 1 << 32, [0, 5, "EPERM", 1 << 32]),
+    ("SCMP_CMP_GE", 1 << 32, [0, 5, "EPERM", "EPERM"]),
+    ("SCMP_CMP_LT", 5, ["EPERM", 5, 1 << 33, 1 << 32]),
+    ("SCMP_CMP_LE", 5, ["EPERM", "EPERM", 1 << 33, 1 << 32]),
+])
+def test_argument_operators_compare_64_bit_values(op, value, expected):
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["lseek"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 1, "value": value, "op": op}]}]}
+    calls = [("lseek", (offset, os.SEEK_SET)) for offset in (0, 5, 1 << 33, 1 << 32)]
+    assert call_in_child(_install_and_call, seccomp, calls) == expected
+
+
+def test_masked_eq_looks_at_the_masked_bits_only():
+    # allow lseek only when SEEK_CUR (1) or SEEK_END (2) bits are clear: whence & 3 == 0 (SEEK_SET)
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EINVAL,
+                             "args": [{"index": 2, "value": 3, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]}
+    # the rule's action applies when its condition holds: SEEK_SET is refused, SEEK_CUR is not
+    assert call_in_child(_install_and_call, seccomp, [("lseek", (0, os.SEEK_SET)), ("lseek", (0, os.SEEK_CUR))]) \
+        == ["EINVAL", 0]
+
+
+def test_a_filter_for_another_architecture_kills_the_caller():
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"], "syscalls": []}
+    from minidocker.forked import ChildFailed
+
+    with pytest.raises(ChildFailed):
+        call_in_child(_install_and_call, seccomp, [("getpid", ())])
+
+
+def test_default_profile_resolves_by_capabilities():
+    names = lambda oci: {n for rule in oci["syscalls"] if not rule.get("args")  # noqa: E731
+                         and rule["action"] == "SCMP_ACT_ALLOW" for n in rule["names"]}
+    default = profile_to_oci(default_profile(), DEFAULT_CAPABILITIES)
+    admin = profile_to_oci(default_profile(), [*DEFAULT_CAPABILITIES, "CAP_SYS_ADMIN"])
+    assert {"mount", "unshare", "setns", "bpf", "keyctl", "reboot"}.isdisjoint(names(default))
+    assert {"mount", "unshare", "setns", "clone"} <= names(admin)
+    assert "keyctl" not in names(admin)   # no capability makes the keyrings namespaced
+    assert "chroot" in names(default)     # CAP_SYS_CHROOT is a default capability
+    clone_rules = [r for r in default["syscalls"] if "clone" in r["names"]]
+    assert clone_rules[0]["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"
+    assert default["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+
+
+def test_default_filter_fits_and_disassembles():
+    program = compile_filter(profile_to_oci(default_profile(), DEFAULT_CAPABILITIES))
+    lines = disassemble(program)
+    assert len(program) // 8 == len(lines) < 4096
+    assert lines[0].endswith("ld  arch") and "jeq 0xc000003e" in lines[1]
+    assert any("ret ERRNO(1)" in line for line in lines) and any("ret ALLOW" in line for line in lines)
+
+
+@pytest.mark.parametrize("profile,message", [
+    ({"defaultAction": "SCMP_ACT_NOPE"}, "is not an action"),
+    ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ALLOW"}]},
+     "unknown syscall 'mkdri'"),
+    ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                                                        "args": [{"index": 7, "value": 0, "op": "SCMP_CMP_EQ"}]}]},
+     "arguments 0 to 5"),
+    ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                                                        "args": [{"index": 0, "value": 0, "op": "EQ"}]}]},
+     "does not exist"),
+    ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}, "has no names"),
+])
+def test_bad_profiles_are_invalid_arguments(profile, message):
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        profile_to_oci(profile, DEFAULT_CAPABILITIES)
+
+
+@pytest.mark.parametrize("opts,expected", [
+    (["no-new-privileges"], {"no_new_privileges": True}),
+    (["no-new-privileges=true"], {"no_new_privileges": True}),
+    (["no-new-privileges:true"], {"no_new_privileges": True}),
+    (["no-new-privileges=false"], {"no_new_privileges": False}),
+    (["seccomp=unconfined"], {"seccomp": "unconfined"}),
+    (["apparmor=unconfined", "label=disable"], {"ignored": ["apparmor=unconfined", "label=disable"]}),
+])
+def test_security_opts_parse_like_dockers(opts, expected):
+    parsed = parse_security_opts(opts)
+    assert {k: parsed[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("bad", ["no-new-privileges=maybe", "seccomp", "seccomp=", "selinux=x", "bogus"])
+def test_bad_security_opts_are_invalid_arguments(bad):
+    with pytest.raises(InvalidArgument, match="invalid --security-opt"):
+        parse_security_opts([bad])
+
+
+# ---------------------------------------------------------------- the escape suite, for real
+
+@pytest.fixture(scope="session")
+def attack_image(state_root, tmp_path_factory):
+    """``attacks:latest``: busybox with the probe (/attacks, and /attacks-suid setuid root)."""
+    from minidocker.image import ImageStore
+    from minidocker.image.imports import import_tarball
+    from minidocker.paths import state_roots
+
+    work = tmp_path_factory.mktemp("attacks")
+    tar = attack_rootfs_tar(work, compile_probe(work))
+    import_tarball(ImageStore(state_roots().images), tar, "attacks:latest",
+                   runtime={"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]})
+    return tar
+
+
+def _suite(cli, *flags: str) -> dict[str, str]:
+    r = cli("run", "--rm", *flags, "attacks", "/attacks", "all", "disk", *LOOP0)
+    assert r.code == 0, r
+    verdicts = parse_verdicts(r.out)
+    assert set(verdicts) == {*ATTACKS, "disk"}, r
+    return verdicts
+
+
+# What gets through by default, and why that is fine: adjtimex only reads the clock (setting it
+# needs CAP_SYS_TIME), raw sockets are in Docker's default set (ping; see --cap-drop NET_RAW).
+ALLOWED_BY_DEFAULT = {"adjtimex_read", "raw_socket"}
+
+
+def test_every_attack_is_contained_by_default(cli, attack_image):
+    verdicts = _suite(cli)
+    escaped = {name: result for name, result in verdicts.items()
+               if not contained(name, result) and name not in ALLOWED_BY_DEFAULT}
+    assert escaped == {}, f"these attacks got through by default: {escaped}"
+
+
+def test_privileged_lets_the_attacks_through(cli, attack_image):
+    verdicts = _suite(cli, "--privileged")
+    through = {name for name, result in verdicts.items() if not contained(name, result)}
+    # everything that reaches the kernel here; the rest: chroot into pivot_root'ed root stays put,
+    # and files this kernel does not have (sysrq-trigger, uevent_helper, kcore)
+    expected = set(ATTACKS) - {"chroot_escape", "sysrq_trigger", "sys_write", "kcore"} | {"disk"}
+    assert through >= expected - {name for name, result in verdicts.items() if result == "ENOENT"}, verdicts
+    assert {"mount_tmpfs", "unshare_user_mount", "keyctl", "core_pattern", "disk", "sethostname"} <= through
+
+
+def test_seccomp_alone_stops_what_capabilities_do_not(cli, attack_image):
+    # keyctl and a user namespace need no capability at all: only the filter stands in the way
+    confined = _suite(cli)
+    unconfined = _suite(cli, "--security-opt", "seccomp=unconfined")
+    only_seccomp = {n for n in ATTACKS if contained(n, confined[n]) and not contained(n, unconfined[n])}
+    assert {"keyctl", "unshare_user_mount"} <= only_seccomp, (confined, unconfined)
+
+
+def test_container_status_shows_docker_defaults(cli, attack_image):
+    r = cli("run", "--rm", "attacks", "grep", "-E", "^(Cap|NoNewPrivs|Seccomp:)", "/proc/self/status")
+    assert r.code == 0, r
+    status = dict(line.split(":\t") for line in r.out.splitlines())
+    assert {k: int(status[k], 16) for k in ("CapEff", "CapPrm", "CapBnd")} == dict.fromkeys(
+        ("CapEff", "CapPrm", "CapBnd"), DOCKER_DEFAULT_MASK)
+    assert (status["CapInh"], status["CapAmb"], status["NoNewPrivs"], status["Seccomp"]) == (
+        "0000000000000000", "0000000000000000", "0", "2")
+
+
+def test_cap_drop_net_raw_stops_raw_sockets(cli, attack_image):
+    r = cli("run", "--rm", "--cap-drop", "net_raw", "attacks", "/attacks", "raw_socket")
+    assert parse_verdicts(r.out) == {"raw_socket": "EPERM"}, r
+
+
+def test_cap_add_sys_admin_opens_mount_in_the_filter_too(cli, attack_image):
+    r = cli("run", "--rm", "--cap-add", "SYS_ADMIN", "attacks", "/attacks", "mount_tmpfs", "keyctl")
+    assert parse_verdicts(r.out) == {"mount_tmpfs": "ok", "keyctl": "EPERM"}, r
+
+
+def test_setuid_binary_escalates_without_no_new_privileges_and_not_with_it(cli, attack_image):
+    r = cli("run", "--rm", "--user", "1000", "attacks", "/attacks-suid", "setuid_root")
+    assert parse_verdicts(r.out) == {"setuid_root": "ok"}, r
+    r = cli("run", "--rm", "--user", "1000", "--security-opt", "no-new-privileges", "attacks",
+            "/attacks-suid", "setuid_root")
+    assert parse_verdicts(r.out) == {"setuid_root": "EPERM"}, r
+
+
+def test_a_non_root_user_starts_with_no_capabilities(cli, attack_image):
+    r = cli("run", "--rm", "--user", "1000:1000", "attacks", "grep", "-E", "^Cap", "/proc/self/status")
+    status = dict(line.split(":\t") for line in r.out.splitlines())
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == DOCKER_DEFAULT_MASK, r
+
+
+def test_device_cgroup_stops_opening_a_node_that_mknod_made(cli, attack_image):
+    # CAP_MKNOD is a default capability: mknod works, opening the node does not. The host's root
+    # disk cannot be opened on these machines even by root on the host, so an unbound loop device
+    # shows it (reading one returns nothing); privileged opens it.
+    assert parse_verdicts(cli("run", "--rm", "attacks", "/attacks", "disk", *LOOP0).out) == {"disk": "EPERM"}
+    assert parse_verdicts(cli("run", "--rm", "--privileged", "attacks", "/attacks", "disk", *LOOP0).out) \
+        == {"disk": "ok"}
+
+
+def test_masked_and_read_only_paths_hide_the_host(cli, attack_image):
+    r = cli("run", "--rm", "attacks", "sh", "-c",
+            "wc -c < /proc/timer_list; echo x > /proc/sys/kernel/hostname; mount | grep -c ' /proc/sys .*ro,'")
+    lines = r.out.split()
+    assert lines[0] == "0" and lines[-1] == "1" and "Read-only file system" in r.err, r
+    r = cli("run", "--rm", "--privileged", "attacks", "sh", "-c", "wc -c < /proc/timer_list")
+    assert int(r.out) > 0, r
+
+
+def test_privileged_gets_host_devices_and_a_writable_sys(cli, attack_image):
+    r = cli("run", "--rm", "--privileged", "attacks", "sh", "-c", "ls /dev/loop0 && grep ' /sys ' /proc/mounts")
+    assert r.code == 0 and " rw," in r.out, r
+    r = cli("run", "--rm", "attacks", "sh", "-c", "ls /dev/loop0; grep ' /sys ' /proc/mounts")
+    assert "ro," in r.out and "No such file" in r.err, r
+
+
+def test_hostname_and_host_processes_stay_out_of_reach(cli, attack_image):
+    host = os.uname().nodename
+    r = cli("run", "--rm", "attacks", "sh", "-c", f"hostname evil; kill -0 {os.getpid()}; echo done")
+    assert r.out.strip() == "done" and os.uname().nodename == host, r
+    assert "hostname" in r.err and "No such process" in r.err, r
+
+
+def test_custom_profile_in_dockers_format(cli, attack_image, tmp_path):
+    profile = default_profile()
+    profile["syscalls"][0]["names"] = [n for n in profile["syscalls"][0]["names"] if n not in ("mkdir", "mkdirat")]
+    path = tmp_path / "no-mkdir.json"
+    path.write_text(json.dumps(profile))
+    r = cli("run", "--rm", "--security-opt", f"seccomp={path}", "attacks", "sh", "-c", "mkdir /tmp/d; echo $?")
+    assert r.out.strip() == "1" and "Operation not permitted" in r.err, r
+
+
+def test_exec_gets_the_containers_capabilities_and_filter(cli, attack_image, state_root):
+    name = f"sec-exec-{os.getpid()}"
+    env = {**os.environ, "MINIDOCKER_ROOT": str(state_root)}
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "--name", name, "attacks",
+                             "sleep", "30"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            r = cli("exec", name, "grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status")
+            if r.code == 0:
+                break
+            time.sleep(0.1)
+        assert r.code == 0 and "CapEff:\t00000000a80425fb" in r.out and "Seccomp:\t2" in r.out, r
+    finally:
+        from minidocker.engine.container import find_container
+        from minidocker.paths import state_roots
+
+        container = find_container(state_roots(), name)
+        if container.pid:
+            os.kill(container.pid, signal.SIGKILL)   # PID 1 (sleep) ignores SIGTERM; the CLI cleans up
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--cap-add", "NOPE"], "unknown capability: 'NOPE'"),
+    (["--security-opt", "seccomp=/nonexistent.json"], "failed to read seccomp profile /nonexistent.json"),
+    (["--security-opt", "nonsense"], "invalid --security-opt"),
+])
+def test_bad_security_flags_exit_125_and_create_nothing(cli, attack_image, flags, message):
+    before = cli("ps", "-a", "-q").out
+    r = cli("run", "--rm", *flags, "attacks", "true")
+    assert r.code == 125 and message in r.err, r
+    assert cli("ps", "-a", "-q").out == before
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "invalid JSON"),
+    ('{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["opne"], "action": "SCMP_ACT_ALLOW"}]}',
+     "unknown syscall 'opne'"),
+])
+def test_bad_profile_files_exit_125(cli, attack_image, tmp_path, content, message):
+    path = tmp_path / "profile.json"
+    path.write_text(content)
+    r = cli("run", "--rm", "--security-opt", f"seccomp={path}", "attacks", "true")
+    assert r.code == 125 and message in r.err, r
+
+
+def test_apparmor_and_label_are_accepted_and_reported(cli, attack_image):
+    r = cli("run", "--rm", "--security-opt", "apparmor=docker-default", "attacks", "true")
+    assert r.code == 0 and "not enforced" in r.err, r
+
+
+def test_no_new_privileges_is_set_in_the_container(cli, attack_image):
+    r = cli("run", "--rm", "--security-opt", "no-new-privileges=true", "attacks", "grep", "NoNewPrivs",
+            "/proc/self/status")
+    assert r.out.split() == ["NoNewPrivs:", "1"], r
+    assert not get_no_new_privs()   # and not here
+
+
+# ---------------------------------------------------------------- against Docker
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_our_verdicts_are_dockers(cli, attack_image, dockerd):
+    """The same probe under dockerd's defaults, without seccomp, with every capability: the same verdicts.
+
+    Not --privileged: runc refuses it on these machines (CAP_SYS_RESOURCE is missing from root's
+    bounding set: "unable to apply caps"), where minidocker gives what there is.
+    """
+    parent = f"minidocker-dockerd-{os.getpid()}"   # Docker's cgroups, removed below
+    dockerd.docker("import", str(attack_image), "attacks:latest")
+    try:
+        table = {}
+        for flags in ([], ["--security-opt", "seccomp=unconfined"],
+                      ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined"]):
+            out = dockerd.docker("run", "--rm", "--network", "none", "--cgroup-parent", f"/{parent}", *flags,
+                                 "attacks:latest", "/attacks", "all", "disk", *LOOP0)
+            theirs = {n: contained(n, r) for n, r in parse_verdicts(out).items()}
+            ours = {n: contained(n, r) for n, r in _suite(cli, *flags).items()}
+            table[" ".join(flags) or "default"] = (sum(ours.values()), sum(theirs.values()), len(ours))
+            assert ours == theirs, {n: (ours[n], theirs.get(n)) for n in ours if ours[n] != theirs.get(n)}
+        print("\ncontained/total (minidocker, docker):", table)
+    finally:
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            group = hierarchy / parent
+            if group.is_dir() and not hierarchy.is_symlink():
+                group.rmdir()
