@@ -485,3 +485,33 @@ def test_our_verdicts_are_dockers(cli, attack_image, dockerd):
             group = hierarchy / parent
             if group.is_dir() and not hierarchy.is_symlink():
                 group.rmdir()
+
+
+def test_device_flag_adds_the_node_with_its_permissions(cli, attack_image):
+    r = cli("run", "--rm", "--device", "/dev/loop0:/dev/disk0:r", "attacks", "sh", "-c",
+            "head -c1 /dev/disk0 | wc -c; echo x > /dev/disk0")
+    assert r.out.strip() == "0" and "Operation not permitted" in r.err, r   # read yes, write no
+    r = cli("run", "--rm", "--device", "/dev/loop0", "attacks", "/attacks", "disk", *LOOP0)
+    assert parse_verdicts(r.out) == {"disk": "ok"}, r
+
+
+@pytest.mark.parametrize("value,message", [
+    ("/dev/nope", "failed to add device '/dev/nope': no such file or directory"),
+    ("/etc/passwd", "not a device node"),
+    ("/dev/loop0:relative", "must be absolute"),
+])
+def test_bad_devices_exit_125_and_create_nothing(cli, attack_image, value, message):
+    before = cli("ps", "-a", "-q").out
+    r = cli("run", "--rm", "--device", value, "attacks", "true")
+    assert r.code == 125 and message in r.err, r
+    assert cli("ps", "-a", "-q").out == before
+
+
+def test_fork_bomb_and_memory_bomb_stay_in_their_cgroup(cli, attack_image):
+    # chapter 04's limits, as part of the escape suite: the host keeps going
+    r = cli("run", "--rm", "--pids-limit", "20", "attacks", "sh", "-c",
+            "i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); done 2>/dev/null; echo survived")
+    assert "can't fork" in r.err or r.code != 0, r
+    r = cli("run", "--rm", "--memory", "32m", "attacks", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1")
+    assert r.code == 137 and "OOM killer" in r.err, r
+    assert cli("run", "--rm", "attacks", "true").code == 0

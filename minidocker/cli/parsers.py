@@ -92,6 +92,7 @@ def _security_options() -> list[Option]:
                dest="cap_drop"),
         Option("--security-opt", "no-new-privileges[=true], seccomp=unconfined|PROFILE.json, systempaths=unconfined"
                " (repeatable)", "list", "OPT", dest="security_opt"),
+        Option("--device", "add a host device (repeatable)", "list", "HOST[:CONTAINER][:rwm]", dest="device"),
     ]
 
 

@@ -6,6 +6,7 @@ gives ``--privileged`` containers a node for every device of the host; the runti
 them with mknod after the default ones::
 
     host_devices()                  the host's /dev as OCI device entries
+    parse_device("/dev/loop0:/dev/disk:r")   --device: the entry and the cgroup rule that allows it
     create_devices(rootfs, devices) mknod each entry under the container's root
     DEFAULT_DEVICE_RULES            the device cgroup's allowlist (OCI linux.resources.devices):
                                     mknod of anything, but open only of null, zero, full, tty,
@@ -19,12 +20,14 @@ from __future__ import annotations
 import os
 import stat
 
+from minidocker.errors import InvalidArgument
+
 TYPE_CHECKING = False  # typing costs ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
-__all__ = ["DEFAULT_DEVICE_RULES", "PRIVILEGED_DEVICE_RULES", "create_devices", "host_devices"]
+__all__ = ["DEFAULT_DEVICE_RULES", "PRIVILEGED_DEVICE_RULES", "create_devices", "host_devices", "parse_device"]
 
 # runc's AllowedDevices, which Docker uses: deny everything, then allow these. CAP_MKNOD stays in
 # the default capabilities, so the cgroup is what keeps "mknod sda b 8 0; cat sda" from the disk.
@@ -62,6 +65,36 @@ def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
                               "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
                               "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
     return sorted(found, key=lambda d: d["path"])
+
+
+def parse_device(value: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--device HOST[:CONTAINER][:PERMISSIONS]`` -> (OCI linux.devices entry, device cgroup rule).
+
+    Docker's reading: a last part made of r, w and m is the permissions (default rwm); the
+    container path defaults to the host path. Raises InvalidArgument for a path that is not a
+    device node, or bad permissions.
+    """
+    parts = value.split(":")
+    permissions = "rwm"
+    if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm"):
+        permissions = parts.pop()
+    if len(parts) > 2 or not parts[0]:
+        raise InvalidArgument(f"invalid --device {value!r}", hint="use HOST[:CONTAINER][:PERMISSIONS], e.g. "
+                                                                   "/dev/loop0:/dev/disk:r")
+    host, container = parts[0], parts[1] if len(parts) == 2 and parts[1] else parts[0]
+    if not container.startswith("/"):
+        raise InvalidArgument(f"invalid --device {value!r}: the container path {container!r} must be absolute")
+    try:
+        st = os.stat(host)
+    except OSError as err:
+        raise InvalidArgument(f"failed to add device {host!r}: {err.strerror.lower()}") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise InvalidArgument(f"failed to add device {host!r}: not a device node")
+    kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    entry = {"path": container, "type": kind, "major": major, "minor": minor,
+             "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+    return entry, {"allow": True, "type": kind, "major": major, "minor": minor, "access": permissions}
 
 
 def create_devices(rootfs: str | os.PathLike[str], devices: Iterable[Mapping[str, Any]]) -> None:

@@ -7,6 +7,7 @@
     --security-opt seccomp=unconfined|FILE    no linux.seccomp, or FILE (Docker's profile format)
     --security-opt systempaths=unconfined     no masked or read-only paths (as Docker)
     --security-opt apparmor=P / label=L       accepted, reported as not enforced
+    --device /dev/loop0[:/dev/disk][:rwm]     the node in the container and its device cgroup rule
 
 :func:`security_spec` returns the defaults for :func:`minidocker.runtime.spec.default_spec`;
 :func:`configure` rewrites them for the flags once the user is known (a non-root user gets
@@ -34,14 +35,16 @@ _DEFAULT_SECCOMP: dict[tuple[str, ...], dict] = {}
 class SecurityFlags(Record):
     """The security flags of ``run`` as typed: checked by :func:`configure`."""
 
-    FIELDS = ("privileged", "cap_add", "cap_drop", "security_opt")
+    FIELDS = ("privileged", "cap_add", "cap_drop", "security_opt", "devices")
 
     def __init__(self, privileged: bool = False, cap_add: list[str] | None = None,
-                 cap_drop: list[str] | None = None, security_opt: list[str] | None = None) -> None:
+                 cap_drop: list[str] | None = None, security_opt: list[str] | None = None,
+                 devices: list[str] | None = None) -> None:
         self.privileged = privileged
         self.cap_add = [] if cap_add is None else cap_add
         self.cap_drop = [] if cap_drop is None else cap_drop
         self.security_opt = [] if security_opt is None else security_opt
+        self.devices = [] if devices is None else devices  # --device HOST[:CONTAINER][:rwm]
 
 
 def default_seccomp(capabilities: Iterable[str] = DEFAULT_CAPABILITIES) -> dict[str, Any] | None:
@@ -118,6 +121,8 @@ def configure(spec: dict[str, Any], flags: SecurityFlags) -> list[str]:
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
     if flags.privileged:
         _privileged(spec)
+    if flags.devices:
+        _add_devices(spec, flags.devices)
     return [f"WARNING: --security-opt {value} is accepted but not enforced: minidocker loads no AppArmor "
             "or SELinux policy" for value in opts["ignored"]]
 
@@ -131,6 +136,17 @@ def _privileged(spec: dict[str, Any]) -> None:
             mount["options"] = [o for o in mount.get("options", []) if o != "ro"]
     spec["linux"]["devices"] = host_devices()
     spec["linux"].setdefault("resources", {})["devices"] = [dict(r) for r in PRIVILEGED_DEVICE_RULES]
+
+
+def _add_devices(spec: dict[str, Any], values: list[str]) -> None:
+    """``--device``: a node in the container's /dev and a rule in its device cgroup."""
+    from minidocker.security.devices import parse_device
+
+    linux = spec["linux"]
+    for value in values:
+        entry, rule = parse_device(value)
+        linux.setdefault("devices", []).append(entry)
+        linux.setdefault("resources", {}).setdefault("devices", []).append(rule)
 
 
 def _copy(seccomp: dict[str, Any]) -> dict[str, Any]:
