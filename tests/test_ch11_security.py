@@ -515,3 +515,46 @@ def test_fork_bomb_and_memory_bomb_stay_in_their_cgroup(cli, attack_image):
     r = cli("run", "--rm", "--memory", "32m", "attacks", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1")
     assert r.code == 137 and "OOM killer" in r.err, r
     assert cli("run", "--rm", "attacks", "true").code == 0
+
+
+def _open_in_group(directory: str) -> dict[str, str]:
+    with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+        f.write("0")
+    result = {}
+    for path in ("/dev/null", "/dev/loop0"):
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+            result[path] = "ok"
+        except OSError as err:
+            result[path] = errno.errorcode[err.errno]
+    node = f"/tmp/.ch11-node-{os.getpid()}"
+    os.mknod(node, 0o600 | 0o060000, os.makedev(7, 0))   # allowed: "b *:* m"
+    try:
+        os.close(os.open(node, os.O_RDONLY))
+        result["mknod'ed b 7:0"] = "ok"
+    except OSError as err:
+        result["mknod'ed b 7:0"] = errno.errorcode[err.errno]
+    finally:
+        os.unlink(node)
+    return result
+
+
+@pytest.mark.parametrize("privileged", [False, True], ids=["default", "privileged"])
+def test_v2_device_filter_is_an_ebpf_program_the_kernel_enforces(privileged):
+    # Any cgroup2 mount takes device programs, even the controller-less one of a hybrid host.
+    from minidocker.cgroups.devicefilter import attach_device_filter
+    from minidocker.security.devices import DEFAULT_DEVICE_RULES, PRIVILEGED_DEVICE_RULES
+
+    mount = next((m for m in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                  if os.path.exists(os.path.join(m, "cgroup.controllers"))), None)
+    if mount is None:
+        pytest.skip("no cgroup2 mount")
+    directory = os.path.join(mount, f"minidocker-ch11-{os.getpid()}")
+    os.mkdir(directory)
+    try:
+        attach_device_filter(directory, PRIVILEGED_DEVICE_RULES if privileged else DEFAULT_DEVICE_RULES)
+        result = call_in_child(_open_in_group, directory)
+    finally:
+        os.rmdir(directory)
+    expected = "ok" if privileged else "EPERM"
+    assert result == {"/dev/null": "ok", "/dev/loop0": expected, "mknod'ed b 7:0": expected}

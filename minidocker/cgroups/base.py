@@ -68,9 +68,8 @@ class Resources(_Record):
         cpu_quota      cpu.quota      µs per period; -1 = unlimited
         cpu_period     cpu.period     µs
         pids_limit     pids.limit     <= 0 = unlimited
-        devices        devices        the device allowlist, OCI rules in order (chapter 11);
-                                      v1's devices controller enforces it, v2 needs an eBPF
-                                      program we do not load yet
+        devices        devices        the device allowlist, OCI rules in order (chapter 11):
+                                      v1's devices.allow/deny, v2's eBPF program (devicefilter.py)
     """
 
     FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit", "devices")
