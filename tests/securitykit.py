@@ -18,10 +18,10 @@ __all__ = ["ATTACKS", "PROBE_SOURCE", "attack_rootfs_tar", "compile_probe", "con
            "root_disk"]
 
 PROBE_SOURCE = Path(__file__).resolve().parent.parent / "minidocker" / "security" / "probes" / "attacks.c"
-ATTACKS = ("mount_tmpfs", "unshare_mount", "unshare_user_mount", "clone_newns", "chroot_escape", "keyctl", "bpf",
-           "perf_event_open", "userfaultfd", "reboot", "swapoff", "settimeofday", "adjtimex_read", "finit_module",
-           "iopl", "sethostname", "open_by_handle_at", "raw_socket", "sysrq_trigger", "core_pattern", "sys_write",
-           "kcore", "dev_mem")
+ATTACKS = ("mount_tmpfs", "unshare_mount", "unshare_user_mount", "clone_newns", "chroot_escape", "keyctl",
+           "bpf", "perf_event_open", "userfaultfd", "reboot", "swapoff", "settimeofday", "adjtimex_read",
+           "finit_module", "iopl", "sethostname", "open_by_handle_at", "raw_socket", "sysrq_trigger",
+           "core_pattern", "sys_write", "kcore", "dev_mem")
 
 
 def compile_probe(workdir: Path) -> Path:

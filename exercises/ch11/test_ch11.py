@@ -33,7 +33,7 @@ def _status(field: str) -> int:
 def test_dockers_default_set_is_a80425fb(tasks) -> None:
     default = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
                "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"]
-    assert tasks.capability_mask(default) == 0xA80425FB, "expected 0xa80425fb, what docker run shows as CapEff"
+    assert tasks.capability_mask(default) == 0xA80425FB, "expected 0xa80425fb, docker run's CapEff"
 
 
 @pytest.mark.task11_1
@@ -78,7 +78,8 @@ def _drop_and_try(tasks, keep: list[str]) -> dict:
 def test_dropped_capabilities_are_gone_from_every_set(tasks) -> None:
     result = call_in_child(_drop_and_try, tasks, ["CAP_CHOWN", "CAP_SETPCAP"])
     expected = (1 << 0) | (1 << 8)
-    assert result["eff"] == result["prm"] == result["bnd"] == expected, f"expected all three sets {expected:#x}: {result}"
+    assert result["eff"] == result["prm"] == result["bnd"] == expected, \
+        f"expected all three sets {expected:#x}: {result}"
     assert result["inh"] == 0, result
 
 
@@ -124,7 +125,8 @@ def test_filter_refuses_the_syscall_with_the_errno(tasks) -> None:
         pytest.skip("the task's numbers are x86_64's")
     program = tasks.block_syscall_filter(SYS_MKDIR, errno.EACCES)
     result = call_in_child(_filtered, program)
-    assert result == {"pid": True, "mkdir": "EACCES"}, f"mkdir must fail with EACCES, getpid must work: {result}"
+    assert result == {"pid": True, "mkdir": "EACCES"}, \
+        f"mkdir must fail with EACCES, getpid must work: {result}"
 
 
 @pytest.mark.task11_3

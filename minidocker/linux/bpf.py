@@ -27,7 +27,8 @@ BPF_F_ALLOW_MULTI = 2
 class _ProgLoadAttr(ctypes.Structure):
     _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
                 ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+                ("prog_flags", ctypes.c_uint32),
                 ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
                 ("expected_attach_type", ctypes.c_uint32)]
 
@@ -62,5 +63,6 @@ def bpf_prog_load(prog_type: int, program: bytes, license: str = "Apache", name:
 
 def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
     """Attach a loaded program to ``target_fd`` (a cgroup directory). See BPF_PROG_ATTACH in bpf(2)."""
-    attr = _ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type, attach_flags=flags)
+    attr = _ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type,
+                           attach_flags=flags)
     _check(_bpf(_BPF_PROG_ATTACH, attr), "bpf", "BPF_PROG_ATTACH", target_fd, prog_fd, attach_type, flags)

@@ -172,7 +172,8 @@ def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
     if _SYS_SECCOMP is None:
         raise OSError(38, f"seccomp: unknown syscall number on {os.uname().machine}")
     if len(program) % 8 or not 0 < len(program) // 8 <= 4096:
-        raise OSError(22, f"seccomp: a program is 1 to 4096 instructions of 8 bytes, got {len(program)} bytes")
+        raise OSError(22, f"seccomp: a program is 1 to 4096 instructions of 8 bytes, "
+                          f"got {len(program)} bytes")
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
     result = _libc.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog))

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
-__all__ = ["DEFAULT_DEVICE_RULES", "PRIVILEGED_DEVICE_RULES", "create_devices", "host_devices", "parse_device"]
+__all__ = ["DEFAULT_DEVICE_RULES", "PRIVILEGED_DEVICE_RULES", "create_devices", "host_devices",
+           "parse_device"]
 
 # runc's AllowedDevices, which Docker uses: deny everything, then allow these. CAP_MKNOD stays in
 # the default capabilities, so the cgroup is what keeps "mknod sda b 8 0; cat sda" from the disk.
@@ -61,7 +62,8 @@ def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
             except FileNotFoundError:
                 continue   # gone since the walk listed it
             if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                found.append({"path": "/dev" + path[len(root):], "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+                found.append({"path": "/dev" + path[len(root):], "type": kind,
                               "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
                               "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
     return sorted(found, key=lambda d: d["path"])
@@ -83,7 +85,8 @@ def parse_device(value: str) -> tuple[dict[str, Any], dict[str, Any]]:
                                                                    "/dev/loop0:/dev/disk:r")
     host, container = parts[0], parts[1] if len(parts) == 2 and parts[1] else parts[0]
     if not container.startswith("/"):
-        raise InvalidArgument(f"invalid --device {value!r}: the container path {container!r} must be absolute")
+        raise InvalidArgument(f"invalid --device {value!r}: the container path {container!r} "
+                              "must be absolute")
     try:
         st = os.stat(host)
     except OSError as err:

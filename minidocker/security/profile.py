@@ -24,7 +24,8 @@ ALLOWED = {
         mkdirat mknod mknodat name_to_handle_at newfstatat open openat openat2 pread64 preadv preadv2 pwrite64
         pwritev pwritev2 read readahead readlink readlinkat readv rename renameat renameat2 rmdir sendfile
         sendfile64 splice stat stat64 statfs statfs64 statx symlink symlinkat sync sync_file_range syncfs tee
-        truncate truncate64 umask unlink unlinkat utime utimensat utimensat_time64 utimes vmsplice write writev
+        truncate truncate64 umask unlink unlinkat utime utimensat utimensat_time64 utimes vmsplice write
+        writev
         fgetxattr flistxattr fremovexattr fsetxattr getxattr lgetxattr listxattr llistxattr lremovexattr
         lsetxattr removexattr setxattr
     """,
@@ -58,7 +59,8 @@ ALLOWED = {
     """,
     "signals": """
         alarm kill tkill tgkill pause rt_sigaction rt_sigpending rt_sigprocmask rt_sigqueueinfo rt_sigreturn
-        rt_sigsuspend rt_sigtimedwait rt_sigtimedwait_time64 rt_tgsigqueueinfo sigaltstack sigprocmask sigreturn
+        rt_sigsuspend rt_sigtimedwait rt_sigtimedwait_time64 rt_tgsigqueueinfo sigaltstack sigprocmask
+        sigreturn
     """,
     "clocks and timers (reading; setting the clock needs CAP_SYS_TIME)": """
         adjtimex clock_adjtime clock_adjtime64 clock_getres clock_getres_time64 clock_gettime clock_gettime64
@@ -154,7 +156,8 @@ def default_profile() -> dict:
                      "args": [{"index": 0, "value": _AF_VSOCK, "op": "SCMP_CMP_NE"}]})
     syscalls += [{"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                   "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]} for value in _PERSONALITIES]
-    syscalls.append({"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64", "x32"]}})
+    syscalls.append({"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW",
+                     "includes": {"arches": ["amd64", "x32"]}})
     syscalls.append({"names": ["modify_ldt"], "action": "SCMP_ACT_ALLOW",
                      "includes": {"arches": ["amd64", "x32", "x86"]}})
     syscalls.append({"names": ["arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint",
@@ -172,7 +175,8 @@ def default_profile() -> dict:
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 1,  # EPERM
-        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+        "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                     "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
                     {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
         "syscalls": syscalls,
     }

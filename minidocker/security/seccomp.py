@@ -132,7 +132,8 @@ def profile_to_oci(profile: Mapping[str, Any], capabilities: Iterable[str], mach
             raise InvalidArgument(f"invalid seccomp profile: {where} has no names")
         for name in names:
             _check_name(name)
-        entry: dict[str, Any] = {"names": names, "action": _check_action(rule.get("action"), f"{where}.action")}
+        action = _check_action(rule.get("action"), f"{where}.action")
+        entry: dict[str, Any] = {"names": names, "action": action}
         if "errnoRet" in rule:
             entry["errnoRet"] = int(rule["errnoRet"])
         if rule.get("args"):
@@ -249,7 +250,10 @@ def _conditions(args: list[Mapping[str, Any]], value: int, is_64: bool, fail: st
                 code += [(_ALU_AND, 0, 0, k), (_JEQ, 1, 0, k2), (_JA, 0, 0, fail)]
             elif op == "SCMP_CMP_NE":
                 # a different word passes; an equal high word leaves it to the low word
-                code += [(_JEQ, 1, 0, k), (_JA, 0, 0, passed)] if not last else [(_JEQ, 0, 1, k), (_JA, 0, 0, fail)]
+                if not last:
+                    code += [(_JEQ, 1, 0, k), (_JA, 0, 0, passed)]
+                else:
+                    code += [(_JEQ, 0, 1, k), (_JA, 0, 0, fail)]
             elif not last:
                 # equal: on to the low word (3 ahead); above or below decides now
                 code += [(_JEQ, 3, 0, k), (_JGT, 0, 1, k),
