@@ -568,3 +568,28 @@ def test_v2_device_filter_is_an_ebpf_program_the_kernel_enforces(privileged):
         os.rmdir(directory)
     expected = "ok" if privileged else "EPERM"
     assert result == {"/dev/null": "ok", "/dev/loop0": expected, "mknod'ed b 7:0": expected}
+
+
+def _newer_syscall() -> str:
+    """Make syscall 451 (cachestat, Linux 6.5, newer than our table) with a bad fd; its errno."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = libc.syscall(451, -1, 0, 0, 0, 0)
+    return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+
+
+def _under_default_filter(fn):
+    from minidocker.linux import set_no_new_privs
+    from minidocker.linux.security import seccomp_set_mode_filter
+
+    program = compile_filter(profile_to_oci(default_profile(), DEFAULT_CAPABILITIES))
+    set_no_new_privs()
+    seccomp_set_mode_filter(program)
+    return fn()
+
+
+def test_syscalls_newer_than_the_table_get_enosys_not_eperm():
+    # glibc falls back to the older call on ENOSYS only (runc's filters do the same)
+    assert max(X86_64.values()) < 451
+    assert call_in_child(_under_default_filter, _newer_syscall) == "ENOSYS"

@@ -51,7 +51,7 @@ ACTIONS = {
 }
 OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
              "SCMP_CMP_MASKED_EQ")
-_EPERM = 1
+_EPERM, _ENOSYS = 1, 38
 
 # Classic BPF opcodes (include/uapi/linux/filter.h, bpf_common.h).
 _LD_ABS = 0x20        # BPF_LD | BPF_W | BPF_ABS: A = 32-bit word at offset k of seccomp_data
@@ -69,10 +69,14 @@ _X32_SYSCALL_BIT = 0x40000000
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386"}
 NATIVE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}.get(os.uname().machine, "")
 
-# Names in Docker's default profile that exist only on architectures we have no table for: a
-# profile may list them (they are skipped, as libseccomp skips them); any other unknown name is
-# an error, most likely a typo.
+# Names in Docker's default profile that exist only on architectures we have no table for, or
+# only in kernels newer than our table's headers: a profile may list them (they are skipped, as
+# runc skips what libseccomp cannot resolve); any other unknown name is an error, most likely a
+# typo (runc would skip it silently).
 _OTHER_ARCH_SYSCALLS = frozenset((
+    "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue", "statmount",
+    "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal", "setxattrat",
+    "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe", "file_getattr", "file_setattr",
     "arm_fadvise64_64", "arm_sync_file_range", "breakpoint", "cacheflush", "set_tls", "sync_file_range2",
     "swapcontext", "s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr", "riscv_flush_icache",
     "spu_create", "spu_run", "subpage_prot", "switch_endian", "sys_debug_setcontext", "epoll_ctl_old",
@@ -220,6 +224,10 @@ def _section(arch: str, rules: list[Mapping[str, Any]], default: int) -> list[tu
         for low, high in _ranges(sorted(chosen)):
             # nr > high: on to the next range; nr >= low: return; below: skip the return.
             code += [(_JGT, 2, 0, high), (_JGE, 0, 1, low), (_RET, 0, 0, value)]
+    if default != ACTIONS["SCMP_ACT_ALLOW"]:
+        # A syscall newer than our table: ENOSYS, as if the kernel lacked it, so that libc falls
+        # back to the older call (glibc's fchmodat2 -> fchmodat). runc's patchbpf does the same.
+        code += [(_JGT, 0, 1, max(numbers.values())), (_RET, 0, 0, ACTIONS["SCMP_ACT_ERRNO"] | _ENOSYS)]
     code.append((_RET, 0, 0, default))
     return code
 
