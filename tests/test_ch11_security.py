@@ -593,3 +593,17 @@ def test_syscalls_newer_than_the_table_get_enosys_not_eperm():
     # glibc falls back to the older call on ENOSYS only (runc's filters do the same)
     assert max(X86_64.values()) < 451
     assert call_in_child(_under_default_filter, _newer_syscall) == "ENOSYS"
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s["process"]["capabilities"]["bounding"].append("CAP_NOPE"), "unknown capability"),
+    (lambda s: s["linux"]["seccomp"].update(defaultAction="SCMP_ACT_NOPE"), "action 'SCMP_ACT_NOPE'"),
+])
+def test_a_config_with_bad_security_fails_validation(edit, message):
+    from minidocker.runtime.spec import default_spec, validate
+
+    spec = default_spec("/nonexistent", ["true"])
+    validate(spec)
+    edit(spec)
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        validate(spec)

@@ -17,7 +17,7 @@ from minidocker.cgroups import Resources
 from minidocker.errors import InvalidArgument
 from minidocker.namespaces import NAMESPACES
 from minidocker.rootfs import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
-from minidocker.security.options import security_spec
+from minidocker.security.options import check_security, security_spec
 
 __all__ = ["DEFAULT_PATH", "OCI_VERSION", "default_mounts", "default_spec", "validate", "validate_hostname"]
 
@@ -129,3 +129,4 @@ def validate(spec: Mapping[str, Any]) -> None:
     for entry in spec.get("mounts", []):
         if not str(entry.get("destination", "")).startswith("/"):
             raise InvalidArgument(f"invalid mount {entry}: destination must be absolute")
+    check_security(spec)  # capability names, seccomp actions (chapter 11)

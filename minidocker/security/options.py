@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-__all__ = ["SecurityFlags", "configure", "default_seccomp", "parse_security_opts", "security_spec"]
+__all__ = ["SecurityFlags", "check_security", "configure", "default_seccomp", "parse_security_opts",
+           "security_spec"]
 
 _TRUE, _FALSE = ("", "true", "1"), ("false", "0")
 _DEFAULT_SECCOMP: dict[tuple[str, ...], dict] = {}
@@ -72,6 +73,30 @@ def security_spec() -> dict[str, Any]:
     if seccomp is not None:
         result["seccomp"] = seccomp
     return result
+
+
+def check_security(spec: dict[str, Any]) -> None:
+    """Check a config's capability names and seccomp actions before anything is created.
+
+    A hand-written config.json would otherwise fail inside the container's init. Raises
+    InvalidArgument.
+    """
+    from minidocker.security.capabilities import normalize
+
+    for kind, names in (spec.get("process", {}).get("capabilities") or {}).items():
+        for name in names:
+            if normalize(name) == "ALL":
+                raise InvalidArgument(f"invalid config: process.capabilities.{kind} lists 'ALL'",
+                                      hint="name each capability")
+    seccomp = spec.get("linux", {}).get("seccomp")
+    if seccomp:
+        from minidocker.security.seccomp import ACTIONS
+
+        rules = seccomp.get("syscalls") or []
+        actions = [seccomp.get("defaultAction")] + [rule.get("action") for rule in rules]
+        bad = [a for a in actions if a not in ACTIONS]
+        if bad:
+            raise InvalidArgument(f"invalid config: linux.seccomp action {bad[0]!r} does not exist")
 
 
 def parse_security_opts(values: Iterable[str]) -> dict[str, Any]:
