@@ -607,3 +607,83 @@ def test_a_config_with_bad_security_fails_validation(edit, message):
     edit(spec)
     with pytest.raises(InvalidArgument, match=re.escape(message)):
         validate(spec)
+
+
+# ---------------------------------------------------------------- user namespaces (--userns-remap)
+
+def test_remap_ranges_read_subuid_like_docker(tmp_path):
+    from minidocker.security.userns import remap_ranges
+
+    (tmp_path / "subuid").write_text("alice:200000:65536\ndockremap:300000:65536\n")
+    (tmp_path / "subgid").write_text("alice:210000:65536\ndockremap:300000:65536\n")
+    files = {"subuid": str(tmp_path / "subuid"), "subgid": str(tmp_path / "subgid")}
+    assert remap_ranges("alice", **files) == ((200000, 65536), (210000, 65536))
+    assert remap_ranges("default", **files) == ((300000, 65536), (300000, 65536))
+    assert remap_ranges("500000:1000", **files) == ((500000, 1000), (500000, 1000))
+    assert remap_ranges("default", subuid=str(tmp_path / "none"), subgid=str(tmp_path / "none")) \
+        == ((100000, 65536), (100000, 65536))
+    with pytest.raises(InvalidArgument, match="no entry for bob"):
+        remap_ranges("bob", **files)
+    with pytest.raises(InvalidArgument, match="must start above 0"):
+        remap_ranges("0:65536", **files)
+
+
+@pytest.fixture
+def remap_root(tmp_path_factory):
+    """A state root the remapped root may traverse (0711 up the chain), and the env that remaps."""
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="minidocker-ch11-userns-")
+    os.chmod(base, 0o711)
+    env = {"MINIDOCKER_ROOT": base, "MINIDOCKER_USERNS_REMAP": "100000:65536"}
+    yield env
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_userns_remap_makes_container_root_an_unprivileged_host_uid(cli, remap_root):
+    r = cli("run", "--rm", "busybox", "sh", "-c",
+            "id -u; cat /proc/self/uid_map; touch /new && stat -c %u /new; echo x >> /etc/passwd",
+            env=remap_root)
+    lines = r.out.split()
+    assert lines[:5] == ["0", "0", "100000", "65536", "0"], r   # root inside, mapped to 100000
+    assert "Permission denied" in r.err, r   # what breaks: the image's files are nobody's
+
+
+def test_userns_remap_is_uid_100000_seen_from_the_host(remap_root, state_root):
+    from minidocker.engine.container import find_container
+    from minidocker.paths import state_roots
+
+    env = {**os.environ, **remap_root}
+    name = f"ch11-userns-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "--name", name, "busybox",
+                             "sleep", "30"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    from minidocker.errors import NotFound
+
+    container = None
+    try:
+        for _ in range(100):
+            try:
+                container = find_container(state_roots(env), name)
+            except NotFound:
+                container = None
+            if container is not None and container.status == "running" and container.pid:
+                break
+            time.sleep(0.1)
+        assert container is not None and container.pid, container
+        with open(f"/proc/{container.pid}/status") as f:
+            uid_line = next(line for line in f if line.startswith("Uid:"))
+        assert uid_line.split()[1:] == ["100000"] * 4, uid_line
+    finally:
+        if container is not None and container.pid:
+            os.kill(container.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def test_userns_remap_refuses_privileged_unless_userns_host(cli, remap_root):
+    r = cli("run", "--rm", "--privileged", "busybox", "true", env=remap_root)
+    assert r.code == 125 and "privileged mode is incompatible with user namespaces" in r.err, r
+    r = cli("run", "--rm", "--privileged", "--userns", "host", "busybox", "true", env=remap_root)
+    assert r.code == 0, r

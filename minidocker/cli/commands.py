@@ -31,7 +31,7 @@ def run(args: SimpleNamespace) -> int:
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
         resources=resources, pull=args.pull, platform=args.platform, insecure_registries=args.insecure_registry,
         quiet=args.quiet, security=SecurityFlags(args.privileged, args.cap_add, args.cap_drop, args.security_opt,
-                                             args.device),
+                                             args.device, args.userns),
     )
     status = run_container(options)
     if status.oom_killed:

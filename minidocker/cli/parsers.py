@@ -93,6 +93,7 @@ def _security_options() -> list[Option]:
         Option("--security-opt", "no-new-privileges[=true], seccomp=unconfined|PROFILE.json, systempaths=unconfined"
                " (repeatable)", "list", "OPT", dest="security_opt"),
         Option("--device", "add a host device (repeatable)", "list", "HOST[:CONTAINER][:rwm]", dest="device"),
+        Option("--userns", "host: no user namespace even with MINIDOCKER_USERNS_REMAP set", "value", "MODE"),
     ]
 
 

@@ -124,6 +124,15 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
         spec["linux"].setdefault("resources", {}).update(resources)
     for warning in configure(spec, options.security):  # capabilities, seccomp ... once the user is known
         print(warning, file=sys.stderr)
+    remap = os.environ.get("MINIDOCKER_USERNS_REMAP")   # like dockerd --userns-remap (chapter 11)
+    if remap and options.security.userns != "host":
+        if options.security.privileged:
+            raise InvalidArgument("privileged mode is incompatible with user namespaces",
+                                  hint="run it in the host's user namespace: --userns host (as Docker asks)")
+        from minidocker.security.userns import apply_remap, check_searchable
+
+        check_searchable(rootfs)
+        spec.setdefault("annotations", {})["org.minidocker.userns-root"] = "%d:%d" % apply_remap(spec, remap)
     validate(spec)
     return spec
 
@@ -149,6 +158,11 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         if plan is not None:
             endpoint, before_start = _prepare_network(plan, spec, container, roots)
         _write_config(directory, spec)
+        if "org.minidocker.userns-root" in spec.get("annotations", {}):
+            # the writable layer is the remapped root's: "/" and what it creates are its own
+            uid, gid = spec["annotations"]["org.minidocker.userns-root"].split(":")
+            os.chown(snapshot.upper, int(uid), int(gid))
+            os.chmod(directory, 0o711)
         snapshot.mount()
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)

@@ -36,16 +36,17 @@ _DEFAULT_SECCOMP: dict[tuple[str, ...], dict] = {}
 class SecurityFlags(Record):
     """The security flags of ``run`` as typed: checked by :func:`configure`."""
 
-    FIELDS = ("privileged", "cap_add", "cap_drop", "security_opt", "devices")
+    FIELDS = ("privileged", "cap_add", "cap_drop", "security_opt", "devices", "userns")
 
     def __init__(self, privileged: bool = False, cap_add: list[str] | None = None,
                  cap_drop: list[str] | None = None, security_opt: list[str] | None = None,
-                 devices: list[str] | None = None) -> None:
+                 devices: list[str] | None = None, userns: str | None = None) -> None:
         self.privileged = privileged
         self.cap_add = [] if cap_add is None else cap_add
         self.cap_drop = [] if cap_drop is None else cap_drop
         self.security_opt = [] if security_opt is None else security_opt
         self.devices = [] if devices is None else devices  # --device HOST[:CONTAINER][:rwm]
+        self.userns = userns  # --userns host: no remap for this container (Docker's run flag)
 
 
 def default_seccomp(capabilities: Iterable[str] = DEFAULT_CAPABILITIES) -> dict[str, Any] | None:
@@ -125,6 +126,8 @@ def parse_security_opts(values: Iterable[str]) -> dict[str, Any]:
 def configure(spec: dict[str, Any], flags: SecurityFlags) -> list[str]:
     """Apply the flags to a spec whose user is final. Returns warnings for the user (stderr)."""
     opts = parse_security_opts(flags.security_opt)
+    if flags.userns not in (None, "", "host"):
+        raise InvalidArgument(f"invalid --userns {flags.userns!r}", hint="the only mode is host")
     caps = tweak(flags.cap_add, flags.cap_drop, flags.privileged)
     process, linux = spec["process"], spec.setdefault("linux", {})
     process["capabilities"] = process_capabilities(caps, int(process.get("user", {}).get("uid", 0)))
