@@ -2,6 +2,8 @@
  *
  *   attacks mount_tmpfs keyctl reboot ...     one line per attack: "NAME RESULT"
  *   attacks all                               every attack below
+ *   attacks sweep LAST                        every syscall number 0..LAST with all-zero arguments, each in
+ *                                             a child (1 s alarm): "sweep NR EPERM" or "sweep NR other"
  *
  * RESULT is "ok" when the attempt got through to the kernel code it aims at, else the
  * errno's name (EPERM: refused by a capability check or by seccomp; EROFS: a read-only
@@ -201,9 +203,29 @@ static const char *ALL[] = {
     "kcore", "dev_mem", NULL,
 };
 
+/* Which syscall numbers the filter refuses: zero arguments are invalid for nearly every call (EFAULT,
+   EINVAL, EBADF once reached), and what they do when valid stays in the child (exit, pause, setsid). */
+static void sweep(int last) {
+    for (int nr = 0; nr <= last; nr++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(1);
+            long r = syscall(nr, 0, 0, 0, 0, 0, 0);
+            _exit(r < 0 && errno == EPERM ? 100 : 0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);   /* a call that blocks (pause, ppoll) ends with the alarm */
+        printf("sweep %d %s\n", nr, WIFEXITED(status) && WEXITSTATUS(status) == 100 ? "EPERM" : "other");
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "sweep") && i + 1 < argc) {
+            sweep(atoi(argv[++i]));
+            continue;
+        }
         if (!strcmp(argv[i], "all")) {
             int unused = 0;
             for (const char **a = ALL; *a; a++) printf("%s %s\n", *a, attack(*a, argv + i, &unused));
