@@ -124,15 +124,10 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
         spec["linux"].setdefault("resources", {}).update(resources)
     for warning in configure(spec, options.security):  # capabilities, seccomp ... once the user is known
         print(warning, file=sys.stderr)
-    remap = os.environ.get("MINIDOCKER_USERNS_REMAP")   # like dockerd --userns-remap (chapter 11)
-    if remap and options.security.userns != "host":
-        if options.security.privileged:
-            raise InvalidArgument("privileged mode is incompatible with user namespaces",
-                                  hint="run it in the host's user namespace: --userns host (as Docker asks)")
-        from minidocker.security.userns import apply_remap, check_searchable
+    if os.environ.get("MINIDOCKER_USERNS_REMAP"):   # like dockerd --userns-remap (chapter 11)
+        from minidocker.security.userns import configure_remap
 
-        check_searchable(rootfs)
-        spec.setdefault("annotations", {})["org.minidocker.userns-root"] = "%d:%d" % apply_remap(spec, remap)
+        configure_remap(spec, rootfs, options.security, os.environ["MINIDOCKER_USERNS_REMAP"])
     validate(spec)
     return spec
 
@@ -159,10 +154,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             endpoint, before_start = _prepare_network(plan, spec, container, roots)
         _write_config(directory, spec)
         if "org.minidocker.userns-root" in spec.get("annotations", {}):
-            # the writable layer is the remapped root's: "/" and what it creates are its own
-            uid, gid = spec["annotations"]["org.minidocker.userns-root"].split(":")
-            os.chown(snapshot.upper, int(uid), int(gid))
-            os.chmod(directory, 0o711)
+            from minidocker.security.userns import give_to_remapped_root
+
+            give_to_remapped_root(spec, snapshot.upper, directory)
         snapshot.mount()
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
         stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)

@@ -29,7 +29,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["apply_remap", "check_searchable", "remap_ranges"]
+__all__ = ["ROOT_ANNOTATION", "apply_remap", "check_searchable", "configure_remap", "give_to_remapped_root",
+           "remap_ranges"]
+
+# The host uid:gid of the container's root, for the engine's chown of the writable layer.
+ROOT_ANNOTATION = "org.minidocker.userns-root"
 
 _DEFAULT_RANGE = (100000, 65536)
 
@@ -64,6 +68,29 @@ def apply_remap(spec: dict[str, Any], value: str) -> tuple[int, int]:
     linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": uid_count}]
     linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": gid_count}]
     return uid, gid
+
+
+def configure_remap(spec: dict[str, Any], rootfs: str, flags: Any, value: str) -> None:
+    """The engine's part of ``--userns-remap``: check, then add the namespace and its maps.
+
+    ``--userns host`` opts out; ``--privileged`` is refused, as Docker refuses it.
+    """
+    if flags.userns == "host":
+        return
+    if flags.privileged:
+        raise InvalidArgument("privileged mode is incompatible with user namespaces",
+                              hint="run it in the host's user namespace: --userns host (as Docker asks)")
+    check_searchable(rootfs)
+    spec.setdefault("annotations", {})[ROOT_ANNOTATION] = "%d:%d" % apply_remap(spec, value)
+
+
+def give_to_remapped_root(spec: dict[str, Any], upper: str | os.PathLike[str],
+                          container_dir: str | os.PathLike[str]) -> None:
+    """Chown the writable layer to the remapped root ("/" and new files are its own); make the
+    container's directory searchable for it."""
+    uid, gid = spec["annotations"][ROOT_ANNOTATION].split(":")
+    os.chown(upper, int(uid), int(gid))
+    os.chmod(container_dir, 0o711)
 
 
 def check_searchable(path: str | os.PathLike[str]) -> None:
