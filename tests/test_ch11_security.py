@@ -638,7 +638,11 @@ def remap_root(tmp_path_factory):
     os.chmod(base, 0o711)
     env = {"MINIDOCKER_ROOT": base, "MINIDOCKER_USERNS_REMAP": "100000:65536"}
     yield env
-    shutil.rmtree(base, ignore_errors=True)
+    for _ in range(50):   # --rm deletes in a detached process (engine/remove.delete_later): wait for it
+        shutil.rmtree(base, ignore_errors=True)
+        if not os.path.exists(base):
+            break
+        time.sleep(0.1)
 
 
 def test_userns_remap_makes_container_root_an_unprivileged_host_uid(cli, remap_root):
