@@ -17,6 +17,8 @@ only the bounding set, as with Docker). The engine only translates; the runtime 
 
 from __future__ import annotations
 
+import os
+
 from minidocker.errors import InvalidArgument
 from minidocker.record import Record
 from minidocker.security.capabilities import DEFAULT_CAPABILITIES, process_capabilities, tweak
@@ -145,14 +147,20 @@ def configure(spec: dict[str, Any], flags: SecurityFlags) -> list[str]:
         resolved = default_seccomp(caps)
         if resolved is not None:
             linux["seccomp"] = resolved
+    warnings = []
+    if "seccomp" not in linux and not flags.privileged and seccomp != "unconfined":
+        from minidocker.security.seccomp import NATIVE_ARCH
+
+        warnings.append(f"WARNING: no seccomp filter: minidocker has syscall tables for x86_64 and i386, "
+                        f"not {NATIVE_ARCH or os.uname().machine}")
     if flags.privileged or opts["systempaths"]:
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
     if flags.privileged:
         _privileged(spec)
     if flags.devices:
         _add_devices(spec, flags.devices)
-    return [f"WARNING: --security-opt {value} is accepted but not enforced: minidocker loads no AppArmor "
-            "or SELinux policy" for value in opts["ignored"]]
+    return warnings + [f"WARNING: --security-opt {value} is accepted but not enforced: minidocker loads no "
+                       "AppArmor or SELinux policy" for value in opts["ignored"]]
 
 
 def _privileged(spec: dict[str, Any]) -> None:
