@@ -11,7 +11,7 @@ VENV          := .venv
 PY            := $(VENV)/bin/python
 # qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
 # docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
-APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
+APT_PACKAGES  := busybox-static gcc libc6-dev iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
                  skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io
 PYTEST_ARGS   ?=
 

@@ -4,6 +4,7 @@ What it times (each a fresh process, stdout and stderr to /dev/null)::
 
     minidocker run --rm busybox true     direct mode: image, overlay snapshot, cgroup, namespaces, pivot_root, exec
     ... +limits                          the same with --memory 64m --pids-limit 50 --cpus 1 (chapter 04)
+    ... -security                        without seccomp and with every capability (chapter 11)
     runc run                             the same busybox root filesystem as an OCI bundle, same namespaces
     unshare --fork --pid --mount ...     util-linux: namespaces and a fresh /proc, no root filesystem
     minidocker --help                    interpreter start and the argument parser
@@ -45,6 +46,8 @@ NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
 MISSING_CAPABILITIES = ("CAP_SYS_RESOURCE",)
 # The resource flags of the "+limits" line (chapter 04).
 LIMITS = ("--memory", "64m", "--pids-limit", "50", "--cpus", "1")
+# What the "-security" line turns off (chapter 11): the seccomp filter and the capability drop.
+NO_SECURITY = ("--security-opt", "seccomp=unconfined", "--cap-add", "ALL")
 
 
 @dataclass
@@ -123,7 +126,9 @@ def commands(minidocker: str, bundle: Path | None, runc_root: Path) -> list[tupl
     plain = [minidocker, "run", "--rm", "--network", "none"]
     found = [("minidocker run", [*plain, "busybox", "true"]),
              # chapter 04: the same run with limits; every run has a cgroup, this adds the limit files
-             ("minidocker run +limits", [*plain, *LIMITS, "busybox", "true"])]
+             ("minidocker run +limits", [*plain, *LIMITS, "busybox", "true"]),
+             # chapter 11: without the default security profile (no seccomp filter, every capability)
+             ("minidocker run -security", [*plain, *NO_SECURITY, "busybox", "true"])]
     if bundle is not None:
         runc = ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), RUNC_ID]
         found.append(("runc run", runc))

@@ -65,10 +65,12 @@ class Resources(Record):
         pids_limit     pids.limit     <= 0 = unlimited
         cpuset_cpus    cpu.cpus       CPUs allowed, "0-1,3" (a cpuset list, see cpuset(7))
         cpuset_mems    cpu.mems       memory nodes allowed, "0"
+        devices        devices        the device allowlist, OCI rules in order (chapter 11):
+                                      v1's devices.allow/deny, v2's eBPF program (devicefilter.py)
     """
 
     FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit",
-              "cpuset_cpus", "cpuset_mems")
+              "cpuset_cpus", "cpuset_mems", "devices")
     memory_limit: int | None
     memory_swap: int | None
     cpu_shares: int | None
@@ -77,6 +79,7 @@ class Resources(Record):
     pids_limit: int | None
     cpuset_cpus: str | None
     cpuset_mems: str | None
+    devices: list[dict[str, Any]] | None
     DEFAULTS = dict.fromkeys(FIELDS)
 
     @classmethod
@@ -95,6 +98,7 @@ class Resources(Record):
             pids_limit=_int_or_none(pids, "limit", "pids.limit"),
             cpuset_cpus=_cpuset_list(cpu, "cpus"),
             cpuset_mems=_cpuset_list(cpu, "mems"),
+            devices=_device_rules(resources.get("devices")),
         )
         result.validate()
         return result
@@ -106,7 +110,10 @@ class Resources(Record):
                          "cpus": self.cpuset_cpus, "mems": self.cpuset_mems},
                  "pids": {"limit": self.pids_limit}}
         out = {k: {n: v for n, v in d.items() if v is not None} for k, d in pairs.items()}
-        return {k: v for k, v in out.items() if v}
+        result: dict[str, Any] = {k: v for k, v in out.items() if v}
+        if self.devices is not None:
+            result["devices"] = self.devices
+        return result
 
     def validate(self) -> None:
         """Raise InvalidArgument for values no kernel accepts."""
@@ -385,3 +392,16 @@ def _int_or_none(section: Mapping[str, Any], key: str, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"invalid {name} {value!r}: expected an integer")
     return value
+
+
+def _device_rules(rules: Any) -> list[dict[str, Any]] | None:
+    """OCI ``linux.resources.devices``: [{"allow": bool, "type": "a|c|b", "major", "minor", "access"}]."""
+    if rules is None:
+        return None
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and isinstance(r.get("allow"), bool)
+                                              for r in rules):
+        raise InvalidArgument(f"invalid devices {rules!r}: expected a list of rules with 'allow'")
+    for rule in rules:
+        if rule.get("type", "a") not in ("a", "c", "b") or not set(rule.get("access", "rwm")) <= set("rwm"):
+            raise InvalidArgument(f"invalid device rule {rule!r}: type is a, c or b; access of r, w, m")
+    return rules

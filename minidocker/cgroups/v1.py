@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["CONTROLLERS", "CgroupV1"]
 
 # The hierarchies a container joins, in this order; the first four carry limits and stats.
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 # Joined only by a container that asks for it: a new cpuset group starts with no CPUs and no
 # memory nodes, and a process cannot join it until both are written (ENOSPC).
 _OPTIONAL = ("cpuset",)
@@ -103,6 +103,21 @@ class CgroupV1(Cgroup):
         if resources.pids_limit is not None:
             write_value(os.path.join(self.dir("pids"), "pids.max"),
                         resources.pids_limit if resources.pids_limit > 0 else "max")
+        if resources.devices is not None and "devices" in self.available_controllers():
+            self._apply_devices(resources.devices)
+
+    def _apply_devices(self, rules: list) -> None:
+        """The device allowlist (chapter 11): each rule a line in devices.allow or devices.deny.
+
+        "a" in devices.deny first empties what the group inherited; "c 1:3 rwm" then lets
+        /dev/null be read, written and created. See Documentation/admin-guide/cgroup-v1/devices.rst.
+        """
+        d = self.dir("devices")
+        for rule in rules:
+            kind = rule.get("type", "a")
+            line = "a" if kind == "a" else (f"{kind} {_star(rule.get('major'))}:{_star(rule.get('minor'))} "
+                                            f"{rule.get('access', 'rwm')}")
+            write_value(os.path.join(d, "devices.allow" if rule["allow"] else "devices.deny"), line)
 
     def _apply_memory(self, r: Resources) -> None:
         d = self.dir("memory")
@@ -200,3 +215,7 @@ class CgroupV1(Cgroup):
                 raise CgroupError(f"failed to set {path} to {state}: still {(read_text(path) or '').strip()}")
             time.sleep(0.001)
             write_value(path, state)
+
+
+def _star(number: int | None) -> str:
+    return "*" if number is None or number == -1 else str(number)

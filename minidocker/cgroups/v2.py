@@ -20,6 +20,7 @@ empty ``minidocker`` parent. Files used, with the kernel that brought them:
     cpu      cpu.max "QUOTA PERIOD", cpu.weight 1..10000, cpu.stat (usage_usec; throttling
              counters only with the cpu controller)
     pids     pids.max, pids.current, pids.events
+    devices  no files: an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE, 4.15), see devicefilter.py
 
 See: Documentation/admin-guide/cgroup-v2.rst.
 """
@@ -122,6 +123,14 @@ class CgroupV2(Cgroup):
                 write_value(os.path.join(d, "cpuset.cpus"), r.cpuset_cpus)
             if r.cpuset_mems is not None:
                 write_value(os.path.join(d, "cpuset.mems"), r.cpuset_mems)
+        if r.devices is not None:
+            # v2 has no device files: an eBPF program attached to the group (chapter 11)
+            from minidocker.cgroups.devicefilter import attach_device_filter
+
+            try:
+                attach_device_filter(d, r.devices)
+            except OSError as err:
+                raise CgroupError(f"failed to apply the device rules to cgroup {d}: {err}") from err
 
     def add_process(self, pid: int) -> None:
         write_value(os.path.join(self.dir, "cgroup.procs"), pid)

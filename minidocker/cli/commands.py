@@ -27,6 +27,7 @@ def run(args: SimpleNamespace) -> int:
         needs_daemon("run -d")
     from minidocker.engine.resources import ResourceFlags
     from minidocker.engine.run import RunOptions, run_container
+    from minidocker.security.options import SecurityFlags
 
     _require_root()
     resources = ResourceFlags(
@@ -41,6 +42,8 @@ def run(args: SimpleNamespace) -> int:
         resources=resources, pull=args.pull, platform=args.platform, insecure_registries=args.insecure_registry,
         quiet=args.quiet, volumes=args.volumes, mounts=args.mounts, tmpfs=args.tmpfs,
         volumes_from=args.volumes_from,
+        security=SecurityFlags(args.privileged, args.cap_add, args.cap_drop, args.security_opt, args.device,
+                               args.userns),
     )
     status = run_container(options)
     if status.oom_killed:

@@ -45,6 +45,7 @@ def build_commands() -> Command:
                    default="missing"),
             _platform_option(), Option("-q --quiet", "do not print the pull's progress"), _insecure_option(),
             *_mount_options(),
+            *_security_options(),
         ],
         arguments=[Argument("image"), Argument("command", "rest")],
         interspersed=False,
@@ -93,6 +94,20 @@ def build_commands() -> Command:
         subcommands=[run, exec_, ps, rm, stats, images, *_image_commands(images_flags), *registry, doctor,
                      network, system, _volume_commands(), build, daemon, *supervised],
     )
+
+
+def _security_options() -> list[Option]:
+    """--privileged, --cap-add, --cap-drop, --security-opt. Chapter 11."""
+    return [
+        Option("--privileged", "every capability, no seccomp, the host's devices: root on the host"),
+        Option("--cap-add", "add a capability, e.g. NET_ADMIN, or ALL (repeatable)", "list", "CAP", dest="cap_add"),
+        Option("--cap-drop", "drop a capability, e.g. NET_RAW, or ALL (repeatable)", "list", "CAP",
+               dest="cap_drop"),
+        Option("--security-opt", "no-new-privileges[=true], seccomp=unconfined|PROFILE.json, systempaths=unconfined"
+               " (repeatable)", "list", "OPT", dest="security_opt"),
+        Option("--device", "add a host device (repeatable)", "list", "HOST[:CONTAINER][:rwm]", dest="device"),
+        Option("--userns", "host: no user namespace even with MINIDOCKER_USERNS_REMAP set", "value", "MODE"),
+    ]
 
 
 def _image_commands(images_flags: list[Option]) -> list[Command]:

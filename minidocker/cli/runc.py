@@ -233,6 +233,17 @@ def run(args: SimpleNamespace) -> int:
         proc.destroy()
 
 
+def _bundle_config(bundle: str) -> dict:
+    """The container's config.json (for exec: its linux.seccomp); {} if the bundle is gone."""
+    import json
+
+    try:
+        with open(os.path.join(bundle, "config.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def exec_(args: SimpleNamespace) -> int:
     """Run a process in the container: from --process FILE, or the arguments and flags."""
     from minidocker.errors import InvalidArgument, InvalidState
@@ -254,10 +265,12 @@ def exec_(args: SimpleNamespace) -> int:
 
         sock = console_connection(args.console_socket)
     env = dict(item.split("=", 1) for item in process.get("env", []) if "=" in item)
+    # The process's own user and capabilities, the container's seccomp filter: as runc exec does.
+    spec = {**_bundle_config(container.bundle), "process": process}
     try:
         result = exec_in(container.pid, process["args"], env or None,  # type: ignore[arg-type]
                          process.get("cwd", "/"), user=process.get("user"), detach=args.detach,
-                         preserve_fds=_count(args.preserve_fds), console_socket=sock)
+                         preserve_fds=_count(args.preserve_fds), console_socket=sock, spec=spec)
     finally:
         if sock is not None:
             sock.close()

@@ -28,4 +28,15 @@ def exec_container(ref: str, command: Sequence[str], env: Sequence[str] = (), wo
         raise InvalidState(f"cannot exec in container {container.id[:12]}: it is {container.status}",
                            hint=f"start it first: minidocker run ... (container {container.name})")
     merged = dict(item.split("=", 1) for item in merge_env(parse_env(env), [DEFAULT_PATH]))
-    return exec_in(container.pid, list(command), merged, workdir)
+    return exec_in(container.pid, list(command), merged, workdir, spec=_spec_of(container, roots))
+
+
+def _spec_of(container: object, roots: StateRoots) -> dict | None:
+    """The container's config.json: exec gets its user, capabilities and seccomp filter (chapter 11)."""
+    import json
+
+    try:
+        with open(container.directory(roots) / "config.json", encoding="utf-8") as f:  # type: ignore[attr-defined]
+            return json.load(f)
+    except FileNotFoundError:
+        return None

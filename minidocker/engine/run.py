@@ -31,6 +31,7 @@ from minidocker.runtime import ExitStatus, default_spec
 from minidocker.runtime import run as runtime_run
 from minidocker.runtime.init import INIT_ANNOTATION
 from minidocker.runtime.spec import validate, validate_hostname
+from minidocker.security.options import SecurityFlags, configure
 from minidocker.storage import Snapshot
 
 __all__ = ["RunOptions", "build_spec", "parse_env", "run_container"]
@@ -50,7 +51,7 @@ class RunOptions(Record):
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
               "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
               "resources", "pull", "platform", "insecure_registries", "quiet",
-              "volumes", "mounts", "tmpfs", "volumes_from")
+              "volumes", "mounts", "tmpfs", "volumes_from", "security")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
@@ -61,7 +62,7 @@ class RunOptions(Record):
                  resources: ResourceFlags | None = None, pull: str = "missing", platform: str | None = None,
                  insecure_registries: list[str] | None = None, quiet: bool = False,
                  volumes: list[str] | None = None, mounts: list[str] | None = None, tmpfs: list[str] | None = None,
-                 volumes_from: list[str] | None = None) -> None:
+                 volumes_from: list[str] | None = None, security: SecurityFlags | None = None) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -89,6 +90,7 @@ class RunOptions(Record):
         self.mounts = [] if mounts is None else mounts
         self.tmpfs = [] if tmpfs is None else tmpfs
         self.volumes_from = [] if volumes_from is None else volumes_from
+        self.security = security or SecurityFlags()  # --privileged, --cap-add ... (chapter 11)
 
 
 
@@ -132,11 +134,17 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{container_id}"
     resources = resources_from_flags(options.resources)
     if resources:
-        spec["linux"]["resources"] = resources
+        spec["linux"].setdefault("resources", {}).update(resources)
     if network is not None:
         _network_spec(spec, network, container_id, directory, roots or state_roots())
     if volumes is not None:
         volumes.apply(spec)   # engine/volumes.py: bind and tmpfs entries in spec["mounts"]
+    for warning in configure(spec, options.security):  # capabilities, seccomp ... once the user is known
+        print(warning, file=sys.stderr)
+    if os.environ.get("MINIDOCKER_USERNS_REMAP"):   # like dockerd --userns-remap (chapter 11)
+        from minidocker.security.userns import configure_remap
+
+        configure_remap(spec, rootfs, options.security, os.environ["MINIDOCKER_USERNS_REMAP"])
     validate(spec)
     return spec
 
@@ -189,6 +197,10 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         if plan is not None:
             endpoint, before_start = _prepare_network(plan, spec["hostname"], container, roots)
         _write_config(directory, spec)
+        if "org.minidocker.userns-root" in spec.get("annotations", {}):
+            from minidocker.security.userns import give_to_remapped_root
+
+            give_to_remapped_root(spec, snapshot.upper, directory)
         snapshot.mount()
         if volumes is not None:
             volumes.prepare(snapshot.rootfs, directory, durable)   # volumes created, copy-up from the image

@@ -387,7 +387,7 @@ class Supervisor:
             for target, fd in enumerate(theirs):
                 os.dup2(fd, target)  # exec_in gives the process our stdio: for a moment, its pipes
             ex.pid = exec_in(container.proc.pid, request["cmd"], env=request.get("env"), cwd=request.get("cwd") or "/",
-                             user=request.get("user"), detach=True)
+                             user=request.get("user"), detach=True, spec=_exec_spec(container, request))
         except BaseException:
             for fd in mine:
                 os.close(fd)
@@ -656,3 +656,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _exec_spec(container: _Container, request: dict) -> dict:
+    """What ``docker exec`` runs with: the container's capabilities and seccomp filter, as ``runc exec``
+    gives them (chapter 11), as the exec's user if it names one."""
+    spec = dict(container.proc.spec)
+    process = dict(spec["process"])
+    if request.get("user"):
+        process["user"] = request["user"]
+    return {**spec, "process": process}

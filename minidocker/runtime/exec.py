@@ -22,6 +22,7 @@ from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import EXIT_ENGINE_ERROR, EXIT_NOT_FOUND, ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
 from minidocker.runtime.spec import DEFAULT_PATH
+from minidocker.security.process import apply_process_security  # here: the container has no minidocker
 
 TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ __all__ = ["exec_in"]
 
 def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "/",
             namespaces: Sequence[str] = tuple(NAMESPACES), user: Mapping[str, Any] | None = None,
-            detach: bool = False, preserve_fds: int = 0, console_socket: Any = None) -> Any:
+            detach: bool = False, preserve_fds: int = 0, console_socket: Any = None,
+            spec: Mapping | None = None) -> Any:
     """Run ``args`` inside the namespaces of process ``pid``.
 
     The caller's stdin, stdout and stderr are the process's, unless ``console_socket``
@@ -41,6 +43,9 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
     devpts, its master is sent over the socket (SCM_RIGHTS, as ``runc exec
     --console-socket`` does for containerd's shim) and its slave becomes the process's
     terminal. ``user`` is an OCI ``process.user`` (uid, gid, additionalGids, umask).
+    With the container's ``spec`` the process gets its user, capabilities, no_new_privs
+    and seccomp filter instead, as ``runc exec`` gives them (chapter 11): without them it
+    would be full root in there.
     Returns:
         its ExitStatus; with ``detach``, its host PID at once (it is not our child).
     """
@@ -62,10 +67,12 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
                     if console_socket is not None:
                         _take_terminal(console_socket)
                     os.chdir(cwd)
-                    _set_user(user or {})
                     for fd in range(3, 3 + preserve_fds):
                         os.set_inheritable(fd, True)
-                    # --- process security goes here too (chapter 11), as in init.py ---
+                    if spec is not None:
+                        apply_process_security(spec)   # user, capabilities, no_new_privs, seccomp
+                    else:
+                        _set_user(user or {})
                     exec_process(list(args), env, channel=None)
                 except BaseException as err:  # noqa: BLE001 - a fork must end in os._exit
                     os.write(2, f"minidocker: failed to exec in container {pid}: {err}\n".encode())

@@ -24,13 +24,14 @@ from contextlib import contextmanager
 
 from minidocker import rootfs
 from minidocker.errors import ContainerError, MinidockerError
-from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethostname, setns, unshare
+from minidocker.linux import CloneFlag, set_pdeathsig, sethostname, setns, unshare
 from minidocker.namespaces import NAMESPACES, clone_flags
 from minidocker.network import bring_up_loopback
 from minidocker.runtime import pid1
 from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND, ExitStatus
 from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.spec import DEFAULT_PATH
+from minidocker.security.process import apply_process_security
 
 __all__ = ["INIT_ANNOTATION", "check_executable", "exec_process", "exit_like", "reset_signals", "stage1"]
 
@@ -168,18 +169,16 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
         channel.send(Message.READY)
         channel.close()
         _wait_for_start(fifo_fd, fd_dir)
-        # After the fifo: as another user we could no longer open our own /proc/self/fd
-        # (setuid makes a process non-dumpable, its /proc files root's). See proc(5).
-        _set_user(user)
         if options.get("kill_with_parent"):
             set_pdeathsig(signal.SIGKILL)  # foreground `run`: our parent is now the runtime (a subreaper)
         _run_start_container_hooks(spec)
         for fd in range(3, 3 + int(options.get("preserve_fds", 0))):
             os.set_inheritable(fd, True)
-        # --- process security goes here (chapter 11: capabilities, seccomp, noNewPrivileges) ---
-        # The last step before the exec, after every mount and file above needed privileges.
-        if process.get("noNewPrivileges"):
-            set_no_new_privs()
+        # The last step before the exec, after the fifo (as another user we could no longer open
+        # our own /proc/self/fd: setuid makes a process non-dumpable, see proc(5)) and after every
+        # mount and file above that needed privileges: the user, capabilities, no_new_privs and
+        # the seccomp filter, in runc's order (chapter 11, minidocker/security/process.py).
+        apply_process_security(spec)
         if spec.get("annotations", {}).get(INIT_ANNOTATION) == "true":
             pid1.reap_and_forward(lambda: exec_process(process["args"], env, None),
                                   terminal=slave is not None)
@@ -308,7 +307,7 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
             rootfs.mount_one(root, entry)
     if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in mounts):
         rootfs.create_devices(root)
-    _create_spec_devices(root, linux.get("devices", []))
+    _create_spec_devices(root, linux.get("devices", []))   # --privileged: the host's (chapter 11)
     slave = None
     if spec["process"].get("terminal"):
         from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
@@ -404,13 +403,17 @@ def _bind_cgroup(source: str, target: os.PathLike[str], flags: int) -> None:
 
 
 def _create_spec_devices(root: str, devices: list[Mapping[str, Any]]) -> None:
-    """linux.devices: mknod each (c, b, u or p) with its mode and owner. See mknod(2)."""
+    """linux.devices: mknod each (c, b, u or p) with its mode and owner. See mknod(2).
+
+    A name the runtime made already stays its own (/dev/ptmx is the link into the
+    container's devpts, which ``--privileged``'s list of host devices also names).
+    """
     kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
     for device in devices:
         path = rootfs.secure_join(root, device["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(path):
-            os.unlink(path)
+            continue
         mode = int(device.get("fileMode", 0o666)) & 0o7777
         os.mknod(path, mode | kinds[device["type"]],
                  os.makedev(int(device.get("major", 0)), int(device.get("minor", 0))))
@@ -451,16 +454,6 @@ def _enter_cwd(cwd: str) -> None:
     # Docker creates a missing WORKDIR / -w directory instead of failing.
     os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
-
-
-def _set_user(user: Mapping[str, Any]) -> None:
-    """Drop to the spec's uid/gid: groups first, then gid, then uid (after setuid we could not)."""
-    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    if user.get("umask") is not None:
-        os.umask(int(user["umask"]))
-    os.setgroups([int(g) for g in user.get("additionalGids", [])])
-    os.setgid(gid)
-    os.setuid(uid)
 
 
 def _report(channel: Channel, message: str, exit_code: int = EXIT_ENGINE_ERROR) -> None:

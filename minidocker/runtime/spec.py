@@ -17,6 +17,7 @@ from minidocker.cgroups import Resources
 from minidocker.errors import InvalidArgument
 from minidocker.namespaces import NAMESPACES
 from minidocker.rootfs import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+from minidocker.security.options import check_security, security_spec
 
 __all__ = ["DEFAULT_PATH", "OCI_VERSION", "default_mounts", "default_spec", "validate", "validate_hostname"]
 
@@ -79,6 +80,11 @@ def default_spec(
             "readonlyPaths": list(DEFAULT_READONLY_PATHS),
         },
     }
+    security = security_spec()  # Docker's default capabilities and seccomp profile (chapter 11)
+    spec["process"]["capabilities"] = security["capabilities"]
+    if "seccomp" in security:
+        spec["linux"]["seccomp"] = security["seccomp"]
+    spec["linux"]["resources"] = {"devices": security["devices"]}  # the device cgroup's allowlist
     if additional_gids:
         spec["process"]["user"]["additionalGids"] = list(additional_gids)
     if hostname is not None:
@@ -123,3 +129,4 @@ def validate(spec: Mapping[str, Any]) -> None:
     for entry in spec.get("mounts", []):
         if not str(entry.get("destination", "")).startswith("/"):
             raise InvalidArgument(f"invalid mount {entry}: destination must be absolute")
+    check_security(spec)  # capability names, seccomp actions (chapter 11)

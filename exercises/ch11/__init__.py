@@ -1,0 +1,1 @@
+"""Chapter 11 exercises: edit tasks.py, grade with `make grade CH=11`."""
