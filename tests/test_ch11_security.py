@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import missing_feature
 
 from minidocker.errors import InvalidArgument
 from minidocker.forked import call_in_child
@@ -142,7 +143,7 @@ def test_ambient_capabilities_survive_exec_for_a_non_root_user():
 def _headers(name: str) -> dict[str, int]:
     path = Path(f"/usr/include/x86_64-linux-gnu/asm/{name}")
     if not path.exists():
-        pytest.skip(f"{path} is missing (linux-libc-dev)")
+        missing_feature(f"{path} is missing (linux-libc-dev, pulled in by libc6-dev in APT_PACKAGES)")
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"#define __NR_(\w+)\s+(\d+)", path.read_text())}
 
 
@@ -558,7 +559,7 @@ def test_v2_device_filter_is_an_ebpf_program_the_kernel_enforces(privileged):
     mount = next((m for m in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
                   if os.path.exists(os.path.join(m, "cgroup.controllers"))), None)
     if mount is None:
-        pytest.skip("no cgroup2 mount")
+        missing_feature("no cgroup2 mount")
     directory = os.path.join(mount, f"minidocker-ch11-{os.getpid()}")
     os.mkdir(directory)
     try:

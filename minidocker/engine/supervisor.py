@@ -79,6 +79,7 @@ class _Container:
         self.kind = "container"   # or "exec": a process run in a container (docker exec)
         self.pid: int | None = None
         self.exit_code: int | None = None
+        self.config = ""   # the container's config.json: docker exec gets its security from it
 
 
 class Supervisor:
@@ -298,6 +299,7 @@ class Supervisor:
         theirs: list[int] = []
         container = _Container(cid, None, tty)
         container.exit_file = request["exit_file"]
+        container.config = request["config"]
         try:
             if request.get("stdin") and not tty:
                 r, w = os.pipe()
@@ -654,15 +656,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _exec_spec(container: _Container, request: dict) -> dict:
     """What ``docker exec`` runs with: the container's capabilities and seccomp filter, as ``runc exec``
     gives them (chapter 11), as the exec's user if it names one."""
-    spec = dict(container.proc.spec)
+    from minidocker.atomic import read_json
+
+    spec = read_json(container.config)
     process = dict(spec["process"])
     if request.get("user"):
         process["user"] = request["user"]
     return {**spec, "process": process}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

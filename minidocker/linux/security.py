@@ -183,7 +183,18 @@ def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
 def cap_last_cap() -> int:
     """The highest capability number this kernel knows (40, CAP_CHECKPOINT_RESTORE, since 5.9).
 
-    See /proc/sys/kernel/cap_last_cap in capabilities(7).
+    See /proc/sys/kernel/cap_last_cap in capabilities(7). Without /proc (a container
+    that is only chrooted), the bounding set is probed: PR_CAPBSET_READ fails with
+    EINVAL past the last capability, as libcap does.
     """
-    with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-        return int(f.read())
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except FileNotFoundError:
+        last = 0
+        while True:
+            try:
+                capbset_read(last + 1)
+            except OSError:
+                return last
+            last += 1

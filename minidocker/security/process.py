@@ -75,6 +75,8 @@ def apply_process_security(spec: Mapping[str, Any]) -> None:
 def set_user(user: Mapping[str, Any]) -> None:
     """Drop to the spec's uid/gid: groups first, then gid, then uid (after setuid we could not)."""
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    if user.get("umask") is not None:
+        os.umask(int(user["umask"]))
     os.setgroups([int(g) for g in user.get("additionalGids", [])])
     os.setgid(gid)
     os.setuid(uid)
