@@ -1,20 +1,27 @@
 # minidocker: the course and the runtime. Run as root (sudo make ...).
 #   make demo      set everything up, then run a first container
 #   make test      the whole test suite, notebooks and exercises included
-#   make lab       open the course in Jupyter Lab
+#   make lab       open the course in Jupyter Lab (installs only what the course needs)
+#   make site      the course as HTML pages in site/
 # Other targets: setup, notebooks (re-execute them in place), grade CH=01 [TASK=1_2], bench, prune,
 #   classroom-registry (serve the local images to a classroom on :5000, see minidocker/registry/classroom.py).
 
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
-# qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
+# What the course needs (make lab): the runtime's tools, and the peers the notebooks run
+# (strace in 01, skopeo and umoci in 05-07, Debian's registry and htpasswd in 07).
+COURSE_APT_PACKAGES := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv strace \
+                       skopeo umoci zstd docker-registry apache2-utils
+# What only the tests need (make test):
+# qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py and of notebook 04 (its kernel is fetched into .cache/vm)
 # docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
-APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io
+# chromium: the course site opened headless (tests/test_course_site.py); hyperfine: bench/
+TEST_APT_PACKAGES := hyperfine qemu-system-x86 docker.io chromium
+APT_PACKAGES  := $(COURSE_APT_PACKAGES) $(TEST_APT_PACKAGES)
 PYTEST_ARGS   ?=
 
-.PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
+.PHONY: setup demo test lab site notebooks grade bench prune apt venv debian-image classroom-registry
 
 setup: apt venv
 	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
@@ -70,9 +77,16 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The course only: the test suite's peers (qemu, dockerd, chromium) are not installed by make lab.
+lab: APT_PACKAGES := $(COURSE_APT_PACKAGES)
 lab: setup
 	$(PY) -m pip install -q jupyterlab
 	$(VENV)/bin/jupyter lab --allow-root --notebook-dir=notebooks
+
+# The course as a static site in site/ (open site/index.html): every notebook with its outputs,
+# the map, the command map, the glossary, the teacher's guide. See docs/build_site.py.
+site: venv
+	$(PY) docs/build_site.py site
 
 notebooks: setup
 	for nb in notebooks/[0-9][0-9]-*.ipynb; do $(VENV)/bin/jupyter execute --inplace "$$nb" || exit 1; done
