@@ -3,7 +3,7 @@
 #   make test      the whole test suite, notebooks and exercises included
 #   make lab       open the course in Jupyter Lab (installs only what the course needs)
 #   make site      the course as HTML pages in site/
-# Other targets: setup, notebooks (re-execute them in place), grade CH=01 [TASK=1_2], bench, prune,
+# Other targets: setup, notebooks (re-execute them in place), grade CH=01|mydocker [TASK=1_2], bench, prune,
 #   classroom-registry (serve the local images to a classroom on :5000, see minidocker/registry/classroom.py).
 
 PYTHON_SYSTEM ?= /usr/bin/python3
@@ -92,7 +92,7 @@ notebooks: setup
 	for nb in notebooks/[0-9][0-9]-*.ipynb; do $(VENV)/bin/jupyter execute --inplace "$$nb" || exit 1; done
 
 grade: setup
-	$(PY) -m pytest exercises/$(if $(CH),ch$(CH)) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest exercises/$(if $(CH),$(if $(filter mydocker,$(CH)),mydocker,ch$(CH))) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/startup.py
