@@ -118,7 +118,8 @@ class Site:
         prefix = "../" * depth
         nav = re.sub(r'href="', f'href="{prefix}', self.nav(name)) if depth else self.nav(name)
         document = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                    f"<style>{STYLE}</style></head><body>{nav}<main class='course'>{body}</main></body></html>")
+                    f"<style>{STYLE}</style></head><body>{nav}<main class='course'>{body}</main>"
+                    "</body></html>")
         target = self.out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(document)
@@ -134,8 +135,8 @@ class Site:
         # The site works offline: no require.js or MathJax from a CDN (the notebooks use neither).
         body = re.sub(r'<script[^>]*src="https?://[^"]*"[^>]*>\s*</script>', "", body)
         body = self.rewrite_links(body, NOTEBOOKS)
-        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + f"<style>{STYLE}</style>" + self.nav(path.stem + ".html"),
-                      body, count=1)
+        nav = f"<style>{STYLE}</style>" + self.nav(path.stem + ".html")
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
         target = self.out / (path.stem + ".html")
         target.write_text(body)
         self.written.append(target)
@@ -198,7 +199,8 @@ highlighted.</p>
                         continue
                     if entry.is_file():
                         self.sources.add(entry)
-                        items.append(f'<li><a href="{up}{self.source_href(entry)}">{html.escape(entry.name)}</a></li>')
+                        href = up + self.source_href(entry)
+                        items.append(f'<li><a href="{href}">{html.escape(entry.name)}</a></li>')
                     else:
                         items.append(f"<li>{html.escape(entry.name)}/</li>")
                 body = f"<h1>{html.escape(relative)}/</h1><ul>{''.join(items)}</ul>"

@@ -1,4 +1,4 @@
-"""Execute one notebook the way tests/test_notebooks.py does, and report: for a machine without pytest's fixtures.
+"""Execute one notebook as tests/test_notebooks.py does, and report: for a machine without pytest's fixtures.
 
     python tests/nbexec.py notebooks/04-cgroups.ipynb
 

@@ -134,7 +134,8 @@ def test_notebook_opens_with_the_map_of_docker(path: Path):
 # Files of the project's authors that are not in the repository, and tags that mean nothing to a
 # learner: the course must cite public sources instead.
 OUTSIDE_REFERENCES = re.compile(
-    r"pitfalls\.md|platform[ -]notes|STYLE\.md|DEVELOPERS\.md|ARCHITECTURE\.md|(?<!\.)\.\./shared|/work/shared"
+    r"pitfalls\.md|platform[ -]notes|STYLE\.md|DEVELOPERS\.md|ARCHITECTURE\.md"
+    r"|(?<!\.)\.\./shared|/work/shared"
     r"|containers-from-scratch #|Gocker|bocker #|the issue'?s? ", re.IGNORECASE)
 
 
@@ -156,7 +157,8 @@ def _text_of(path: Path) -> str:
 
 def test_the_course_cites_no_file_outside_the_repository():
     found = [f"{path.relative_to(REPO)}: {m.group(0)!r} in ...{text[max(0, m.start() - 40):m.end() + 20]!r}"
-             for path in _course_texts() for text in [_text_of(path)] for m in OUTSIDE_REFERENCES.finditer(text)]
+             for path in _course_texts() for text in [_text_of(path)]
+             for m in OUTSIDE_REFERENCES.finditer(text)]
     assert found == [], "cite the public source (man page, kernel doc, spec) instead:\n" + "\n".join(found)
 
 
@@ -200,7 +202,8 @@ def test_notebook_runs_on_pure_cgroup_v2_in_a_qemu_guest(name: str, tmp_path: Pa
         "mkdir -p /run/mpl /run/jupyter /run/ipython /run/state\n"
         f"cp {shlex.quote(str(cache))}/fontlist-*.json /run/mpl/ 2>/dev/null\n"
         f"cd {shlex.quote(str(REPO))} && MPLCONFIGDIR=/run/mpl JUPYTER_RUNTIME_DIR=/run/jupyter "
-        "JUPYTER_DATA_DIR=/run/jupyter IPYTHONDIR=/run/ipython MINIDOCKER_ROOT=/run/state MINIDOCKER_BRIDGE=none "
+        "JUPYTER_DATA_DIR=/run/jupyter IPYTHONDIR=/run/ipython "
+        "MINIDOCKER_ROOT=/run/state MINIDOCKER_BRIDGE=none "
         f"PYTHONPATH={shlex.quote(str(REPO))} exec {shlex.quote(sys.executable)} tests/nbexec.py "
         f"notebooks/{name}\n")
     result = guest.run(script, timeout=900, memory_mb=1536)

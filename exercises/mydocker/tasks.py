@@ -39,8 +39,8 @@ def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
 
     Hint: ``minidocker.forked.call_in_child`` for the first child; ``minidocker.linux``:
     ``unshare``, ``CloneFlag``, ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``, ``sethostname``;
-    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``. ``tempfile.TemporaryFile()`` survives the pivot
-    as an open file descriptor.
+    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``.
+    ``tempfile.TemporaryFile()`` survives the pivot as an open file descriptor.
     Questions: why does PID 1 need its own fork? Why is ``/proc`` mounted after the pivot and not
     before? What would ``ps`` show without the new ``/proc``?
 

@@ -56,7 +56,7 @@ def test_stage03_the_command_is_pid_1_with_its_own_hostname_and_root(tasks, busy
     assert code == 0, f"expected exit code 0, found {code}; output: {lines}"
     assert lines[:2] == ["pid 1", "box"], f"expected PID 1 and hostname box first, found {lines[:2]}"
     procs = int(lines[2].split()[1])
-    assert procs <= 5, f"a fresh /proc of the new PID namespace shows the shell and its pipeline, found {procs}"
+    assert procs <= 5, f"a fresh /proc of the new PID namespace shows the shell and its pipe, found {procs}"
     root = set(lines[3:])
     assert {"bin", "proc", "etc"} <= root, f"expected the busybox root filesystem at /, found {sorted(root)}"
     host_only = {p for p in os.listdir("/") if p not in os.listdir(busybox)}
@@ -67,8 +67,9 @@ def test_stage03_the_command_is_pid_1_with_its_own_hostname_and_root(tasks, busy
 def test_stage03_exit_codes_follow_docker(tasks, busybox):
     assert tasks.container(["sh", "-c", "exit 3"], busybox)[0] == 3
     assert tasks.container(["/no/such/program"], busybox)[0] == 127
-    code, out = tasks.container(["sh", "-c", "ls -l /dev/null /dev/zero | cut -c1; head -c 3 /dev/zero | wc -c"], busybox)
-    assert (code, _lines(out)) == (0, ["c", "c", "3"]), f"expected a /dev with null and zero, found {code}, {_lines(out)}"
+    devices = "ls -l /dev/null /dev/zero | cut -c1; head -c 3 /dev/zero | wc -c"
+    code, out = tasks.container(["sh", "-c", devices], busybox)
+    assert (code, _lines(out)) == (0, ["c", "c", "3"]), f"expected /dev with null and zero: {_lines(out)}"
 
 
 @pytest.mark.task3_6
@@ -101,10 +102,11 @@ def test_stage04_the_memory_limit_kills_a_process_that_exceeds_it(tasks, busybox
     script = "dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo dd $?"
     code, out = tasks.run_limited(["sh", "-c", script], busybox, memory="32m")
     assert code == 0 and _lines(out) == ["dd 137"], (
-        f"dd needs a 100 MiB buffer: under 32m the OOM killer must kill it (137); found {code}, {_lines(out)}")
+        f"dd needs a 100 MiB buffer: under 32m the OOM killer must kill it (137): {code}, {_lines(out)}")
     code, out = tasks.run_limited(["sh", "-c", script], busybox, memory="256m")
     assert _lines(out) == ["dd 0"], f"with 256m dd should succeed, found {_lines(out)}"
-    code, _ = tasks.run_limited(["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"], busybox, memory="32m")
+    dd = ["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"]
+    code, _ = tasks.run_limited(dd, busybox, memory="32m")
     assert code == 137, f"dd as PID 1, killed by the OOM killer's SIGKILL: expected 128 + 9, found {code}"
 
 
@@ -139,17 +141,19 @@ def top_layer(tmp_path) -> Path:
 
 @pytest.mark.task6_5
 def test_stage06_the_layers_are_merged_top_first(tasks, busybox, top_layer):
-    code, out = tasks.run_image(["sh", "-c", "cat /hello.txt /etc/motd; ls /bin/busybox"], [str(top_layer), busybox])
+    look = "cat /hello.txt /etc/motd; ls /bin/busybox"
+    code, out = tasks.run_image(["sh", "-c", look], [str(top_layer), busybox])
     assert code == 0, f"exit code {code}: {_lines(out)}"
     assert _lines(out) == ["hello from the top layer", "a layer on top of busybox", "/bin/busybox"]
 
 
 @pytest.mark.task6_5
 def test_stage06_writes_go_to_the_containers_layer_only(tasks, busybox, top_layer):
-    script = "echo new > /new.txt; echo changed > /hello.txt; rm /bin/ls; cat /new.txt /hello.txt; ls /bin/ls 2>&1"
+    script = ("echo new > /new.txt; echo changed > /hello.txt; rm /bin/ls; "
+              "cat /new.txt /hello.txt; ls /bin/ls 2>&1")
     code, out = tasks.run_image(["sh", "-c", script], [str(top_layer), busybox])
     assert _lines(out)[:2] == ["new", "changed"], _lines(out)
-    assert "No such file" in out.decode(), f"ls of the deleted /bin/ls should fail in the container: {_lines(out)}"
+    assert "No such file" in out.decode(), f"ls of the deleted /bin/ls should fail: {_lines(out)}"
     assert (top_layer / "hello.txt").read_text() == "hello from the top layer\n", "a lower layer was written"
     assert not (top_layer / "new.txt").exists() and os.path.lexists(Path(busybox) / "bin" / "ls"), (
         "the container's writes and deletions must stay in its own upper directory")

@@ -34,6 +34,7 @@ from solutions.ch02.tasks import make_dev, pivot_into
 __all__ = ["container", "run_image", "run_limited"]
 
 _GROUPS = itertools.count()
+PROC_FLAGS = MountFlag.MS_NOSUID | MountFlag.MS_NODEV | MountFlag.MS_NOEXEC
 
 
 def _remove_group(group: Path, timeout: float = 5.0) -> None:
@@ -67,8 +68,8 @@ def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
 
     Hint: ``minidocker.forked.call_in_child`` for the first child; ``minidocker.linux``:
     ``unshare``, ``CloneFlag``, ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``, ``sethostname``;
-    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``. ``tempfile.TemporaryFile()`` survives the pivot
-    as an open file descriptor.
+    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``.
+    ``tempfile.TemporaryFile()`` survives the pivot as an open file descriptor.
     Questions: why does PID 1 need its own fork? Why is ``/proc`` mounted after the pivot and not
     before? What would ``ps`` show without the new ``/proc``?
 
@@ -88,7 +89,7 @@ def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
                 try:
                     os.dup2(out.fileno(), 1)
                     pivot_into(root)
-                    mount("proc", "/proc", "proc", MountFlag.MS_NOSUID | MountFlag.MS_NODEV | MountFlag.MS_NOEXEC)
+                    mount("proc", "/proc", "proc", PROC_FLAGS)
                     make_dev("/dev")
                     os.execvpe(argv[0], list(argv), env)
                 except PermissionError:
