@@ -5,6 +5,7 @@ One file that grows with the course, one stage per chapter, each stage built on 
     container(argv, rootfs, hostname, prepare)          task 3.6  namespaces, pivot_root, /proc, PID 1
     run_limited(argv, rootfs, memory, pids, ...)         task 4.5  ... inside a cgroup with limits
     run_image(argv, layers, memory, pids, hostname)      task 6.5  ... on an image's layers (overlayfs)
+    run_networked(argv, layers, address, publish, ...)   task 9.4  ... on a bridge, with NAT and ports
 
 By chapter 06 ``run_image(["sh"], [top, ..., busybox])`` is a small Docker: its own hostname and
 PID 1, its own mounts, limits, and copy-on-write layers. Stuck at a stage? Continue from the
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from exercises.checkpoint import previous_stage  # noqa: F401 - stages 04 and 06 build on the stage before
 
-__all__ = ["container", "run_image", "run_limited"]
+__all__ = ["container", "run_image", "run_limited", "run_networked"]
 
 
 def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
@@ -76,13 +77,15 @@ def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = Non
 
 
 def run_image(argv: Sequence[str], layers: Sequence[str], memory: str | int | None = None,
-              pids: int | None = None, hostname: str = "mydocker") -> tuple[int, bytes]:
+              pids: int | None = None, hostname: str = "mydocker",
+              prepare: Callable[[str], str] | None = None) -> tuple[int, bytes]:
     """Run ``argv`` on an image's layers (``layers``: directories, top first) with its own writable layer.
 
     Stage 06. A temporary directory holds the container's ``upper``, ``work`` and ``merged``
     directories; overlayfs mounts ``lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...`` on
     ``merged`` *inside the container's mount namespace* (through ``prepare``, so the host never
-    sees the mount), and the container pivots into ``merged``. The limits work as in stage 04.
+    sees the mount), and the container pivots into ``merged``; ``prepare``, if given, runs after the
+    mount. The limits work as in stage 04.
     Afterwards the temporary directory is removed; the layers are never written to.
 
     Hint: your ``overlay_data`` of task 5.1 builds the option string; continue from your stage 04
@@ -94,3 +97,32 @@ def run_image(argv: Sequence[str], layers: Sequence[str], memory: str | int | No
     """
     # TODO(task 6.5): an overlay of the layers mounted through prepare, then run_limited
     raise NotImplementedError("task 6.5: run_image")
+
+
+def run_networked(argv: Sequence[str], layers: Sequence[str], address: str = "10.99.0.2",
+                  publish: Sequence[tuple[int, int]] = (), memory: str | int | None = None,
+                  pids: int | None = None, hostname: str = "mydocker") -> tuple[int, bytes]:
+    """Run ``argv`` on an image's layers (stage 06) with its own network: a veth on a bridge, NAT, ports.
+
+    Stage 09. Before the container: a bridge ``mdmy0`` with ``10.99.0.1/24`` (the gateway), IPv4
+    forwarding on, and an nft table ``mydocker`` with a masquerade for ``10.99.0.0/24`` leaving
+    through another interface and, for each ``(host_port, container_port)`` of ``publish``, a DNAT
+    of TCP to ``address:container_port`` in the ``prerouting`` and ``output`` hooks (``fib daddr
+    type local``). In the container's first child (through ``prepare``): open a netlink socket (it
+    stays in the caller's network namespace), ``unshare(CLONE_NEWNET)``, create through that socket
+    the veth pair ``mdmyh<N>`` (on the bridge) and ``eth0`` (in your own, new, namespace), then give
+    ``eth0`` ``address/24``, bring it and ``lo`` up and add the default route via the gateway.
+    Afterwards the table and the bridge are deleted (the veth dies with the container's namespace).
+
+    Hint: ``minidocker.network.netlink.open_route_socket`` (``create_bridge``, ``create_veth``,
+    ``add_address``, ``set_up``, ``add_default_route``); ``nft -f -`` with a small ruleset, run before
+    the container starts; continue from your stage 06 with ``previous_stage("ch06").run_image`` and
+    its ``prepare``. Never fork in ``prepare``: the first process forked after
+    ``unshare(CLONE_NEWPID)`` becomes PID 1. The tests run you in a network sandbox.
+    Questions: why create the socket before ``unshare``? Why do packets sent from the host itself
+    need the DNAT in ``output`` as well as in ``prerouting``?
+
+    See: veth(4), rtnetlink(7), nft(8), network_namespaces(7).
+    """
+    # TODO(task 9.4): bridge and NAT rules; the veth through prepare; delete them afterwards
+    raise NotImplementedError("task 9.4: run_networked")

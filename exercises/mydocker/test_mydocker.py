@@ -166,3 +166,83 @@ def test_stage06_the_limits_still_hold(tasks, busybox, top_layer):
     script = "dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo dd $?; hostname"
     code, out = tasks.run_image(["sh", "-c", script], [str(top_layer), busybox], memory="32m", hostname="img")
     assert _lines(out) == ["dd 137", "img"], _lines(out)
+
+
+# --- stage 09: a bridge, NAT and a published port ------------------------------------------------
+
+FETCH = """
+import sys, time, urllib.request
+deadline = time.monotonic() + 40
+while time.monotonic() < deadline:
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=1).read().decode(), end="")
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+print("no answer from", sys.argv[1])
+"""
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """A network + mount namespace of its own (minidocker.network.sandbox): the host's network is never touched."""
+    from minidocker.network.sandbox import Sandbox
+
+    box = Sandbox(tmp_path / "sandbox-state")
+    yield box
+    box.close()
+
+
+def _in_sandbox(box, fn):
+    """``fn()`` in a forked child that joined the sandbox's network and mount namespaces."""
+    from minidocker.forked import call_in_child
+    from minidocker.linux import CloneFlag, setns
+
+    def inside():
+        for name, flag in (("net", CloneFlag.CLONE_NEWNET), ("mnt", CloneFlag.CLONE_NEWNS)):
+            fd = os.open(f"/proc/{box.pid}/ns/{name}", os.O_RDONLY)
+            setns(fd, flag)
+            os.close(fd)
+        return fn()
+
+    return call_in_child(inside, timeout=150)
+
+
+@pytest.mark.task9_4
+def test_stage09_the_container_has_an_address_a_route_and_reaches_its_gateway(tasks, busybox, sandbox):
+    script = ("ip -o -4 addr show eth0 | awk '{print $4}'; ip route | grep default; "
+              "ping -c1 -W2 10.99.0.1 >/dev/null && echo gateway answers; hostname")
+    code, out = _in_sandbox(sandbox, lambda: tasks.run_networked(["sh", "-c", script], [busybox], "10.99.0.7",
+                                                                  hostname="net"))
+    lines = [line.strip() for line in _lines(out)]
+    assert code == 0, f"exit code {code}: {lines}"
+    assert lines[0] == "10.99.0.7/24", f"expected eth0 with 10.99.0.7/24, found {lines}"
+    assert lines[1].startswith("default via 10.99.0.1 dev eth0"), f"expected a default route, found {lines}"
+    assert lines[2:] == ["gateway answers", "net"], lines
+
+
+@pytest.mark.task9_4
+def test_stage09_a_published_port_reaches_the_container(tasks, busybox, sandbox):
+    import subprocess
+    import sys
+
+    fetcher = subprocess.Popen(sandbox.argv(sys.executable, "-c", FETCH, "http://10.99.0.1:8080/"),
+                               stdout=subprocess.PIPE, text=True)
+    serve = "mkdir /www && echo hello-from-mydocker > /www/index.html && timeout 8 httpd -f -p 80 -h /www; true"
+    try:
+        code, _ = _in_sandbox(sandbox, lambda: tasks.run_networked(["sh", "-c", serve], [busybox], "10.99.0.8",
+                                                                    publish=[(8080, 80)]))
+    finally:
+        fetched = fetcher.communicate(timeout=60)[0]
+    assert code == 0
+    assert fetched.strip() == "hello-from-mydocker", (
+        f"the host's port 8080 should reach the container's httpd on port 80 (DNAT), found {fetched!r}")
+
+
+@pytest.mark.task9_4
+def test_stage09_leaves_no_bridge_or_rule_behind(tasks, busybox, sandbox):
+    code, _ = _in_sandbox(sandbox, lambda: tasks.run_networked(["true"], [busybox], publish=[(8081, 80)]))
+    assert code == 0
+    links = sandbox.sh("ip -o link").stdout
+    assert "mdmy" not in links, f"links left behind:\n{links}"
+    assert not [t for t in sandbox.nft_tables() if "mydocker" in t], sandbox.nft_tables()
