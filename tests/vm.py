@@ -97,9 +97,9 @@ class Guest:
 
     def run(self, script: str | os.PathLike[str], timeout: float = 300, memory_mb: int = 1024) -> GuestResult:
         """Boot, run ``sh script`` (a host path, seen read-only by the guest), power off."""
-        # -cpu max: qemu's default CPU model lacks SSE4.2 and POPCNT, which numpy's wheels (matplotlib,
-        # the notebooks) require as a baseline: without it they die of SIGILL in the guest.
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", str(memory_mb), "-nographic",
+        # -cpu Nehalem (x86-64-v2): qemu's default model lacks SSE4.2 and POPCNT, which numpy's wheels
+        # (matplotlib, the notebooks) need as a baseline: without them they die of SIGILL in the guest.
+        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "Nehalem", "-smp", "2", "-m", str(memory_mb), "-nographic",
                "-no-reboot", "-kernel", str(self.vmlinuz), "-initrd", str(self.initrd),
                "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
                "-append", f"console=ttyS0 quiet loglevel=3 panic=-1 mdscript={os.fspath(script)}"]
