@@ -209,4 +209,4 @@ def test_notebook_runs_on_pure_cgroup_v2_in_a_qemu_guest(name: str, tmp_path: Pa
     result = guest.run(script, timeout=900, memory_mb=1536)
     report = f"guest output ({result.seconds:.0f} s):\n{result.output or result.console}"
     assert result.exit_code == 0 and "NBEXEC-PROBLEMS 0" in result.output, report
-    assert "mode: v2" in result.output and "CgroupV2(" in result.output, report
+    assert "mode: unified" in result.output and "CgroupV2(" in result.output, report

@@ -64,7 +64,8 @@ def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = Non
     nothing of the container runs unlimited; ``prepare``, if given here, runs after that. When the
     container has ended, every group is removed (``rmdir``, retried briefly): nothing is left.
 
-    Hint: ``minidocker.doctor.cgroup_layout()`` says where the hierarchies are;
+    Hint: ``minidocker.cgroups.detect_mode()`` says which layout, ``minidocker.doctor.cgroup_layout()``
+    where the hierarchies are;
     ``minidocker.cgroups.parse_size`` is task 4.1; continue from your stage 03 with
     ``previous_stage("ch03").container`` (``from exercises.checkpoint import previous_stage``).
     Questions: why must the child join before it forks PID 1? Why is ``rmdir`` the way to delete a

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from minidocker.cgroups import detect_mode
 from minidocker.doctor import cgroup_layout
 
 pytestmark = [pytest.mark.root]
@@ -39,7 +40,7 @@ def _lines(out: bytes) -> list[str]:
 def _our_groups() -> list[str]:
     """Cgroups named mydocker-* in any hierarchy: what a stage must not leave behind."""
     layout = cgroup_layout()
-    bases = [layout.v2_path] if layout.mode == "v2" else list(layout.v1_paths.values())
+    bases = [layout.v2_path] if detect_mode() == "unified" else list(layout.v1_paths.values())
     return sorted(f"{base}/{e.name}" for base in bases if base for e in os.scandir(base)
                   if e.is_dir() and e.name.startswith("mydocker-"))
 

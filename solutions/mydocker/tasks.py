@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from minidocker.cgroups import parse_size
+from minidocker.cgroups import detect_mode, parse_size
 from minidocker.doctor import cgroup_layout
 from minidocker.forked import call_in_child
 from minidocker.linux import CloneFlag, MountFlag, mount, sethostname, unshare
@@ -123,7 +123,8 @@ def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = Non
     nothing of the container runs unlimited; ``prepare``, if given here, runs after that. When the
     container has ended, every group is removed (``rmdir``, retried briefly): nothing is left.
 
-    Hint: ``minidocker.doctor.cgroup_layout()`` says where the hierarchies are;
+    Hint: ``minidocker.cgroups.detect_mode()`` says which layout, ``minidocker.doctor.cgroup_layout()``
+    where the hierarchies are;
     ``minidocker.cgroups.parse_size`` is task 4.1; continue from your stage 03 with
     ``previous_stage("ch03").container`` (``from exercises.checkpoint import previous_stage``).
     Questions: why must the child join before it forks PID 1? Why is ``rmdir`` the way to delete a
@@ -135,7 +136,7 @@ def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = Non
     name = f"mydocker-{os.getpid()}-{next(_GROUPS)}"
     groups: list[Path] = []
     try:
-        if layout.mode == "v2":
+        if detect_mode() == "unified":     # one cgroup2 tree at /sys/fs/cgroup
             parent = Path(layout.v2_path)
             control = parent / "cgroup.subtree_control"
             enabled = control.read_text().split()
