@@ -2,28 +2,36 @@
 # from a normal account (the root target stops a non-root make with that hint).
 #   make demo      set everything up, then run a first container
 #   make test      the whole test suite, notebooks and exercises included
-#   make lab       open the course in Jupyter Lab
-# Other targets: setup, notebooks (re-execute them in place), grade CH=01 [TASK=1_2], bench, prune,
+#   make lab       open the course in Jupyter Lab (installs only what the course needs)
+#   make site      the course as HTML pages in site/
+# Other targets: setup, notebooks (re-execute them in place), grade CH=01|mydocker [TASK=1_2], bench, prune,
 #   classroom-registry (serve the local images to a classroom on :5000, see minidocker/registry/classroom.py).
 
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
-# qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
+# What the course needs (make lab): the runtime's tools, and the peers the notebooks run
+# (strace in 01, skopeo and umoci in 05-07, Debian's registry and htpasswd in 07).
+COURSE_APT_PACKAGES := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv strace \
+                       skopeo umoci zstd docker-registry apache2-utils
+# What only the tests need (make test):
+# qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py and of notebook 04 (its kernel is fetched into .cache/vm)
 # docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
-APT_PACKAGES  := busybox-static gcc libc6-dev iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io
+# chromium: the course site opened headless (tests/test_course_site.py); hyperfine: bench/;
+# gcc, libc6-dev: chapter 11's attack probe, built static by the tests (and the headers its syscall table is checked against)
+TEST_APT_PACKAGES := hyperfine qemu-system-x86 docker.io chromium gcc libc6-dev
+APT_PACKAGES  := $(COURSE_APT_PACKAGES) $(TEST_APT_PACKAGES)
 PYTEST_ARGS   ?=
 
-.PHONY: setup root demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
+.PHONY: setup root demo test lab site notebooks grade bench prune apt venv debian-image classroom-registry
 
 setup: root apt venv
+	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
+	    print('image:', ImageStore(state_roots().images).get('busybox').reference)"
 
 root:
 	@[ "$$(id -u)" = 0 ] || { echo "make: minidocker needs root: run 'sudo make $(or $(MAKECMDGOALS),setup)'," \
 	    "or make in a root shell" >&2; exit 1; }
-	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
-	    print('image:', ImageStore(state_roots().images).get('busybox').reference)"
 
 # Installing starts no daemon: docker.io's and docker-registry's postinst scripts would start
 # dockerd (with its iptables rules and docker0) and a registry on :5000. A policy-rc.d answering
@@ -79,15 +87,22 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The course only: the test suite's peers (qemu, dockerd, chromium) are not installed by make lab.
+lab: APT_PACKAGES := $(COURSE_APT_PACKAGES)
 lab: setup
 	$(PY) -m pip install -q jupyterlab
 	$(VENV)/bin/jupyter lab --allow-root --notebook-dir=notebooks
+
+# The course as a static site in site/ (open site/index.html): every notebook with its outputs,
+# the map, the command map, the glossary, the teacher's guide. See docs/build_site.py.
+site: venv
+	$(PY) docs/build_site.py site
 
 notebooks: setup
 	for nb in notebooks/[0-9][0-9]-*.ipynb; do $(VENV)/bin/jupyter execute --inplace "$$nb" || exit 1; done
 
 grade: setup
-	$(PY) -m pytest exercises/$(if $(CH),ch$(CH)) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest exercises/$(if $(CH),$(if $(filter mydocker,$(CH)),mydocker,ch$(CH))) $(if $(TASK),-m task$(TASK)) -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/startup.py

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["CHECKPOINT_FILE", "ENV_VAR", "describe", "previous", "uses_reference"]
+__all__ = ["CHECKPOINT_FILE", "ENV_VAR", "describe", "previous", "previous_stage", "uses_reference"]
 
 ENV_VAR = "MINIDOCKER_CHECKPOINT"
 CHECKPOINT_FILE = Path(__file__).resolve().parent / ".checkpoint"
@@ -75,6 +75,17 @@ def previous(chapter: str) -> ModuleType:
     """
     package = "solutions" if uses_reference(chapter) else "exercises"
     return importlib.import_module(f"{package}.{chapter}.tasks")
+
+
+def previous_stage(chapter: str) -> ModuleType:
+    """The runtime of your own (``exercises/mydocker``) as it stands after ``chapter``: your module, or the
+    reference (``solutions.mydocker.tasks``) if you opted in up to that chapter.
+
+    >>> previous_stage("ch03").container(["true"], rootfs)   # doctest: +SKIP
+    (0, b'')
+    """
+    package = "solutions" if uses_reference(chapter) else "exercises"
+    return importlib.import_module(f"{package}.mydocker.tasks")
 
 
 def describe() -> str:

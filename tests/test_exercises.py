@@ -28,13 +28,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted(p.name[2:] for p in (REPO / "exercises").glob("ch[0-9][0-9]") if (p / "tasks.py").exists())
+# The runtime of your own, one stage per chapter (exercises/mydocker): graded like a chapter.
+THREADS = [p.name for p in (REPO / "exercises").glob("mydocker") if (p / "tasks.py").exists()]
 STUB_TASK = re.compile(r'raise NotImplementedError\("task (\d+)\.(\d+):')
 
 pytestmark = [pytest.mark.exercise]
 
 
 def _chapters() -> list:
-    return [pytest.param(c, marks=getattr(pytest.mark, f"ch{c}"), id=f"ch{c}") for c in CHAPTERS]
+    return ([pytest.param(c, marks=getattr(pytest.mark, f"ch{c}"), id=f"ch{c}") for c in CHAPTERS]
+            + [pytest.param(t, id=t) for t in THREADS])
+
+
+def _folder(chapter: str) -> str:
+    """exercises/ch01 for "01", exercises/mydocker for "mydocker"."""
+    return f"ch{chapter}" if chapter.isdigit() else chapter
 
 
 @dataclass
@@ -65,7 +73,7 @@ class Grading:
 def grade(chapter: str, tmp: Path, *extra: str) -> Grading:
     """Run the graded tests of one chapter in a subprocess, as ``make grade`` does, and read the junit xml."""
     junit = tmp / "junit.xml"
-    command = [sys.executable, "-m", "pytest", f"exercises/ch{chapter}", "-p", "no:cacheprovider", "-q",
+    command = [sys.executable, "-m", "pytest", f"exercises/{_folder(chapter)}", "-p", "no:cacheprovider", "-q",
                f"--junitxml={junit}", "-o", "junit_family=xunit1", f"--basetemp={tmp / 'basetemp'}", *extra]
     env = {k: v for k, v in os.environ.items() if k != "MINIDOCKER_CHECKPOINT"}
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, env=env, check=False)
@@ -100,7 +108,7 @@ def gradings(tmp_path_factory: pytest.TempPathFactory):
 
 def stub_tasks(chapter: str) -> set[str]:
     """The tasks the stubs declare: '1_2' for raise NotImplementedError("task 1.2: ...")."""
-    text = (REPO / "exercises" / f"ch{chapter}" / "tasks.py").read_text()
+    text = (REPO / "exercises" / _folder(chapter) / "tasks.py").read_text()
     return {f"{a}_{b}" for a, b in STUB_TASK.findall(text)}
 
 
@@ -146,8 +154,8 @@ def test_grading_one_task_runs_only_that_task(tmp_path):
 
 @pytest.mark.parametrize("chapter", _chapters())
 def test_stubs_and_solutions_share_names_signatures_and_docstrings(chapter):
-    stub = importlib.import_module(f"exercises.ch{chapter}.tasks")
-    ref = importlib.import_module(f"solutions.ch{chapter}.tasks")
+    stub = importlib.import_module(f"exercises.{_folder(chapter)}.tasks")
+    ref = importlib.import_module(f"solutions.{_folder(chapter)}.tasks")
     assert sorted(stub.__all__) == sorted(ref.__all__), f"ch{chapter}: __all__ differs"
     for name in ref.__all__:
         a, b = getattr(stub, name), getattr(ref, name)
@@ -200,3 +208,14 @@ def test_checkpoint_loads_yours_unless_you_opt_in(monkeypatch, tmp_path):
     monkeypatch.setenv(checkpoint.ENV_VAR, "chapter two")
     with pytest.raises(ValueError, match="invalid checkpoint"):
         checkpoint.previous("ch01")
+
+
+def test_previous_stage_of_your_runtime_is_yours_unless_you_opt_in(monkeypatch, tmp_path):
+    from exercises import checkpoint
+
+    monkeypatch.delenv(checkpoint.ENV_VAR, raising=False)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_FILE", tmp_path / ".checkpoint")
+    assert checkpoint.previous_stage("ch03").__name__ == "exercises.mydocker.tasks"
+    monkeypatch.setenv(checkpoint.ENV_VAR, "ch03")
+    assert checkpoint.previous_stage("ch03").__name__ == "solutions.mydocker.tasks"
+    assert checkpoint.previous_stage("ch04").__name__ == "exercises.mydocker.tasks", "ch03 opts in to stage 03 only"

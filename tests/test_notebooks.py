@@ -7,8 +7,15 @@ chapter (``ch00`` for ``00-welcome.ipynb``):
   with no error output and nothing on stderr (a cell tagged ``allow-stderr`` may write there);
 - the committed file was executed in order, top to bottom, and every code cell has
   outputs or is tagged ``silent``;
-- it has the parts every chapter has (STYLE.md §18): a title and the headings "Goal",
-  "Time budget", "What you will see" and "Summary".
+- it has the parts every chapter has: a title and the headings "Goal", "Time budget",
+  "What you will see" and "Summary", and it opens with the map of Docker (``draw_map("NN")``).
+
+And for the course as a whole:
+
+- the notebooks that touch cgroups also run in the pure cgroup v2 qemu guest of chapter 04
+  (tests/vm.py), the repository read-only, with nothing on stderr;
+- the course is self-contained: no notebook, README, doc or exercise cites a file that is not in the
+  repository, and every relative link resolves.
 
 The kernel inherits this session's ``MINIDOCKER_ROOT``, so containers a notebook runs live
 in the test state root, and the leak detector checks what the notebook left behind.
@@ -16,7 +23,10 @@ in the test state root, and the leak detector checks what the notebook left behi
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +40,8 @@ try:
 except ImportError as err:  # requirements.txt has them: `make venv`
     missing_feature(f"notebooks need {err.name}: pip install -r requirements.txt")
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb"))
 CELL_TIMEOUT_S = 300  # generous: a slow CI machine, a first busybox image build
 NOTEBOOK_BUDGET_S = 120  # each should take well under a minute; this catches a runaway
@@ -112,3 +123,95 @@ def test_notebook_has_the_required_parts(path: Path):
     for part in REQUIRED_HEADINGS:
         assert any(h.strip().lower().startswith(part.lower()) or re.match(rf"[\d.]+\s+{part}", h, re.I)
                    for h in headings), f"{path.name}: no heading '{part}' (found: {headings})"
+
+
+@pytest.mark.parametrize("path", _params())
+def test_notebook_opens_with_the_map_of_docker(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    first_code = _code_cells(nb)[0]
+    assert f'draw_map("{path.name[:2]}")' in first_code.source, (
+        f"{path.name}: the first code cell should draw the map, from minidocker.coursemap import draw_map; "
+        f'draw_map("{path.name[:2]}"); found {first_code.source[:80]!r}')
+    assert any(o.get("data", {}).get("image/png") for o in first_code.get("outputs", [])), (
+        f"{path.name}: the map cell has no committed figure")
+
+
+# Files of the project's authors that are not in the repository, and tags that mean nothing to a
+# learner: the course must cite public sources instead.
+OUTSIDE_REFERENCES = re.compile(
+    r"pitfalls\.md|platform[ -]notes|STYLE\.md|DEVELOPERS\.md|ARCHITECTURE\.md"
+    r"|(?<!\.)\.\./shared|/work/shared"
+    r"|containers-from-scratch #|Gocker|bocker #|the issue'?s? ", re.IGNORECASE)
+
+
+def _course_texts() -> list[Path]:
+    paths = [REPO / "README.md", *NOTEBOOK_DIR.glob("*.ipynb"), *NOTEBOOK_DIR.glob("*.md")]
+    for folder in ("docs", "exercises", "solutions"):
+        paths += [p for p in (REPO / folder).rglob("*") if p.suffix in (".md", ".py", ".ipynb", ".html")
+                  and "__pycache__" not in p.parts and "_site" not in p.parts]
+    return sorted(paths)
+
+
+def _text_of(path: Path) -> str:
+    if path.suffix == ".ipynb":  # sources and outputs
+        nb = nbformat.read(path, as_version=4)
+        return "\n".join([c.source for c in nb.cells] + [o.get("text", "") for c in nb.cells
+                                                         for o in c.get("outputs", [])])
+    return path.read_text()
+
+
+def test_the_course_cites_no_file_outside_the_repository():
+    found = [f"{path.relative_to(REPO)}: {m.group(0)!r} in ...{text[max(0, m.start() - 40):m.end() + 20]!r}"
+             for path in _course_texts() for text in [_text_of(path)]
+             for m in OUTSIDE_REFERENCES.finditer(text)]
+    assert found == [], "cite the public source (man page, kernel doc, spec) instead:\n" + "\n".join(found)
+
+
+def test_every_relative_link_of_the_course_resolves():
+    broken = []
+    for path in _course_texts():
+        if path.suffix not in (".md", ".ipynb"):
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", _text_of(path)):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not (path.parent / target.split("#")[0]).exists():
+                broken.append(f"{path.relative_to(REPO)} -> {target}")
+    assert broken == [], "links to files that do not exist:\n" + "\n".join(broken)
+
+
+# The notebooks whose experiments depend on the cgroup layout: run on the host above, and here in the
+# pure cgroup v2 qemu guest of chapter 04 (tests/vm.py: the host's / read-only over 9p, a tmpfs on /run).
+CGROUP_NOTEBOOKS = ("04-cgroups.ipynb",)
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+@pytest.mark.root
+@pytest.mark.notebook
+@pytest.mark.ch04
+@pytest.mark.parametrize("name", CGROUP_NOTEBOOKS)
+def test_notebook_runs_on_pure_cgroup_v2_in_a_qemu_guest(name: str, tmp_path: Path):
+    from vm import Guest, GuestUnavailable
+
+    try:
+        guest = Guest.prepare()
+    except GuestUnavailable as err:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"the cgroup v2 guest is required in CI: {err}")
+        pytest.skip(str(err))
+    cache = Path.home() / ".cache" / "matplotlib"   # the font cache, so that matplotlib does not warn
+    script = tmp_path / "guest.sh"
+    script.write_text(
+        "ip link set lo up\n"                        # the kernel's ZeroMQ sockets are on 127.0.0.1
+        "mkdir -p /run/mpl /run/jupyter /run/ipython /run/state\n"
+        f"cp {shlex.quote(str(cache))}/fontlist-*.json /run/mpl/ 2>/dev/null\n"
+        f"cd {shlex.quote(str(REPO))} && MPLCONFIGDIR=/run/mpl JUPYTER_RUNTIME_DIR=/run/jupyter "
+        "JUPYTER_DATA_DIR=/run/jupyter IPYTHONDIR=/run/ipython "
+        "MINIDOCKER_ROOT=/run/state MINIDOCKER_BRIDGE=none "
+        f"PYTHONPATH={shlex.quote(str(REPO))} exec {shlex.quote(sys.executable)} tests/nbexec.py "
+        f"notebooks/{name}\n")
+    result = guest.run(script, timeout=900, memory_mb=1536)
+    report = f"guest output ({result.seconds:.0f} s):\n{result.output or result.console}"
+    assert result.exit_code == 0 and "NBEXEC-PROBLEMS 0" in result.output, report
+    assert "mode: unified" in result.output and "CgroupV2(" in result.output, report

@@ -7,7 +7,7 @@ controller, so the v2 driver's limits cannot be proven here. The guest can: qemu
 pure cgroup2 hierarchy on ``/sys/fs/cgroup``, a tmpfs on ``/run``, then runs a
 shell script of the host's with the host's Python in a chroot. Output comes back on
 the serial console; the script's exit status follows a marker line. No disk image,
-no network. See shared/reference/platform-notes.md §4.4.
+no network. See: Documentation/filesystems/9p.rst, qemu(1) -virtfs.
 
     guest = Guest.prepare()                    # downloads the kernel once into .cache/vm
     result = guest.run("/path/to/script.sh")   # GuestResult(exit_code, output, seconds)
@@ -97,7 +97,9 @@ class Guest:
 
     def run(self, script: str | os.PathLike[str], timeout: float = 300, memory_mb: int = 1024) -> GuestResult:
         """Boot, run ``sh script`` (a host path, seen read-only by the guest), power off."""
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", str(memory_mb), "-nographic",
+        # -cpu Nehalem (x86-64-v2): qemu's default model lacks SSE4.2 and POPCNT, which numpy's wheels
+        # (matplotlib, the notebooks) need as a baseline: without them they die of SIGILL in the guest.
+        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "Nehalem", "-smp", "2", "-m", str(memory_mb), "-nographic",
                "-no-reboot", "-kernel", str(self.vmlinuz), "-initrd", str(self.initrd),
                "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
                "-append", f"console=ttyS0 quiet loglevel=3 panic=-1 mdscript={os.fspath(script)}"]

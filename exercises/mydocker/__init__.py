@@ -1,0 +1,1 @@
+"""A runtime of your own: edit tasks.py, grade with `make grade CH=mydocker`."""

@@ -1,0 +1,129 @@
+"""A runtime of your own: the thread of the course. Your code: replace each ``raise NotImplementedError``.
+
+One file that grows with the course, one stage per chapter, each stage built on the one before::
+
+    container(argv, rootfs, hostname, prepare)          task 3.6  namespaces, pivot_root, /proc, PID 1
+    run_limited(argv, rootfs, memory, pids, ...)         task 4.5  ... inside a cgroup with limits
+    run_image(argv, layers, memory, pids, hostname)      task 6.5  ... on an image's layers (overlayfs)
+    run_networked(argv, layers, address, publish, ...)   task 9.4  ... on a bridge, with NAT and ports
+
+By chapter 06 ``run_image(["sh"], [top, ..., busybox])`` is a small Docker: its own hostname and
+PID 1, its own mounts, limits, and copy-on-write layers. Stuck at a stage? Continue from the
+reference of that stage: ``MINIDOCKER_CHECKPOINT=ch03`` makes ``previous_stage("ch03")`` the
+reference (exercises/README.md, "A runtime of your own"). Grade with
+``make grade CH=mydocker`` or ``pytest exercises/mydocker -m task4_5``.
+
+See: exercises/mydocker/README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from exercises.checkpoint import previous_stage  # noqa: F401 - stages 04 and 06 build on the stage before
+
+__all__ = ["container", "run_image", "run_limited", "run_networked"]
+
+
+def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
+              prepare: Callable[[str], str] | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` in a container of your own; return (exit code, what it wrote on stdout).
+
+    Stage 03 of the runtime you grow through the course (after chapters 02 and 03): in a forked
+    child, ``unshare`` new UTS, PID, mount and IPC namespaces, make every mount private, call
+    ``prepare(rootfs)`` if given (later stages join a cgroup or mount layers there; it returns the
+    directory to use as the root), set the hostname, then fork PID 1. PID 1 sends its stdout to a
+    file opened before the fork, pivots into the root (bind it onto itself, ``pivot_root(".", ".")``,
+    detach the old root), mounts a fresh ``/proc`` and a minimal ``/dev`` and execs ``argv`` with
+    ``PATH=/bin:/usr/bin:/sbin:/usr/sbin``. The exit code follows Docker: the command's code,
+    128 + N when signal N killed it, 127 when the program does not exist.
+
+    Hint: ``minidocker.forked.call_in_child`` for the first child; ``minidocker.linux``:
+    ``unshare``, ``CloneFlag``, ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``, ``sethostname``;
+    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``.
+    ``tempfile.TemporaryFile()`` survives the pivot as an open file descriptor.
+    Questions: why does PID 1 need its own fork? Why is ``/proc`` mounted after the pivot and not
+    before? What would ``ps`` show without the new ``/proc``?
+
+    See: unshare(2), pid_namespaces(7), pivot_root(2), proc(5).
+    """
+    # TODO(task 3.6): unshare, prepare, sethostname, fork PID 1: pivot, /proc, exec
+    raise NotImplementedError("task 3.6: container")
+
+
+def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = None, pids: int | None = None,
+                hostname: str = "mydocker", prepare: Callable[[str], str] | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` in your container (stage 03) inside a new cgroup with these limits.
+
+    Stage 04. ``memory`` ("32m", or bytes) and ``pids`` (a number) become a cgroup's limit files,
+    on a v2 host (one tree; enable ``+memory +pids`` in the parent's ``cgroup.subtree_control``
+    first; ``memory.max``, ``memory.swap.max`` 0, ``pids.max``) or on a v1 or hybrid host (a group
+    in the ``memory`` and in the ``pids`` hierarchy; ``memory.limit_in_bytes``, and
+    ``memory.memsw.limit_in_bytes`` when it exists, ``pids.max``). The container's first child
+    joins the group itself, through the ``prepare`` hook of ``container``, before it forks PID 1, so
+    nothing of the container runs unlimited; ``prepare``, if given here, runs after that. When the
+    container has ended, every group is removed (``rmdir``, retried briefly): nothing is left.
+
+    Hint: ``minidocker.cgroups.detect_mode()`` says which layout, ``minidocker.doctor.cgroup_layout()``
+    where the hierarchies are;
+    ``minidocker.cgroups.parse_size`` is task 4.1; continue from your stage 03 with
+    ``previous_stage("ch03").container`` (``from exercises.checkpoint import previous_stage``).
+    Questions: why must the child join before it forks PID 1? Why is ``rmdir`` the way to delete a
+    group, and when does it fail?
+
+    See: cgroups(7), Documentation/admin-guide/cgroup-v2.rst, Documentation/admin-guide/cgroup-v1/memory.rst.
+    """
+    # TODO(task 4.5): a cgroup with the limits, joined through prepare; removed afterwards
+    raise NotImplementedError("task 4.5: run_limited")
+
+
+def run_image(argv: Sequence[str], layers: Sequence[str], memory: str | int | None = None,
+              pids: int | None = None, hostname: str = "mydocker",
+              prepare: Callable[[str], str] | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` on an image's layers (``layers``: directories, top first) with its own writable layer.
+
+    Stage 06. A temporary directory holds the container's ``upper``, ``work`` and ``merged``
+    directories; overlayfs mounts ``lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...`` on
+    ``merged`` *inside the container's mount namespace* (through ``prepare``, so the host never
+    sees the mount), and the container pivots into ``merged``; ``prepare``, if given, runs after the
+    mount. The limits work as in stage 04.
+    Afterwards the temporary directory is removed; the layers are never written to.
+
+    Hint: your ``overlay_data`` of task 5.1 builds the option string; continue from your stage 04
+    with ``previous_stage("ch04").run_limited``; ``minidocker.linux.mount(src, target, "overlay", 0, data)``.
+    Questions: where does a file the container writes end up? What does a deleted lower file leave
+    in ``upper``? Why must ``work`` be on the same filesystem as ``upper``?
+
+    See: Documentation/filesystems/overlayfs.rst, mount(2).
+    """
+    # TODO(task 6.5): an overlay of the layers mounted through prepare, then run_limited
+    raise NotImplementedError("task 6.5: run_image")
+
+
+def run_networked(argv: Sequence[str], layers: Sequence[str], address: str = "10.99.0.2",
+                  publish: Sequence[tuple[int, int]] = (), memory: str | int | None = None,
+                  pids: int | None = None, hostname: str = "mydocker") -> tuple[int, bytes]:
+    """Run ``argv`` on an image's layers (stage 06) with its own network: a veth on a bridge, NAT, ports.
+
+    Stage 09. Before the container: a bridge ``mdmy0`` with ``10.99.0.1/24`` (the gateway), IPv4
+    forwarding on, and an nft table ``mydocker`` with a masquerade for ``10.99.0.0/24`` leaving
+    through another interface and, for each ``(host_port, container_port)`` of ``publish``, a DNAT
+    of TCP to ``address:container_port`` in the ``prerouting`` and ``output`` hooks (``fib daddr
+    type local``). In the container's first child (through ``prepare``): open a netlink socket (it
+    stays in the caller's network namespace), ``unshare(CLONE_NEWNET)``, create through that socket
+    the veth pair ``mdmyh<N>`` (on the bridge) and ``eth0`` (in your own, new, namespace), then give
+    ``eth0`` ``address/24``, bring it and ``lo`` up and add the default route via the gateway.
+    Afterwards the table and the bridge are deleted (the veth dies with the container's namespace).
+
+    Hint: ``minidocker.network.netlink.open_route_socket`` (``create_bridge``, ``create_veth``,
+    ``add_address``, ``set_up``, ``add_default_route``); ``nft -f -`` with a small ruleset, run before
+    the container starts; continue from your stage 06 with ``previous_stage("ch06").run_image`` and
+    its ``prepare``. Never fork in ``prepare``: the first process forked after
+    ``unshare(CLONE_NEWPID)`` becomes PID 1. The tests run you in a network sandbox.
+    Questions: why create the socket before ``unshare``? Why do packets sent from the host itself
+    need the DNAT in ``output`` as well as in ``prerouting``?
+
+    See: veth(4), rtnetlink(7), nft(8), network_namespaces(7).
+    """
+    # TODO(task 9.4): bridge and NAT rules; the veth through prepare; delete them afterwards
+    raise NotImplementedError("task 9.4: run_networked")
