@@ -617,6 +617,7 @@ class _Builder:
         from minidocker.image.runconfig import RunArgs, apply_image_config
         from minidocker.runtime import default_spec
         from minidocker.runtime import run as runtime_run
+        from minidocker.runtime.run import empty_stdin
 
         rootfs = box.snapshot.rootfs
         spec = default_spec(str(rootfs), command, hostname=container_id[:12])
@@ -650,7 +651,7 @@ class _Builder:
         if cwd != "/":
             os.makedirs(secure_join(rootfs, cwd), exist_ok=True)
         read_fd, write_fd = os.pipe()
-        stdin = os.open(os.devnull, os.O_RDONLY)
+        stdin = empty_stdin()
         tail: list[str] = []
 
         def pump() -> None:

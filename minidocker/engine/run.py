@@ -29,6 +29,7 @@ from minidocker.paths import StateRoots, state_roots
 from minidocker.record import Record
 from minidocker.runtime import ExitStatus, default_spec
 from minidocker.runtime import run as runtime_run
+from minidocker.runtime.run import empty_stdin
 from minidocker.runtime.init import INIT_ANNOTATION
 from minidocker.runtime.spec import validate, validate_hostname
 from minidocker.security.options import SecurityFlags, configure
@@ -205,7 +206,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         if volumes is not None:
             volumes.prepare(snapshot.rootfs, directory, durable)   # volumes created, copy-up from the image
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
-        stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
+        stdin = 0 if options.interactive else empty_stdin()
         try:
             def started(pid: int) -> None:
                 container.status, container.pid = "running", pid

@@ -289,6 +289,7 @@ class Supervisor:
         from minidocker.atomic import read_json
         from minidocker.engine.logfile import LogWriter
         from minidocker.runtime import ContainerProcess
+        from minidocker.runtime.run import empty_stdin
 
         cid = request["id"]
         if cid in self.containers and not self.containers[cid].exited:
@@ -308,7 +309,7 @@ class Supervisor:
                 container.stdin_fd = w
                 os.set_blocking(w, False)
             else:
-                theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+                theirs.append(empty_stdin())   # never the host's /dev/null (runtime/run.py)
             if tty:
                 null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
                 theirs += [null, null]
@@ -358,6 +359,7 @@ class Supervisor:
     def _exec(self, request: dict, fds: list[int]) -> dict:
         """Run a process in a running container (docker exec); its stdio like a container's, attached to ``fds[0]``."""
         from minidocker.runtime.exec import exec_in
+        from minidocker.runtime.run import empty_stdin
 
         container = self.containers.get(request.get("container", ""))
         if container is None or container.exited:
@@ -376,7 +378,7 @@ class Supervisor:
             ex.stdin_fd = w
             os.set_blocking(w, False)
         else:
-            theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            theirs.append(empty_stdin())   # never the host's /dev/null (runtime/run.py)
         for stream in (1, 2):
             r, w = os.pipe()
             theirs.append(w)

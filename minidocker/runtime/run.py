@@ -31,7 +31,7 @@ from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.start import start
 from minidocker.runtime.state import default_root
 
-__all__ = ["ContainerProcess", "Stdio", "run"]
+__all__ = ["ContainerProcess", "Stdio", "empty_stdin", "run"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -192,6 +192,19 @@ class ContainerProcess:
                 console.relay(self._master, self.stdio[0], self.stdio[1])
         finally:
             signal.signal(signal.SIGWINCH, previous)
+
+
+def empty_stdin() -> int:
+    """A stdin that reads end-of-file at once: a pipe whose write end is already closed.
+
+    Never the host's /dev/null: a container's root holds CAP_FOWNER, and ``fchmod(0, 0)``
+    on an inherited /dev/null changes the host's device node (chapter 11's syscall sweep
+    did exactly that). A pipe belongs to nobody else. Docker's containers get a pipe from
+    the shim too. See pipe(7), fchmod(2).
+    """
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    return read_end
 
 
 def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
