@@ -8,10 +8,17 @@
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
+# containerd (ctr) and the OCI runtime-tools validation suite, built offline by tests/runtimetools.py from Go
+# and Debian's -dev libraries: the peers of chapter 12 (tests/test_ch12_peers.py)
+RUNTIME_TOOLS_PACKAGES := containerd golang-go golang-github-opencontainers-runtime-tools-dev golang-github-google-uuid-dev \
+                 golang-github-opencontainers-specs-dev golang-github-mrunalp-fileutils-dev \
+                 golang-github-hashicorp-go-multierror-dev golang-github-xeipuuv-gojsonschema-dev \
+                 golang-github-opencontainers-selinux-dev golang-gocapability-dev golang-github-urfave-cli-dev \
+                 golang-github-sirupsen-logrus-dev golang-github-blang-semver-dev golang-golang-x-sys-dev
 # qemu-system-x86: the cgroup v2 guest of tests/test_ch04_vm.py (its kernel is fetched into .cache/vm)
 # docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
 APT_PACKAGES  := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv hyperfine strace \
-                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io
+                 skopeo umoci zstd qemu-system-x86 docker-registry apache2-utils docker.io $(RUNTIME_TOOLS_PACKAGES)
 PYTEST_ARGS   ?=
 
 .PHONY: setup demo test lab notebooks grade bench prune apt venv debian-image classroom-registry
