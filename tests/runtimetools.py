@@ -4,7 +4,7 @@
     with Workdir(suite, "/usr/sbin/runc") as work:
         verdict = work.run("create")                  # Verdict("pass", points, ...)
 
-    python tests/runtimetools.py [--runtime PATH] [PROGRAM ...]   # build, run, print a table
+    python tests/runtimetools.py [--runtime PATH|ours ...] [-v] [PROGRAM ...]   # build, run, print a table
 
 opencontainers/runtime-tools has one Go program per area of the runtime spec (``validation/<name>``):
 each writes a bundle from a generated config.json, drives the runtime through its command line
@@ -530,7 +530,9 @@ def run_all(suite: Suite, runtime: str | list[str], programs=PROGRAMS, lanes: in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the OCI runtime-tools validation suite against runtimes.")
-    parser.add_argument("--runtime", action="append", help="runtime command (repeatable; default: runc)")
+    parser.add_argument("--runtime", action="append", help="runtime command (repeatable; default: runc); "
+                        "'ours' is `python -m minidocker runtime` of the checkout given by --repo")
+    parser.add_argument("--repo", default=str(REPO), help="the checkout whose minidocker 'ours' runs (default: this)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the report of each failure")
     parser.add_argument("programs", nargs="*", default=list(PROGRAMS))
     args = parser.parse_args(argv)
@@ -542,7 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for runtime in runtimes:
         started = time.monotonic()
-        results[runtime] = run_all(suite, runtime.split(), args.programs)
+        command = (["env", f"PYTHONPATH={args.repo}", sys.executable, "-m", "minidocker", "runtime"]
+                   if runtime == "ours" else runtime.split())
+        results[runtime] = run_all(suite, command, args.programs)
         print(f"{runtime}: {time.monotonic() - started:.1f} s", file=sys.stderr)
     print("| program | " + " | ".join(results) + " |")
     print("|---" * (len(results) + 1) + "|")
