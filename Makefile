@@ -65,6 +65,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 $(VENV)/.launcher: $(VENV)/.installed minidocker/cli/launcher.py
 	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker
 	ln -sf $(CURDIR)/$(VENV)/bin/minidocker /usr/local/bin/minidocker
+	$(PY) -m minidocker.cli.launcher $(VENV)/bin/minidocker-runc minidocker.cli.runc
+	ln -sf $(CURDIR)/$(VENV)/bin/minidocker-runc /usr/local/bin/minidocker-runc
 	touch $@
 
 venv: $(VENV)/.installed $(VENV)/.launcher

@@ -32,7 +32,8 @@ __all__ = ["launcher_text", "write_launcher"]
 _SHEBANG_MAX = 255
 
 
-def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = ()) -> str:
+def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = (),
+                  module: str = "minidocker.cli.main") -> str:
     """The script: ``python`` with ``-IS``, ``repo`` first on ``sys.path``, then ``main()``.
 
     ``site_packages`` go at the *end* of ``sys.path``, without processing their .pth
@@ -50,12 +51,13 @@ def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = ()) -
         "import sys\n"
         f"sys.path.insert(0, {repo!r})\n"
         f"sys.path.extend({list(site_packages)!r})\n"
-        "from minidocker.cli.main import main_and_exit\n"
+        f"from {module} import main_and_exit\n"
         "main_and_exit()\n"
     )
 
 
-def write_launcher(target: str, python: str | None = None, repo: str | None = None) -> None:
+def write_launcher(target: str, python: str | None = None, repo: str | None = None,
+                   module: str = "minidocker.cli.main") -> None:
     """Write the launcher to ``target`` atomically, mode 0755.
 
     Args:
@@ -63,12 +65,13 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
         python: the interpreter, by default this one as invoked (the venv's
             ``bin/python``, a symlink to the real binary, never a shim).
         repo: the directory holding the ``minidocker`` package, by default this one's.
+        module: whose ``main_and_exit`` it runs (``minidocker.cli.runc`` for ``minidocker-runc``).
     """
     python = python or sys.executable
     repo = repo or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import site
 
-    text = launcher_text(os.path.abspath(python), os.path.abspath(repo), tuple(p for p in site.getsitepackages() if os.path.isdir(p)))
+    text = launcher_text(os.path.abspath(python), os.path.abspath(repo), tuple(p for p in site.getsitepackages() if os.path.isdir(p)), module)
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)
@@ -77,7 +80,7 @@ def write_launcher(target: str, python: str | None = None, repo: str | None = No
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m minidocker.cli.launcher TARGET")
-    write_launcher(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m minidocker.cli.launcher TARGET [MODULE]")
+    write_launcher(sys.argv[1], module=sys.argv[2] if len(sys.argv) == 3 else "minidocker.cli.main")
     print(f"wrote {sys.argv[1]}")

@@ -13,11 +13,16 @@ __all__ = ["main", "main_and_exit"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["runtime"]:  # runc's command line (chapter 12): its own parser and exit codes
+        from minidocker.cli import runc
+
+        return runc.main(argv[1:], prog="minidocker runtime")
     from minidocker.cli.flags import UsageError, format_help, parse
     from minidocker.cli.parsers import build_commands
 
     try:
-        command, args = parse(build_commands(), sys.argv[1:] if argv is None else argv)
+        command, args = parse(build_commands(), argv)
     except UsageError as err:
         print(f"minidocker: {err}\nSee '{err.command.path} --help'.", file=sys.stderr)
         return 125

@@ -15,7 +15,8 @@ Main API::
     sethostname(name)                 See sethostname(2).
     set_pdeathsig(sig)                See PR_SET_PDEATHSIG in prctl(2).
     set_no_new_privs()                See PR_SET_NO_NEW_PRIVS in prctl(2).
-    set_child_subreaper()             See PR_SET_CHILD_SUBREAPER in prctl(2).
+    set_child_subreaper(enabled)      See PR_SET_CHILD_SUBREAPER in prctl(2).
+    is_child_subreaper()              See PR_GET_CHILD_SUBREAPER in prctl(2).
 
 Flags are ``IntFlag`` members spelled as in C: ``CloneFlag.CLONE_NEWNS``,
 ``MountFlag.MS_BIND``, ``UmountFlag.MNT_DETACH``.
@@ -23,6 +24,7 @@ Flags are ``IntFlag`` members spelled as in C: ``CloneFlag.CLONE_NEWNS``,
 
 from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
 from minidocker.linux.syscalls import (
+    is_child_subreaper,
     mount,
     pivot_root,
     set_child_subreaper,
@@ -38,6 +40,7 @@ __all__ = [
     "CloneFlag",
     "MountFlag",
     "UmountFlag",
+    "is_child_subreaper",
     "mount",
     "pivot_root",
     "set_child_subreaper",

@@ -9,13 +9,14 @@ keeps its start time too and asks :func:`is_alive` before it signals or enters i
 
     start_time(pid) -> int | None       None if it is gone or a zombie
     is_alive(pid, start_time) -> bool   the same process, still running
+    open_pidfd(pid, start_time) -> fd   a handle on that process only (to signal it safely)
 
 See: proc(5), "/proc/pid/stat" (field 22, starttime).
 """
 
 from __future__ import annotations
 
-__all__ = ["is_alive", "start_time"]
+__all__ = ["is_alive", "open_pidfd", "start_time"]
 
 
 def start_time(pid: int) -> int | None:
@@ -40,3 +41,25 @@ def is_alive(pid: int, started: int | None) -> bool:
     taken as dead, so that a reused PID is never signalled.
     """
     return started is not None and start_time(pid) == started
+
+
+def open_pidfd(pid: int, started: int | None) -> int | None:
+    """A pidfd for ``pid`` if it is still the process that started at ``started``, else None.
+
+    The check comes *after* pidfd_open(2): if the PID was reused before the open, the
+    start time differs and the fd is closed; once open, the fd names that one process
+    for good, so a signal sent through it (``signal.pidfd_send_signal``) can never
+    reach a newcomer. Linux 5.3+.
+    """
+    if started is None:
+        return None
+    import os
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if start_time(pid) != started:
+        os.close(fd)
+        return None
+    return fd

@@ -18,6 +18,7 @@ from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
 __all__ = [
     "mount",
     "pivot_root",
+    "is_child_subreaper",
     "set_child_subreaper",
     "set_no_new_privs",
     "set_pdeathsig",
@@ -57,6 +58,7 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 # prctl(2) options.
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 _PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -159,9 +161,16 @@ def set_no_new_privs() -> None:
     _prctl(_PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
 
 
-def set_child_subreaper() -> None:
-    """Become the reaper of orphaned descendants, like PID 1 is for everyone else.
+def set_child_subreaper(enabled: bool = True) -> None:
+    """Become (or stop being) the reaper of orphaned descendants, like PID 1 is for everyone else.
 
     See PR_SET_CHILD_SUBREAPER in prctl(2).
     """
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")
+    _prctl(_PR_SET_CHILD_SUBREAPER, int(enabled), "PR_SET_CHILD_SUBREAPER")
+
+
+def is_child_subreaper() -> bool:
+    """Is this process a child subreaper? See PR_GET_CHILD_SUBREAPER in prctl(2)."""
+    value = ctypes.c_int(0)
+    _check(_libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.addressof(value), 0, 0, 0), "prctl", "PR_GET_CHILD_SUBREAPER")
+    return bool(value.value)

@@ -6,6 +6,10 @@ namespace only applies to children. The forked process is in the container's
 world: its root, its hostname, its PID numbering, its network. Before that it joins
 the container's cgroups (chapter 04), so that it shares its limits and is counted
 in its usage, and sees them as the root of its cgroup namespace.
+
+    exec_in(pid, args, env, cwd) -> ExitStatus     run it and wait (we are its parent)
+    exec_in(..., detach=True) -> int               its host PID; the caller's subreaper
+                                                   (containerd's shim) waits for it
 See: setns(2), nsenter(1), cgroups(7).
 """
 
@@ -15,23 +19,29 @@ import os
 
 from minidocker.cgroups import join_cgroups_of
 from minidocker.namespaces import NAMESPACES, enter
-from minidocker.runtime.exitstatus import ExitStatus
+from minidocker.runtime.exitstatus import EXIT_ENGINE_ERROR, EXIT_NOT_FOUND, ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
 
 TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import Any
 
 __all__ = ["exec_in"]
 
 
 def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "/",
-            namespaces: Sequence[str] = tuple(NAMESPACES)) -> ExitStatus:
-    """Run ``args`` inside the namespaces of process ``pid`` and wait for it.
+            namespaces: Sequence[str] = tuple(NAMESPACES), user: Mapping[str, Any] | None = None,
+            detach: bool = False, preserve_fds: int = 0) -> Any:
+    """Run ``args`` inside the namespaces of process ``pid``.
 
-    The caller's stdin, stdout and stderr are the process's.
+    The caller's stdin, stdout and stderr are the process's. ``user`` is an OCI
+    ``process.user`` (uid, gid, additionalGids, umask).
+    Returns:
+        its ExitStatus; with ``detach``, its host PID at once (it is not our child).
     """
     env = dict(env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+    report = os.pipe() if detach else None
     child = os.fork()
     if child == 0:
         try:
@@ -41,14 +51,43 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
             if grandchild == 0:
                 try:
                     os.chdir(cwd)
+                    _set_user(user or {})
+                    for fd in range(3, 3 + preserve_fds):
+                        os.set_inheritable(fd, True)
+                    # --- process security goes here too (chapter 11), as in init.py ---
                     exec_process(list(args), env, channel=None)
                 finally:
-                    os._exit(127)
+                    os._exit(EXIT_NOT_FOUND)
+            if report is not None:
+                os.write(report[1], str(grandchild).encode())
+                os._exit(0)
             _, status = os.waitpid(grandchild, 0)
             exit_like(status)
         except BaseException as err:  # noqa: BLE001 - a fork must end in os._exit
             os.write(2, f"minidocker: failed to enter container {pid}: {err}\n".encode())
         finally:
-            os._exit(125)
+            os._exit(EXIT_ENGINE_ERROR)
+    if report is None:
+        _, status = os.waitpid(child, 0)
+        return ExitStatus.from_wait_status(status)
+    os.close(report[1])
+    try:
+        data = os.read(report[0], 32)
+    finally:
+        os.close(report[0])
     _, status = os.waitpid(child, 0)
-    return ExitStatus.from_wait_status(status)
+    if not data:
+        from minidocker.errors import ContainerError
+
+        raise ContainerError(f"failed to exec in container {pid}: {ExitStatus.from_wait_status(status).describe()}")
+    return int(data)
+
+
+def _set_user(user: Mapping[str, Any]) -> None:
+    if user.get("umask") is not None:
+        os.umask(int(user["umask"]))
+    if not user:
+        return
+    os.setgroups([int(g) for g in user.get("additionalGids", [])])
+    os.setgid(int(user.get("gid", 0)))
+    os.setuid(int(user.get("uid", 0)))

@@ -7,27 +7,39 @@ raised again in the parent as :class:`~minidocker.errors.ContainerError`.
 
 ::
 
-    parent (host)                 stage-1 child                     init (PID 1 inside)
+    parent: create (host)          stage-1 child                     init (PID 1 inside)
       | fork ─────────────────────▶ |
       |                             | unshare(CLONE_NEWUSER)   (only with a user namespace)
       | ◀──────────── USERNS_READY ─|
       | write uid_map, gid_map      |
-      | (place it in its cgroup: a later chapter)
       | ─ GO ─────────────────────▶ |
       |                             | unshare(the other namespaces)
       |                             | mount --make-rprivate /
       |                             | fork ──────────────────────────▶ |
-      | ◀──────────────── PID {pid} |                                  | mounts, /dev, pivot_root,
-      |                             | waitpid(init) ...                | hostname, user, cwd
+      | ◀──────────────── PID {pid} |                                  | mounts, /dev, console
+      | waitpid(stage 1)            | exit(0): init's parent is now    |
+      |                             | the nearest subreaper            |
+      | ◀────────────────────────────────────────── CREATE_RUNTIME ───| (only with hooks)
+      | prestart, createRuntime hooks                                  |
+      | ─ CREATE_RUNTIME_DONE ────────────────────────────────────────▶ |
+      |                                                                 | createContainer hooks,
+      |                                                                 | pivot_root, hostname, user
       | ◀─────────────────────────────────────────────────── READY ───|
-      | (network, hooks: later chapters)                              |
-      | ─ START ──────────────────────────────────────────────────────▶ |
-      |                                                                 | execve(process.args)
-      | ◀─────────── EOF (exec closed the CLOEXEC pipe) or ERROR ───────|
+      | write state.json (created); create returns                     | open(exec.fifo, O_WRONLY)
+      :                                                                 : ... blocks ...
+    start (any process, later)                                          :
+      | open(exec.fifo, O_RDONLY) ─────────────────────────────────────▶ | the open returns
+      | ◀──────────────────────────────────────────────────── "0" ─────| write(fifo, "0")
+      | unlink(exec.fifo): status is running                            | execve(process.args)
+
+A failure on the container side before READY comes back as ERROR. After READY
+nothing is said on the pipes: the exec fifo is the only meeting point, and it
+is a path, so ``start`` can be any later process (see :mod:`minidocker.runtime.create`).
 
 The stage-1 child exists because unshare(CLONE_NEWPID) only applies to children:
-its child is PID 1. It waits for init and leaves with init's exact status, so the
-parent's waitpid() sees what init's would have (see :mod:`minidocker.runtime.init`).
+its child is PID 1. It leaves at once, so that nothing of the runtime stays
+behind per container; whoever wants init's exit status must be its parent by
+then: a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER), like containerd's shim.
 """
 
 from __future__ import annotations
@@ -51,8 +63,9 @@ class Message(enum.Enum):
     USERNS_READY = "USERNS_READY"  # child -> parent: map my user namespace
     GO = "GO"  # parent -> child: maps and cgroups done, create the namespaces
     PID = "PID"  # child -> parent: {"pid": host pid of init}
-    READY = "READY"  # init -> parent: the container is set up, waiting to exec
-    START = "START"  # parent -> init: exec the user's process
+    CREATE_RUNTIME = "CREATE_RUNTIME"  # init -> parent: mounts done, run prestart/createRuntime hooks
+    CREATE_RUNTIME_DONE = "CREATE_RUNTIME_DONE"  # parent -> init: hooks done, go on
+    READY = "READY"  # init -> parent: the container is set up, waiting at the exec fifo
     ERROR = "ERROR"  # container side -> parent: {"message", "exit_code"}
 
 

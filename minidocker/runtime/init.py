@@ -1,8 +1,8 @@
 """The container side of the runtime: code that runs in the forked processes.
 
-``stage1`` runs in the first child: it creates the namespaces and forks ``init``,
-which becomes PID 1 of the new PID namespace, builds the container's root
-filesystem, waits for START and execs the user's command. See the ladder diagram in
+``stage1`` runs in the first child: it creates the namespaces, forks ``init`` and
+leaves; ``init`` becomes PID 1 of the new PID namespace, builds the container's root
+filesystem, waits at the exec fifo until ``start`` and execs the user's command. See the ladder diagram in
 :mod:`minidocker.runtime.handshake`.
 
 Rules for forked code (platform notes §1.2): every path ends in ``os._exit``, never
@@ -17,23 +17,27 @@ import fcntl
 import os
 import resource
 import signal
+import stat
 import sys
 import termios
+from contextlib import contextmanager
 
 from minidocker import rootfs
+from minidocker.errors import ContainerError, MinidockerError
 from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethostname, setns, unshare
 from minidocker.namespaces import NAMESPACES, clone_flags
 from minidocker.network import bring_up_loopback
 from minidocker.runtime import pid1
 from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND
 from minidocker.runtime.handshake import Channel, Message
+from minidocker.runtime.spec import DEFAULT_PATH
 
-__all__ = ["INIT_ANNOTATION", "exec_process", "exit_like", "reset_signals", "stage1"]
+__all__ = ["INIT_ANNOTATION", "check_executable", "exec_process", "exit_like", "reset_signals", "stage1"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from typing import Any, NoReturn
 
 # Docker's --init puts tini in front of the command; we run pid1.reap_and_forward.
@@ -45,10 +49,16 @@ _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
                   signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCHLD)
 
 
-def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.socket | None) -> NoReturn:
-    """First child: create the namespaces, fork init, leave with init's status."""
+def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.socket | None,
+           fifo_fd: int, options: Mapping[str, Any]) -> NoReturn:
+    """First child: create the namespaces, fork init, report its PID and leave.
+
+    It does not wait for init: once it is gone, init's parent is the nearest child
+    subreaper above it (containerd's shim, ``minidocker run``) or the host's PID 1,
+    so a created container outlives the ``create`` command that made it.
+    """
     try:
-        set_pdeathsig(signal.SIGKILL)
+        set_pdeathsig(signal.SIGKILL)  # the create command died: stop setting up
         os.setsid()  # out of the terminal's process group: Ctrl-C goes to the runtime, which forwards it
         namespaces = spec.get("linux", {}).get("namespaces", [])
         _join_existing(namespaces)
@@ -67,13 +77,9 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
             rootfs.make_mounts_private()
         pid = os.fork()
         if pid == 0:
-            _init(spec, channel, console_socket, flags)
+            _init(spec, channel, console_socket, flags, fifo_fd, options)
         channel.send(Message.PID, pid=pid)
-        channel.close()
-        if console_socket is not None:
-            console_socket.close()
-        _, status = os.waitpid(pid, 0)
-        exit_like(status)
+        os._exit(0)
     except BaseException as err:  # noqa: BLE001 - everything must end in os._exit
         _report(channel, f"failed to create namespaces: {err}")
     finally:
@@ -132,34 +138,131 @@ def exec_process(args: list[str], env: Mapping[str, str], channel: Channel | Non
 
 
 def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.socket | None,
-          flags: int) -> NoReturn:
-    """PID 1: build the root filesystem, wait for START, exec the command."""
+          flags: int, fifo_fd: int, options: Mapping[str, Any]) -> NoReturn:
+    """PID 1: build the root filesystem, wait at the exec fifo, exec the command."""
     try:
-        set_pdeathsig(signal.SIGKILL)
         os.setsid()  # PID 1 leads its own session, as under runc
         process = spec["process"]
-        slave = _prepare_rootfs(spec, console_socket, flags)
+        _set_oom_score_adj(process.get("oomScoreAdj"))
+        slave = _prepare_rootfs(spec, console_socket, flags, channel, options)
         if spec.get("hostname") and flags & CloneFlag.CLONE_NEWUTS:
             sethostname(spec["hostname"])
         if flags & CloneFlag.CLONE_NEWNET:
             bring_up_loopback()
         _set_stdio(slave)
         _enter_cwd(process.get("cwd", "/"))
-        _set_user(process.get("user", {}))
+        _set_rlimits(process.get("rlimits", []))
+        env = dict(item.split("=", 1) for item in process.get("env", []))
+        user = process.get("user", {})
+        with _as_user(user):  # runc too: a missing command fails create, not start
+            check_executable(process["args"][0], env)
+        channel.send(Message.READY)
+        channel.close()
+        _wait_for_start(fifo_fd)
+        # After the fifo: as another user we could no longer open our own /proc/self/fd
+        # (setuid makes a process non-dumpable, its /proc files root's). See proc(5).
+        _set_user(user)
+        if options.get("kill_with_parent"):
+            set_pdeathsig(signal.SIGKILL)  # foreground `run`: our parent is now the runtime (a subreaper)
+        _run_start_container_hooks(spec)
+        for fd in range(3, 3 + int(options.get("preserve_fds", 0))):
+            os.set_inheritable(fd, True)
+        # --- process security goes here (chapter 11: capabilities, seccomp, noNewPrivileges) ---
+        # The last step before the exec, after every mount and file above needed privileges.
         if process.get("noNewPrivileges"):
             set_no_new_privs()
-        env = dict(item.split("=", 1) for item in process.get("env", []))
-        channel.send(Message.READY)
-        channel.expect(Message.START)
-        os.close(channel.read_fd)
         if spec.get("annotations", {}).get(INIT_ANNOTATION) == "true":
-            pid1.reap_and_forward(lambda: exec_process(process["args"], env, channel),
-                                  close_fds=[channel.write_fd], terminal=slave is not None)
-        exec_process(process["args"], env, channel)
+            pid1.reap_and_forward(lambda: exec_process(process["args"], env, None),
+                                  terminal=slave is not None)
+        exec_process(process["args"], env, None)
     except BaseException as err:  # noqa: BLE001
-        _report(channel, f"failed to set up the container: {err}")
+        if isinstance(err, MinidockerError):
+            _report(channel, str(err), getattr(err, "exit_code", EXIT_ENGINE_ERROR))
+        else:
+            _report(channel, f"failed to set up the container: {err}")
     finally:
         os._exit(EXIT_ENGINE_ERROR)
+
+
+def check_executable(name: str, env: Mapping[str, str]) -> None:
+    """Raise ContainerError (127 or 126, Docker's words) unless ``name`` can be executed.
+
+    Searched in ``PATH`` from ``env`` as execvpe(3) would. A file that exists but
+    is not a valid executable (ENOEXEC) is found only by the exec itself.
+    """
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", DEFAULT_PATH[5:]).split(":")]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK, effective_ids=True):
+            return
+    if "/" not in name and not any(os.path.isfile(p) for p in candidates):
+        raise ContainerError(f'exec: "{name}": executable file not found in $PATH', EXIT_NOT_FOUND)
+    if not os.path.exists(candidates[0]) and "/" in name:
+        raise ContainerError(f'exec: "{name}": no such file or directory', EXIT_NOT_FOUND)
+    raise ContainerError(f'exec: "{name}": permission denied', EXIT_CANNOT_EXECUTE)
+
+
+@contextmanager
+def _as_user(user: Mapping[str, Any]) -> Iterator[None]:
+    """Take the user's effective ids for a moment (an access(2) check as they would see it)."""
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    if uid == 0 and gid == 0:
+        yield
+        return
+    groups = os.getgroups()
+    os.setgroups([int(g) for g in user.get("additionalGids", [])])
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``start`` opens the exec fifo, then tell it we go (see runtime/create.py).
+
+    ``fifo_fd`` was opened with O_PATH before pivot_root, when the fifo's host path was
+    still reachable; reopening it through /proc/self/fd gives a real, blocking
+    O_WRONLY open of the same fifo (runc's trick, libcontainer/standard_init_linux.go).
+    """
+    try:
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ContainerError("failed to open the exec fifo: the container has no /proc",
+                             hint="mount proc at /proc in config.json") from None
+    os.close(fifo_fd)
+    os.write(fd, b"0")
+    os.close(fd)
+
+
+def _run_start_container_hooks(spec: Mapping[str, Any]) -> None:
+    hooks = spec.get("hooks", {}).get("startContainer")
+    if hooks:
+        from minidocker.runtime.hooks import run_hooks
+
+        run_hooks("startContainer", hooks, {"ociVersion": spec.get("ociVersion"), "status": "running",
+                                             "pid": os.getpid()})
+
+
+def _set_oom_score_adj(value: int | None) -> None:
+    if value is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(int(value)))
+
+
+def _set_rlimits(rlimits: list[Mapping[str, Any]]) -> None:
+    """process.rlimits, before dropping root: raising a hard limit needs CAP_SYS_RESOURCE."""
+    for entry in rlimits:
+        name = entry.get("type", "")
+        number = getattr(resource, name, None) if name.startswith("RLIMIT_") else None
+        if number is None:
+            raise ContainerError(f"failed to set rlimit: unknown type {name!r}")
+        resource.setrlimit(number, (int(entry["soft"]), int(entry["hard"])))
 
 
 def _join_existing(namespaces: list[Mapping[str, str]]) -> None:
@@ -173,8 +276,9 @@ def _join_existing(namespaces: list[Mapping[str, str]]) -> None:
                 os.close(fd)
 
 
-def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | None, flags: int) -> int | None:
-    """Mounts, devices, console, pivot_root, masked paths. Returns the pty slave fd, if any."""
+def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | None, flags: int,
+                    channel: Channel, options: Mapping[str, Any]) -> int | None:
+    """Mounts, devices, console, hooks, pivot_root, sysctl, masked paths. Returns the pty slave fd, if any."""
     root = spec["root"]["path"]
     if not flags & CloneFlag.CLONE_NEWNS:
         raise ValueError("a container needs its own mount namespace ('mount' in linux.namespaces)")
@@ -183,6 +287,8 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
     rootfs.mount_all(root, mounts)
     if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in mounts):
         rootfs.create_devices(root)
+    linux = spec.get("linux", {})
+    _create_spec_devices(root, linux.get("devices", []))
     slave = None
     if spec["process"].get("terminal"):
         from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
@@ -191,18 +297,69 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
         console_path = rootfs.secure_join(root, "/dev/console")
         console_path.touch()
         rootfs.mount(f"/proc/self/fd/{slave}", console_path, None, rootfs.MountFlag.MS_BIND)
-        assert console_socket is not None
+        if console_socket is None:
+            raise ContainerError("process.terminal is true but no console socket was given",
+                                 hint="pass --console-socket, or set terminal to false")
         console.send_fd(console_socket, master)
         os.close(master)
         console_socket.close()
-    rootfs.pivot_into(root)
-    linux = spec.get("linux", {})
+    if options.get("runtime_hooks"):
+        channel.send(Message.CREATE_RUNTIME)  # the parent runs prestart + createRuntime now
+        channel.expect(Message.CREATE_RUNTIME_DONE)
+    hooks = spec.get("hooks", {}).get("createContainer")
+    if hooks:
+        from minidocker.runtime.hooks import run_hooks
+
+        run_hooks("createContainer", hooks, {"ociVersion": spec.get("ociVersion"), "status": "creating",
+                                             "pid": os.getpid(), "bundle": options.get("bundle", "")})
+    if options.get("no_pivot"):
+        os.chdir(root)
+        rootfs.mount(root, "/", None, rootfs.MountFlag.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+    else:
+        rootfs.pivot_into(root)
+    propagation = linux.get("rootfsPropagation")
+    if propagation:
+        rootfs.mount(None, "/", None, rootfs.parse_mount_options([propagation])[1])
+    _write_sysctls(linux.get("sysctl", {}))
+    if spec.get("domainname") and flags & CloneFlag.CLONE_NEWUTS:
+        _write_proc_sys("kernel/domainname", spec["domainname"])
     rootfs.mask_paths(linux.get("maskedPaths", []))
     rootfs.make_readonly(linux.get("readonlyPaths", []))
     if spec["root"].get("readonly"):
         rootfs.mount(None, "/", None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT
                      | rootfs.MountFlag.MS_RDONLY | rootfs.MountFlag.MS_REC)
     return slave
+
+
+def _create_spec_devices(root: str, devices: list[Mapping[str, Any]]) -> None:
+    """linux.devices: mknod each (c, b, u or p) with its mode and owner. See mknod(2)."""
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+    for device in devices:
+        path = rootfs.secure_join(root, device["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(path):
+            os.unlink(path)
+        mode = int(device.get("fileMode", 0o666)) & 0o7777
+        os.mknod(path, mode | kinds[device["type"]],
+                 os.makedev(int(device.get("major", 0)), int(device.get("minor", 0))))
+        os.chmod(path, mode)
+        os.chown(path, int(device.get("uid", 0)), int(device.get("gid", 0)))
+
+
+def _write_sysctls(sysctls: Mapping[str, str]) -> None:
+    for key, value in sysctls.items():
+        _write_proc_sys(key.replace(".", "/"), value)
+
+
+def _write_proc_sys(key: str, value: str) -> None:
+    try:
+        with open(f"/proc/sys/{key}", "w") as f:
+            f.write(str(value))
+    except OSError as err:
+        raise ContainerError(f"failed to write sysctl {key.replace('/', '.')}={value}: "
+                             f"{err.strerror or err}") from None
 
 
 def _set_stdio(slave: int | None) -> None:
@@ -229,6 +386,8 @@ def _enter_cwd(cwd: str) -> None:
 def _set_user(user: Mapping[str, Any]) -> None:
     """Drop to the spec's uid/gid: groups first, then gid, then uid (after setuid we could not)."""
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    if user.get("umask") is not None:
+        os.umask(int(user["umask"]))
     os.setgroups([int(g) for g in user.get("additionalGids", [])])
     os.setgid(gid)
     os.setuid(uid)
