@@ -74,12 +74,17 @@ def runtime_paths(tmp_path_factory) -> dict[str, str | None]:
         if os.environ.get("MINIDOCKER_RUNC"):
             paths["ours"] = shutil.which(os.environ["MINIDOCKER_RUNC"])
         else:
-            # containerd's shim and dockerd exec one path with runc's arguments: a launcher that
-            # runs this checkout's package (not whichever one the venv has installed)
+            # containerd's shim and dockerd exec one path with runc's arguments: the launcher that
+            # `make venv` installs as minidocker-runc, written for this checkout (not the venv's install)
             launcher = tmp_path_factory.mktemp("ours") / "minidocker-runc"
-            launcher.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m minidocker runtime \"$@\"\n")
-            launcher.chmod(0o755)
             os.chmod(launcher.parent, 0o755)
+            try:
+                from minidocker.cli.launcher import write_launcher
+
+                write_launcher(str(launcher), repo=str(REPO), module="minidocker.cli.runc")
+            except (ImportError, TypeError):    # no launcher for it in this checkout: python -m
+                launcher.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m minidocker runtime \"$@\"\n")
+                launcher.chmod(0o755)
             paths["ours"] = str(launcher)
     return paths
 
