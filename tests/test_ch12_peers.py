@@ -350,6 +350,30 @@ def test_docker_runs_execs_stops_and_removes_with_the_runtime(docker_peer, runti
     assert cgroups.children() == [], "the runtime's delete left cgroups"
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_gives_a_tty_pauses_and_kills_with_the_runtime(docker_peer, runtime, runtime_paths):
+    """``-t`` goes through ``create --console-socket`` (the runtime sends the pty's master over it),
+    ``exec -t`` through ``exec --console-socket``; pause/unpause through the freezer; kill."""
+    daemon, cgroups = docker_peer
+    name = "refrunc" if runtime == runtime_paths["runc"] else "mini"
+    assert daemon.docker("run", "--rm", "-t", "--runtime", name, "--network", "none", "busybox",
+                         "sh", "-c", "tty; echo hi") == "/dev/pts/0\r\nhi\r\n"
+    container = daemon.docker("run", "-d", "--runtime", name, "--network", "none", "busybox",
+                              "sh", "-c", "while :; do sleep 0.1; done").strip()
+    try:
+        daemon.docker("pause", container)
+        assert daemon.docker("inspect", "-f", "{{.State.Status}}", container) == "paused\n"
+        daemon.docker("unpause", container)
+        assert daemon.docker("inspect", "-f", "{{.State.Status}}", container) == "running\n"
+        assert daemon.docker("exec", "-t", container, "tty") == "/dev/pts/0\r\n"
+        daemon.docker("kill", container)
+        assert daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container) == "exited 137\n"
+    finally:
+        daemon.docker("rm", "-f", container, check=False)
+    assert cgroups.children() == [], "the runtime's delete left cgroups"
+
+
 # -- umoci: unpack an image of ours into a bundle, run it -------------------------------------------
 
 @pytest.fixture(scope="module")
