@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -394,13 +395,12 @@ def umoci_bundle(tmp_path_factory) -> Path:
     return base / "bundle"
 
 
-@pytest.mark.peers
-def test_a_bundle_umoci_unpacked_runs(umoci_bundle, runtime, tmp_path):
-    """umoci's own config.json (its capabilities, rlimits, noNewPrivileges, mounts), with only the
-    command changed, terminal off, and a cgroup the leak detector watches."""
+def _umoci_config_bundle(umoci_bundle: Path, tmp_path: Path, args: list[str], terminal: bool) -> tuple[Path, str]:
+    """A bundle with umoci's own config.json (its capabilities, rlimits, noNewPrivileges, mounts),
+    only the command and terminal changed, root.path absolute, a cgroup the leak detector watches."""
     config = json.loads((umoci_bundle / "config.json").read_text())
-    config["process"]["args"] = ["sh", "-c", "echo hi from $(hostname); ulimit -n; id -u"]
-    config["process"]["terminal"] = False
+    config["process"]["args"] = args
+    config["process"]["terminal"] = terminal
     name = f"minidocker-umoci-{uuid.uuid4().hex[:8]}"
     config.setdefault("linux", {})["cgroupsPath"] = f"/{name}"
     config["root"]["path"] = str(umoci_bundle / "rootfs")      # absolute: the spec allows it
@@ -408,9 +408,55 @@ def test_a_bundle_umoci_unpacked_runs(umoci_bundle, runtime, tmp_path):
     bundle.mkdir()
     os.chmod(tmp_path, 0o755)
     (bundle / "config.json").write_text(json.dumps(config))
+    return bundle, name
+
+
+@pytest.mark.peers
+def test_a_bundle_umoci_unpacked_runs(umoci_bundle, runtime, tmp_path):
+    bundle, name = _umoci_config_bundle(umoci_bundle, tmp_path, ["sh", "-c", "echo hi from $(hostname); ulimit -n; id -u"],
+                                        terminal=False)
     root = tmp_path / "state"
     out = subprocess.run([runtime, "--root", str(root), "run", "--bundle", str(bundle), name], capture_output=True,
                          text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, f"{runtime} run: exit {out.returncode}\n{out.stdout}{out.stderr}"
-    assert out.stdout.split("\n") == [f"hi from {config.get('hostname', 'umoci-default')}", "1024", "0", ""]
-    assert not (root / name).exists() or not any((root / name).iterdir()), "run left the container's state"
+    assert out.stdout.split("\n") == ["hi from umoci-default", "1024", "0", ""]     # umoci's hostname, rlimit
+    assert not (root / name).exists(), "run left the container's state"
+
+
+@pytest.mark.peers
+def test_a_bundle_umoci_unpacked_runs_on_the_callers_terminal(umoci_bundle, runtime, tmp_path):
+    """umoci's config as it is says ``terminal: true``: ``run`` in the foreground gives the process a
+    new pty and copies between it and its own terminal (here a pty this test holds)."""
+    import pty
+    import select
+
+    bundle, name = _umoci_config_bundle(umoci_bundle, tmp_path, ["sh", "-c", "tty; echo hi"], terminal=True)
+    pid, master = pty.fork()
+    if pid == 0:   # the child: its controlling terminal is the pty's other side
+        try:
+            os.execv(runtime, [runtime, "--root", str(tmp_path / "state"), "run", "--bundle", str(bundle), name])
+        finally:
+            os._exit(127)
+    output, deadline = b"", time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:    # EIO: the child closed the last descriptor of the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+    finally:
+        os.close(master)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:                  # still running after the deadline, or after the pty closed
+            time.sleep(1)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+    assert output.endswith(b"/dev/pts/0\r\nhi\r\n"), output      # the container's own pty, numbered in its devpts
