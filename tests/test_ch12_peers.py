@@ -451,12 +451,12 @@ def test_a_bundle_umoci_unpacked_runs_on_the_callers_terminal(umoci_bundle, runt
                 output += chunk
     finally:
         os.close(master)
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if not done:                  # still running after the deadline, or after the pty closed
-            time.sleep(1)
+        done, status, waited = 0, 0, time.monotonic() + 10
+        while not done and time.monotonic() < waited:   # it closed the terminal; it is about to exit
             done, status = os.waitpid(pid, os.WNOHANG)
-            if not done:
-                os.kill(pid, signal.SIGKILL)
-                _, status = os.waitpid(pid, 0)
+            time.sleep(0 if done else 0.02)
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
     assert output.endswith(b"/dev/pts/0\r\nhi\r\n"), output      # the container's own pty, numbered in its devpts
