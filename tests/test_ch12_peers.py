@@ -181,6 +181,9 @@ def test_runtime_tools_program_gets_runcs_verdict(program, runc_verdicts, our_ve
         pytest.skip(f"runc does not pass it here either: {reference.summary()}")
     ours = our_verdicts[program]
     assert ours.verdict == "pass", f"runc: {reference.summary()}\nours: {ours.report()}"
+    # what the harness had to remove after the program: containers, mounts, cgroups, bundles
+    extra = {kind.split()[0] for kind in ours.left_behind} - {kind.split()[0] for kind in reference.left_behind}
+    assert not extra, f"ours left {sorted(extra)} behind where runc did not: {ours.left_behind}"
 
 
 # -- containerd: ctr run through the runc v2 shim ---------------------------------------------------
