@@ -47,7 +47,7 @@ RUNC_PASSES = (
     "linux_sysctl", "linux_uid_mappings", "mounts", "process", "process_oom_score_adj", "process_user",
     "root_readonly_true", "state",
 )
-RETRIES = 2   # how often a program that runc passed and ours failed runs again (some are timing-sensitive)
+RETRIES = 1   # how often a program that runc passed and ours failed runs again (some are timing-sensitive)
 
 
 # -- the runtime under test -----------------------------------------------------------------------
