@@ -119,10 +119,20 @@ class Suite:
 # -- building -----------------------------------------------------------------------------------
 
 def build(cache: Path = CACHE, install: bool = True) -> Suite:
-    """Fetch the source and build the programs into ``cache`` unless a build of the same inputs is there."""
+    """Fetch the source and build the programs into ``cache`` unless a build of the same inputs is there.
+
+    One build at a time per cache (an flock on ``cache/.lock``): test sessions may share it."""
+    import fcntl
+
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(cache, install)
+
+
+def _build(cache: Path, install: bool) -> Suite:
     bin_dir, tree = cache / "bin", cache / "gopath" / "src" / IMPORT_PATH
-    stamp = _stamp()
-    if (bin_dir / ".stamp").is_file() and (bin_dir / ".stamp").read_text() == stamp and all(
+    if (bin_dir / ".stamp").is_file() and (bin_dir / ".stamp").read_text() == _stamp() and all(
             (bin_dir / name).is_file() for name in (*PROGRAMS, "runtimetest")):
         return Suite(bin_dir, tree / "rootfs-amd64.tar.gz", SOURCE_VERSION)
     _ensure_packages(install)
@@ -146,7 +156,7 @@ def build(cache: Path = CACHE, install: bool = True) -> Suite:
     missing = [name for name in (*PROGRAMS, "runtimetest") if not (bin_dir / name).is_file()]
     if missing:
         raise SuiteUnavailable(f"failed to build the runtime-tools validation programs: missing {missing}")
-    (bin_dir / ".stamp").write_text(stamp)
+    (bin_dir / ".stamp").write_text(_stamp())
     return Suite(bin_dir, tree / "rootfs-amd64.tar.gz", SOURCE_VERSION)
 
 
