@@ -579,3 +579,53 @@ def test_in_process_run_waits_as_the_parent_of_init():
         build_busybox_tree(Path(directory), "/usr/bin/busybox")
         code, still_subreaper = call_in_child(run_it, directory)
     assert code == 9 and not still_subreaper
+
+
+def test_a_cgroup_mount_shows_the_hierarchies_read_only(bundle, root):
+    def edit(s):
+        s["process"]["args"] = ["sh", "-c", "ls /sys/fs/cgroup | grep -c .; touch /sys/fs/cgroup/memory/x; echo $?"]
+        s["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    edit_config(bundle, edit)
+    r = runtime(root, "run", "-b", str(bundle), "cg")
+    count, touched = r.out.split()[:2]
+    assert r.code == 0 and int(count) >= 1 and touched == "1", r
+
+
+def test_without_a_cgroup_namespace_the_cgroup_mount_is_the_containers_own_group(bundle, root):
+    """docker 20.10 on cgroup v1 gives no cgroup namespace: we bind the container's own group, not the host tree."""
+    def edit(s):
+        s["process"]["args"] = ["sh", "-c", "ls /sys/fs/cgroup/pids/ | grep -c '^minidocker$'; "
+                                "grep -c . /sys/fs/cgroup/pids/cgroup.procs"]
+        s["linux"]["namespaces"] = [n for n in s["linux"]["namespaces"] if n["type"] != "cgroup"]
+        s["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                            "options": ["ro", "nosuid", "noexec", "nodev"]})
+    edit_config(bundle, edit)
+    r = runtime(root, "run", "-b", str(bundle), "nocgns")
+    assert r.out.split()[:2] == ["0", "1"], r  # not the host's root (no minidocker/ in it); grep alone (sh exec'd it)
+
+
+def test_without_a_mount_namespace_the_container_is_only_chrooted(bundle, root):
+    def edit(s):
+        s["process"]["args"] = ["sh", "-c", "readlink /proc/self/ns/mnt; ls /linuxrc"]
+        s["linux"]["namespaces"] = [n for n in s["linux"]["namespaces"] if n["type"] not in ("mount", "pid")]
+        s["mounts"] = []
+    edit_config(bundle, edit)
+    (bundle / "rootfs" / "proc" / "self").mkdir(parents=True, exist_ok=True)  # no /proc is mounted: make one up
+    r = runtime(root, "run", "-b", str(bundle), "nomnt")
+    assert r.code == 0 and "/linuxrc" in r.out, r
+
+
+def test_a_mount_namespace_joined_by_path_gets_the_root(bundle, root, tmp_path):
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "30"])
+    try:
+        time.sleep(0.2)
+        edit_config(bundle, lambda s: (s["process"].update(args=["sh", "-c", "cat /etc/hostname 2>/dev/null; "
+                                                                 "ls /linuxrc"]),
+                                       [n.update(path=f"/proc/{holder.pid}/ns/mnt")
+                                        for n in s["linux"]["namespaces"] if n["type"] == "mount"]))
+        r = runtime(root, "run", "-b", str(bundle), "joinmnt")
+        assert r.code == 0 and "/linuxrc" in r.out, r
+    finally:
+        holder.kill()
+        holder.wait()

@@ -101,11 +101,17 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str] | None = None) -
     return result
 
 
-def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str) -> dict[str, Any]:
-    """The OCI config for this run: the image's config combined with the flags, as Docker does.
+def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str,
+               network: Any = None, directory: os.PathLike[str] | None = None,
+               roots: StateRoots | None = None) -> dict[str, Any]:
+    """The OCI config for this run, whole: the one place a container's spec is assembled.
 
-    The combining rules live with the image (:mod:`minidocker.image.runconfig`); the engine
-    adds what is its own: hostname, ``--init``, ``--read-only``.
+    The image's config combined with the flags, as Docker does (the combining rules
+    live with the image, :mod:`minidocker.image.runconfig`), then what is the engine's
+    own: hostname, ``--init``, ``--read-only``, the cgroup, and the network plan's
+    namespaces and name files (``network``: a plan of :func:`_plan_network`, None for
+    ``--network none``). Pure: it reads, creates nothing; ``_prepare_network`` does the
+    wiring this spec expects.
     """
     hostname = validate_hostname(options.hostname) if options.hostname else container_id[:12]
     spec = default_spec(rootfs, ["true"], hostname=hostname, readonly_rootfs=options.read_only)
@@ -119,8 +125,37 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
     resources = resources_from_flags(options.resources)
     if resources:
         spec["linux"]["resources"] = resources
+    if network is not None:
+        _network_spec(spec, network, container_id, directory, roots or state_roots())
     validate(spec)
     return spec
+
+
+def _network_spec(spec: dict[str, Any], plan: Any, container_id: str, directory: os.PathLike[str] | None,
+                  roots: StateRoots) -> None:
+    """The spec's side of the network plan: which netns, which hostname, which name files are bound."""
+    namespaces = spec["linux"]["namespaces"]
+    if plan.mode == "host":
+        import socket
+
+        namespaces[:] = [n for n in namespaces if n["type"] != "network"]
+        if spec.get("hostname") == container_id[:12]:
+            spec["hostname"] = socket.gethostname()
+        names = [n for n in ("hosts", "resolv.conf") if os.path.exists(f"/etc/{n}")] + ["hostname"]
+        _bind_name_files(spec, directory, names)  # type: ignore[arg-type]
+    elif plan.mode == "container":
+        from minidocker.engine.container import find_container
+
+        other = find_container(roots, plan.container)
+        if other.status != "running" or other.pid is None:
+            raise Conflict(f"cannot join the network of container {other.name}: it is not running")
+        for entry in namespaces:
+            if entry["type"] == "network":
+                entry["path"] = f"/proc/{other.pid}/ns/net"
+        other_dir = other.directory(roots)
+        _bind_name_files(spec, other_dir, [n for n in _NAME_FILES if os.path.exists(os.path.join(other_dir, n))])
+    else:
+        _bind_name_files(spec, directory, _NAME_FILES)  # type: ignore[arg-type]  # attach writes all three
 
 
 def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitStatus:
@@ -131,9 +166,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         _check_name(roots, options.name)
     plan = _plan_network(options, image, roots)
     container = Container.new(options.name, image.reference, options.command, image_id=image.id)
-    spec = build_spec(image, options, str(container.directory(roots) / "rootfs"), container.id)
-    container.command = spec["process"]["args"]
     directory = container.directory(roots)
+    spec = build_spec(image, options, str(directory / "rootfs"), container.id, plan, directory, roots)
+    container.command = spec["process"]["args"]
     snapshot = Snapshot.create(image.layers, directory)
     # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
     durable = not options.remove
@@ -142,7 +177,7 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         container.save(roots, durable)
         before_start = None
         if plan is not None:
-            endpoint, before_start = _prepare_network(plan, spec, container, roots)
+            endpoint, before_start = _prepare_network(plan, spec["hostname"], container, roots)
         _write_config(directory, spec)
         snapshot.mount()
         _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
@@ -152,7 +187,9 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
                 container.status, container.pid = "running", pid
                 container.save(roots, durable)
 
-            status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start)
+            # The runtime's lifecycle, in this process: create, (network), start, wait, delete.
+            status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start,
+                                 root=str(roots.run / "runtime"), container_id=container.id, bundle=str(directory))
         finally:
             if stdin != 0:
                 os.close(stdin)
@@ -210,39 +247,23 @@ def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
     return plan
 
 
-def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,
+def _prepare_network(plan: Any, hostname: str, container: Container,
                      roots: StateRoots) -> tuple[dict[str, Any] | None, Any]:
-    """Adjust the spec for the plan's mode; for a bridge, allocate and return the wiring hook."""
+    """Do what the spec's network part expects (see _network_spec); for a bridge, return the wiring hook."""
     from minidocker.engine import networks
 
     directory = container.directory(roots)
-    hostname = spec.get("hostname", container.id[:12])
-    namespaces = spec["linux"]["namespaces"]
     if plan.mode == "host":
         import shutil
-        import socket
 
-        namespaces[:] = [n for n in namespaces if n["type"] != "network"]
-        spec["hostname"] = hostname = (hostname if hostname != container.id[:12] else socket.gethostname())
         for name in ("hosts", "resolv.conf"):
             if os.path.exists(f"/etc/{name}"):
                 shutil.copyfile(f"/etc/{name}", directory / name)
         (directory / "hostname").write_text(hostname + "\n")
-        _bind_name_files(spec, directory)
         return None, None
     if plan.mode == "container":
-        from minidocker.engine.container import find_container
-
-        other = find_container(roots, plan.container)
-        if other.status != "running" or other.pid is None:
-            raise Conflict(f"cannot join the network of container {other.name}: it is not running")
-        for entry in namespaces:
-            if entry["type"] == "network":
-                entry["path"] = f"/proc/{other.pid}/ns/net"
-        _bind_name_files(spec, other.directory(roots))
         return None, None
     endpoint = networks.attach(roots, container.id, container.name, hostname, plan, directory)
-    _bind_name_files(spec, directory)
 
     def wire(pid: int) -> None:
         networks.wire(endpoint, container.id, pid)
@@ -250,13 +271,14 @@ def _prepare_network(plan: Any, spec: dict[str, Any], container: Container,
     return endpoint, wire
 
 
-def _bind_name_files(spec: dict[str, Any], directory: os.PathLike[str]) -> None:
+_NAME_FILES = ("hosts", "hostname", "resolv.conf")
+
+
+def _bind_name_files(spec: dict[str, Any], directory: os.PathLike[str], names: Sequence[str]) -> None:
     """Bind-mount the container's hosts, hostname and resolv.conf over the image's, as Docker does."""
-    for name in ("hosts", "hostname", "resolv.conf"):
-        source = os.path.join(directory, name)
-        if os.path.exists(source):
-            spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind", "source": source,
-                                   "options": ["rbind", "rprivate"]})
+    for name in names:
+        spec["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
+                               "source": os.path.join(directory, name), "options": ["rbind", "rprivate"]})
 
 
 def _check_name(roots: StateRoots, name: str) -> None:

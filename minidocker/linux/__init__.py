@@ -22,19 +22,20 @@ Flags are ``IntFlag`` members spelled as in C: ``CloneFlag.CLONE_NEWNS``,
 ``MountFlag.MS_BIND``, ``UmountFlag.MNT_DETACH``.
 """
 
-from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
-from minidocker.linux.syscalls import (
-    is_child_subreaper,
-    mount,
-    pivot_root,
-    set_child_subreaper,
-    set_no_new_privs,
-    set_pdeathsig,
-    sethostname,
-    setns,
-    umount2,
-    unshare,
-)
+# Loaded on first use (PEP 562): ``minidocker.linux.procfs`` (plain file reads) must not pay
+# for ctypes and loading libc, which ``syscalls`` does; the runtime's ``state`` needs only procfs.
+_FROM = {"CloneFlag": "flags", "MountFlag": "flags", "UmountFlag": "flags"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module 'minidocker.linux' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"minidocker.linux.{_FROM.get(name, 'syscalls')}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CloneFlag",

@@ -34,18 +34,31 @@ child subreaper above ``create`` (see create.py). The command line over all this
 See :mod:`minidocker.runtime.handshake` for how create and init talk.
 """
 
-from minidocker.runtime.bundle import load_config
+# The verbs are imported here, as the modules named after them would otherwise shadow
+# them as attributes of this package; each keeps its heavy imports inside its functions.
 from minidocker.runtime.create import create
 from minidocker.runtime.delete import delete
-from minidocker.runtime.exec import exec_in
-from minidocker.runtime.exitstatus import ExitStatus
 from minidocker.runtime.kill import kill
 from minidocker.runtime.pause import pause, resume
 from minidocker.runtime.run import ContainerProcess, run
-from minidocker.runtime.spec import default_spec, validate
 from minidocker.runtime.start import start
 from minidocker.runtime.state import State, list_states, load, state
 from minidocker.runtime.status import Status
 
+# Loaded on first use (PEP 562); their names are not module names, so nothing shadows them.
+_LAZY = {"ExitStatus": "exitstatus", "default_spec": "spec", "exec_in": "exec", "load_config": "bundle",
+         "validate": "spec"}
+
 __all__ = ["ContainerProcess", "ExitStatus", "State", "Status", "create", "default_spec", "delete", "exec_in",
            "kill", "list_states", "load", "load_config", "pause", "resume", "run", "start", "state", "validate"]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'minidocker.runtime' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"minidocker.runtime.{module}"), name)
+    globals()[name] = value
+    return value

@@ -33,17 +33,15 @@ import shutil
 import signal
 import time
 
-from minidocker.cgroups import CGROUP_PARENT, Resources, open_cgroup
 from minidocker.errors import Conflict, InvalidArgument
-from minidocker.linux import CloneFlag
 from minidocker.linux.procfs import start_time
-from minidocker.namespaces import clone_flags, write_id_maps
-from minidocker.runtime.bundle import check_config, load_config
-from minidocker.runtime.handshake import Channel, Message
+from minidocker.runtime.exitstatus import EXIT_ENGINE_ERROR
 from minidocker.runtime.hooks import run_hooks
-from minidocker.runtime.init import stage1
 from minidocker.runtime.state import FIFO, State, container_dir
 from minidocker.runtime.status import Status
+
+# The rest (cgroups, namespaces, ctypes, the container side) is imported by create_container
+# when it runs: `import minidocker.runtime` stays cheap for `start`, `state`, `kill` ...
 
 __all__ = ["create", "create_cgroup"]
 
@@ -93,6 +91,8 @@ def create_container(root: str, container_id: str, bundle: str | None = None, *,
                      preserve_fds: int = 0, kill_with_parent: bool = False,
                      before_namespaces: Callable[[int], None] | None = None) -> tuple[State, Cgroup | None]:
     """:func:`create`, also returning the cgroup object (the in-process runtime reads OOM kills from it)."""
+    from minidocker.runtime.bundle import check_config, load_config
+
     directory = container_dir(root, container_id)
     bundle = os.path.abspath(bundle or os.getcwd())
     if spec is None:
@@ -152,6 +152,8 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
     before anything is created: a missing controller raises ControllerMissing with
     nothing left behind. Without an ID and without limits: None (no group).
     """
+    from minidocker.cgroups import CGROUP_PARENT, Resources, open_cgroup
+
     linux = spec.get("linux", {})
     resources = Resources.from_oci(linux.get("resources"))
     path = linux.get("cgroupsPath")
@@ -175,6 +177,11 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
                     sock: socket.socket | None, options: dict[str, Any],
                     before_namespaces: Callable[[int], None] | None) -> None:
     """Fork stage 1 and talk it (then init) through to READY; fills ``container.pid``."""
+    from minidocker.linux import CloneFlag
+    from minidocker.namespaces import clone_flags, write_id_maps
+    from minidocker.runtime.handshake import Channel, Message
+    from minidocker.runtime.init import stage1
+
     fifo_fd = os.open(os.path.join(root, container.id, FIFO), os.O_PATH | os.O_CLOEXEC)
     to_child = os.pipe()
     to_parent = os.pipe()
@@ -191,7 +198,7 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
                 _join_cgroup(cgroup, child_channel)
             stage1(spec, child_channel, sock, fifo_fd, options)
         finally:
-            os._exit(125)
+            os._exit(EXIT_ENGINE_ERROR)
     os.close(fifo_fd)
     os.close(to_child[0])
     os.close(to_parent[1])
@@ -224,7 +231,7 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
         channel.close()
 
 
-def _join_cgroup(cgroup: Cgroup, channel: Channel) -> None:
+def _join_cgroup(cgroup: Cgroup, channel: Any) -> None:
     """In the stage-1 child, first thing after the fork: move into the container's group.
 
     Before any namespace, before PID 1 exists: nothing of the container ever runs
@@ -236,7 +243,7 @@ def _join_cgroup(cgroup: Cgroup, channel: Channel) -> None:
         cgroup.add_self()
     except Exception as err:  # noqa: BLE001 - reported to the parent, then exit
         channel.send_error(f"failed to join cgroup {cgroup.path}: {err}")
-        os._exit(125)
+        os._exit(EXIT_ENGINE_ERROR)
 
 
 def _make_fifo(path: str, spec: Mapping[str, Any]) -> None:

@@ -15,10 +15,10 @@ raised again in the parent as :class:`~minidocker.errors.ContainerError`.
       | ─ GO ─────────────────────▶ |
       |                             | unshare(the other namespaces)
       |                             | mount --make-rprivate /
-      |                             | fork ──────────────────────────▶ |
-      | ◀──────────────── PID {pid} |                                  | mounts, /dev, console
-      | waitpid(stage 1)            | exit(0): init's parent is now    |
-      |                             | the nearest subreaper            |
+      |                             | fork ──────────────────────────▶ | waits for the gate pipe
+      | ◀──────────────── PID {pid} |                                  | to close (EOF): nothing
+      | waitpid(stage 1)            | exit(0): the gate closes; init's | of init's can overtake PID
+      |                             | parent is the nearest subreaper  | mounts, /dev, console
       | ◀────────────────────────────────────────── CREATE_RUNTIME ───| (only with hooks)
       | prestart, createRuntime hooks                                  |
       | ─ CREATE_RUNTIME_DONE ────────────────────────────────────────▶ |

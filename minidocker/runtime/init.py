@@ -28,7 +28,7 @@ from minidocker.linux import CloneFlag, set_no_new_privs, set_pdeathsig, sethost
 from minidocker.namespaces import NAMESPACES, clone_flags
 from minidocker.network import bring_up_loopback
 from minidocker.runtime import pid1
-from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND
+from minidocker.runtime.exitstatus import EXIT_CANNOT_EXECUTE, EXIT_ENGINE_ERROR, EXIT_NOT_FOUND, ExitStatus
 from minidocker.runtime.handshake import Channel, Message
 from minidocker.runtime.spec import DEFAULT_PATH
 
@@ -75,8 +75,14 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         unshare(flags & ~CloneFlag.CLONE_NEWUSER)
         if flags & CloneFlag.CLONE_NEWNS:
             rootfs.make_mounts_private()
+        # init may not speak before PID is on the pipe (the parent expects PID first): it
+        # waits for this gate to close, which happens when we exit, after sending PID.
+        gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(gate_write)
+            os.read(gate_read, 1)  # EOF: stage 1 has sent PID and is gone (we are reparented)
+            os.close(gate_read)
             _init(spec, channel, console_socket, flags, fifo_fd, options)
         channel.send(Message.PID, pid=pid)
         os._exit(0)
@@ -100,8 +106,8 @@ def exit_like(status: int) -> NoReturn:
             signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
-        os._exit(128 + sig)  # only reached for a signal we cannot die of
-    os._exit(os.waitstatus_to_exitcode(status))
+        os._exit(ExitStatus(signal=sig).exit_code)  # only reached for a signal we cannot die of
+    os._exit(ExitStatus.from_wait_status(status).exit_code)
 
 
 def reset_signals() -> None:
@@ -144,6 +150,9 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
         os.setsid()  # PID 1 leads its own session, as under runc
         process = spec["process"]
         _set_oom_score_adj(process.get("oomScoreAdj"))
+        # Our fds as seen from the host's /proc, opened while it is still reachable: after
+        # pivot_root or chroot, the container may have no /proc (see _wait_for_start).
+        fd_dir = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         slave = _prepare_rootfs(spec, console_socket, flags, channel, options)
         if spec.get("hostname") and flags & CloneFlag.CLONE_NEWUTS:
             sethostname(spec["hostname"])
@@ -158,7 +167,7 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
             check_executable(process["args"][0], env)
         channel.send(Message.READY)
         channel.close()
-        _wait_for_start(fifo_fd)
+        _wait_for_start(fifo_fd, fd_dir)
         # After the fifo: as another user we could no longer open our own /proc/self/fd
         # (setuid makes a process non-dumpable, its /proc files root's). See proc(5).
         _set_user(user)
@@ -223,18 +232,16 @@ def _as_user(user: Mapping[str, Any]) -> Iterator[None]:
         os.setgroups(groups)
 
 
-def _wait_for_start(fifo_fd: int) -> None:
+def _wait_for_start(fifo_fd: int, fd_dir: int) -> None:
     """Block until ``start`` opens the exec fifo, then tell it we go (see runtime/create.py).
 
     ``fifo_fd`` was opened with O_PATH before pivot_root, when the fifo's host path was
-    still reachable; reopening it through /proc/self/fd gives a real, blocking
+    still reachable; reopening it through /proc/self/fd/N gives a real, blocking
     O_WRONLY open of the same fifo (runc's trick, libcontainer/standard_init_linux.go).
+    ``fd_dir`` is that /proc/self/fd directory, kept open from before pivot_root.
     """
-    try:
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise ContainerError("failed to open the exec fifo: the container has no /proc",
-                             hint="mount proc at /proc in config.json") from None
+    fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd_dir)
+    os.close(fd_dir)
     os.close(fifo_fd)
     os.write(fd, b"0")
     os.close(fd)
@@ -280,14 +287,27 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
                     channel: Channel, options: Mapping[str, Any]) -> int | None:
     """Mounts, devices, console, hooks, pivot_root, sysctl, masked paths. Returns the pty slave fd, if any."""
     root = spec["root"]["path"]
-    if not flags & CloneFlag.CLONE_NEWNS:
-        raise ValueError("a container needs its own mount namespace ('mount' in linux.namespaces)")
+    linux = spec.get("linux", {})
+    joined = any(n.get("type") == "mount" and n.get("path") for n in linux.get("namespaces", []))
+    if not flags & CloneFlag.CLONE_NEWNS and not joined:
+        # SPEC: no mount namespace: the host's mount table is the container's, so we mount
+        # nothing (it would be the host's) and only chroot into the root, as runc does.
+        if spec.get("mounts"):
+            os.write(2, b"minidocker: warning: no mount namespace: the config's mounts are not made\n")
+        os.chroot(root)
+        os.chdir("/")
+        return None
+    if joined:
+        rootfs.make_mounts_private()  # a namespace joined by path: our mounts must not reach its peers
     rootfs.bind_onto_itself(root)
     mounts = spec.get("mounts", [])
-    rootfs.mount_all(root, mounts)
+    for entry in mounts:
+        if entry.get("type") == "cgroup":
+            _mount_cgroups(root, entry, bool(flags & CloneFlag.CLONE_NEWCGROUP))
+        else:
+            rootfs.mount_one(root, entry)
     if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in mounts):
         rootfs.create_devices(root)
-    linux = spec.get("linux", {})
     _create_spec_devices(root, linux.get("devices", []))
     slave = None
     if spec["process"].get("terminal"):
@@ -331,6 +351,56 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
         rootfs.mount(None, "/", None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT
                      | rootfs.MountFlag.MS_RDONLY | rootfs.MountFlag.MS_REC)
     return slave
+
+
+def _mount_cgroups(root: str, entry: Mapping[str, Any], own_namespace: bool) -> None:
+    """A ``cgroup`` mount: the container's own groups, as runc mounts them.
+
+    A cgroup v2 host gets one cgroup2 mount. On v1 (and hybrid) hosts a tmpfs holds one
+    mount per hierarchy: with a cgroup namespace, a fresh mount with the host's
+    controllers as options (rooted at the container's group by the namespace); without
+    one, a bind of the container's own directory of that hierarchy (never the host's
+    whole tree). See cgroup_namespaces(7), cgroups(7).
+    """
+    target = rootfs.secure_join(root, entry["destination"])
+    flags, _, _ = rootfs.parse_mount_options(entry.get("options", []))
+    flags &= ~rootfs.MountFlag.MS_RDONLY  # made read-only last, when all is mounted
+    readonly = "ro" in entry.get("options", [])
+    target.mkdir(parents=True, exist_ok=True)
+    with open("/proc/self/mountinfo") as f:
+        hierarchies = [(line.split()[4], line.split(" - ")[1].split()) for line in f
+                       if line.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")]
+    ro = rootfs.MountFlag.MS_RDONLY if readonly else 0
+    with open("/proc/self/cgroup") as f:  # "ID:CONTROLLERS:PATH"; "0::PATH" is v2
+        own = {frozenset(c for c in line.split(":", 2)[1].split(",") if c): line.rstrip("\n").split(":", 2)[2]
+               for line in f}
+    if any(point == "/sys/fs/cgroup" and kind[0] == "cgroup2" for point, kind in hierarchies):
+        if own_namespace:
+            rootfs.mount("cgroup2", target, "cgroup2", flags | ro)
+        else:
+            _bind_cgroup(f"/sys/fs/cgroup{own.get(frozenset(), '/')}", target, flags | ro)
+        return
+    rootfs.mount("tmpfs", target, "tmpfs", flags, "mode=755")
+    for point, (fstype, _, super_options) in hierarchies:
+        if not point.startswith("/sys/fs/cgroup/"):
+            continue
+        name = point.rsplit("/", 1)[1]
+        (target / name).mkdir(exist_ok=True)
+        controllers = [o for o in super_options.split(",") if o not in ("rw", "ro")]
+        if own_namespace:
+            rootfs.mount("cgroup", target / name, fstype, flags | ro,
+                         ",".join(controllers) if fstype == "cgroup" else None)
+        else:
+            key = frozenset(controllers) if fstype == "cgroup" else frozenset()
+            _bind_cgroup(point + own.get(key, "/").rstrip("/"), target / name, flags | ro)
+    if readonly:
+        rootfs.mount(None, target, None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT
+                     | rootfs.MountFlag.MS_RDONLY | flags)
+
+
+def _bind_cgroup(source: str, target: os.PathLike[str], flags: int) -> None:
+    rootfs.mount(source, target, None, rootfs.MountFlag.MS_BIND)
+    rootfs.mount(None, target, None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT | flags)
 
 
 def _create_spec_devices(root: str, devices: list[Mapping[str, Any]]) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import signal
 
+from minidocker.runtime.exitstatus import EXIT_NOT_FOUND, ExitStatus
+
 __all__ = ["FORWARDED_SIGNALS", "reap_and_forward"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
@@ -37,7 +39,7 @@ def reap_and_forward(start_command: Callable[[], NoReturn], close_fds: Sequence[
                 os.tcsetpgrp(0, os.getpid())
             start_command()
         finally:
-            os._exit(127)
+            os._exit(EXIT_NOT_FOUND)
     for fd in close_fds:
         os.close(fd)  # the exec-status pipe must close when the *command* execs, not when we exit
     for sig in FORWARDED_SIGNALS:
@@ -45,8 +47,7 @@ def reap_and_forward(start_command: Callable[[], NoReturn], close_fds: Sequence[
     while True:
         pid, status = os.wait()  # any child: orphans are ours to reap
         if pid == child:
-            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
-                     else 128 + os.WTERMSIG(status))
+            os._exit(ExitStatus.from_wait_status(status).exit_code)  # 128 + N for a signal, like tini
 
 
 def _forward(child: int, signum: int) -> None:

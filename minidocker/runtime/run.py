@@ -25,7 +25,6 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from minidocker.linux import is_child_subreaper, set_child_subreaper
 from minidocker.runtime.create import create_container
 from minidocker.runtime.delete import delete
 from minidocker.runtime.exitstatus import ExitStatus
@@ -81,6 +80,8 @@ class ContainerProcess:
             ContainerError: the container side failed; nothing is left running.
             CgroupError: the limits could not be applied (ControllerMissing: before anything exists).
         """
+        from minidocker.linux import is_child_subreaper, set_child_subreaper
+
         parent_sock, child_sock = _console_sockets() if self.spec["process"].get("terminal") else (None, None)
         was_subreaper = is_child_subreaper()
         if not was_subreaper:
