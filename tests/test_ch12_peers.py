@@ -283,7 +283,7 @@ def test_ctr_runs_a_container_through_the_runc_v2_shim_and_gets_its_exit_status(
 
 
 @pytest.mark.slow
-def test_ctr_execs_in_and_kills_a_detached_task(containerd, runtime):
+def test_ctr_execs_in_lists_pauses_resumes_and_kills_a_detached_task(containerd, runtime):
     daemon, cgroups = containerd
     name, out = _ctr_run(daemon, cgroups, runtime, "sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done",
                          detach=True)
@@ -292,6 +292,12 @@ def test_ctr_execs_in_and_kills_a_detached_task(containerd, runtime):
         tasks = daemon.ctr("tasks", "ls")
         assert name in tasks and "RUNNING" in tasks, tasks
         assert "hi-from-exec" in daemon.ctr("tasks", "exec", "--exec-id", "e1", name, "echo", "hi-from-exec")
+        pids = daemon.ctr("tasks", "ps", name).split()[2::2]            # the shim asks `ps --format json`
+        assert len(pids) >= 2 and all(p.isdigit() for p in pids), pids   # sh and its sleep
+        daemon.ctr("tasks", "pause", name)
+        assert f"{name} " in daemon.ctr("tasks", "ls") and "PAUSED" in daemon.ctr("tasks", "ls")
+        daemon.ctr("tasks", "resume", name)
+        assert "RUNNING" in daemon.ctr("tasks", "ls")
         daemon.ctr("tasks", "kill", "--signal", "SIGTERM", name)
         deadline = time.monotonic() + 20
         while "STOPPED" not in daemon.ctr("tasks", "ls") and time.monotonic() < deadline:
