@@ -384,6 +384,22 @@ def test_docker_gives_a_tty_pauses_and_kills_with_the_runtime(docker_peer, runti
     assert cgroups.children() == [], "the runtime's delete left cgroups"
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_containers_get_the_same_privileges_from_ours_as_from_runc(docker_peer, runtime_paths):
+    """Docker's config.json asks for its 14 default capabilities in every set but ambient, and for
+    its default seccomp profile: what the process ends up with, read from /proc/self/status."""
+    if runtime_paths["ours"] is None:
+        pytest.skip(_ours_reason())
+    daemon, _ = docker_peer
+    fields = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+    script = "grep -E '^(" + "|".join(fields) + "):' /proc/self/status"
+    seen = {name: daemon.docker("run", "--rm", "--runtime", name, "--network", "none", "busybox", "sh", "-c", script)
+            for name in ("refrunc", "mini")}
+    assert "CapEff:\t00000000a80425fb" in seen["refrunc"] and "Seccomp:\t2" in seen["refrunc"], seen["refrunc"]
+    assert seen["mini"] == seen["refrunc"], f"runc:\n{seen['refrunc']}ours:\n{seen['mini']}"
+
+
 # -- umoci: unpack an image of ours into a bundle, run it -------------------------------------------
 
 @pytest.fixture(scope="module")
