@@ -47,6 +47,10 @@ RUNC_PASSES = (
     "linux_sysctl", "linux_uid_mappings", "mounts", "process", "process_oom_score_adj", "process_user",
     "root_readonly_true", "state",
 )
+# What `minidocker runtime` has not got yet (at the peers branch's last merge of the runtime branch):
+# strict xfails, so that each one fails the day it works; remove the entry then.
+OURS_NOT_YET: dict[str, str] = {}          # validation program -> reason
+OURS_NOT_YET_PEERS: dict[str, str] = {}    # test function -> reason (its "ours" case, or the test)
 RETRIES = 1   # how often a program that runc passed and ours failed runs again (some are timing-sensitive)
 
 
@@ -96,6 +100,8 @@ def runtime(request, runtime_paths) -> str:
     path = runtime_paths[request.param]
     if path is None:
         pytest.skip(_ours_reason() or f"{request.param} not found")
+    if request.param == "ours" and request.node.originalname in OURS_NOT_YET_PEERS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET_PEERS[request.node.originalname]))
     return path
 
 
@@ -175,7 +181,9 @@ def test_runc_passes_what_it_passed_when_the_harness_was_written(runc_verdicts):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("program", runtimetools.PROGRAMS)
-def test_runtime_tools_program_gets_runcs_verdict(program, runc_verdicts, our_verdicts):
+def test_runtime_tools_program_gets_runcs_verdict(program, runc_verdicts, our_verdicts, request):
+    if program in OURS_NOT_YET:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET[program]))
     reference = runc_verdicts[program]
     if reference.verdict != "pass":
         pytest.skip(f"runc does not pass it here either: {reference.summary()}")
@@ -386,11 +394,13 @@ def test_docker_gives_a_tty_pauses_and_kills_with_the_runtime(docker_peer, runti
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_docker_containers_get_the_same_privileges_from_ours_as_from_runc(docker_peer, runtime_paths):
+def test_docker_containers_get_the_same_privileges_from_ours_as_from_runc(docker_peer, runtime_paths, request):
     """Docker's config.json asks for its 14 default capabilities in every set but ambient, and for
     its default seccomp profile: what the process ends up with, read from /proc/self/status."""
     if runtime_paths["ours"] is None:
         pytest.skip(_ours_reason())
+    if request.node.originalname in OURS_NOT_YET_PEERS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET_PEERS[request.node.originalname]))
     daemon, _ = docker_peer
     fields = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
     script = "grep -E '^(" + "|".join(fields) + "):' /proc/self/status"
