@@ -629,3 +629,71 @@ def test_a_mount_namespace_joined_by_path_gets_the_root(bundle, root, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _receive_master(listener, timeout: float = 10) -> int:
+    import socket
+
+    listener.settimeout(timeout)
+    conn, _ = listener.accept()
+    with conn:
+        _, fds, _, _ = socket.recv_fds(conn, 16, 1)
+    return fds[0] if fds else os.open(os.devnull, os.O_RDONLY)
+
+
+def _read_all(fd: int, timeout: float = 10) -> bytes:
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the slave side closed
+                break
+            if not chunk:
+                break
+            data += chunk
+        elif data:
+            break
+    return data
+
+
+def test_create_and_exec_send_a_pty_master_to_the_console_socket(bundle, root, tmp_path):
+    """What containerd's shim does for docker run -t and docker exec -t (SCM_RIGHTS over --console-socket)."""
+    import socket
+    import threading
+
+    path = str(tmp_path / "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(2)
+    masters: list[int] = []
+    try:
+        edit_config(bundle, lambda s: s["process"].update(args=["sh", "-c", "tty; sleep 30"], terminal=True))
+        receiver = threading.Thread(target=lambda: masters.append(_receive_master(listener)))
+        receiver.start()
+        assert runtime(root, "create", "-b", str(bundle), "--console-socket", path, "tty").code == 0
+        receiver.join(10)
+        assert runtime(root, "start", "tty").code == 0
+        assert _read_all(masters[0]).strip() == b"/dev/pts/0"
+
+        process = tmp_path / "process.json"
+        process.write_text(json.dumps({"args": ["sh", "-c", "tty; sleep 1"], "cwd": "/", "terminal": True,
+                                       "env": ["PATH=/bin"]}))
+        receiver = threading.Thread(target=lambda: masters.append(_receive_master(listener)))
+        receiver.start()
+        r = runtime(root, "exec", "--process", str(process), "--console-socket", path, "--detach",
+                    "--pid-file", str(tmp_path / "exec.pid"), "tty")
+        receiver.join(10)
+        assert r.code == 0, r
+        assert _read_all(masters[1]).strip() == b"/dev/pts/1", r
+        refused = runtime(root, "exec", "--process", str(process), "tty")
+        assert refused.code == 1 and "needs --console-socket" in refused.err
+    finally:
+        for fd in masters:
+            os.close(fd)
+        listener.close()
+        runtime(root, "delete", "--force", "tty")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 class _Globals:
+    prog = "minidocker-runc"
     root = ""
     log: str | None = None
     log_format = "text"
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None, prog: str = "minidocker-runc") -> int:
     from minidocker.cli.runc_parsers import GLOBAL_OPTIONS, build_runc_commands
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    G.prog = prog
     tree = build_runc_commands(prog)
     try:
         rest = _read_globals(argv, GLOBAL_OPTIONS)
@@ -122,7 +124,7 @@ def _read_globals(argv: list[str], options: dict[str, tuple[bool, str]]) -> list
 
 
 def _fail(message: str) -> int:
-    print(f"minidocker-runc: {message}", file=sys.stderr)
+    print(f"{G.prog}: {message}", file=sys.stderr)
     _log("error", message)
     return 1
 
@@ -243,11 +245,22 @@ def exec_(args: SimpleNamespace) -> int:
     process = _process_from(args)
     if not process.get("args"):
         raise InvalidArgument("exec needs a command, or --process FILE")
+    sock = None
     if process.get("terminal"):
-        raise InvalidArgument("exec --tty is not supported yet", hint="run it without -t")
+        if not args.console_socket:
+            raise InvalidArgument("exec with a terminal needs --console-socket",
+                                  hint="the socket's owner (containerd's shim) receives the pty master")
+        from minidocker.runtime.create import console_connection
+
+        sock = console_connection(args.console_socket)
     env = dict(item.split("=", 1) for item in process.get("env", []) if "=" in item)
-    result = exec_in(container.pid, process["args"], env or None, process.get("cwd", "/"),  # type: ignore[arg-type]
-                     user=process.get("user"), detach=args.detach, preserve_fds=_count(args.preserve_fds))
+    try:
+        result = exec_in(container.pid, process["args"], env or None,  # type: ignore[arg-type]
+                         process.get("cwd", "/"), user=process.get("user"), detach=args.detach,
+                         preserve_fds=_count(args.preserve_fds), console_socket=sock)
+    finally:
+        if sock is not None:
+            sock.close()
     if args.detach:
         if args.pid_file:
             from minidocker.atomic import write_bytes

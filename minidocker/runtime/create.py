@@ -29,7 +29,6 @@ mounts live in the container's mount namespace and go with its last process).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
@@ -43,7 +42,7 @@ from minidocker.runtime.status import Status
 # The rest (cgroups, namespaces, ctypes, the container side) is imported by create_container
 # when it runs: `import minidocker.runtime` stays cheap for `start`, `state`, `kill` ...
 
-__all__ = ["create", "create_cgroup"]
+__all__ = ["console_connection", "create", "create_cgroup"]
 
 TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ def create_container(root: str, container_id: str, bundle: str | None = None, *,
         container.save(root, durable=False)  # /run is a tmpfs: a state file is worthless after a reboot
         cgroup = create_cgroup(spec, container_id)
         container.cgroup = cgroup.path if cgroup is not None else None
-        sock = _console(console_socket) if spec["process"].get("terminal") else None
+        sock = console_connection(console_socket) if spec["process"].get("terminal") else None
         _fork_container(root, container, spec, cgroup, stdio, sock,
                         {"kill_with_parent": kill_with_parent, "preserve_fds": preserve_fds,
                          "no_pivot": no_pivot, "bundle": bundle,
@@ -136,6 +135,8 @@ def create_container(root: str, container_id: str, bundle: str | None = None, *,
             _reap(container.pid)  # ours if we are a subreaper (minidocker run), else no-op
         if cgroup is not None:
             cgroup.destroy()
+        import shutil  # only on failure: 1-3 ms of imports
+
         shutil.rmtree(directory, ignore_errors=True)
         raise
     finally:
@@ -257,7 +258,7 @@ def _make_fifo(path: str, spec: Mapping[str, Any]) -> None:
         os.chown(path, uid, gid)
 
 
-def _console(console_socket: str | socket.socket | None) -> socket.socket | None:
+def console_connection(console_socket: str | socket.socket | None) -> socket.socket | None:
     """The socket init sends the pty master to: the caller's, or a connection to the path given."""
     if console_socket is None or not isinstance(console_socket, str):
         return console_socket

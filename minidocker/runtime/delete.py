@@ -10,7 +10,6 @@ every process first (SIGKILL, frozen cgroup: none can fork meanwhile). The
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
@@ -57,8 +56,20 @@ def delete(root: str, container_id: str, force: bool = False, timeout: float = 1
             time.sleep(0.002)
     if cgroup is not None:
         cgroup.destroy(timeout)
-    shutil.rmtree(directory, ignore_errors=True)
-    if os.path.exists(directory):
-        shutil.rmtree(directory)  # once more, to raise what is in the way
+    _remove_state_dir(directory)
     container.status = Status.STOPPED
     run_hooks("poststop", container.config_hooks("poststop"), container.to_oci())
+
+
+def _remove_state_dir(directory: str) -> None:
+    """Remove ROOT/ID: it holds only our files (state.json, exec.fifo, a temp file), no subdirectories."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+    os.rmdir(directory)

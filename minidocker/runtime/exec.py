@@ -32,15 +32,23 @@ __all__ = ["exec_in"]
 
 def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "/",
             namespaces: Sequence[str] = tuple(NAMESPACES), user: Mapping[str, Any] | None = None,
-            detach: bool = False, preserve_fds: int = 0) -> Any:
+            detach: bool = False, preserve_fds: int = 0, console_socket: Any = None) -> Any:
     """Run ``args`` inside the namespaces of process ``pid``.
 
-    The caller's stdin, stdout and stderr are the process's. ``user`` is an OCI
-    ``process.user`` (uid, gid, additionalGids, umask).
+    The caller's stdin, stdout and stderr are the process's, unless ``console_socket``
+    (a connected unix socket) is given: then a new pty is opened in the container's own
+    devpts, its master is sent over the socket (SCM_RIGHTS, as ``runc exec
+    --console-socket`` does for containerd's shim) and its slave becomes the process's
+    terminal. ``user`` is an OCI ``process.user`` (uid, gid, additionalGids, umask).
     Returns:
         its ExitStatus; with ``detach``, its host PID at once (it is not our child).
     """
     env = dict(env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+    if console_socket is not None:
+        import fcntl  # noqa: F401 - here, on the host: inside the container our package is not on disk
+        import termios  # noqa: F401
+
+        from minidocker.runtime import console  # noqa: F401
     report = os.pipe() if detach else None
     child = os.fork()
     if child == 0:
@@ -50,12 +58,16 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
             grandchild = os.fork()  # now inside the container's PID namespace
             if grandchild == 0:
                 try:
+                    if console_socket is not None:
+                        _take_terminal(console_socket)
                     os.chdir(cwd)
                     _set_user(user or {})
                     for fd in range(3, 3 + preserve_fds):
                         os.set_inheritable(fd, True)
                     # --- process security goes here too (chapter 11), as in init.py ---
                     exec_process(list(args), env, channel=None)
+                except BaseException as err:  # noqa: BLE001 - a fork must end in os._exit
+                    os.write(2, f"minidocker: failed to exec in container {pid}: {err}\n".encode())
                 finally:
                     os._exit(EXIT_NOT_FOUND)
             if report is not None:
@@ -81,6 +93,25 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
 
         raise ContainerError(f"failed to exec in container {pid}: {ExitStatus.from_wait_status(status).describe()}")
     return int(data)
+
+
+def _take_terminal(console_socket: Any) -> None:
+    """A pty from the container's /dev/pts: master to the socket, slave as our terminal and stdio."""
+    import fcntl
+    import termios
+
+    from minidocker.runtime import console
+
+    master, slave, _ = console.open_pty("/dev/pts")
+    console.send_fd(console_socket, master)
+    os.close(master)
+    console_socket.close()
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
 
 
 def _set_user(user: Mapping[str, Any]) -> None:
