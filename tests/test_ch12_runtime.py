@@ -697,3 +697,36 @@ def test_create_and_exec_send_a_pty_master_to_the_console_socket(bundle, root, t
             os.close(fd)
         listener.close()
         runtime(root, "delete", "--force", "tty")
+
+
+def test_cpus_and_mems_go_to_a_cpuset_group_the_container_is_in(bundle, root):
+    """linux.resources.cpu.cpus/mems (runtime-tools linux_cgroups_cpus): read after create, as the suite does."""
+    from minidocker.cgroups import open_cgroup
+
+    path = f"/mdtest-cpuset-{os.getpid()}"
+
+    def edit(s):
+        s["process"]["args"] = ["sleep", "30"]
+        s["linux"]["cgroupsPath"] = path
+        s["linux"]["resources"] = {"cpu": {"shares": 1024, "cpus": "0", "mems": "0"}}
+    edit_config(bundle, edit)
+    r = runtime(root, "create", "-b", str(bundle), "cpus")
+    assert r.code == 0, r
+    cgroup = open_cgroup(path)
+    try:
+        if cgroup.version == 1:
+            directory = Path("/sys/fs/cgroup/cpuset") / path.lstrip("/")
+        else:
+            directory = Path("/sys/fs/cgroup") / path.lstrip("/")
+        assert (directory / "cpuset.cpus").read_text().strip() == "0"
+        assert (directory / "cpuset.mems").read_text().strip() == "0"
+        assert str(state_of(root, "cpus")["pid"]) in (directory / "cgroup.procs").read_text().split()
+    finally:
+        assert runtime(root, "delete", "--force", "cpus").code == 0
+    assert not cgroup.exists(), "delete must remove the cpuset group too"
+
+
+def test_a_bad_cpuset_list_is_refused(bundle, root):
+    edit_config(bundle, lambda s: s["linux"].update(resources={"cpu": {"cpus": "all of them"}}))
+    r = runtime(root, "create", "-b", str(bundle), "badcpus")
+    assert r.code == 1 and "invalid cpu.cpus 'all of them'" in r.err, r

@@ -68,15 +68,20 @@ class Resources(_Record):
         cpu_quota      cpu.quota      µs per period; -1 = unlimited
         cpu_period     cpu.period     µs
         pids_limit     pids.limit     <= 0 = unlimited
+        cpuset_cpus    cpu.cpus       CPUs allowed, "0-1,3" (a cpuset list, see cpuset(7))
+        cpuset_mems    cpu.mems       memory nodes allowed, "0"
     """
 
-    FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit")
+    FIELDS = ("memory_limit", "memory_swap", "cpu_shares", "cpu_quota", "cpu_period", "pids_limit",
+              "cpuset_cpus", "cpuset_mems")
     memory_limit: int | None
     memory_swap: int | None
     cpu_shares: int | None
     cpu_quota: int | None
     cpu_period: int | None
     pids_limit: int | None
+    cpuset_cpus: str | None
+    cpuset_mems: str | None
 
     @classmethod
     def from_oci(cls, resources: Mapping[str, Any] | None) -> Resources:
@@ -92,6 +97,8 @@ class Resources(_Record):
             cpu_quota=_int_or_none(cpu, "quota", "cpu.quota"),
             cpu_period=_int_or_none(cpu, "period", "cpu.period"),
             pids_limit=_int_or_none(pids, "limit", "pids.limit"),
+            cpuset_cpus=_cpuset_list(cpu, "cpus"),
+            cpuset_mems=_cpuset_list(cpu, "mems"),
         )
         result.validate()
         return result
@@ -99,7 +106,8 @@ class Resources(_Record):
     def to_oci(self) -> dict[str, Any]:
         """The ``linux.resources`` dict, with only the fields that are set."""
         pairs = {"memory": {"limit": self.memory_limit, "swap": self.memory_swap},
-                 "cpu": {"shares": self.cpu_shares, "quota": self.cpu_quota, "period": self.cpu_period},
+                 "cpu": {"shares": self.cpu_shares, "quota": self.cpu_quota, "period": self.cpu_period,
+                         "cpus": self.cpuset_cpus, "mems": self.cpuset_mems},
                  "pids": {"limit": self.pids_limit}}
         out = {k: {n: v for n, v in d.items() if v is not None} for k, d in pairs.items()}
         return {k: v for k, v in out.items() if v}
@@ -132,6 +140,8 @@ class Resources(_Record):
             needed.add("cpu")
         if self.pids_limit is not None:
             needed.add("pids")
+        if self.cpuset_cpus is not None or self.cpuset_mems is not None:
+            needed.add("cpuset")
         return needed
 
 
@@ -352,6 +362,16 @@ def read_keyed(path: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             result[parts[0]] = int(parts[1])
     return result
+
+
+def _cpuset_list(section: Mapping[str, Any], key: str) -> str | None:
+    """A cpuset list ("0-2,4") from linux.resources.cpu, or None. See cpuset(7), "List format"."""
+    value = section.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not all(c.isdigit() or c in ",-" for c in value):
+        raise InvalidArgument(f"invalid cpu.{key} {value!r}: expected a list like 0-2,4")
+    return value
 
 
 def _int_or_none(section: Mapping[str, Any], key: str, name: str) -> int | None:

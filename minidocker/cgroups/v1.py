@@ -44,6 +44,9 @@ __all__ = ["CONTROLLERS", "CgroupV1"]
 
 # The hierarchies a container joins, in this order; the first four carry limits and stats.
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
+# Joined only by a container that asks for it: a new cpuset group starts with no CPUs and no
+# memory nodes, and a process cannot join it until both are written (ENOSPC).
+_OPTIONAL = ("cpuset",)
 # memory.limit_in_bytes reads 9223372036854771712 (LONG_MAX rounded to pages) when unlimited.
 _UNLIMITED = 1 << 62
 
@@ -62,7 +65,7 @@ class CgroupV1(Cgroup):
 
     def available_controllers(self) -> set[str]:
         if self._available is None:  # the mounts do not change while we run
-            self._available = {c for c in self.controllers
+            self._available = {c for c in (*self.controllers, *_OPTIONAL)
                                if os.path.isfile(os.path.join(self.root, c, "cgroup.procs"))}
         return self._available
 
@@ -76,8 +79,13 @@ class CgroupV1(Cgroup):
     def directories(self) -> list[str]:
         # cpu and cpuacct are often one hierarchy ("cpu,cpuacct" with symlinks): visit it once.
         seen: dict[str, str] = {}
-        for c in sorted(self.available_controllers(), key=self.controllers.index):
-            seen.setdefault(os.path.realpath(os.path.join(self.root, c)), self.dir(c))
+        available = self.available_controllers()
+        for c in self.controllers:
+            if c in available:
+                seen.setdefault(os.path.realpath(os.path.join(self.root, c)), self.dir(c))
+        for c in _OPTIONAL:  # only where apply() made the group
+            if c in available and os.path.isdir(self.dir(c)):
+                seen.setdefault(os.path.realpath(os.path.join(self.root, c)), self.dir(c))
         return list(seen.values())
 
     def create(self, controllers: Iterable[str] | None = None) -> None:
@@ -91,6 +99,7 @@ class CgroupV1(Cgroup):
         self.check(resources)
         self._apply_memory(resources)
         self._apply_cpu(resources)
+        self._apply_cpuset(resources)
         if resources.pids_limit is not None:
             write_value(os.path.join(self.dir("pids"), "pids.max"),
                         resources.pids_limit if resources.pids_limit > 0 else "max")
@@ -112,6 +121,22 @@ class CgroupV1(Cgroup):
             write_value(os.path.join(d, "cpu.cfs_quota_us"), r.cpu_quota)
         if r.cpu_shares:  # 0 means "not set", like runc
             write_value(os.path.join(d, "cpu.shares"), r.cpu_shares)
+
+    def _apply_cpuset(self, r: Resources) -> None:
+        """Make the group in the cpuset hierarchy, each new level given its parent's CPUs and nodes."""
+        if r.cpuset_cpus is None and r.cpuset_mems is None:
+            return
+        current = os.path.join(self.root, "cpuset")
+        for part in self.path.strip("/").split("/"):
+            parent, current = current, os.path.join(current, part)
+            os.makedirs(current, exist_ok=True)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not (read_text(os.path.join(current, name)) or "").strip():
+                    write_value(os.path.join(current, name), (read_text(os.path.join(parent, name)) or "").strip())
+        if r.cpuset_cpus is not None:
+            write_value(os.path.join(current, "cpuset.cpus"), r.cpuset_cpus)
+        if r.cpuset_mems is not None:
+            write_value(os.path.join(current, "cpuset.mems"), r.cpuset_mems)
 
     def add_process(self, pid: int) -> None:
         for directory in self.directories():

@@ -116,6 +116,12 @@ class CgroupV2(Cgroup):
             write_value(os.path.join(d, "cpu.weight"), shares_to_weight(r.cpu_shares))
         if r.pids_limit is not None:
             write_value(os.path.join(d, "pids.max"), r.pids_limit if r.pids_limit > 0 else "max")
+        if r.cpuset_cpus is not None or r.cpuset_mems is not None:
+            self.create({"cpuset"})  # enables +cpuset on every level down to ours (Linux 5.0)
+            if r.cpuset_cpus is not None:
+                write_value(os.path.join(d, "cpuset.cpus"), r.cpuset_cpus)
+            if r.cpuset_mems is not None:
+                write_value(os.path.join(d, "cpuset.mems"), r.cpuset_mems)
 
     def add_process(self, pid: int) -> None:
         write_value(os.path.join(self.dir, "cgroup.procs"), pid)
