@@ -60,6 +60,10 @@ OURS_NOT_YET_PEERS: dict[str, str] = {     # test function -> reason (its "ours"
     "test_docker_containers_get_the_same_privileges_from_ours_as_from_runc":
         "process.capabilities and linux.seccomp not applied yet: every capability, Seccomp 0 under dockerd",
 }
+# Programs whose runc verdict depends on timing here, not compared: pidfile runs `true`, waits up to
+# 10 s for "running", then kills it; runc 1.1.5 passes only while the exited init is an unreaped
+# zombie (it counts a zombie as running), else it fails like ours ("container not running").
+RUNC_BY_CHANCE = {"pidfile": "runc passes it only while the exited `true` is an unreaped zombie"}
 RETRIES = 1   # how often a program that runc passed and ours failed runs again (some are timing-sensitive)
 
 
@@ -159,7 +163,8 @@ def our_verdicts(suite, runtime_paths, runc_verdicts) -> dict[str, runtimetools.
     """The programs runc passed, against ours, after runc (the programs share fixed cgroup paths)."""
     if runtime_paths["ours"] is None:
         pytest.skip(_ours_reason())
-    passed = [name for name, verdict in runc_verdicts.items() if verdict.verdict == "pass"]
+    passed = [name for name, verdict in runc_verdicts.items() if verdict.verdict == "pass"
+              and name not in RUNC_BY_CHANCE]
     verdicts = runtimetools.run_all(suite, runtime_paths["ours"], passed)
     with runtimetools.Workdir(suite, runtime_paths["ours"]) as work:
         for name in passed:
@@ -194,6 +199,8 @@ def test_runtime_tools_program_gets_runcs_verdict(program, runc_verdicts, our_ve
     if program in OURS_NOT_YET:
         request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET[program]))
     reference = runc_verdicts[program]
+    if program in RUNC_BY_CHANCE:
+        pytest.skip(f"not compared: {RUNC_BY_CHANCE[program]} (runc here: {reference.summary()})")
     if reference.verdict != "pass":
         pytest.skip(f"runc does not pass it here either: {reference.summary()}")
     ours = our_verdicts[program]
