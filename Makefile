@@ -10,6 +10,13 @@
 PYTHON_SYSTEM ?= /usr/bin/python3
 VENV          := .venv
 PY            := $(VENV)/bin/python
+# containerd (ctr) and the OCI runtime-tools validation suite, built offline by tests/runtimetools.py from Go
+# and Debian's -dev libraries: the peers of chapter 12 (tests/test_ch12_peers.py)
+RUNTIME_TOOLS_PACKAGES := containerd golang-go golang-github-opencontainers-runtime-tools-dev golang-github-google-uuid-dev \
+                 golang-github-opencontainers-specs-dev golang-github-mrunalp-fileutils-dev \
+                 golang-github-hashicorp-go-multierror-dev golang-github-xeipuuv-gojsonschema-dev \
+                 golang-github-opencontainers-selinux-dev golang-gocapability-dev golang-github-urfave-cli-dev \
+                 golang-github-sirupsen-logrus-dev golang-github-blang-semver-dev golang-golang-x-sys-dev
 # What the course needs (make lab): the runtime's tools, and the peers the notebooks run
 # (strace in 01, skopeo and umoci in 05-07, Debian's registry and htpasswd in 07).
 COURSE_APT_PACKAGES := busybox-static iproute2 nftables iptables runc util-linux procps python3-venv strace \
@@ -19,7 +26,7 @@ COURSE_APT_PACKAGES := busybox-static iproute2 nftables iptables runc util-linux
 # docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
 # chromium: the course site opened headless (tests/test_course_site.py); hyperfine: bench/;
 # gcc, libc6-dev: chapter 11's attack probe, built static by the tests (and the headers its syscall table is checked against)
-TEST_APT_PACKAGES := hyperfine qemu-system-x86 docker.io chromium gcc libc6-dev
+TEST_APT_PACKAGES := hyperfine qemu-system-x86 docker.io chromium gcc libc6-dev $(RUNTIME_TOOLS_PACKAGES)
 APT_PACKAGES  := $(COURSE_APT_PACKAGES) $(TEST_APT_PACKAGES)
 PYTEST_ARGS   ?=
 

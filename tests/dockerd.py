@@ -22,9 +22,14 @@ What dockerd and containerd would otherwise do to a host, and how this avoids it
   whatever is left under the directory anyway;
 - /run/docker/plugins (a path compiled into dockerd): removed if this daemon created it.
 
-No container is ever run (load, save, tag, push, pull, rmi only), so no cgroup, netns,
-shim or veth appears. Stopping ends dockerd, then containerd, each by its PID (SIGTERM,
-then SIGKILL), then any process still descending from them, checked by PID and start time.
+Containers run only with ``--network none`` and a ``cgroup_parent`` the caller creates and
+removes (``Dockerd(runtimes={"mini": path}, cgroup_parent=...)`` for ``docker run --runtime
+mini``); the image tests only load, save, tag, push, pull and rmi. Stopping ends dockerd, then
+containerd, each by its PID (SIGTERM, then SIGKILL), then any process still descending from
+them (shims), checked by PID and start time.
+
+:class:`Containerd` alone (``Containerd.private()``, then ``.ctr(...)``) is the same private
+containerd without a dockerd, for ``ctr run``.
 
 Run by hand: ``python tests/dockerd.py`` starts one, prints ``docker version``, stops it.
 See: dockerd(8), containerd-config.toml(5).
@@ -41,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["Dockerd", "DockerdUnavailable", "available"]
+__all__ = ["Containerd", "Dockerd", "DockerdUnavailable", "available"]
 
 DOCKERD, CONTAINERD = "dockerd", "containerd"
 HOST_FRIENDLY = ("--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
@@ -60,10 +65,87 @@ def available() -> str | None:
     return f"{', '.join(missing)} not installed (apt-get install docker.io)" if missing else None
 
 
-class Dockerd:
-    """A dockerd and its containerd, private to this object; ``stop()`` removes every trace."""
+class Containerd:
+    """A containerd of its own: root, state, socket, ``opt`` directory under ``base``; no CRI plugin.
 
-    def __init__(self, parent: str = "/tmp", storage_driver: str | None = None, timeout: float = 30) -> None:
+    Used by :class:`Dockerd`, and alone (``Containerd.private()``) for ``ctr``: its socket is
+    ``state/containerd.sock``, never /run/containerd. ``stop()`` ends it and the shims it started."""
+
+    def __init__(self, base: Path, root: Path, state: Path, log, timeout: float = 30) -> None:
+        self.base, self.root, self.state = base, root, state
+        self.address = state / "containerd.sock"
+        self._owns_base = False
+        config = "\n".join([
+            "version = 2",
+            f'root = "{root}"',
+            f'state = "{state}"',
+            ('disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",'
+             ' "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",'
+             ' "io.containerd.snapshotter.v1.zfs"]'),
+            f'[grpc]\naddress = "{self.address}"',
+            f'[ttrpc]\naddress = "{self.address}.ttrpc"',
+            '[debug]\naddress = ""',
+            f'[plugins."io.containerd.internal.v1.opt"]\npath = "{base / "opt"}"',
+            f'[plugins."io.containerd.runtime.v1.linux"]\nruntime_root = "{root / "runc"}"',
+        ]) + "\n"
+        (base / "containerd.toml").write_text(config)
+        self.process = subprocess.Popen([CONTAINERD, "--config", str(base / "containerd.toml")],
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait(lambda: self.address.is_socket(), self.process, "containerd", timeout, lambda: _read_log(log.name))
+        except BaseException:
+            _end(self.process)
+            raise
+
+    @classmethod
+    def private(cls, parent: str = "/tmp", timeout: float = 30) -> Containerd:
+        """A containerd alone in a new ``/tmp/mdc.XXXXXX``; ``stop()`` removes the directory."""
+        if shutil.which(CONTAINERD) is None or shutil.which("ctr") is None:
+            raise DockerdUnavailable("containerd or ctr not installed (apt-get install containerd)")
+        base = Path(tempfile.mkdtemp(prefix="mdc.", dir=parent))
+        log = open(base / "log", "wb")
+        try:
+            daemon = cls(base, base / "root", base / "state", log, timeout)
+        except BaseException:
+            log.close()
+            _unmount_under(base)
+            shutil.rmtree(base, ignore_errors=True)
+            raise
+        daemon._owns_base, daemon._log = True, log
+        return daemon
+
+    def ctr(self, *args: str, timeout: float = 120, check: bool = True, input: bytes | None = None) -> str:
+        """Run ``ctr`` against this containerd; its stdout (stderr added to the failure)."""
+        return _client(["ctr", "--address", str(self.address), *args], None, timeout, check, input)
+
+    def stop(self) -> list[str]:
+        """End containerd, then what is left of its shims; unmount and remove the directory if it is ours."""
+        forced: list[str] = []
+        family = _descendants([self.process.pid])
+        if _end(self.process):
+            forced.append(f"containerd {self.process.pid} needed SIGKILL")
+        forced += _end_family(family)
+        if self._owns_base:
+            forced += _unmount_under(self.base)
+            self._log.close()
+            shutil.rmtree(self.base, ignore_errors=True)
+        return forced
+
+    def __enter__(self) -> Containerd:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Dockerd:
+    """A dockerd and its containerd, private to this object; ``stop()`` removes every trace.
+
+    ``runtimes``: extra OCI runtimes by name (``--add-runtime NAME=PATH``), for ``docker run
+    --runtime NAME``; ``cgroup_parent``: the cgroup containers go under (``--cgroup-parent``)."""
+
+    def __init__(self, parent: str = "/tmp", storage_driver: str | None = None, timeout: float = 30,
+                 runtimes: dict[str, str] | None = None, cgroup_parent: str | None = None) -> None:
         reason = available()
         if reason:
             raise DockerdUnavailable(reason)
@@ -75,40 +157,21 @@ class Dockerd:
         self.env.pop("DOCKER_CONTEXT", None)
         self._made_plugins_dir = not PLUGINS_DIR.parent.exists()
         self._log = open(self.base / "log", "wb")
-        self.containerd: subprocess.Popen | None = None
+        self.containerd: Containerd | None = None
         self.dockerd: subprocess.Popen | None = None
         try:
-            self._start_containerd(timeout)
-            self._start_dockerd(storage_driver, timeout)
+            self.containerd = Containerd(self.base, self.data / "containerd", self.exec_root / "containerd",
+                                         self._log, timeout)
+            self.containerd_address = self.containerd.address
+            self._start_dockerd(storage_driver, timeout, runtimes or {}, cgroup_parent)
         except BaseException:
             self.stop()
             raise
 
     # -- starting ---------------------------------------------------------------------------------
 
-    def _start_containerd(self, timeout: float) -> None:
-        state = self.exec_root / "containerd"
-        address = state / "containerd.sock"
-        config = "\n".join([
-            "version = 2",
-            f'root = "{self.data / "containerd"}"',
-            f'state = "{state}"',
-            ('disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",'
-             ' "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",'
-             ' "io.containerd.snapshotter.v1.zfs"]'),
-            f'[grpc]\naddress = "{address}"',
-            f'[ttrpc]\naddress = "{address}.ttrpc"',
-            '[debug]\naddress = ""',
-            f'[plugins."io.containerd.internal.v1.opt"]\npath = "{self.base / "opt"}"',
-            f'[plugins."io.containerd.runtime.v1.linux"]\nruntime_root = "{self.data / "runc"}"',
-        ]) + "\n"
-        (self.base / "containerd.toml").write_text(config)
-        self.containerd_address = address
-        self.containerd = subprocess.Popen([CONTAINERD, "--config", str(self.base / "containerd.toml")],
-                                           stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait(lambda: address.is_socket(), self.containerd, "containerd", timeout)
-
-    def _start_dockerd(self, storage_driver: str | None, timeout: float) -> None:
+    def _start_dockerd(self, storage_driver: str | None, timeout: float, runtimes: dict[str, str],
+                       cgroup_parent: str | None) -> None:
         config = {"deprecated-key-path": str(self.base / "key.json")}
         if storage_driver:
             config["storage-driver"] = storage_driver
@@ -116,9 +179,11 @@ class Dockerd:
         (self.base / "client").mkdir()
         args = [DOCKERD, *HOST_FRIENDLY, "--data-root", str(self.data), "--exec-root", str(self.exec_root),
                 "--pidfile", str(self.base / "dockerd.pid"), "-H", self.host,
-                "--config-file", str(self.base / "daemon.json"), "--containerd", str(self.containerd_address)]
+                "--config-file", str(self.base / "daemon.json"), "--containerd", str(self.containerd_address),
+                *(f"--add-runtime={name}={path}" for name, path in runtimes.items()),
+                *([f"--cgroup-parent={cgroup_parent}"] if cgroup_parent else [])]
         self.dockerd = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait(self._answers, self.dockerd, "dockerd", timeout)
+        _wait(self._answers, self.dockerd, "dockerd", timeout, self.log_text)
 
     def _answers(self) -> bool:
         if not self.socket.is_socket():
@@ -126,31 +191,14 @@ class Dockerd:
         answer = subprocess.run(["docker", "version"], env=self.env, capture_output=True, timeout=10, check=False)
         return answer.returncode == 0
 
-    def _wait(self, ready, proc: subprocess.Popen, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise DockerdUnavailable(f"failed to start {name}: "
-                                         f"{'exit code ' + str(proc.returncode) if proc.returncode is not None else 'timeout'}"
-                                         f"\n{self.log_text()[-3000:]}")
-            time.sleep(0.05)
-
     # -- using ------------------------------------------------------------------------------------
 
     def docker(self, *args: str, timeout: float = 120, check: bool = True, input: bytes | None = None) -> str:
         """Run the docker client against this daemon; its stdout (stderr added to the failure)."""
-        out = subprocess.run(["docker", *args], env=self.env, capture_output=True, timeout=timeout, input=input,
-                             check=False)
-        if check and out.returncode != 0:
-            raise AssertionError(f"$ docker {' '.join(args)}\nexit code {out.returncode}\n"
-                                 f"{out.stdout.decode(errors='replace')}{out.stderr.decode(errors='replace')}")
-        return out.stdout.decode(errors="replace")
+        return _client(["docker", *args], self.env, timeout, check, input)
 
     def log_text(self) -> str:
-        try:
-            return (self.base / "log").read_text(errors="replace")
-        except OSError:
-            return ""
+        return _read_log(self.base / "log")
 
     # -- stopping ---------------------------------------------------------------------------------
 
@@ -158,14 +206,12 @@ class Dockerd:
         """End dockerd then containerd by PID, unmount, remove the directory (unless not ``remove``:
         a benchmark deletes it later); returns what needed force."""
         forced: list[str] = []
-        family = _descendants([p.pid for p in (self.dockerd, self.containerd) if p is not None])
-        for name, proc in (("dockerd", self.dockerd), ("containerd", self.containerd)):
+        containerd = self.containerd.process if self.containerd is not None else None
+        family = _descendants([p.pid for p in (self.dockerd, containerd) if p is not None])
+        for name, proc in (("dockerd", self.dockerd), ("containerd", containerd)):
             if proc is not None and _end(proc):
                 forced.append(f"{name} {proc.pid} needed SIGKILL")
-        for pid, started in family.items():
-            if _start_time(pid) == started:   # still the same process: a shim or helper left behind
-                forced.append(f"process {pid} left behind, killed")
-                _kill_pid(pid)
+        forced += _end_family(family)
         forced += _unmount_under(self.base)
         if not self._log.closed:
             self._log.close()
@@ -185,6 +231,41 @@ class Dockerd:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _wait(ready, proc: subprocess.Popen, name: str, timeout: float, log_text) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise DockerdUnavailable(f"failed to start {name}: "
+                                     f"{'exit code ' + str(proc.returncode) if proc.returncode is not None else 'timeout'}"
+                                     f"\n{log_text()[-3000:]}")
+        time.sleep(0.05)
+
+
+def _client(args: list[str], env: dict | None, timeout: float, check: bool, input: bytes | None) -> str:
+    out = subprocess.run(args, env=env, capture_output=True, timeout=timeout, input=input, check=False)
+    if check and out.returncode != 0:
+        raise AssertionError(f"$ {' '.join(args)}\nexit code {out.returncode}\n"
+                             f"{out.stdout.decode(errors='replace')}{out.stderr.decode(errors='replace')}")
+    return out.stdout.decode(errors="replace")
+
+
+def _read_log(path) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _end_family(family: dict[int, int]) -> list[str]:
+    """SIGKILL each process of ``family`` ({pid: start time}) that is still the same process."""
+    forced = []
+    for pid, started in family.items():
+        if _start_time(pid) == started:   # still the same process: a shim or helper left behind
+            forced.append(f"process {pid} left behind, killed")
+            _kill_pid(pid)
+    return forced
 
 
 def _end(proc: subprocess.Popen, grace: float = 20) -> bool:
