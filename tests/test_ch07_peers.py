@@ -109,7 +109,7 @@ def test_a_second_pull_downloads_no_layer(source, plain, tmp_path):
     progress.update = lambda ident, status, *a: lines.append(status)
     pull(target, ref, progress=progress)
     assert set(lines) == {"Already exists"}, lines
-    assert progress.lines[-2] == f"Status: Image is up to date for {ref}"
+    assert progress.lines[-1] == f"Status: Image is up to date for {ref}"
 
 
 def test_chunked_push_and_cross_repository_mount(source, plain, tmp_path):

@@ -49,17 +49,10 @@ RUNC_PASSES = (
 )
 # What `minidocker runtime` has not got yet (at the peers branch's last merge of the runtime branch):
 # strict xfails, so that each one fails the day it works; remove the entry then.
-_CAPS = ("process.capabilities not applied yet: runtimetest inside the container finds the host's full "
-         "bounding/effective/permitted sets and empty inheritable/ambient ones (its only failing points)")
-OURS_NOT_YET: dict[str, str] = {   # validation program -> reason
-    name: _CAPS for name in (
-        "default", "hostname", "linux_devices", "linux_masked_paths", "linux_readonly_paths", "linux_sysctl",
-        "linux_uid_mappings", "mounts", "process", "process_oom_score_adj", "process_user", "root_readonly_true")
-}
-OURS_NOT_YET_PEERS: dict[str, str] = {     # test function -> reason (its "ours" case, or the test)
-    "test_docker_containers_get_the_same_privileges_from_ours_as_from_runc":
-        "process.capabilities and linux.seccomp not applied yet: every capability, Seccomp 0 under dockerd",
-}
+# Programs or peer tests that ours does not pass yet (a strict xfail: an XPASS fails until the entry goes).
+# Empty since chapter 11's process security (capabilities, seccomp, no_new_privs) is applied.
+OURS_NOT_YET: dict[str, str] = {}   # validation program -> reason
+OURS_NOT_YET_PEERS: dict[str, str] = {}     # test function -> reason (its "ours" case, or the test)
 # Programs whose verdict is a race, not compared: pidfile starts `true`, polls `state` for
 # "running" and then kills it; `kill` of a stopped container is an error (runtime.md), so it passes
 # only if the kill lands before `true` has exited. runc wins that now and then here, ours (Python's

@@ -11,25 +11,22 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import missing_feature
 
 pytestmark = pytest.mark.ch00
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _need(what: str, ok: bool) -> None:
     if not ok:
-        if IN_CI:
-            pytest.fail(f"{what} is required in CI (make apt / requirements.txt)")
-        pytest.skip(f"{what} is not installed")
+        missing_feature(f"{what} is not installed (make apt / requirements.txt)")
 
 
 @pytest.fixture(scope="module")

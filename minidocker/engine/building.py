@@ -46,11 +46,11 @@ def build_image(context: str | os.PathLike[str] | BinaryIO, options: BuildOption
 
     def attach_network(container_id: str, spec: dict[str, Any], directory: Any):
         from minidocker.engine import networks
-        from minidocker.engine.run import _bind_name_files
+        from minidocker.engine.run import _NAME_FILES, _bind_name_files
 
         plan = networks.plan_network("bridge", [], [])
         endpoint = networks.attach(roots, container_id, container_id[:12], container_id[:12], plan, directory)
-        _bind_name_files(spec, directory)
+        _bind_name_files(spec, directory, _NAME_FILES)   # attach wrote all three
         return (lambda pid: networks.wire(endpoint, container_id, pid)), (lambda: networks.detach(roots, container_id))
 
     options.find_image = options.find_image or find_image

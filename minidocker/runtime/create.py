@@ -157,6 +157,13 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
 
     linux = spec.get("linux", {})
     resources = Resources.from_oci(linux.get("resources"))
+    if resources.devices is not None:
+        # runc appends its allowed devices (null, zero, full, tty, random, urandom, console, ptmx,
+        # pts, mknod of any node) after the config's rules: a config that denies all ("a", as
+        # runc spec and umoci write) still gets a working /dev and terminal. libcontainer/specconv.
+        from minidocker.security.devices import DEFAULT_DEVICE_RULES
+
+        resources.devices = [*resources.devices, *DEFAULT_DEVICE_RULES[1:]]
     path = linux.get("cgroupsPath")
     if path is None and container_id is None and not resources.controllers():
         return None
