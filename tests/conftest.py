@@ -128,6 +128,12 @@ def missing_feature(reason: str, required: bool = True):
     pytest.skip(reason, allow_module_level=True)
 
 
+def not_applicable(reason: str):
+    """A case with no verdict here by its nature (the reference fails it too, a race with no winner):
+    a skip, in CI too. Never for a missing feature: that is :func:`missing_feature`."""
+    pytest.skip(reason)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in CAPABILITY_MARKERS:
         if item.get_closest_marker(marker) is None:

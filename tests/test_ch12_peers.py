@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import missing_feature, not_applicable
 
 import runtimetools
 
@@ -106,7 +107,7 @@ def runtime(request, runtime_paths) -> str:
     """The runtime binary of this case: runc, then ours (skipped, with the reason, if absent)."""
     path = runtime_paths[request.param]
     if path is None:
-        pytest.skip(_ours_reason() or f"{request.param} not found")
+        missing_feature(_ours_reason() or f"{request.param} not found")
     if request.param == "ours" and request.node.originalname in OURS_NOT_YET_PEERS:
         request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET_PEERS[request.node.originalname]))
     return path
@@ -143,7 +144,7 @@ def suite() -> runtimetools.Suite:
     except runtimetools.SuiteUnavailable as e:
         if IN_CI:
             pytest.fail(f"the runtime-tools suite must build in CI: {e}")
-        pytest.skip(str(e))
+        missing_feature(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def runc_verdicts(suite, runtime_paths) -> dict[str, runtimetools.Verdict]:
 def our_verdicts(suite, runtime_paths, runc_verdicts) -> dict[str, runtimetools.Verdict]:
     """The programs runc passed, against ours, after runc (the programs share fixed cgroup paths)."""
     if runtime_paths["ours"] is None:
-        pytest.skip(_ours_reason())
+        missing_feature(_ours_reason())
     passed = [name for name, verdict in runc_verdicts.items() if verdict.verdict == "pass"
               and name not in RUNC_BY_CHANCE]
     verdicts = runtimetools.run_all(suite, runtime_paths["ours"], passed)
@@ -194,9 +195,9 @@ def test_runtime_tools_program_gets_runcs_verdict(program, runc_verdicts, our_ve
         request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET[program]))
     reference = runc_verdicts[program]
     if program in RUNC_BY_CHANCE:
-        pytest.skip(f"not compared: {RUNC_BY_CHANCE[program]} (runc here: {reference.summary()})")
+        not_applicable(f"not compared: {RUNC_BY_CHANCE[program]} (runc here: {reference.summary()})")
     if reference.verdict != "pass":
-        pytest.skip(f"runc does not pass it here either: {reference.summary()}")
+        not_applicable(f"runc does not pass it here either: {reference.summary()}")
     ours = our_verdicts[program]
     assert ours.verdict == "pass", f"runc: {reference.summary()}\nours: {ours.report()}"
     # what the harness had to remove after the program: containers, mounts, cgroups, bundles
@@ -267,7 +268,7 @@ def containerd(busybox_archive):
     except DockerdUnavailable as e:
         if IN_CI:
             pytest.fail(f"containerd is required in CI: {e}")
-        pytest.skip(str(e))
+        missing_feature(str(e))
     cgroups = CgroupParent(f"minidocker-ctr-{uuid.uuid4().hex[:8]}")
     try:
         daemon.ctr("images", "import", str(busybox_archive))
@@ -345,7 +346,7 @@ def docker_peer(busybox_archive, runtime_paths):
         cgroups.remove()
         if IN_CI:
             pytest.fail(f"dockerd is required in CI: {e}")
-        pytest.skip(str(e))
+        missing_feature(str(e))
     try:
         daemon.docker("load", "-i", str(busybox_archive))
         yield daemon, cgroups
@@ -408,7 +409,7 @@ def test_docker_containers_get_the_same_privileges_from_ours_as_from_runc(docker
     """Docker's config.json asks for its 14 default capabilities in every set but ambient, and for
     its default seccomp profile: what the process ends up with, read from /proc/self/status."""
     if runtime_paths["ours"] is None:
-        pytest.skip(_ours_reason())
+        missing_feature(_ours_reason())
     if request.node.originalname in OURS_NOT_YET_PEERS:
         request.applymarker(pytest.mark.xfail(strict=True, reason=OURS_NOT_YET_PEERS[request.node.originalname]))
     daemon, _ = docker_peer
@@ -428,7 +429,7 @@ def umoci_bundle(tmp_path_factory) -> Path:
     if shutil.which("umoci") is None:
         if IN_CI:
             pytest.fail("umoci is missing in CI (it is in the Makefile's APT_PACKAGES)")
-        pytest.skip("umoci is not installed (apt-get install umoci)")
+        missing_feature("umoci is not installed (apt-get install umoci)")
     base = tmp_path_factory.mktemp("umoci")
     os.chmod(base, 0o755)
     out = subprocess.run([sys.executable, "-m", "minidocker", "save", "--format", "oci", "-o", str(base / "layout"),

@@ -140,7 +140,7 @@ TESTS = PACKAGE.parent / "tests"
 
 def test_tests_give_up_only_through_missing_feature():
     """Under CI a skip must be a failure (tests/conftest.py: missing_feature); direct skips bypass that."""
-    allowed = {"conftest.py": 1}  # missing_feature itself
+    allowed = {"conftest.py": 2}  # missing_feature and not_applicable themselves
     offenders = []
     for path in sorted(p for p in TESTS.glob("*.py") if p.name != "test_layout.py"):
         text = path.read_text()
