@@ -13,10 +13,10 @@ See: the Docker Engine API reference, "System".
 from __future__ import annotations
 
 import json
-import time
 
 from minidocker.api.filters import parse_filters
 from minidocker.api.server import Reply, Request
+from minidocker.engine.system import rfc3339
 from minidocker.errors import InvalidArgument
 
 __all__ = ["ROUTES", "event_json", "system_events", "system_info", "system_ping", "system_version"]
@@ -46,11 +46,6 @@ def system_version(request: Request) -> Reply:
     })
 
 
-def _rfc3339(seconds: float) -> str:
-    whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1e9):09d}Z"
-
-
 def system_info(request: Request) -> Reply:
     from minidocker.engine.system import system_info as info
 
@@ -66,7 +61,7 @@ def system_info(request: Request) -> Reply:
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": False, "PidsLimit": True,
         "IPv4Forwarding": not any("IPv4 forwarding" in w for w in i.warnings),
         "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": i.debug, "NFd": i.fds,
-        "OomKillDisable": False, "NGoroutines": i.threads, "SystemTime": _rfc3339(i.system_time),
+        "OomKillDisable": False, "NGoroutines": i.threads, "SystemTime": rfc3339(i.system_time),
         "LoggingDriver": i.logging_driver, "CgroupDriver": i.cgroup_driver, "CgroupVersion": i.cgroup_version,
         "NEventsListener": i.event_listeners, "KernelVersion": i.kernel_version,
         "OperatingSystem": i.operating_system, "OSVersion": i.os_version, "OSType": "linux",

@@ -591,5 +591,6 @@ def _predefined(name: str) -> dict[str, Any]:
 
 
 def _rfc3339(seconds: float) -> str:
-    whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1e9):09d}Z"
+    from minidocker.engine.system import rfc3339   # the API's time format; only the API path needs it
+
+    return rfc3339(seconds)

@@ -21,7 +21,7 @@ from minidocker import __version__
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "SystemInfo", "VersionInfo", "daemon_id", "system_info",
+__all__ = ["API_VERSION", "MIN_API_VERSION", "SystemInfo", "VersionInfo", "daemon_id", "rfc3339", "system_info",
            "system_version"]
 
 API_VERSION = "1.41"
@@ -133,3 +133,9 @@ def system_info(roots: StateRoots, config=None, event_listeners: int = 0) -> Sys
         system_time=time.time(), server_version=__version__, memory_limit=True,
         swap_limit=mode == "unified" or os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
         warnings=warnings)
+
+
+def rfc3339(seconds: float) -> str:
+    """Unix seconds as the Engine API writes times: ``2026-12-01T22:15:52.000000000Z``."""
+    whole = int(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1e9):09d}Z"
