@@ -18,6 +18,8 @@ import pickle
 import select
 import signal
 import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,55 +108,157 @@ def parked(flags: int = 0, setup: Callable[[], None] | None = None,
         os.waitpid(pid, 0)
 
 
-def _inodes(pid: int | str) -> dict[str, int]:
-    """The expected answer, by another way: stat(2) of each /proc/PID/ns entry."""
-    found = {}
-    for name in os.listdir(f"/proc/{pid}/ns"):
+# --- task 3.1: enter_namespaces ---------------------------------------------------------------
+
+NS_NAMES = ("uts", "ipc", "mnt", "pid_for_children", "pid", "net", "user", "cgroup")
+
+
+def _ns_links() -> dict[str, str | None]:
+    """/proc/self/ns/NAME -> 'uts:[4026531838]'; None for pid_for_children before its PID 1 exists."""
+    links: dict[str, str | None] = {}
+    for name in NS_NAMES:
         try:
-            found[name] = os.stat(f"/proc/{pid}/ns/{name}").st_ino
+            links[name] = os.readlink(f"/proc/self/ns/{name}")
         except FileNotFoundError:
-            continue  # pid_for_children before the new PID namespace has its PID 1
-    return found
+            links[name] = None
+    return links
 
 
-# --- task 3.1: namespaces_of ----------------------------------------------------------------
+def _container_around(enter: Callable[[str], None], hostname: str, probe_mount: str) -> dict[str, object]:
+    """The grader's container, with your ``enter_namespaces`` as its first half.
+
+    A forked "host" first gets a mount namespace of its own whose mounts are *shared*, as
+    systemd makes them on most machines (this one's are private), cut off from the real host.
+    In its child (the container's parent): your function, then a tmpfs mounted on
+    ``probe_mount``, then PID 1 forked, which reports its PID, hostname and PID namespace.
+    The "host" says whether the tmpfs reached it.
+    """
+
+    def parent() -> dict[str, object]:
+        before = _ns_links()
+        enter(hostname)
+        after = _ns_links()
+        mount("md-probe", probe_mount, "tmpfs")
+
+        def pid1() -> tuple[int, str, str]:
+            return os.getpid(), socket.gethostname(), os.readlink("/proc/self/ns/pid")
+
+        pid, name, pid_ns = call_in_child(pid1, timeout=10)
+        changed = sorted(n for n in NS_NAMES if before[n] != after[n])
+        return {"changed": changed, "pid": pid, "hostname": name,
+                "pid1 in the new namespace": pid_ns not in (before["pid"], after["pid"])}
+
+    def host() -> dict[str, object]:
+        unshare(CloneFlag.CLONE_NEWNS)
+        mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)   # nothing goes back to the real host
+        mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_SHARED)    # a peer group of our own
+        seen = call_in_child(parent, timeout=20)
+        seen["propagated"] = os.path.ismount(probe_mount)
+        return seen
+
+    return call_in_child(host, timeout=30)
+
 
 @pytest.mark.task3_1
-def test_namespaces_of_self_lists_every_entry_of_proc_ns(tasks):
-    expected = _inodes("self")
-    for arg in ("self", os.getpid()):
-        found = tasks.namespaces_of(arg)
-        assert found == expected, f"namespaces_of({arg!r}): expected {expected}, found {found}"
-    assert tasks.namespaces_of() == expected, "namespaces_of() without argument should mean 'self'"
+def test_enter_namespaces_makes_the_next_fork_pid_1_with_the_hostname(tasks, tmp_path):
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    ours = socket.gethostname()
+    seen = _container_around(tasks.enter_namespaces, "md-box", str(probe))
+    assert seen["changed"] == ["ipc", "mnt", "pid_for_children", "uts"], (
+        f"expected new uts, ipc, mnt and pid (for children) namespaces and nothing else, "
+        f"found these changed: {seen['changed']}")
+    assert (seen["pid"], seen["hostname"]) == (1, "md-box"), (
+        f"expected the next fork to be PID 1 with hostname md-box, found PID {seen['pid']}, "
+        f"hostname {seen['hostname']!r}")
+    assert seen["pid1 in the new namespace"], "PID 1 should be in the new PID namespace"
+    assert not seen["propagated"] and not os.path.ismount(probe), (
+        "a tmpfs mounted in the container after enter_namespaces appeared on the (shared) host: "
+        "make every mount private (MS_REC | MS_PRIVATE on /) right after unshare")
+    assert socket.gethostname() == ours, f"the host's hostname changed to {socket.gethostname()!r}"
+
+
+def _queues() -> dict[str, str]:
+    """System V message queues of this IPC namespace: msqid -> its line of /proc/sysvipc/msg."""
+    with open("/proc/sysvipc/msg") as f:
+        return {line.split()[1]: line for line in f.read().splitlines()[1:] if line.strip()}
 
 
 @pytest.mark.task3_1
-@pytest.mark.parametrize("flags", [CloneFlag.CLONE_NEWUTS | CloneFlag.CLONE_NEWIPC, CloneFlag.CLONE_NEWPID],
-                         ids=["uts+ipc", "pid-before-fork"])
-def test_namespaces_of_another_process(tasks, flags):
-    with parked(flags) as child:
-        expected = _inodes(child.pid)
-        found = tasks.namespaces_of(child.pid)
-    assert found == expected, (f"namespaces_of({child.pid}) (a child that called unshare({flags!r})): "
-                               f"expected {expected}, found {found}")
+def test_enter_namespaces_gives_each_container_its_own_ipc(tasks):
+    """A System V message queue made in one container is invisible on the host and in the next one."""
+
+    def one() -> list[str]:
+        tasks.enter_namespaces("md-ipc")
+
+        def pid1() -> list[str]:
+            subprocess.run(["ipcmk", "-Q"], check=True, capture_output=True)
+            return sorted(_queues())
+
+        return call_in_child(pid1, timeout=10)
+
+    before = _queues()
+    try:
+        first = call_in_child(one, timeout=20)
+        second = call_in_child(one, timeout=20)
+        appeared = sorted(set(_queues()) - set(before))
+    finally:
+        for msqid in set(_queues()) - set(before):  # a missing CLONE_NEWIPC made them on the host
+            subprocess.run(["ipcrm", "-q", msqid], capture_output=True)
+    assert len(first) == 1 and len(second) == 1, (
+        f"each container should see exactly its own message queue: first {first}, second {second}")
+    assert not appeared, f"the containers' message queues appeared on the host: msqid {appeared}"
 
 
-# --- task 3.2: namespace_diff ----------------------------------------------------------------
+# --- task 3.2: run_as_init ---------------------------------------------------------------------
+
+def _as_pid_1(init: Callable[[list[str]], int], argv: list[str], timeout: float = 20) -> tuple[int, float]:
+    """Run ``init(argv)`` as PID 1 of a new PID namespace with its own /proc; (its result, seconds)."""
+
+    def parent() -> int:
+        unshare(CloneFlag.CLONE_NEWPID | CloneFlag.CLONE_NEWNS)
+        mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)
+
+        def pid1() -> int:
+            mount("proc", "/proc", "proc", MountFlag.MS_NOSUID | MountFlag.MS_NODEV | MountFlag.MS_NOEXEC)
+            return init(argv)
+
+        return call_in_child(pid1, timeout=timeout)
+
+    started = time.monotonic()
+    code = call_in_child(parent, timeout=timeout + 5)
+    return code, time.monotonic() - started
+
 
 @pytest.mark.task3_2
-@pytest.mark.parametrize("flags, expected", [
-    (0, set()),
-    (CloneFlag.CLONE_NEWUTS | CloneFlag.CLONE_NEWIPC, {"uts", "ipc"}),
-    (CloneFlag.CLONE_NEWPID, {"pid_for_children"}),
-    (CloneFlag.CLONE_NEWNET | CloneFlag.CLONE_NEWNS, {"net", "mnt"}),
-], ids=["nothing", "uts+ipc", "pid-before-fork", "net+mnt"])
-def test_namespace_diff_names_what_a_child_unshared(tasks, flags, expected):
-    with parked(flags) as child:
-        found = tasks.namespace_diff(os.getpid(), child.pid)
-        swapped = tasks.namespace_diff(child.pid, os.getpid())
-    where = f"namespace_diff(<pytest>, <a child that called unshare({CloneFlag(flags)!r})>)"
-    assert found == expected, f"{where}: expected {expected or 'set()'}, found {found}"
-    assert swapped == found, f"{where} with the arguments swapped: expected the same set, found {swapped}"
+@pytest.mark.parametrize("argv, expected", [(["sh", "-c", "exit 7"], 7), (["true"], 0),
+                                            (["/no/such/program"], 127), (["sh", "-c", "kill -KILL $$"], 137)],
+                         ids=["exit-7", "true", "missing-127", "killed-137"])
+def test_run_as_init_returns_the_commands_exit_code(tasks, argv, expected):
+    code, _ = _as_pid_1(tasks.run_as_init, argv)
+    assert code == expected, f"run_as_init({argv!r}) as PID 1: expected {expected}, found {code}"
+
+
+@pytest.mark.task3_2
+def test_run_as_init_reaps_orphans_while_the_command_runs(tasks, tmp_path):
+    report = tmp_path / "zombies"
+    script = ("(sleep 0.1 &); (sleep 0.1 &); (sleep 0.1 &); sleep 1; "
+              f"grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l > {report}; exit 3")
+    code, _ = _as_pid_1(tasks.run_as_init, ["sh", "-c", script])
+    assert code == 3, f"expected the script's exit code 3, found {code}"
+    zombies = int(report.read_text())
+    assert zombies == 0, (
+        f"three orphans exited 0.1 s into the command and were re-parented to PID 1; 0.9 s later "
+        f"{zombies} were still zombies: reap with waitpid(-1) while the command runs")
+
+
+@pytest.mark.task3_2
+def test_run_as_init_passes_sigterm_on_to_the_command(tasks):
+    code, seconds = _as_pid_1(tasks.run_as_init, ["sh", "-c", "kill -TERM 1; sleep 3; exit 0"])
+    assert code == 143, (
+        f"the command sent SIGTERM to PID 1, which should pass it on (sh dies: 128 + 15 = 143); "
+        f"found exit code {code} after {seconds:.1f} s")
+    assert seconds < 2.5, f"the forwarded SIGTERM should end the command at once, took {seconds:.1f} s"
 
 
 # --- task 3.3: run_isolated ----------------------------------------------------------------

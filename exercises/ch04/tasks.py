@@ -6,8 +6,8 @@ replace the ``raise NotImplementedError`` with your code, then grade::
     make grade CH=04              # every task
     make grade CH=04 TASK=4_3     # one task
 
-    parse_size(text)                                  task 4.1  "64m" -> 67108864, like docker run -m
-    limit_files(version, memory, cpus, pids)          task 4.2  which file gets which value, v1 or v2
+    create_cgroup(name, memory, pids)                 task 4.1  your container's cgroup with limits, v1 or v2
+    remove_cgroup(directories)                        task 4.2  ... and its teardown: kill what is left, rmdir
     create_limited_group(root, name, version, memory) task 4.3  mkdir the group, write its memory limit
     oom_report(directory, version)                    task 4.4  read why the OOM killer struck
 
@@ -17,51 +17,68 @@ they fork. See: cgroups(7), Documentation/admin-guide/cgroup-v2.rst.
 
 from __future__ import annotations
 
+import errno  # noqa: F401
 import os  # noqa: F401
+import signal  # noqa: F401
+import time  # noqa: F401
+from collections.abc import Sequence
 
-__all__ = ["UNITS", "create_limited_group", "limit_files", "oom_report", "parse_size"]
-
-# Docker's size units are binary: 1k = 1024 bytes.
-UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+__all__ = ["create_cgroup", "create_limited_group", "oom_report", "remove_cgroup"]
 
 
-def parse_size(text: str) -> int:
-    """Bytes in a Docker size string, like ``docker run --memory``: "64m" -> 67108864.
+def create_cgroup(name: str, memory: int | None = None, pids: int | None = None) -> list[str]:
+    """Create the cgroup of your runtime's container ``name`` with these limits; return its directories.
 
-    Accept a whole or decimal number, optional spaces around it, and an optional unit
-    k, m, g or t in either case, optionally followed by "b" ("64mb", "1.5g", "512k",
-    "100"). Raise ``ValueError`` naming the text for anything else ("64q", "-1", "",
-    "m", "1..5g").
+    Stage 4.5 calls it before the container starts, writes the container's PID into each
+    directory's ``cgroup.procs``, and hands the list to ``remove_cgroup`` (task 4.2) at the end.
+    Find out *at run time* how this machine mounts cgroups, from ``/proc/self/mountinfo``:
 
-    Hint: ``str.strip``, ``str.lower``, ``str.isdigit``; ``UNITS``.
-    Questions: why do limits in the kernel files always come out as a multiple of the
-    page size (4096) when you read them back? What does Docker do with ``--memory 1``?
+    - cgroup v2 (a ``cgroup2`` mount whose ``cgroup.controllers`` lists ``memory`` and ``pids``):
+      one directory, ``V2ROOT/name``; first write ``+memory`` and ``+pids`` into
+      ``V2ROOT/cgroup.subtree_control`` unless it lists them; limits in ``memory.max``,
+      ``memory.swap.max`` ("0": no swap, when the file exists) and ``pids.max``.
+    - cgroup v1 or hybrid (the controllers are bound to ``cgroup`` mounts, one per controller,
+      named in the mount's super options): two directories, ``MEMORY/name`` then ``PIDS/name``;
+      limits in ``memory.limit_in_bytes``, then ``memory.memsw.limit_in_bytes`` (the same value:
+      no swap, when the file exists), and ``pids.max``.
 
-    See: docker run --memory; memory.limit_in_bytes in cgroup-v1/memory.rst.
+    A limit that is None is not written; the groups are created anyway (they count and kill
+    the container's processes). Write each file once. If anything fails, remove the groups
+    created so far, then raise.
+
+    Hint: in a mountinfo line the mount point is the 5th field and, after " - ", come the
+    filesystem type, the source and the super options (``rw,memory``); notebook 04, sections 4.1
+    and 4.2 (``minidocker.doctor.cgroup_layout()`` reads the same lines). ``os.mkdir``, ``os.rmdir``.
+    Questions: why does the hybrid layout's ``cgroup2`` mount list no controllers? What does
+    the kernel answer when you write ``-5`` to ``pids.max``? Why limit swap as well?
+
+    See: cgroups(7), proc(5) "/proc/pid/mountinfo", Documentation/admin-guide/cgroup-v2.rst
+    "Controlling Controllers", Documentation/admin-guide/cgroup-v1/memory.rst.
     """
-    # TODO(task 4.1): parse the number and the unit
-    raise NotImplementedError("task 4.1: parse the number and the unit")
+    # TODO(task 4.1): find the cgroup mounts in mountinfo; v2: enable, mkdir, write; v1: a group per controller
+    raise NotImplementedError("task 4.1: create the groups with their limit files, v1 or v2")
 
 
-def limit_files(version: int, memory: int, cpus: float, pids: int) -> dict[str, str]:
-    """The files a runtime writes for ``--memory``, ``--cpus`` and ``--pids-limit``, and what.
+def remove_cgroup(directories: Sequence[str], timeout: float = 5.0) -> None:
+    """Tear down your container's cgroups (what ``create_cgroup`` returned): kill what is left, rmdir.
 
-    Keys are paths relative to the cgroup mount, for a group named ``GROUP``:
-    cgroup v1 has one hierarchy per controller, so the key names it
-    (``"memory/GROUP/memory.limit_in_bytes"``); v2 has one tree (``"GROUP/memory.max"``).
-    Values are the exact strings to write. ``cpus`` becomes a CFS quota per period of
-    100000 µs: v1 writes the period and the quota into ``cpu.cfs_period_us`` and
-    ``cpu.cfs_quota_us``; v2 writes ``"QUOTA PERIOD"`` into ``cpu.max``. Raise
-    ``ValueError`` for a version other than 1 or 2.
+    Every process still in a group is killed: on v2 by writing ``1`` to ``cgroup.kill`` when
+    the kernel has that file (5.14 and later); otherwise, and on v1, by sending SIGKILL to each
+    PID of ``cgroup.procs``, again and again, because a process may fork while you kill. When
+    ``cgroup.procs`` is empty, ``rmdir`` the directory; the kernel may still answer EBUSY for a
+    moment after the last process died: retry until ``timeout`` seconds have passed, then raise.
+    A directory that does not exist (any more) is fine.
 
-    Hint: the table in notebook 04, section 4.2. ``round(cpus * 100000)``.
-    Questions: why must a v1 runtime write the period before the quota when it lowers
-    the period? Which of these files does the kernel round?
+    Hint: ``os.kill(pid, signal.SIGKILL)`` (a PID may have exited meanwhile:
+    ``ProcessLookupError``), ``os.rmdir``, ``time.monotonic``, ``time.sleep(0.01)``.
+    Questions: why is ``rm -r`` of a cgroup directory refused, and ``rmdir`` not? Why can a
+    group that shows no PID in ``cgroup.procs`` still be busy? What does ``cgroup.kill`` do that
+    a loop over ``cgroup.procs`` cannot?
 
-    See: Documentation/scheduler/sched-bwc.rst; cgroup-v2.rst "cpu.max", "memory.max".
+    See: cgroups(7), Documentation/admin-guide/cgroup-v2.rst "cgroup.kill", "Removing cgroups".
     """
-    # TODO(task 4.2): map each limit to its file
-    raise NotImplementedError("task 4.2: map each limit to its file")
+    # TODO(task 4.2): cgroup.kill or SIGKILL each PID; rmdir, retried while EBUSY
+    raise NotImplementedError("task 4.2: kill what is left, then rmdir each group")
 
 
 def create_limited_group(root: str, name: str, version: int, memory: int) -> str:

@@ -2,7 +2,9 @@
 
 Run: ``make grade CH=04`` (all tasks) or ``make grade CH=04 TASK=4_3`` (one task).
 ``tasks`` is your exercises/ch04/tasks.py (the reference with ``--solutions``).
-Tasks 4.1 and 4.2 are pure functions. Tasks 4.3 and 4.4 are checked twice: against a
+Tasks 4.1 and 4.2 are your runtime's cgroup and its teardown, on this machine's kernel:
+the groups are where this kernel reads them (v1 or v2, found another way), the limits kill
+and refuse for real, and nothing is left. Tasks 4.3 and 4.4 are checked twice: against a
 stand-in directory tree in a temporary directory (so that the v2 case is graded on a
 v1 machine too) and on the real kernel of this machine, where a forked child (never
 pytest itself) is moved into the group and allocates more than its limit; the group
@@ -14,11 +16,15 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from minidocker.cgroups import detect_mode
+from minidocker.doctor import cgroup_layout
 
 pytestmark = [pytest.mark.ch04]
 
@@ -26,44 +32,190 @@ MiB = 1 << 20
 ROOT = "/sys/fs/cgroup"
 
 
-# ------------------------------------------------------------------ task 4.1
+# ------------------------------------------------------------------ tasks 4.1 and 4.2: your container's cgroup
+
+def _expected_groups(name: str) -> list[str]:
+    """Where this machine's kernel wants the groups: by another way than yours (minidocker's layout)."""
+    layout = cgroup_layout()
+    if detect_mode() == "unified":
+        return [os.path.join(layout.v2_path, name)]
+    return [os.path.join(layout.v1_paths["memory"], name), os.path.join(layout.v1_paths["pids"], name)]
+
+
+def _new_name() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: creating cgroups")
+    return f"minidocker-ex04-{secrets.token_hex(4)}"
+
+
+def _clean(groups: list[str]) -> None:
+    """The test's own teardown, whatever your code did."""
+    deadline = time.monotonic() + 5
+    for group in groups:
+        while os.path.isdir(group):
+            for pid in Path(group, "cgroup.procs").read_text().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                os.rmdir(group)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
+def _in_groups(groups: list[str], work) -> int:
+    """Fork a child, write its PID into each group, let it run ``work()``; return its wait status."""
+    go_read, go_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 0
+        try:
+            os.close(go_write)
+            os.read(go_read, 1)
+            code = work()
+        finally:
+            os._exit(code or 0)
+    os.close(go_read)
+    try:
+        for group in groups:
+            Path(group, "cgroup.procs").write_text(str(child))
+    finally:
+        os.close(go_write)
+        _, status = os.waitpid(child, 0)
+    return status
+
+
+def _allocate_64m() -> int:
+    data = b"x" * (64 * MiB)  # written, so really charged to the group
+    del data
+    return 0
+
+
+def _fork_eight() -> int:
+    """Try 8 forks; exit with the number that succeeded."""
+    children = []
+    for _ in range(8):
+        try:
+            pid = os.fork()
+        except BlockingIOError:  # EAGAIN: pids.max reached
+            continue
+        if pid == 0:
+            time.sleep(0.5)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return len(children)
+
 
 @pytest.mark.task4_1
-@pytest.mark.parametrize("text,expected", [
-    ("64m", 64 * MiB), ("64M", 64 * MiB), ("1g", 1 << 30), ("512k", 512 << 10), ("100", 100),
-    ("1.5g", 3 << 29), ("64mb", 64 * MiB), (" 2t ", 2 << 40), ("0.5k", 512),
-])
-def test_parse_size_reads_docker_sizes(tasks, text, expected):
-    found = tasks.parse_size(text)
-    assert found == expected, f"parse_size({text!r}): expected {expected}, found {found}"
+@pytest.mark.root
+def test_create_cgroup_writes_the_limits_where_this_kernel_reads_them(tasks):
+    name = _new_name()
+    expected = _expected_groups(name)
+    try:
+        groups = tasks.create_cgroup(name, memory=16 * MiB, pids=20)
+        assert [os.path.realpath(g) for g in groups] == expected, (
+            f"on this {detect_mode()} machine expected the groups {expected}, found {groups}")
+        files = {f: Path(expected[0 if f.startswith("memory") else -1], f) for f in (
+            ["memory.max", "pids.max"] if detect_mode() == "unified" else ["memory.limit_in_bytes", "pids.max"])}
+        found = {f: path.read_text().strip() for f, path in files.items()}
+        assert sorted(found.values()) == sorted([str(16 * MiB), "20"]), f"expected 16 MiB and 20 pids: {found}"
+        swap = Path(expected[0], "memory.swap.max" if detect_mode() == "unified" else "memory.memsw.limit_in_bytes")
+        if swap.exists():
+            assert swap.read_text().strip() in ("0", str(16 * MiB)), f"{swap}: expected no swap, found {swap.read_text()}"
+    finally:
+        _clean(expected)
 
 
 @pytest.mark.task4_1
-@pytest.mark.parametrize("text", ["64q", "-1", "", "m", "1..5g", "0x40", "1e6", "sixty"])
-def test_parse_size_rejects_what_is_not_a_size(tasks, text):
-    with pytest.raises(ValueError):
-        tasks.parse_size(text)
+@pytest.mark.root
+def test_create_cgroup_memory_limit_kills_a_process_that_exceeds_it(tasks):
+    limited, unlimited = _new_name(), _new_name()
+    try:
+        status = _in_groups(tasks.create_cgroup(limited, memory=16 * MiB), _allocate_64m)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+            f"a child allocating 64 MiB in a 16 MiB group should be killed by SIGKILL; wait status {status}")
+        status = _in_groups(tasks.create_cgroup(unlimited), _allocate_64m)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+            f"without a memory limit the same child should succeed; wait status {status}")
+    finally:
+        _clean(_expected_groups(limited) + _expected_groups(unlimited))
 
 
-# ------------------------------------------------------------------ task 4.2
+@pytest.mark.task4_1
+@pytest.mark.root
+def test_create_cgroup_pids_limit_refuses_forks(tasks):
+    name = _new_name()
+    try:
+        status = _in_groups(tasks.create_cgroup(name, pids=4), _fork_eight)
+        forked = os.WEXITSTATUS(status)
+        assert os.WIFEXITED(status) and 1 <= forked <= 3, (
+            f"with pids=4 (the child itself is one) at most 3 of 8 forks may succeed, found {forked}")
+    finally:
+        _clean(_expected_groups(name))
+
+
+@pytest.mark.task4_1
+@pytest.mark.root
+def test_create_cgroup_removes_what_it_made_when_a_write_fails(tasks):
+    name = _new_name()
+    try:
+        with pytest.raises(OSError):
+            tasks.create_cgroup(name, memory=16 * MiB, pids=-5)   # the kernel refuses -5 (EINVAL)
+        left = [g for g in _expected_groups(name) if os.path.isdir(g)]
+        assert not left, f"pids.max refused -5: expected every group removed again, found {left}"
+    finally:
+        _clean(_expected_groups(name))
+
 
 @pytest.mark.task4_2
-def test_limit_files_for_cgroup_v1(tasks):
-    expected = {"memory/GROUP/memory.limit_in_bytes": str(64 * MiB), "cpu/GROUP/cpu.cfs_period_us": "100000",
-                "cpu/GROUP/cpu.cfs_quota_us": "50000", "pids/GROUP/pids.max": "20"}
-    assert tasks.limit_files(1, 64 * MiB, 0.5, 20) == expected
+@pytest.mark.root
+def test_remove_cgroup_kills_a_forking_container_and_removes_every_group(tasks):
+    name = _new_name()
+    groups = _expected_groups(name)
+    for group in groups:
+        os.mkdir(group)
+    go_read, go_write = os.pipe()
+    # a "container" that forks all the time, so that a single pass over cgroup.procs misses some
+    storm = subprocess.Popen(["sh", "-c", "read go; while :; do sleep 0.05 & sleep 0.05 & wait; done"],
+                             stdin=go_read, stdout=subprocess.DEVNULL)
+    os.close(go_read)
+    reaper = threading.Thread(target=storm.wait, daemon=True)
+    try:
+        for group in groups:
+            Path(group, "cgroup.procs").write_text(str(storm.pid))
+        os.write(go_write, b"go\n")
+        time.sleep(0.3)
+        reaper.start()   # reaps the shell as soon as it dies, as a runtime's waiter would
+        tasks.remove_cgroup(groups)
+        left = [g for g in groups if os.path.isdir(g)]
+        assert not left, f"expected every group removed, found {left}"
+        reaper.join(5)
+        assert storm.returncode == -signal.SIGKILL, f"expected the shell killed by SIGKILL, found {storm.returncode}"
+    finally:
+        os.close(go_write)
+        _clean(groups)
+        if storm.returncode is None:
+            storm.kill()
+            storm.wait()
 
 
 @pytest.mark.task4_2
-def test_limit_files_for_cgroup_v2(tasks):
-    expected = {"GROUP/memory.max": str(64 * MiB), "GROUP/cpu.max": "150000 100000", "GROUP/pids.max": "20"}
-    assert tasks.limit_files(2, 64 * MiB, 1.5, 20) == expected
-
-
-@pytest.mark.task4_2
-def test_limit_files_rejects_an_unknown_version(tasks):
-    with pytest.raises(ValueError):
-        tasks.limit_files(3, 64 * MiB, 1, 20)
+@pytest.mark.root
+def test_remove_cgroup_accepts_empty_and_missing_groups(tasks):
+    name = _new_name()
+    groups = _expected_groups(name)
+    os.mkdir(groups[0])
+    try:
+        tasks.remove_cgroup(groups)   # groups[0] empty, the others (v1) never made
+        assert not os.path.isdir(groups[0]), f"expected the empty group {groups[0]} removed"
+        tasks.remove_cgroup(groups)   # all gone now: nothing to do, no error
+    finally:
+        _clean(groups)
 
 
 # ------------------------------------------------------------------ tasks 4.3 and 4.4: stand-in trees

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from exercises.checkpoint import previous_stage  # noqa: F401 - stages 04 and 06 build on the stage before
+from exercises.checkpoint import previous, previous_stage  # noqa: F401 - your chapters' pieces; the stage before
 
 __all__ = ["container", "run_image", "run_limited", "run_networked"]
 
@@ -30,17 +30,18 @@ def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
     """Run ``argv`` in a container of your own; return (exit code, what it wrote on stdout).
 
     Stage 03 of the runtime you grow through the course (after chapters 02 and 03): in a forked
-    child, ``unshare`` new UTS, PID, mount and IPC namespaces, make every mount private, call
-    ``prepare(rootfs)`` if given (later stages join a cgroup or mount layers there; it returns the
-    directory to use as the root), set the hostname, then fork PID 1. PID 1 sends its stdout to a
+    child, enter new UTS, PID, mount and IPC namespaces with every mount private and the hostname
+    set (your ``enter_namespaces``, task 3.1), call ``prepare(rootfs)`` if given (later stages join
+    a cgroup or mount layers there; it returns the directory to use as the root), then fork PID 1. PID 1 sends its stdout to a
     file opened before the fork, pivots into the root (bind it onto itself, ``pivot_root(".", ".")``,
     detach the old root), mounts a fresh ``/proc`` and a minimal ``/dev`` and execs ``argv`` with
     ``PATH=/bin:/usr/bin:/sbin:/usr/sbin``. The exit code follows Docker: the command's code,
     128 + N when signal N killed it, 127 when the program does not exist.
 
     Hint: ``minidocker.forked.call_in_child`` for the first child; ``minidocker.linux``:
-    ``unshare``, ``CloneFlag``, ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``, ``sethostname``;
-    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``.
+    ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``; your chapters' pieces through
+    ``previous("ch03").enter_namespaces`` (task 3.1), ``previous("ch02").pivot_into`` (task 2.2,
+    the pivot) and ``previous("ch02").make_dev`` (task 2.3, the ``/dev``), looked up before the fork.
     ``tempfile.TemporaryFile()`` survives the pivot as an open file descriptor.
     Questions: why does PID 1 need its own fork? Why is ``/proc`` mounted after the pivot and not
     before? What would ``ps`` show without the new ``/proc``?
@@ -62,12 +63,13 @@ def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = Non
     ``memory.memsw.limit_in_bytes`` when it exists, ``pids.max``). The container's first child
     joins the group itself, through the ``prepare`` hook of ``container``, before it forks PID 1, so
     nothing of the container runs unlimited; ``prepare``, if given here, runs after that. When the
-    container has ended, every group is removed (``rmdir``, retried briefly): nothing is left.
+    container has ended, every group is removed (whatever is left in it killed): nothing is left.
+    Without any limit (both None) there is no cgroup at all.
 
-    Hint: ``minidocker.cgroups.detect_mode()`` says which layout, ``minidocker.doctor.cgroup_layout()``
-    where the hierarchies are;
-    ``minidocker.cgroups.parse_size`` is task 4.1; continue from your stage 03 with
-    ``previous_stage("ch03").container`` (``from exercises.checkpoint import previous_stage``).
+    Hint: your ``create_cgroup`` (task 4.1) and ``remove_cgroup`` (task 4.2) through
+    ``previous("ch04")``; ``minidocker.cgroups.parse_size("32m")`` reads Docker's sizes; continue
+    from your stage 03 with ``previous_stage("ch03").container``
+    (``from exercises.checkpoint import previous, previous_stage``).
     Questions: why must the child join before it forks PID 1? Why is ``rmdir`` the way to delete a
     group, and when does it fail?
 

@@ -2,8 +2,8 @@
 
 Same functions, signatures and docstrings as ``exercises/ch03/tasks.py``::
 
-    namespaces_of(pid)                   task 3.1  /proc/PID/ns -> {name: inode}
-    namespace_diff(pid_a, pid_b)         task 3.2  the namespaces two processes do not share
+    enter_namespaces(hostname)           task 3.1  your runtime's namespaces, private mounts, hostname
+    run_as_init(argv)                    task 3.2  PID 1 of your container: signals passed on, orphans reaped
     run_isolated(argv, hostname)         task 3.3  own hostname, PID 1 (uses run_capture, task 1.3)
     map_ids(pid, uid_ranges, gid_ranges) task 3.4  uid_map and gid_map of a user namespace
     join_namespace(pid, name)            task 3.5  setns into another process's namespace
@@ -14,13 +14,15 @@ See: namespaces(7), pid_namespaces(7), user_namespaces(7), setns(2).
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Sequence
 
 from minidocker.forked import call_in_child
-from minidocker.linux import CloneFlag, sethostname, setns, unshare
+from minidocker.linux import CloneFlag, MountFlag, mount, sethostname, setns, unshare
 from solutions.ch01.tasks import run_capture
 
-__all__ = ["NAMESPACE_FLAGS", "join_namespace", "map_ids", "namespace_diff", "namespaces_of", "run_isolated"]
+__all__ = ["FORWARDED_SIGNALS", "NAMESPACE_FLAGS", "enter_namespaces", "join_namespace", "map_ids", "run_as_init",
+           "run_isolated"]
 
 # The file in /proc/PID/ns -> the flag that creates (unshare) or checks (setns) that type.
 NAMESPACE_FLAGS = {
@@ -34,46 +36,77 @@ NAMESPACE_FLAGS = {
 }
 
 
-def namespaces_of(pid: int | str = "self") -> dict[str, int]:
-    """The namespaces of process ``pid``: every entry of /proc/PID/ns -> its inode number.
+def enter_namespaces(hostname: str) -> None:
+    """Put the calling process into the new namespaces of your runtime's container, and name it.
 
-    Like ``lsns -p PID``. Each entry is a magic link that reads ``uts:[4026531838]``;
-    two processes share a namespace exactly when the numbers are equal. Keep every
-    entry the kernel lists, including ``pid_for_children`` and ``time_for_children``,
-    except one that cannot be read because it does not exist (yet): leave it out.
+    The first half of your runtime's container (stage 3.6 calls it): in the forked child that
+    will become the container's parent, ``unshare`` new UTS, PID, mount and IPC namespaces in
+    one call, then make every mount of the new mount namespace private, recursively from ``/``
+    (so nothing the container mounts later appears on the host), then set the hostname. The
+    caller's next fork is PID 1 of the new PID namespace. The network, user and cgroup
+    namespaces stay the caller's (stage 9.4 adds a network of its own).
 
-    Hint: ``os.listdir``, ``os.readlink``.
-    Questions: why does ``pid_for_children`` exist at all? Why does reading it fail
-    with ENOENT after ``unshare(CLONE_NEWPID)``, until the first fork? ``os.stat(link).st_ino``
-    gives the same number: why?
+    Hint: ``minidocker.linux``: ``unshare``, ``CloneFlag`` (or ``NAMESPACE_FLAGS`` of this
+    module), ``mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)``, ``sethostname``.
+    Questions: why does the caller keep its own PID, and what does ``/proc/self/ns/pid_for_children``
+    show now? What would a mount made after ``unshare(CLONE_NEWNS)`` do on a host whose ``/`` is
+    shared (systemd's default) without the private step?
 
-    See: namespaces(7) "The /proc/[pid]/ns/ directory".
+    See: unshare(2), mount_namespaces(7) "Shared subtrees", uts_namespaces(7), ipc_namespaces(7).
     """
-    found = {}
-    for name in os.listdir(f"/proc/{pid}/ns"):
+    unshare(NAMESPACE_FLAGS["uts"] | NAMESPACE_FLAGS["pid"] | NAMESPACE_FLAGS["mnt"] | NAMESPACE_FLAGS["ipc"])
+    mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)
+    sethostname(hostname)
+
+
+# Signals an init passes on to the command, as tini does by default (SIGCHLD is its own).
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run_as_init(argv: Sequence[str]) -> int:
+    """Be PID 1 of your container, as ``docker run --init`` (tini) is: start ``argv``, pass on signals, reap.
+
+    Call it as PID 1 of a PID namespace (the tests do). First install a handler for each of
+    ``FORWARDED_SIGNALS`` that sends the same signal to the command's process; then fork and exec
+    ``argv`` (searching the PATH; exit 127 in the child if the program does not exist); then reap:
+    ``waitpid(-1, 0)`` in a loop, so that the orphans the kernel re-parents to PID 1 never stay
+    zombies, until the command's own process has exited. Return its exit code the Docker way:
+    the code it exited with, 128 + N when signal N killed it.
+
+    Hint: ``signal.signal(signum, handler)``, ``os.kill``, ``os.fork``, ``os.execvp``,
+    ``os.waitpid(-1, 0)``, ``os.waitstatus_to_exitcode``; chapter 01's ``run_forwarding`` (task 1.4)
+    is a close relative.
+    Questions: why is a signal sent to PID 1 from inside the namespace ignored unless PID 1 has
+    a handler? Why install the handlers *before* the fork? What happens to the other processes
+    of the namespace when your init returns and PID 1 exits?
+
+    See: pid_namespaces(7) "The namespace init process", waitpid(2), signal(7),
+    https://github.com/krallin/tini.
+    """
+    child: int | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        if child:  # never 0: in the forked child, kill(0, ...) would signal the whole process group
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass  # it has just exited; the loop below will see it
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    child = os.fork()
+    if child == 0:
         try:
-            link = os.readlink(f"/proc/{pid}/ns/{name}")
-        except FileNotFoundError:
-            continue  # pid_for_children of a PID namespace that has no PID 1 yet
-        found[name] = int(link.split("[", 1)[1].rstrip("]"))
-    return found
-
-
-def namespace_diff(pid_a: int | str, pid_b: int | str) -> set[str]:
-    """The names (as in /proc/PID/ns) of the namespaces that ``pid_a`` and ``pid_b`` do not share.
-
-    A container differs from the host in (nearly) all of them; ``docker exec`` joins
-    them all; ``docker run --network host`` shares "net". A name only one of them
-    has counts as different.
-
-    Hint: your ``namespaces_of`` (task 3.1), twice.
-    Questions: a process that called ``unshare(CLONE_NEWPID)`` and has not forked yet:
-    which entry differs from its parent's, and which does not?
-
-    See: namespaces(7).
-    """
-    a, b = namespaces_of(pid_a), namespaces_of(pid_b)
-    return {name for name in a.keys() | b.keys() if a.get(name) != b.get(name)}
+            for signum in FORWARDED_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            os.execvp(argv[0], list(argv))
+        finally:
+            os._exit(127)
+    while True:
+        pid, status = os.waitpid(-1, 0)   # any child: the command, or an orphan the kernel gave us
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
 
 
 def run_isolated(argv: Sequence[str], hostname: str) -> tuple[int, bytes]:

@@ -2,8 +2,8 @@
 
 Same functions, signatures and docstrings as ``exercises/ch04/tasks.py``.
 
-    parse_size(text)                                  task 4.1  "64m" -> 67108864, like docker run -m
-    limit_files(version, memory, cpus, pids)          task 4.2  which file gets which value, v1 or v2
+    create_cgroup(name, memory, pids)                 task 4.1  your container's cgroup with limits, v1 or v2
+    remove_cgroup(directories)                        task 4.2  ... and its teardown: kill what is left, rmdir
     create_limited_group(root, name, version, memory) task 4.3  mkdir the group, write its memory limit
     oom_report(directory, version)                    task 4.4  read why the OOM killer struck
 
@@ -13,64 +13,147 @@ they fork. See: cgroups(7), Documentation/admin-guide/cgroup-v2.rst.
 
 from __future__ import annotations
 
-import os  # noqa: F401
+import errno
+import os
+import signal
+import time
+from collections.abc import Sequence
 
-__all__ = ["UNITS", "create_limited_group", "limit_files", "oom_report", "parse_size"]
-
-# Docker's size units are binary: 1k = 1024 bytes.
-UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+__all__ = ["create_cgroup", "create_limited_group", "oom_report", "remove_cgroup"]
 
 
-def parse_size(text: str) -> int:
-    """Bytes in a Docker size string, like ``docker run --memory``: "64m" -> 67108864.
+def create_cgroup(name: str, memory: int | None = None, pids: int | None = None) -> list[str]:
+    """Create the cgroup of your runtime's container ``name`` with these limits; return its directories.
 
-    Accept a whole or decimal number, optional spaces around it, and an optional unit
-    k, m, g or t in either case, optionally followed by "b" ("64mb", "1.5g", "512k",
-    "100"). Raise ``ValueError`` naming the text for anything else ("64q", "-1", "",
-    "m", "1..5g").
+    Stage 4.5 calls it before the container starts, writes the container's PID into each
+    directory's ``cgroup.procs``, and hands the list to ``remove_cgroup`` (task 4.2) at the end.
+    Find out *at run time* how this machine mounts cgroups, from ``/proc/self/mountinfo``:
 
-    Hint: ``str.strip``, ``str.lower``, ``str.isdigit``; ``UNITS``.
-    Questions: why do limits in the kernel files always come out as a multiple of the
-    page size (4096) when you read them back? What does Docker do with ``--memory 1``?
+    - cgroup v2 (a ``cgroup2`` mount whose ``cgroup.controllers`` lists ``memory`` and ``pids``):
+      one directory, ``V2ROOT/name``; first write ``+memory`` and ``+pids`` into
+      ``V2ROOT/cgroup.subtree_control`` unless it lists them; limits in ``memory.max``,
+      ``memory.swap.max`` ("0": no swap, when the file exists) and ``pids.max``.
+    - cgroup v1 or hybrid (the controllers are bound to ``cgroup`` mounts, one per controller,
+      named in the mount's super options): two directories, ``MEMORY/name`` then ``PIDS/name``;
+      limits in ``memory.limit_in_bytes``, then ``memory.memsw.limit_in_bytes`` (the same value:
+      no swap, when the file exists), and ``pids.max``.
 
-    See: docker run --memory; memory.limit_in_bytes in cgroup-v1/memory.rst.
+    A limit that is None is not written; the groups are created anyway (they count and kill
+    the container's processes). Write each file once. If anything fails, remove the groups
+    created so far, then raise.
+
+    Hint: in a mountinfo line the mount point is the 5th field and, after " - ", come the
+    filesystem type, the source and the super options (``rw,memory``); notebook 04, sections 4.1
+    and 4.2 (``minidocker.doctor.cgroup_layout()`` reads the same lines). ``os.mkdir``, ``os.rmdir``.
+    Questions: why does the hybrid layout's ``cgroup2`` mount list no controllers? What does
+    the kernel answer when you write ``-5`` to ``pids.max``? Why limit swap as well?
+
+    See: cgroups(7), proc(5) "/proc/pid/mountinfo", Documentation/admin-guide/cgroup-v2.rst
+    "Controlling Controllers", Documentation/admin-guide/cgroup-v1/memory.rst.
     """
-    text = text.strip().lower()
-    text = text[:-1] if text.endswith("b") else text
-    unit = text[-1] if text and text[-1] in "kmgt" else ""
-    number = text[:len(text) - len(unit)].strip()
-    whole, dot, fraction = number.partition(".")
-    if not (whole.isascii() and whole.isdigit()) or (dot and not (fraction.isascii() and fraction.isdigit())):
-        raise ValueError(f"invalid size {text!r}")
-    return int(float(number) * UNITS[unit])
+    v2_root, v1_roots = None, {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _source, options = right.split()[:3]
+            point = left.split()[4]
+            if fstype == "cgroup2" and v2_root is None:
+                v2_root = point
+            elif fstype == "cgroup":
+                for option in options.split(","):
+                    if option in ("memory", "pids"):
+                        v1_roots.setdefault(option, point)
+    unified = False
+    if v2_root is not None:
+        with open(os.path.join(v2_root, "cgroup.controllers")) as f:
+            unified = {"memory", "pids"} <= set(f.read().split())
+
+    created: list[str] = []
+
+    def write(directory: str, file: str, value: object) -> None:
+        with open(os.path.join(directory, file), "w") as f:
+            f.write(str(value))
+
+    try:
+        if unified:
+            control = os.path.join(v2_root, "cgroup.subtree_control")
+            with open(control) as f:
+                enabled = f.read().split()
+            for controller in ("memory", "pids"):
+                if controller not in enabled:
+                    write(v2_root, "cgroup.subtree_control", f"+{controller}")
+            group = os.path.join(v2_root, name)
+            os.mkdir(group)
+            created.append(group)
+            if memory is not None:
+                write(group, "memory.max", memory)
+                if os.path.exists(os.path.join(group, "memory.swap.max")):
+                    write(group, "memory.swap.max", 0)
+            if pids is not None:
+                write(group, "pids.max", pids)
+        else:
+            for controller in ("memory", "pids"):
+                if controller not in v1_roots:
+                    raise FileNotFoundError(f"failed to create cgroup {name}: no {controller} controller mounted")
+                group = os.path.join(v1_roots[controller], name)
+                os.mkdir(group)
+                created.append(group)
+            if memory is not None:
+                write(created[0], "memory.limit_in_bytes", memory)
+                if os.path.exists(os.path.join(created[0], "memory.memsw.limit_in_bytes")):
+                    write(created[0], "memory.memsw.limit_in_bytes", memory)
+            if pids is not None:
+                write(created[1], "pids.max", pids)
+    except BaseException:
+        for group in reversed(created):
+            os.rmdir(group)
+        raise
+    return created
 
 
-def limit_files(version: int, memory: int, cpus: float, pids: int) -> dict[str, str]:
-    """The files a runtime writes for ``--memory``, ``--cpus`` and ``--pids-limit``, and what.
+def remove_cgroup(directories: Sequence[str], timeout: float = 5.0) -> None:
+    """Tear down your container's cgroups (what ``create_cgroup`` returned): kill what is left, rmdir.
 
-    Keys are paths relative to the cgroup mount, for a group named ``GROUP``:
-    cgroup v1 has one hierarchy per controller, so the key names it
-    (``"memory/GROUP/memory.limit_in_bytes"``); v2 has one tree (``"GROUP/memory.max"``).
-    Values are the exact strings to write. ``cpus`` becomes a CFS quota per period of
-    100000 µs: v1 writes the period and the quota into ``cpu.cfs_period_us`` and
-    ``cpu.cfs_quota_us``; v2 writes ``"QUOTA PERIOD"`` into ``cpu.max``. Raise
-    ``ValueError`` for a version other than 1 or 2.
+    Every process still in a group is killed: on v2 by writing ``1`` to ``cgroup.kill`` when
+    the kernel has that file (5.14 and later); otherwise, and on v1, by sending SIGKILL to each
+    PID of ``cgroup.procs``, again and again, because a process may fork while you kill. When
+    ``cgroup.procs`` is empty, ``rmdir`` the directory; the kernel may still answer EBUSY for a
+    moment after the last process died: retry until ``timeout`` seconds have passed, then raise.
+    A directory that does not exist (any more) is fine.
 
-    Hint: the table in notebook 04, section 4.2. ``round(cpus * 100000)``.
-    Questions: why must a v1 runtime write the period before the quota when it lowers
-    the period? Which of these files does the kernel round?
+    Hint: ``os.kill(pid, signal.SIGKILL)`` (a PID may have exited meanwhile:
+    ``ProcessLookupError``), ``os.rmdir``, ``time.monotonic``, ``time.sleep(0.01)``.
+    Questions: why is ``rm -r`` of a cgroup directory refused, and ``rmdir`` not? Why can a
+    group that shows no PID in ``cgroup.procs`` still be busy? What does ``cgroup.kill`` do that
+    a loop over ``cgroup.procs`` cannot?
 
-    See: Documentation/scheduler/sched-bwc.rst; cgroup-v2.rst "cpu.max", "memory.max".
+    See: cgroups(7), Documentation/admin-guide/cgroup-v2.rst "cgroup.kill", "Removing cgroups".
     """
-    quota, period = round(cpus * 100_000), 100_000
-    if version == 1:
-        return {"memory/GROUP/memory.limit_in_bytes": str(memory),
-                "cpu/GROUP/cpu.cfs_period_us": str(period),
-                "cpu/GROUP/cpu.cfs_quota_us": str(quota),
-                "pids/GROUP/pids.max": str(pids)}
-    if version == 2:
-        return {"GROUP/memory.max": str(memory), "GROUP/cpu.max": f"{quota} {period}", "GROUP/pids.max": str(pids)}
-    raise ValueError(f"unknown cgroup version {version!r}")
+    deadline = time.monotonic() + timeout
+    for directory in directories:
+        while True:
+            try:
+                if os.path.exists(os.path.join(directory, "cgroup.kill")):
+                    with open(os.path.join(directory, "cgroup.kill"), "w") as f:
+                        f.write("1")
+                with open(os.path.join(directory, "cgroup.procs")) as f:
+                    left = [int(pid) for pid in f.read().split()]
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                if not left:
+                    os.rmdir(directory)
+                    break
+            except FileNotFoundError:
+                break  # gone already
+            except OSError as err:
+                if err.errno != errno.EBUSY:
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"failed to remove cgroup {directory}: still busy after {timeout} s")
+            time.sleep(0.01)
 
 
 def create_limited_group(root: str, name: str, version: int, memory: int) -> str:

@@ -23,16 +23,16 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from minidocker.cgroups import detect_mode, parse_size
-from minidocker.doctor import cgroup_layout
+from minidocker.cgroups import parse_size
 from minidocker.forked import call_in_child
-from minidocker.linux import CloneFlag, MountFlag, mount, sethostname, unshare
+from minidocker.linux import CloneFlag, MountFlag, mount, unshare
 from minidocker.network.netlink import open_route_socket
 from solutions.ch02.tasks import make_dev, pivot_into
+from solutions.ch03.tasks import enter_namespaces
+from solutions.ch04.tasks import create_cgroup, remove_cgroup
 
 __all__ = ["container", "run_image", "run_limited", "run_networked"]
 
@@ -41,54 +41,35 @@ PROC_FLAGS = MountFlag.MS_NOSUID | MountFlag.MS_NODEV | MountFlag.MS_NOEXEC
 BRIDGE, GATEWAY, SUBNET, NFT_TABLE = "mdmy0", "10.99.0.1", "10.99.0.0/24", "mydocker"
 
 
-
-def _remove_group(group: Path, timeout: float = 5.0) -> None:
-    """rmdir a cgroup once its last process is gone (a process that just exited may still count)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            group.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-
 def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
               prepare: Callable[[str], str] | None = None) -> tuple[int, bytes]:
     """Run ``argv`` in a container of your own; return (exit code, what it wrote on stdout).
 
     Stage 03 of the runtime you grow through the course (after chapters 02 and 03): in a forked
-    child, ``unshare`` new UTS, PID, mount and IPC namespaces, make every mount private, call
-    ``prepare(rootfs)`` if given (later stages join a cgroup or mount layers there; it returns the
-    directory to use as the root), set the hostname, then fork PID 1. PID 1 sends its stdout to a
+    child, enter new UTS, PID, mount and IPC namespaces with every mount private and the hostname
+    set (your ``enter_namespaces``, task 3.1), call ``prepare(rootfs)`` if given (later stages join
+    a cgroup or mount layers there; it returns the directory to use as the root), then fork PID 1. PID 1 sends its stdout to a
     file opened before the fork, pivots into the root (bind it onto itself, ``pivot_root(".", ".")``,
     detach the old root), mounts a fresh ``/proc`` and a minimal ``/dev`` and execs ``argv`` with
     ``PATH=/bin:/usr/bin:/sbin:/usr/sbin``. The exit code follows Docker: the command's code,
     128 + N when signal N killed it, 127 when the program does not exist.
 
     Hint: ``minidocker.forked.call_in_child`` for the first child; ``minidocker.linux``:
-    ``unshare``, ``CloneFlag``, ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``, ``sethostname``;
-    your ``pivot_into`` of task 2.2 does the pivot, your ``make_dev`` of task 2.3 the ``/dev``.
+    ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``; your chapters' pieces through
+    ``previous("ch03").enter_namespaces`` (task 3.1), ``previous("ch02").pivot_into`` (task 2.2,
+    the pivot) and ``previous("ch02").make_dev`` (task 2.3, the ``/dev``), looked up before the fork.
     ``tempfile.TemporaryFile()`` survives the pivot as an open file descriptor.
     Questions: why does PID 1 need its own fork? Why is ``/proc`` mounted after the pivot and not
     before? What would ``ps`` show without the new ``/proc``?
 
     See: unshare(2), pid_namespaces(7), pivot_root(2), proc(5).
     """
-    flags = CloneFlag.CLONE_NEWUTS | CloneFlag.CLONE_NEWPID | CloneFlag.CLONE_NEWNS | CloneFlag.CLONE_NEWIPC
     env = {"PATH": "/bin:/usr/bin:/sbin:/usr/sbin", "HOME": "/root", "HOSTNAME": hostname}
     with tempfile.TemporaryFile() as out:
 
         def first_child() -> int:
-            unshare(flags)
-            mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)
+            enter_namespaces(hostname)       # task 3.1: UTS, PID, mount, IPC; private mounts; hostname
             root = prepare(rootfs) if prepare is not None else rootfs
-            sethostname(hostname)
             pid = os.fork()
             if pid == 0:  # PID 1 of the new PID namespace
                 try:
@@ -121,59 +102,30 @@ def run_limited(argv: Sequence[str], rootfs: str, memory: str | int | None = Non
     ``memory.memsw.limit_in_bytes`` when it exists, ``pids.max``). The container's first child
     joins the group itself, through the ``prepare`` hook of ``container``, before it forks PID 1, so
     nothing of the container runs unlimited; ``prepare``, if given here, runs after that. When the
-    container has ended, every group is removed (``rmdir``, retried briefly): nothing is left.
+    container has ended, every group is removed (whatever is left in it killed): nothing is left.
+    Without any limit (both None) there is no cgroup at all.
 
-    Hint: ``minidocker.cgroups.detect_mode()`` says which layout, ``minidocker.doctor.cgroup_layout()``
-    where the hierarchies are;
-    ``minidocker.cgroups.parse_size`` is task 4.1; continue from your stage 03 with
-    ``previous_stage("ch03").container`` (``from exercises.checkpoint import previous_stage``).
+    Hint: your ``create_cgroup`` (task 4.1) and ``remove_cgroup`` (task 4.2) through
+    ``previous("ch04")``; ``minidocker.cgroups.parse_size("32m")`` reads Docker's sizes; continue
+    from your stage 03 with ``previous_stage("ch03").container``
+    (``from exercises.checkpoint import previous, previous_stage``).
     Questions: why must the child join before it forks PID 1? Why is ``rmdir`` the way to delete a
     group, and when does it fail?
 
     See: cgroups(7), Documentation/admin-guide/cgroup-v2.rst, Documentation/admin-guide/cgroup-v1/memory.rst.
     """
-    layout = cgroup_layout()
     name = f"mydocker-{os.getpid()}-{next(_GROUPS)}"
-    groups: list[Path] = []
+    groups = [] if memory is None and pids is None else create_cgroup(   # task 4.1
+        name, None if memory is None else parse_size(str(memory)), pids)
     try:
-        if detect_mode() == "unified":     # one cgroup2 tree at /sys/fs/cgroup
-            parent = Path(layout.v2_path)
-            control = parent / "cgroup.subtree_control"
-            enabled = control.read_text().split()
-            for controller in ("memory", "pids"):
-                if controller not in enabled:
-                    control.write_text(f"+{controller}")
-            groups.append(parent / name)
-            groups[0].mkdir()
-            if memory is not None:
-                (groups[0] / "memory.max").write_text(str(parse_size(str(memory))))
-                if (groups[0] / "memory.swap.max").exists():
-                    (groups[0] / "memory.swap.max").write_text("0")
-            if pids is not None:
-                (groups[0] / "pids.max").write_text(str(pids))
-        else:
-            if memory is not None:
-                group = Path(layout.v1_paths["memory"]) / name
-                group.mkdir()
-                groups.append(group)
-                (group / "memory.limit_in_bytes").write_text(str(parse_size(str(memory))))
-                if (group / "memory.memsw.limit_in_bytes").exists():
-                    (group / "memory.memsw.limit_in_bytes").write_text(str(parse_size(str(memory))))
-            if pids is not None:
-                group = Path(layout.v1_paths["pids"]) / name
-                group.mkdir()
-                groups.append(group)
-                (group / "pids.max").write_text(str(pids))
-
         def join_then_prepare(root: str) -> str:
             for group in groups:
-                (group / "cgroup.procs").write_text(str(os.getpid()))
+                Path(group, "cgroup.procs").write_text(str(os.getpid()))
             return prepare(root) if prepare is not None else root
 
         return container(argv, rootfs, hostname, join_then_prepare)
     finally:
-        for group in reversed(groups):
-            _remove_group(group)
+        remove_cgroup(groups)    # task 4.2
 
 
 def run_image(argv: Sequence[str], layers: Sequence[str], memory: str | int | None = None,
