@@ -2,10 +2,10 @@
 
 Read exercises/ch05/README.md first; grade with ``make grade CH=05`` (or ``TASK=5_2``).
 
-    overlay_data(lowers, upper, work)   task 5.1  the option string of an overlay mount
+    mount_overlay(layers, container_dir) task 5.1  your container's root: an overlay of the image's layers
     apply_flat(tar_stream, rootfs)      task 5.2  apply a layer tar by deleting what it whites out
     upper_to_layer(upper, out)          task 5.3  an overlay upper directory as a layer tar
-    safe_member_name(name)              task 5.4  a tar member name, checked, as a relative path
+    unpack_for_overlay(tar, directory)  task 5.4  a layer tar as an overlay lower: whiteouts as 0:0, opaque xattrs
 
 See: Documentation/filesystems/overlayfs.rst, the OCI image spec's layer.md, tar(5).
 """
@@ -20,24 +20,35 @@ from collections.abc import Sequence
 from pathlib import Path  # noqa: F401
 from typing import BinaryIO
 
-__all__ = ["apply_flat", "overlay_data", "safe_member_name", "upper_to_layer"]
+from minidocker.linux import mount  # noqa: F401 - for task 5.1
+
+__all__ = ["apply_flat", "mount_overlay", "unpack_for_overlay", "upper_to_layer"]
 
 
-def overlay_data(lowers: Sequence[str | os.PathLike[str]], upper: str | os.PathLike[str],
-                 work: str | os.PathLike[str]) -> str:
-    """The ``data`` argument of ``mount(2)`` for an overlay of ``lowers`` (top layer first).
+def mount_overlay(layers: Sequence[str | os.PathLike[str]], container_dir: str | os.PathLike[str]) -> str:
+    """Mount your container's root filesystem: an overlay of an image's ``layers`` (top first); return it.
 
-    ``lowerdir=TOP:...:BOTTOM,upperdir=UPPER,workdir=WORK``: the kernel puts the
-    leftmost lower directory on top.
+    Stage 6.5 calls it in the container's own mount namespace. Make ``upper`` (the container's
+    writable layer), ``work`` (overlayfs's scratch space) and ``merged`` in ``container_dir``, and
+    mount ``overlay`` on ``merged`` with ``lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...``.
+    Return the path of ``merged``. The options must fit in one page (``mount(2)`` copies at most
+    4096 bytes of them): an image may have a hundred layers under long paths. When they would
+    not fit, do what Docker's overlay2 driver does: give each layer a short name, a symlink
+    ``container_dir/l/N`` to it, and mount with paths relative to ``container_dir``
+    (``lowerdir=l/0:l/1:...,upperdir=upper,workdir=work``), having changed the working
+    directory there for the ``mount`` call, and back afterwards.
 
-    Hint: ``os.fspath`` turns a Path into a str.
-    Questions: what happens if two lowers have the same file? Why must ``work`` be on
-    the same filesystem as ``upper``?
+    Hint: ``minidocker.linux.mount("overlay", merged, "overlay", 0, data)``; ``os.sysconf("SC_PAGE_SIZE")``;
+    ``os.symlink``; ``os.open(".", os.O_RDONLY)`` + ``os.chdir`` ... ``os.fchdir`` to come back.
+    Questions: what does the kernel answer when the options are cut at 4096 bytes? What does a
+    file deleted in the container leave in ``upper``? Why must ``work`` be on the same filesystem
+    as ``upper``?
 
-    See: mount(2), Documentation/filesystems/overlayfs.rst "Multiple lower layers".
+    See: mount(2), Documentation/filesystems/overlayfs.rst "Multiple lower layers",
+    https://docs.docker.com/engine/storage/drivers/overlayfs-driver/ ("the l directory").
     """
-    # TODO(task 5.1): build the lowerdir/upperdir/workdir string
-    raise NotImplementedError("task 5.1: build the lowerdir/upperdir/workdir string")
+    # TODO(task 5.1): mkdir upper, work, merged; mount overlay (short names under l/ when too long)
+    raise NotImplementedError("task 5.1: mount the overlay of the layers, return merged")
 
 
 def apply_flat(tar_stream: BinaryIO, rootfs: str | os.PathLike[str]) -> None:
@@ -47,7 +58,7 @@ def apply_flat(tar_stream: BinaryIO, rootfs: str | os.PathLike[str]) -> None:
     deletes ``dir/NAME`` (a file or a whole directory) of the lower layers;
     ``dir/.wh..wh..opq`` deletes everything the *lower* layers put in ``dir`` but keeps the
     entries of this same layer, whether they come before or after the marker in the tar.
-    Markers themselves are never extracted. Member names are trusted here (task 5.4 is about
+    Markers themselves are never extracted. Member names are trusted here (task 5.4 refuses
     untrusted ones).
 
     Hint: iterate with ``tarfile.open(fileobj=tar_stream, mode="r|")``; ``tar.extract(member,
@@ -82,19 +93,26 @@ def upper_to_layer(upper: str | os.PathLike[str], out: BinaryIO) -> None:
     raise NotImplementedError("task 5.3: archive the upper dir, whiteouts and opaque dirs as markers")
 
 
-def safe_member_name(name: str) -> str:
-    """Check a tar member name from an untrusted layer; return it as a clean relative path.
+def unpack_for_overlay(tar_stream: BinaryIO, directory: str | os.PathLike[str]) -> None:
+    """Unpack one layer tar into its own (empty) ``directory``, ready to be an overlay lower directory.
 
-    ``./usr/bin/`` -> ``usr/bin``; ``.`` or ``./`` -> ``""`` (the root). Raise
-    ``ValueError`` with a message that says why for: an absolute name, any ``..``
-    component, a component longer than 255 bytes, a name longer than 4096 bytes.
+    What an image store does once per layer, so that ``mount_overlay`` (task 5.1) can stack the
+    layers: ordinary entries are extracted as they are; the layer's deletion markers become what
+    overlayfs itself reads: ``dir/.wh.NAME`` becomes a character device 0:0 named ``dir/NAME`` (a
+    whiteout), ``dir/.wh..wh..opq`` becomes the xattr ``trusted.overlay.opaque`` = ``b"y"`` on
+    ``dir`` (an opaque directory; create ``dir`` if the tar has not yet). Markers themselves are
+    never extracted. A member whose name is absolute or has a ``..`` component is refused with
+    ``ValueError`` before it is written: a layer comes from a stranger.
 
-    Hint: split on "/", drop "" and "." components; measure lengths in bytes
-    (``len(part.encode())``).
-    Questions: why refuse ``a/../b`` although it stays inside? What else than names can
-    make an extraction write outside the target (think of symlinks and hard links)?
+    Hint: ``tarfile.open(fileobj=tar_stream, mode="r|")``, ``tar.extract(member, directory,
+    set_attrs=True, numeric_owner=True)``; ``os.mknod(path, stat.S_IFCHR, os.makedev(0, 0))``;
+    ``os.setxattr(path, "trusted.overlay.opaque", b"y")``.
+    Questions: why can a whiteout not stay a ``.wh.`` file for overlayfs? Why do the opaque xattr's
+    name and the 0:0 device need root? What does ``apply_flat`` (task 5.2) do differently, and
+    when would a runtime want that instead?
 
-    See: path_resolution(7), limits.h (NAME_MAX, PATH_MAX).
+    See: Documentation/filesystems/overlayfs.rst "whiteouts and opaque directories",
+    https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts
     """
-    # TODO(task 5.4): refuse absolute, '..' and oversized names
-    raise NotImplementedError("task 5.4: refuse absolute, '..' and oversized names")
+    # TODO(task 5.4): extract; .wh.NAME -> char device 0:0, .wh..wh..opq -> opaque xattr; refuse escaping names
+    raise NotImplementedError("task 5.4: unpack the layer with overlay's whiteouts and opaque xattrs")

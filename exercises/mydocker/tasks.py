@@ -91,8 +91,9 @@ def run_image(argv: Sequence[str], layers: Sequence[str], memory: str | int | No
     mount. The limits work as in stage 04.
     Afterwards the temporary directory is removed; the layers are never written to.
 
-    Hint: your ``overlay_data`` of task 5.1 builds the option string; continue from your stage 04
-    with ``previous_stage("ch04").run_limited``; ``minidocker.linux.mount(src, target, "overlay", 0, data)``.
+    Hint: your ``mount_overlay`` of task 5.1 (``previous("ch05").mount_overlay``) makes the
+    directories and the mount and returns ``merged``; continue from your stage 04 with
+    ``previous_stage("ch04").run_limited``.
     Questions: where does a file the container writes end up? What does a deleted lower file leave
     in ``upper``? Why must ``work`` be on the same filesystem as ``upper``?
 

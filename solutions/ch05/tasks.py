@@ -1,9 +1,9 @@
 """Chapter 05 reference solutions: layers, overlayfs and whiteouts.
 
-    overlay_data(lowers, upper, work)   task 5.1  the option string of an overlay mount
+    mount_overlay(layers, container_dir) task 5.1  your container's root: an overlay of the image's layers
     apply_flat(tar_stream, rootfs)      task 5.2  apply a layer tar by deleting what it whites out
     upper_to_layer(upper, out)          task 5.3  an overlay upper directory as a layer tar
-    safe_member_name(name)              task 5.4  a tar member name, checked, as a relative path
+    unpack_for_overlay(tar, directory)  task 5.4  a layer tar as an overlay lower: whiteouts as 0:0, opaque xattrs
 
 See: Documentation/filesystems/overlayfs.rst, the OCI image spec's layer.md, tar(5).
 """
@@ -18,24 +18,53 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["apply_flat", "overlay_data", "safe_member_name", "upper_to_layer"]
+from minidocker.linux import mount
+
+__all__ = ["apply_flat", "mount_overlay", "unpack_for_overlay", "upper_to_layer"]
 
 
-def overlay_data(lowers: Sequence[str | os.PathLike[str]], upper: str | os.PathLike[str],
-                 work: str | os.PathLike[str]) -> str:
-    """The ``data`` argument of ``mount(2)`` for an overlay of ``lowers`` (top layer first).
+def mount_overlay(layers: Sequence[str | os.PathLike[str]], container_dir: str | os.PathLike[str]) -> str:
+    """Mount your container's root filesystem: an overlay of an image's ``layers`` (top first); return it.
 
-    ``lowerdir=TOP:...:BOTTOM,upperdir=UPPER,workdir=WORK``: the kernel puts the
-    leftmost lower directory on top.
+    Stage 6.5 calls it in the container's own mount namespace. Make ``upper`` (the container's
+    writable layer), ``work`` (overlayfs's scratch space) and ``merged`` in ``container_dir``, and
+    mount ``overlay`` on ``merged`` with ``lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...``.
+    Return the path of ``merged``. The options must fit in one page (``mount(2)`` copies at most
+    4096 bytes of them): an image may have a hundred layers under long paths. When they would
+    not fit, do what Docker's overlay2 driver does: give each layer a short name, a symlink
+    ``container_dir/l/N`` to it, and mount with paths relative to ``container_dir``
+    (``lowerdir=l/0:l/1:...,upperdir=upper,workdir=work``), having changed the working
+    directory there for the ``mount`` call, and back afterwards.
 
-    Hint: ``os.fspath`` turns a Path into a str.
-    Questions: what happens if two lowers have the same file? Why must ``work`` be on
-    the same filesystem as ``upper``?
+    Hint: ``minidocker.linux.mount("overlay", merged, "overlay", 0, data)``; ``os.sysconf("SC_PAGE_SIZE")``;
+    ``os.symlink``; ``os.open(".", os.O_RDONLY)`` + ``os.chdir`` ... ``os.fchdir`` to come back.
+    Questions: what does the kernel answer when the options are cut at 4096 bytes? What does a
+    file deleted in the container leave in ``upper``? Why must ``work`` be on the same filesystem
+    as ``upper``?
 
-    See: mount(2), Documentation/filesystems/overlayfs.rst "Multiple lower layers".
+    See: mount(2), Documentation/filesystems/overlayfs.rst "Multiple lower layers",
+    https://docs.docker.com/engine/storage/drivers/overlayfs-driver/ ("the l directory").
     """
-    return (f"lowerdir={':'.join(os.fspath(p) for p in lowers)},"
-            f"upperdir={os.fspath(upper)},workdir={os.fspath(work)}")
+    base = Path(container_dir)
+    upper, work, merged = base / "upper", base / "work", base / "merged"
+    for directory in (upper, work, merged):
+        directory.mkdir(exist_ok=True)
+    data = f"lowerdir={':'.join(os.fspath(layer) for layer in layers)},upperdir={upper},workdir={work}"
+    if len(data.encode()) < os.sysconf("SC_PAGE_SIZE"):   # the options and their NUL in one page
+        mount("overlay", merged, "overlay", 0, data)
+        return str(merged)
+    (base / "l").mkdir(exist_ok=True)
+    for index, layer in enumerate(layers):
+        os.symlink(os.path.abspath(layer), base / "l" / str(index))
+    short = f"lowerdir={':'.join(f'l/{i}' for i in range(len(layers)))},upperdir=upper,workdir=work"
+    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.chdir(base)              # the kernel resolves relative option paths from the working directory
+        mount("overlay", merged, "overlay", 0, short)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+    return str(merged)
 
 
 def apply_flat(tar_stream: BinaryIO, rootfs: str | os.PathLike[str]) -> None:
@@ -45,7 +74,7 @@ def apply_flat(tar_stream: BinaryIO, rootfs: str | os.PathLike[str]) -> None:
     deletes ``dir/NAME`` (a file or a whole directory) of the lower layers;
     ``dir/.wh..wh..opq`` deletes everything the *lower* layers put in ``dir`` but keeps the
     entries of this same layer, whether they come before or after the marker in the tar.
-    Markers themselves are never extracted. Member names are trusted here (task 5.4 is about
+    Markers themselves are never extracted. Member names are trusted here (task 5.4 refuses
     untrusted ones).
 
     Hint: iterate with ``tarfile.open(fileobj=tar_stream, mode="r|")``; ``tar.extract(member,
@@ -135,28 +164,42 @@ def _opaque(path: Path) -> bool:
         return False
 
 
-def safe_member_name(name: str) -> str:
-    """Check a tar member name from an untrusted layer; return it as a clean relative path.
+def unpack_for_overlay(tar_stream: BinaryIO, directory: str | os.PathLike[str]) -> None:
+    """Unpack one layer tar into its own (empty) ``directory``, ready to be an overlay lower directory.
 
-    ``./usr/bin/`` -> ``usr/bin``; ``.`` or ``./`` -> ``""`` (the root). Raise
-    ``ValueError`` with a message that says why for: an absolute name, any ``..``
-    component, a component longer than 255 bytes, a name longer than 4096 bytes.
+    What an image store does once per layer, so that ``mount_overlay`` (task 5.1) can stack the
+    layers: ordinary entries are extracted as they are; the layer's deletion markers become what
+    overlayfs itself reads: ``dir/.wh.NAME`` becomes a character device 0:0 named ``dir/NAME`` (a
+    whiteout), ``dir/.wh..wh..opq`` becomes the xattr ``trusted.overlay.opaque`` = ``b"y"`` on
+    ``dir`` (an opaque directory; create ``dir`` if the tar has not yet). Markers themselves are
+    never extracted. A member whose name is absolute or has a ``..`` component is refused with
+    ``ValueError`` before it is written: a layer comes from a stranger.
 
-    Hint: split on "/", drop "" and "." components; measure lengths in bytes
-    (``len(part.encode())``).
-    Questions: why refuse ``a/../b`` although it stays inside? What else than names can
-    make an extraction write outside the target (think of symlinks and hard links)?
+    Hint: ``tarfile.open(fileobj=tar_stream, mode="r|")``, ``tar.extract(member, directory,
+    set_attrs=True, numeric_owner=True)``; ``os.mknod(path, stat.S_IFCHR, os.makedev(0, 0))``;
+    ``os.setxattr(path, "trusted.overlay.opaque", b"y")``.
+    Questions: why can a whiteout not stay a ``.wh.`` file for overlayfs? Why do the opaque xattr's
+    name and the 0:0 device need root? What does ``apply_flat`` (task 5.2) do differently, and
+    when would a runtime want that instead?
 
-    See: path_resolution(7), limits.h (NAME_MAX, PATH_MAX).
+    See: Documentation/filesystems/overlayfs.rst "whiteouts and opaque directories",
+    https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts
     """
-    if len(name.encode()) > 4096:
-        raise ValueError(f"refusing {name[:40]!r}...: name longer than 4096 bytes")
-    if name.startswith("/"):
-        raise ValueError(f"refusing {name!r}: absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    for part in parts:
-        if part == "..":
-            raise ValueError(f"refusing {name!r}: '..' component")
-        if len(part.encode()) > 255:
-            raise ValueError(f"refusing {name[:40]!r}...: component longer than 255 bytes")
-    return "/".join(parts)
+    root = Path(directory)
+    with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+        for member in tar:
+            name = member.name
+            parts = [p for p in name.split("/") if p not in ("", ".")]
+            if name.startswith("/") or ".." in parts:
+                raise ValueError(f"refusing layer member {name!r}: it would leave the layer's directory")
+            parent, base = "/".join(parts[:-1]), parts[-1] if parts else ""
+            if base == ".wh..wh..opq":
+                (root / parent).mkdir(parents=True, exist_ok=True)
+                os.setxattr(root / parent, "trusted.overlay.opaque", b"y")
+            elif base.startswith(".wh."):
+                (root / parent).mkdir(parents=True, exist_ok=True)
+                os.mknod(root / parent / base[4:], stat.S_IFCHR, os.makedev(0, 0))
+            else:
+                tar.extract(member, root, set_attrs=True, numeric_owner=True)
+
+

@@ -33,6 +33,7 @@ from minidocker.network.netlink import open_route_socket
 from solutions.ch02.tasks import make_dev, pivot_into
 from solutions.ch03.tasks import enter_namespaces
 from solutions.ch04.tasks import create_cgroup, remove_cgroup
+from solutions.ch05.tasks import mount_overlay
 
 __all__ = ["container", "run_image", "run_limited", "run_networked"]
 
@@ -140,25 +141,22 @@ def run_image(argv: Sequence[str], layers: Sequence[str], memory: str | int | No
     mount. The limits work as in stage 04.
     Afterwards the temporary directory is removed; the layers are never written to.
 
-    Hint: your ``overlay_data`` of task 5.1 builds the option string; continue from your stage 04
-    with ``previous_stage("ch04").run_limited``; ``minidocker.linux.mount(src, target, "overlay", 0, data)``.
+    Hint: your ``mount_overlay`` of task 5.1 (``previous("ch05").mount_overlay``) makes the
+    directories and the mount and returns ``merged``; continue from your stage 04 with
+    ``previous_stage("ch04").run_limited``.
     Questions: where does a file the container writes end up? What does a deleted lower file leave
     in ``upper``? Why must ``work`` be on the same filesystem as ``upper``?
 
     See: Documentation/filesystems/overlayfs.rst, mount(2).
     """
     work = Path(tempfile.mkdtemp(prefix="mydocker-"))
-    upper, scratch, merged = work / "upper", work / "work", work / "merged"
-    for directory in (upper, scratch, merged):
-        directory.mkdir()
-    data = f"lowerdir={':'.join(str(layer) for layer in layers)},upperdir={upper},workdir={scratch}"
 
-    def mount_layers(root: str) -> str:
-        mount("overlay", root, "overlay", 0, data)   # in the container's mount namespace only
+    def mount_layers(_root: str) -> str:
+        root = mount_overlay(layers, work)   # task 5.1, in the container's mount namespace only
         return prepare(root) if prepare is not None else root
 
     try:
-        return run_limited(argv, str(merged), memory, pids, hostname, mount_layers)
+        return run_limited(argv, str(work / "merged"), memory, pids, hostname, mount_layers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
