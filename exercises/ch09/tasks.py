@@ -2,38 +2,47 @@
 
 Read exercises/ch09/README.md first; grade with ``make grade CH=09 [TASK=9_1]``.
 
-    allocate(subnet, used)                               task 9.1  IPAM: the next free address
+    plug_in(bridge, host_end, address, gateway)          task 9.1  your container's own netns, on a bridge
     connect_namespaces(pid_a, pid_b, addr_a, addr_b)     task 9.2  a veth pair between two namespaces
-    dnat_rule(host_port, container_ip, container_port)   task 9.3  the nft rule of a published port
+    publish_ports(table, bridge, subnet, ports)          task 9.3  your runtime's NAT: masquerade, DNAT
 
 See: ip-address(8), veth(4), nft(8).
 """
 
 from __future__ import annotations
 
-import ipaddress  # noqa: F401
+import os  # noqa: F401
 import subprocess  # noqa: F401
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-__all__ = ["allocate", "connect_namespaces", "dnat_rule"]
+from minidocker.linux import CloneFlag, unshare  # noqa: F401 - for task 9.1
+from minidocker.network.netlink import open_route_socket  # noqa: F401 - for task 9.1
+
+__all__ = ["connect_namespaces", "plug_in", "publish_ports"]
 
 
-def allocate(subnet: str, used: Iterable[str]) -> str:
-    """The lowest address of ``subnet`` a new container may get.
+def plug_in(bridge: str, host_end: str, address: str, gateway: str, prefixlen: int = 24) -> None:
+    """Give the calling process a network namespace of its own, plugged into ``bridge`` by a veth pair.
 
-    Never the network address, the broadcast address, the gateway (the first usable
-    address, ``.1`` of a /24: the bridge's own address on the host) or anything in
-    ``used``. Raise ``ValueError`` when the subnet is full or not a valid CIDR subnet.
+    What your runtime's container gets from its first child (stage 9.4 calls it through
+    ``prepare``). Open a netlink route socket first (a socket stays in the namespace it was made
+    in), then ``unshare(CLONE_NEWNET)``; through the first socket create the veth pair:
+    ``host_end`` in the caller's old namespace, on the bridge and up, and its peer ``eth0`` in the
+    new namespace (the one of your own PID). Then, through a socket opened in the new namespace:
+    ``address/prefixlen`` on ``eth0``, ``eth0`` and ``lo`` up, and the default route via
+    ``gateway`` (the bridge's address). Never fork here: in stage 9.4 the first process forked
+    after ``unshare(CLONE_NEWPID)`` becomes the container's PID 1.
 
-    Hint: the ``ipaddress`` module: ``IPv4Network(subnet).hosts()`` skips the network
-    and broadcast addresses for you.
-    Questions: why must the gateway never be handed out? What does Docker do differently
-    (it does not reuse a freed address at once): why might that matter (ARP caches)?
+    Hint: ``minidocker.network.netlink.open_route_socket()`` (a context manager) gives a socket
+    with ``create_veth(name, peer, peer_netns_pid=, master=)``, ``link_index``, ``add_address``,
+    ``set_up`` and ``add_default_route`` (notebook 09, section 9.7); ``minidocker.linux.unshare``.
+    Questions: why must the first socket be opened *before* the ``unshare``? What happens to
+    ``host_end`` when the container's last process exits? Why is ``eth0`` created down?
 
-    See: ip-address(8), RFC 1918.
+    See: veth(4), rtnetlink(7), network_namespaces(7), ip-link(8) "master".
     """
-    # TODO(task 9.1): return the lowest free host address
-    raise NotImplementedError("task 9.1: return the lowest free host address")
+    # TODO(task 9.1): a socket, unshare(CLONE_NEWNET), the veth on the bridge, eth0 addressed and up, lo, route
+    raise NotImplementedError("task 9.1: plug a new network namespace into the bridge")
 
 
 def connect_namespaces(pid_a: int, pid_b: int, addr_a: str, addr_b: str, prefixlen: int = 24,
@@ -58,22 +67,28 @@ def connect_namespaces(pid_a: int, pid_b: int, addr_a: str, addr_b: str, prefixl
     raise NotImplementedError("task 9.2: create the veth pair, move its ends, address them, bring them up")
 
 
-def dnat_rule(host_port: int, container_ip: str, container_port: int, proto: str = "tcp",
-              host_ip: str = "") -> str:
-    """The nft rule (the part after ``add rule ip TABLE CHAIN``) that publishes a port.
+def publish_ports(table: str, bridge: str, subnet: str, ports: Sequence[tuple[int, str, int]] = ()) -> None:
+    """Install your runtime's NAT for the containers on ``bridge``: the way out, and published ports.
 
-    Packets for this host (any of its addresses, or only ``host_ip`` if given) on
-    ``proto`` port ``host_port`` get their destination rewritten to
-    ``container_ip:container_port``. The grader adds your rule to a ``prerouting`` and
-    an ``output`` nat chain (with masquerade of 127.0.0.0/8 and route_localnet already
-    set up) and fetches a page through it, from 127.0.0.1 and from another namespace.
+    One nft table ``ip TABLE`` of your own, loaded with ``nft -f -`` in one transaction, with
+    three nat chains: ``postrouting`` (priority srcnat) masquerades what comes from ``subnet``
+    and leaves through another interface than ``bridge`` (containers reach the world with the
+    host's address), and what comes from 127.0.0.0/8 and leaves through ``bridge`` (the answer of
+    a port published on 127.0.0.1 must come back); ``prerouting`` and ``output`` (priority
+    dstnat, -100) send each ``(host_port, container_ip, container_port)`` of ``ports``: TCP to
+    any address of this host (``fib daddr type local``) on ``host_port`` is DNATed to
+    ``container_ip:container_port``. Also turn on ``net.ipv4.ip_forward`` and the bridge's
+    ``route_localnet`` (files under ``/proc/sys/net/ipv4``). To undo it all:
+    ``nft delete table ip TABLE`` (stage 9.4 does it after the container).
 
-    Hint: ``fib daddr type local`` matches "addressed to this host"; ``ip daddr``,
-    ``tcp dport`` / ``udp dport``, ``dnat to IP:PORT``. See notebook 9.5.
-    Questions: why is the rule needed in *output* too? Why does 127.0.0.1 need
-    route_localnet and a masquerade, when another namespace needs neither?
+    Hint: build the ruleset as text (``table ip T { chain post { type nat hook postrouting
+    priority srcnat; ... } ... }``), ``subprocess.run(["nft", "-f", "-"], input=..., text=True,
+    check=True)``; notebook 09, sections 9.4 and 9.5.
+    Questions: why is the DNAT needed in ``output`` as well as in ``prerouting``? Why does
+    127.0.0.1 need ``route_localnet`` and a masquerade when another machine needs neither? Why
+    must the masquerade not apply to traffic between two containers of the bridge?
 
-    See: nft(8) "NAT STATEMENTS", "FIB EXPRESSIONS".
+    See: nft(8) "NAT STATEMENTS", "FIB EXPRESSIONS"; ip-sysctl.rst "route_localnet".
     """
-    # TODO(task 9.3): build the nft dnat rule
-    raise NotImplementedError("task 9.3: build the nft dnat rule")
+    # TODO(task 9.3): ruleset (masquerade; DNAT in prerouting and output), ip_forward, route_localnet, nft
+    raise NotImplementedError("task 9.3: install the NAT table: masquerade and published ports")

@@ -118,13 +118,14 @@ def run_networked(argv: Sequence[str], layers: Sequence[str], address: str = "10
     ``eth0`` ``address/24``, bring it and ``lo`` up and add the default route via the gateway.
     Afterwards the table and the bridge are deleted (the veth dies with the container's namespace).
 
-    Hint: ``minidocker.network.netlink.open_route_socket`` (``create_bridge``, ``create_veth``,
-    ``add_address``, ``set_up``, ``add_default_route``); ``nft -f -`` with a small ruleset, run before
-    the container starts; continue from your stage 06 with ``previous_stage("ch06").run_image`` and
-    its ``prepare``. Never fork in ``prepare``: the first process forked after
-    ``unshare(CLONE_NEWPID)`` becomes PID 1. The tests run you in a network sandbox.
-    Questions: why create the socket before ``unshare``? Why do packets sent from the host itself
-    need the DNAT in ``output`` as well as in ``prerouting``?
+    Hint: your pieces of chapter 09 through ``previous("ch09")``: ``publish_ports`` (task 9.3) makes
+    the table before the container starts, ``plug_in`` (task 9.1) is the ``prepare``; the bridge:
+    ``minidocker.network.netlink.open_route_socket`` (``create_bridge``, ``add_address``,
+    ``delete_link``); continue from your stage 06 with ``previous_stage("ch06").run_image``. Never
+    fork in ``prepare``: the first process forked after ``unshare(CLONE_NEWPID)`` becomes PID 1.
+    The tests run you in a network sandbox.
+    Questions: why must the table and the bridge exist before the container starts, and the veth
+    only once the container's namespace does? What deletes the veth, and when?
 
     See: veth(4), rtnetlink(7), nft(8), network_namespaces(7).
     """

@@ -28,12 +28,13 @@ from pathlib import Path
 
 from minidocker.cgroups import parse_size
 from minidocker.forked import call_in_child
-from minidocker.linux import CloneFlag, MountFlag, mount, unshare
+from minidocker.linux import MountFlag, mount
 from minidocker.network.netlink import open_route_socket
 from solutions.ch02.tasks import make_dev, pivot_into
 from solutions.ch03.tasks import enter_namespaces
 from solutions.ch04.tasks import create_cgroup, remove_cgroup
 from solutions.ch05.tasks import mount_overlay
+from solutions.ch09.tasks import plug_in, publish_ports
 
 __all__ = ["container", "run_image", "run_limited", "run_networked"]
 
@@ -176,45 +177,28 @@ def run_networked(argv: Sequence[str], layers: Sequence[str], address: str = "10
     ``eth0`` ``address/24``, bring it and ``lo`` up and add the default route via the gateway.
     Afterwards the table and the bridge are deleted (the veth dies with the container's namespace).
 
-    Hint: ``minidocker.network.netlink.open_route_socket`` (``create_bridge``, ``create_veth``,
-    ``add_address``, ``set_up``, ``add_default_route``); ``nft -f -`` with a small ruleset, run before
-    the container starts; continue from your stage 06 with ``previous_stage("ch06").run_image`` and
-    its ``prepare``. Never fork in ``prepare``: the first process forked after
-    ``unshare(CLONE_NEWPID)`` becomes PID 1. The tests run you in a network sandbox.
-    Questions: why create the socket before ``unshare``? Why do packets sent from the host itself
-    need the DNAT in ``output`` as well as in ``prerouting``?
+    Hint: your pieces of chapter 09 through ``previous("ch09")``: ``publish_ports`` (task 9.3) makes
+    the table before the container starts, ``plug_in`` (task 9.1) is the ``prepare``; the bridge:
+    ``minidocker.network.netlink.open_route_socket`` (``create_bridge``, ``add_address``,
+    ``delete_link``); continue from your stage 06 with ``previous_stage("ch06").run_image``. Never
+    fork in ``prepare``: the first process forked after ``unshare(CLONE_NEWPID)`` becomes PID 1.
+    The tests run you in a network sandbox.
+    Questions: why must the table and the bridge exist before the container starts, and the veth
+    only once the container's namespace does? What deletes the veth, and when?
 
     See: veth(4), rtnetlink(7), nft(8), network_namespaces(7).
     """
     host_end = f"mdmyh{os.getpid() % 10000}{next(_GROUPS)}"
-    rules = [f"table ip {NFT_TABLE} {{",
-             "  chain post { type nat hook postrouting priority srcnat; "
-             f'ip saddr {SUBNET} oifname != "{BRIDGE}" masquerade; }}']
-    for chain, hook in (("pre", "prerouting"), ("out", "output")):   # -100: dstnat, spelled for both hooks
-        dnat = "".join(f" fib daddr type local tcp dport {host} dnat to {address}:{inside};"
-                       for host, inside in publish)
-        rules.append(f"  chain {chain} {{ type nat hook {hook} priority -100;{dnat} }}")
-    rules.append("}")
     with open_route_socket() as nl:
         nl.add_address(nl.create_bridge(BRIDGE), GATEWAY, 24)
     try:
-        Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
-        subprocess.run(["nft", "-f", "-"], input="\n".join(rules), text=True, check=True, capture_output=True)
+        publish_ports(NFT_TABLE, BRIDGE, SUBNET, [(host, address, inside) for host, inside in publish])  # task 9.3
 
-        def plug_in(root: str) -> str:
-            # No fork here: the first process forked after unshare(CLONE_NEWPID) would become PID 1.
-            with open_route_socket() as host:          # a netlink socket stays in the namespace it was made in
-                unshare(CloneFlag.CLONE_NEWNET)
-                host.create_veth(host_end, "eth0", peer_netns_pid=os.getpid(), master=host.link_index(BRIDGE))
-            with open_route_socket() as inside:        # the container's new network namespace
-                eth0 = inside.link_index("eth0")
-                inside.add_address(eth0, address, 24)
-                inside.set_up(eth0)
-                inside.set_up(inside.link_index("lo"))
-                inside.add_default_route(GATEWAY)
+        def plug(root: str) -> str:
+            plug_in(BRIDGE, host_end, address, GATEWAY)    # task 9.1: no fork in here
             return root
 
-        return run_image(argv, layers, memory, pids, hostname, plug_in)
+        return run_image(argv, layers, memory, pids, hostname, plug)
     finally:
         subprocess.run(["nft", "delete", "table", "ip", NFT_TABLE], capture_output=True)
         with open_route_socket() as nl:
