@@ -55,7 +55,7 @@ def create_cgroup(name: str, memory: int | None = None, pids: int | None = None)
     See: cgroups(7), proc(5) "/proc/pid/mountinfo", Documentation/admin-guide/cgroup-v2.rst
     "Controlling Controllers", Documentation/admin-guide/cgroup-v1/memory.rst.
     """
-    # TODO(task 4.1): find the cgroup mounts in mountinfo; v2: enable, mkdir, write; v1: a group per controller
+    # TODO(task 4.1): cgroup mounts from mountinfo; v2: enable, mkdir, write; v1: a group per controller
     raise NotImplementedError("task 4.1: create the groups with their limit files, v1 or v2")
 
 

@@ -5,7 +5,7 @@ Read exercises/ch05/README.md first; grade with ``make grade CH=05`` (or ``TASK=
     mount_overlay(layers, container_dir) task 5.1  your container's root: an overlay of the image's layers
     apply_flat(tar_stream, rootfs)      task 5.2  apply a layer tar by deleting what it whites out
     upper_to_layer(upper, out)          task 5.3  an overlay upper directory as a layer tar
-    unpack_for_overlay(tar, directory)  task 5.4  a layer tar as an overlay lower: whiteouts as 0:0, opaque xattrs
+    unpack_for_overlay(tar, directory)  task 5.4  a layer tar as an overlay lower (0:0 whiteouts, xattrs)
 
 See: Documentation/filesystems/overlayfs.rst, the OCI image spec's layer.md, tar(5).
 """
@@ -114,5 +114,5 @@ def unpack_for_overlay(tar_stream: BinaryIO, directory: str | os.PathLike[str]) 
     See: Documentation/filesystems/overlayfs.rst "whiteouts and opaque directories",
     https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts
     """
-    # TODO(task 5.4): extract; .wh.NAME -> char device 0:0, .wh..wh..opq -> opaque xattr; refuse escaping names
+    # TODO(task 5.4): extract; .wh.NAME -> a 0:0 device, .wh..wh..opq -> the opaque xattr; refuse '..'
     raise NotImplementedError("task 5.4: unpack the layer with overlay's whiteouts and opaque xattrs")

@@ -41,7 +41,7 @@ def plug_in(bridge: str, host_end: str, address: str, gateway: str, prefixlen: i
 
     See: veth(4), rtnetlink(7), network_namespaces(7), ip-link(8) "master".
     """
-    # TODO(task 9.1): a socket, unshare(CLONE_NEWNET), the veth on the bridge, eth0 addressed and up, lo, route
+    # TODO(task 9.1): a socket, unshare(CLONE_NEWNET), the veth on the bridge, eth0 and lo up, a route
     raise NotImplementedError("task 9.1: plug a new network namespace into the bridge")
 
 

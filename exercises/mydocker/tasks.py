@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from exercises.checkpoint import previous, previous_stage  # noqa: F401 - your chapters' pieces; the stage before
+from exercises.checkpoint import previous, previous_stage  # noqa: F401 - your pieces; the stage before
 
 __all__ = ["container", "run_image", "run_limited", "run_networked"]
 
@@ -32,11 +32,11 @@ def container(argv: Sequence[str], rootfs: str, hostname: str = "mydocker",
     Stage 03 of the runtime you grow through the course (after chapters 02 and 03): in a forked
     child, enter new UTS, PID, mount and IPC namespaces with every mount private and the hostname
     set (your ``enter_namespaces``, task 3.1), call ``prepare(rootfs)`` if given (later stages join
-    a cgroup or mount layers there; it returns the directory to use as the root), then fork PID 1. PID 1 sends its stdout to a
-    file opened before the fork, pivots into the root (bind it onto itself, ``pivot_root(".", ".")``,
-    detach the old root), mounts a fresh ``/proc`` and a minimal ``/dev`` and execs ``argv`` with
-    ``PATH=/bin:/usr/bin:/sbin:/usr/sbin``. The exit code follows Docker: the command's code,
-    128 + N when signal N killed it, 127 when the program does not exist.
+    a cgroup or mount layers there; it returns the directory to use as the root), then fork PID 1.
+    PID 1 sends its stdout to a file opened before the fork, pivots into the root (bind it onto
+    itself, ``pivot_root(".", ".")``, detach the old root), mounts a fresh ``/proc`` and a minimal
+    ``/dev`` and execs ``argv`` with ``PATH=/bin:/usr/bin:/sbin:/usr/sbin``. The exit code follows
+    Docker: the command's code, 128 + N when signal N killed it, 127 when the program does not exist.
 
     Hint: ``minidocker.forked.call_in_child`` for the first child; ``minidocker.linux``:
     ``mount``, ``MountFlag``, ``pivot_root``, ``umount2``; your chapters' pieces through

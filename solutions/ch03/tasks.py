@@ -21,8 +21,8 @@ from minidocker.forked import call_in_child
 from minidocker.linux import CloneFlag, MountFlag, mount, sethostname, setns, unshare
 from solutions.ch01.tasks import run_capture
 
-__all__ = ["FORWARDED_SIGNALS", "NAMESPACE_FLAGS", "enter_namespaces", "join_namespace", "map_ids", "run_as_init",
-           "run_isolated"]
+__all__ = ["FORWARDED_SIGNALS", "NAMESPACE_FLAGS", "enter_namespaces", "join_namespace", "map_ids",
+           "run_as_init", "run_isolated"]
 
 # The file in /proc/PID/ns -> the flag that creates (unshare) or checks (setns) that type.
 NAMESPACE_FLAGS = {
@@ -60,7 +60,8 @@ def enter_namespaces(hostname: str) -> None:
 
 
 # Signals an init passes on to the command, as tini does by default (SIGCHLD is its own).
-FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                     signal.SIGUSR1, signal.SIGUSR2)
 
 
 def run_as_init(argv: Sequence[str]) -> int:

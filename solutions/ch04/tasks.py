@@ -94,7 +94,7 @@ def create_cgroup(name: str, memory: int | None = None, pids: int | None = None)
         else:
             for controller in ("memory", "pids"):
                 if controller not in v1_roots:
-                    raise FileNotFoundError(f"failed to create cgroup {name}: no {controller} controller mounted")
+                    raise FileNotFoundError(f"failed to create cgroup {name}: no {controller} hierarchy")
                 group = os.path.join(v1_roots[controller], name)
                 os.mkdir(group)
                 created.append(group)

@@ -3,7 +3,7 @@
     mount_overlay(layers, container_dir) task 5.1  your container's root: an overlay of the image's layers
     apply_flat(tar_stream, rootfs)      task 5.2  apply a layer tar by deleting what it whites out
     upper_to_layer(upper, out)          task 5.3  an overlay upper directory as a layer tar
-    unpack_for_overlay(tar, directory)  task 5.4  a layer tar as an overlay lower: whiteouts as 0:0, opaque xattrs
+    unpack_for_overlay(tar, directory)  task 5.4  a layer tar as an overlay lower (0:0 whiteouts, xattrs)
 
 See: Documentation/filesystems/overlayfs.rst, the OCI image spec's layer.md, tar(5).
 """
