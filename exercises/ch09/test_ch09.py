@@ -4,7 +4,7 @@ Run: ``make grade CH=09`` (all tasks) or ``make grade CH=09 TASK=9_2`` (one task
 ``tasks`` is your exercises/ch09/tasks.py (the reference with ``--solutions``).
 Everything that touches the network happens in namespaces made for the test: parked
 children in new network namespaces (task 9.2), a sandbox with its own network and
-mounts (task 9.3, minidocker.network.sandbox). The host's links and rules are never used.
+mounts (task 9.3, minidocker.coursenet). The host's links and rules are never used.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_each_end_has_its_name_address_and_is_up(tasks) -> None:
 @pytest.fixture(scope="module")
 def published():
     """A sandbox with a 'container' namespace serving HTTP on 10.99.0.2:80 and an outside client."""
-    from minidocker.network.sandbox import Sandbox
+    from minidocker.coursenet import Sandbox
 
     with Sandbox(tempfile.mkdtemp(prefix="ch09-ex-")) as box:
         setup = box.sh(
