@@ -388,12 +388,20 @@ def test_the_engine_lookup_makes_the_built_in_busybox_and_nothing_else(store):
 
 
 @pytest.mark.root
-def test_rmi_of_a_busybox_never_made_does_not_make_it(state_root, tmp_path):
+def test_commands_that_read_busybox_by_name_make_it_and_rmi_does_not(state_root, tmp_path):
     env = {**os.environ, "MINIDOCKER_ROOT": str(tmp_path / "fresh")}
-    removed = subprocess.run([sys.executable, "-m", "minidocker", "rmi", "busybox"], capture_output=True, text=True,
-                             env=env)
+
+    def md(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "minidocker", *args], capture_output=True, text=True, env=env)
+
+    removed = md("rmi", "busybox")
     assert removed.returncode != 0 and "unable to find image 'busybox:latest'" in removed.stderr, removed
     assert not (tmp_path / "fresh" / "lib" / "images" / "repositories.json").exists()
+    assert md("tag", "busybox", "mine:v1").returncode == 0   # a fresh machine: the engine makes busybox first
+    made = ImageStore(tmp_path / "fresh" / "lib" / "images").resolve("mine:v1")
+    assert set(md("images", "-q").stdout.split()) == {made[7:19]}
+    missing = md("image", "inspect", "busybox:1.36")
+    assert missing.returncode != 0 and "unable to find image 'busybox:1.36'" in missing.stderr, missing
 
 
 @pytest.mark.root

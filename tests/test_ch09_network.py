@@ -453,8 +453,9 @@ def test_network_ls_and_inspect_show_predefined_and_user_networks(box: Sandbox) 
 @pytest.mark.netns
 def test_beside_dockerd_forward_drop_our_bridge_is_accepted_in_docker_user(fbox: Sandbox) -> None:
     box = fbox
-    # What dockerd does to a host (https://docs.docker.com/engine/network/packet-filtering-firewalls/):
-    # FORWARD policy DROP, a DOCKER-USER chain for its users, br_netfilter on. Done here inside the sandbox, with iptables itself.
+    # What dockerd does to a host (https://docs.docker.com/engine/network/firewall-iptables/):
+    # FORWARD policy DROP, a DOCKER-USER chain for its users, br_netfilter on. Done here inside the
+    # sandbox, with iptables itself.
     ok(box.sh("iptables -w -N DOCKER-USER && iptables -w -A FORWARD -j DOCKER-USER && iptables -w -P FORWARD DROP"
               " && sysctl -qw net.bridge.bridge-nf-call-iptables=1"))
     try:

@@ -138,7 +138,8 @@ def image_inspect(args: SimpleNamespace) -> int:
 
     from minidocker.image.inspect import inspect_image
 
-    print(json.dumps([inspect_image(_store(*args.images), ref) for ref in args.images], indent=4))
+    store = _store(*args.images)
+    print(json.dumps([inspect_image(store, ref) for ref in args.images], indent=4))
     return 0
 
 
@@ -294,7 +295,8 @@ def registry_serve(args: SimpleNamespace) -> int:
         def seed() -> None:
             bound = server.server_address[0]
             address = f"{'127.0.0.1' if bound in ('0.0.0.0', '') else bound}:{server.server_address[1]}"
-            seeded = seed_registry(_store("busybox"), address, progress=Progress(quiet=True), insecure_registries=[address])
+            seeded = seed_registry(_store("busybox"), address, progress=Progress(quiet=True),
+                                   insecure_registries=[address])
             print("seeded: " + ", ".join(s.split("/", 1)[1] for s in seeded), flush=True)
             print(f"students: export MINIDOCKER_REGISTRY_MIRROR=http://<this host>:{port}", flush=True)
 
