@@ -33,8 +33,9 @@ PYTEST_ARGS   ?=
 .PHONY: setup root demo test lab site notebooks grade bench prune apt venv debian-image classroom-registry
 
 setup: root apt venv
-	@$(PY) -c "from minidocker.image import ImageStore; from minidocker.paths import state_roots; \
-	    print('image:', ImageStore(state_roots().images).get('busybox').reference)"
+	@$(PY) -c "from minidocker.engine.images import local_image; from minidocker.image import ImageStore; \
+	    from minidocker.paths import state_roots; \
+	    print('image:', local_image(ImageStore(state_roots().images), 'busybox').reference)"
 
 root:
 	@[ "$$(id -u)" = 0 ] || { echo "make: minidocker needs root: run 'sudo make $(or $(MAKECMDGOALS),setup)'," \

@@ -1,6 +1,6 @@
 """Network benchmark: ``run --rm busybox true`` with ``--network none`` vs ``bridge`` (chapter 09).
 
-The issue's budget: a bridged run adds at most 40 ms (median) over ``--network none``
+The budget: a bridged run adds at most 40 ms (median) over ``--network none``
 on the same machine in the same run (Docker's bridge adds ~60 ms on the project's machine).
 Publishing a port (``-p``) is timed with both firewall backends: nft (the default) and
 iptables (``MINIDOCKER_FIREWALL=iptables``, the fallback without nft); each starts one

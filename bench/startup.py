@@ -41,8 +41,8 @@ RESULTS = REPO / "bench" / "results" / "startup.json"
 RUNC_ID = "minidocker-bench"
 # Our default namespaces (minidocker.runtime.spec.default_spec), given to runc too.
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
-# Missing from root's bounding set on the project's machine (platform notes §0):
-# runc refuses a capability set that names it ("unable to apply caps").
+# Missing from root's bounding set on the course machine (CapBnd in /proc/self/status;
+# capabilities(7)): runc refuses a capability set that names it ("unable to apply caps").
 MISSING_CAPABILITIES = ("CAP_SYS_RESOURCE",)
 # The resource flags of the "+limits" line (chapter 04).
 LIMITS = ("--memory", "64m", "--pids-limit", "50", "--cpus", "1")
@@ -89,9 +89,10 @@ def prepare_image(minidocker: str, env: dict[str, str]) -> Path:
     """Run one container so that the busybox image exists; return its root filesystem."""
     subprocess.run([minidocker, "run", "--rm", "--network", "none", "busybox", "true"], env=env, check=True)
     sys.path.insert(0, str(REPO))
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
 
-    rootfs = ImageStore(Path(env["MINIDOCKER_ROOT"]) / "lib" / "images").get("busybox").layers[0]  # one layer
+    rootfs = local_image(ImageStore(Path(env["MINIDOCKER_ROOT"]) / "lib" / "images"), "busybox").layers[0]
     if not rootfs.is_dir():
         sys.exit(f"bench: the busybox image is not where expected: {rootfs}")
     return rootfs

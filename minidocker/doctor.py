@@ -385,7 +385,7 @@ def _container() -> Check:
 
 
 def _busybox() -> Check:
-    from minidocker.image.store import BUSYBOX_CANDIDATES
+    from minidocker.image.busybox import BUSYBOX_CANDIDATES
 
     for path in BUSYBOX_CANDIDATES:
         if os.path.exists(path):

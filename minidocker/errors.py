@@ -5,6 +5,7 @@
 callers (and, later, the API's status table) can tell them apart:
 
     NotFound         an image, container, ... that does not exist   (API: 404)
+    ImageNotFound    no image of that name or ID in the store       (API: 404)
     Conflict         a name in use, or an object in the wrong state  (API: 409)
     InvalidArgument  a bad flag, reference, size, hostname ...       (API: 400)
     ContainerError   the container could not be started or failed    (API: 500)
@@ -24,6 +25,7 @@ __all__ = [
     "ContainerError",
     "CorruptState",
     "DigestMismatch",
+    "ImageNotFound",
     "InvalidArgument",
     "InvalidState",
     "MinidockerError",
@@ -47,6 +49,10 @@ class MinidockerError(Exception):
 
 class NotFound(MinidockerError):
     """The named image, container or other object does not exist."""
+
+
+class ImageNotFound(NotFound):
+    """No image answers to a name, digest or ID in the store (a damaged image is a plain NotFound)."""
 
 
 class Conflict(MinidockerError):

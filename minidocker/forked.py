@@ -1,7 +1,8 @@
 """Run a function in a forked child and get its result back. Chapter 01.
 
 Namespace and root changes must never happen in a notebook kernel or any other
-multithreaded process (platform notes §1): unshare(2) would move one thread only,
+multithreaded process: unshare(2) would move one thread only, setns(2) into a mount
+namespace and unshare(CLONE_NEWUSER) refuse a multithreaded caller (EINVAL), and
 pivot_root(2) would re-root the caller. So experiments run in a fork::
 
     def look():

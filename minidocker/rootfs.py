@@ -141,19 +141,44 @@ def make_mounts_private(propagation: str | None = None) -> None:
     systemd hosts "/" is shared, so our mounts would appear on the host. The
     unshare(1) command does this silently; the raw syscall does not.
 
-    ``propagation`` is the OCI ``linux.rootfsPropagation``: "slave"/"rslave" (also
-    asked for by "shared"/"rshared" binds) makes them slaves instead: mounts made on
-    the host still appear inside, none made inside appears on the host (chapter 10's
-    ``-v /src:/dst:rslave`` needs it). Never shared: our mounts would leak to the host.
+    ``propagation`` is the OCI ``linux.rootfsPropagation``. "slave"/"rslave" makes them
+    slaves instead: mounts made on the host still appear inside, none made inside appears
+    on the host (chapter 10's ``-v /src:/dst:rslave``). "shared"/"rshared" (Docker asks for
+    it when a bind is ``rshared``) leaves the host's shared mounts peers of ours, as runc
+    does: a bind of one then carries mounts both ways. Nothing else reaches the host,
+    because :func:`bind_onto_itself` makes the mount holding the root private first and
+    :func:`pivot_into` makes the old root a slave before it detaches it.
     See mount_namespaces(7), "Shared subtrees".
     """
-    slave = propagation in ("slave", "rslave", "shared", "rshared")
+    if propagation in ("shared", "rshared"):
+        mount(None, "/", None, _PROPAGATION_OPTIONS[propagation])
+        return
+    slave = propagation in ("slave", "rslave")
     mount(None, "/", None, MountFlag.MS_REC | (MountFlag.MS_SLAVE if slave else MountFlag.MS_PRIVATE))
 
 
 def bind_onto_itself(path: str | os.PathLike[str]) -> None:
-    """Bind-mount ``path`` onto itself, so that it is a mount point (pivot_root needs one)."""
+    """Bind-mount ``path`` onto itself, so that it is a mount point (pivot_root needs one).
+
+    The mount that holds ``path`` is made private first, in this namespace only (runc's
+    rootfsParentMountPrivate): were it shared, the bind and everything mounted under it
+    would propagate to its peers on the host, and pivot_root(2) refuses a new root whose
+    parent mount is shared (EINVAL).
+    """
+    _make_holder_private(os.fspath(path))
     mount(os.fspath(path), path, None, MountFlag.MS_BIND | MountFlag.MS_REC)
+
+
+def _make_holder_private(path: str) -> None:
+    """MS_PRIVATE on the mount ``path`` is on: EINVAL means "not a mount point", so go up."""
+    while True:
+        try:
+            mount(None, path, None, MountFlag.MS_PRIVATE)
+            return
+        except OSError as err:
+            if err.errno != errno.EINVAL or path in ("/", ""):
+                raise
+            path = os.path.dirname(path)
 
 
 def pivot_into(new_root: str | os.PathLike[str]) -> None:
@@ -165,9 +190,18 @@ def pivot_into(new_root: str | os.PathLike[str]) -> None:
     be a mount point (see :func:`bind_onto_itself`).
     See pivot_root(2), "NOTES".
     """
-    os.chdir(new_root)
-    pivot_root(".", ".")
-    umount2(".", UmountFlag.MNT_DETACH)
+    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(new_root)
+        pivot_root(".", ".")
+        # The old root is stacked on "/". Make it a slave before detaching it: a slave sends no
+        # events, and the host's mounts it may still share a peer group with (the source of a
+        # shared bind) must not be unmounted with it. runc does the same, from an fd as here.
+        os.fchdir(old_root)
+        mount(None, ".", None, MountFlag.MS_SLAVE | MountFlag.MS_REC)
+        umount2(".", UmountFlag.MNT_DETACH)
+    finally:
+        os.close(old_root)
     os.chdir("/")
 
 

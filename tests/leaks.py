@@ -4,7 +4,9 @@ A snapshot lists mounts (by mount ID: a mount stacked on an existing mount point
 too), network links, network namespaces, our cgroups, our nft table and chains, our
 ``minidocker:`` rules in other tables (the accepts in dockerd's DOCKER-USER chain), live
 processes and the container records under the state root. A test's leaks are what the second snapshot has and the
-first had not. Names follow shared/ARCHITECTURE.md ("Names on the host").
+first had not. Everything minidocker makes on the host carries its name: bridges ``mdbr*``/``md-*``,
+veths ``md*``, network namespaces ``md-*``, cgroups under a ``minidocker`` parent, the nft table
+``minidocker`` (iptables chains ``MINIDOCKER*``), mounts under the state roots.
 
 Two scopes. ``global`` (CI, where the machine runs nothing else of ours) reports every
 new mount, every new md* link or netns, every new minidocker cgroup or nft table and

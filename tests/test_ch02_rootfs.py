@@ -98,10 +98,11 @@ def test_writes_in_a_container_do_not_reach_the_image(cli, state_root):
 
 
 def _busybox_rootfs() -> Path:
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
-    return ImageStore(state_roots().images).get("busybox").layers[0]
+    return local_image(ImageStore(state_roots().images), "busybox").layers[0]
 
 
 def test_chroot_is_escapable_by_root_and_pivot_root_is_not(tmp_path):

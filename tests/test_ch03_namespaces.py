@@ -98,11 +98,12 @@ def test_format_id_map_refuses_negative_ids():
 
 @pytest.mark.userns
 def test_root_in_a_user_namespace_is_an_unprivileged_id_on_the_host(state_root):
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
     from minidocker.runtime import default_spec, run
 
-    image_rootfs = ImageStore(state_roots().images).get("busybox").layers[0]
+    image_rootfs = local_image(ImageStore(state_roots().images), "busybox").layers[0]
     work = Path(tempfile.mkdtemp(prefix="minidocker-userns-"))
     try:
         work.chmod(0o755)  # the mapped root (host uid 100000) must be able to reach its rootfs

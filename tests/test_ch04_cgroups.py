@@ -283,11 +283,12 @@ def test_fork_storm_stops_at_pids_limit_and_the_host_is_fine(cli, limits_host):
 @pytest.fixture
 def busybox_rootfs(state_root, tmp_path):
     """A mounted overlay snapshot of the busybox image, for tests that drive the runtime directly."""
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
     from minidocker.storage import Snapshot
 
-    image = ImageStore(state_roots().images).get("busybox")
+    image = local_image(ImageStore(state_roots().images), "busybox")
     snapshot = Snapshot.create(image.layers, tmp_path / "snapshot")
     snapshot.mount()
     yield str(snapshot.rootfs)

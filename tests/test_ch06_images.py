@@ -355,10 +355,53 @@ def test_run_hot_path_imports_no_tar_gzip_or_hashing(state_root):
             "import minidocker.engine.run;"
             "print(sorted(m for m in ('tarfile', 'gzip', 'zstandard', 'minidocker.image.blobs',"
             "'minidocker.storage.layer', 'minidocker.image.manifest') if m in sys.modules))")
-    subprocess.run([sys.executable, "-c", "from minidocker.image import ImageStore; from minidocker.paths import "
-                    "state_roots; ImageStore(state_roots().images).get('busybox')"], check=True)
+    subprocess.run([sys.executable, "-c", "from minidocker.engine.images import local_image; from minidocker.image "
+                    "import ImageStore; from minidocker.paths import state_roots; "
+                    "local_image(ImageStore(state_roots().images), 'busybox')"], check=True)   # made, then read
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"heavy modules imported on the run path: {out}"
+
+
+def test_the_store_only_answers_an_unknown_busybox_is_image_not_found(store):
+    """Storage holds no policy: a busybox it does not have is ImageNotFound, and nothing is made."""
+    from minidocker.errors import ImageNotFound
+
+    for ask in (store.get, store.resolve):
+        with pytest.raises(ImageNotFound, match="unable to find image 'busybox:latest' locally"):
+            ask("busybox")
+    assert _leftovers(store) == [] and store.refs() == {}
+
+
+@pytest.mark.root
+def test_the_engine_lookup_makes_the_built_in_busybox_and_nothing_else(store):
+    from minidocker.engine.images import local_image, names_default_image
+    from minidocker.errors import ImageNotFound
+
+    assert [names_default_image(r) for r in ("busybox", "busybox:latest", "docker.io/library/busybox",
+                                               "busybox:1.36", "mybusybox", "a" * 12)] == [True] * 3 + [False] * 3
+    with pytest.raises(ImageNotFound):
+        local_image(store, "busybox:1.36")   # only the default name is built in
+    assert store.refs() == {}
+    made = local_image(store, "docker.io/library/busybox")
+    assert list(store.refs()) == ["docker.io/library/busybox:latest"] and made.id == store.resolve("busybox")
+    assert local_image(store, "busybox") == made   # made once, then read
+
+
+@pytest.mark.root
+def test_commands_that_read_busybox_by_name_make_it_and_rmi_does_not(state_root, tmp_path):
+    env = {**os.environ, "MINIDOCKER_ROOT": str(tmp_path / "fresh")}
+
+    def md(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "minidocker", *args], capture_output=True, text=True, env=env)
+
+    removed = md("rmi", "busybox")
+    assert removed.returncode != 0 and "unable to find image 'busybox:latest'" in removed.stderr, removed
+    assert not (tmp_path / "fresh" / "lib" / "images" / "repositories.json").exists()
+    assert md("tag", "busybox", "mine:v1").returncode == 0   # a fresh machine: the engine makes busybox first
+    made = ImageStore(tmp_path / "fresh" / "lib" / "images").resolve("mine:v1")
+    assert set(md("images", "-q").stdout.split()) == {made[7:19]}
+    missing = md("image", "inspect", "busybox:1.36")
+    assert missing.returncode != 0 and "unable to find image 'busybox:1.36'" in missing.stderr, missing
 
 
 @pytest.mark.root
@@ -440,7 +483,7 @@ def test_save_oci_then_load_it_back(cli, tmp_path):
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
-    assert manifest["config"]["digest"] == ImageStore(state_roots().images).get("busybox").id
+    assert manifest["config"]["digest"] == ImageStore(state_roots().images).get("busybox").id   # saved: it is here
 
 
 def test_gunzip_with_isal_and_with_zlib_reads_the_same_bytes(monkeypatch):

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from minidocker.engine.images import local_image
 from minidocker.image import ImageStore
 from minidocker.registry.progress import Progress
 from minidocker.registry.push import push
@@ -42,7 +43,7 @@ def _stop(srv: RegistryServer) -> None:
 def image(server, tmp_path) -> str:
     """``ADDR/demo/bb:v1`` in the registry: the local busybox, pushed from a teacher's store."""
     teacher = ImageStore(tmp_path / "teacher" / "lib" / "images")
-    teacher.get("busybox")   # built from the host's busybox
+    local_image(teacher, "busybox")   # built from the host's busybox
     ref = f"{server.address}/demo/bb:v1"
     teacher.tag("busybox", ref)
     server.digest = push(teacher, ref, progress=Progress(quiet=True))

@@ -479,7 +479,7 @@ def test_a_context_tar_with_an_unsafe_name_is_refused(cli, state_root, tmp_path)
 def test_run_on_the_bridge_gets_an_address_and_commits_no_name_files(tmp_path):
     """In chapter 09's network sandbox (its own netns and state root): RUN is wired to the default
     bridge like ``run``; the /etc/hosts, hostname and resolv.conf bound over it stay out of the layer."""
-    from minidocker.network.sandbox import Sandbox
+    from minidocker.coursenet import Sandbox
 
     context = _write(tmp_path / "context", {"Dockerfile": (
         "FROM busybox\nRUN ip -4 addr show eth0 | grep -q 'inet 10\\.' && grep -q $(hostname) /etc/hosts\n"

@@ -1,7 +1,7 @@
 """Chapter 09: container networking — veth, bridge, IPAM, NAT, published ports, names.
 
 Everything that touches the kernel runs in a fresh network+mount namespace (see
-minidocker/network/sandbox.py), with its own MINIDOCKER_ROOT: hermetic, and blind to a dockerd's
+minidocker/coursenet.py), with its own MINIDOCKER_ROOT: hermetic, and blind to a dockerd's
 rules on the host. After each test the sandbox must hold no veth, endpoint, container
 rule, named netns or process; at the end ``system prune`` must leave nothing at all.
 The firewall's behaviours (published ports, outbound NAT, isolation, dockerd's FORWARD DROP)
@@ -21,7 +21,7 @@ import pytest
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.network import ipam, names
 from minidocker.network.ports import PortMapping, clashes, parse_publish
-from minidocker.network.sandbox import Sandbox
+from minidocker.coursenet import Sandbox
 
 pytestmark = pytest.mark.ch09
 
@@ -453,8 +453,9 @@ def test_network_ls_and_inspect_show_predefined_and_user_networks(box: Sandbox) 
 @pytest.mark.netns
 def test_beside_dockerd_forward_drop_our_bridge_is_accepted_in_docker_user(fbox: Sandbox) -> None:
     box = fbox
-    # What dockerd does to a host (platform notes §5.2): FORWARD policy DROP, a DOCKER-USER
-    # chain for its users, br_netfilter on. Done here inside the sandbox, with iptables itself.
+    # What dockerd does to a host (https://docs.docker.com/engine/network/firewall-iptables/):
+    # FORWARD policy DROP, a DOCKER-USER chain for its users, br_netfilter on. Done here inside the
+    # sandbox, with iptables itself.
     ok(box.sh("iptables -w -N DOCKER-USER && iptables -w -A FORWARD -j DOCKER-USER && iptables -w -P FORWARD DROP"
               " && sysctl -qw net.bridge.bridge-nf-call-iptables=1"))
     try:

@@ -183,12 +183,13 @@ def test_copy_up_refuses_a_symlinked_top_and_writes_through_no_symlink(tmp_path)
 @pytest.fixture(scope="module")
 def image(state_root):
     """busybox + a layer with a rich /data, a symlink escape, and VOLUME /data and /cache."""
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
     from minidocker.image import manifest as mf
     from minidocker.paths import state_roots
 
     store = ImageStore(state_roots().images)
-    base = store.get("busybox")
+    base = local_image(store, "busybox")
     with store.staging() as stage:
         tree = stage / "layer"
         (tree / "data").mkdir(parents=True)
@@ -456,6 +457,60 @@ def test_rslave_bind_sees_a_mount_made_on_the_host_later_and_rprivate_does_not(c
     assert r.code == 125 and "not a shared or slave mount" in r.err, r
 
 
+def _mounts_made_inside(run: list[str], env: dict, base: Path) -> dict[str, tuple]:
+    """``-v SRC:/d:MODE`` with SRC on a shared mount that already holds a tmpfs at SRC/pre; the
+    container (CAP_SYS_ADMIN) mounts a tmpfs at /d/sub and writes in it. Per mode: exit status, what
+    the container saw in /d/pre, whether the host sees the container's mount at SRC/sub and its file,
+    and whether the host's own SRC/pre is still there afterwards."""
+    from minidocker.linux import MountFlag, UmountFlag, mount, umount2
+
+    src = base / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "pre").mkdir()
+    seen = {}
+    mount(str(src), src, None, MountFlag.MS_BIND)
+    try:
+        mount(None, src, None, MountFlag.MS_SHARED)
+        mount("tmpfs", src / "pre", "tmpfs", 0, "size=64k")
+        (src / "pre" / "kept").write_text("")
+        for mode in ("rshared", "rslave", "rprivate"):
+            script = f"mount -t tmpfs -o size=64k inside /d/sub && echo {mode} > /d/sub/made-inside && ls /d/pre"
+            out = subprocess.run([*run, "--cap-add", "SYS_ADMIN", "-v", f"{src}:/d:{mode}", "busybox", "sh", "-c",
+                                  script], env=env, capture_output=True, text=True, timeout=120)
+            on_host = os.path.ismount(src / "sub")
+            seen[mode] = (out.returncode, out.stdout.strip() or out.stderr.strip(), on_host,
+                          (src / "sub" / "made-inside").read_text().strip() if on_host else "",
+                          (src / "pre" / "kept").exists())
+            if on_host:
+                umount2(src / "sub", UmountFlag.MNT_DETACH)
+    finally:
+        umount2(src, UmountFlag.MNT_DETACH)   # and the tmpfs at pre with it
+    return seen
+
+
+_MADE_INSIDE = {"rshared": (0, "kept", True, "rshared", True),   # the container's mount reaches the host
+                "rslave": (0, "kept", False, "", True),          # receives only
+                "rprivate": (0, "kept", False, "", True)}
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_rshared_bind_sends_a_mount_made_inside_to_the_host_and_the_others_do_not(state_root, tmp_path):
+    """Docker's rshared on a shared source: both ways. Nothing else of the container reaches the host (the
+    leak detector), and the host's mounts under the source survive the container's pivot_root (its old
+    root is made a slave before it is detached: an unmount would propagate to the host's peers)."""
+    run = [sys.executable, "-m", "minidocker", "run", "--rm", "--network", "none"]
+    before = _mount_ids()
+    seen = _mounts_made_inside(run, {**os.environ, "MINIDOCKER_ROOT": str(state_root)}, tmp_path)
+    assert seen == _MADE_INSIDE, seen
+    assert before <= _mount_ids(), "a container's pivot_root unmounted mounts of the host"
+
+
+def _mount_ids() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[0] for line in f}
+
+
 # -- the same cases under a private dockerd ---------------------------------------------------------
 
 # What a container reports about the mount at $1: per-mount ro/rw and flags, fs type, tmpfs size/mode.
@@ -710,6 +765,15 @@ def test_propagation_matches_docker_for_a_host_mount_made_later(docker_images, s
     seen = {key: out.strip() for key, (out, _) in outs.items()}
     assert seen == {("docker", "rslave"): "flag", ("docker", "rprivate"): "",
                     ("minidocker", "rslave"): "flag", ("minidocker", "rprivate"): ""}, outs
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.docker
+def test_mounts_made_inside_propagate_as_under_docker(docker_images, tmp_path):
+    """rshared sends the container's mount to the host, rslave and rprivate do not: dockerd and runc agree."""
+    seen = _mounts_made_inside(["docker", "run", "--rm", "--network", "none"], docker_images.env, tmp_path)
+    assert seen == _MADE_INSIDE, seen
 
 
 def test_host_config_of_the_engine_api_becomes_the_same_requests_as_the_flags():

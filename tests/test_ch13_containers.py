@@ -285,12 +285,13 @@ def test_unknown_container_is_404_on_every_verb(daemon):
 
 @pytest.fixture(scope="module")
 def busybox_in_dockerd(dockerd, state_root, tmp_path_factory):
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
     from minidocker.image.archive import save_archive
     from minidocker.paths import state_roots
 
     store = ImageStore(state_roots().images)
-    store.get("busybox")
+    local_image(store, "busybox")
     archive = tmp_path_factory.mktemp("bb") / "busybox.tar"
     with open(archive, "wb") as out:
         save_archive(store, ["busybox"], out)

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from daemonkit import Minidockerd
 
+from minidocker.engine.images import local_image
 from minidocker.image import ImageStore
 
 pytestmark = [pytest.mark.ch14, pytest.mark.ch08, pytest.mark.root]
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.ch14, pytest.mark.ch08, pytest.mark.root]
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     root = tmp_path_factory.mktemp("md-build")
-    ImageStore(root / "lib" / "images").create_busybox()
+    local_image(ImageStore(root / "lib" / "images"), "busybox")
     with Minidockerd(root) as d:
         d.env["DOCKER_BUILDKIT"] = "0"
         yield d

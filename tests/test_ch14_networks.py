@@ -1,6 +1,6 @@
 """Chapter 14: the network endpoints of minidockerd, driven by the real docker CLI and docker-py.
 
-The daemon runs inside a network sandbox (minidocker/network/sandbox.py: its own network
+The daemon runs inside a network sandbox (minidocker/coursenet.py: its own network
 namespace and firewall), so the bridges and rules that ``docker network create`` makes never
 touch the host. A container started in the sandbox by ``minidocker run`` is connected and
 disconnected through the API. dockerd's answers give the keys and types to compare.
@@ -16,7 +16,7 @@ import time
 import pytest
 from daemonkit import Minidockerd
 
-from minidocker.network.sandbox import Sandbox
+from minidocker.coursenet import Sandbox
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root, pytest.mark.netns]
 

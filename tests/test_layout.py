@@ -1,13 +1,15 @@
-"""The package's shape: imports flow down the layers (STYLE.md §1), every module says what it is."""
+"""The package's shape: imports flow down the layers, every module says what it is, and cites public sources."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "minidocker"
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "minidocker"
 
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
@@ -17,7 +19,7 @@ LAYERS = {
     "runtime": 3, "image": 3, "registry": 3, "build": 3,
     "engine": 4, "doctor": 4,
     "api": 5,
-    "cli": 6, "__main__": 6, "coursemap": 6,
+    "cli": 6, "__main__": 6, "coursemap": 6, "coursenet": 6,
 }
 
 
@@ -167,6 +169,16 @@ def test_sizes_are_formatted_in_one_place_as_docker_does():
     assert offenders == [], f"format sizes with minidocker.sizes: {offenders}"
 
 
+def test_the_lazy_typing_idiom_is_bare_and_explained_once():
+    """``TYPE_CHECKING = False`` / ``if TYPE_CHECKING:`` (never typing's own); why is said once, in
+    minidocker/__init__.py, not in a comment on every copy."""
+    odd = [f"{p.relative_to(REPO)}:{n}: {line}" for p in _modules()
+           for n, line in enumerate(p.read_text().splitlines(), 1)
+           if line.startswith("TYPE_CHECKING =") and line != "TYPE_CHECKING = False"
+           or line.lstrip().startswith("from typing import") and "TYPE_CHECKING" in line]
+    assert odd == [], odd
+
+
 def test_the_default_path_is_written_once():
     offenders = [str(p) for p in _modules() if "/usr/local/sbin:/usr/local/bin:/usr/sbin" in p.read_text()]
     assert offenders == [str(PACKAGE / "runtime" / "spec.py")], offenders
@@ -207,3 +219,40 @@ def test_the_run_path_never_imports_the_slow_modules(state_root, args):
                           + code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
     assert out.stdout.strip() == "0 []", out
+
+
+# --- course code, and what the project cites ------------------------------------------------------
+
+COURSE_ONLY = ("minidocker.coursemap", "minidocker.coursenet")   # notebooks, exercises and tests use them
+
+
+def test_no_module_of_minidocker_imports_the_course_code():
+    offenders = [f"{p.relative_to(REPO)} imports {i}" for p in _modules() for i in _imports(p)
+                 if any(i == c or i.startswith(c + ".") for c in COURSE_ONLY)]
+    assert offenders == [], offenders
+
+
+# Files of the project's authors that are not in the repository, and tags that mean nothing to a
+# reader: the project cites public sources (man page, kernel doc, spec, Docker docs) or states the fact.
+# tests/test_notebooks.py checks the course (README, notebooks, docs, exercises, solutions) with it.
+OUTSIDE_REFERENCES = re.compile(
+    r"pitfalls\.md|platform[ -]notes|STYLE\.md|DEVELOPERS\.md|ARCHITECTURE\.md"
+    r"|(?<!\.)\.\./shared|/work/shared"
+    r"|containers-from-scratch #|Gocker|bocker #|the issue'?s? ", re.IGNORECASE)
+
+
+def _project_files() -> list[Path]:
+    found = [REPO / "Makefile", REPO / "pyproject.toml", REPO / "requirements.txt"]
+    for folder, suffixes in (("minidocker", (".py", ".md", ".c", ".json")), ("bench", (".py", ".md")),
+                             ("tests", (".py", ".md", ".go")), (".ci", ("", ".sh", ".py"))):
+        found += [p for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in suffixes
+                  and "__pycache__" not in p.parts]
+    return sorted(p for p in found if p.exists() and p != Path(__file__).resolve())
+
+
+def test_the_package_bench_and_tests_cite_no_internal_document():
+    found = [f"{path.relative_to(REPO)}: {m.group(0)!r} in ...{text[max(0, m.start() - 40):m.end() + 20]!r}"
+             for path in _project_files() for text in [path.read_text(errors="replace")]
+             for m in OUTSIDE_REFERENCES.finditer(text)]
+    assert found == [], "cite the public source (man page, kernel doc, spec, Docker docs) or the fact:\n" + \
+        "\n".join(found)

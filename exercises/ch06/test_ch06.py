@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from minidocker.engine.images import local_image
 from minidocker.image import ImageStore, parse_reference
 from minidocker.image.oci import save_oci_layout
 
@@ -71,7 +72,7 @@ def test_diff_id_is_the_same_for_every_compression(tasks, tmp_path, compression)
 def layout(tmp_path) -> Path:
     """busybox saved by minidocker as an OCI layout."""
     store = ImageStore(tmp_path / "store")
-    store.get("busybox")
+    local_image(store, "busybox")   # the built-in image, made from the host's busybox
     save_oci_layout(store, ["busybox"], tmp_path / "layout")
     return tmp_path / "layout"
 
@@ -80,7 +81,7 @@ def layout(tmp_path) -> Path:
 @pytest.mark.root
 def test_resolve_tag_finds_manifest_digest_and_image_id(tasks, layout, tmp_path):
     store = ImageStore(tmp_path / "store")
-    image = store.get("busybox")
+    image = local_image(store, "busybox")
     manifest_digest = store.record(image.id)["manifest"]
     assert tasks.resolve_tag(layout, "latest") == (manifest_digest, image.id)
 

@@ -3,7 +3,7 @@
 Run: ``make grade CH=09`` (all tasks) or ``make grade CH=09 TASK=9_2`` (one task).
 ``tasks`` is your exercises/ch09/tasks.py (the reference with ``--solutions``).
 Everything that touches the network happens in namespaces made for the test: sandboxes
-with their own network and mounts (tasks 9.1 and 9.3, minidocker.network.sandbox) and
+with their own network and mounts (tasks 9.1 and 9.3, minidocker.coursenet) and
 parked children in new network namespaces (task 9.2). The host's links and rules are never used.
 """
 
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.ch09]
 @pytest.fixture
 def bridged(tmp_path):
     """A sandbox (its own network and mounts) with a bridge mdexbr0 at 10.98.0.1/24, up."""
-    from minidocker.network.sandbox import Sandbox
+    from minidocker.coursenet import Sandbox
 
     with Sandbox(tmp_path / "sandbox-state") as box:
         made = box.sh("ip link add mdexbr0 type bridge && ip addr add 10.98.0.1/24 dev mdexbr0 "
@@ -188,7 +188,7 @@ def published():
     """A sandbox with a bridge md-br0 (10.99.0.1/24), a 'container' namespace on it serving HTTP on
     10.99.0.2:80, and an 'outside' namespace md-o (192.168.77.2, the sandbox is 192.168.77.1) serving
     on port 8000 the address a request came from. Nothing is NATed yet: that is your part."""
-    from minidocker.network.sandbox import Sandbox
+    from minidocker.coursenet import Sandbox
 
     with Sandbox(tempfile.mkdtemp(prefix="ch09-ex-")) as box:
         setup = box.sh(

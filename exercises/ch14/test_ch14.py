@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from daemonkit import Minidockerd  # noqa: E402
 
+from minidocker.engine.images import local_image  # noqa: E402
 from minidocker.image import ImageStore  # noqa: E402
 from minidocker.registry.server import RegistryServer  # noqa: E402
 
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.ch14]
 def daemon(tmp_path_factory):
     """A minidockerd with busybox, logging one line per request (--debug)."""
     root = tmp_path_factory.mktemp("ch14-daemon")
-    ImageStore(root / "lib" / "images").create_busybox()
+    local_image(ImageStore(root / "lib" / "images"), "busybox")
     with Minidockerd(root, "--debug") as d:
         yield d
 

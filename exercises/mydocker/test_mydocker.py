@@ -27,10 +27,11 @@ pytestmark = [pytest.mark.root]
 @pytest.fixture(scope="module")
 def busybox(tmp_path_factory) -> str:
     """A busybox root filesystem (one image layer) in a private image store."""
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
 
     store = ImageStore(tmp_path_factory.mktemp("mydocker-store") / "images")
-    return str(store.get("busybox").layers[0])
+    return str(local_image(store, "busybox").layers[0])
 
 
 def _lines(out: bytes) -> list[str]:
@@ -186,8 +187,8 @@ print("no answer from", sys.argv[1])
 
 @pytest.fixture
 def sandbox(tmp_path):
-    """A network + mount namespace of its own (minidocker.network.sandbox): the host's network is never touched."""
-    from minidocker.network.sandbox import Sandbox
+    """A network + mount namespace of its own (minidocker.coursenet): the host's network is never touched."""
+    from minidocker.coursenet import Sandbox
 
     box = Sandbox(tmp_path / "sandbox-state")
     yield box

@@ -1,4 +1,5 @@
-"""The Engine API: minidockerd's HTTP server and its handlers, split by noun (STYLE.md §13).
+"""The Engine API: minidockerd's HTTP server and its handlers, split by noun, as dockerd's
+api/server/router/ is (container, image, network, volume, system, build).
 
     server.py      HTTP/1.1 on a unix socket: keep-alive, chunked bodies both ways, the hijack
     router.py      routes with and without /vX.Y, version checks, 404 "page not found"

@@ -99,8 +99,10 @@ def image_tag(request: Request) -> Reply:
 def image_delete(request: Request) -> Reply:
     from minidocker.engine.images import remove_image
 
+    from minidocker.engine.images import find_image_id
+
     name = request.params["name"]
-    _image_id(request, name)   # 404 in Docker's words before anything is touched
+    find_image_id(_store(request), name, make_default=False)   # 404 in Docker's words before anything is touched
     lines = remove_image(name, force=request.flag("force"), roots=request.daemon.roots)
     answer = []
     for line in lines:
@@ -148,7 +150,9 @@ def image_push(request: Request) -> None:
 
     name, tag = request.params["name"], request.arg("tag")
     reference = f"{name}:{tag}" if tag else str(parse_reference(name))
-    store = _store(request)
+    from minidocker.engine.images import with_default_image
+
+    store = with_default_image(_store(request), [reference])
     store.resolve(reference)   # 404 before the stream: "No such image"
     auth = _registry_auth(request)
     credentials = (auth["username"], auth["password"]) if auth.get("username") and auth.get("password") else None

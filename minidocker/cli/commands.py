@@ -138,12 +138,13 @@ def image_inspect(args: SimpleNamespace) -> int:
 
     from minidocker.image.inspect import inspect_image
 
-    print(json.dumps([inspect_image(_store(), ref) for ref in args.images], indent=4))
+    store = _store(*args.images)
+    print(json.dumps([inspect_image(store, ref) for ref in args.images], indent=4))
     return 0
 
 
 def tag(args: SimpleNamespace) -> int:
-    _store().tag(args.source, args.target)
+    _store(args.source).tag(args.source, args.target)
     return 0
 
 
@@ -164,7 +165,7 @@ def history(args: SimpleNamespace) -> int:
     from minidocker.cli.format import history_rows
     from minidocker.image.inspect import image_history
 
-    print("\n".join(history_rows(image_history(_store(), args.image), no_trunc=args.no_trunc)))
+    print("\n".join(history_rows(image_history(_store(args.image), args.image), no_trunc=args.no_trunc)))
     return 0
 
 
@@ -175,10 +176,10 @@ def save(args: SimpleNamespace) -> int:
     if args.format not in ("docker", "oci"):
         _fail(f"invalid --format {args.format!r}: use docker or oci")
     if args.format == "oci":
-        save_oci_layout(_store(), args.images, args.output or _fail("save --format oci needs -o DIRECTORY"))
+        save_oci_layout(_store(*args.images), args.images, args.output or _fail("save --format oci needs -o DIRECTORY"))
         return 0
     with _output(args.output) as out:
-        save_archive(_store(), args.images, out)
+        save_archive(_store(*args.images), args.images, out)
     return 0
 
 
@@ -243,7 +244,7 @@ def push(args: SimpleNamespace) -> int:
     from minidocker.registry.progress import Progress
     from minidocker.registry.push import push as push_image
 
-    digest = push_image(_store(), args.reference, progress=Progress(quiet=args.quiet),
+    digest = push_image(_store(args.reference), args.reference, progress=Progress(quiet=args.quiet),
                         insecure_registries=args.insecure_registry)
     if args.quiet:
         print(digest)
@@ -294,7 +295,8 @@ def registry_serve(args: SimpleNamespace) -> int:
         def seed() -> None:
             bound = server.server_address[0]
             address = f"{'127.0.0.1' if bound in ('0.0.0.0', '') else bound}:{server.server_address[1]}"
-            seeded = seed_registry(_store(), address, progress=Progress(quiet=True), insecure_registries=[address])
+            seeded = seed_registry(_store("busybox"), address, progress=Progress(quiet=True),
+                                   insecure_registries=[address])
             print("seeded: " + ", ".join(s.split("/", 1)[1] for s in seeded), flush=True)
             print(f"students: export MINIDOCKER_REGISTRY_MIRROR=http://<this host>:{port}", flush=True)
 
@@ -320,11 +322,17 @@ def registry_gc(args: SimpleNamespace) -> int:
     return 0
 
 
-def _store():
+def _store(*named: str):
+    """The image store; the built-in busybox made first if ``named`` (images read by name) names it."""
     from minidocker.image import ImageStore
     from minidocker.paths import state_roots
 
-    return ImageStore(state_roots().images)
+    store = ImageStore(state_roots().images)
+    if not named:
+        return store
+    from minidocker.engine.images import with_default_image
+
+    return with_default_image(store, named)
 
 
 def _output(path: str | None):

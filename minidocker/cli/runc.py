@@ -16,7 +16,7 @@ import sys
 
 __all__ = ["main", "main_and_exit"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import SimpleNamespace
     from typing import Any

@@ -28,7 +28,7 @@ import threading
 import time
 
 from minidocker.engine.container import Container, find_container, list_containers, random_name
-from minidocker.errors import Conflict, ContainerError, InvalidArgument, InvalidState, NotFound
+from minidocker.errors import Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState, NotFound
 from minidocker.paths import StateRoots
 
 __all__ = ["ContainerService", "NotModifiedError", "parse_signal"]
@@ -136,6 +136,7 @@ class ContainerService:
 
     def create(self, body: dict, name: str | None = None) -> Container:
         """A container in status ``created``: its record, config and filesystem, no process."""
+        from minidocker.engine.images import local_image
         from minidocker.image import ImageStore
         from minidocker.image.reference import parse_reference
 
@@ -156,14 +157,14 @@ class ContainerService:
         log_type, log_opts = self._log_config(host)
         store = ImageStore(self.roots.images)
         try:
-            image = store.get(image_name)
-        except (NotFound, InvalidArgument):
+            image = local_image(store, image_name)
+        except (ImageNotFound, InvalidArgument):
             try:
                 ref = parse_reference(image_name)
                 shown = f"{ref.familiar_name}:{ref.tag or 'latest'}"
             except Exception:  # noqa: BLE001 - the name as typed, then
                 shown = image_name
-            raise NotFound(f"No such image: {shown}") from None
+            raise ImageNotFound(f"No such image: {shown}") from None
         with self.lock:
             if name is not None:
                 for other in list_containers(self.roots):
@@ -289,6 +290,7 @@ class ContainerService:
 
         ``by_policy``: a restart by the restart policy (its count goes on; a manual start resets it).
         """
+        from minidocker.engine.images import local_image
         from minidocker.engine.logfile import parse_log_opts
         from minidocker.image import ImageStore
         from minidocker.storage import Snapshot
@@ -303,7 +305,7 @@ class ContainerService:
                 container.restart_count, container.manually_stopped = None, None
             directory = container.directory(self.roots)
             image = ImageStore(self.roots.images).load_image(container.image_id) if container.image_id else \
-                ImageStore(self.roots.images).get(container.image)
+                local_image(ImageStore(self.roots.images), container.image)
             snapshot = Snapshot(directory, image.layers)
             if not os.path.ismount(snapshot.rootfs):
                 snapshot.mount()

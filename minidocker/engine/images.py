@@ -1,7 +1,8 @@
-"""Images meet containers: ``commit``, ``export`` and ``rmi``. Chapters 05-06.
+"""Images meet containers: the local lookup, ``commit``, ``export`` and ``rmi``. Chapters 05-06.
 
 ::
 
+    local_image(store, "busybox")         the image to use; the built-in busybox is made on first use
     commit_container("web", "myapp:v2")   the container's upper dir -> a new layer on its image
     export_container("web", out)          the container's merged filesystem as one tar
     remove_image("busybox")               refused while a container uses it (unless forced)
@@ -16,22 +17,65 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import BinaryIO
 
 from minidocker.engine.container import Container, find_container, list_containers
-from minidocker.errors import Conflict, NotFound
+from minidocker.errors import Conflict, ImageNotFound, NotFound
 from minidocker.image import Image, ImageStore
-from minidocker.image.reference import looks_like_id
+from minidocker.image.reference import looks_like_id, parse_reference
 from minidocker.paths import StateRoots, state_roots
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 __all__ = ["commit_container", "export_container", "find_image_id", "image_details", "image_summaries",
-           "remove_image", "unix_seconds"]
+           "local_image", "names_default_image", "remove_image", "unix_seconds", "with_default_image"]
+
+
+def local_image(store: ImageStore, reference: str) -> Image:
+    """The local image ``reference`` names, for anything that uses one (run, create, build's FROM, the daemon).
+
+    The one place of the rule "``busybox`` is built in": when the store has no ``busybox:latest``
+    it is made from the host's static busybox (image/busybox.py), so a first container needs no
+    registry. Any other missing image stays ``ImageNotFound`` (``run`` then pulls it).
+
+    Raises:
+        ImageNotFound: no such image here, and it is not the built-in one.
+        NotFound: busybox is not installed on the host, or the store is damaged.
+    """
+    try:
+        return store.get(reference)   # the hot path: a name that is here
+    except ImageNotFound:
+        if not names_default_image(reference):
+            raise
+    from minidocker.image.busybox import create_busybox
+
+    return create_busybox(store)
+
+
+def names_default_image(reference: str) -> bool:
+    """Does ``reference`` name the built-in image (``busybox``, ``busybox:latest``, ``docker.io/library/busybox``)?"""
+    from minidocker.image.busybox import DEFAULT_IMAGE
+
+    return not looks_like_id(reference) and str(parse_reference(reference)) == DEFAULT_IMAGE
+
+
+def with_default_image(store: ImageStore, references: list[str] | tuple[str, ...]) -> ImageStore:
+    """``store``, the built-in busybox made first if ``references`` name it and it is not there yet.
+
+    For the commands that read images by name without running them (tag, inspect, history,
+    save, push): ``minidocker tag busybox mine`` works on a fresh machine, as ``run`` does.
+    """
+    for reference in references:
+        if names_default_image(reference):
+            local_image(store, reference)
+    return store
 
 
 def _image_of(store: ImageStore, container: Container) -> Image:
     if container.image_id:
         return store.load_image(container.image_id)
-    return store.get(container.image)
+    return local_image(store, container.image)
 
 
 def commit_container(ref: str, reference: str | None = None, message: str = "", author: str = "",
@@ -129,18 +173,21 @@ def remove_image(reference: str, force: bool = False, roots: StateRoots | None =
 
 # -- what the Engine API shows of images (api/images.py) ------------------------------------------
 
-def find_image_id(store: ImageStore, reference: str) -> str:
-    """The image ID ``reference`` names, or NotFound in dockerd's words ("No such image: busybox:latest")."""
-    from minidocker.image.reference import parse_reference
-    from minidocker.image.store import looks_like_id
+def find_image_id(store: ImageStore, reference: str, make_default: bool = True) -> str:
+    """The image ID ``reference`` names, or ImageNotFound in dockerd's words ("No such image: busybox:latest").
 
+    ``make_default``: the built-in busybox is made if named and missing (``local_image``); not
+    for ``rmi``, which has nothing to remove then.
+    """
     try:
+        if make_default:
+            with_default_image(store, [reference])
         return store.resolve(reference)
-    except NotFound:
+    except ImageNotFound:
         shown = reference if looks_like_id(reference) else parse_reference(reference).familiar
         if not looks_like_id(reference) and ":" not in shown.rpartition("/")[2] and "@" not in shown:
             shown += ":latest"
-        raise NotFound(f"No such image: {shown}") from None
+        raise ImageNotFound(f"No such image: {shown}") from None
 
 
 def image_summaries(store: ImageStore, all_images: bool = False, filters: dict[str, list[str]] | None = None,

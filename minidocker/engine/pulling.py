@@ -16,7 +16,7 @@ its ID is never pulled; one named ``name@sha256:...`` is pulled by that digest.
 
 from __future__ import annotations
 
-from minidocker.errors import InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import ImageNotFound, InvalidArgument, MinidockerError, NotFound
 from minidocker.image import Image, ImageStore
 from minidocker.image.reference import parse_reference
 from minidocker.image.store import looks_like_id
@@ -50,17 +50,18 @@ def image_for_run(store: ImageStore, reference: str, policy: str = "missing", *,
     if policy not in PULL_POLICIES:
         raise InvalidArgument(f"invalid pull option: {policy!r}: must be one of \"always\", \"missing\" or "
                               "\"never\"")
+    from minidocker.engine.images import local_image
+
     if looks_like_id(reference):   # docker pulls names only
         return store.get(reference)
     if policy != "always":
         try:
-            return store.get(reference)
-        except NotFound:
-            if not _missing(store, reference):
-                raise
+            return local_image(store, reference)
+        except ImageNotFound:
+            pass   # not here at all (an image here but unreadable is a NotFound that says how)
         familiar = parse_reference(reference).familiar
         if policy == "never":
-            raise NotFound(f"No such image: {familiar}") from None
+            raise ImageNotFound(f"No such image: {familiar}") from None
         _write(log, f"Unable to find image '{familiar}' locally\n")
     try:
         _pull(store, reference, platform, insecure_registries, log)
@@ -68,15 +69,6 @@ def image_for_run(store: ImageStore, reference: str, policy: str = "missing", *,
         err.exit_code = 125   # docker run's code for "the daemon failed" (docker pull's is 1)
         raise
     return store.get(reference)
-
-
-def _missing(store: ImageStore, reference: str) -> bool:
-    """Is ``reference`` not here at all (rather than here but unreadable)?"""
-    try:
-        store.resolve(reference)
-    except NotFound:
-        return True
-    return False   # it is here but unreadable: the original error says how
 
 
 def _pull(store: ImageStore, reference: str, platform: str | None, insecure_registries: Sequence[str],

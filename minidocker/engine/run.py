@@ -2,7 +2,7 @@
 
 What ``docker run`` makes dockerd, containerd and runc do, in one process::
 
-    image = store.get("busybox")                     the image's layers and config (pulled if missing)
+    image = local_image(store, "busybox")            the image's layers and config (pulled if missing)
     snapshot = Snapshot.create(layers, dir).mount()   a writable overlay of them
     spec = build_spec(image, options, rootfs)         how Docker merges image and flags
     runtime.run(spec)                                 cgroup, namespaces, pivot_root, exec
@@ -22,7 +22,7 @@ from minidocker.atomic import write_json
 from minidocker.cgroups import CGROUP_PARENT
 from minidocker.engine.container import Container
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
-from minidocker.errors import Conflict, InvalidArgument, NotFound
+from minidocker.errors import Conflict, ImageNotFound, InvalidArgument
 from minidocker.image import Image, ImageStore
 from minidocker.image.runconfig import RunArgs, apply_image_config
 from minidocker.paths import StateRoots, state_roots
@@ -244,11 +244,13 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
 
 def _find_image(options: RunOptions, roots: StateRoots) -> Image:
     """The image to run: the local one (the hot path, no more imports), else as ``--pull`` says."""
+    from minidocker.engine.images import local_image
+
     store = ImageStore(roots.images)
     if options.pull == "missing":
         try:
-            return store.get(options.image)
-        except NotFound:
+            return local_image(store, options.image)
+        except ImageNotFound:
             pass   # pulled, or a better error, below
     from minidocker.engine.pulling import image_for_run
 

@@ -41,7 +41,7 @@ __all__ = ["MOUNTS_FILE", "MountPlan", "MountRequest", "container_mounts", "cont
            "plan_mounts", "prune_volumes", "remove_container_volumes", "remove_volume", "remove_with_volumes",
            "requests_from_host_config", "volume_store"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
@@ -352,10 +352,11 @@ class MountPlan:
         targets = {m["destination"] for m in ours}
         spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in targets] + ours
         propagations = {p.request.propagation for p in self.planned if p.request.type == "bind"}
-        if propagations & {"shared", "rshared", "slave", "rslave"}:
-            # A slave bind must come from a root that is not private (moby sets RootfsPropagation too).
-            # SPEC: never "shared" here: the container's own mounts must not reach the host, so a
-            # shared bind receives the host's later mounts but sends none back (Docker's rshared does).
+        # A shared or slave bind must come from a root that is not private: moby sets RootfsPropagation
+        # as here (daemon/oci_linux.go), "shared" for a shared bind (mounts go both ways), else "rslave".
+        if propagations & {"shared", "rshared"}:
+            spec.setdefault("linux", {})["rootfsPropagation"] = "shared"
+        elif propagations & {"slave", "rslave"}:
             spec.setdefault("linux", {})["rootfsPropagation"] = "rslave"
 
     def prepare(self, rootfs: str | os.PathLike[str], directory: str | os.PathLike[str],

@@ -1,6 +1,7 @@
 """Images: references, a content-addressable store, formats. Chapter 06.
 
-    ImageStore(root).get("busybox") -> Image(name, tag, layers, config, id)   store.py
+    ImageStore(root).get("app:v1") -> Image(name, tag, layers, config, id)    store.py (or ImageNotFound)
+    create_busybox(store): the built-in busybox:latest from the host's busybox   busybox.py
     parse_reference("busybox") -> docker.io/library/busybox:latest            reference.py
     BlobStore, sha256_digest                                                  blobs.py
     BlobPump: read, hash, store, decompress a layer blob on a thread         pump.py

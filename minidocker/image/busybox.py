@@ -20,7 +20,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from minidocker.image.store import Image, ImageStore
 
-__all__ = ["BUSYBOX_DIRECTORIES", "build_busybox_tree", "create_busybox"]
+__all__ = ["BUSYBOX_CANDIDATES", "BUSYBOX_DIRECTORIES", "DEFAULT_IMAGE", "build_busybox_tree", "create_busybox"]
+
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+DEFAULT_IMAGE = "docker.io/library/busybox:latest"   # the name it is made under
 
 BUSYBOX_DIRECTORIES = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root", "home", "var",
                        "tmp", "run")
@@ -52,10 +55,14 @@ def build_busybox_tree(rootfs: Path, busybox: str) -> None:
 
 
 def create_busybox(store: ImageStore, busybox: str | None = None) -> Image:
-    """Create ``busybox:latest`` in ``store``; returns the image."""
+    """Create ``busybox:latest`` in ``store``; returns the image.
+
+    Called by the engine when a container, build or command needs ``busybox`` and the store
+    has none (``minidocker.engine.images.local_image``), and by tests that want it up front.
+    """
     from minidocker.image import manifest as mf
 
-    source = busybox or next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), None)
+    source = busybox or next((p for p in BUSYBOX_CANDIDATES if os.path.exists(p)), None)
     if source is None:
         raise NotFound("cannot create the default image 'busybox': busybox is not installed",
                        hint="apt-get install busybox-static")

@@ -14,7 +14,9 @@ Layout (a teaching object: ``tree $MINIDOCKER_ROOT/lib/images``)::
 
 The image ID is the sha256 of the config blob, as in Docker; the manifest digest is
 another value. ``get`` is on the hot path of ``run``: it reads repositories.json and
-the config blob, and nothing else (no hashing, no tar).
+the config blob, and nothing else (no hashing, no tar). The store only answers: an image
+it does not hold is ``ImageNotFound``; making the built-in ``busybox`` on first use is the
+engine's decision (``minidocker.engine.images.local_image``).
 """
 
 from __future__ import annotations
@@ -24,19 +26,16 @@ import os
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, DigestMismatch, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import Conflict, DigestMismatch, ImageNotFound, InvalidArgument, MinidockerError, NotFound
 from minidocker.image.reference import Reference, id_prefix, is_full_id, looks_like_id, parse_reference
 from minidocker.record import Record
 
-__all__ = ["BUSYBOX_CANDIDATES", "Image", "ImageStore", "LayerInfo", "looks_like_id", "parse_reference"]
+__all__ = ["Image", "ImageStore", "LayerInfo", "looks_like_id", "parse_reference"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO
-
-BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-DEFAULT_IMAGE = "docker.io/library/busybox:latest"
 
 
 class Image(Record):
@@ -140,16 +139,13 @@ class ImageStore:
     def get(self, reference: str) -> Image:
         """The image ``reference`` names (a name, name:tag, name@digest or an ID prefix).
 
-        The default ``busybox`` is created from the host's busybox on first use.
-
         Raises:
-            NotFound: no such image.
+            ImageNotFound: no such image here.
+            NotFound: the image is named but its config or a layer is missing (a damaged store).
         """
         ref = None if looks_like_id(reference) else parse_reference(reference)
         image_id = self.refs().get(str(ref)) if ref and ref.tag else None
         if image_id is None:
-            if ref is not None and str(ref) == DEFAULT_IMAGE:
-                return self.create_busybox()
             image_id = self.resolve(reference)
         return self.load_image(image_id, ref)
 
@@ -170,7 +166,12 @@ class ImageStore:
         return Image(name, tag, layers, dict(document.get("config") or {}), image_id, document)
 
     def resolve(self, reference: str) -> str:
-        """The image ID of a reference: name:tag, name@digest, full ID or unique ID prefix."""
+        """The image ID of a reference: name:tag, name@digest, full ID or unique ID prefix.
+
+        Raises:
+            ImageNotFound: no such image here.
+            Conflict: an ID prefix that more than one image starts with.
+        """
         refs = self.refs()
         if not looks_like_id(reference):
             ref = parse_reference(reference)
@@ -181,8 +182,6 @@ class ImageStore:
                         return image_id
             elif str(ref) in refs:
                 return refs[str(ref)]
-            elif str(ref) == DEFAULT_IMAGE:
-                return self.create_busybox().id   # built in: made on first use by any command
         prefix = id_prefix(reference)
         if prefix is not None:
             ids = [i for i, _ in self._records() if i[7:].startswith(prefix)]
@@ -191,14 +190,14 @@ class ImageStore:
             if len(ids) > 1:
                 raise Conflict(f"image ID prefix {prefix!r} is ambiguous: {len(ids)} images match")
         shown = reference if looks_like_id(reference) else parse_reference(reference).familiar
-        raise NotFound(f"unable to find image '{shown}' locally",
+        raise ImageNotFound(f"unable to find image '{shown}' locally",
                        hint="list images with 'minidocker images'; load one with 'minidocker load -i FILE'")
 
     def record(self, image_id: str) -> dict[str, Any]:
         try:
             return read_json(self._record_path(image_id))
         except FileNotFoundError:
-            raise NotFound(f"no such image: {image_id}") from None
+            raise ImageNotFound(f"no such image: {image_id}") from None
 
     def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         directory = self.root / "imagedb"
@@ -469,7 +468,7 @@ class ImageStore:
         with self.lock("refs"):
             refs = self.refs()
             if str(ref) not in refs:
-                raise NotFound(f"no such image: {reference}")
+                raise ImageNotFound(f"no such image: {reference}")
             image_id = refs.pop(str(ref))
             write_json(self.root / "repositories.json", refs)
         return image_id
@@ -544,12 +543,6 @@ class ImageStore:
 
             shutil.rmtree(self.root / "tmp", ignore_errors=True)  # staging of dead or finished loads
         return deleted
-
-    def create_busybox(self, busybox: str | None = None) -> Image:
-        """Build the default image ``busybox:latest`` from the host's static busybox."""
-        from minidocker.image.busybox import create_busybox
-
-        return create_busybox(self, busybox)
 
 
 class _Lock:

@@ -10,8 +10,8 @@ Mechanisms only (the engine's :mod:`minidocker.engine.networks` keeps the state)
     parse_publish("127.0.0.1:8080:80")       -p like Docker                            ports.py
     hosts_file / resolv_conf / write_in_place    names for the container               names.py
     describe_in(pid)                         live state with pyroute2                  inspect.py
-    Sandbox(state_root)                      a network namespace to experiment in      sandbox.py
 
+The sandbox the course experiments in is course code: :mod:`minidocker.coursenet`.
 Only ``bring_up_loopback`` is imported here: the runtime's init needs it, and
 ``--network none`` must not pay for the rest.
 """

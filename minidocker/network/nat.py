@@ -11,8 +11,9 @@ Both hold the same rules: masquerade of the network's traffic leaving the host,
 isolation between our bridges (Docker's DOCKER-ISOLATION), and per published port a
 DNAT in *prerouting* (traffic from other hosts/namespaces; needs ``ip_forward=1``) and
 in *output* (from this host: local packets skip prerouting). Publishing on 127.0.0.1
-needs two more pieces (platform notes §5.3): masquerade of 127.0.0.0/8 leaving through
-the bridge, and ``route_localnet=1`` on the bridge.
+needs two more pieces: masquerade of 127.0.0.0/8 leaving through the bridge (else the
+container answers to its own loopback), and ``route_localnet=1`` on the bridge (else the kernel
+drops 127/8 as martian off ``lo``: ``route_localnet`` in Documentation/networking/ip-sysctl.rst).
 
 Cost on the hot path: publishing is one process (``nft --echo --handle`` or
 ``iptables-restore --noflush``, ~3 ms) whose rules the endpoint's record keeps, so removing

@@ -15,7 +15,9 @@ other rules untouched): publishing is one process, unpublishing one more. Existi
 are never declared with ``:CHAIN`` (that would flush them); they are created with ``-N``
 when ``iptables-save`` does not list them. ``iptables``, ``iptables-save`` and
 ``iptables-restore`` are whatever the host's alternatives point to (iptables-nft on
-Debian 12); never iptables-legacy by name (platform notes §5.4).
+Debian 12); never iptables-legacy by name: one call of it on an nf_tables host creates legacy
+tables, and iptables-nft warns "iptables-legacy tables present" from then on (the two backends:
+xtables-nft(8)).
 
 See: iptables(8), iptables-extensions(8), iptables-restore(8).
 """

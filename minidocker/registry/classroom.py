@@ -31,14 +31,13 @@ def seed_registry(store: ImageStore, address: str, references: Sequence[str] | N
     """Push local images to the registry at ``address`` under their Docker Hub paths; returns the pushed names.
 
     Args:
-        references: the images to push (default: every named image of ``store``, and busybox).
+        references: the images to push (default: every named image of ``store``).
     """
     progress = progress or Progress()
-    names = list(references) if references is not None else sorted(set(store.refs()) | {"busybox:latest"})
+    names = list(references) if references is not None else sorted(store.refs())
     pushed = []
     for name in names:
         ref = parse_reference(name)
-        store.resolve(name)   # busybox is built on first use
         target = f"{address}/{ref.path}:{ref.tag or 'latest'}"
         push(store, target, source=name, progress=progress, insecure_registries=insecure_registries)
         pushed.append(target)

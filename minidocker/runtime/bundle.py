@@ -22,7 +22,7 @@ from minidocker.runtime.spec import validate
 
 __all__ = ["check_config", "load_config"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -44,7 +44,7 @@ from minidocker.runtime.status import Status
 
 __all__ = ["console_connection", "create", "create_cgroup"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable, Mapping

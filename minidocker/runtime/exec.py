@@ -24,7 +24,7 @@ from minidocker.runtime.init import exec_process, exit_like
 from minidocker.runtime.spec import DEFAULT_PATH
 from minidocker.security.process import apply_process_security  # here: the container has no minidocker
 
-TYPE_CHECKING = False  # importing typing/collections.abc costs ms of start-up; annotations are strings
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any

@@ -16,7 +16,7 @@ from minidocker.runtime.spec import DEFAULT_PATH, OCI_VERSION
 
 __all__ = ["features", "runc_default_spec"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

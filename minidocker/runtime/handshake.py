@@ -52,7 +52,7 @@ from minidocker.errors import ContainerError
 
 __all__ = ["Channel", "Message", "ProtocolError"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

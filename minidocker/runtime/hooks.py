@@ -24,7 +24,7 @@ from minidocker.errors import ContainerError
 
 __all__ = ["WARN_ONLY", "run_hooks"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any

@@ -5,7 +5,7 @@ leaves; ``init`` becomes PID 1 of the new PID namespace, builds the container's 
 filesystem, waits at the exec fifo until ``start`` and execs the user's command. See the ladder diagram in
 :mod:`minidocker.runtime.handshake`.
 
-Rules for forked code (platform notes §1.2): every path ends in ``os._exit``, never
+Rules for forked code (fork(2), _exit(2)): every path ends in ``os._exit``, never
 by returning or raising into the caller's stack (that would be a second copy of the
 CLI, or of a notebook kernel, running on); failures are reported over the pipe.
 """
@@ -35,7 +35,7 @@ from minidocker.security.process import apply_process_security
 
 __all__ = ["INIT_ANNOTATION", "check_executable", "exec_process", "exit_like", "reset_signals", "stage1"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Iterator, Mapping

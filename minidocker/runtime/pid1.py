@@ -18,7 +18,7 @@ from minidocker.runtime.exitstatus import EXIT_NOT_FOUND, ExitStatus
 
 __all__ = ["FORWARDED_SIGNALS", "reap_and_forward"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import NoReturn

@@ -33,7 +33,7 @@ from minidocker.runtime.state import default_root
 
 __all__ = ["ContainerProcess", "Stdio", "empty_stdin", "run"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable, Iterator, Mapping

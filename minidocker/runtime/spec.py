@@ -21,7 +21,7 @@ from minidocker.security.options import check_security, security_spec
 
 __all__ = ["DEFAULT_PATH", "OCI_VERSION", "default_mounts", "default_spec", "validate", "validate_hostname"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any

@@ -33,7 +33,7 @@ from minidocker.runtime.status import Status
 __all__ = ["FIFO", "STATE_FILE", "State", "container_dir", "default_root", "list_states", "load", "state",
            "validate_id"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from minidocker.errors import InvalidArgument
 
-TYPE_CHECKING = False  # typing costs ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

@@ -23,7 +23,7 @@ from minidocker.errors import InvalidArgument
 from minidocker.record import Record
 from minidocker.security.capabilities import DEFAULT_CAPABILITIES, process_capabilities, tweak
 
-TYPE_CHECKING = False  # typing costs ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any

@@ -39,7 +39,7 @@ from minidocker.linux.security import (
 from minidocker.security.capabilities import to_mask
 from minidocker.security.seccomp import compile_filter  # imported before pivot_root: not importable after
 
-TYPE_CHECKING = False  # typing costs ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any

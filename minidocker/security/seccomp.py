@@ -30,7 +30,7 @@ import struct
 from minidocker.errors import InvalidArgument
 from minidocker.linux.syscall_table import ARCHITECTURES
 
-TYPE_CHECKING = False  # typing costs ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any

@@ -40,7 +40,7 @@ from minidocker.record import Record
 __all__ = ["ANONYMOUS_LABEL", "LOCAL_OPTIONS", "VOLUME_NAME", "Volume", "VolumeStore", "copy_up", "is_empty",
            "is_mount_point", "validate_name"]
 
-TYPE_CHECKING = False  # typing costs 3 ms of start-up; annotations are strings here anyway
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any

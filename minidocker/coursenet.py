@@ -1,6 +1,14 @@
-"""A network sandbox: a fresh network+mount namespace to experiment in (platform notes §5.2).
+"""The network sandbox of chapter 09: a fresh network + mount namespace to experiment in.
 
-Used by the chapter 09 tests, the notebook, the exercises and bench/network.py.
+Course code, like :mod:`minidocker.coursemap`: notebook 09, the exercises (ch09, mydocker) and the
+network tests use it; minidocker itself never imports it. It drives the CLI (``python -m
+minidocker``) and the host's ``unshare``, ``nsenter``, ``ip`` and ``nft`` as a learner would::
+
+    from minidocker.coursenet import Sandbox
+    with Sandbox(state_root) as box:          # one holder process: unshare -n -m
+        box.md("network", "create", "web")     # minidocker inside the sandbox
+        box.sh("ip -br addr")                  # what the kernel has there
+        assert box.wait_clean() == []          # nothing left behind (veths, rules, netns, processes)
 
 One process, started with ``unshare -n -m``, holds a fresh network namespace and a
 private mount namespace: its own sysfs (so /sys/class/net shows *its* links), a
@@ -22,7 +30,7 @@ from pathlib import Path
 
 __all__ = ["Sandbox"]
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = Path(__file__).resolve().parent.parent
 _SETUP = ("mount -t sysfs sysfs /sys && mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns "
           "&& ip link set lo up && echo ready && exec sleep 100000")
 
