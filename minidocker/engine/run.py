@@ -199,9 +199,10 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             endpoint, before_start = _prepare_network(plan, spec["hostname"], container, roots)
         _write_config(directory, spec)
         if "org.minidocker.userns-root" in spec.get("annotations", {}):
-            from minidocker.security.userns import give_to_remapped_root
+            from minidocker.security.userns import give_to_remapped_root, remapped_layers
 
             give_to_remapped_root(spec, snapshot.upper, directory)
+            snapshot.lowers, _ = remapped_layers(spec, snapshot.lowers, directory, roots.images / "remapped")
         snapshot.mount()
         if volumes is not None:
             volumes.prepare(snapshot.rootfs, directory, durable)   # volumes created, copy-up from the image
