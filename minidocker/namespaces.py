@@ -161,13 +161,44 @@ def write_id_maps(
     """Map the user namespace of ``pid``: write its uid_map and gid_map, once each.
 
     Until this is done the process runs as the overflow id 65534 ("nobody").
-    A privileged parent (root in the parent namespace) may map any range.
-    See user_namespaces(7), "User and group ID mappings".
+    A privileged parent (root in the parent namespace) may map any range. Another user may
+    map only its own uid and gid, after denying setgroups(2) (rootless, one id); for more ids
+    the setuid helpers newuidmap/newgidmap check the user's /etc/subuid and /etc/subgid
+    ranges and write the maps (rootless Docker and podman use them too).
+    See user_namespaces(7), "User and group ID mappings", newuidmap(1).
     """
+    if os.geteuid() != 0:
+        _write_id_maps_rootless(pid, uid_mappings, gid_mappings)
+        return
     with open(f"/proc/{pid}/uid_map", "w") as f:
         f.write(format_id_map(uid_mappings))
     with open(f"/proc/{pid}/gid_map", "w") as f:
         f.write(format_id_map(gid_mappings))
+
+
+def _write_id_maps_rootless(pid: int, uid_mappings: Sequence[Mapping[str, int]],
+                            gid_mappings: Sequence[Mapping[str, int]]) -> None:
+    import subprocess
+
+    from minidocker.errors import MinidockerError
+
+    if len(uid_mappings) == 1 and len(gid_mappings) == 1:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+        for name, mappings in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(format_id_map(mappings))
+        return
+    for helper, mappings in (("newuidmap", uid_mappings), ("newgidmap", gid_mappings)):
+        args = [str(v) for m in mappings for v in (m["containerID"], m["hostID"], m["size"])]
+        try:
+            done = subprocess.run([helper, str(pid), *args], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise MinidockerError(f"failed to map the user namespace: {helper} is not installed",
+                                  hint="install Debian's uidmap package, or map one id") from None
+        if done.returncode != 0:
+            raise MinidockerError(f"failed to map the user namespace: {helper}: {done.stderr.strip()}",
+                                  hint="the ranges must be the user's in /etc/subuid and /etc/subgid (subuid(5))")
 
 
 def _lookup(oci_type: str) -> Namespace:

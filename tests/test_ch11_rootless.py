@@ -156,3 +156,183 @@ def test_a_bad_layers_mode_exits_125_and_creates_nothing(cli, remap_env):
             layers_mode()
         finally:
             del os.environ["MINIDOCKER_USERNS_LAYERS"]
+
+
+# ---------------------------------------------------------------- rootless: a real unprivileged user
+
+REPO = Path(__file__).resolve().parent.parent
+NO_CGROUP_WARNING = "rootless: no cgroup"
+
+
+class RootlessUser:
+    """A user made for this test session (useradd), with a home in a temporary directory."""
+
+    def __init__(self) -> None:
+        import pwd
+
+        self.name = f"mdrl{os.getpid() % 1000000}"
+        self.home = Path(tempfile.mkdtemp(prefix="minidocker-ch11-rootless-"))
+        os.chmod(self.home, 0o755)
+        subprocess.run(["useradd", "--home-dir", str(self.home), "--no-create-home", "--user-group",
+                        "--shell", "/bin/sh", self.name], check=True, capture_output=True, text=True)
+        entry = pwd.getpwnam(self.name)
+        self.uid, self.gid = entry.pw_uid, entry.pw_gid
+        os.chown(self.home, self.uid, self.gid)
+        from minidocker.security.userns import subordinate
+
+        if subordinate("/etc/subuid", self.name) is None or subordinate("/etc/subgid", self.name) is None:
+            # useradd adds a range when /etc/subuid exists (login.defs SUB_UID_*); else we do, by usermod
+            subprocess.run(["usermod", "--add-subuids", "300000-365535", "--add-subgids", "300000-365535",
+                            self.name], check=True, capture_output=True, text=True)
+        self.subuid = subordinate("/etc/subuid", self.name)
+        self.lib = self.home / ".local" / "share" / "minidocker"
+
+    def run(self, *args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        """A command as this user: its own ids, no supplementary groups, its own HOME, no MINIDOCKER_ROOT."""
+        env = {"HOME": str(self.home), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "USER": self.name}
+        return subprocess.run(list(args), user=self.uid, group=self.gid, extra_groups=[], env=env,
+                              cwd=self.home, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+    def minidocker(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        import sys
+
+        return self.run(sys.executable, "-m", "minidocker", *args, **kwargs)
+
+    def remove(self) -> None:
+        subprocess.run(["userdel", self.name], check=True, capture_output=True, text=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+        for path in ("/etc/subuid", "/etc/subgid"):   # userdel removes the user's ranges: checked
+            with open(path) as f:
+                assert not any(line.startswith(self.name + ":") for line in f), path
+
+
+@pytest.fixture(scope="module")
+def user():
+    from minidocker.security.rootless import check_rootless
+
+    if shutil.which("useradd") is None or shutil.which("newuidmap") is None:
+        from conftest import missing_feature
+
+        missing_feature("rootless tests need useradd and newuidmap (Debian's passwd and uidmap packages)")
+    check_rootless()
+    made = RootlessUser()
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+def test_rootless_is_root_inside_and_the_user_outside(user):
+    data = user.home / "data"
+    data.mkdir(exist_ok=True)
+    os.chown(data, user.uid, user.gid)
+    r = user.minidocker("run", "--rm", "-v", f"{data}:/data", "busybox", "sh", "-c",
+                        "id -u; cat /proc/self/uid_map; touch /data/made-inside; echo ok")
+    assert r.returncode == 0, r
+    lines = [line.split() for line in r.stdout.splitlines()]
+    assert lines[0] == ["0"] and lines[1] == ["0", str(user.uid), "1"], r
+    assert lines[2] == ["1", str(user.subuid[0]), "65536"] and lines[3] == ["ok"], r   # newuidmap's range
+    assert os.stat(data / "made-inside").st_uid == user.uid   # the host sees the user's uid
+    assert NO_CGROUP_WARNING in r.stderr, r   # said, not silent: hybrid cgroups are never delegated
+
+
+def test_rootless_process_runs_as_the_user_on_the_host(user):
+    from minidocker.engine.container import list_containers
+    from minidocker.paths import StateRoots
+
+    import sys
+
+    env = {"HOME": str(user.home), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "busybox", "sleep", "30"],
+                            user=user.uid, group=user.gid, extra_groups=[], env=env, cwd=user.home,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid = None
+    try:
+        roots = StateRoots(lib=user.lib, run=user.lib / "run")
+        for _ in range(100):
+            pid = next((c.pid for c in list_containers(roots) if c.status == "running" and c.pid), None)
+            if pid:
+                break
+            time.sleep(0.1)
+        assert pid, proc
+        with open(f"/proc/{pid}/status") as f:
+            uid_line = next(line for line in f if line.startswith("Uid:"))
+        assert uid_line.split()[1:] == [str(user.uid)] * 4, uid_line
+    finally:
+        if pid:
+            os.kill(pid, 9)
+        else:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def test_rootless_root_cannot_write_what_the_user_cannot(user):
+    r = user.minidocker("run", "--rm", "-v", "/etc:/hostetc", "busybox", "sh", "-c",
+                        "stat -c %u /hostetc/passwd; cat /hostetc/shadow; echo x >> /hostetc/passwd; "
+                        "touch /hostetc/minidocker-rootless; chown 0 /hostetc/passwd; echo end")
+    assert r.returncode == 0 and r.stdout.split() == ["65534", "end"], r   # host root is unmapped: nobody
+    assert r.stderr.count("Permission denied") == 3 and "Operation not permitted" in r.stderr, r
+    assert not os.path.exists("/etc/minidocker-rootless")
+
+
+def test_rootless_keeps_dockers_defaults_inside(user):
+    r = user.minidocker("run", "--rm", "busybox", "sh", "-c",
+                        "grep -E '^(CapEff|Seccomp):' /proc/self/status; mount -t tmpfs x /mnt || echo refused")
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["CapEff:", "00000000a80425fb", "Seccomp:", "2", "refused"], r
+
+
+def test_rootless_state_lives_under_the_users_home(user):
+    r = user.minidocker("run", "--name", "kept", "busybox", "sh", "-c", "echo hi > /f")
+    assert r.returncode == 0, r
+    assert "kept" in user.minidocker("ps", "-a").stdout
+    short = user.minidocker("ps", "-a", "-q").stdout.split()
+    [directory] = [d for d in (user.lib / "containers").glob(f"{short[0]}*")] if len(short) == 1 else [None]
+    assert (directory / "upper" / "f").read_text() == "hi\n" and os.stat(directory).st_uid == user.uid
+    assert (user.lib / "images").is_dir()
+    assert user.minidocker("rm", "kept").returncode == 0
+    assert not directory.exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--network", "bridge"], "cannot use a bridge network rootless: it needs a user-space network stack"),
+    (["-p", "8080:80"], "cannot use a bridge network rootless"),
+    (["--memory", "10m"], "cannot apply resource limits rootless: no cgroup is delegated to this user"),
+    (["--privileged"], "cannot run --privileged rootless"),
+    (["-v", "named:/data"], "cannot use named volumes rootless"),
+])
+def test_rootless_refuses_what_it_cannot_do_here(user, flags, message):
+    r = user.minidocker("run", "--rm", *flags, "busybox", "true")
+    assert r.returncode == 125 and message in r.stderr, r
+    assert user.minidocker("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_rootless_host_network_gets_the_hosts_sys_bound(user):
+    r = user.minidocker("run", "--rm", "--network", "host", "busybox", "sh", "-c",
+                        "test -d /sys/class/net/lo && grep -c ' /sys ' /proc/mounts")
+    assert r.returncode == 0 and r.stdout.strip() == "1", r
+
+
+@pytest.mark.runc
+def test_rootless_runtime_bundle_runs_like_runc(user):
+    """``runtime spec --rootless`` then ``minidocker-runc run`` as the user; runc run of the same bundle."""
+    import sys
+
+    bundle = user.home / "bundle"
+    script = ("from pathlib import Path; import shutil\n"
+              "from minidocker.image.busybox import build_busybox_tree\n"
+              f"build_busybox_tree(Path({str(bundle / 'rootfs')!r}), shutil.which('busybox'))\n")
+    assert user.run(sys.executable, "-c", script).returncode == 0
+    assert user.minidocker("runtime", "spec", "--rootless", "--bundle", str(bundle)).returncode == 0
+    import json
+
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' "
+                                 "/proc/self/status; touch /x 2>&1; hostname"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    ours = user.run(sys.executable, "-m", "minidocker.cli.runc", "run", "--bundle", str(bundle), "rl-ours")
+    theirs = user.run("runc", "--root", str(user.home / "runc-state"), "run", "--bundle", str(bundle), "rl-runc")
+    assert ours.returncode == theirs.returncode == 0, (ours, theirs)
+    assert ours.stdout == theirs.stdout, (ours.stdout, theirs.stdout)
+    assert f"0 {user.uid} 1" in " ".join(ours.stdout.split()) and "Read-only file system" in ours.stdout

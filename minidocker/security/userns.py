@@ -54,7 +54,7 @@ def remap_ranges(value: str, subuid: str = "/etc/subuid", subgid: str = "/etc/su
                                   "and be non-empty")
         return (int(start), int(count)), (int(start), int(count))
     user = "dockremap" if value == "default" else value
-    uids, gids = _subordinate(subuid, user), _subordinate(subgid, user)
+    uids, gids = subordinate(subuid, user), subordinate(subgid, user)
     if uids is None or gids is None:
         if value == "default":
             return _DEFAULT_RANGE, _DEFAULT_RANGE
@@ -148,7 +148,7 @@ def check_searchable(path: str | os.PathLike[str]) -> None:
         directory = os.path.dirname(directory)
 
 
-def _subordinate(path: str, user: str) -> tuple[int, int] | None:
+def subordinate(path: str, user: str) -> tuple[int, int] | None:
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
