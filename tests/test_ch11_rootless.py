@@ -283,13 +283,17 @@ def test_rootless_keeps_dockers_defaults_inside(user):
 
 
 def test_rootless_state_lives_under_the_users_home(user):
-    r = user.minidocker("run", "--name", "kept", "busybox", "sh", "-c", "echo hi > /f")
+    r = user.minidocker("run", "--name", "kept", "busybox", "sh", "-c",
+                        "echo hi > /f; rm -r /etc && mkdir /etc; rm /bin/ls")
     assert r.returncode == 0, r
     assert "kept" in user.minidocker("ps", "-a").stdout
     short = user.minidocker("ps", "-a", "-q").stdout.split()
     [directory] = [d for d in (user.lib / "containers").glob(f"{short[0]}*")] if len(short) == 1 else [None]
     assert (directory / "upper" / "f").read_text() == "hi\n" and os.stat(directory).st_uid == user.uid
     assert (user.lib / "images").is_dir()
+    # overlay's marks as an unprivileged root may write them (mounted with userxattr): user.overlay.*
+    assert os.getxattr(directory / "upper" / "etc", "user.overlay.opaque") == b"y"
+    assert os.stat(directory / "upper" / "bin" / "ls").st_rdev == os.makedev(0, 0)   # a whiteout
     assert user.minidocker("rm", "kept").returncode == 0
     assert not directory.exists()
 
