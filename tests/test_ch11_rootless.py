@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -340,3 +341,71 @@ def test_rootless_runtime_bundle_runs_like_runc(user):
     assert ours.returncode == theirs.returncode == 0, (ours, theirs)
     assert ours.stdout == theirs.stdout, (ours.stdout, theirs.stdout)
     assert f"0 {user.uid} 1" in " ".join(ours.stdout.split()) and "Read-only file system" in ours.stdout
+
+
+GUEST_SCRIPT = """set -e
+# Delegation as systemd's Delegate=yes does it: the directory and its cgroup.procs, cgroup.threads and
+# cgroup.subtree_control chowned to the user, whose processes live in a leaf below (here "shell").
+for c in $(cat /sys/fs/cgroup/cgroup.controllers); do echo +$c > /sys/fs/cgroup/cgroup.subtree_control; done
+D=/sys/fs/cgroup/rootless-user
+mkdir -p $D/shell
+for g in $D $D/shell; do chown 65534:65534 $g $g/cgroup.procs $g/cgroup.threads $g/cgroup.subtree_control; done
+echo $$ > $D/shell/cgroup.procs
+mkdir -p /run/nobody && chown 65534:65534 /run/nobody
+# The guest runs this script chrooted, and unshare(CLONE_NEWUSER) refuses a chrooted caller
+# (EPERM, unshare(2)). So, in a mount namespace of its own, out of the chroot to the initramfs'
+# root, the host's tree moved onto "/" and entered, as switch_root(8) does: no longer chrooted.
+cat > /run/nobody/run.sh <<'END'
+cd /run/nobody
+run() {{ HOME=/run/nobody PYTHONPATH={repo} setpriv --reuid 65534 --regid 65534 --clear-groups \\
+    {python} -m minidocker run --rm "$@"; }}
+run busybox dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo "unlimited: $?"
+run --memory 32m busybox dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo "memory 32m: $?"
+run --pids-limit 10 busybox sh -c 'for i in $(seq 20); do sleep 2 & done; wait' 2>&1 | grep -q "can.t fork" \\
+    && echo "pids 10: refused"
+END
+PYTHONPATH={repo} {python} - <<'END'
+import os
+from minidocker.linux import CloneFlag, MountFlag, mount, unshare
+unshare(CloneFlag.CLONE_NEWNS)
+mount(None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE)
+os.makedirs("/run/escape", exist_ok=True)
+top = os.open("/", os.O_RDONLY)
+os.chroot("/run/escape")
+os.fchdir(top)
+for _ in range(64):
+    os.chdir("..")
+os.chroot(".")
+os.chdir("/host")
+mount("/host", "/", None, MountFlag.MS_MOVE)
+os.chroot(".")
+os.chdir("/")
+os.execvp("sh", ["sh", "/run/nobody/run.sh"])
+END
+echo "groups left: $(ls -d $D/minidocker-* 2>/dev/null | wc -l)"
+"""
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_rootless_limits_hold_where_a_cgroup_v2_subtree_is_delegated(tmp_path):
+    """In the pure cgroup v2 qemu guest (tests/vm.py), as uid 65534 with a delegated subtree."""
+    import shlex
+    import sys
+
+    from conftest import missing_feature
+    from vm import Guest, GuestUnavailable
+
+    try:
+        guest = Guest.prepare()
+    except GuestUnavailable as err:
+        missing_feature(f"the cgroup v2 guest: {err}")
+    script = tmp_path / "guest.sh"
+    script.write_text(GUEST_SCRIPT.format(repo=shlex.quote(str(REPO)), python=shlex.quote(sys.executable)))
+    result = guest.run(script, timeout=600)
+    report = f"guest output ({result.seconds:.0f} s):\n{result.output or result.console}"
+    assert result.exit_code == 0, report
+    found = re.findall(r"^(unlimited|memory 32m|pids 10|groups left): (\S+)", result.output, re.M)
+    # the OOM killer ends dd in its group (137 = SIGKILL), fork fails at the pids limit
+    assert found == [("unlimited", "0"), ("memory 32m", "137"), ("pids 10", "refused"), ("groups left", "0")], report
+    assert "no cgroup" not in result.output, report   # delegated: nothing skipped

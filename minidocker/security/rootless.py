@@ -84,23 +84,38 @@ def rootless_mappings(user: str, uid: int, gid: int, subuid: str = "/etc/subuid"
 
 
 def delegated_cgroup() -> str | None:
-    """The user's own cgroup v2 directory if it is delegated (writable, with controllers), else None.
+    """The cgroup v2 subtree delegated to this user (a path under /sys/fs/cgroup), else None.
 
-    Under systemd with ``Delegate=yes`` (user@.service does it for the user's manager), the
-    user may make child groups below it: runc and podman put rootless containers there.
+    Delegation (cgroup-v2.rst "Delegation"; systemd's ``Delegate=yes``, which user@.service
+    has) is a directory chowned to the user with its cgroup.procs, cgroup.threads and
+    cgroup.subtree_control: the user may make groups below it, enable controllers for them and
+    move its processes between them. We take the topmost such ancestor of our own group: our
+    process lives in a leaf below it, so it has no processes of its own and may enable
+    controllers for the container's group (the "no internal processes" rule). Under systemd, a
+    login shell is in session-N.scope, which is not delegated: ``systemd-run --user --scope
+    minidocker run ...`` starts minidocker inside user@UID.service. v1 and hybrid hierarchies
+    are never delegated (None).
     """
     try:
         with open("/proc/self/cgroup") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    path = next((line[3:] for line in lines if line.startswith("0::")), None)
-    if path is None or len(lines) != 1:   # hybrid or v1: the v1 hierarchies are never delegated
+    if len(lines) != 1 or not lines[0].startswith("0::/"):
         return None
-    directory = "/sys/fs/cgroup" + path
-    if os.access(directory, os.W_OK) and os.access(directory + "/cgroup.subtree_control", os.W_OK):
-        return path
-    return None
+    me, best = os.geteuid(), None
+    path = lines[0][3:].rstrip("/")
+    while path:
+        directory = "/sys/fs/cgroup" + path
+        try:
+            owned = all(os.stat(os.path.join(directory, name)).st_uid == me
+                        for name in ("", "cgroup.procs", "cgroup.subtree_control"))
+        except OSError:
+            owned = False
+        if not owned:
+            break
+        best, path = path, os.path.dirname(path).rstrip("/")
+    return best if best != lines[0][3:].rstrip("/") else None   # our own leaf: no room for a sibling
 
 
 def configure_rootless(spec: dict[str, Any], user: str, resources_asked: bool) -> list[str]:
@@ -111,6 +126,10 @@ def configure_rootless(spec: dict[str, Any], user: str, resources_asked: bool) -
     namespaces = [n for n in linux.get("namespaces", []) if n["type"] != "user"]
     linux["namespaces"] = [{"type": "user"}, *namespaces]
     linux["uidMappings"], linux["gidMappings"] = rootless_mappings(user, os.getuid(), os.getgid())
+    # A mount option naming an id the namespace does not map fails (devpts' gid=5 with one id):
+    # dropped, as runc's specconv.ToRootless drops it.
+    for m in spec.get("mounts", []):
+        m["options"] = [o for o in m.get("options", []) if not _unmapped_option(o, linux)]
     if len(linux["uidMappings"]) == 1:
         warnings.append(f"minidocker: rootless with one uid: no subordinate ids for {user} in /etc/subuid and "
                         "/etc/subgid (or no newuidmap: Debian's uidmap package); files of other users in the "
@@ -121,14 +140,17 @@ def configure_rootless(spec: dict[str, Any], user: str, resources_asked: bool) -
         linux.get("resources", {}).pop("devices", None)
         if resources_asked or linux.get("resources"):
             raise InvalidArgument("cannot apply resource limits rootless: no cgroup is delegated to this user",
-                                  hint="on a pure cgroup v2 host with systemd, run as a user whose user@.service "
-                                       "delegates (Delegate=yes, the default for cpu memory pids), or as root")
+                                  hint="on a pure cgroup v2 host with systemd: systemd-run --user --scope "
+                                       "minidocker run ... (user@.service delegates memory, pids and cpu), "
+                                       "or run as root")
         linux.pop("resources", None)
         warnings.append("minidocker: rootless: no cgroup (this host's cgroups are not delegated to the user: "
                         "v1 or hybrid hierarchies never are); limits, stats and the device cgroup are skipped")
     else:
-        linux["cgroupsPath"] = f"{delegated.rstrip('/')}/minidocker-{os.urandom(6).hex()}"
-        linux.get("resources", {}).pop("devices", None)   # the eBPF device filter needs real root
+        linux["cgroupsPath"] = f"{delegated}/minidocker-{os.urandom(6).hex()}"
+        # The eBPF device filter needs CAP_BPF/CAP_SYS_ADMIN of the host; in a user namespace no
+        # device node can be made anyway (mknod(2)), and only the host's bound nodes exist.
+        linux.get("resources", {}).pop("devices", None)
     if not any(n["type"] == "network" for n in linux["namespaces"]):
         # --network host: sysfs may be mounted only by the network namespace's owner; bind the
         # host's /sys read-only instead, as runc's rootless spec does (specconv.ToRootless).
@@ -139,6 +161,14 @@ def configure_rootless(spec: dict[str, Any], user: str, resources_asked: bool) -
     # (rootfs.create_devices does it for the default ones).
     linux.pop("devices", None)
     return warnings
+
+
+def _unmapped_option(option: str, linux: dict[str, Any]) -> bool:
+    key, _, value = option.partition("=")
+    if key not in ("uid", "gid") or not value.isdigit():
+        return False
+    maps = linux["uidMappings"] if key == "uid" else linux["gidMappings"]
+    return not any(m["containerID"] <= int(value) < m["containerID"] + m["size"] for m in maps)
 
 
 def check_rootless_options(options: Any, mount_types: list[str]) -> None:
