@@ -39,6 +39,7 @@ __all__ = [
     "Namespace",
     "clone_flags",
     "enter",
+    "find_helper",
     "format_id_map",
     "namespaces_of",
     "open_namespaces",
@@ -176,10 +177,17 @@ def write_id_maps(
         f.write(format_id_map(gid_mappings))
 
 
+def find_helper(name: str) -> str | None:
+    """``name``'s path on PATH (shutil.which without shutil's imports), or None."""
+    for directory in (os.environ.get("PATH") or "/usr/bin:/bin").split(":"):
+        path = os.path.join(directory or ".", name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
+
+
 def _write_id_maps_rootless(pid: int, uid_mappings: Sequence[Mapping[str, int]],
                             gid_mappings: Sequence[Mapping[str, int]]) -> None:
-    import subprocess
-
     from minidocker.errors import MinidockerError
 
     if len(uid_mappings) == 1 and len(gid_mappings) == 1:
@@ -190,14 +198,22 @@ def _write_id_maps_rootless(pid: int, uid_mappings: Sequence[Mapping[str, int]],
                 f.write(format_id_map(mappings))
         return
     for helper, mappings in (("newuidmap", uid_mappings), ("newgidmap", gid_mappings)):
-        args = [str(v) for m in mappings for v in (m["containerID"], m["hostID"], m["size"])]
-        try:
-            done = subprocess.run([helper, str(pid), *args], capture_output=True, text=True)
-        except FileNotFoundError:
+        path = find_helper(helper)
+        if path is None:
             raise MinidockerError(f"failed to map the user namespace: {helper} is not installed",
-                                  hint="install Debian's uidmap package, or map one id") from None
-        if done.returncode != 0:
-            raise MinidockerError(f"failed to map the user namespace: {helper}: {done.stderr.strip()}",
+                                  hint="install Debian's uidmap package, or map one id")
+        args = [str(v) for m in mappings for v in (m["containerID"], m["hostID"], m["size"])]
+        # posix_spawn, not subprocess: its import costs more than the helper's run
+        errors_r, errors_w = os.pipe()
+        try:
+            child = os.posix_spawn(path, [helper, str(pid), *args], {"PATH": "/usr/bin:/bin"},
+                                   file_actions=[(os.POSIX_SPAWN_DUP2, errors_w, 2)])
+        finally:
+            os.close(errors_w)
+        with os.fdopen(errors_r, "rb") as f:
+            errors = f.read().decode(errors="replace").strip()
+        if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+            raise MinidockerError(f"failed to map the user namespace: {errors or helper + ' failed'}",
                                   hint="the ranges must be the user's in /etc/subuid and /etc/subgid (subuid(5))")
 
 

@@ -299,6 +299,16 @@ def test_rootless_state_lives_under_the_users_home(user):
     assert not directory.exists()
 
 
+def test_rootless_state_roots_follow_xdg_like_rootless_docker(user):
+    import sys
+
+    code = "from minidocker.paths import state_roots; r = state_roots(); print(r.lib, r.run)"
+    assert user.run(sys.executable, "-c", code).stdout.split() == [str(user.lib), str(user.lib / "run")]
+    xdg = {"XDG_DATA_HOME": str(user.home / "data"), "XDG_RUNTIME_DIR": f"/run/user/{user.uid}"}
+    r = user.run(sys.executable, "-c", code.replace("state_roots()", f"state_roots({xdg!r})"))
+    assert r.stdout.split() == [str(user.home / "data" / "minidocker"), f"/run/user/{user.uid}/minidocker"], r
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--network", "bridge"], "cannot use a bridge network rootless: it needs a user-space network stack"),
     (["-p", "8080:80"], "cannot use a bridge network rootless"),

@@ -189,11 +189,14 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     """Run a container to completion in this process. Like ``docker run`` (without ``-d``)."""
     roots = roots or state_roots()
     if os.geteuid() != 0:   # rootless (chapter 11): what it cannot have is refused before anything exists
-        from minidocker.engine.volumes import parse_mount, parse_volume
         from minidocker.security.rootless import check_rootless_options
 
-        check_rootless_options(options, [parse_volume(v).type for v in options.volumes]
-                               + [parse_mount(m).type for m in options.mounts])
+        types = []
+        if options.volumes or options.mounts:
+            from minidocker.engine.volumes import parse_mount, parse_volume
+
+            types = [parse_volume(v).type for v in options.volumes] + [parse_mount(m).type for m in options.mounts]
+        check_rootless_options(options, types)
     image = _find_image(options, roots)   # before anything of the container exists
     plan = _plan_network(options, image, roots)
     volumes = _plan_volumes(options, image, roots)   # every -v/--mount checked before anything exists

@@ -24,7 +24,6 @@ https://docs.docker.com/engine/security/rootless/, runc's docs/cgroup-v2.md and 
 from __future__ import annotations
 
 import os
-import shutil
 
 from minidocker.errors import InvalidArgument, MinidockerError
 
@@ -73,11 +72,12 @@ def rootless_mappings(user: str, uid: int, gid: int, subuid: str = "/etc/subuid"
     Without one the namespace holds one uid and one gid: images whose files belong to other ids
     show those as nobody, and ``--user 1000`` has no host id to become.
     """
+    from minidocker.namespaces import find_helper
     from minidocker.security.userns import subordinate
 
     uids, gids = [{"containerID": 0, "hostID": uid, "size": 1}], [{"containerID": 0, "hostID": gid, "size": 1}]
     sub_u, sub_g = subordinate(subuid, user), subordinate(subgid, user)
-    if sub_u and sub_g and shutil.which("newuidmap") and shutil.which("newgidmap"):
+    if sub_u and sub_g and find_helper("newuidmap") and find_helper("newgidmap"):
         uids.append({"containerID": 1, "hostID": sub_u[0], "size": min(sub_u[1], _SUBORDINATE_SIZE)})
         gids.append({"containerID": 1, "hostID": sub_g[0], "size": min(sub_g[1], _SUBORDINATE_SIZE)})
     return uids, gids
