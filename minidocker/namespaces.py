@@ -214,7 +214,8 @@ def _write_id_maps_rootless(pid: int, uid_mappings: Sequence[Mapping[str, int]],
             errors = f.read().decode(errors="replace").strip()
         if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
             raise MinidockerError(f"failed to map the user namespace: {errors or helper + ' failed'}",
-                                  hint="the ranges must be the user's in /etc/subuid and /etc/subgid (subuid(5))")
+                                  hint="the ranges must be the user's in /etc/subuid and /etc/subgid "
+                                       "(subuid(5))")
 
 
 def _lookup(oci_type: str) -> Namespace:

@@ -149,7 +149,8 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
 
         for warning in configure_rootless(spec, pwd.getpwuid(os.getuid()).pw_name, bool(resources)):
             print(warning, file=sys.stderr)
-        spec.setdefault("annotations", {})[ROOTFS_ANNOTATION] = rootless_overlay(image.layers, os.path.dirname(rootfs))
+        overlay = rootless_overlay(image.layers, os.path.dirname(rootfs))
+        spec.setdefault("annotations", {})[ROOTFS_ANNOTATION] = overlay
     elif os.environ.get("MINIDOCKER_USERNS_REMAP"):   # like dockerd --userns-remap (chapter 11)
         from minidocker.security.userns import configure_remap
 
@@ -195,7 +196,8 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
         if options.volumes or options.mounts:
             from minidocker.engine.volumes import parse_mount, parse_volume
 
-            types = [parse_volume(v).type for v in options.volumes] + [parse_mount(m).type for m in options.mounts]
+            types = [parse_volume(v).type for v in options.volumes]
+            types += [parse_mount(m).type for m in options.mounts]
         check_rootless_options(options, types)
     image = _find_image(options, roots)   # before anything of the container exists
     plan = _plan_network(options, image, roots)
@@ -220,8 +222,8 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
 
             give_to_remapped_root(spec, snapshot.upper, directory)
             snapshot.lowers, _ = remapped_layers(spec, snapshot.lowers, directory, roots.images / "remapped")
-        if "org.minidocker.rootless-overlay" not in spec.get("annotations", {}):   # rootless: the runtime mounts it
-            snapshot.mount()
+        if "org.minidocker.rootless-overlay" not in spec.get("annotations", {}):
+            snapshot.mount()   # (rootless: the runtime mounts it, inside the user namespace)
         if volumes is not None:
             volumes.prepare(snapshot.rootfs, directory, durable)   # volumes created, copy-up from the image
         _make_workdir(snapshot.upper if os.geteuid() else snapshot.rootfs, spec["process"]["cwd"])

@@ -31,8 +31,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ROOTFS_ANNOTATION", "check_rootless", "check_rootless_options", "configure_rootless", "delegated_cgroup",
-           "is_rootless", "rootless_mappings", "rootless_overlay"]
+__all__ = ["ROOTFS_ANNOTATION", "check_rootless", "check_rootless_options", "configure_rootless",
+           "delegated_cgroup", "is_rootless", "rootless_mappings", "rootless_overlay"]
 
 # "lowerdir=...,upperdir=...,workdir=...,userxattr": the runtime mounts it at root.path once it is
 # in the container's user and mount namespaces (runtime/init.stage1).
@@ -75,7 +75,8 @@ def rootless_mappings(user: str, uid: int, gid: int, subuid: str = "/etc/subuid"
     from minidocker.namespaces import find_helper
     from minidocker.security.userns import subordinate
 
-    uids, gids = [{"containerID": 0, "hostID": uid, "size": 1}], [{"containerID": 0, "hostID": gid, "size": 1}]
+    uids = [{"containerID": 0, "hostID": uid, "size": 1}]
+    gids = [{"containerID": 0, "hostID": gid, "size": 1}]
     sub_u, sub_g = subordinate(subuid, user), subordinate(subgid, user)
     if sub_u and sub_g and find_helper("newuidmap") and find_helper("newgidmap"):
         uids.append({"containerID": 1, "hostID": sub_u[0], "size": min(sub_u[1], _SUBORDINATE_SIZE)})
@@ -131,21 +132,23 @@ def configure_rootless(spec: dict[str, Any], user: str, resources_asked: bool) -
     for m in spec.get("mounts", []):
         m["options"] = [o for o in m.get("options", []) if not _unmapped_option(o, linux)]
     if len(linux["uidMappings"]) == 1:
-        warnings.append(f"minidocker: rootless with one uid: no subordinate ids for {user} in /etc/subuid and "
-                        "/etc/subgid (or no newuidmap: Debian's uidmap package); files of other users in the "
-                        "image show as nobody")
+        warnings.append(f"minidocker: rootless with one uid: no subordinate ids for {user} in /etc/subuid "
+                        "and /etc/subgid (or no newuidmap: Debian's uidmap package); files of other users "
+                        "in the image show as nobody")
     delegated = delegated_cgroup()
     if delegated is None:
         linux.pop("cgroupsPath", None)
         linux.get("resources", {}).pop("devices", None)
         if resources_asked or linux.get("resources"):
-            raise InvalidArgument("cannot apply resource limits rootless: no cgroup is delegated to this user",
+            raise InvalidArgument("cannot apply resource limits rootless: no cgroup is delegated to this "
+                                  "user",
                                   hint="on a pure cgroup v2 host with systemd: systemd-run --user --scope "
                                        "minidocker run ... (user@.service delegates memory, pids and cpu), "
                                        "or run as root")
         linux.pop("resources", None)
-        warnings.append("minidocker: rootless: no cgroup (this host's cgroups are not delegated to the user: "
-                        "v1 or hybrid hierarchies never are); limits, stats and the device cgroup are skipped")
+        warnings.append("minidocker: rootless: no cgroup (this host's cgroups are not delegated to the "
+                        "user: v1 or hybrid hierarchies never are); limits, stats and the device cgroup "
+                        "are skipped")
     else:
         linux["cgroupsPath"] = f"{delegated}/minidocker-{os.urandom(6).hex()}"
         # The eBPF device filter needs CAP_BPF/CAP_SYS_ADMIN of the host; in a user namespace no
@@ -154,9 +157,9 @@ def configure_rootless(spec: dict[str, Any], user: str, resources_asked: bool) -
     if not any(n["type"] == "network" for n in linux["namespaces"]):
         # --network host: sysfs may be mounted only by the network namespace's owner; bind the
         # host's /sys read-only instead, as runc's rootless spec does (specconv.ToRootless).
-        spec["mounts"] = [{"destination": "/sys", "type": "none", "source": "/sys",
-                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]} if m["type"] == "sysfs" else m
-                          for m in spec.get("mounts", [])]
+        host_sys = {"destination": "/sys", "type": "none", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+        spec["mounts"] = [host_sys if m["type"] == "sysfs" else m for m in spec.get("mounts", [])]
     # Device nodes cannot be made in a user namespace: the runtime binds the host's instead
     # (rootfs.create_devices does it for the default ones).
     linux.pop("devices", None)
@@ -183,9 +186,11 @@ def check_rootless_options(options: Any, mount_types: list[str]) -> None:
     """
     if options.network in (None, "bridge") or options.publish or options.publish_all:
         if options.network == "bridge" or options.publish or options.publish_all:
-            raise InvalidArgument("cannot use a bridge network rootless: it needs a user-space network stack "
-                                  "(slirp4netns or pasta, as rootless Docker uses), which minidocker does not have",
-                                  hint="use --network none (the rootless default) or --network host, or run as root")
+            raise InvalidArgument("cannot use a bridge network rootless: it needs a user-space network "
+                                  "stack (slirp4netns or pasta, as rootless Docker uses), which minidocker "
+                                  "does not have",
+                                  hint="use --network none (the rootless default) or --network host, "
+                                       "or run as root")
         options.network = "none"
     if options.network not in ("none", "host"):
         raise InvalidArgument(f"cannot use network {options.network!r} rootless",
@@ -203,4 +208,5 @@ def rootless_overlay(lowers: Any, directory: str | os.PathLike[str]) -> str:
     marks in user.overlay.* xattrs (trusted.* needs CAP_SYS_ADMIN in the initial namespace)."""
     from minidocker.storage.overlay import overlay_options
 
-    return overlay_options(lowers, os.path.join(directory, "upper"), os.path.join(directory, "work")) + ",userxattr"
+    upper, work = os.path.join(directory, "upper"), os.path.join(directory, "work")
+    return overlay_options(lowers, upper, work) + ",userxattr"
