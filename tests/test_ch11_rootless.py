@@ -145,6 +145,31 @@ def test_idmapped_layers_are_chosen_here_and_unmounted_with_the_snapshot(tmp_pat
     assert not [m for m in read_mountinfo() if m.mount_point.startswith(str(tmp_path))]
 
 
+def test_layers_on_a_filesystem_without_idmap_support_fall_back_to_the_copy(tmp_path):
+    """A layer store inside an overlay mount (which cannot be idmapped: EINVAL) gets Docker's copy."""
+    from minidocker.linux import UmountFlag, mount, umount2
+    from minidocker.security.userns import remapped_layers
+    from minidocker.storage.overlay import overlay_options
+
+    store = tmp_path / "store"
+    _layer(store)
+    os.unlink(store / "layer" / "gone")   # a whiteout in an overlay's lower layer would hide itself
+    for name in ("upper", "work", "merged"):
+        (tmp_path / name).mkdir()
+    mount("overlay", tmp_path / "merged", "overlay", 0,
+          overlay_options([store], tmp_path / "upper", tmp_path / "work"))
+    try:
+        spec = {"linux": {"uidMappings": MAPS, "gidMappings": MAPS}}
+        lowers, how = remapped_layers(spec, [tmp_path / "merged" / "layer"], tmp_path / "container",
+                                      tmp_path / "cache")
+        assert how == "chowned" and lowers == [tmp_path / "cache" / "100000.100000" / "layer"], lowers
+        assert os.stat(lowers[0] / "etc" / "passwd").st_uid == 100000
+        lowers_dir = tmp_path / "container" / "lowers"   # the idmapped attempt left no mount behind
+        assert not lowers_dir.exists() or not any(os.path.ismount(p) for p in lowers_dir.iterdir())
+    finally:
+        umount2(tmp_path / "merged", UmountFlag.MNT_DETACH)
+
+
 def test_a_bad_layers_mode_exits_125_and_creates_nothing(cli, remap_env):
     r = cli("run", "--rm", "busybox", "true", env={**remap_env, "MINIDOCKER_USERNS_LAYERS": "copy"})
     assert r.code == 125 and "invalid MINIDOCKER_USERNS_LAYERS 'copy'" in r.err, r
@@ -186,6 +211,7 @@ class RootlessUser:
             subprocess.run(["usermod", "--add-subuids", "300000-365535", "--add-subgids", "300000-365535",
                             self.name], check=True, capture_output=True, text=True)
         self.subuid = subordinate("/etc/subuid", self.name)
+        self.subgid = subordinate("/etc/subgid", self.name)
         self.lib = self.home / ".local" / "share" / "minidocker"
 
     def run(self, *args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
@@ -346,11 +372,20 @@ def test_rootless_runtime_bundle_runs_like_runc(user):
     config["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' "
                                  "/proc/self/status; touch /x 2>&1; hostname"]
     (bundle / "config.json").write_text(json.dumps(config))
-    ours = user.run(sys.executable, "-m", "minidocker.cli.runc", "run", "--bundle", str(bundle), "rl-ours")
-    theirs = user.run("runc", "--root", str(user.home / "runc-state"), "run", "--bundle", str(bundle), "rl-runc")
-    assert ours.returncode == theirs.returncode == 0, (ours, theirs)
-    assert ours.stdout == theirs.stdout, (ours.stdout, theirs.stdout)
-    assert f"0 {user.uid} 1" in " ".join(ours.stdout.split()) and "Read-only file system" in ours.stdout
+    outputs = []
+    for ranges in (False, True):   # one id, then the user's subordinate range too (newuidmap, newgidmap)
+        if ranges:
+            for key, first in (("uidMappings", user.subuid[0]), ("gidMappings", user.subgid[0])):
+                config["linux"][key].append({"containerID": 1, "hostID": first, "size": 65536})
+            (bundle / "config.json").write_text(json.dumps(config))
+        ours = user.run(sys.executable, "-m", "minidocker.cli.runc", "run", "--bundle", str(bundle), "rl-ours")
+        theirs = user.run("runc", "--root", str(user.home / "runc-state"), "run", "--bundle", str(bundle),
+                          "rl-runc")
+        assert ours.returncode == theirs.returncode == 0, (ours, theirs)
+        assert ours.stdout == theirs.stdout, (ours.stdout, theirs.stdout)
+        outputs.append(" ".join(ours.stdout.split()))
+    assert f"0 {user.uid} 1" in outputs[0] and "Read-only file system" in outputs[0]
+    assert f"0 {user.uid} 1 1 {user.subuid[0]} 65536" in outputs[1]
 
 
 GUEST_SCRIPT = """set -e
