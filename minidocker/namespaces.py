@@ -39,6 +39,7 @@ __all__ = [
     "Namespace",
     "clone_flags",
     "enter",
+    "find_helper",
     "format_id_map",
     "namespaces_of",
     "open_namespaces",
@@ -161,13 +162,60 @@ def write_id_maps(
     """Map the user namespace of ``pid``: write its uid_map and gid_map, once each.
 
     Until this is done the process runs as the overflow id 65534 ("nobody").
-    A privileged parent (root in the parent namespace) may map any range.
-    See user_namespaces(7), "User and group ID mappings".
+    A privileged parent (root in the parent namespace) may map any range. Another user may
+    map only its own uid and gid, after denying setgroups(2) (rootless, one id); for more ids
+    the setuid helpers newuidmap/newgidmap check the user's /etc/subuid and /etc/subgid
+    ranges and write the maps (rootless Docker and podman use them too).
+    See user_namespaces(7), "User and group ID mappings", newuidmap(1).
     """
+    if os.geteuid() != 0:
+        _write_id_maps_rootless(pid, uid_mappings, gid_mappings)
+        return
     with open(f"/proc/{pid}/uid_map", "w") as f:
         f.write(format_id_map(uid_mappings))
     with open(f"/proc/{pid}/gid_map", "w") as f:
         f.write(format_id_map(gid_mappings))
+
+
+def find_helper(name: str) -> str | None:
+    """``name``'s path on PATH (shutil.which without shutil's imports), or None."""
+    for directory in (os.environ.get("PATH") or "/usr/bin:/bin").split(":"):
+        path = os.path.join(directory or ".", name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
+
+
+def _write_id_maps_rootless(pid: int, uid_mappings: Sequence[Mapping[str, int]],
+                            gid_mappings: Sequence[Mapping[str, int]]) -> None:
+    from minidocker.errors import MinidockerError
+
+    if len(uid_mappings) == 1 and len(gid_mappings) == 1:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+        for name, mappings in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(format_id_map(mappings))
+        return
+    for helper, mappings in (("newuidmap", uid_mappings), ("newgidmap", gid_mappings)):
+        path = find_helper(helper)
+        if path is None:
+            raise MinidockerError(f"failed to map the user namespace: {helper} is not installed",
+                                  hint="install Debian's uidmap package, or map one id")
+        args = [str(v) for m in mappings for v in (m["containerID"], m["hostID"], m["size"])]
+        # posix_spawn, not subprocess: its import costs more than the helper's run
+        errors_r, errors_w = os.pipe()
+        try:
+            child = os.posix_spawn(path, [helper, str(pid), *args], {"PATH": "/usr/bin:/bin"},
+                                   file_actions=[(os.POSIX_SPAWN_DUP2, errors_w, 2)])
+        finally:
+            os.close(errors_w)
+        with os.fdopen(errors_r, "rb") as f:
+            errors = f.read().decode(errors="replace").strip()
+        if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+            raise MinidockerError(f"failed to map the user namespace: {errors or helper + ' failed'}",
+                                  hint="the ranges must be the user's in /etc/subuid and /etc/subgid "
+                                       "(subuid(5))")
 
 
 def _lookup(oci_type: str) -> Namespace:

@@ -7,6 +7,10 @@ Two roots, as Docker has ``/var/lib/docker`` and ``/run/docker``:
 
 Setting ``MINIDOCKER_ROOT=/some/dir`` moves both, to ``/some/dir/lib`` and
 ``/some/dir/run``; the tests use it to work in a temporary directory.
+
+Run by a user other than root (rootless, chapter 11), the defaults are that user's own, as
+rootless Docker's: ``$XDG_DATA_HOME/minidocker`` (``~/.local/share/minidocker``) and
+``$XDG_RUNTIME_DIR/minidocker`` (without XDG_RUNTIME_DIR, e.g. after su: ``run/`` beside the data).
 """
 
 from __future__ import annotations
@@ -41,4 +45,13 @@ def state_roots(env: dict[str, str] | None = None) -> StateRoots:
     base = (env if env is not None else os.environ).get("MINIDOCKER_ROOT")
     if base:
         return StateRoots(lib=Path(base) / "lib", run=Path(base) / "run")
+    if os.geteuid() != 0:
+        return _rootless_roots(env if env is not None else os.environ)
     return StateRoots(lib=Path("/var/lib/minidocker"), run=Path("/run/minidocker"))
+
+
+def _rootless_roots(env: dict[str, str] | os._Environ[str]) -> StateRoots:
+    data = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    lib = Path(data) / "minidocker"
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return StateRoots(lib=lib, run=Path(runtime) / "minidocker" if runtime else lib / "run")

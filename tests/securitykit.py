@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 from pathlib import Path
 
 __all__ = ["ATTACKS", "PROBE_SOURCE", "attack_rootfs_tar", "compile_probe", "contained", "parse_verdicts",
-           "root_disk"]
+           "root_disk", "syscall_elf"]
 
 PROBE_SOURCE = Path(__file__).resolve().parent.parent / "minidocker" / "security" / "probes" / "attacks.c"
 ATTACKS = ("mount_tmpfs", "unshare_mount", "unshare_user_mount", "clone_newns", "chroot_escape", "keyctl",
@@ -83,3 +84,58 @@ def root_disk() -> tuple[int, int]:
                 st = os.stat(source)
                 return os.major(st.st_rdev), os.minor(st.st_rdev)
     raise RuntimeError("no / in /proc/self/mountinfo")
+
+
+# ---------------------------------------------------------------- hand-assembled syscall programs
+
+def syscall_elf(arch: str, number: int, *args: int) -> bytes:
+    """A static ELF program that makes one syscall and exits with its errno (0 when it succeeded).
+
+    ``arch`` "i386" enters the kernel through ``int 0x80`` (the 32-bit entry, arguments in
+    ebx ecx edx esi edi, i386 numbers), "x86_64" through ``syscall`` (rdi rsi rdx r10 r8,
+    x86_64 numbers). Assembled here byte by byte, so no 32-bit compiler or libc is needed: the
+    kernel runs it if it was built with CONFIG_IA32_EMULATION. A seccomp filter that kills the
+    caller shows as death by SIGSYS. See: syscall(2) "Architecture calling conventions", elf(5).
+    """
+    if len(args) > 5:
+        raise ValueError("at most 5 arguments")
+    args = args + (0,) * (5 - len(args))
+    imm = lambda value: struct.pack("<i", value if value < 1 << 31 else value - (1 << 32))  # noqa: E731
+    if arch == "i386":
+        code = b"\xb8" + imm(number)                                       # mov eax, number
+        for opcode, value in zip(b"\xbb\xb9\xba\xbe\xbf", args):           # mov ebx/ecx/edx/esi/edi
+            code += bytes([opcode]) + imm(value)
+        code += b"\xcd\x80"                                                # int 0x80
+        code += b"\x89\xc3\xf7\xdb\x85\xc0\x79\x02\xeb\x02\x31\xdb"        # ebx = eax < 0 ? -eax : 0
+        code += b"\xb8\x01\x00\x00\x00\xcd\x80"                            # exit(ebx): i386 exit is 1
+        return _elf(32, 3, code)
+    if arch == "x86_64":
+        code = b"\x48\xc7\xc0" + imm(number)                               # mov rax, number
+        for prefix, value in zip((b"\x48\xc7\xc7", b"\x48\xc7\xc6", b"\x48\xc7\xc2", b"\x49\xc7\xc2",
+                                  b"\x49\xc7\xc0"), args):                 # rdi rsi rdx r10 r8
+            code += prefix + imm(value)
+        code += b"\x0f\x05"                                                # syscall
+        code += b"\x48\x89\xc7\x48\xf7\xdf\x48\x85\xc0\x79\x02\xeb\x02\x31\xff"   # rdi = rax < 0 ? -rax : 0
+        code += b"\xb8\x3c\x00\x00\x00\x0f\x05"                            # exit(rdi): x86_64 exit is 60
+        return _elf(64, 62, code)
+    raise ValueError(f"no assembler for {arch!r}")
+
+
+def _elf(bits: int, machine: int, code: bytes) -> bytes:
+    """An ELF executable of one loadable segment (headers and code together), entry right after the headers."""
+    base = 0x08048000 if bits == 32 else 0x400000
+    if bits == 32:
+        ehsize, phsize = 52, 32
+        entry = base + ehsize + phsize
+        header = struct.pack("<16sHHIIIIIHHHHHH", b"\x7fELF\x01\x01\x01", 2, machine, 1, entry, ehsize, 0, 0,
+                             ehsize, phsize, 1, 0, 0, 0)
+        size = ehsize + phsize + len(code)
+        program = struct.pack("<IIIIIIII", 1, 0, base, base, size, size, 5, 0x1000)   # PT_LOAD, R+X
+    else:
+        ehsize, phsize = 64, 56
+        entry = base + ehsize + phsize
+        header = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01", 2, machine, 1, entry, ehsize, 0, 0,
+                             ehsize, phsize, 1, 0, 0, 0)
+        size = ehsize + phsize + len(code)
+        program = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return header + program + code

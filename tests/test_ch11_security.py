@@ -652,7 +652,8 @@ def test_userns_remap_makes_container_root_an_unprivileged_host_uid(cli, remap_r
             env=remap_root)
     lines = r.out.split()
     assert lines[:5] == ["0", "0", "100000", "65536", "0"], r   # root inside, mapped to 100000
-    assert "Permission denied" in r.err, r   # what breaks: the image's files are nobody's
+    # the image's files are root's inside too (idmapped layers: tests/test_ch11_rootless.py)
+    assert r.code == 0 and not r.err, r
 
 
 def test_userns_remap_is_uid_100000_seen_from_the_host(remap_root, state_root):

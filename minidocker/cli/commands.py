@@ -29,7 +29,7 @@ def run(args: SimpleNamespace) -> int:
     from minidocker.engine.run import RunOptions, run_container
     from minidocker.security.options import SecurityFlags
 
-    _require_root()
+    _require_root(rootless=True)
     resources = ResourceFlags(
         memory=args.memory, memory_swap=args.memory_swap, cpus=args.cpus, cpu_shares=args.cpu_shares,
         cpu_period=args.cpu_period, cpu_quota=args.cpu_quota, pids_limit=args.pids_limit,
@@ -109,7 +109,7 @@ def rm(args: SimpleNamespace) -> int:
         return r.rm(remote, args)
     from minidocker.engine.remove import remove_container
 
-    _require_root()
+    _require_root(rootless=True)
     failed = 0
     for ref in args.containers:
         try:
@@ -481,12 +481,17 @@ logs, start, stop, restart, kill, wait = (_supervised(n) for n in ("logs", "star
                                                                    "wait"))
 
 
-def _require_root() -> None:
+def _require_root(rootless: bool = False) -> None:
+    """Root, or for ``rootless`` commands a kernel that lets this user make a user namespace."""
     import os
 
     from minidocker.errors import MinidockerError
 
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and rootless:
+        from minidocker.security.rootless import check_rootless
+
+        check_rootless()
+    elif os.geteuid() != 0:
         raise MinidockerError("this command needs root: it creates namespaces and mounts",
                               hint="run it with sudo, or as root in a VM made for the course")
 

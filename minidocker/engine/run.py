@@ -142,7 +142,16 @@ def build_spec(image: Image, options: RunOptions, rootfs: str, container_id: str
         volumes.apply(spec)   # engine/volumes.py: bind and tmpfs entries in spec["mounts"]
     for warning in configure(spec, options.security):  # capabilities, seccomp ... once the user is known
         print(warning, file=sys.stderr)
-    if os.environ.get("MINIDOCKER_USERNS_REMAP"):   # like dockerd --userns-remap (chapter 11)
+    if os.geteuid() != 0:   # rootless (chapter 11): the user's own user namespace, overlay mounted inside
+        import pwd
+
+        from minidocker.security.rootless import ROOTFS_ANNOTATION, configure_rootless, rootless_overlay
+
+        for warning in configure_rootless(spec, pwd.getpwuid(os.getuid()).pw_name, bool(resources)):
+            print(warning, file=sys.stderr)
+        overlay = rootless_overlay(image.layers, os.path.dirname(rootfs))
+        spec.setdefault("annotations", {})[ROOTFS_ANNOTATION] = overlay
+    elif os.environ.get("MINIDOCKER_USERNS_REMAP"):   # like dockerd --userns-remap (chapter 11)
         from minidocker.security.userns import configure_remap
 
         configure_remap(spec, rootfs, options.security, os.environ["MINIDOCKER_USERNS_REMAP"])
@@ -180,6 +189,16 @@ def _network_spec(spec: dict[str, Any], plan: Any, container_id: str, directory:
 def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitStatus:
     """Run a container to completion in this process. Like ``docker run`` (without ``-d``)."""
     roots = roots or state_roots()
+    if os.geteuid() != 0:   # rootless (chapter 11): what it cannot have is refused before anything exists
+        from minidocker.security.rootless import check_rootless_options
+
+        types = []
+        if options.volumes or options.mounts:
+            from minidocker.engine.volumes import parse_mount, parse_volume
+
+            types = [parse_volume(v).type for v in options.volumes]
+            types += [parse_mount(m).type for m in options.mounts]
+        check_rootless_options(options, types)
     image = _find_image(options, roots)   # before anything of the container exists
     plan = _plan_network(options, image, roots)
     volumes = _plan_volumes(options, image, roots)   # every -v/--mount checked before anything exists
@@ -199,13 +218,15 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             endpoint, before_start = _prepare_network(plan, spec["hostname"], container, roots)
         _write_config(directory, spec)
         if "org.minidocker.userns-root" in spec.get("annotations", {}):
-            from minidocker.security.userns import give_to_remapped_root
+            from minidocker.security.userns import give_to_remapped_root, remapped_layers
 
             give_to_remapped_root(spec, snapshot.upper, directory)
-        snapshot.mount()
+            snapshot.lowers, _ = remapped_layers(spec, snapshot.lowers, directory, roots.images / "remapped")
+        if "org.minidocker.rootless-overlay" not in spec.get("annotations", {}):
+            snapshot.mount()   # (rootless: the runtime mounts it, inside the user namespace)
         if volumes is not None:
             volumes.prepare(snapshot.rootfs, directory, durable)   # volumes created, copy-up from the image
-        _make_workdir(snapshot.rootfs, spec["process"]["cwd"])
+        _make_workdir(snapshot.upper if os.geteuid() else snapshot.rootfs, spec["process"]["cwd"])
         stdin = 0 if options.interactive else empty_stdin()
         try:
             def started(pid: int) -> None:

@@ -165,8 +165,8 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
 
         resources.devices = [*resources.devices, *DEFAULT_DEVICE_RULES[1:]]
     path = linux.get("cgroupsPath")
-    if path is None and container_id is None and not resources.controllers():
-        return None
+    if path is None and (container_id is None or os.geteuid() != 0) and not resources.controllers():
+        return None   # rootless without a path: no group, as runc when cgroups are not delegated
     if path and ":" in path:
         raise InvalidArgument(f"invalid cgroupsPath {path!r}: systemd's slice:prefix:name form is not supported",
                               hint="use a path like /minidocker/<id> (no --systemd-cgroup)")

@@ -65,13 +65,15 @@ def runc_default_spec(rootless: bool = False) -> dict[str, Any]:
         },
     }
     if rootless:
-        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")]
+        # runc's specconv.ToRootless: no network or cgroup namespace, so /sys is the host's, bound
+        # (sysfs may be mounted only by the owner of the network namespace); no device cgroup.
+        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
         spec["linux"].pop("resources")
-        spec["mounts"][-1] = {"destination": "/sys", "type": "none", "source": "/sys",
+        spec["mounts"][-2] = {"destination": "/sys", "type": "none", "source": "/sys",
                               "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-        spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
+        spec["mounts"][2]["options"].remove("gid=5")   # gid 5 (tty) is not mapped: devpts would refuse it
     return spec
 
 

@@ -76,6 +76,9 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         unshare(flags & ~CloneFlag.CLONE_NEWUSER)
         if flags & CloneFlag.CLONE_NEWNS:
             rootfs.make_mounts_private(spec.get("linux", {}).get("rootfsPropagation"))
+        overlay = spec.get("annotations", {}).get("org.minidocker.rootless-overlay")
+        if overlay:   # rootless (chapter 11): only root in this user namespace may mount the overlay
+            rootfs.mount("overlay", spec["root"]["path"], "overlay", 0, overlay)
         # init may not speak before PID is on the pipe (the parent expects PID first): it
         # waits for this gate to close, which happens when we exit, after sending PID.
         gate_read, gate_write = os.pipe()

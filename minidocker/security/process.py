@@ -77,7 +77,15 @@ def set_user(user: Mapping[str, Any]) -> None:
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     if user.get("umask") is not None:
         os.umask(int(user["umask"]))
-    os.setgroups([int(g) for g in user.get("additionalGids", [])])
+    groups = [int(g) for g in user.get("additionalGids", [])]
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        # A rootless namespace mapped by its own user has setgroups(2) denied (user_namespaces(7)):
+        # with no groups to set there is nothing to drop (runc skips it too).
+        with open("/proc/self/setgroups") as f:
+            if groups or f.read().strip() != "deny":
+                raise
     os.setgid(gid)
     os.setuid(uid)
 

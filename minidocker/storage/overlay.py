@@ -69,6 +69,10 @@ class Snapshot(Record):
         except OSError:
             if os.path.ismount(self.rootfs):
                 raise
+        if os.path.isdir(self.directory / "lowers"):   # a remapped container's idmapped layers (chapter 11)
+            from minidocker.storage.remap import unmount_lowers
+
+            unmount_lowers(self.directory)
 
     def remove(self) -> None:
         """Unmount and delete the snapshot's directories: the container's changes are gone."""
