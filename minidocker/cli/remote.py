@@ -193,6 +193,9 @@ def _create_body(args: SimpleNamespace) -> dict:
 def _network_and_mount_flags(args: SimpleNamespace, config: dict, host: dict) -> None:
     """-p/-P/--expose, -v/--mount/--tmpfs/--volumes-from as the docker CLI sends them (checked here,
     as it does: a bad flag fails before any request)."""
+    if not (args.publish or args.expose or args.publish_all or args.volumes or args.mounts or args.tmpfs
+            or args.volumes_from):
+        return   # the common run: no import of the parsers (start-up time, bench/startup.py)
     from minidocker.engine.volumes import parse_mount, parse_tmpfs, parse_volume
     from minidocker.network.ports import parse_expose, parse_publish
 

@@ -339,7 +339,11 @@ class ContainerService:
             if "invalid volume specification" in str(err) or not host.get("Binds"):
                 raise
             raise InvalidArgument(f"invalid volume specification: {err}") from None
-        return v.plan_mounts(self.roots, {"Volumes": volumes}, requests, volumes_from)
+        try:
+            return v.plan_mounts(self.roots, {"Volumes": volumes}, requests, volumes_from)
+        except NotFound as err:   # --volumes-from an unknown container: dockerd's words; 400 (not the
+            ref = str(err).splitlines()[0].rpartition(": ")[2]   # 404 the docker CLI reads as "pull the image")
+            raise InvalidArgument(f"No such container: {ref}") from None
 
     def _prepare_mounts(self, network_plan, mount_plan, snapshot, spec: dict, container: Container) -> None:
         """At create: host networking's name files; volumes created and filled from the image (copy-up)."""
