@@ -149,6 +149,25 @@ def test_a_user_network_resolves_container_names_and_isolates_from_the_default(d
         ok(daemon, "network", "rm", "app")
 
 
+def test_network_connect_and_disconnect_of_a_daemon_container(daemon, box):
+    ok(daemon, "network", "create", "--subnet", "10.214.78.0/24", "side")
+    try:
+        ok(daemon, "run", "-d", "--name", "multi", "busybox", "sleep", "100")
+        ok(daemon, "network", "connect", "side", "multi")
+        networks = inspect(daemon, "multi")["NetworkSettings"]["Networks"]
+        assert sorted(networks) == ["bridge", "side"] and networks["side"]["IPAddress"].startswith("10.214.78.")
+        assert networks["side"]["IPAddress"] in ok(daemon, "exec", "multi", "ip", "-o", "-4", "addr", "show", "eth1")
+        ok(daemon, "network", "disconnect", "side", "multi")
+        assert list(inspect(daemon, "multi")["NetworkSettings"]["Networks"]) == ["bridge"]
+        ok(daemon, "network", "connect", "side", "multi")
+        ok(daemon, "stop", "-t", "1", "multi")   # its exit detaches it from both
+        assert endpoints(box) == []
+        ok(daemon, "rm", "multi")
+    finally:
+        docker(daemon, "rm", "-f", "multi")
+        ok(daemon, "network", "rm", "side")
+
+
 def test_network_host_and_none(daemon, box):
     host = ok(daemon, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
     assert "mdbr0" in host   # the sandbox's own links: its network namespace is the host's here

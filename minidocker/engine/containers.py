@@ -12,6 +12,12 @@
     service.list(all) / service.get(ref)  records, refreshed
     service.attach(ref, sock, ...)        hand the client's socket to the supervisor
 
+Networks and volumes are chapter 09's and 10's engine functions, as in direct mode's run:
+``create`` checks ``-p``/``--network`` (plan_network) and ``-v``/``--mount``/``--tmpfs``/
+``--volumes-from`` (plan_mounts) before anything exists, creates the volumes and copies the
+image's content up into them; each ``start`` has the supervisor put the container on its
+bridge network (see "networks and mounts" below for who does what, and why).
+
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
@@ -395,15 +401,21 @@ class ContainerService:
             write_json(path, {endpoint["network"]: endpoint}, durable=False)
 
     def endpoints(self, container: Container) -> dict:
-        """The container's live endpoints by network name ({} unless it runs on a bridge)."""
+        """The container's live endpoints by network name ({} unless it runs on a bridge): the network
+        store's (``docker network connect`` adds some), with the MAC addresses the supervisor read."""
         from minidocker.atomic import read_json
 
         if container.status != "running":
             return {}
         try:
-            return dict(read_json(container.directory(self.roots) / ENDPOINTS_FILE))
+            saved = dict(read_json(container.directory(self.roots) / ENDPOINTS_FILE))
         except (FileNotFoundError, ValueError):
             return {}
+        from minidocker.engine.networks import container_endpoints
+
+        live = container_endpoints(self.roots, container.id)
+        return {name: {**ep, "mac": (saved.get(name) or {}).get("mac", ep.get("mac", ""))}
+                for name, ep in live.items()}
 
     def network_names(self, container: Container) -> list[str]:
         """The networks inspect lists for it: its mode (``bridge`` for default), as dockerd does."""

@@ -535,6 +535,21 @@ def check_network_exists(roots: StateRoots, plan: NetworkPlan) -> None:
 
 # -- what the Engine API shows of networks (api/networks.py) -------------------------------------
 
+def container_endpoints(roots: StateRoots, container_id: str) -> dict[str, dict[str, Any]]:
+    """A container's endpoints by network name, as :func:`attach` returns them (inspect's NetworkSettings).
+
+    Read without the lock: records are replaced by rename (atomic.write_json), never seen half written.
+    """
+    found = {}
+    for network in NetworkStore(roots).list():
+        ep = network.endpoints.get(container_id)
+        if ep is not None:
+            found[network.name] = {**{k: v for k, v in ep.items() if k not in ("owner", "rules", "directory")},
+                                   "network": network.name, "network_id": network.id, "gateway": network.gateway,
+                                   "prefixlen": ipam.parse_subnet(network.subnet).prefixlen}
+    return found
+
+
 _PREDEFINED_DRIVERS = {"host": "host", "none": "null"}
 
 
