@@ -141,6 +141,16 @@ def test_a_user_network_resolves_container_names_and_isolates_from_the_default(d
         assert db["Networks"]["app"]["DNSNames"] == ["db", inspect(daemon, "db")["Id"][:12]]
         out = ok(daemon, "run", "--rm", "--network", "app", "busybox", "ping", "-c", "1", "-W", "2", "db")
         assert db["Networks"]["app"]["IPAddress"] in out
+        fixed = ok(daemon, "run", "--rm", "--network", "app", "--ip", "10.214.77.50", "busybox", "ip", "-o", "-4",
+                   "addr", "show", "eth0")
+        assert "inet 10.214.77.50/24" in fixed
+        taken = docker(daemon, "run", "--rm", "--network", "app", "--ip", db["Networks"]["app"]["IPAddress"],
+                       "busybox", "true")
+        assert taken.returncode == 125 and "Address already in use" in taken.errors, taken.errors
+        for ip, network, message in (("10.99.0.5", "app", "does not belong to any of this network's subnets"),
+                                     ("10.213.0.50", "bridge", "supported on user defined networks only")):
+            bad = docker(daemon, "run", "--rm", "--network", network, "--ip", ip, "busybox", "true")
+            assert bad.returncode == 125 and message in bad.errors, bad.errors
         other = docker(daemon, "run", "--rm", "busybox", "ping", "-c", "1", "-W", "1", "db")
         assert other.returncode != 0   # the default bridge resolves no names (as Docker's)
         ok(daemon, "rm", "-f", "db")

@@ -121,7 +121,7 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
         ep = endpoints.get(name) or {}
         user = name not in ("bridge", "host", "none")
         networks[name] = {
-            "IPAMConfig": None, "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
+            "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None, "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
             "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": ep.get("network_id", ""),
             "EndpointID": hashlib.sha256(f"{c.id}/{name}".encode()).hexdigest() if ep else "",
             "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefixlen", 0),

@@ -113,6 +113,17 @@ def _strings(body: dict, key: str) -> list[str] | None:
     return value
 
 
+def _requested_ip(body: dict, network: str) -> str | None:
+    """NetworkingConfig.EndpointsConfig[network].IPAMConfig.IPv4Address (``docker run --ip``), or None."""
+    networking = _typed(body, "NetworkingConfig", dict, {}) or {}
+    endpoints = _typed(networking, "EndpointsConfig", dict, {}) or {}
+    endpoint = endpoints.get(network) or {}
+    if not isinstance(endpoint, dict):
+        raise InvalidArgument(f"invalid EndpointsConfig for {network}: expected an object")
+    ipam_config = _typed(endpoint, "IPAMConfig", dict, {}) or {}
+    return _typed(ipam_config, "IPv4Address", str, "") or None
+
+
 def _publish_specs(host: dict) -> list[str]:
     """HostConfig.PortBindings ({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) as ``-p`` values."""
     bindings = _typed(host, "PortBindings", dict, {}) or {}
@@ -315,6 +326,15 @@ class ContainerService:
         except NotFound as err:
             # 400, not 404: the docker CLI reads a 404 from create as a missing image and pulls
             raise InvalidArgument(str(err).splitlines()[0], hint="create it with 'docker network create NAME'") from None
+        plan.ip = _requested_ip(body, plan.network or "")
+        if plan.ip:
+            from minidocker.engine.networks import DEFAULT_NETWORK, NetworkStore
+            from minidocker.network import ipam
+
+            if plan.mode != "bridge" or plan.network == DEFAULT_NETWORK:
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            network = NetworkStore(self.roots).get(plan.network or "")
+            ipam.claim(ipam.parse_subnet(network.subnet), plan.ip, [], network.gateway)   # in its subnet
         return plan
 
     def _network_request(self, container: Container, image) -> dict | None:
@@ -327,7 +347,8 @@ class ContainerService:
         if host.get("PublishAllPorts"):
             exposed = sorted({*(image.config.get("ExposedPorts") or {}), *(config.get("ExposedPorts") or {})})
         return {"lib": str(self.roots.lib), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
-                "name": container.name, "hostname": config.get("Hostname") or container.id[:12]}
+                "name": container.name, "hostname": config.get("Hostname") or container.id[:12],
+                "ip": _requested_ip(config, mode)}
 
     def _mount_plan(self, body: dict, host: dict, image_config: dict):
         """The mounts plan (engine/volumes.py) of Binds, Mounts, Tmpfs, VolumesFrom and the VOLUMEs, or None."""
@@ -501,7 +522,7 @@ class ContainerService:
                         "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file),
                         "network": network})
                 except Conflict as err:
-                    if network is None:
+                    if network is None or "publish port" not in str(err):
                         raise
                     # dockerd's words (its CLI users know them), with ours after
                     raise MinidockerError(f"driver failed programming external connectivity on endpoint "

@@ -33,7 +33,7 @@ ended meanwhile into their records. Requests, one JSON line each, answered by on
     {"op":"list"}                                          -> {"containers": {id: {"pid","started_at"}}}
     {"op":"subscribe"}                                     -> then {"event":"exit","id",...} lines
     {"op":"forget","id":..} / {"op":"shutdown"}            -> {}
-    {"op":"create",...,"network":{"lib","network","publish","exposed","name","hostname"}}
+    {"op":"create",...,"network":{"lib","network","publish","exposed","name","hostname","ip"}}
                                                            -> {"pid": N, "endpoint": {...}}
     {"op":"detach","id":..,"lib":path}                     -> {"networks": [...]}
 
@@ -701,6 +701,7 @@ def _attach_network(cid: str, network: dict, directory: str) -> dict:
 
     exposed = sorted({parse_expose(p) for p in network.get("exposed") or []})
     plan = networks.plan_network(network["network"], list(network.get("publish") or []), exposed)
+    plan.ip = network.get("ip") or None
     return networks.attach(_roots(network["lib"]), cid, network["name"], network["hostname"], plan,
                            Path(directory))
 
