@@ -71,6 +71,14 @@ def inspect(daemon, ref: str) -> dict:
     return json.loads(ok(daemon, "inspect", ref))[0]
 
 
+def eventually(predicate, what: str, timeout: float = 10) -> None:
+    """Wait for ``predicate()``: the rules of an exit are deleted off its critical path (network/nat.py)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def endpoints(box: Sandbox) -> list[str]:
     return [ep["name"] for net in box.networks().values() for ep in net["endpoints"].values()]
 
@@ -108,8 +116,9 @@ def test_a_published_port_answers_on_loopback_and_port_and_ps_show_it(daemon, bo
     row = json.loads(ok(daemon, "ps", "--format", "{{json .}}").splitlines()[0])
     assert sorted(row["Ports"].split(", ")) == [f"0.0.0.0:{PORT + 2}->80/tcp", f"127.0.0.1:{PORT + 1}->80/tcp"], row
     assert row["Networks"] == "bridge"
+    assert [r for r in box.firewall_rules() if "ctr:" in r]   # the DNAT rules, while it runs
     ok(daemon, "rm", "-f", "httpd")
-    assert not [r for r in box.firewall_rules() if "ctr:" in r]
+    eventually(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], "its DNAT rules to go")
 
 
 def test_restart_wires_the_container_again(daemon, box):
@@ -251,6 +260,34 @@ def test_the_minidocker_cli_publishes_through_the_daemon(daemon, box):
     assert [m["Name"] for m in inspect(daemon, "mdcli")["Mounts"]] == ["mdvol"]
     ok(daemon, "rm", "-f", "mdcli")
     ok(daemon, "volume", "rm", "mdvol")
+
+
+def test_the_minidocker_cli_sends_what_the_docker_cli_sends(daemon, box, tmp_path):
+    flags = ["-p", f"127.0.0.1:{PORT + 12}:80/udp", "-p", "81", "--expose", "82", "-P", "-v", f"{tmp_path}:/h:ro",
+             "-v", "/anon", "-v", "flagvol:/n:nocopy", "--mount", f"type=bind,src={tmp_path},dst=/m,readonly,bind-nonrecursive",
+             "--mount", "type=volume,src=flaglbl,dst=/lv,volume-label=a=b",
+             "--mount", "type=volume,dst=/mv,volume-nocopy", "--mount", "type=tmpfs,dst=/mt,tmpfs-size=1048576",
+             "--tmpfs", "/t:size=1m"]
+    env = {**box.env, "MINIDOCKER_HOST": daemon.host}
+    ours = subprocess.run(box.argv(sys.executable, "-m", "minidocker", "run", "-d", "--name", "ours", *flags,
+                                   "busybox", "sleep", "100"),
+                          env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    assert ours.returncode == 0, ours.stderr
+    ok(daemon, "create", "--name", "theirs", *flags, "busybox", "sleep", "100")   # created: no port clash
+    mine, docker_s = inspect(daemon, "ours"), inspect(daemon, "theirs")
+    for section, key in (("HostConfig", "PortBindings"), ("HostConfig", "PublishAllPorts"), ("HostConfig", "Binds"),
+                         ("HostConfig", "Tmpfs"), ("Config", "ExposedPorts"), ("Config", "Volumes")):
+        assert mine[section].get(key) == docker_s[section].get(key), (section, key)
+    strip = ("Consistency",)
+    assert [{k: v for k, v in m.items() if k not in strip} for m in mine["HostConfig"]["Mounts"]] == \
+        [{k: v for k, v in m.items() if k not in strip} for m in docker_s["HostConfig"]["Mounts"]]
+    assert [m.get("TmpfsOptions") for m in mine["HostConfig"]["Mounts"]] == \
+        [m.get("TmpfsOptions") for m in docker_s["HostConfig"]["Mounts"]]
+    assert sorted((m["Destination"], m["Type"], m["RW"]) for m in mine["Mounts"]) == \
+        sorted((m["Destination"], m["Type"], m["RW"]) for m in docker_s["Mounts"])
+    ok(daemon, "rm", "-fv", "ours", "theirs")
+    assert json.loads(ok(daemon, "volume", "inspect", "flaglbl"))[0]["Labels"] == {"a": "b"}
+    ok(daemon, "volume", "rm", "flagvol", "flaglbl")
 
 
 def test_docker_py_ports_and_volumes(daemon, box, tmp_path):

@@ -242,12 +242,14 @@ def _network_and_mount_flags(args: SimpleNamespace, config: dict, host: dict) ->
 
 def _mount_json(r) -> dict:
     """A parsed ``--mount`` as the Engine API's Mount object (what the docker CLI sends)."""
-    mount: dict = {"Type": r.type, "Source": r.source, "Target": r.target, "ReadOnly": r.readonly}
+    mount: dict = {"Type": r.type, **({"Source": r.source} if r.source else {}), "Target": r.target,
+                   **({"ReadOnly": True} if r.readonly else {})}   # Go's omitempty, as the docker CLI
     if r.type == "bind" and (r.propagation or not r.recursive):
-        mount["BindOptions"] = {"Propagation": r.propagation, "NonRecursive": not r.recursive}
+        mount["BindOptions"] = {**({"Propagation": r.propagation} if r.propagation else {}),
+                                **({"NonRecursive": True} if not r.recursive else {})}
     if r.type == "volume" and (r.nocopy or r.labels or r.driver_options):
-        mount["VolumeOptions"] = {"NoCopy": r.nocopy, "Labels": r.labels,
-                                  "DriverConfig": {"Name": "local", "Options": r.driver_options}}
+        mount["VolumeOptions"] = {**({"NoCopy": True} if r.nocopy else {}), **({"Labels": r.labels} if r.labels else {}),
+                                  "DriverConfig": {"Options": r.driver_options} if r.driver_options else {}}
     if r.type == "tmpfs" and r.tmpfs_options:
         options = dict(o.partition("=")[::2] for o in r.tmpfs_options)
         mount["TmpfsOptions"] = {**({"SizeBytes": int(options["size"])} if "size" in options else {}),
