@@ -187,7 +187,12 @@ def test_network_connect_and_disconnect_of_a_daemon_container(daemon, box):
         ok(daemon, "network", "rm", "side")
 
 
-def test_network_host_and_none(daemon, box):
+def test_network_host_none_and_container(daemon, box):
+    ok(daemon, "run", "-d", "--name", "owner", "busybox", "sleep", "100")   # on the bridge: mdbr0 exists
+    address = inspect(daemon, "owner")["NetworkSettings"]["IPAddress"]
+    joined = ok(daemon, "run", "--rm", "--network", "container:owner", "busybox", "ip", "-o", "-4", "addr", "show",
+                "eth0")
+    assert f"inet {address}/16" in joined   # the other container's namespace, its address
     host = ok(daemon, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
     assert "mdbr0" in host   # the sandbox's own links: its network namespace is the host's here
     none = ok(daemon, "run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")

@@ -440,7 +440,8 @@ class ContainerService:
 
     def network_names(self, container: Container) -> list[str]:
         """The networks inspect lists for it: its mode (``bridge`` for default), as dockerd does."""
-        return [self._network_mode(container.host_config or {}).partition(":")[0]]
+        mode = self._network_mode(container.host_config or {})
+        return [] if mode.startswith("container:") else [mode]   # joined another's: none of its own
 
     def _forget_network(self, cid: str) -> None:
         """Detach a container that had a bridge endpoint (idempotent). In this thread: netlink on the
