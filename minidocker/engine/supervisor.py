@@ -35,7 +35,6 @@ ended meanwhile into their records. Requests, one JSON line each, answered by on
     {"op":"forget","id":..} / {"op":"shutdown"}            -> {}
     {"op":"create",...,"network":{"lib","network","publish","exposed","name","hostname","ip"}}
                                                            -> {"pid": N, "endpoint": {...}}
-    {"op":"detach","id":..,"lib":path}                     -> {"networks": [...]}
 
 A container on a bridge network is wired here too (``create`` with ``network``): the
 address is allocated (engine/networks.attach) before the runtime creates the container
@@ -259,8 +258,6 @@ class Supervisor:
             return {}
         if op == "exec":
             return self._exec(request, fds)
-        if op == "detach":
-            return {"networks": _detach_network(request["lib"], request.get("id", ""), wait=True)}
         if op == "exec_status":
             ex = self.execs.get(request.get("id", ""))
             if ex is None:
@@ -717,6 +714,7 @@ def _wire_network(endpoint: dict, cid: str, pid: int) -> str:
 
 
 def _detach_network(lib: str, cid: str, wait: bool) -> list[str]:
+    """Forget the endpoints, delete the DNAT rules (``wait`` False: in a detached process, off the exit's path)."""
     from minidocker.engine import networks
 
     return networks.detach(_roots(lib), cid, delete_veth=wait)
