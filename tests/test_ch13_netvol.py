@@ -325,6 +325,8 @@ def test_v_mount_and_tmpfs_through_the_daemon(daemon, box, tmp_path):
     host_dir.mkdir()
     (host_dir / "f").write_text("host file\n")
     volumes_before = ok(daemon, "volume", "ls", "-q").split()
+    assert _mounts_in(daemon, "-v", f"{tmp_path}/made:/made", script="touch /made/x && echo made") == "made\n"
+    assert (tmp_path / "made" / "x").is_file()   # -v creates a missing host directory (--mount refuses)
     out = _mounts_in(daemon, "-v", f"{host_dir}:/h:ro", "-v", "named1:/n", "-v", "/anon",
                      "--mount", f"type=bind,src={host_dir},dst=/m", "--mount", "type=tmpfs,dst=/mt,tmpfs-size=2m",
                      "--tmpfs", "/t:size=1m,mode=1777",
@@ -346,6 +348,7 @@ def test_image_volumes_are_anonymous_and_rm_v_removes_them(daemon, box, tmp_path
     ok(daemon, "build", "-q", "-t", "withvol", str(tmp_path), timeout=180)
     try:
         cid = ok(daemon, "create", "--network", "none", "--name", "vol", "withvol", "cat", "/data/seed").strip()
+        assert inspect(daemon, cid)["Config"]["Volumes"] == {"/data": {}}   # the image's, as dockerd shows it
         (mount,) = inspect(daemon, cid)["Mounts"]
         assert (mount["Type"], mount["Destination"], mount["Driver"], mount["RW"]) == ("volume", "/data", "local",
                                                                                       True)

@@ -217,6 +217,10 @@ class ContainerService:
                               self.roots, mount_plan)
             container.command = spec["process"]["args"]
             container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
+            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as dockerd's Config shows them
+                merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
+                if merged:
+                    container.config[key] = merged
             container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
             container.supervised = True
             snapshot = Snapshot.create(image.layers, directory)
