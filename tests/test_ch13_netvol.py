@@ -532,8 +532,9 @@ def test_network_settings_mounts_and_port_have_dockerds_shapes(daemon, box, dock
         for mount in theirs["Mounts"]:
             mine = by_target[mount["Destination"]]
             assert set(mine) == set(mount), (mine, mount)
-            same = ("Type", "Destination", "Driver", "RW") + (("Name",) if mount.get("Name") == "shape1" else ()) + \
-                (("Source", "Mode") if mount["Type"] == "bind" else ())
+            same = ("Type", "Destination", "Driver", "RW", "Mode") + (("Name",) if mount.get("Name") == "shape1"
+                                                                      else ()) + \
+                (("Source",) if mount["Type"] == "bind" else ())
             assert {k: mine.get(k) for k in same} == {k: mount.get(k) for k in same}
         # docker port of a created container: nothing, exit 0, on both
         assert docker(daemon, "port", "shape").text == dockerd.docker("port", "shape") == ""
