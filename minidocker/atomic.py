@@ -7,6 +7,7 @@ See rename(2), fsync(2).
 
 from __future__ import annotations
 
+import _thread   # get_ident without importing threading (start-up time)
 import json
 import os
 from pathlib import Path
@@ -27,7 +28,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, du
     anyway: a ``--rm`` container's record, the OCI config rewritten at each start.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # The thread too: two threads of one daemon may replace the same file at once (each its own tmp).
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{_thread.get_ident()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)

@@ -81,16 +81,71 @@ def _status_text(c) -> str:
     return {"created": "Created", "removing": "Removal In Progress"}.get(c.status, c.status)
 
 
-def container_summary_json(c) -> dict:
+def container_summary_json(c, networks: dict | None = None, mounts: list | None = None) -> dict:
+    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s, ``mounts``: inspect's."""
     config, host = c.config or {}, c.host_config or {}
+    settings = networks or {"Ports": {}, "Networks": {}}
     return {"Id": c.id, "Names": [f"/{c.name}"], "Image": config.get("Image", c.image),
             "ImageID": c.image_id or "", "Command": " ".join(c.command), "Created": int(c.created),
-            "Ports": [], "Labels": config.get("Labels") or {}, "State": c.status, "Status": _status_text(c),
-            "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
-            "NetworkSettings": {"Networks": {}}, "Mounts": []}
+            "Ports": _port_list(settings["Ports"]), "Labels": config.get("Labels") or {}, "State": c.status,
+            "Status": _status_text(c), "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
+            "NetworkSettings": {"Networks": settings["Networks"]},
+            "Mounts": [{k: m[k] for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",
+                                          "Propagation") if k in m} for m in mounts or []]}
 
 
-def container_inspect_json(c, log_path: str | None) -> dict:
+def _port_list(ports: dict) -> list[dict]:
+    """NetworkSettings.Ports as ps's rows: {"IP","PrivatePort","PublicPort","Type"} ({"PrivatePort","Type"}
+    for an exposed port that is not published)."""
+    rows = []
+    for key, bindings in ports.items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            rows.append({"PrivatePort": int(port), "Type": proto})
+        for b in bindings or []:
+            rows.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
+    return rows
+
+
+def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> dict:
+    """Docker's NetworkSettings: ``Networks`` per network, the default bridge's address at the top too,
+    ``Ports`` of a running container (published ones with their host address and port, exposed ones null).
+
+    ``endpoints``: the live endpoints by network (engine/containers.py); ``names``: the networks it is on.
+    """
+    import hashlib
+
+    running = c.status == "running"
+    networks, ports, top = {}, {}, {}
+    for name in names if not endpoints else list(endpoints):
+        ep = endpoints.get(name) or {}
+        user = name not in ("bridge", "host", "none")
+        networks[name] = {
+            "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None, "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
+            "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": ep.get("network_id", ""),
+            "EndpointID": hashlib.sha256(f"{c.id}/{name}".encode()).hexdigest() if ep else "",
+            "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefixlen", 0),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [c.name, c.id[:12]] if user and ep else None}
+        if name == "bridge" and ep:
+            top = {"Gateway": ep["gateway"], "IPAddress": ep["ip"], "IPPrefixLen": ep["prefixlen"],
+                   "MacAddress": ep.get("mac", ""), "EndpointID": networks[name]["EndpointID"]}
+        for p in ep.get("ports") or []:
+            ports.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+                {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])})
+    if running and endpoints:
+        for key in exposed:
+            ports.setdefault(key if "/" in key else f"{key}/tcp", None)
+    return {"Bridge": "", "SandboxID": hashlib.sha256(c.id.encode()).hexdigest() if running else "",
+            "SandboxKey": f"/proc/{c.pid}/ns/net" if running and c.pid else "", "Ports": ports,
+            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": top.get("EndpointID", ""),
+            "Gateway": top.get("Gateway", ""), "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": top.get("IPAddress", ""), "IPPrefixLen": top.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "MacAddress": top.get("MacAddress", ""), "Networks": networks}
+
+
+def container_inspect_json(c, log_path: str | None, networks: dict | None = None, mounts: list | None = None) -> dict:
     config, host = dict(c.config or {}), dict(c.host_config or {})
     running = c.status == "running"
     args = list(c.command)
@@ -106,7 +161,7 @@ def container_inspect_json(c, log_path: str | None) -> dict:
         "HostConfig": {"Binds": None, "NetworkMode": "default", "PortBindings": {}, "AutoRemove": False,
                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                        **host, "LogConfig": host.get("LogConfig") or {"Type": "json-file", "Config": {}}},
-        "Mounts": [],
+        "Mounts": list(mounts or []),
         "Config": {"Hostname": config.get("Hostname", c.id[:12]), "Domainname": "", "User": config.get("User") or "",
                    "AttachStdin": bool(config.get("AttachStdin")), "AttachStdout": bool(config.get("AttachStdout")),
                    "AttachStderr": bool(config.get("AttachStderr")), "Tty": bool(config.get("Tty")),
@@ -114,9 +169,9 @@ def container_inspect_json(c, log_path: str | None) -> dict:
                    "Env": config.get("Env") or [], "Cmd": config.get("Cmd"), "Image": config.get("Image", c.image),
                    "Volumes": config.get("Volumes"), "WorkingDir": config.get("WorkingDir") or "",
                    "Entrypoint": config.get("Entrypoint"), "OnBuild": None, "Labels": config.get("Labels") or {},
+                   **({"ExposedPorts": config["ExposedPorts"]} if config.get("ExposedPorts") else {}),
                    **({"StopSignal": config["StopSignal"]} if config.get("StopSignal") else {})},
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {}, "SandboxKey": "",
-                            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "Networks": {}},
+        "NetworkSettings": networks or network_settings_json(c, {}, []),
     }
 
 
@@ -127,7 +182,8 @@ def container_list(request: Request) -> Reply:
         limit = int(limit_text) if limit_text not in (None, "") else -1
     except ValueError:
         raise InvalidArgument(f"invalid limit {limit_text!r}: not a number") from None
-    found = _service(request).list(all=request.flag("all") or limit > 0)
+    service = _service(request)
+    found = service.list(all=request.flag("all") or limit > 0)
     rows = []
     for c in found:
         if "status" in filters and c.status not in filters["status"]:
@@ -141,7 +197,7 @@ def container_list(request: Request) -> Reply:
             if not all(k in labels and (not v or labels[k] == v[0]) for k, _, *v in
                        (f.partition("=")[::2] for f in filters["label"])):
                 continue
-        rows.append(container_summary_json(c))
+        rows.append(container_summary_json(c, _networks(service, c), service.mounts(c)))
     if limit > 0:
         rows = rows[:limit]
     return Reply.json(rows)
@@ -156,7 +212,14 @@ def container_create(request: Request) -> Reply:
 def container_inspect(request: Request) -> Reply:
     service = _service(request)
     c = service.get(request.params["id"])
-    return Reply.json(container_inspect_json(c, service.log_path(c)))
+    return Reply.json(container_inspect_json(c, service.log_path(c), _networks(service, c), service.mounts(c)))
+
+
+def _networks(service, c) -> dict:
+    """The container's NetworkSettings from the engine's live endpoints."""
+    config = c.config or {}
+    exposed = set(config.get("ExposedPorts") or {}) | set(((c.host_config or {}).get("PortBindings") or {}))
+    return network_settings_json(c, service.endpoints(c), service.network_names(c), sorted(exposed))
 
 
 def container_start(request: Request) -> Reply:
@@ -327,7 +390,7 @@ def _follow(request, service, container, path, streams, send, position: int, ino
 
 
 def container_delete(request: Request) -> Reply:
-    _service(request).remove(request.params["id"], force=request.flag("force"))
+    _service(request).remove(request.params["id"], force=request.flag("force"), volumes=request.flag("v"))
     return Reply.empty(204)
 
 

@@ -159,15 +159,6 @@ def _create_body(args: SimpleNamespace) -> dict:
     from minidocker.cgroups.units import parse_size
     from minidocker.engine.run import parse_env
 
-    from minidocker.errors import InvalidArgument
-
-    # What minidockerd cannot do yet is refused here, never dropped on the way.
-    for flag, value in (("-v/--volume", args.volumes), ("--mount", args.mounts), ("--tmpfs", args.tmpfs),
-                        ("--volumes-from", args.volumes_from), ("-p/--publish", args.publish),
-                        ("-P/--publish-all", args.publish_all), ("--expose", args.expose)):
-        if value:
-            raise InvalidArgument(f"{flag} is not supported through minidockerd yet",
-                                  hint="stop the daemon (minidocker daemon stop) to run it directly")
     host: dict = {"AutoRemove": bool(args.remove), "NetworkMode": args.network or "default",
                   "Init": bool(args.init), "ReadonlyRootfs": bool(args.read_only)}
     if args.memory:
@@ -188,13 +179,82 @@ def _create_body(args: SimpleNamespace) -> dict:
     if getattr(args, "restart", None):
         name, _, count = args.restart.partition(":")
         host["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count) if count.isdigit() else 0}
+    config = {}
+    _network_and_mount_flags(args, config, host)
     attach = not args.detach
-    return {"Image": args.image, "Cmd": args.command or None,
+    return {**config, "Image": args.image, "Cmd": args.command or None,
             "Entrypoint": [args.entrypoint] if args.entrypoint is not None else None,
             "Env": parse_env(args.env), "WorkingDir": args.workdir or "", "User": args.user or "",
             "Hostname": args.hostname or "", "Tty": bool(args.tty), "OpenStdin": bool(args.interactive),
             "StdinOnce": bool(args.interactive), "AttachStdin": bool(args.interactive) and attach,
             "AttachStdout": attach, "AttachStderr": attach, "HostConfig": host}
+
+
+def _network_and_mount_flags(args: SimpleNamespace, config: dict, host: dict) -> None:
+    """-p/-P/--expose, -v/--mount/--tmpfs/--volumes-from as the docker CLI sends them (checked here,
+    as it does: a bad flag fails before any request)."""
+    if not (args.publish or args.expose or args.publish_all or args.volumes or args.mounts or args.tmpfs
+            or args.volumes_from):
+        return   # the common run: no import of the parsers (start-up time, bench/startup.py)
+    from minidocker.engine.volumes import parse_mount, parse_tmpfs, parse_volume
+    from minidocker.network.ports import parse_expose, parse_publish
+
+    exposed: dict = {}
+    bindings: dict = {}
+    for spec in args.publish or []:
+        m = parse_publish(spec)
+        key = f"{m.container_port}/{m.proto}"
+        exposed[key] = {}
+        bindings.setdefault(key, []).append({"HostIp": m.host_ip, "HostPort": str(m.host_port or "")})
+    for spec in args.expose or []:
+        port, proto = parse_expose(spec)
+        exposed[f"{port}/{proto}"] = {}
+    if exposed:
+        config["ExposedPorts"] = exposed
+    if bindings:
+        host["PortBindings"] = bindings
+    if args.publish_all:
+        host["PublishAllPorts"] = True
+    binds, volumes = [], {}
+    for text in args.volumes or []:
+        request = parse_volume(text)
+        if request.type == "volume" and not request.source:
+            volumes[request.target] = {}   # -v /path: an anonymous volume, in Config.Volumes as docker's CLI
+        else:
+            binds.append(text)
+    if binds:
+        host["Binds"] = binds
+    if volumes:
+        config["Volumes"] = volumes
+    mounts = [_mount_json(parse_mount(text)) for text in args.mounts or []]
+    if mounts:
+        host["Mounts"] = mounts
+    tmpfs = {}
+    for text in args.tmpfs or []:
+        parse_tmpfs(text)
+        target, _, options = text.partition(":")
+        tmpfs[target] = options
+    if tmpfs:
+        host["Tmpfs"] = tmpfs
+    if args.volumes_from:
+        host["VolumesFrom"] = list(args.volumes_from)
+
+
+def _mount_json(r) -> dict:
+    """A parsed ``--mount`` as the Engine API's Mount object (what the docker CLI sends)."""
+    mount: dict = {"Type": r.type, **({"Source": r.source} if r.source else {}), "Target": r.target,
+                   **({"ReadOnly": True} if r.readonly else {})}   # Go's omitempty, as the docker CLI
+    if r.type == "bind" and (r.propagation or not r.recursive):
+        mount["BindOptions"] = {**({"Propagation": r.propagation} if r.propagation else {}),
+                                **({"NonRecursive": True} if not r.recursive else {})}
+    if r.type == "volume" and (r.nocopy or r.labels or r.driver_options):
+        mount["VolumeOptions"] = {**({"NoCopy": True} if r.nocopy else {}), **({"Labels": r.labels} if r.labels else {}),
+                                  "DriverConfig": {"Options": r.driver_options} if r.driver_options else {}}
+    if r.type == "tmpfs" and r.tmpfs_options:
+        options = dict(o.partition("=")[::2] for o in r.tmpfs_options)
+        mount["TmpfsOptions"] = {**({"SizeBytes": int(options["size"])} if "size" in options else {}),
+                                 **({"Mode": int(options["mode"], 8)} if "mode" in options else {})}
+    return mount
 
 
 def run(client: Client, args: SimpleNamespace) -> int:
@@ -302,7 +362,8 @@ def _each(client: Client, refs: list[str], method: str, verb: str, query: dict |
 
 
 def rm(client: Client, args: SimpleNamespace) -> int:
-    return _each(client, args.containers, "DELETE", "", {"force": 1 if args.force else None})
+    return _each(client, args.containers, "DELETE", "", {"force": 1 if args.force else None,
+                                                         "v": 1 if getattr(args, "volumes", False) else None})
 
 
 def start(client: Client, args: SimpleNamespace) -> int:

@@ -12,6 +12,12 @@
     service.list(all) / service.get(ref)  records, refreshed
     service.attach(ref, sock, ...)        hand the client's socket to the supervisor
 
+Networks and volumes are chapter 09's and 10's engine functions, as in direct mode's run:
+``create`` checks ``-p``/``--network`` (plan_network) and ``-v``/``--mount``/``--tmpfs``/
+``--volumes-from`` (plan_mounts) before anything exists, creates the volumes and copies the
+image's content up into them; each ``start`` has the supervisor put the container on its
+bridge network (see "networks and mounts" below for who does what, and why).
+
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
@@ -28,13 +34,15 @@ import threading
 import time
 
 from minidocker.engine.container import Container, find_container, list_containers, random_name
-from minidocker.errors import Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState, NotFound
+from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState,
+                               MinidockerError, NotFound)
 from minidocker.paths import StateRoots
 
 __all__ = ["ContainerService", "NotModifiedError", "parse_signal"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 EXIT_FILE = "exit.json"
+ENDPOINTS_FILE = "endpoints.json"   # the bridge endpoints of a running container, for inspect
 
 
 class NotModifiedError(Exception):
@@ -106,6 +114,34 @@ def _strings(body: dict, key: str) -> list[str] | None:
     return value
 
 
+def _requested_ip(body: dict, network: str) -> str | None:
+    """NetworkingConfig.EndpointsConfig[network].IPAMConfig.IPv4Address (``docker run --ip``), or None."""
+    networking = _typed(body, "NetworkingConfig", dict, {}) or {}
+    endpoints = _typed(networking, "EndpointsConfig", dict, {}) or {}
+    endpoint = endpoints.get(network) or {}
+    if not isinstance(endpoint, dict):
+        raise InvalidArgument(f"invalid EndpointsConfig for {network}: expected an object")
+    ipam_config = _typed(endpoint, "IPAMConfig", dict, {}) or {}
+    return _typed(ipam_config, "IPv4Address", str, "") or None
+
+
+def _publish_specs(host: dict) -> list[str]:
+    """HostConfig.PortBindings ({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) as ``-p`` values."""
+    bindings = _typed(host, "PortBindings", dict, {}) or {}
+    specs = []
+    for key, entries in bindings.items():
+        port, _, proto = str(key).partition("/")
+        if entries is not None and not isinstance(entries, list):
+            raise InvalidArgument(f"invalid PortBindings for {key}: expected an array")
+        for entry in entries or [{}]:
+            if not isinstance(entry, dict):
+                raise InvalidArgument(f"invalid PortBindings for {key}: expected objects")
+            ip = entry.get("HostIp") or ""
+            ip = "" if ip in ("0.0.0.0", "::") else ip
+            specs.append(f"{ip}:{entry.get('HostPort') or ''}:{port}/{proto or 'tcp'}")
+    return specs
+
+
 class ExecInstance:
     """An exec of a container: created, then started once (``docker exec``); its exit code when done."""
 
@@ -165,6 +201,8 @@ class ContainerService:
             except Exception:  # noqa: BLE001 - the name as typed, then
                 shown = image_name
             raise ImageNotFound(f"No such image: {shown}") from None
+        network_plan = self._network_plan(options, body, host)       # bad -p, unknown network: nothing made
+        mount_plan = self._mount_plan(body, host, image.config)      # bad -v/--mount: nothing made
         with self.lock:
             if name is not None:
                 for other in list_containers(self.roots):
@@ -176,19 +214,23 @@ class ContainerService:
             from minidocker.engine.run import build_spec
             from minidocker.storage import Snapshot
 
-            spec = build_spec(image, options, str(container.directory(self.roots) / "rootfs"), container.id)
-            if host.get("NetworkMode") == "host":
-                spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+            directory = container.directory(self.roots)
+            spec = build_spec(image, options, str(directory / "rootfs"), container.id, network_plan, directory,
+                              self.roots, mount_plan)
             container.command = spec["process"]["args"]
             container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
+            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as dockerd's Config shows them
+                merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
+                if merged:
+                    container.config[key] = merged
             container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
             container.supervised = True
-            directory = container.directory(self.roots)
-            Snapshot.create(image.layers, directory)
+            snapshot = Snapshot.create(image.layers, directory)
             try:
                 from minidocker.atomic import write_json
 
                 write_json(directory / "config.json", spec, durable=False)
+                self._prepare_mounts(network_plan, mount_plan, snapshot, spec, container)
                 container.save(self.roots)
             except BaseException:
                 import shutil
@@ -219,17 +261,7 @@ class ContainerService:
             cmd = [*entrypoint[1:], *cmd]
         else:
             first = None
-        network = _typed(host, "NetworkMode", str, "default")
-        if network in ("default", ""):
-            # SPEC: minidockerd wires no bridge yet (chapter 09's networks need the owner's PID before
-            # the container exists); the default network is none, said in a warning (create's Warnings).
-            if os.environ.get("MINIDOCKER_BRIDGE") != "none":
-                warnings.append("minidockerd has no bridge network yet: the container runs with "
-                                     "--network none (use --network host for the host's)")
-            network = "none"
-        if network not in ("none", "host"):
-            raise InvalidArgument(f"network mode {network!r} is not supported by minidockerd yet",
-                                  hint="use --network none or --network host")
+        network = self._network_mode(host)
         memory = _typed(host, "Memory", int, 0)
         swap = _typed(host, "MemorySwap", int, 0)
         nano = _typed(host, "NanoCpus", int, 0)
@@ -239,8 +271,8 @@ class ContainerService:
             cpus=nano / 1e9 if nano else None, cpu_shares=_typed(host, "CpuShares", int, 0) or None,
             cpu_period=_typed(host, "CpuPeriod", int, 0) or None, cpu_quota=_typed(host, "CpuQuota", int, 0) or None,
             pids_limit=pids if pids else None)
-        if _typed(host, "Binds", list) or _typed(host, "Mounts", list):
-            raise InvalidArgument("volumes (Binds, Mounts) are not supported by minidockerd yet")
+        _typed(host, "Binds", list), _typed(host, "Mounts", list), _typed(host, "Tmpfs", dict)
+        _typed(host, "VolumesFrom", list), _typed(host, "PortBindings", dict), _typed(body, "Volumes", dict)
         return RunOptions(
             image=image_name, command=cmd, hostname=_typed(body, "Hostname", str) or None, env=env,
             workdir=_typed(body, "WorkingDir", str) or None, user=_typed(body, "User", str) or None,
@@ -264,6 +296,172 @@ class ContainerService:
         elif opts:
             raise InvalidArgument("the none log driver takes no options")
         return log_type, opts
+
+    # -- networks and mounts (chapters 09 and 10, through the daemon) ---------------------------
+    #
+    # The same engine functions as direct mode's run: plan_network/plan_mounts check every flag
+    # before anything exists; build_spec binds the name files and the mounts. What happens where:
+    # volumes are created and filled (copy-up) here at create, as dockerd does; a bridge endpoint
+    # is made at each start by the supervisor (engine/supervisor.py: address, veth into the new
+    # namespace, DNAT), because entering a namespace and forking are not for this threaded daemon;
+    # at the exit the supervisor detaches it, and this daemon again (idempotent) for exits it
+    # only learns of later (reconcile, rm -f of an orphan).
+
+    def _network_mode(self, host: dict) -> str:
+        """HostConfig.NetworkMode: ``default`` is the daemon's default network (bridge), as dockerd's."""
+        network = _typed(host, "NetworkMode", str, "default")
+        if network in ("default", ""):
+            # dockerd --bridge=none: no default network. The test suite sets it outside its network sandboxes.
+            if os.environ.get("MINIDOCKER_BRIDGE") == "none":
+                return "none"
+            return getattr(self.config, "default_network", None) or "bridge"
+        return network
+
+    def _network_plan(self, options, body: dict, host: dict):
+        """The network plan (engine/networks.py), or None for ``none``; bad ports or an unknown network raise."""
+        publish = _publish_specs(host)
+        _typed(host, "PublishAllPorts", bool, False)
+        _typed(body, "ExposedPorts", dict, {})
+        if options.network == "none" and not publish:
+            return None
+        from minidocker.engine.networks import check_network_exists, plan_network
+
+        plan = plan_network(options.network, publish, [])   # -P's ports are added at start (the image's)
+        try:
+            check_network_exists(self.roots, plan)
+        except NotFound as err:
+            # 400, not 404: the docker CLI reads a 404 from create as a missing image and pulls
+            raise InvalidArgument(str(err).splitlines()[0], hint="create it with 'docker network create NAME'") from None
+        plan.ip = _requested_ip(body, plan.network or "")
+        if plan.ip:
+            from minidocker.engine.networks import DEFAULT_NETWORK, NetworkStore
+            from minidocker.network import ipam
+
+            if plan.mode != "bridge" or plan.network == DEFAULT_NETWORK:
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            network = NetworkStore(self.roots).get(plan.network or "")
+            ipam.claim(ipam.parse_subnet(network.subnet), plan.ip, [], network.gateway)   # in its subnet
+        return plan
+
+    def _network_request(self, container: Container, image) -> dict | None:
+        """What the supervisor needs to put a container on its bridge network at this start (None: no bridge)."""
+        host, config = container.host_config or {}, container.config or {}
+        mode = self._network_mode(host)
+        if mode in ("none", "host") or mode.startswith("container:"):
+            return None
+        exposed = []
+        if host.get("PublishAllPorts"):
+            exposed = sorted({*(image.config.get("ExposedPorts") or {}), *(config.get("ExposedPorts") or {})})
+        return {"lib": str(self.roots.lib), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
+                "name": container.name, "hostname": config.get("Hostname") or container.id[:12],
+                "ip": _requested_ip(config, mode)}
+
+    def _mount_plan(self, body: dict, host: dict, image_config: dict):
+        """The mounts plan (engine/volumes.py) of Binds, Mounts, Tmpfs, VolumesFrom and the VOLUMEs, or None."""
+        volumes = {**(image_config.get("Volumes") or {}), **(_typed(body, "Volumes", dict, {}) or {})}
+        volumes_from = _typed(host, "VolumesFrom", list, []) or []
+        if not (host.get("Binds") or host.get("Mounts") or host.get("Tmpfs") or volumes_from or volumes):
+            return None
+        from minidocker.engine import volumes as v
+
+        if not all(isinstance(x, str) for x in [*(host.get("Binds") or []), *volumes_from]):
+            raise InvalidArgument("invalid Binds or VolumesFrom: expected an array of strings")
+        try:
+            requests = v.requests_from_host_config(host)
+        except InvalidArgument as err:
+            if "invalid volume specification" in str(err) or not host.get("Binds"):
+                raise
+            raise InvalidArgument(f"invalid volume specification: {err}") from None
+        try:
+            return v.plan_mounts(self.roots, {"Volumes": volumes}, requests, volumes_from)
+        except NotFound as err:   # --volumes-from an unknown container: dockerd's words; 400 (not the
+            ref = str(err).splitlines()[0].rpartition(": ")[2]   # 404 the docker CLI reads as "pull the image")
+            raise InvalidArgument(f"No such container: {ref}") from None
+
+    def _prepare_mounts(self, network_plan, mount_plan, snapshot, spec: dict, container: Container) -> None:
+        """At create: host networking's name files; volumes created and filled from the image (copy-up)."""
+        if network_plan is not None and network_plan.mode == "host":
+            from minidocker.engine.run import _prepare_network
+
+            _prepare_network(network_plan, spec["hostname"], container, self.roots)
+        if mount_plan is None:
+            return
+        snapshot.mount()
+        try:
+            mount_plan.prepare(snapshot.rootfs, container.directory(self.roots))
+        except BaseException:
+            mount_plan.release(container.id, remove_anonymous=True)
+            raise
+        finally:
+            snapshot.unmount()
+        self._volume_devices(container.id, activate=False)   # mounted again at each start
+
+    def _volume_devices(self, cid: str, activate: bool) -> None:
+        """Mount (at start) or unmount (at exit, unless another running container uses it) the local
+        driver's device volumes (``-o type=tmpfs``, ``device=``) of a container. Plain volumes: nothing."""
+        from minidocker.engine import volumes as v
+
+        names = [m["Name"] for m in v.container_mounts(self.roots, cid) if m.get("Name")]
+        if not names:
+            return
+        store = v.volume_store(self.roots)
+        for name in names:
+            try:
+                volume = store.get(name)
+            except NotFound:
+                continue
+            if not volume.mounts_device:
+                continue
+            if activate:
+                with store.lock(volume):
+                    store.activate(volume)
+            elif not any(c.id != cid and c.status == "running" for c in v.containers_using(self.roots, name)):
+                store.deactivate(volume)
+
+    def _save_endpoint(self, container: Container, endpoint: dict | None) -> None:
+        from minidocker.atomic import write_json
+
+        path = container.directory(self.roots) / ENDPOINTS_FILE
+        if endpoint is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_json(path, {endpoint["network"]: endpoint}, durable=False)
+
+    def endpoints(self, container: Container) -> dict:
+        """The container's live endpoints by network name ({} unless it runs on a bridge): the network
+        store's (``docker network connect`` adds some), with the MAC addresses the supervisor read."""
+        from minidocker.atomic import read_json
+
+        if container.status != "running":
+            return {}
+        try:
+            saved = dict(read_json(container.directory(self.roots) / ENDPOINTS_FILE))
+        except (FileNotFoundError, ValueError):
+            return {}
+        from minidocker.engine.networks import container_endpoints
+
+        live = container_endpoints(self.roots, container.id)
+        return {name: {**ep, "mac": (saved.get(name) or {}).get("mac", ep.get("mac", ""))}
+                for name, ep in live.items()}
+
+    def network_names(self, container: Container) -> list[str]:
+        """The networks inspect lists for it: its mode (``bridge`` for default), as dockerd does."""
+        mode = self._network_mode(container.host_config or {})
+        return [] if mode.startswith("container:") else [mode]   # joined another's: none of its own
+
+    def _forget_network(self, cid: str) -> None:
+        """Detach a container that had a bridge endpoint (idempotent). In this thread: netlink on the
+        host's namespace and nft by posix_spawn (no fork, no setns), waiting for the rules to go."""
+        path = self.roots.containers / cid / ENDPOINTS_FILE
+        if not path.exists():
+            return
+        from minidocker.engine.networks import detach
+
+        try:
+            detach(self.roots, cid, delete_veth=True)
+        except Exception:  # noqa: BLE001 - the next change of the store reclaims it (its owner is dead)
+            pass
+        path.unlink(missing_ok=True)
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -323,12 +521,24 @@ class ContainerService:
                 except FileNotFoundError:
                     pass
                 config = container.config or {}
-                reply = self.supervisor.request({
-                    "op": "create", "id": container.id, "config": str(directory / "config.json"),
-                    "stdin": bool(config.get("OpenStdin")), "log": self.log_path(container),
-                    "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file)})
+                network = self._network_request(container, image)
+                self._volume_devices(container.id, activate=True)
+                try:
+                    reply = self.supervisor.request({
+                        "op": "create", "id": container.id, "config": str(directory / "config.json"),
+                        "stdin": bool(config.get("OpenStdin")), "log": self.log_path(container),
+                        "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file),
+                        "network": network})
+                except Conflict as err:
+                    if network is None or "publish port" not in str(err):
+                        raise
+                    # dockerd's words (its CLI users know them), with ours after
+                    raise MinidockerError(f"driver failed programming external connectivity on endpoint "
+                                          f"{container.name} ({container.id[:12]}): {err}") from None
+                self._save_endpoint(container, reply.get("endpoint"))
             except BaseException as err:
                 snapshot.unmount()
+                self._volume_devices(container.id, activate=False)
                 # As dockerd: a container that failed to start has exited (waiters answer, --rm removes it)
                 code = err.exit_code if isinstance(err, ContainerError) else 128
                 threading.Thread(target=self._exited, args=(container.id, {"exit_code": code, "error": str(err)}),
@@ -579,6 +789,8 @@ class ContainerService:
                 container.error = result["error"]
             container.save(self.roots)
             Snapshot(container.directory(self.roots), []).unmount()
+            self._forget_network(cid)
+            self._volume_devices(cid, activate=False)
             try:
                 self.supervisor.request({"op": "forget", "id": cid})
             except Exception:  # noqa: BLE001 - it may be gone (a restart): nothing to forget
@@ -594,7 +806,7 @@ class ContainerService:
             return
         if (container.host_config or {}).get("AutoRemove"):
             try:
-                self.remove(cid, force=True)
+                self.remove(cid, force=True, volumes=True)   # --rm takes its anonymous volumes, as Docker
             except NotFound:
                 pass
 
@@ -698,7 +910,8 @@ class ContainerService:
 
     # -- remove ---------------------------------------------------------------------------------
 
-    def remove(self, ref: str, force: bool = False) -> Container:
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> Container:
+        """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses."""
         container = self.get(ref)
         if container.status == "running":
             if not force:
@@ -720,15 +933,30 @@ class ContainerService:
 
             Snapshot(directory, []).unmount()
             self._kill_orphan(container)
+            self._forget_network(container.id)
+            mounts = self._container_mounts(container.id) if volumes else []
             hidden = directory.with_name(".removing-" + directory.name)
             os.rename(directory, hidden)
             self.removed.add(container.id)
             self.changed.notify_all()
         import shutil
 
+        if mounts:
+            from minidocker.engine.volumes import remove_container_volumes
+
+            remove_container_volumes(self.roots, mounts, container.id)
         threading.Thread(target=shutil.rmtree, args=(hidden,), kwargs={"ignore_errors": True}, daemon=True).start()
         self._event(container, "destroy")
         return container
+
+    def _container_mounts(self, cid: str) -> list[dict]:
+        from minidocker.engine.volumes import container_mounts
+
+        return container_mounts(self.roots, cid)
+
+    def mounts(self, container: Container) -> list[dict]:
+        """inspect's ``Mounts``: Docker's entries (without our Anonymous marker)."""
+        return [{k: v for k, v in m.items() if k != "Anonymous"} for m in self._container_mounts(container.id)]
 
     def prune(self) -> list[Container]:
         gone = []

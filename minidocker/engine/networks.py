@@ -133,8 +133,9 @@ class NetworkPlan:
     """What ``--network``/``-p``/``-P`` ask for. ``mode``: bridge, none, host or container."""
 
     def __init__(self, mode: str, network: str | None = None, container: str | None = None,
-                 ports: list[PortMapping] | None = None) -> None:
+                 ports: list[PortMapping] | None = None, ip: str | None = None) -> None:
         self.mode = mode
+        self.ip = ip  # the address asked for (docker run --ip, user networks only), else the lowest free one
         self.network = network  # the bridge network's name (mode bridge)
         self.container = container  # the container whose netns to share (mode container)
         self.ports = [] if ports is None else ports
@@ -375,11 +376,12 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
             raise Conflict(f"container {name} is already connected to network {network.name}")
         ports = _choose_ports(store, plan.ports)
         bridge_index = _ensure_bridge(network)
-        ip = ipam.allocate(ipam.parse_subnet(network.subnet), [e["ip"] for e in network.endpoints.values()],
-                           network.gateway)
+        used = [e["ip"] for e in network.endpoints.values()]
+        ip = (ipam.claim(ipam.parse_subnet(network.subnet), plan.ip, used, network.gateway) if plan.ip
+              else ipam.allocate(ipam.parse_subnet(network.subnet), used, network.gateway))
         endpoint = {
             "name": name, "hostname": hostname, "ip": ip, "veth": _veth_name(container_id, network),
-            "ifname": ifname, "ports": [p.to_json() for p in ports],
+            "ifname": ifname, "ports": [p.to_json() for p in ports], **({"requested_ip": ip} if plan.ip else {}),
             "owner": _owner(owner_pid or os.getpid(), owner_start_time),
             "directory": str(directory),
         }
@@ -534,6 +536,21 @@ def check_network_exists(roots: StateRoots, plan: NetworkPlan) -> None:
 
 
 # -- what the Engine API shows of networks (api/networks.py) -------------------------------------
+
+def container_endpoints(roots: StateRoots, container_id: str) -> dict[str, dict[str, Any]]:
+    """A container's endpoints by network name, as :func:`attach` returns them (inspect's NetworkSettings).
+
+    Read without the lock: records are replaced by rename (atomic.write_json), never seen half written.
+    """
+    found = {}
+    for network in NetworkStore(roots).list():
+        ep = network.endpoints.get(container_id)
+        if ep is not None:
+            found[network.name] = {**{k: v for k, v in ep.items() if k not in ("owner", "rules", "directory")},
+                                   "network": network.name, "network_id": network.id, "gateway": network.gateway,
+                                   "prefixlen": ipam.parse_subnet(network.subnet).prefixlen}
+    return found
+
 
 _PREDEFINED_DRIVERS = {"host": "host", "none": "null"}
 

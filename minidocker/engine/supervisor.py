@@ -33,6 +33,16 @@ ended meanwhile into their records. Requests, one JSON line each, answered by on
     {"op":"list"}                                          -> {"containers": {id: {"pid","started_at"}}}
     {"op":"subscribe"}                                     -> then {"event":"exit","id",...} lines
     {"op":"forget","id":..} / {"op":"shutdown"}            -> {}
+    {"op":"create",...,"network":{"lib","network","publish","exposed","name","hostname","ip"}}
+                                                           -> {"pid": N, "endpoint": {...}}
+
+A container on a bridge network is wired here too (``create`` with ``network``): the
+address is allocated (engine/networks.attach) before the runtime creates the container
+(its hosts and resolv.conf must exist to be bound), the veth goes into its namespace
+(``wire``: setns(2) to open a netlink socket there) before ``start``, and at the exit the
+endpoint and its DNAT rules are removed at once (``detach``), whether or not a daemon
+listens. Why here and not in the daemon: entering a namespace and the detached fork that
+deletes the rules are safe only in a single-threaded process.
 
 See: prctl(2) PR_SET_CHILD_SUBREAPER, epoll(7), unix(7) SCM_RIGHTS, pipe(7).
 """
@@ -80,6 +90,7 @@ class _Container:
         self.pid: int | None = None
         self.exit_code: int | None = None
         self.config = ""   # the container's config.json: docker exec gets its security from it
+        self.network_lib = ""   # the state root (lib) of its bridge endpoint, detached at its exit
 
 
 class Supervisor:
@@ -301,6 +312,8 @@ class Supervisor:
         container = _Container(cid, None, tty)
         container.exit_file = request["exit_file"]
         container.config = request["config"]
+        network = request.get("network")
+        endpoint = None
         try:
             if request.get("stdin") and not tty:
                 r, w = os.pipe()
@@ -320,6 +333,9 @@ class Supervisor:
                     mine.append(r)
                     container.outputs[r] = stream
             directory = os.path.dirname(request["config"])
+            if network:   # before the runtime: the spec binds the hosts, hostname, resolv.conf it writes
+                endpoint = _attach_network(cid, network, directory)
+                container.network_lib = network["lib"]
             try:  # the runtime's state under the same ID (minidocker runtime list shows it), this bundle
                 proc = ContainerProcess(spec, stdio=(theirs[0], theirs[1], theirs[2]), container_id=cid,
                                         bundle=directory)
@@ -332,7 +348,15 @@ class Supervisor:
                 proc.create()
             finally:
                 self._creating = set()
+            if endpoint is not None:
+                try:
+                    endpoint["mac"] = _wire_network(endpoint, cid, proc.pid)
+                except BaseException:
+                    proc.destroy()
+                    raise
         except BaseException:
+            if endpoint is not None:
+                _detach_network(network["lib"], cid, wait=True)
             for fd in {*mine, *theirs}:
                 try:
                     os.close(fd)
@@ -354,7 +378,7 @@ class Supervisor:
             container.log = LogWriter(request["log"], request.get("max_size"), int(request.get("max_files") or 1))
         self.containers[cid] = container
         self.by_stage1[_reaped_pid(proc)] = container
-        return {"pid": proc.pid}
+        return {"pid": proc.pid, "endpoint": _public(endpoint)}
 
     def _exec(self, request: dict, fds: list[int]) -> dict:
         """Run a process in a running container (docker exec); its stdio like a container's, attached to ``fds[0]``."""
@@ -633,6 +657,12 @@ class Supervisor:
         if status is not None:
             proc._status = status
         proc.destroy()  # the cgroup goes
+        if container.network_lib:
+            try:   # the address and the DNAT rules go now (the veth went with the namespace)
+                _detach_network(container.network_lib, container.id, wait=False)
+            except Exception as err:  # noqa: BLE001 - the daemon's reconcile tries again
+                print(f"supervisor: failed to detach {container.id[:12]}: {err!r}", file=sys.stderr, flush=True)
+            container.network_lib = ""
         result = {"id": container.id, "exit_code": code, "oom_killed": bool(status and status.oom_killed),
                   "finished_at": time.time_ns(), "error": error}
         try:
@@ -646,6 +676,55 @@ def _reaped_pid(proc) -> int:
     """The child whose exit is the container's: the stage-1 process (it mirrors PID 1's status),
     or PID 1 itself when the runtime lets stage 1 go and PID 1 becomes our child (subreaper)."""
     return getattr(proc, "_stage1", None) or proc.pid
+
+
+def _roots(lib: str):
+    from pathlib import Path
+
+    from minidocker.paths import StateRoots
+
+    return StateRoots(lib=Path(lib), run=Path(lib).parent / "run")
+
+
+def _attach_network(cid: str, network: dict, directory: str) -> dict:
+    """The container's address (and host ports) on its bridge network; the name files in ``directory``.
+
+    Its owner is this process (engine/networks.py reclaims an endpoint whose owner died): the
+    container dies with us too (the runtime's parent-death signal)."""
+    from pathlib import Path
+
+    from minidocker.engine import networks
+    from minidocker.network.ports import parse_expose
+
+    exposed = sorted({parse_expose(p) for p in network.get("exposed") or []})
+    plan = networks.plan_network(network["network"], list(network.get("publish") or []), exposed)
+    plan.ip = network.get("ip") or None
+    return networks.attach(_roots(network["lib"]), cid, network["name"], network["hostname"], plan,
+                           Path(directory))
+
+
+def _wire_network(endpoint: dict, cid: str, pid: int) -> str:
+    """The veth into the created container's namespace; its MAC address there (for inspect)."""
+    from minidocker.engine import networks
+    from minidocker.network.netlink import open_route_socket
+
+    networks.wire(endpoint, cid, pid)
+    with open_route_socket(pid) as nl:
+        return nl.mac_address(endpoint["ifname"])
+
+
+def _detach_network(lib: str, cid: str, wait: bool) -> list[str]:
+    """Forget the endpoints, delete the DNAT rules (``wait`` False: in a detached process, off the exit's path)."""
+    from minidocker.engine import networks
+
+    return networks.detach(_roots(lib), cid, delete_veth=wait)
+
+
+def _public(endpoint: dict | None) -> dict | None:
+    """What the daemon keeps of an endpoint (inspect's NetworkSettings): no owner, no rule handles."""
+    if endpoint is None:
+        return None
+    return {k: v for k, v in endpoint.items() if k not in ("owner", "rules", "directory", "bridge_index")}
 
 
 def main(argv: list[str] | None = None) -> int:

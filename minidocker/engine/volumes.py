@@ -327,6 +327,8 @@ class _Planned(Record):
         if self.volume is not None:
             entry["Driver"] = "local"
         modes = [m for m in ("ro" if r.readonly else "", "nocopy" if r.nocopy else "") if m]
+        if not modes and r.flag == "-v" and r.type == "volume" and r.source:
+            modes = ["z"]   # dockerd shows a named -v volume given no options so (its SELinux default)
         host_bind = r.type == "bind" and self.volume is None
         entry.update({"Mode": ",".join(modes), "RW": not r.readonly,
                       "Propagation": (r.propagation or "rprivate") if host_bind else ""})

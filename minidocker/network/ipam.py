@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 from minidocker.errors import Conflict, InvalidArgument
 
-__all__ = ["allocate", "free_subnet", "gateway_of", "overlapping", "parse_subnet"]
+__all__ = ["allocate", "claim", "free_subnet", "gateway_of", "overlapping", "parse_subnet"]
 
 
 def parse_subnet(text: str) -> ipaddress.IPv4Network:
@@ -66,6 +66,20 @@ def allocate(subnet: ipaddress.IPv4Network, used: Iterable[str], gateway: str | 
             return str(ipaddress.IPv4Address(candidate))
     raise Conflict(f"no available IPv4 addresses on subnet {subnet}",
                    hint="remove containers from the network, or create one with a larger --subnet")
+
+
+def claim(subnet: ipaddress.IPv4Network, wanted: str, used: Iterable[str], gateway: str | None = None) -> str:
+    """``wanted`` itself (``docker run --ip``): in ``subnet``, not its network, broadcast or gateway address,
+    not used. Raises InvalidArgument (not an address of the subnet) or Conflict (taken)."""
+    try:
+        address = ipaddress.IPv4Address(wanted)
+    except ValueError:
+        raise InvalidArgument(f"invalid IPv4 address: {wanted!r}") from None
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"invalid address {wanted}: it does not belong to any of this network's subnets")
+    if str(address) == (gateway or gateway_of(subnet)) or str(address) in set(used):
+        raise Conflict(f"failed to allocate {wanted}: Address already in use")
+    return str(address)
 
 
 def overlapping(subnet: ipaddress.IPv4Network,

@@ -192,6 +192,12 @@ class RouteSocket:
             })
         return found
 
+    def mac_address(self, name: str) -> str:
+        """The hardware address of ``name`` as ``aa:bb:cc:dd:ee:ff`` ("" if it has none). Like ``ip link show``."""
+        replies = self.request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, _name(name)))
+        address = _parse_attrs(replies[0][1][_IFINFOMSG.size:]).get(IFLA_ADDRESS, b"")
+        return ":".join(f"{b:02x}" for b in address)
+
     # -- addresses and routes --------------------------------------------------------------
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
         """Like ``ip addr add ADDRESS/PREFIXLEN dev INDEX`` (IPv4)."""
