@@ -12,6 +12,11 @@
     POST   /containers/{id}/wait          ContainerWait          200 headers at once, the body at the exit
     POST   /containers/{id}/attach        ContainerAttach        101, then the raw stream
     POST   /containers/{id}/resize        ContainerResize
+    POST   /containers/{id}/pause         ContainerPause         204; 409 if not running or paused
+    POST   /containers/{id}/unpause       ContainerUnpause       204; 409 if not paused
+    POST   /containers/{id}/rename        ContainerRename        204; 409 if the name is taken
+    GET    /containers/{id}/top           ContainerTop           {"Titles","Processes"}; 409 if not running
+    GET    /containers/{id}/stats         ContainerStats         one document, or one a second (stream)
     GET    /containers/{id}/logs          ContainerLogs          chunked frames (raw with a tty)
     DELETE /containers/{id}               ContainerDelete        204, 409 if running and not forced
     POST   /containers/prune              ContainerPrune
@@ -31,7 +36,7 @@ from minidocker.api.server import Reply, Request
 from minidocker.engine.containers import NotModifiedError, parse_signal
 from minidocker.errors import InvalidArgument
 
-__all__ = ["ROUTES", "container_inspect_json", "container_summary_json"]
+__all__ = ["ROUTES", "api_state", "container_inspect_json", "container_summary_json"]
 
 _FRAME = struct.Struct(">BxxxI")
 
@@ -70,10 +75,15 @@ def _ago(seconds: float) -> str:
     return f"{hours // 24} days"
 
 
+def api_state(c) -> str:
+    """Docker's State.Status: the record's status, ``paused`` for a running one whose cgroup is frozen."""
+    return "paused" if c.status == "running" and getattr(c, "paused", None) else c.status
+
+
 def _status_text(c) -> str:
     now = time.time_ns()
     if c.status == "running":
-        return f"Up {_ago((now - (c.started_at or now)) / 1e9)}"
+        return f"Up {_ago((now - (c.started_at or now)) / 1e9)}" + (" (Paused)" if api_state(c) == "paused" else "")
     if c.status == "exited":
         return f"Exited ({c.exit_code or 0}) {_ago((now - (c.finished_at or now)) / 1e9)} ago"
     if c.status == "restarting":
@@ -85,7 +95,7 @@ def container_summary_json(c) -> dict:
     config, host = c.config or {}, c.host_config or {}
     return {"Id": c.id, "Names": [f"/{c.name}"], "Image": config.get("Image", c.image),
             "ImageID": c.image_id or "", "Command": " ".join(c.command), "Created": int(c.created),
-            "Ports": [], "Labels": config.get("Labels") or {}, "State": c.status, "Status": _status_text(c),
+            "Ports": [], "Labels": config.get("Labels") or {}, "State": api_state(c), "Status": _status_text(c),
             "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
             "NetworkSettings": {"Networks": {}}, "Mounts": []}
 
@@ -96,7 +106,7 @@ def container_inspect_json(c, log_path: str | None) -> dict:
     args = list(c.command)
     return {
         "Id": c.id, "Created": _rfc3339(int(c.created * 1e9)), "Path": args[0] if args else "", "Args": args[1:],
-        "State": {"Status": c.status, "Running": running, "Paused": False, "Restarting": c.status == "restarting",
+        "State": {"Status": api_state(c), "Running": running, "Paused": api_state(c) == "paused", "Restarting": c.status == "restarting",
                   "OOMKilled": bool(c.oom_killed), "Dead": False, "Pid": c.pid or 0 if running else 0,
                   "ExitCode": c.exit_code or 0, "Error": c.error or "", "StartedAt": _rfc3339(c.started_at),
                   "FinishedAt": _rfc3339(c.finished_at)},
@@ -130,7 +140,7 @@ def container_list(request: Request) -> Reply:
     found = _service(request).list(all=request.flag("all") or limit > 0)
     rows = []
     for c in found:
-        if "status" in filters and c.status not in filters["status"]:
+        if "status" in filters and api_state(c) not in filters["status"]:
             continue
         if "name" in filters and not any(n in c.name for n in filters["name"]):
             continue
@@ -336,6 +346,67 @@ def container_prune(request: Request) -> Reply:
     return Reply.json({"ContainersDeleted": [c.id for c in gone] or None, "SpaceReclaimed": 0})
 
 
+def container_pause(request: Request) -> Reply:
+    _service(request).pause(request.params["id"])
+    return Reply.empty(204)
+
+
+def container_unpause(request: Request) -> Reply:
+    _service(request).unpause(request.params["id"])
+    return Reply.empty(204)
+
+
+def container_rename(request: Request) -> Reply:
+    _service(request).rename(request.params["id"], request.arg("name") or "")
+    return Reply.empty(204)
+
+
+def container_top(request: Request) -> Reply:
+    return Reply.json(_service(request).top(request.params["id"], request.arg("ps_args")))
+
+
+STATS_INTERVAL = 1.0  # seconds between two documents of a stream, as dockerd's collector
+NO_STREAM_INTERVAL = 0.5  # stream=0: the two readings docker stats --no-stream computes CPU % from
+
+
+def container_stats(request: Request) -> None:
+    """``docker stats``: cgroup figures shaped like dockerd's (engine/stats.api_stats).
+
+    ``stream`` (the default, as dockerd's) sends one document a second until the container
+    stops or the client leaves, each with the previous as ``precpu_stats``; ``stream=0``
+    reads twice, NO_STREAM_INTERVAL apart, so that its one document has a CPU delta
+    (``one-shot=1``: a single reading). A container that does not run gets zeros.
+    """
+    from minidocker.engine.stats import api_stats, container_cgroup, zero_stats
+
+    service = _service(request)
+    container = service.get(request.params["id"])
+    stream = request.flag("stream", default=True)
+    if container.status != "running":
+        out = request.stream(200, "application/json")
+        out.write(json.dumps(zero_stats(container.name, container.id)).encode() + b"\n")
+        out.close()
+        return
+    group = container_cgroup(container, service.roots)
+    previous = None
+    if not stream and not request.flag("one-shot"):
+        previous = api_stats(group, container.name, container.id)
+        time.sleep(NO_STREAM_INTERVAL)
+    out = request.stream(200, "application/json")
+    try:
+        while True:
+            doc = api_stats(group, container.name, container.id, previous)
+            out.write(json.dumps(doc).encode() + b"\n")
+            if not stream or request.client_gone(STATS_INTERVAL):
+                break
+            if not service.exists(container.id) or service.get(container.id).status != "running":
+                break
+            previous = doc
+        out.close()
+    except OSError:
+        pass  # the client left mid-stream
+
+
 ROUTES = [
     ("GET", "/containers/json", container_list),
     ("POST", "/containers/create", container_create),
@@ -350,4 +421,9 @@ ROUTES = [
     ("POST", "/containers/{id}/resize", container_resize),
     ("GET", "/containers/{id}/logs", container_logs),
     ("DELETE", "/containers/{id}", container_delete),
+    ("POST", "/containers/{id}/pause", container_pause),
+    ("POST", "/containers/{id}/unpause", container_unpause),
+    ("POST", "/containers/{id}/rename", container_rename),
+    ("GET", "/containers/{id}/top", container_top),
+    ("GET", "/containers/{id}/stats", container_stats),
 ]
