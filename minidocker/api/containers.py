@@ -219,7 +219,9 @@ def container_wait(request: Request) -> None:
         raise InvalidArgument(f"invalid condition: {condition!r}")
     container = service.get(request.params["id"])  # 404 before the 200
     out = request.stream(200, "application/json")
-    code = service.wait(container.id, condition, container=container)
+    code = service.wait(container.id, condition, container=container, cancelled=request.client_gone)
+    if code is None:
+        return  # the client left (docker run -d): nobody to answer
     try:
         out.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
         out.close()

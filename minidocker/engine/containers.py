@@ -493,8 +493,13 @@ class ContainerService:
                 self.changed.wait(left if left is not None else 1.0)
         return True
 
-    def wait(self, ref: str, condition: str = "not-running", container: Container | None = None) -> int:
-        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first)."""
+    def wait(self, ref: str, condition: str = "not-running", container: Container | None = None,
+             cancelled=None) -> int | None:
+        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first).
+
+        ``cancelled()``, asked about once a second: True ends the wait with None (the client
+        left: ``docker run -d`` drops its wait, which would otherwise hold a thread per container).
+        """
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition: {condition!r}")
         container = container or self.get(ref)
@@ -510,7 +515,8 @@ class ContainerService:
                     break
                 if condition == "removed" and not self._exists(cid):
                     break
-                self.changed.wait(1.0)
+                if not self.changed.wait(1.0) and cancelled is not None and cancelled():
+                    return None
         return self._last_exit.get(cid, 0)
 
     def exists(self, cid: str) -> bool:
@@ -817,7 +823,10 @@ class ContainerService:
         with self.lock:
             container = self.get(ref)
             if not container.paused or container.status != "running":
-                raise Conflict(f"Container {container.id} is not paused")
+                from minidocker.errors import MinidockerError
+
+                # a plain error, not a Conflict: dockerd answers it with 500 (daemon/unpause.go)
+                raise MinidockerError(f"Container {container.id} is not paused")
             self.supervisor.request({"op": "resume", "id": container.id})
             container.paused = None
             container.save(self.roots, durable=False)
