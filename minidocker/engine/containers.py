@@ -515,7 +515,8 @@ class ContainerService:
                     break
                 if condition == "removed" and not self._exists(cid):
                     break
-                if not self.changed.wait(1.0) and cancelled is not None and cancelled():
+                self.changed.wait(1.0)
+                if cancelled is not None and cancelled():  # a select(2) with no timeout: never blocks
                     return None
         return self._last_exit.get(cid, 0)
 
@@ -896,10 +897,12 @@ class ContainerService:
 
         from minidocker.engine.stats import container_cgroup
 
+        from minidocker.errors import MinidockerError
+
         ps_args = ps_args or "-ef"
         for key, value in re.findall(r"\s+([^\s]*)=\s*(PID[^\s]*)", ps_args):
-            if key != "pid":
-                raise InvalidArgument(f'specifying "{key}={value}" is not allowed')
+            if key != "pid":  # renaming the PID column would hide it from the parser; dockerd: a 500
+                raise MinidockerError(f'specifying "{key}={value}" is not allowed')
         container = self._running_for(ref)
         pids = container_cgroup(container, self.roots).procs()
         args = ps_args.split(" ")
