@@ -691,3 +691,19 @@ def test_top_stats_and_exec_inspect_have_dockerds_shape(daemon, dockerd, busybox
                 pass
         ours.close()
         theirs.close()
+
+
+def test_container_prune_filters_until_and_label_narrow_what_goes(daemon):
+    doomed = ok(daemon, "create", "--label", "tier=scratch", "busybox", "true").strip()
+    kept = ok(daemon, "create", "--label", "tier=precious", "busybox", "true").strip()
+    try:
+        assert ok(daemon, "container", "prune", "-f", "--filter", "until=1h") .count(doomed) == 0, \
+            "until=1h removed a container created just now"
+        out = ok(daemon, "container", "prune", "-f", "--filter", "label=tier=scratch")
+        assert doomed in out and kept not in out, out
+        assert ok(daemon, "container", "prune", "-f", "--filter", "label!=tier=precious").count(kept) == 0
+        refused = docker(daemon, "container", "prune", "-f", "--filter", "colour=blue")
+        assert refused.returncode == 1 and "invalid filter 'colour'" in refused.errors, refused.errors
+        assert ok(daemon, "inspect", "-f", "{{.Id}}", kept).strip() == kept
+    finally:
+        docker(daemon, "rm", "-f", doomed, kept)

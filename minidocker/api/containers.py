@@ -27,6 +27,7 @@ See: the Docker Engine API reference, "Container".
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
 
@@ -344,8 +345,42 @@ def container_delete(request: Request) -> Reply:
 
 
 def container_prune(request: Request) -> Reply:
-    gone = _service(request).prune()
+    """``docker container prune``: every container that does not run, narrowed by ``until`` and ``label``."""
+    filters = parse_filters(request.arg("filters"), allowed=("until", "label", "label!"))
+    before = _prune_until(filters.get("until", []))
+
+    def chosen(c) -> bool:
+        labels = (c.config or {}).get("Labels") or {}
+        return ((before is None or c.created < before)
+                and all(_label_matches(labels, f) for f in filters.get("label", []))
+                and not any(_label_matches(labels, f) for f in filters.get("label!", [])))
+
+    gone = _service(request).prune(chosen)
     return Reply.json({"ContainersDeleted": [c.id for c in gone] or None, "SpaceReclaimed": 0})
+
+
+def _label_matches(labels: dict, expression: str) -> bool:
+    key, sep, value = expression.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _prune_until(values: list[str]) -> float | None:
+    """``until``: a Go duration ago (``24h``, ``1h30m``) or a Unix timestamp; the Unix time it names."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidArgument("more than one until filter specified")
+    text = values[0]
+    if _DURATION.fullmatch(text) or re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+", text):
+        return time.time() - sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidArgument(f"failed to parse value {text!r} of until: not a duration or a timestamp") from None
 
 
 def container_pause(request: Request) -> Reply:
