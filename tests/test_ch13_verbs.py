@@ -707,3 +707,35 @@ def test_container_prune_filters_until_and_label_narrow_what_goes(daemon):
         assert ok(daemon, "inspect", "-f", "{{.Id}}", kept).strip() == kept
     finally:
         docker(daemon, "rm", "-f", doomed, kept)
+
+
+def test_a_paused_container_stays_paused_across_a_kill_9_of_the_daemon(tmp_path):
+    import signal
+
+    first = Minidockerd(tmp_path)
+    try:
+        sleeper(first, "frozen-through")
+        ok(first, "pause", "frozen-through")
+    finally:
+        first.stop(signal.SIGKILL)
+    with Minidockerd(tmp_path) as second:
+        assert ok(second, "inspect", "-f", "{{.State.Status}}", "frozen-through").strip() == "paused"
+        assert _freezer_state(second, "frozen-through") == "FROZEN"
+        ok(second, "unpause", "frozen-through")
+        assert ok(second, "exec", "frozen-through", "echo", "thawed") == "thawed\n"
+        ok(second, "rm", "-f", "frozen-through")
+
+
+def test_docker_py_pause_rename_top(client):
+    container = client.containers.run("busybox", ["sleep", "1000"], detach=True, name="py-verbs")
+    try:
+        container.pause()
+        container.reload()
+        assert container.status == "paused" and container.attrs["State"]["Paused"] is True
+        container.unpause()
+        container.rename("py-verbs-renamed")
+        container.reload()
+        assert container.name == "py-verbs-renamed"
+        assert container.top()["Processes"][0][-1] == "sleep 1000"
+    finally:
+        container.remove(force=True)

@@ -11,7 +11,17 @@
     service.remove(ref, force)            DELETE /containers/{id}
     service.list(all) / service.get(ref)  records, refreshed
     service.attach(ref, sock, ...)        hand the client's socket to the supervisor
+    service.pause(ref) / unpause(ref)     the cgroup freezer, through the supervisor (State.Paused)
+    service.rename(ref, name)             claim the new name (claim_name), then drop the old one
+    service.top(ref, ps_args)             the host's ps(1), rows of the container's cgroup
+    service.exec_create/_start/_resize    docker exec (-t: a pty from the container's devpts)
+    service.prune(chosen)                 remove what does not run
 
+Names are claimed with the engine's atomic ``claim_name`` (as direct mode does), so a
+name cannot be taken twice, by two requests or by the daemon and a direct ``run``. A
+lookup by full ID or by name reads one record (its directory, its claim); only ID
+prefixes scan them all. Paused is not a status of its own, as in Docker: a running
+container with ``paused`` set (State.Status "paused", State.Running true).
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
