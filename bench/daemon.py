@@ -67,6 +67,23 @@ def minidocker_pids(root: Path) -> list[int]:
     return found
 
 
+def cpu_ms(pids: list[int]) -> dict[str, float]:
+    """CPU time used so far (ms) by each process and by its reaped children, from /proc/PID/stat.
+
+    The supervisor's children are the containers' stage-1 processes (runtime create) and PID 1s:
+    their CPU shows in its cutime/cstime once reaped. See: proc(5) /proc/PID/stat fields 14-17.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        name = "supervisor" if b"supervisor" in cmdline else "daemon"
+        used[name] = (int(fields[11]) + int(fields[12])) * 1000 / ticks
+        used[name + " children"] = (int(fields[13]) + int(fields[14])) * 1000 / ticks
+    return used
+
+
 def run_quiet(argv: list[str], env: dict) -> float:
     started = time.perf_counter()
     subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -125,11 +142,14 @@ def main() -> int:
             time.sleep(0.5)
             base = sum(pss_kb(p) for p in minidocker_pids(root))
             log_start = len(daemon.log())
+            cpu_before = cpu_ms(minidocker_pids(root))
             started = time.perf_counter()
             for _ in range(options.containers):
                 subprocess.run(["docker", "run", "-d", "--network", "none", "busybox", "sleep", "1000"], env=env,
                                stdout=subprocess.DEVNULL, check=True)
             results["run -d x N, minidockerd (s)"] = time.perf_counter() - started
+            for name, value in cpu_ms(minidocker_pids(root)).items():
+                results[f"CPU per run -d, {name} (ms)"] = (value - cpu_before.get(name, 0)) / options.containers
             breakdown = request_times(daemon.log(), log_start)
             time.sleep(1.0)
             loaded = sum(pss_kb(p) for p in minidocker_pids(root))

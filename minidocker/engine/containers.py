@@ -452,7 +452,7 @@ class ContainerService:
         self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
         stop_signal = parse_signal((container.config or {}).get("StopSignal"), signal.SIGTERM)
         if sig in (signal.SIGKILL, stop_signal):
-            self._thaw_to_deliver(container.id)
+            self._thaw_to_deliver(container)
         self._event(container, "kill", {"signal": str(int(sig))})
         return container
 
@@ -483,7 +483,7 @@ class ContainerService:
             self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
         except NotFound:
             pass
-        self._thaw_to_deliver(container.id)
+        self._thaw_to_deliver(container)
         if timeout < 0 or not self._wait_exit(container.id, seen, timeout):
             try:
                 self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
@@ -780,7 +780,7 @@ class ContainerService:
                 self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
             except NotFound:
                 pass
-            self._thaw_to_deliver(container.id)
+            self._thaw_to_deliver(container)
             self._wait_exit(container.id, seen, 30)
         with self.changed:
             directory = container.directory(self.roots)
@@ -856,8 +856,14 @@ class ContainerService:
             raise Conflict(f"Container {container.id} is not running")
         return container
 
-    def _thaw_to_deliver(self, cid: str) -> None:
-        """A signal that ends a paused container reaches it only once it is thawed (dockerd does the same)."""
+    def _thaw_to_deliver(self, seen: Container) -> None:
+        """A signal that ends a paused container reaches it only once it is thawed (dockerd does the same).
+
+        ``seen``: the record as the caller read it before signalling; only a paused one is looked at again.
+        """
+        if not seen.paused:
+            return
+        cid = seen.id
         with self.lock:
             try:
                 container = self.get(cid)
