@@ -739,3 +739,68 @@ def test_docker_py_pause_rename_top(client):
         assert container.top()["Processes"][0][-1] == "sleep 1000"
     finally:
         container.remove(force=True)
+
+
+_GUEST_STATS = """
+import json, os, sys, time
+sys.path.insert(0, {repo!r})
+from minidocker.cgroups import Resources, detect_mode, open_cgroup
+from minidocker.engine.stats import api_stats
+
+assert detect_mode() == "unified", detect_mode()
+group = open_cgroup("/minidocker/stats-in-guest")
+resources = Resources.from_oci({{"memory": {{"limit": 67108864}}, "pids": {{"limit": 20}}}})
+group.create(resources.controllers() | {{"cpu"}})
+group.apply(resources)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)
+    data = bytearray(8 << 20)   # 8 MiB, touched
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        pass
+    time.sleep(60)
+    os._exit(0)
+group.add_process(pid)
+os.write(w, b"x")
+time.sleep(0.2)
+first = api_stats(group, "guest", "c" * 64)
+time.sleep(0.6)
+second = api_stats(group, "guest", "c" * 64, previous=first)
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+group.destroy()
+print("STATS " + json.dumps(second))
+"""
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_stats_read_a_real_cgroup_v2_group_in_a_qemu_guest(tmp_path):
+    """The v2 reading (api_stats) against a pure cgroup v2 kernel: these hosts' v2 mount has no controllers."""
+    import shlex
+    import sys
+
+    from conftest import missing_feature
+    from vm import Guest, GuestUnavailable
+
+    try:
+        guest = Guest.prepare()
+    except GuestUnavailable as err:
+        missing_feature(f"the cgroup v2 guest: {err}")
+    repo = str(Path(__file__).resolve().parent.parent)
+    program = tmp_path / "stats.py"
+    program.write_text(_GUEST_STATS.format(repo=repo))
+    script = tmp_path / "guest.sh"
+    script.write_text(f"exec {shlex.quote(sys.executable)} -I -S {shlex.quote(str(program))}\n")
+    result = guest.run(script, timeout=300)
+    found = re.search(r"^STATS (.*)$", result.output, re.MULTILINE)
+    assert result.exit_code == 0 and found, f"guest output ({result.seconds:.0f} s):\n{result.output or result.console}"
+    doc = json.loads(found.group(1))
+    memory, cpu, pre = doc["memory_stats"], doc["cpu_stats"], doc["precpu_stats"]
+    assert memory["limit"] == 64 << 20 and memory["usage"] >= 8 << 20 and "anon" in memory["stats"], memory
+    assert doc["pids_stats"] == {"current": 1, "limit": 20}
+    assert "percpu_usage" not in cpu["cpu_usage"] and cpu["cpu_usage"]["usage_in_usermode"] > 0
+    assert cpu["cpu_usage"]["total_usage"] >= pre["cpu_usage"]["total_usage"] > 0
+    assert cpu["system_cpu_usage"] > pre["system_cpu_usage"] and doc["preread"] != "0001-01-01T00:00:00Z"
