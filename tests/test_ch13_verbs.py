@@ -804,3 +804,37 @@ def test_stats_read_a_real_cgroup_v2_group_in_a_qemu_guest(tmp_path):
     assert "percpu_usage" not in cpu["cpu_usage"] and cpu["cpu_usage"]["usage_in_usermode"] > 0
     assert cpu["cpu_usage"]["total_usage"] >= pre["cpu_usage"]["total_usage"] > 0
     assert cpu["system_cpu_usage"] > pre["system_cpu_usage"] and doc["preread"] != "0001-01-01T00:00:00Z"
+
+
+@pytest.mark.docker
+def test_stop_and_kill_of_a_paused_container_end_as_in_dockerd(daemon, dockerd, busybox_in_dockerd):
+    trap = ["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]
+    # usr1: no StopSignal, so any signal thaws it (dockerd's kill.go); usr1-stopsig: one that is not
+    # its StopSignal leaves it paused, the signal pending.
+    cases = (("stop", ["stop", "-t", "5"], trap), ("kill", ["kill"], ["sleep", "100"]),
+             ("usr1", ["kill", "-s", "USR1"], ["sleep", "100"]),
+             ("usr1-stopsig", ["kill", "-s", "USR1"], ["--stop-signal", "USR2", "busybox", "sleep", "100"]))
+    made = []
+    try:
+        for label, verb, command in cases:
+            outcome = []
+            for run, is_ours in ((lambda *a: ok(daemon, *a), True), (dockerd.docker, False)):
+                name = f"paused-{label}"
+                image = [] if "busybox" in command else ["busybox"]
+                cid = run("run", "-d", "--network", "none", "--name", name, *image, *command).strip()
+                made.append((is_ours, cid))
+                run("pause", name)
+                run(*verb, name)
+                if label.startswith("usr1"):  # not an ending signal: it waits, pending, and the container stays paused
+                    time.sleep(0.3)
+                else:
+                    run("wait", name)
+                outcome.append(run("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}",
+                                   name).split())
+            assert outcome[0] == outcome[1], (label, outcome)
+    finally:
+        for is_ours, cid in made:
+            if is_ours:
+                docker(daemon, "rm", "-f", cid)
+            else:
+                dockerd.docker("rm", "-f", cid, check=False)

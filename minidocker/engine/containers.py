@@ -450,8 +450,10 @@ class ContainerService:
             raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
         self._mark_stopped(container.id)
         self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
-        stop_signal = parse_signal((container.config or {}).get("StopSignal"), signal.SIGTERM)
-        if sig in (signal.SIGKILL, stop_signal):
+        # As dockerd (daemon/kill.go): a paused container is thawed for SIGKILL, for its StopSignal,
+        # and for any signal when it has no StopSignal of its own (the signal then "exits on next").
+        stop_signal = (container.config or {}).get("StopSignal")
+        if not stop_signal or sig in (signal.SIGKILL, parse_signal(stop_signal, signal.SIGTERM)):
             self._thaw_to_deliver(container)
         self._event(container, "kill", {"signal": str(int(sig))})
         return container
