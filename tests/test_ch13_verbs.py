@@ -218,10 +218,11 @@ def test_pause_freezes_every_process_and_unpause_thaws_them(daemon, client):
 
 
 def test_stop_kill_and_rm_f_of_a_paused_container_end_it_as_dockerd_does(daemon):
-    sleeper(daemon, "paused-stop", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done")
+    sleeper(daemon, "paused-stop", "sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done")
     sleeper(daemon, "paused-kill")
     sleeper(daemon, "paused-rm")
     try:
+        wait_for(lambda: ok(daemon, "logs", "paused-stop") == "ready\n", what="the trap to be set")
         for name in ("paused-stop", "paused-kill", "paused-rm"):
             ok(daemon, "pause", name)
         started = time.monotonic()
@@ -808,7 +809,7 @@ def test_stats_read_a_real_cgroup_v2_group_in_a_qemu_guest(tmp_path):
 
 @pytest.mark.docker
 def test_stop_and_kill_of_a_paused_container_end_as_in_dockerd(daemon, dockerd, busybox_in_dockerd):
-    trap = ["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]
+    trap = ["sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done"]
     # usr1: no StopSignal, so any signal thaws it (dockerd's kill.go); usr1-stopsig: one that is not
     # its StopSignal leaves it paused, the signal pending.
     cases = (("stop", ["stop", "-t", "5"], trap), ("kill", ["kill"], ["sleep", "100"]),
@@ -823,6 +824,8 @@ def test_stop_and_kill_of_a_paused_container_end_as_in_dockerd(daemon, dockerd, 
                 image = [] if "busybox" in command else ["busybox"]
                 cid = run("run", "-d", "--network", "none", "--name", name, *image, *command).strip()
                 made.append((is_ours, cid))
+                if command is trap:  # frozen before its trap exists, PID 1 would never see the TERM
+                    wait_for(lambda: "ready" in run("logs", name), what="the trap to be set")
                 run("pause", name)
                 run(*verb, name)
                 if label.startswith("usr1"):  # not an ending signal: it waits, pending, and the container stays paused
