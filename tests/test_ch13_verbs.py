@@ -841,3 +841,22 @@ def test_stop_and_kill_of_a_paused_container_end_as_in_dockerd(daemon, dockerd, 
                 docker(daemon, "rm", "-f", cid)
             else:
                 dockerd.docker("rm", "-f", cid, check=False)
+
+
+def test_names_and_ps_args_cannot_reach_outside(daemon, tmp_path):
+    """A name is a file under containers/.names and ps_args reach ps(1): neither may escape."""
+    cid = sleeper(daemon, "attack-target")
+    marker = tmp_path / "pwned"
+    try:
+        names = daemon.root / "lib" / "containers" / ".names"
+        before = set(os.listdir(names.parent.parent))
+        for evil in ("..%2F..%2Fescape", "..", ".names", "a%00b"):
+            status, body = api(daemon, "POST", f"/containers/{cid}/rename?name={evil}")
+            assert status == 400 and "Invalid container name" in body["message"], (evil, status, body)
+        assert set(os.listdir(names.parent.parent)) == before and not (daemon.root / "escape").exists()
+        assert ok(daemon, "inspect", "-f", "{{.Name}}", cid).strip() == "/attack-target"
+        status, body = api(daemon, "GET", f"/containers/{cid}/top?ps_args=-ef%3B%20touch%20{marker}")
+        assert status == 500 and not marker.exists(), (status, body)  # one argv for ps, no shell
+        assert api(daemon, "GET", "/containers/..%2F..%2Fetc/json")[0] == 404
+    finally:
+        ok(daemon, "rm", "-f", cid)
