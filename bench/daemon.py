@@ -6,14 +6,22 @@ What it measures, side by side in one run::
                                - the same with none) / N; the containers' own processes excluded
                                (Docker's shim: ~2.6 MB per container)
     run -d x N                N sequential ``docker run -d busybox sleep 1000`` against minidockerd
-                              (and against a private dockerd with --dockerd)
+                              (and against a private dockerd with --dockerd); with --dockerd
+                              also the ratio (target: at most 0.2x)
     docker run --rm true      the real docker CLI: ``docker run --rm --network none busybox true``
-    minidocker run --rm true  our CLI through the daemon, and in direct mode
+    minidocker run --rm true  our CLI (the launcher ``make venv`` installs) through the daemon,
+                              and in direct mode
+    runc run                  ``runc run`` of the same busybox root filesystem (bench/startup.py's
+                              bundle): the reference of the line above (target: at most 1.0x)
+    where the time goes       the daemon's own time per request (its ``--debug`` log: one line per
+                              request with its duration), medians per endpoint, for the run -d loop
 
-Medians of ``--runs`` for the timed lines. Everything lives in a temporary MINIDOCKER_ROOT,
-removed at the end (containers removed, daemon stopped, its idle supervisor with it).
+The three single-container lines run interleaved (a round runs each once), so that a busy
+spell of a shared machine hits them alike; medians of ``--runs`` rounds. Everything lives
+in a temporary directory (MINIDOCKER_ROOT, the runc bundle and state), removed at the end
+(containers removed, daemon stopped, its idle supervisor with it).
 Run as root: ``sudo .venv/bin/python bench/daemon.py [--containers 50] [--runs 10] [--dockerd]``.
-See: proc(5) /proc/PID/smaps_rollup (Pss).
+See bench/README.md, "minidockerd"; proc(5) /proc/PID/smaps_rollup (Pss).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,6 +40,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+RUNC_ID = "minidocker-bench-daemon"
 
 
 def pss_kb(pid: int) -> int:
@@ -56,80 +67,145 @@ def minidocker_pids(root: Path) -> list[int]:
     return found
 
 
-def timed(argv: list[str], env: dict, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def cpu_ms(pids: list[int]) -> dict[str, float]:
+    """CPU time used so far (ms) by each process and by its reaped children, from /proc/PID/stat.
+
+    The supervisor's children are the containers' stage-1 processes (runtime create) and PID 1s:
+    their CPU shows in its cutime/cstime once reaped. See: proc(5) /proc/PID/stat fields 14-17.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        name = "supervisor" if b"supervisor" in cmdline else "daemon"
+        used[name] = (int(fields[11]) + int(fields[12])) * 1000 / ticks
+        used[name + " children"] = (int(fields[13]) + int(fields[14])) * 1000 / ticks
+    return used
+
+
+def run_quiet(argv: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True)
+    return time.perf_counter() - started
+
+
+def interleaved(lines: dict[str, tuple[list[str], dict]], runs: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each command, the commands taking turns round by round."""
+    times: dict[str, list[float]] = {name: [] for name in lines}
+    for round_ in range(warmup + runs):
+        for name, (argv, env) in lines.items():
+            elapsed = run_quiet(argv, env)
+            if round_ >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def request_times(log: str, since: int) -> dict[str, tuple[int, float]]:
+    """From minidockerd's --debug log after offset ``since``: endpoint -> (count, median ms)."""
+    per: dict[str, list[float]] = {}
+    for match in re.finditer(r'msg="(\w+) (\S+) -> (\S+) \(([\d.]+) ms\)"', log[since:]):
+        path = re.sub(r"/v1\.\d+", "", re.sub(r"[0-9a-f]{64}", "{id}", match.group(2)).split("?")[0])
+        per.setdefault(f"{match.group(1)} {path}", []).append(float(match.group(4)))
+    return {key: (len(values), statistics.median(values)) for key, values in sorted(per.items())}
 
 
 def main() -> int:
     from daemonkit import Minidockerd
+    from runtime import write_launchers
+    from startup import make_runc_bundle
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--dockerd", action="store_true", help="also time a private dockerd (tests/dockerd.py)")
     options = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root")
     root = Path(tempfile.mkdtemp(prefix="mdbench."))
+    runc_root = root / "runc-state"
     results: dict[str, float] = {}
+    breakdown: dict[str, tuple[int, float]] = {}
     os.environ["MINIDOCKER_BRIDGE"] = "none"
     try:
-        with Minidockerd(root) as daemon:
+        minidocker, _ = write_launchers(root, REPO, "this")
+        with Minidockerd(root, "--debug") as daemon:
             env = daemon.env
-            subprocess.run(["docker", "run", "--rm", "busybox", "true"], env=env, check=True)  # warm
+            ours_env = {**env, "MINIDOCKER_HOST": daemon.host}
+            subprocess.run(["docker", "run", "--rm", "busybox", "true"], env=env, check=True)  # warm, pulls
+            from minidocker.image import ImageStore
+            from minidocker.paths import state_roots
+
+            store = ImageStore(state_roots({"MINIDOCKER_ROOT": str(root)}).images)
+            make_runc_bundle(store.get("busybox").layers[0], root / "bundle")
             time.sleep(0.5)
             base = sum(pss_kb(p) for p in minidocker_pids(root))
+            log_start = len(daemon.log())
+            cpu_before = cpu_ms(minidocker_pids(root))
             started = time.perf_counter()
             for _ in range(options.containers):
                 subprocess.run(["docker", "run", "-d", "--network", "none", "busybox", "sleep", "1000"], env=env,
                                stdout=subprocess.DEVNULL, check=True)
             results["run -d x N, minidockerd (s)"] = time.perf_counter() - started
+            for name, value in cpu_ms(minidocker_pids(root)).items():
+                results[f"CPU per run -d, {name} (ms)"] = (value - cpu_before.get(name, 0)) / options.containers
+            breakdown = request_times(daemon.log(), log_start)
             time.sleep(1.0)
             loaded = sum(pss_kb(p) for p in minidocker_pids(root))
             results["PSS daemon+supervisor, 0 containers (MB)"] = base / 1024
             results[f"PSS daemon+supervisor, {options.containers} containers (MB)"] = loaded / 1024
             results["PSS per idle container (MB)"] = (loaded - base) / 1024 / options.containers
             daemon.remove_all()
-            results["docker run --rm true, minidockerd (s)"] = timed(
-                ["docker", "run", "--rm", "--network", "none", "busybox", "true"], env, options.runs)
-            results["minidocker run --rm true, via daemon (s)"] = timed(
-                [sys.executable, "-m", "minidocker", "run", "--rm", "--network", "none", "busybox", "true"],
-                {**env, "PYTHONPATH": str(REPO)}, options.runs)
-        direct_env = {**os.environ, "MINIDOCKER_ROOT": str(root), "PYTHONPATH": str(REPO)}
-        results["minidocker run --rm true, direct (s)"] = timed(
-            [sys.executable, "-m", "minidocker", "run", "--rm", "--network", "none", "busybox", "true"],
-            direct_env, options.runs)
+            runc = ["runc", "--root", str(runc_root), "run", "--bundle", str(root / "bundle"), RUNC_ID]
+            results.update({f"{name} (s)": value for name, value in interleaved({
+                "docker run --rm true, minidockerd": (["docker", "run", "--rm", "--network", "none", "busybox",
+                                                       "true"], env),
+                "minidocker run --rm true, via daemon": ([minidocker, "run", "--rm", "--network", "none", "busybox",
+                                                          "true"], ours_env),
+                "runc run true": (runc, env),
+            }, options.runs).items()})
+        direct_env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
+        results["minidocker run --rm true, direct (s)"] = interleaved({"direct": (
+            [minidocker, "run", "--rm", "--network", "none", "busybox", "true"], direct_env)}, options.runs)["direct"]
+        results["via daemon / runc run (ratio)"] = (results["minidocker run --rm true, via daemon (s)"]
+                                                    / results["runc run true (s)"])
         if options.dockerd:
             from dockerd import Dockerd
 
-            from minidocker.image import ImageStore
             from minidocker.image.archive import save_archive
-            from minidocker.paths import state_roots
 
-            store = ImageStore(state_roots({"MINIDOCKER_ROOT": str(root)}).images)
             with open(root / "bb.tar", "wb") as out:
                 save_archive(store, ["busybox"], out)
             with Dockerd() as peer:
                 peer.docker("load", "-i", str(root / "bb.tar"))
-                results["docker run --rm true, dockerd (s)"] = timed(
-                    ["docker", "run", "--rm", "--network", "none", "busybox", "true"], peer.env, options.runs)
+                results["docker run --rm true, dockerd (s)"] = interleaved({"dockerd": (
+                    ["docker", "run", "--rm", "--network", "none", "busybox", "true"], peer.env)},
+                    options.runs)["dockerd"]
                 started = time.perf_counter()
                 ids = []
                 for _ in range(options.containers):
                     ids.append(peer.docker("run", "-d", "--network", "none", "busybox", "sleep", "1000").strip())
                 results["run -d x N, dockerd (s)"] = time.perf_counter() - started
                 peer.docker("rm", "-f", *ids, timeout=300)
+            results["run -d x N, minidockerd / dockerd (ratio)"] = (results["run -d x N, minidockerd (s)"]
+                                                                   / results["run -d x N, dockerd (s)"])
+            results["docker run --rm true, minidockerd / dockerd (ratio)"] = (
+                results["docker run --rm true, minidockerd (s)"] / results["docker run --rm true, dockerd (s)"])
     finally:
+        subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", RUNC_ID],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(root, ignore_errors=True)
     width = max(len(k) for k in results)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     for key, value in results.items():
         print(f"{key:<{width}}  {value:8.3f}")
+    print(f"\nminidockerd's time per request during run -d x {options.containers} (its --debug log):")
+    for key, (count, median) in breakdown.items():
+        print(f"  {key:<40} n={count:<4} median {median:6.1f} ms")
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "daemon.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "daemon.json").write_text(json.dumps({"results": results, "requests_ms": breakdown}, indent=2) + "\n")
     return 0
 
 

@@ -12,6 +12,11 @@
     POST   /containers/{id}/wait          ContainerWait          200 headers at once, the body at the exit
     POST   /containers/{id}/attach        ContainerAttach        101, then the raw stream
     POST   /containers/{id}/resize        ContainerResize
+    POST   /containers/{id}/pause         ContainerPause         204; 409 if not running or paused
+    POST   /containers/{id}/unpause       ContainerUnpause       204; 409 if not paused
+    POST   /containers/{id}/rename        ContainerRename        204; 409 if the name is taken
+    GET    /containers/{id}/top           ContainerTop           {"Titles","Processes"}; 409 if not running
+    GET    /containers/{id}/stats         ContainerStats         one document, or one a second (stream)
     GET    /containers/{id}/logs          ContainerLogs          chunked frames (raw with a tty)
     DELETE /containers/{id}               ContainerDelete        204, 409 if running and not forced
     POST   /containers/prune              ContainerPrune
@@ -22,6 +27,7 @@ See: the Docker Engine API reference, "Container".
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
 
@@ -31,7 +37,7 @@ from minidocker.api.server import Reply, Request
 from minidocker.engine.containers import NotModifiedError, parse_signal
 from minidocker.errors import InvalidArgument
 
-__all__ = ["ROUTES", "container_inspect_json", "container_summary_json"]
+__all__ = ["ROUTES", "api_state", "container_inspect_json", "container_summary_json"]
 
 _FRAME = struct.Struct(">BxxxI")
 
@@ -70,10 +76,15 @@ def _ago(seconds: float) -> str:
     return f"{hours // 24} days"
 
 
+def api_state(c) -> str:
+    """Docker's State.Status: the record's status, ``paused`` for a running one whose cgroup is frozen."""
+    return "paused" if c.status == "running" and getattr(c, "paused", None) else c.status
+
+
 def _status_text(c) -> str:
     now = time.time_ns()
     if c.status == "running":
-        return f"Up {_ago((now - (c.started_at or now)) / 1e9)}"
+        return f"Up {_ago((now - (c.started_at or now)) / 1e9)}" + (" (Paused)" if api_state(c) == "paused" else "")
     if c.status == "exited":
         return f"Exited ({c.exit_code or 0}) {_ago((now - (c.finished_at or now)) / 1e9)} ago"
     if c.status == "restarting":
@@ -87,7 +98,7 @@ def container_summary_json(c, networks: dict | None = None, mounts: list | None 
     settings = networks or {"Ports": {}, "Networks": {}}
     return {"Id": c.id, "Names": [f"/{c.name}"], "Image": config.get("Image", c.image),
             "ImageID": c.image_id or "", "Command": " ".join(c.command), "Created": int(c.created),
-            "Ports": _port_list(settings["Ports"]), "Labels": config.get("Labels") or {}, "State": c.status,
+            "Ports": _port_list(settings["Ports"]), "Labels": config.get("Labels") or {}, "State": api_state(c),
             "Status": _status_text(c), "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
             "NetworkSettings": {"Networks": settings["Networks"]},
             "Mounts": [{k: m[k] for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",
@@ -151,7 +162,7 @@ def container_inspect_json(c, log_path: str | None, networks: dict | None = None
     args = list(c.command)
     return {
         "Id": c.id, "Created": _rfc3339(int(c.created * 1e9)), "Path": args[0] if args else "", "Args": args[1:],
-        "State": {"Status": c.status, "Running": running, "Paused": False, "Restarting": c.status == "restarting",
+        "State": {"Status": api_state(c), "Running": running, "Paused": api_state(c) == "paused", "Restarting": c.status == "restarting",
                   "OOMKilled": bool(c.oom_killed), "Dead": False, "Pid": c.pid or 0 if running else 0,
                   "ExitCode": c.exit_code or 0, "Error": c.error or "", "StartedAt": _rfc3339(c.started_at),
                   "FinishedAt": _rfc3339(c.finished_at)},
@@ -186,7 +197,7 @@ def container_list(request: Request) -> Reply:
     found = service.list(all=request.flag("all") or limit > 0)
     rows = []
     for c in found:
-        if "status" in filters and c.status not in filters["status"]:
+        if "status" in filters and api_state(c) not in filters["status"]:
             continue
         if "name" in filters and not any(n in c.name for n in filters["name"]):
             continue
@@ -272,7 +283,9 @@ def container_wait(request: Request) -> None:
         raise InvalidArgument(f"invalid condition: {condition!r}")
     container = service.get(request.params["id"])  # 404 before the 200
     out = request.stream(200, "application/json")
-    code = service.wait(container.id, condition, container=container)
+    code = service.wait(container.id, condition, container=container, cancelled=request.client_gone)
+    if code is None:
+        return  # the client left (docker run -d): nobody to answer
     try:
         out.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
         out.close()
@@ -395,8 +408,103 @@ def container_delete(request: Request) -> Reply:
 
 
 def container_prune(request: Request) -> Reply:
-    gone = _service(request).prune()
+    """``docker container prune``: every container that does not run, narrowed by ``until`` and ``label``."""
+    filters = parse_filters(request.arg("filters"), allowed=("until", "label", "label!"))
+    before = _prune_until(filters.get("until", []))
+
+    def chosen(c) -> bool:
+        labels = (c.config or {}).get("Labels") or {}
+        return ((before is None or c.created < before)
+                and all(_label_matches(labels, f) for f in filters.get("label", []))
+                and not any(_label_matches(labels, f) for f in filters.get("label!", [])))
+
+    gone = _service(request).prune(chosen)
     return Reply.json({"ContainersDeleted": [c.id for c in gone] or None, "SpaceReclaimed": 0})
+
+
+def _label_matches(labels: dict, expression: str) -> bool:
+    key, sep, value = expression.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _prune_until(values: list[str]) -> float | None:
+    """``until``: a Go duration ago (``24h``, ``1h30m``) or a Unix timestamp; the Unix time it names."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidArgument("more than one until filter specified")
+    text = values[0]
+    if _DURATION.fullmatch(text) or re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+", text):
+        return time.time() - sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidArgument(f"failed to parse value {text!r} of until: not a duration or a timestamp") from None
+
+
+def container_pause(request: Request) -> Reply:
+    _service(request).pause(request.params["id"])
+    return Reply.empty(204)
+
+
+def container_unpause(request: Request) -> Reply:
+    _service(request).unpause(request.params["id"])
+    return Reply.empty(204)
+
+
+def container_rename(request: Request) -> Reply:
+    _service(request).rename(request.params["id"], request.arg("name") or "")
+    return Reply.empty(204)
+
+
+def container_top(request: Request) -> Reply:
+    return Reply.json(_service(request).top(request.params["id"], request.arg("ps_args")))
+
+
+STATS_INTERVAL = 1.0  # seconds between two documents of a stream, as dockerd's collector
+NO_STREAM_INTERVAL = 0.5  # stream=0: the two readings docker stats --no-stream computes CPU % from
+
+
+def container_stats(request: Request) -> None:
+    """``docker stats``: cgroup figures shaped like dockerd's (engine/stats.api_stats).
+
+    ``stream`` (the default, as dockerd's) sends one document a second until the container
+    stops or the client leaves, each with the previous as ``precpu_stats``; ``stream=0``
+    reads twice, NO_STREAM_INTERVAL apart, so that its one document has a CPU delta
+    (``one-shot=1``: a single reading). A container that does not run gets zeros.
+    """
+    from minidocker.engine.stats import api_stats, container_cgroup, zero_stats
+
+    service = _service(request)
+    container = service.get(request.params["id"])
+    stream = request.flag("stream", default=True)
+    if container.status != "running":
+        out = request.stream(200, "application/json")
+        out.write(json.dumps(zero_stats(container.name, container.id)).encode() + b"\n")
+        out.close()
+        return
+    group = container_cgroup(container, service.roots)
+    previous = None
+    if not stream and not request.flag("one-shot"):
+        previous = api_stats(group, container.name, container.id)
+        time.sleep(NO_STREAM_INTERVAL)
+    out = request.stream(200, "application/json")
+    try:
+        while True:
+            doc = api_stats(group, container.name, container.id, previous)
+            out.write(json.dumps(doc).encode() + b"\n")
+            if not stream or request.client_gone(STATS_INTERVAL):
+                break
+            if not service.exists(container.id) or service.get(container.id).status != "running":
+                break
+            previous = doc
+        out.close()
+    except OSError:
+        pass  # the client left mid-stream
 
 
 ROUTES = [
@@ -413,4 +521,9 @@ ROUTES = [
     ("POST", "/containers/{id}/resize", container_resize),
     ("GET", "/containers/{id}/logs", container_logs),
     ("DELETE", "/containers/{id}", container_delete),
+    ("POST", "/containers/{id}/pause", container_pause),
+    ("POST", "/containers/{id}/unpause", container_unpause),
+    ("POST", "/containers/{id}/rename", container_rename),
+    ("GET", "/containers/{id}/top", container_top),
+    ("GET", "/containers/{id}/stats", container_stats),
 ]

@@ -35,15 +35,21 @@ def exec_start(request: Request) -> Reply | None:
 
 
 def exec_resize(request: Request) -> Reply:
-    request.daemon.containers.exec_get(request.params["id"])
+    from minidocker.errors import InvalidArgument
+
+    try:
+        height, width = int(request.arg("h") or 0), int(request.arg("w") or 0)
+    except ValueError:
+        raise InvalidArgument("invalid h or w: not a number") from None
+    request.daemon.containers.exec_resize(request.params["id"], height, width)
     return Reply(200, b"", "text/plain; charset=utf-8")
 
 
 def exec_inspect(request: Request) -> Reply:
     ex = request.daemon.containers.exec_get(request.params["id"])
     return Reply.json({
-        "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code if ex.exit_code is not None else 0,
-        "ProcessConfig": {"tty": False, "entrypoint": ex.cmd[0], "arguments": ex.cmd[1:], "privileged": False,
+        "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,  # null until it has exited, as dockerd's
+        "ProcessConfig": {"tty": ex.tty, "entrypoint": ex.cmd[0], "arguments": ex.cmd[1:], "privileged": False,
                           **({"user": f"{ex.user['uid']}:{ex.user['gid']}"} if ex.user else {})},
         "OpenStdin": ex.stdin, "OpenStderr": True, "OpenStdout": True, "CanRemove": False,
         "ContainerID": ex.container_id, "DetachKeys": "", "Pid": ex.pid or 0})

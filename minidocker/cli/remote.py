@@ -70,17 +70,84 @@ def needs_daemon(command: str) -> Client:
     return client
 
 
-def _connection(path: str):
-    """An ``http.client.HTTPConnection`` whose socket is the daemon's unix socket."""
-    import http.client
-    import socket
+def _quote(text: object) -> str:
+    """Percent-encoding of a query value (RFC 3986 unreserved kept), without urllib's import cost."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-._~") else "".join(f"%{b:02X}" for b in c.encode())
+                   for c in str(text))
 
-    class UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.connect(path)
 
-    return UnixConnection("minidocker")
+def _target(path: str, query: dict | None) -> str:
+    pairs = [f"{_quote(k)}={_quote(v)}" for k, v in (query or {}).items() if v is not None]
+    return API + path + ("?" + "&".join(pairs) if pairs else "")
+
+
+class _Response:
+    """An HTTP/1.1 answer read off the daemon's socket: status, headers, body (length, chunked or to EOF).
+
+    The client's requests need only this much of HTTP; ``http.client`` imports ``email``
+    and ``ssl`` for the rest, about 25 ms of every command's start (bench/daemon.py).
+    See: RFC 9112 §6 (message body length), §7.1 (chunked).
+    """
+
+    def __init__(self, sock, method: str) -> None:
+        self.sock, self.buffer = sock, b""
+        head = self._until(b"\r\n\r\n")
+        if head is None:
+            raise ConnectionError("the daemon closed the connection before answering")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        length = self.headers.get("content-length")
+        self.left = int(length) if length is not None and not self.chunked else None
+        self.done = method == "HEAD" or self.status in (204, 304) or self.left == 0
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def _until(self, mark: bytes) -> bytes | None:
+        while mark not in self.buffer:
+            if not self._fill():
+                return None
+        line, self.buffer = self.buffer.split(mark, 1)
+        return line
+
+    def read1(self, size: int = 65536) -> bytes:
+        """The next piece of the body as it arrives; b"" at its end."""
+        if self.done:
+            return b""
+        if self.chunked:
+            line = self._until(b"\r\n")
+            chunk_size = int(line.split(b";")[0], 16) if line and line.strip() else 0
+            if chunk_size == 0:
+                self.done = True
+                return b""
+            while len(self.buffer) < chunk_size + 2:
+                if not self._fill():
+                    raise ConnectionError("the daemon closed the connection in the middle of a chunk")
+            data, self.buffer = self.buffer[:chunk_size], self.buffer[chunk_size + 2:]
+            return data
+        if not self.buffer and not self._fill():
+            self.done = True
+            return b""
+        data = self.buffer if self.left is None else self.buffer[:self.left]
+        self.buffer = self.buffer[len(data):]
+        if self.left is not None:
+            self.left -= len(data)
+            self.done = self.left <= 0
+        return data
+
+    def read(self, size: int | None = None) -> bytes:
+        if size is not None:
+            return self.read1(size)
+        parts = []
+        while True:
+            data = self.read1()
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
 
 
 class Client:
@@ -90,14 +157,21 @@ class Client:
         self.path = path
 
     def open(self, method: str, path: str, query: dict | None = None, body: object = None):
+        """Send one request on a new connection; (the socket, its _Response) once the head has come."""
         import json
-        from urllib.parse import urlencode
+        import socket
 
-        conn = _connection(self.path)
-        target = API + path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, target, body=data, headers={"Content-Type": "application/json"} if data else {})
-        response = conn.getresponse()
+        data = json.dumps(body).encode() if body is not None else b""
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.path)
+            conn.sendall(f"{method} {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
+                         f"Content-Length: {len(data)}\r\n".encode()
+                         + (b"Content-Type: application/json\r\n" if data else b"") + b"\r\n" + data)
+            response = _Response(conn, method)
+        except BaseException:
+            conn.close()
+            raise
         if response.status >= 400:
             text = response.read()
             conn.close()
@@ -117,11 +191,10 @@ class Client:
     def hijack(self, path: str, query: dict) -> socket.socket:
         """POST with ``Upgrade: tcp``; the socket after the 101 (raw stream both ways)."""
         import socket
-        from urllib.parse import urlencode
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(self.path)
-        sock.sendall(f"POST {API}{path}?{urlencode(query)} HTTP/1.1\r\nHost: minidocker\r\n"
+        sock.sendall(f"POST {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
                      "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -156,11 +229,10 @@ def _error(status: int, body: bytes):
 # -- the commands -----------------------------------------------------------------------------------
 
 def _create_body(args: SimpleNamespace) -> dict:
-    from minidocker.cgroups.units import parse_size
-    from minidocker.engine.run import parse_env
-
     host: dict = {"AutoRemove": bool(args.remove), "NetworkMode": args.network or "default",
                   "Init": bool(args.init), "ReadonlyRootfs": bool(args.read_only)}
+    if args.memory or args.memory_swap:  # imported only when needed: cgroups, like the engine, is not light
+        from minidocker.cgroups.units import parse_size
     if args.memory:
         host["Memory"] = parse_size(args.memory)
     if args.memory_swap:
@@ -184,7 +256,7 @@ def _create_body(args: SimpleNamespace) -> dict:
     attach = not args.detach
     return {**config, "Image": args.image, "Cmd": args.command or None,
             "Entrypoint": [args.entrypoint] if args.entrypoint is not None else None,
-            "Env": parse_env(args.env), "WorkingDir": args.workdir or "", "User": args.user or "",
+            "Env": _parse_env(args.env), "WorkingDir": args.workdir or "", "User": args.user or "",
             "Hostname": args.hostname or "", "Tty": bool(args.tty), "OpenStdin": bool(args.interactive),
             "StdinOnce": bool(args.interactive), "AttachStdin": bool(args.interactive) and attach,
             "AttachStdout": attach, "AttachStderr": attach, "HostConfig": host}
@@ -255,6 +327,15 @@ def _mount_json(r) -> dict:
         mount["TmpfsOptions"] = {**({"SizeBytes": int(options["size"])} if "size" in options else {}),
                                  **({"Mode": int(options["mode"], 8)} if "mode" in options else {})}
     return mount
+
+
+def _parse_env(items: list[str]) -> list[str]:
+    """``-e`` as the engine reads it (engine/run.py: parse_env); its import (~20 ms) only when there is one."""
+    if not items:
+        return []
+    from minidocker.engine.run import parse_env
+
+    return parse_env(items)
 
 
 def run(client: Client, args: SimpleNamespace) -> int:
@@ -348,12 +429,10 @@ def ps(client: Client, args: SimpleNamespace) -> int:
 
 
 def _each(client: Client, refs: list[str], method: str, verb: str, query: dict | None = None) -> int:
-    from urllib.parse import quote
-
     failed = 0
     for ref in refs:
         try:
-            client.call(method, f"/containers/{quote(ref, safe='')}{verb}", query)
+            client.call(method, f"/containers/{_quote(ref)}{verb}", query)
             print(ref)
         except Exception as err:  # noqa: BLE001 - report each, go on, like docker
             print(f"minidocker: {err}", file=sys.stderr)
@@ -383,12 +462,10 @@ def kill(client: Client, args: SimpleNamespace) -> int:
 
 
 def wait(client: Client, args: SimpleNamespace) -> int:
-    from urllib.parse import quote
-
     failed = 0
     for ref in args.containers:
         try:
-            _, status = client.call("POST", f"/containers/{quote(ref, safe='')}/wait")
+            _, status = client.call("POST", f"/containers/{_quote(ref)}/wait")
             print(status["StatusCode"])
         except Exception as err:  # noqa: BLE001
             print(f"minidocker: {err}", file=sys.stderr)
@@ -398,10 +475,8 @@ def wait(client: Client, args: SimpleNamespace) -> int:
 
 def logs(client: Client, args: SimpleNamespace) -> int:
     import struct
-    from urllib.parse import quote
-
     frame = struct.Struct(_HEADER)
-    _, info = client.call("GET", f"/containers/{quote(args.container, safe='')}/json")
+    _, info = client.call("GET", f"/containers/{_quote(args.container)}/json")
     conn, response = client.open("GET", f"/containers/{info['Id']}/logs", {
         "stdout": 1, "stderr": 1, "follow": 1 if args.follow else None, "tail": args.tail or "all",
         "timestamps": 1 if args.timestamps else None, "since": args.since})

@@ -67,7 +67,7 @@ class Container(Record):
     FIELDS = ("id", "name", "image", "command", "created", "status", "pid", "start_time", "exit_code",
               "image_id", "oom_killed", "owner", "auto_remove",
               "config", "host_config", "started_at", "finished_at", "error", "supervised", "restart_count",
-              "manually_stopped")
+              "manually_stopped", "paused")
     DEFAULTS = {"status": "created", "pid": None, "exit_code": None,
                 "start_time": None,   # of ``pid``, in clock ticks since boot (linux/procfs.py)
                 "image_id": None,     # the image's ID (sha256 of its config): rmi and commit follow it
@@ -80,7 +80,8 @@ class Container(Record):
                 "config": None, "host_config": None, "started_at": None, "finished_at": None, "error": None,
                 "supervised": None,
                 "restart_count": None,      # restarts by its policy since the last docker start
-                "manually_stopped": None}   # docker stop/kill: no restart by policy (unless-stopped)
+                "manually_stopped": None,   # docker stop/kill: no restart by policy (unless-stopped)
+                "paused": None}             # docker pause: running, its cgroup frozen (State.Paused)
 
     @classmethod
     def new(cls, name: str | None, image: str, command: list[str], image_id: str | None = None) -> Container:

@@ -11,6 +11,11 @@
     service.remove(ref, force)            DELETE /containers/{id}
     service.list(all) / service.get(ref)  records, refreshed
     service.attach(ref, sock, ...)        hand the client's socket to the supervisor
+    service.pause(ref) / unpause(ref)     the cgroup freezer, through the supervisor (State.Paused)
+    service.rename(ref, name)             claim the new name (claim_name), then drop the old one
+    service.top(ref, ps_args)             the host's ps(1), rows of the container's cgroup
+    service.exec_create/_start/_resize    docker exec (-t: a pty from the container's devpts)
+    service.prune(chosen)                 remove what does not run
 
 Networks and volumes are chapter 09's and 10's engine functions, as in direct mode's run:
 ``create`` checks ``-p``/``--network`` (plan_network) and ``-v``/``--mount``/``--tmpfs``/
@@ -18,6 +23,11 @@ Networks and volumes are chapter 09's and 10's engine functions, as in direct mo
 image's content up into them; each ``start`` has the supervisor put the container on its
 bridge network (see "networks and mounts" below for who does what, and why).
 
+Names are claimed with the engine's atomic ``claim_name`` (as direct mode does), so a
+name cannot be taken twice, by two requests or by the daemon and a direct ``run``. A
+lookup by full ID or by name reads one record (its directory, its claim); only ID
+prefixes scan them all. Paused is not a status of its own, as in Docker: a running
+container with ``paused`` set (State.Status "paused", State.Running true).
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
@@ -27,13 +37,15 @@ See: docker-container-run(1), the Engine API reference "Container".
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import threading
 import time
 
-from minidocker.engine.container import Container, find_container, list_containers, random_name
+from minidocker.engine.container import (Container, claim_name, find_container, list_containers, random_name,
+                                         release_name)
 from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState,
                                MinidockerError, NotFound)
 from minidocker.paths import StateRoots
@@ -149,6 +161,7 @@ class ExecInstance:
                  stdin: bool) -> None:
         self.id, self.container_id, self.cmd, self.env, self.workdir, self.user = id, container_id, cmd, env, workdir, user
         self.stdin = stdin
+        self.tty = False
         self.started = self.running = False
         self.exit_code: int | None = None
         self.pid: int | None = None
@@ -204,13 +217,7 @@ class ContainerService:
         network_plan = self._network_plan(options, body, host)       # bad -p, unknown network: nothing made
         mount_plan = self._mount_plan(body, host, image.config)      # bad -v/--mount: nothing made
         with self.lock:
-            if name is not None:
-                for other in list_containers(self.roots):
-                    if other.name == name:
-                        raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                                       f'"{other.id}". You have to remove (or rename) that container to be able '
-                                       "to reuse that name.")
-            container = Container.new(name or self._free_name(), image.reference, [], image_id=image.id)
+            container = Container.new(name or random_name(), image.reference, [], image_id=image.id)
             from minidocker.engine.run import build_spec
             from minidocker.storage import Snapshot
 
@@ -225,29 +232,46 @@ class ContainerService:
                     container.config[key] = merged
             container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
             container.supervised = True
-            snapshot = Snapshot.create(image.layers, directory)
+            container.name = self._claim(name, container.id)
             try:
+                snapshot = Snapshot.create(image.layers, directory)
                 from minidocker.atomic import write_json
 
                 write_json(directory / "config.json", spec, durable=False)
                 self._prepare_mounts(network_plan, mount_plan, snapshot, spec, container)
-                container.save(self.roots)
+                container.save(self.roots, durable=not options.remove)  # as direct mode: --rm records need none
             except BaseException:
                 import shutil
 
                 shutil.rmtree(directory, ignore_errors=True)
+                release_name(self.roots.containers, container.name, container.id)
                 raise
         container.warnings = container_warnings  # not persisted: create's answer only
         self._event(container, "create")
         return container
 
-    def _free_name(self) -> str:
-        taken = {c.name for c in list_containers(self.roots)}
-        for _ in range(50):
-            name = random_name()
-            if name not in taken:
-                return name
-        return f"{random_name()}_{os.urandom(2).hex()}"
+    def _claim(self, name: str | None, cid: str, context: str = "") -> str:
+        """Take ``name`` for ``cid`` with the engine's atomic claim (engine/container.py: claim_name),
+        as direct mode does; None: a free random name. A taken name is Docker's 409."""
+        if name is None:
+            for attempt in range(50):
+                candidate = random_name() if attempt < 40 else f"{random_name()}_{os.urandom(2).hex()}"
+                try:
+                    claim_name(self.roots, candidate, cid)
+                    return candidate
+                except Conflict:
+                    continue
+            raise Conflict("failed to find a free container name")
+        try:
+            claim_name(self.roots, name, cid)
+        except Conflict:
+            from minidocker.engine.container import _claim_holder
+
+            holder = _claim_holder(self.roots, self.roots.containers / ".names" / name) or ""
+            raise Conflict(f'{context}Conflict. The container name "/{name}" is already in use by container '
+                           f'"{holder}". You have to remove (or rename) that container to be able '
+                           "to reuse that name.") from None
+        return name
 
     def _run_options(self, body: dict, host: dict, image_name: str, warnings: list[str]):
         from minidocker.engine.resources import ResourceFlags
@@ -466,10 +490,36 @@ class ContainerService:
     # -- lookups --------------------------------------------------------------------------------
 
     def get(self, ref: str) -> Container:
+        found = self._direct(ref) if ref else None
+        if found is not None:
+            return found
         try:
             return find_container(self.roots, ref)
         except NotFound:
             raise NotFound(f"No such container: {ref}") from None
+
+    def _direct(self, ref: str) -> Container | None:
+        """A full ID (its directory) or a name (its claim file): one record read, not all of them.
+
+        Clients name a container by its full ID after create (docker run, docker-py), and each
+        request looks it up: reading every record made each request O(containers).
+        A short prefix, or a name written before claims existed, goes through find_container.
+        """
+        from minidocker.engine.container import BrokenRecord
+
+        if len(ref) == 64:
+            try:
+                return Container.load(self.roots, ref)
+            except (FileNotFoundError, NotFound, BrokenRecord, OSError):
+                pass
+        name = ref.lstrip("/")
+        try:
+            with open(self.roots.containers / ".names" / name, encoding="utf-8") as f:
+                holder = json.loads(f.read()).split()[0]
+            container = Container.load(self.roots, holder)
+        except (OSError, ValueError, IndexError, AttributeError, NotFound, BrokenRecord):
+            return None
+        return container if container.name == name else None
 
     def list(self, all: bool = False) -> list[Container]:
         found = [c for c in list_containers(self.roots) if all or c.status == "running"]
@@ -495,6 +545,8 @@ class ContainerService:
 
         with self.lock:
             container = self.get(ref)
+            if container.paused and container.status == "running":
+                raise Conflict("cannot start a paused container, try unpause instead")
             if container.status == "running":
                 raise NotModifiedError()
             if container.status == "removing":
@@ -547,7 +599,9 @@ class ContainerService:
             container.status, container.pid = "running", reply["pid"]
             container.exit_code, container.error, container.oom_killed = None, None, None
             container.started_at, container.finished_at = time.time_ns(), None
-            container.save(self.roots)
+            # No fsync: "running" and its PID mean nothing after a power cut (the processes are gone), and a
+            # restarted daemon rebuilds them from the supervisor's list (reconcile). 1-8 ms on this disk.
+            container.save(self.roots, durable=False)
             for sock, stdin, stdout, stderr, early in self.pending_attach.pop(container.id, []):
                 self._hand_over(container, sock, stdin, stdout, stderr, early)
         try:
@@ -608,6 +662,11 @@ class ContainerService:
             raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
         self._mark_stopped(container.id)
         self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
+        # As dockerd (daemon/kill.go): a paused container is thawed for SIGKILL, for its StopSignal,
+        # and for any signal when it has no StopSignal of its own (the signal then "exits on next").
+        stop_signal = (container.config or {}).get("StopSignal")
+        if not stop_signal or sig in (signal.SIGKILL, parse_signal(stop_signal, signal.SIGTERM)):
+            self._thaw_to_deliver(container)
         self._event(container, "kill", {"signal": str(int(sig))})
         return container
 
@@ -638,6 +697,7 @@ class ContainerService:
             self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
         except NotFound:
             pass
+        self._thaw_to_deliver(container)
         if timeout < 0 or not self._wait_exit(container.id, seen, timeout):
             try:
                 self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
@@ -659,8 +719,13 @@ class ContainerService:
                 self.changed.wait(left if left is not None else 1.0)
         return True
 
-    def wait(self, ref: str, condition: str = "not-running", container: Container | None = None) -> int:
-        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first)."""
+    def wait(self, ref: str, condition: str = "not-running", container: Container | None = None,
+             cancelled=None) -> int | None:
+        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first).
+
+        ``cancelled()``, asked about once a second: True ends the wait with None (the client
+        left: ``docker run -d`` drops its wait, which would otherwise hold a thread per container).
+        """
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition: {condition!r}")
         container = container or self.get(ref)
@@ -677,6 +742,8 @@ class ContainerService:
                 if condition == "removed" and not self._exists(cid):
                     break
                 self.changed.wait(1.0)
+                if cancelled is not None and cancelled():  # a select(2) with no timeout: never blocks
+                    return None
         return self._last_exit.get(cid, 0)
 
     def exists(self, cid: str) -> bool:
@@ -705,21 +772,23 @@ class ContainerService:
         container = self.get(ref)
         if container.status != "running":
             raise Conflict(f"Container {container.id} is not running")
+        if container.paused:
+            raise Conflict(f"Container {container.id} is paused, unpause the container before exec")
         cmd = _strings(body, "Cmd")
         if not cmd:
             raise InvalidArgument("No exec command specified")
-        if _typed(body, "Tty", bool, False):
-            raise InvalidArgument("exec with a tty (docker exec -t) is not supported by minidockerd yet")
         user_text = _typed(body, "User", str, "") or ""
         user = None
-        if user_text:
-            uid, _, gid = user_text.partition(":")
-            if not uid.isdigit() or (gid and not gid.isdigit()):
-                raise InvalidArgument(f"invalid User {user_text!r}: only numeric uid[:gid] is supported")
-            user = {"uid": int(uid), "gid": int(gid or uid)}
+        if user_text:  # a name or uid[:gid], looked up in the container's own /etc/passwd, as runc exec does
+            from minidocker.image.runconfig import resolve_user
+
+            found = resolve_user(user_text, [container.directory(self.roots) / "rootfs"])
+            user = {"uid": found.uid, "gid": found.gid, **({"additionalGids": found.additional_gids}
+                                                           if getattr(found, "additional_gids", None) else {})}
         ex = ExecInstance(os.urandom(32).hex(), container.id, cmd, _strings(body, "Env") or [],
                           _typed(body, "WorkingDir", str, "") or "", user,
                           bool(_typed(body, "AttachStdin", bool, False)))
+        ex.tty = bool(_typed(body, "Tty", bool, False))
         self.execs[ex.id] = ex
         self._event(container, f"exec_create: {' '.join(cmd)}", {"execID": ex.id})
         return ex
@@ -752,7 +821,7 @@ class ContainerService:
         env.update(item.split("=", 1) for item in ex.env if "=" in item)
         request = {"op": "exec", "id": ex.id, "container": container.id, "cmd": ex.cmd, "env": env,
                    "cwd": ex.workdir or spec["process"].get("cwd", "/"), "user": ex.user,
-                   "stdin": ex.stdin and sock is not None}
+                   "stdin": ex.stdin and sock is not None, "tty": ex.tty}
         ex.started, ex.running = True, True
         try:
             if sock is not None:
@@ -766,7 +835,9 @@ class ContainerService:
         finally:
             if sock is not None:
                 sock.close()
-        ex.pid = reply.get("pid")
+        with self.changed:
+            ex.pid = reply.get("pid")
+            self.changed.notify_all()  # an exec resize waits for it (docker exec -t resizes right after the 101)
         if early and ex.stdin:
             pass  # bytes before the hand-over: exec clients send stdin after the 101 (SPEC: dropped here)
         self._event(container, f"exec_start: {' '.join(ex.cmd)}", {"execID": ex.id})
@@ -781,13 +852,14 @@ class ContainerService:
                 container = Container.load(self.roots, cid)
             except (FileNotFoundError, ValueError):
                 return
-            container.status, container.pid = "exited", None
+            container.status, container.pid, container.paused = "exited", None, None
             container.exit_code = int(result.get("exit_code") or 0)
             container.oom_killed = bool(result.get("oom_killed")) or None
             container.finished_at = int(result.get("finished_at") or time.time_ns())
             if result.get("error"):
                 container.error = result["error"]
-            container.save(self.roots)
+            auto_remove = bool((container.host_config or {}).get("AutoRemove"))
+            container.save(self.roots, durable=not auto_remove)  # an --rm record is removed right after
             Snapshot(container.directory(self.roots), []).unmount()
             self._forget_network(cid)
             self._volume_devices(cid, activate=False)
@@ -914,6 +986,9 @@ class ContainerService:
         """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses."""
         container = self.get(ref)
         if container.status == "running":
+            if not force and container.paused:
+                raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop the "
+                               "container before attempting removal or force remove")
             if not force:
                 raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
                                "before attempting removal or force remove")
@@ -922,6 +997,7 @@ class ContainerService:
                 self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
             except NotFound:
                 pass
+            self._thaw_to_deliver(container)
             self._wait_exit(container.id, seen, 30)
         with self.changed:
             directory = container.directory(self.roots)
@@ -937,6 +1013,7 @@ class ContainerService:
             mounts = self._container_mounts(container.id) if volumes else []
             hidden = directory.with_name(".removing-" + directory.name)
             os.rename(directory, hidden)
+            release_name(self.roots.containers, container.name, container.id)
             self.removed.add(container.id)
             self.changed.notify_all()
         import shutil
@@ -958,10 +1035,11 @@ class ContainerService:
         """inspect's ``Mounts``: Docker's entries (without our Anonymous marker)."""
         return [{k: v for k, v in m.items() if k != "Anonymous"} for m in self._container_mounts(container.id)]
 
-    def prune(self) -> list[Container]:
+    def prune(self, chosen=None) -> list[Container]:
+        """Remove every container that does not run (and that ``chosen(container)`` accepts, if given)."""
         gone = []
         for container in self.list(all=True):
-            if container.status != "running":
+            if container.status != "running" and (chosen is None or chosen(container)):
                 try:
                     gone.append(self.remove(container.id))
                 except (NotFound, Conflict):
@@ -972,3 +1050,171 @@ class ContainerService:
         if self.events is not None:
             self.events.publish("container", action, container.id,
                                 {"image": container.image, "name": container.name, **(extra or {})})
+
+    # -- pause, rename, top, exec resize (docker pause/unpause, rename, top, exec -t) ------------------
+
+    def pause(self, ref: str) -> Container:
+        """Freeze every process of a running container (the cgroup freezer). Like ``docker pause``."""
+        with self.lock:
+            container = self._running_for(ref)
+            if container.paused:
+                raise Conflict(f"Container {container.id} is already paused")
+            self.supervisor.request({"op": "pause", "id": container.id})
+            container.paused = True
+            container.save(self.roots, durable=False)
+        self._event(container, "pause")
+        return container
+
+    def unpause(self, ref: str) -> Container:
+        """Thaw a paused container. Like ``docker unpause``."""
+        with self.lock:
+            container = self.get(ref)
+            if not container.paused or container.status != "running":
+                from minidocker.errors import MinidockerError
+
+                # a plain error, not a Conflict: dockerd answers it with 500 (daemon/unpause.go)
+                raise MinidockerError(f"Container {container.id} is not paused")
+            self.supervisor.request({"op": "resume", "id": container.id})
+            container.paused = None
+            container.save(self.roots, durable=False)
+        self._event(container, "unpause")
+        return container
+
+    def _running_for(self, ref: str) -> Container:
+        container = self.get(ref)
+        if container.status == "restarting":
+            raise Conflict(f"Container {container.id} is restarting, wait until the container is running")
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        return container
+
+    def _thaw_to_deliver(self, seen: Container) -> None:
+        """A signal that ends a paused container reaches it only once it is thawed (dockerd does the same).
+
+        ``seen``: the record as the caller read it before signalling; only a paused one is looked at again.
+        """
+        if not seen.paused:
+            return
+        cid = seen.id
+        with self.lock:
+            try:
+                container = self.get(cid)
+            except NotFound:
+                return
+            if not container.paused:
+                return
+            try:
+                self.supervisor.request({"op": "resume", "id": cid})
+            except Exception:  # noqa: BLE001 - it may have exited meanwhile: nothing left to thaw
+                pass
+            if self._exists(cid):
+                container.paused = None
+                container.save(self.roots, durable=False)
+
+    def rename(self, ref: str, new_name: str) -> Container:
+        """Give a container another name, atomically: the new name is claimed before the old one goes.
+
+        Like ``docker rename``; a taken name is Docker's 409, the same name or an invalid one a 400.
+        """
+        if not ref or not new_name:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        name = new_name.lstrip("/")
+        with self.lock:
+            container = self.get(ref)
+            old = container.name
+            if old == name:
+                raise InvalidArgument("Renaming a container with the same name as its current name")
+            if not _NAME.match(new_name):
+                raise InvalidArgument(f"Error when allocating new name: Invalid container name (/{name}), only "
+                                      "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            self._claim(name, container.id, context="Error when allocating new name: ")
+            container.name = name
+            try:
+                container.save(self.roots)
+            except BaseException:
+                release_name(self.roots.containers, name, container.id)
+                raise
+            release_name(self.roots.containers, old, container.id)
+        self._event(container, "rename", {"oldName": f"/{old}"})
+        return container
+
+    def top(self, ref: str, ps_args: str | None = None) -> dict:
+        """``docker top``: the host's ``ps`` (``ps_args``, default ``-ef``), rows of the container's processes.
+
+        As dockerd does: ``ps ARGS -q PIDS`` (PIDS from the container's cgroup), or, for
+        options that refuse ``-q``, ``ps ARGS`` filtered by PID; the PID column is found by
+        its title. See: ps(1), the Engine API reference "ContainerTop".
+        """
+        import subprocess
+
+        from minidocker.engine.stats import container_cgroup
+
+        from minidocker.errors import MinidockerError
+
+        ps_args = ps_args or "-ef"
+        for key, value in re.findall(r"\s+([^\s]*)=\s*(PID[^\s]*)", ps_args):
+            if key != "pid":  # renaming the PID column would hide it from the parser; dockerd: a 500
+                raise MinidockerError(f'specifying "{key}={value}" is not allowed')
+        container = self._running_for(ref)
+        pids = container_cgroup(container, self.roots).procs()
+        args = ps_args.split(" ")
+        result = None
+        if pids:  # subprocess forks with posix_spawn/vfork-exec: no Python runs in the child
+            result = subprocess.run(["ps", *args, "-q" + ",".join(map(str, pids))], capture_output=True)
+        if result is None or result.returncode != 0:  # some options (f) refuse -q: filter ourselves
+            result = subprocess.run(["ps", *args], capture_output=True)
+            if result.returncode != 0:
+                line = result.stderr.decode(errors="replace").split("\n", 1)[0]
+                raise ContainerError(f"ps: {line or f'exit status {result.returncode}'}", exit_code=1)
+        return parse_ps(result.stdout.decode(errors="replace"), set(pids))
+
+    def exec_resize(self, eid: str, height: int, width: int) -> None:
+        """The exec's pty gets the client's size; waits (10 s, as dockerd) for the exec to have started."""
+        deadline = time.monotonic() + 10
+        with self.changed:
+            ex = self.exec_get(eid)
+            while ex.pid is None and ex.exit_code is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise InvalidState("timeout waiting for exec session ready")
+                self.changed.wait(left)
+        if ex.tty and ex.running:
+            try:
+                self.supervisor.request({"op": "exec_resize", "id": ex.id, "h": height, "w": width})
+            except NotFound:
+                pass  # it has ended meanwhile
+
+
+def parse_ps(output: str, pids: set[int]) -> dict:
+    """``ps`` output as dockerd's ContainerTopOKBody: Titles, and the rows whose PID is in ``pids``.
+
+    A row with more fields than titles keeps the rest in its last column (the command
+    line); a thread row (``-`` in the PID column, ``ps -eLf``'s m option) follows its process.
+    """
+    lines = output.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise InvalidArgument("Couldn't find PID field in ps output")
+    at = titles.index("PID")
+    processes: list[list[str]] = []
+    previous_in = False
+    for line in lines[1:]:
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[at] == "-":
+            if previous_in:
+                processes.append(_ps_row(fields, len(titles)))
+            continue
+        try:
+            pid = int(fields[at])
+        except ValueError:
+            raise InvalidArgument(f"Unexpected pid '{fields[at]}'") from None
+        previous_in = pid in pids
+        if previous_in:
+            processes.append(_ps_row(fields, len(titles)))
+    return {"Titles": titles, "Processes": processes}
+
+
+def _ps_row(fields: list[str], width: int) -> list[str]:
+    return [*fields[:width - 1], " ".join(fields[width - 1:])]
