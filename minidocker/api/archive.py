@@ -67,8 +67,8 @@ def container_archive(request: Request) -> None:
         out = _ChunkFile(request.stream(200, "application/x-tar", _stat_header(found)))
         archive_path(root, path, out, ref)
         out.flush()
-        out.stream.close()
-    service._event(container, "archive-path")
+    service._event(container, "archive-path")   # before the last chunk: the CLI may hang up once it has the tar
+    out.stream.close()
 
 
 def put_container_archive(request: Request) -> Reply:
@@ -115,8 +115,8 @@ def container_export(request: Request) -> None:
         out = _ChunkFile(request.stream(200, "application/x-tar"))
         export_root(root, out)
         out.flush()
-        out.stream.close()
     service._event(container, "export")
+    out.stream.close()
 
 
 def image_commit(request: Request) -> Reply:
@@ -134,8 +134,15 @@ def image_commit(request: Request) -> Reply:
     image = commit(service, container.id, reference, comment=request.arg("comment") or "",
                    author=request.arg("author") or "", changes=request.query.get("changes") or [],
                    config=config or None)
+    shown = ""
+    if reference:
+        from minidocker.image.reference import parse_reference
+
+        shown = parse_reference(reference).familiar   # "evimg:v1", as dockerd names it in events
+        labels = (image.document.get("config") or {}).get("Labels") or {}
+        request.daemon.events.publish("image", "tag", image.id, {**labels, "name": shown})
     service._event(container, "commit", {"comment": request.arg("comment") or "", "imageID": image.id,
-                                         "imageRef": reference or ""})
+                                         "imageRef": shown})
     return Reply.json({"Id": image.id}, 201)
 
 
