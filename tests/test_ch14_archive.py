@@ -384,3 +384,40 @@ def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
     finally:
         dockerd.docker("rmi", "busybox", check=False)
     assert ours == theirs
+
+
+# -- the resolution race, made deterministic -----------------------------------------------------------
+
+def test_a_directory_swapped_for_a_symlink_after_resolution_is_caught(tmp_path, monkeypatch):
+    """A running container can rename a directory and put a symlink to the host in its place between
+    secure_join's answer and the open: the pinned directory's real path then is not under the root."""
+    import minidocker.rootfs as rootfs
+    from minidocker.engine.archive import archive_path, extract_to_dir, stat_path
+    from minidocker.errors import InvalidArgument
+
+    root, host = tmp_path / "root", tmp_path / "host"
+    (root / "etc").mkdir(parents=True)
+    host.mkdir()
+    (host / "secret").write_text("host secret\n")
+    resolve = rootfs.secure_join
+
+    def racing(base, path):
+        found = resolve(base, path)
+        if not (root / "etc").is_symlink():   # the container's move, after the resolution
+            os.rename(root / "etc", root / "etc.old")
+            os.symlink(host, root / "etc")
+        return found
+
+    monkeypatch.setattr(rootfs, "secure_join", racing)
+    with pytest.raises(InvalidArgument, match="leads out of the container's root"):
+        stat_path(root, "/etc/secret")
+    out = io.BytesIO()
+    for attempt in (lambda: archive_path(root, "/etc/secret", out),
+                    lambda: extract_to_dir(root, "/etc/x", io.BytesIO(_tar(_entry("planted"))))):
+        os.unlink(root / "etc")
+        os.rename(root / "etc.old", root / "etc")
+        (root / "etc" / "x").mkdir(exist_ok=True)
+        with pytest.raises(InvalidArgument, match="leads out of the container's root"):
+            attempt()
+    assert b"host secret" not in out.getvalue()
+    assert sorted(p.name for p in host.iterdir()) == ["secret"], "nothing was written on the host"

@@ -244,6 +244,9 @@ def _resolve(root: Path, path: str, shown_container: str, follow_last: bool = Fa
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise InvalidArgument(f"lstat {absolute}: too many levels of symbolic links") from None
+        if err.errno == errno.EXDEV:   # a component became a symlink out of the root meanwhile
+            raise InvalidArgument(f"refusing {absolute}: it leads out of the container's root "
+                                  "(it changed while it was resolved)") from None
         raise
 
 
