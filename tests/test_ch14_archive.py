@@ -179,6 +179,26 @@ def test_put_keeps_the_tars_owners_and_copy_uid_gid_takes_the_containers_user(da
     assert owners["tmp/mine"] == (65534, 65534), "busybox's /etc/passwd: nobody is 65534:65534"
 
 
+def test_cp_both_ways_on_an_exited_container_leaves_nothing_mounted(daemon, tmp_path):
+    name = f"exited-{uuid.uuid4().hex[:6]}"
+    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c", "echo done > /result"))
+    (tmp_path / "input").write_text("later\n")
+    _ok(daemon.docker("cp", str(tmp_path / "input"), f"{name}:/input"))
+    _ok(daemon.docker("cp", f"{name}:/result", str(tmp_path / "result")))
+    assert (tmp_path / "result").read_text() == "done\n"
+    cid = _ok(daemon.docker("inspect", "-f", "{{.Id}}", name)).strip()
+    assert not daemon.root.joinpath("lib", "containers", cid, "rootfs").is_mount()
+    _ok(daemon.docker("start", "-a", name))   # the copied file is in its filesystem when it runs again
+    assert _ok(daemon.docker("diff", name)).splitlines() == ["A /input", "A /result"]
+    daemon.docker("rm", name)
+
+
+def test_a_read_only_root_refuses_a_put(daemon):
+    cid = _create(daemon, "--read-only")
+    assert _put(daemon, cid, "/tmp", _tar(_entry("f"))) == (400, {"message": "container rootfs is marked read-only"})
+    daemon.docker("rm", cid)
+
+
 # -- attacks: nothing is written outside the container's root --------------------------------------
 
 @pytest.fixture
@@ -350,6 +370,7 @@ def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
         out_dir = tmp_path / name
         out_dir.mkdir()
         cid = run(env, "create", "--name", name, "--network", "none", "busybox", "sh")[1].strip()
+        run(env, "create", "--name", f"{name}-ro", "--read-only", "--network", "none", "busybox", "sh")
         steps = [
             ("cp", str(tmp_path / "f.txt"), f"{name}:/f.txt"),
             ("cp", str(tmp_path / "tree"), f"{name}:/tmp/"),
@@ -358,6 +379,9 @@ def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
             ("cp", f"{name}:/nonexist", str(out_dir)),
             ("cp", f"{name}:/tmp/tree", str(out_dir)),
             ("cp", f"{name}:/bin/sh", str(out_dir / "sh")),
+            ("cp", "-L", f"{name}:/bin/sh", str(out_dir / "sh-followed")),
+            ("cp", str(tmp_path / "f.txt"), f"{name}-ro:/tmp/"),
+            ("cp", f"{name}:/tmp/.", str(out_dir / "tmp-contents")),
             ("diff", name),
             ("commit", "-c", "RUN true", name),
             ("commit", "-c", "ENV X=1", name, f"{name}:v1"),
@@ -375,7 +399,7 @@ def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
         results.append(("export", sorted(n for n in names if not n.startswith(("bin/", "sbin/", "usr/")))))
         inspect = json.loads(run(env, "image", "inspect", f"{name}:v1")[1])[0]
         results.append(("commit", sorted(e for e in inspect["Config"]["Env"]), inspect["Config"]["Cmd"]))
-        run(env, "rm", "-f", name)
+        run(env, "rm", "-f", name, f"{name}-ro")
         run(env, "rmi", f"{name}:v1")
         return results
 

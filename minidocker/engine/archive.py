@@ -35,7 +35,7 @@ import posixpath
 import stat
 import time
 
-from minidocker.errors import InvalidArgument, NotFound
+from minidocker.errors import Conflict, InvalidArgument, NotFound
 from minidocker.record import Record
 
 TYPE_CHECKING = False
@@ -113,6 +113,11 @@ def container_root(service, ref: str) -> Iterator[tuple[object, Path]]:
         if not os.path.ismount(snapshot.rootfs):
             if not snapshot.upper.is_dir():
                 raise NotFound(f"container {container.id[:12]} has no filesystem")
+            if container.status not in _STOPPED:   # a foreground `minidocker run`: mounted in its own namespace
+                raise Conflict(f"cannot reach the files of container {container.id[:12]}: it is {container.status} "
+                               "and its root is mounted only in its own mount namespace",
+                               hint="a second overlay mount of a live upper directory is undefined behaviour; "
+                                    "copy when it has stopped")
             snapshot.mount()
         _users[container.id] = _users.get(container.id, 0) + 1
     try:
