@@ -116,6 +116,47 @@ def test_cp_into_a_running_container_is_seen_inside_it(daemon, tmp_path):
         daemon.docker("rm", "-f", cid)
 
 
+def _frozen(cgroups_path: str) -> bool:
+    from minidocker.cgroups import detect_mode, open_cgroup
+
+    cgroup = open_cgroup(cgroups_path)
+    if detect_mode() == "unified":
+        with open(os.path.join(cgroup.dir, "cgroup.events")) as f:
+            return "frozen 1" in f.read()
+    with open(os.path.join(cgroup.dir("freezer"), "freezer.state")) as f:
+        return f.read().strip() == "FROZEN"
+
+
+def test_a_put_into_a_running_container_freezes_it_meanwhile(daemon):
+    """Its processes cannot swap a directory for a symlink while we write (CVE-2018-15664's race)."""
+    import time
+
+    from daemonkit import UnixHTTPConnection
+
+    cid = _ok(daemon.docker("run", "-d", "--network", "none", "busybox", "sleep", "60")).strip()
+    try:
+        spec = json.loads(daemon.root.joinpath("lib", "containers", cid, "config.json").read_text())
+        path = spec["linux"]["cgroupsPath"]
+        body = _tar(_entry("slow.txt", data=b"y" * 100_000))
+        conn = UnixHTTPConnection(daemon.socket)
+        conn.putrequest("PUT", f"/v1.41/containers/{cid}/archive?path=/tmp")
+        conn.putheader("Content-Type", "application/x-tar")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        conn.send(body[:1024])
+        deadline = time.monotonic() + 10
+        while not _frozen(path):
+            assert time.monotonic() < deadline, "the container was not frozen during the PUT"
+            time.sleep(0.02)
+        conn.send(body[1024:])
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert not _frozen(path), "thawed after the PUT"
+        assert _ok(daemon.docker("exec", cid, "wc", "-c", "/tmp/slow.txt")).split()[0] == "100000"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
 def test_head_sends_dockers_path_stat_with_go_file_modes(daemon):
     cid = _create(daemon)
     status, found = _stat(daemon, cid, "/bin/sh")

@@ -76,7 +76,7 @@ def put_container_archive(request: Request) -> Reply:
 
     path, ref = _path(request), request.params["id"]
     service = _service(request)
-    with container_root(service, ref) as (container, root):
+    with container_root(service, ref, freeze=True) as (container, root):
         owner = None
         user = (container.config or {}).get("User") or _image_user(service, container)
         if request.flag("copyUIDGID") and user:   # without a User, dockerd keeps the tar's owners (as without -a)
@@ -133,7 +133,7 @@ def image_commit(request: Request) -> Reply:
     container = service.get(ref)
     image = commit(service, container.id, reference, comment=request.arg("comment") or "",
                    author=request.arg("author") or "", changes=request.query.get("changes") or [],
-                   config=config or None)
+                   config=config or None, pause=request.flag("pause", True))
     shown = ""
     if reference:
         from minidocker.image.reference import parse_reference

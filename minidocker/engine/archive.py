@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 __all__ = ["PathStat", "archive_path", "container_changes", "container_root", "export_root", "extract_to_dir",
-           "go_file_mode", "stat_path"]
+           "frozen", "go_file_mode", "stat_path"]
 
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
 _users: dict[str, int] = {}   # container ID -> operations that hold its root mounted (container_root)
@@ -100,10 +100,11 @@ def go_time(ns: int) -> str:
 # -- the container's root, mounted for the operation --------------------------------------------------
 
 @contextlib.contextmanager
-def container_root(service, ref: str) -> Iterator[tuple[object, Path]]:
+def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[object, Path]]:
     """The container (by name or ID) and its merged root directory, mounted while the ``with`` lasts.
 
     ``service``: the daemon's ContainerService; its lock orders the mount against ``start``.
+    ``freeze``: a running container's processes are frozen meanwhile (:func:`frozen`).
     """
     from minidocker.storage import Snapshot
 
@@ -121,7 +122,11 @@ def container_root(service, ref: str) -> Iterator[tuple[object, Path]]:
             snapshot.mount()
         _users[container.id] = _users.get(container.id, 0) + 1
     try:
-        yield container, snapshot.rootfs
+        if freeze:
+            with frozen(service, container):
+                yield container, snapshot.rootfs
+        else:
+            yield container, snapshot.rootfs
     finally:
         with service.lock:
             _users[container.id] -= 1
@@ -133,6 +138,34 @@ def container_root(service, ref: str) -> Iterator[tuple[object, Path]]:
                     status = "exited"   # removed meanwhile: its remove unmounted it already
                 if status in _STOPPED:
                     snapshot.unmount()
+
+
+@contextlib.contextmanager
+def frozen(service, container) -> Iterator[None]:
+    """A running container's processes frozen (its cgroup's freezer) while the ``with`` lasts.
+
+    Writes into a live container's tree race with its processes: between our check of a
+    directory and our write into it, one could swap that directory for a symlink to the
+    host (CVE-2018-15664, ``docker cp``). Frozen processes cannot; dockerd froze them for
+    ``cp`` too, and ``commit`` pauses by default for a consistent layer. A container that
+    is not running (or is paused already) is left as it is.
+    See: cgroups(7), the kernel's cgroup-v1/freezer-subsystem and cgroup-v2 "cgroup.freeze".
+    """
+    if container.status != "running":
+        yield
+        return
+    from minidocker.atomic import read_json
+    from minidocker.cgroups import open_cgroup
+
+    try:
+        cgroup = open_cgroup(read_json(container.directory(service.roots) / "config.json")["linux"]["cgroupsPath"])
+        cgroup.freeze()
+    except (OSError, KeyError, ValueError) as err:
+        raise Conflict(f"failed to pause container {container.id[:12]} for the copy: {err}") from None
+    try:
+        yield
+    finally:
+        cgroup.thaw()
 
 
 def _layers(service, container) -> list:

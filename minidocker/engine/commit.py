@@ -51,9 +51,16 @@ def container_config(image_config: dict[str, Any], body: dict[str, Any]) -> dict
 
 
 def commit(service, ref: str, reference: str | None = None, comment: str = "", author: str = "",
-           changes: list[str] | None = None, config: dict[str, Any] | None = None):
-    """Make an image of the container ``ref``; returns it (``Image``). Like ``docker commit``."""
+           changes: list[str] | None = None, config: dict[str, Any] | None = None, pause: bool = True):
+    """Make an image of the container ``ref``; returns it (``Image``). Like ``docker commit``.
+
+    ``pause``: a running container is frozen while its upper directory is read (``docker
+    commit --pause``, on by default), so that the layer is one moment of it.
+    """
+    import contextlib
     import json
+
+    from minidocker.engine.archive import frozen
 
     from minidocker.build.builder import apply_changes
     from minidocker.errors import InvalidArgument, NotFound
@@ -80,7 +87,8 @@ def commit(service, ref: str, reference: str | None = None, comment: str = "", a
     if changes:
         new_config = apply_changes(new_config, changes)
     with store.lock("gc", shared=True):
-        layer = store.add_upper_layer(upper)
+        with frozen(service, container) if pause else contextlib.nullcontext():
+            layer = store.add_upper_layer(upper)
         document["rootfs"]["diff_ids"].append(layer.diff_id)
         document["created"] = mf.now_rfc3339()
         document["container"] = container.id
