@@ -49,7 +49,8 @@ __all__ = ["PathStat", "archive_path", "container_changes", "container_root", "e
 
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
 _users: dict[str, int] = {}   # container ID -> operations that hold its root mounted (container_root)
-_STOPPED = ("created", "exited", "dead")
+_freezes: dict[str, int] = {}  # container ID -> operations that hold it frozen (frozen)
+_STOPPED = ("created", "exited", "dead", "restarting")   # no process holds the root mounted
 
 
 class PathStat(Record):
@@ -157,15 +158,22 @@ def frozen(service, container) -> Iterator[None]:
     from minidocker.atomic import read_json
     from minidocker.cgroups import open_cgroup
 
-    try:
-        cgroup = open_cgroup(read_json(container.directory(service.roots) / "config.json")["linux"]["cgroupsPath"])
-        cgroup.freeze()
-    except (OSError, KeyError, ValueError) as err:
-        raise Conflict(f"failed to pause container {container.id[:12]} for the copy: {err}") from None
+    with service.lock:   # two copies at once: the first freezes, the last thaws
+        try:
+            cgroup = open_cgroup(read_json(container.directory(service.roots) / "config.json")["linux"]["cgroupsPath"])
+            if not _freezes.get(container.id):
+                cgroup.freeze()
+        except (OSError, KeyError, ValueError) as err:
+            raise Conflict(f"failed to pause container {container.id[:12]} for the copy: {err}") from None
+        _freezes[container.id] = _freezes.get(container.id, 0) + 1
     try:
         yield
     finally:
-        cgroup.thaw()
+        with service.lock:
+            _freezes[container.id] -= 1
+            if not _freezes[container.id]:
+                del _freezes[container.id]
+                cgroup.thaw()
 
 
 def _layers(service, container) -> list:
