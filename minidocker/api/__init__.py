@@ -8,6 +8,7 @@ api/server/router/ is (container, image, network, volume, system, build).
     system.py      /_ping /version /info /events
     containers.py  /containers/...
     exec.py        /containers/{id}/exec, /exec/{id}/start|resize|json
+    archive.py     /containers/{id}/archive|changes|export, /commit: a container's files
 
 Handlers validate, call the engine, shape Docker's JSON; they never touch the kernel.
 """

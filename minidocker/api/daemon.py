@@ -216,6 +216,6 @@ def _lock_root(path) -> int:
 
 
 def _route_modules():
-    from minidocker.api import build, containers, exec, images, networks, system, volumes
+    from minidocker.api import archive, build, containers, exec, images, networks, system, volumes
 
-    return [system, containers, exec, images, networks, volumes, build]
+    return [system, containers, exec, images, networks, volumes, build, archive]

@@ -224,9 +224,10 @@ class Request:
             body = b""
         self.conn.sock.sendall(self._head(reply.status, headers) + body)
 
-    def stream(self, status: int = 200, content_type: str | None = "application/json") -> _ChunkWriter:
-        """Start a chunked reply; every ``write`` is one chunk, sent at once."""
-        headers = [("Transfer-Encoding", "chunked")]
+    def stream(self, status: int = 200, content_type: str | None = "application/json",
+               headers: tuple[tuple[str, str], ...] = ()) -> _ChunkWriter:
+        """Start a chunked reply; every ``write`` is one chunk, sent at once. ``headers``: more of them."""
+        headers = [*headers, ("Transfer-Encoding", "chunked")]
         if content_type:
             headers.append(("Content-Type", content_type))
         self.conn.sock.sendall(self._head(status, headers))

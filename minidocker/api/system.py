@@ -6,6 +6,7 @@
     GET /version        SystemVersion: docker-py requires ApiVersion
     GET /info           SystemInfo: what docker info prints
     GET /events         SystemEvents: chunked JSON, one event per chunk, until ``until`` or the client leaves
+    GET /system/df      SystemDataUsage: images, containers, volumes, build cache and their sizes
 
 See: the Docker Engine API reference, "System".
 """
@@ -19,7 +20,8 @@ from minidocker.api.server import Reply, Request
 from minidocker.engine.system import rfc3339
 from minidocker.errors import InvalidArgument
 
-__all__ = ["ROUTES", "event_json", "system_events", "system_info", "system_ping", "system_version"]
+__all__ = ["ROUTES", "event_json", "system_data_usage", "system_events", "system_info", "system_ping",
+           "system_version"]
 
 _PING_HEADERS = (("Cache-Control", "no-cache, no-store, must-revalidate"), ("Pragma", "no-cache"))
 
@@ -127,10 +129,24 @@ def system_events(request: Request) -> None:
         out.close()
 
 
+def system_data_usage(request: Request) -> Reply:
+    """``docker system df [-v]``: the CLI adds up and prints what this lists (engine/usage.py)."""
+    from minidocker.api.containers import container_summary_json
+    from minidocker.engine.usage import disk_usage
+
+    usage = disk_usage(request.daemon.roots)
+    containers = [{**container_summary_json(c), "SizeRw": size_rw, "SizeRootFs": size_root_fs}
+                  for c, size_rw, size_root_fs in usage.containers]
+    volumes = [{**v.inspect(), "UsageData": {"Size": size, "RefCount": refs}} for v, size, refs in usage.volumes]
+    return Reply.json({"LayersSize": usage.layers_size, "Images": usage.images, "Containers": containers,
+                       "Volumes": volumes, "BuildCache": None, "BuilderSize": 0})
+
+
 ROUTES = [
     ("HEAD", "/_ping", system_ping),
     ("GET", "/_ping", system_ping),
     ("GET", "/version", system_version),
     ("GET", "/info", system_info),
     ("GET", "/events", system_events),
+    ("GET", "/system/df", system_data_usage),
 ]

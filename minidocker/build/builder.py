@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from minidocker.image import Image, ImageStore
     from minidocker.paths import StateRoots
 
-__all__ = ["BuildError", "BuildOptions", "BuildResult", "build"]
+__all__ = ["COMMIT_CHANGES", "BuildError", "BuildOptions", "BuildResult", "apply_changes", "build"]
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY",
@@ -1223,3 +1223,38 @@ def _extract(path: Path, target: Path) -> None:
         lzma.open if head.startswith(b"\xfd7zXZ\x00") else open
     with opener(path, "rb") as stream:
         apply_layer(stream, target, overlay=False)
+
+
+# -- docker commit --change ---------------------------------------------------------------------------
+
+COMMIT_CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
+                  "VOLUME", "WORKDIR")
+
+
+def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    """A copy of an image's ``config`` with Dockerfile instructions applied. Like ``docker commit --change``.
+
+    Only the instructions that set config alone (:data:`COMMIT_CHANGES`) are allowed, with
+    the builder's own grammar and semantics (ENV expands, CMD's shell form gets the Shell).
+
+    Raises:
+        DockerfileError: a change that does not parse. InvalidArgument: another
+            instruction ("run is not a valid change command", dockerd's words).
+    """
+    parsed = parse("FROM scratch\n" + "\n".join(changes), "--change")
+    stages, _ = plan(parsed)
+    builder = _Builder.__new__(_Builder)   # only its config-only steps: no store, no context
+    builder.file, builder.escape, builder.options = "--change", parsed.escape, BuildOptions()
+    builder.used_args, builder.meta = set(), {}
+    state = _State("", {"config": _copy(config)}, [])
+    for ins in stages[0].instructions:
+        if ins.name not in COMMIT_CHANGES:
+            raise InvalidArgument(f"{ins.name.lower()} is not a valid change command")
+    for ins in stages[0].instructions:
+        if ins.name == "WORKDIR":   # no container to make it in: the config only, as dockerd's commit
+            workdir = builder._expand(ins.args[0], builder._env(state), ins)
+            current = state.config.get("WorkingDir") or "/"
+            state.config["WorkingDir"] = workdir if workdir.startswith("/") else os.path.join("/", current, workdir)
+        else:
+            builder._metadata(state, ins)
+    return state.config

@@ -1048,8 +1048,10 @@ class ContainerService:
 
     def _event(self, container: Container, action: str, extra: dict | None = None) -> None:
         if self.events is not None:
+            config = container.config or {}   # dockerd's attributes: the labels, the image as typed
             self.events.publish("container", action, container.id,
-                                {"image": container.image, "name": container.name, **(extra or {})})
+                                {**(config.get("Labels") or {}), "image": config.get("Image") or container.image,
+                                 "name": container.name, **(extra or {})})
 
     # -- pause, rename, top, exec resize (docker pause/unpause, rename, top, exec -t) ------------------
 

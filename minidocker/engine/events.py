@@ -41,22 +41,47 @@ class Event(Record):
             type, action, actor_id, attributes, time_nano)
 
     def matches(self, filters: dict[str, list[str]]) -> bool:
-        """``docker events --filter``: each key's values are alternatives, keys must all hold."""
+        """``docker events --filter``: a key's values are alternatives (``label`` values all must hold),
+        keys must all hold. Dockerd's rules (daemon/events/filter.go):
+
+        - ``container``, ``network``, ``volume``, ``daemon``: the actor's ID or its ``name``
+          attribute starts with a value, whatever the event's type (so ``container=web``
+          leaves out image events);
+        - ``image``: the image ID, or the container's ``image`` / the image's ``name``
+          attribute, with or without its tag;
+        - ``event``: the action exactly, or its part before ``:`` (``exec_start: sh``);
+        - ``label``: every ``KEY`` or ``KEY=VALUE`` among the attributes.
+        """
         for key, values in filters.items():
             if not values:
                 continue
             if key == "type" and self.type not in values:
                 return False
+            if key == "scope" and "local" not in values:
+                return False
             if key == "event" and self.action not in values and self.action.split(":")[0] not in values:
                 return False
-            if key in ("container", "image", "network", "volume") and (
-                    self.type != key and key != "image" or
-                    not any(v in (self.actor_id, self.actor_id[:12], self.attributes.get("name"),
-                                  self.attributes.get("image")) for v in values)):
+            if key in ("container", "network", "volume", "daemon") and not any(
+                    self.actor_id.startswith(v) or self.attributes.get("name", "").startswith(v) for v in values):
                 return False
-            if key == "label" and not any(_label_matches(self.attributes, v) for v in values):
+            if key == "image" and not self._image_matches(values):
+                return False
+            if key == "label" and not all(_label_matches(self.attributes, v) for v in values):
                 return False
         return True
+
+    def _image_matches(self, values: list[str]) -> bool:
+        name = self.attributes.get("name" if self.type == "image" else "image", "")
+        candidates = {self.actor_id, name, _strip_tag(self.actor_id), _strip_tag(name)}
+        return any(v in candidates for v in values)
+
+
+def _strip_tag(name: str) -> str:
+    """``busybox:latest`` -> ``busybox``; a registry's port stays (``host:5000/x``)."""
+    if "@" in name:
+        return name.split("@", 1)[0]
+    head, sep, tail = name.rpartition(":")
+    return head if sep and "/" not in tail else name
 
 
 def _label_matches(attributes: dict[str, str], wanted: str) -> bool:

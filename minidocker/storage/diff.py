@@ -27,9 +27,16 @@ __all__ = ["write_layer_tar", "write_tree_tar"]
 _SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
 
 
-def write_tree_tar(root: str | os.PathLike[str], out: BinaryIO) -> None:
-    """Write every entry under ``root`` as a tar to ``out``, whiteouts included as they are."""
-    _write(Path(root), out, convert_whiteouts=False)
+def write_tree_tar(root: str | os.PathLike[str], out: BinaryIO, name: str | None = None,
+                   root_entry: bool = True) -> None:
+    """Write every entry under ``root`` as a tar to ``out``, whiteouts included as they are.
+
+    ``name``: what ``root`` itself is called in the tar (``docker cp``'s rebase: ``tmp``
+    gives ``tmp/``, ``tmp/a`` ...); without it, ``./`` and names relative to ``root``.
+    ``root`` may be a file or a symlink then (archived as itself, never followed).
+    ``root_entry=False`` leaves out the ``./`` entry (``docker export`` has none).
+    """
+    _write(Path(root), out, convert_whiteouts=False, name=name, root_entry=root_entry)
 
 
 def write_layer_tar(upper: str | os.PathLike[str], out: BinaryIO) -> None:
@@ -37,39 +44,78 @@ def write_layer_tar(upper: str | os.PathLike[str], out: BinaryIO) -> None:
     _write(Path(upper), out, convert_whiteouts=True)
 
 
-def _write(root: Path, out: BinaryIO, convert_whiteouts: bool) -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        inodes: dict[tuple[int, int], str] = {}
-        for rel, st in _walk(root):
-            path = root / rel if rel else root
-            if convert_whiteouts and is_whiteout(st):
-                parent, _, name = rel.rpartition("/")
-                tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else WHITEOUT_PREFIX + name, st))
-                continue
-            info = _info(path, rel, st, inodes)
-            if info is None:
-                continue
-            if info.isreg():
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-            if convert_whiteouts and stat.S_ISDIR(st.st_mode) and rel and is_opaque(path):
-                tar.addfile(_marker(f"{rel}/{OPAQUE_MARKER}", st))
+def _write(root: Path, out: BinaryIO, convert_whiteouts: bool, name: str | None = None,
+           root_entry: bool = True) -> None:
+    parent_fd = os.open(root.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            inodes: dict[tuple[int, int], str] = {}
+            for rel, st, dir_fd, base in _walk(parent_fd, root.name or ".", ""):
+                if not rel and not root_entry:
+                    continue
+                shown = _rebased(name, rel)
+                if convert_whiteouts and is_whiteout(st):
+                    parent, _, leaf = shown.rpartition("/")
+                    tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{leaf}" if parent else WHITEOUT_PREFIX + leaf, st))
+                    continue
+                info = _info(dir_fd, base, shown, st, inodes)
+                if info is None:
+                    continue
+                if info.isreg():
+                    with _open_file(dir_fd, base, st) as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+                if convert_whiteouts and stat.S_ISDIR(st.st_mode) and rel and is_opaque(_at(dir_fd, base)):
+                    tar.addfile(_marker(f"{shown}/{OPAQUE_MARKER}", st))
+    finally:
+        os.close(parent_fd)
 
 
-def _walk(root: Path, rel: str = ""):
-    """(relative path, lstat) for root and everything below, parents first, names sorted."""
-    path = root / rel if rel else root
-    st = os.lstat(path)
-    yield rel, st
+def _rebased(name: str | None, rel: str) -> str:
+    if name is None:
+        return rel
+    if not rel:
+        return name
+    return f"{name.rstrip('/')}/{rel}"
+
+
+def _at(dir_fd: int, name: str) -> str:
+    """A path to ``name`` in the open directory ``dir_fd``: only its last component is looked up again."""
+    return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def _walk(dir_fd: int, name: str, rel: str):
+    """(relative path, lstat, directory fd, name in it) for an entry and everything below it.
+
+    Parents first, names sorted. Directories are opened with O_NOFOLLOW relative to their
+    parent's descriptor: a symlink swapped in for a directory (a running container can do
+    that while it is archived) is an error, never a way out of the tree. See: openat(2).
+    """
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    yield rel, st, dir_fd, name
     if stat.S_ISDIR(st.st_mode):
-        for name in sorted(os.listdir(path)):
-            yield from _walk(root, f"{rel}/{name}" if rel else name)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            for child in sorted(os.listdir(fd)):
+                yield from _walk(fd, child, f"{rel}/{child}" if rel else child)
+        finally:
+            os.close(fd)
 
 
-def _info(path: Path, rel: str, st: os.stat_result, inodes: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
-    info = tarfile.TarInfo(rel + "/" if stat.S_ISDIR(st.st_mode) and rel else (rel or "./"))
+def _open_file(dir_fd: int, name: str, st: os.stat_result) -> BinaryIO:
+    """The regular file ``name``, opened without following a symlink put there since the lstat."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (st.st_ino, st.st_dev):
+        os.close(fd)
+        raise OSError(f"failed to archive {name!r}: it was replaced while being read")
+    return os.fdopen(fd, "rb")
+
+
+def _info(dir_fd: int, name: str, rel: str, st: os.stat_result,
+          inodes: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
+    info = tarfile.TarInfo(rel + "/" if stat.S_ISDIR(st.st_mode) and rel and not rel.endswith("/")
+                           else (rel or "./"))
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
     info.uname = info.gname = ""
@@ -85,7 +131,7 @@ def _info(path: Path, rel: str, st: os.stat_result, inodes: dict[tuple[int, int]
     elif stat.S_ISDIR(mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
         info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
@@ -93,14 +139,15 @@ def _info(path: Path, rel: str, st: os.stat_result, inodes: dict[tuple[int, int]
         info.type = tarfile.FIFOTYPE
     else:
         return None  # sockets are not archived (tar(1) skips them too)
+    path = _at(dir_fd, name)
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         names = []
-    for name in names:
-        if not name.startswith(_SKIP_XATTRS):
-            value = os.getxattr(path, name, follow_symlinks=False)
-            info.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
+    for xattr in names:
+        if not xattr.startswith(_SKIP_XATTRS):
+            value = os.getxattr(path, xattr, follow_symlinks=False)
+            info.pax_headers[f"SCHILY.xattr.{xattr}"] = value.decode("utf-8", "surrogateescape")
     return info
 
 

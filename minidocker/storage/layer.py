@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from minidocker.storage.tarsplit import TarSplitter  # chapter 06: a layer tar kept as its tree
 
-__all__ = ["LayerStats", "UnsafeLayer", "apply_layer", "clean_name"]
+__all__ = ["LayerStats", "OverwriteRefused", "UnsafeLayer", "apply_layer", "clean_name", "extract_into"]
 
 NAME_MAX = 255       # one path component, see limits.h
 PATH_MAX = 4096
@@ -45,6 +45,10 @@ _XATTR_PAX = "SCHILY.xattr."
 
 class UnsafeLayer(InvalidArgument):
     """A layer tar entry that extraction refuses (path escape, device node, bad name ...)."""
+
+
+class OverwriteRefused(InvalidArgument):
+    """``docker cp``'s ``noOverwriteDirNonDir``: a directory and a non-directory may not replace each other."""
 
 
 class LayerStats(Record):
@@ -96,7 +100,34 @@ def apply_layer(stream: BinaryIO, dest: str | os.PathLike[str], *, overlay: bool
     return _Extractor(Path(dest), overlay, allow_devices, split).run(stream)
 
 
+def extract_into(stream: BinaryIO, dest: str | os.PathLike[str], *, no_overwrite_dir_non_dir: bool = False,
+                 owner: tuple[int, int] | None = None, shown: str = "/") -> LayerStats:
+    """Extract a tar into an existing tree (a container's directory). Like ``docker cp``'s PUT.
+
+    The same checks as :func:`apply_layer` (no absolute names, no ``..``, no device nodes,
+    never through a symlink, hard links only inside ``dest``), and three differences: the
+    tree's own symlinks and files are never replaced to make way for a parent directory
+    (that is refused: the tree is someone's filesystem), ``.wh.`` names are plain files,
+    and a ``./`` entry leaves ``dest`` itself alone.
+
+    Args:
+        no_overwrite_dir_non_dir: refuse (OverwriteRefused) to replace a directory with a
+            non-directory or the other way round, as ``docker cp`` asks.
+        owner: (uid, gid) for every entry instead of the tar's (``docker cp -a``).
+        shown: how ``dest`` is named in messages (its path in the container).
+    """
+    extractor = _Extractor(Path(dest), False, False, None)
+    extractor.tree, extractor.no_overwrite, extractor.owner, extractor.shown = (
+        True, no_overwrite_dir_non_dir, owner, shown)
+    return extractor.run(stream)
+
+
 class _Extractor:
+    tree = False        # extract_into: an existing tree, not a layer
+    no_overwrite = False
+    owner: tuple[int, int] | None = None
+    shown = "/"
+
     def __init__(self, dest: Path, overlay: bool, allow_devices: bool, split: TarSplitter | None) -> None:
         self.dest = dest
         self.overlay = overlay
@@ -121,11 +152,13 @@ class _Extractor:
         rel = clean_name(member.name)
         self.stats.entries += 1
         parent, _, base = rel.rpartition("/")
-        removed = whiteout_target(base) if rel else None
+        if self.tree and not rel:
+            return  # "./": the destination directory keeps its own owner and mode (as docker cp)
+        removed = whiteout_target(base) if rel and not self.tree else None
         if removed is not None:
             self._whiteout(rel, parent, removed)
             return
-        if base.startswith(".wh..wh."):
+        if base.startswith(".wh..wh.") and not self.tree:
             return  # aufs bookkeeping, not content
         if rel:
             self._ensure_parent(rel, parent)
@@ -137,6 +170,9 @@ class _Extractor:
         try:
             self._create(tar, rel, path, member)
         except FileExistsError:   # an earlier entry is there: replace it, as tar does
+            if self.no_overwrite and os.path.isdir(path) and not os.path.islink(path):
+                raise OverwriteRefused(f"cannot overwrite directory \"{self._shown(rel)}\" with non-directory "
+                                       f"\"{self.shown}\"") from None
             self._clear(rel, path)
             self._create(tar, rel, path, member)
         self.stats.created.add(rel)
@@ -172,11 +208,17 @@ class _Extractor:
 
     # -- entry kinds -------------------------------------------------------------------------
 
+    def _shown(self, rel: str) -> str:
+        return f"{self.shown.rstrip('/')}/{rel}"
+
     def _directory(self, rel: str, path: Path, member: tarfile.TarInfo) -> None:
         if rel not in self.dirs:
             try:
                 st = os.lstat(path)
                 if not stat.S_ISDIR(st.st_mode):
+                    if self.no_overwrite:
+                        raise OverwriteRefused(f"cannot overwrite non-directory \"{self._shown(rel)}\" with "
+                                               f"directory \"{self.shown}\"")
                     self._clear(rel, path)
                     os.mkdir(path, 0o700)
             except FileNotFoundError:
@@ -273,7 +315,7 @@ class _Extractor:
                 self.stats.created.add(done)
                 continue
             if stat.S_ISLNK(st.st_mode):
-                if self.overlay or done in self.stats.created or not create:
+                if self.overlay or self.tree or done in self.stats.created or not create:
                     raise UnsafeLayer(f"refusing layer entry {rel!r}: {done!r} is a symlink "
                                       f"(to {os.readlink(path)!r}); writing through it could escape the root")
                 # flat mode, a symlink of a lower layer: overlayfs would show this layer's
@@ -281,7 +323,7 @@ class _Extractor:
                 os.unlink(path)
                 os.mkdir(path, 0o755)
             elif not stat.S_ISDIR(st.st_mode):
-                if self.overlay or done in self.stats.created or not create:
+                if self.overlay or self.tree or done in self.stats.created or not create:
                     raise UnsafeLayer(f"refusing layer entry {rel!r}: {done!r} is not a directory")
                 os.unlink(path)
                 os.mkdir(path, 0o755)
@@ -323,8 +365,9 @@ class _Extractor:
         """Owner, mode, xattrs and times of ``target``: a path (never followed) or an open fd."""
         link = member.issym()
         nofollow = {} if isinstance(target, int) else {"follow_symlinks": False}
+        uid, gid = self.owner or (member.uid, member.gid)
         try:
-            os.chown(target, member.uid, member.gid, **nofollow)
+            os.chown(target, uid, gid, **nofollow)
         except PermissionError:
             pass  # not root: files stay ours
         if not link:

@@ -1,0 +1,501 @@
+"""Chapter 14: a container's files through minidockerd: ``docker cp`` both ways, ``diff``, ``export``, ``commit``.
+
+The real docker CLI and docker-py against our daemon, on created, running and exited
+containers; every attack a ``cp`` tar can carry (``..``, absolute names, a symlink then a
+file through it, device nodes, hard links out, a container symlink to the host's ``/``)
+is a test that checks the host afterwards; and the same commands against a private
+dockerd, outputs normalised and compared, exit codes equal.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import tarfile
+import uuid
+
+import pytest
+from daemonkit import Minidockerd
+
+from minidocker.image import ImageStore
+
+pytestmark = [pytest.mark.ch14, pytest.mark.root]
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    root = tmp_path_factory.mktemp("md-archive")
+    ImageStore(root / "lib" / "images").create_busybox()
+    with Minidockerd(root) as d:
+        yield d
+
+
+def _ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
+    return result.stdout.decode()
+
+
+def _create(daemon, *args: str) -> str:
+    return _ok(daemon.docker("create", "--network", "none", *args, "busybox", "sh")).strip()
+
+
+def _tar(*entries) -> bytes:
+    """A tar of (TarInfo, data or None) pairs, made by hand so that any name or type can be written."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, data in entries:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = None, link: str = "", **fields):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o755 if kind == tarfile.DIRTYPE else 0o644
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, (data if data is not None else (b"x\n" if kind == tarfile.REGTYPE else None))
+
+
+def _put(daemon, cid: str, path: str, body: bytes, query: str = "") -> tuple[int, dict]:
+    status, _, answer = daemon.request("PUT", f"/v1.41/containers/{cid}/archive?path={path}{query}", body=body,
+                                       headers={"Content-Type": "application/x-tar"})
+    return status, (json.loads(answer) if answer.strip() else {})
+
+
+def _get(daemon, cid: str, path: str) -> tuple[int, dict, bytes]:
+    return daemon.request("GET", f"/v1.41/containers/{cid}/archive?path={path}")
+
+
+def _stat(daemon, cid: str, path: str) -> tuple[int, dict | None]:
+    status, headers, _ = daemon.request("HEAD", f"/v1.41/containers/{cid}/archive?path={path}")
+    header = headers.get("x-docker-container-path-stat")
+    return status, json.loads(base64.b64decode(header)) if header else None
+
+
+def _unmounted_soon(path, timeout: float = 5.0) -> bool:
+    """The CLI may exit as soon as it has read the tar's end, a moment before the daemon unmounts."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while path.is_mount():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _names(data: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getnames()
+
+
+# -- docker cp ------------------------------------------------------------------------------------
+
+def test_cp_into_and_out_of_a_created_container(daemon, tmp_path):
+    cid = _create(daemon)
+    (tmp_path / "f.txt").write_text("hello\n")
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "y").write_text("why\n")
+    _ok(daemon.docker("cp", str(tmp_path / "f.txt"), f"{cid}:/f.txt"))
+    _ok(daemon.docker("cp", str(tmp_path / "tree"), f"{cid}:/tmp/"))
+    out = tmp_path / "out"
+    out.mkdir()
+    _ok(daemon.docker("cp", f"{cid}:/f.txt", str(out / "back.txt")))
+    _ok(daemon.docker("cp", f"{cid}:/tmp/tree", str(out)))
+    assert (out / "back.txt").read_text() == "hello\n"
+    assert (out / "tree" / "sub" / "y").read_text() == "why\n"
+    assert _unmounted_soon(daemon.root.joinpath("lib", "containers", cid, "rootfs")), \
+        "a created container's root is mounted only while cp runs"
+
+
+def test_cp_into_a_running_container_is_seen_inside_it(daemon, tmp_path):
+    cid = _ok(daemon.docker("run", "-d", "--network", "none", "busybox", "sleep", "60")).strip()
+    try:
+        (tmp_path / "note").write_text("from the host\n")
+        _ok(daemon.docker("cp", str(tmp_path / "note"), f"{cid}:/tmp/note"))
+        assert _ok(daemon.docker("exec", cid, "cat", "/tmp/note")) == "from the host\n"
+        _ok(daemon.docker("exec", cid, "sh", "-c", "echo made inside > /made"))
+        _ok(daemon.docker("cp", f"{cid}:/made", str(tmp_path / "made")))
+        assert (tmp_path / "made").read_text() == "made inside\n"
+        assert daemon.root.joinpath("lib", "containers", cid, "rootfs").is_mount(), "cp left its root mounted"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def _frozen(cgroups_path: str) -> bool:
+    from minidocker.cgroups import detect_mode, open_cgroup
+
+    cgroup = open_cgroup(cgroups_path)
+    if detect_mode() == "unified":
+        with open(os.path.join(cgroup.dir, "cgroup.events")) as f:
+            return "frozen 1" in f.read()
+    with open(os.path.join(cgroup.dir("freezer"), "freezer.state")) as f:
+        return f.read().strip() == "FROZEN"
+
+
+def test_a_put_into_a_running_container_freezes_it_meanwhile(daemon):
+    """Its processes cannot swap a directory for a symlink while we write (CVE-2018-15664's race)."""
+    import time
+
+    from daemonkit import UnixHTTPConnection
+
+    cid = _ok(daemon.docker("run", "-d", "--network", "none", "busybox", "sleep", "60")).strip()
+    try:
+        spec = json.loads(daemon.root.joinpath("lib", "containers", cid, "config.json").read_text())
+        path = spec["linux"]["cgroupsPath"]
+        body = _tar(_entry("slow.txt", data=b"y" * 100_000))
+        conn = UnixHTTPConnection(daemon.socket)
+        conn.putrequest("PUT", f"/v1.41/containers/{cid}/archive?path=/tmp")
+        conn.putheader("Content-Type", "application/x-tar")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        conn.send(body[:1024])
+        deadline = time.monotonic() + 10
+        while not _frozen(path):
+            assert time.monotonic() < deadline, "the container was not frozen during the PUT"
+            time.sleep(0.02)
+        conn.send(body[1024:])
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert not _frozen(path), "thawed after the PUT"
+        assert _ok(daemon.docker("exec", cid, "wc", "-c", "/tmp/slow.txt")).split()[0] == "100000"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def test_head_sends_dockers_path_stat_with_go_file_modes(daemon):
+    cid = _create(daemon)
+    status, found = _stat(daemon, cid, "/bin/sh")
+    assert status == 200 and found["name"] == "sh" and found["linkTarget"] == "/bin/busybox"
+    assert found["mode"] == (1 << 27) | 0o777, "a symlink: Go's ModeSymlink"
+    assert _stat(daemon, cid, "/bin")[1]["mode"] == (1 << 31) | 0o755, "a directory: Go's ModeDir"
+    assert _stat(daemon, cid, "/tmp")[1]["mode"] == (1 << 31) | (1 << 20) | 0o777, "sticky: Go's ModeSticky"
+    assert _stat(daemon, cid, "/tmp/.")[1]["name"] == "."
+    assert _stat(daemon, cid, "/")[1]["name"] == "/"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", found["mtime"]), found
+
+
+def test_get_roots_the_tar_at_the_base_name_and_never_follows_the_last_symlink(daemon):
+    cid = _create(daemon)
+    status, headers, data = _get(daemon, cid, "/bin/sh")
+    assert status == 200 and headers["content-type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        (only,) = tar.getmembers()
+    assert only.name == "sh" and only.issym() and only.linkname == "/bin/busybox"
+    assert "x-docker-container-path-stat" in headers, "the CLI reads the stat from the GET too"
+    names = _names(_get(daemon, cid, "/etc")[2])
+    assert names[0] == "etc" and "etc/passwd" in names
+    assert _names(_get(daemon, cid, "/etc/.")[2])[:2] == [".", "./group"]
+
+
+def test_missing_paths_and_files_used_as_directories_get_dockers_errors(daemon, tmp_path):
+    cid = _create(daemon, "--name", "errs")
+    status, _, body = _get(daemon, "errs", "/nonexist")
+    assert status == 404 and json.loads(body) == {"message": "Could not find the file /nonexist in container errs"}
+    assert _stat(daemon, "errs", "/nonexist") == (404, None)
+    assert _put(daemon, cid, "/nonexist", _tar(_entry("f")))[0] == 404
+    assert _put(daemon, cid, "/etc/passwd", _tar(_entry("f"))) == (400, {"message": "extraction point is not a directory"})
+    assert _get(daemon, cid, "/etc/passwd/")[0] == 400
+    assert _get(daemon, cid, "")[0] == 400
+    assert _get(daemon, "no-such-box", "/")[0] == 404
+    assert _put(daemon, cid, "/tmp", b"this is not a tar" * 40)[0] == 400
+    (tmp_path / "f").write_text("x")
+    result = daemon.docker("cp", str(tmp_path / "f"), f"{cid}:/nodir/x")
+    assert result.returncode == 1 and b"Could not find the file /nodir in container" in result.stderr, result.stderr
+    daemon.docker("rm", "-f", cid)
+
+
+def test_no_overwrite_dir_non_dir_refuses_both_ways(daemon):
+    cid = _create(daemon)
+    query = "&noOverwriteDirNonDir=true"
+    status, answer = _put(daemon, cid, "/", _tar(_entry("etc/passwd", tarfile.DIRTYPE)), query)
+    assert status == 400 and answer["message"] == 'cannot overwrite non-directory "/etc/passwd" with directory "/"'
+    status, answer = _put(daemon, cid, "/", _tar(_entry("etc")), query)
+    assert status == 400 and answer["message"] == 'cannot overwrite directory "/etc" with non-directory "/"'
+    assert _put(daemon, cid, "/", _tar(_entry("etc/passwd", tarfile.DIRTYPE)))[0] == 200, "without it, tar's rule"
+
+
+def test_put_keeps_the_tars_owners_and_copy_uid_gid_takes_the_containers_user(daemon):
+    cid = _create(daemon, "--user", "nobody")
+    entry = _entry("owned", uid=1234, gid=5678)
+    assert _put(daemon, cid, "/tmp", _tar(entry))[0] == 200
+    assert _put(daemon, cid, "/tmp", _tar(_entry("mine", uid=1234, gid=5678)), "&copyUIDGID=true")[0] == 200
+    with tarfile.open(fileobj=io.BytesIO(_get(daemon, cid, "/tmp")[2])) as tar:
+        owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+    assert owners["tmp/owned"] == (1234, 5678)
+    assert owners["tmp/mine"] == (65534, 65534), "busybox's /etc/passwd: nobody is 65534:65534"
+
+
+def test_cp_both_ways_on_an_exited_container_leaves_nothing_mounted(daemon, tmp_path):
+    name = f"exited-{uuid.uuid4().hex[:6]}"
+    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c", "echo done > /result"))
+    (tmp_path / "input").write_text("later\n")
+    _ok(daemon.docker("cp", str(tmp_path / "input"), f"{name}:/input"))
+    _ok(daemon.docker("cp", f"{name}:/result", str(tmp_path / "result")))
+    assert (tmp_path / "result").read_text() == "done\n"
+    cid = _ok(daemon.docker("inspect", "-f", "{{.Id}}", name)).strip()
+    assert _unmounted_soon(daemon.root.joinpath("lib", "containers", cid, "rootfs"))
+    _ok(daemon.docker("start", "-a", name))   # the copied file is in its filesystem when it runs again
+    assert _ok(daemon.docker("diff", name)).splitlines() == ["A /input", "A /result"]
+    daemon.docker("rm", name)
+
+
+def test_a_read_only_root_refuses_a_put(daemon):
+    cid = _create(daemon, "--read-only")
+    assert _put(daemon, cid, "/tmp", _tar(_entry("f"))) == (400, {"message": "container rootfs is marked read-only"})
+    daemon.docker("rm", cid)
+
+
+# -- attacks: nothing is written outside the container's root --------------------------------------
+
+@pytest.fixture
+def sentinel(tmp_path):
+    """A host directory an attack aims at; the test checks it stays empty."""
+    target = tmp_path / f"target-{uuid.uuid4().hex[:8]}"
+    target.mkdir()
+    yield target
+    assert list(target.iterdir()) == [], "something was written on the host"
+
+
+def _depth_up(path) -> str:
+    return "../" * 12 + str(path).lstrip("/")
+
+
+@pytest.mark.parametrize("attack", ["dotdot", "absolute", "symlink-then-write", "device", "hardlink-absolute",
+                                    "hardlink-dotdot"])
+def test_an_unsafe_tar_is_refused_and_writes_nothing_on_the_host(daemon, sentinel, attack):
+    cid = _create(daemon)
+    entries = {
+        "dotdot": [_entry(_depth_up(sentinel / "escaped"))],
+        "absolute": [_entry(str(sentinel / "escaped"))],
+        "symlink-then-write": [_entry("out", tarfile.SYMTYPE, link=str(sentinel)), _entry("out/escaped")],
+        "device": [_entry("null2", tarfile.CHRTYPE, devmajor=1, devminor=3)],
+        "hardlink-absolute": [_entry("hl", tarfile.LNKTYPE, link="/etc/passwd")],
+        "hardlink-dotdot": [_entry("hl", tarfile.LNKTYPE, link=_depth_up("/etc/passwd"))],
+    }[attack]
+    status, answer = _put(daemon, cid, "/", _tar(*entries))
+    assert status == 400, answer
+    assert "refusing" in answer["message"], answer
+    changes = json.loads(daemon.request("GET", f"/v1.41/containers/{cid}/changes")[2]) or []
+    assert not [c for c in changes if c["Path"] in ("/null2", "/hl")], changes
+    daemon.docker("rm", "-f", cid)
+
+
+def test_a_container_symlink_to_the_hosts_root_leads_to_the_containers_root(daemon, sentinel):
+    cid = _create(daemon)
+    links = _tar(_entry("hostroot", tarfile.SYMTYPE, link="/"), _entry("hosttarget", tarfile.SYMTYPE, link=str(sentinel)),
+                 _entry("up", tarfile.SYMTYPE, link="../" * 12))
+    assert _put(daemon, cid, "/", links)[0] == 200
+    marker = f"planted-{uuid.uuid4().hex[:8]}"
+    assert _put(daemon, cid, "/hostroot", _tar(_entry(marker)))[0] == 200
+    assert not os.path.exists(f"/{marker}"), "written into the host's /"
+    assert _stat(daemon, cid, f"/{marker}")[0] == 200, "it landed in the container's /"
+    assert _put(daemon, cid, "/up", _tar(_entry(marker + "-up")))[0] == 200
+    assert not os.path.exists(f"/{marker}-up") and _stat(daemon, cid, f"/{marker}-up")[0] == 200
+    assert _put(daemon, cid, "/hosttarget", _tar(_entry("escaped")))[0] == 404, \
+        "the host directory does not exist in the container"
+    assert _put(daemon, cid, f"/up{sentinel}", _tar(_entry("escaped")))[0] == 404
+
+
+def test_get_never_follows_a_container_symlink_onto_the_host(daemon, tmp_path):
+    secret_dir = tmp_path / f"secret-{uuid.uuid4().hex[:8]}"
+    secret_dir.mkdir()
+    (secret_dir / "secret").write_text("host secret\n")
+    cid = _create(daemon)
+    links = _tar(_entry("link", tarfile.SYMTYPE, link=str(secret_dir)), _entry("up", tarfile.SYMTYPE, link="../" * 12),
+                 _entry("file", tarfile.SYMTYPE, link=str(secret_dir / "secret")))
+    assert _put(daemon, cid, "/", links)[0] == 200
+    for path in ("/link/secret", "/link/", f"/up{secret_dir}/secret", f"/up{secret_dir}/."):
+        status, _, body = _get(daemon, cid, path)
+        assert status == 404 and b"host secret" not in body, (path, status, body[:200])
+    status, _, body = _get(daemon, cid, "/file")
+    assert status == 200 and b"host secret" not in body, "the symlink itself, not what it names"
+    assert _stat(daemon, cid, "/file")[1]["linkTarget"] == str(secret_dir / "secret")
+
+
+# -- diff, export, commit ---------------------------------------------------------------------------
+
+def test_diff_lists_additions_changes_and_whiteouts_as_deletions(daemon):
+    name = f"differ-{uuid.uuid4().hex[:6]}"
+    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+                      "rm /bin/ls && echo hi > /etc/motd && mkdir /data"))
+    lines = _ok(daemon.docker("diff", name)).splitlines()
+    assert lines == ["C /bin", "D /bin/ls", "A /data", "C /etc", "A /etc/motd"], lines
+    kinds = {c["Path"]: c["Kind"] for c in json.loads(daemon.request("GET", f"/v1.41/containers/{name}/changes")[2])}
+    assert kinds == {"/bin": 0, "/bin/ls": 2, "/data": 1, "/etc": 0, "/etc/motd": 1}
+    assert daemon.request("GET", f"/v1.41/containers/{_create(daemon)}/changes")[2].strip() == b"null"
+    daemon.docker("rm", name)
+
+
+def test_export_is_the_flattened_filesystem(daemon, tmp_path):
+    name = f"exporter-{uuid.uuid4().hex[:6]}"
+    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+                      "rm /bin/ls && echo hi > /etc/motd"))
+    _ok(daemon.docker("export", "-o", str(tmp_path / "fs.tar"), name))
+    with tarfile.open(tmp_path / "fs.tar") as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("etc/motd").read() == b"hi\n"
+    assert "bin/busybox" in names and "bin/ls" not in names, "the deletion is applied, no whiteout is shipped"
+    assert not any(".wh." in n for n in names)
+    cid = _ok(daemon.docker("inspect", "-f", "{{.Id}}", name)).strip()
+    assert _unmounted_soon(daemon.root.joinpath("lib", "containers", cid, "rootfs")), "nothing left mounted"
+    daemon.docker("rm", name)
+
+
+def test_commit_with_changes_message_and_author_makes_a_runnable_image(daemon):
+    name = f"committer-{uuid.uuid4().hex[:6]}"
+    _ok(daemon.docker("run", "--name", name, "--network", "none", "-e", "FOO=1", "busybox", "sh", "-c",
+                      "echo committed > /greeting"))
+    image_id = _ok(daemon.docker("commit", "-c", "ENV BAR=2", "-c", 'CMD ["cat", "/greeting"]', "-m", "a message",
+                                 "-a", "me", name, "committed/box:v1")).strip()
+    assert image_id.startswith("sha256:")
+    assert _ok(daemon.docker("run", "--rm", "--network", "none", "committed/box:v1")) == "committed\n"
+    inspected = json.loads(_ok(daemon.docker("image", "inspect", "committed/box:v1")))[0]
+    assert inspected["Comment"] == "a message" and inspected["Author"] == "me"
+    assert {"FOO=1", "BAR=2"} <= set(inspected["Config"]["Env"]), "the container's env, then the change"
+    busybox = json.loads(_ok(daemon.docker("image", "inspect", "busybox")))[0]
+    assert inspected["RootFS"]["Layers"][:-1] == busybox["RootFS"]["Layers"]
+    history = _ok(daemon.docker("history", "--no-trunc", "committed/box:v1")).splitlines()
+    assert "sh -c echo committed > /greeting" in history[1], history[1]
+    bad = daemon.docker("commit", "-c", "RUN true", name)
+    assert bad.returncode == 1 and b"run is not a valid change command" in bad.stderr, bad.stderr
+    _ok(daemon.docker("rmi", "committed/box:v1"))
+    daemon.docker("rm", name)
+
+
+# -- docker-py --------------------------------------------------------------------------------------
+
+def test_docker_py_put_get_archive_diff_export_and_commit(daemon):
+    import docker  # docker-py: requirements.txt
+
+    client = docker.DockerClient(base_url=daemon.host)
+    container = client.containers.create("busybox", "sh", network_mode="none")
+    try:
+        assert container.put_archive("/tmp", _tar(_entry("py.txt", data=b"from docker-py\n")))
+        chunks, found = container.get_archive("/tmp/py.txt")
+        assert found["name"] == "py.txt" and found["size"] == len(b"from docker-py\n")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            assert tar.extractfile("py.txt").read() == b"from docker-py\n"
+        assert {"Path": "/tmp/py.txt", "Kind": 1} in container.diff()
+        exported = b"".join(container.export())
+        assert "tmp/py.txt" in _names(exported)
+        image = container.commit("pycommit/box", "v1", message="from py", changes=["LABEL made=by-py"])
+        assert image.labels.get("made") == "by-py" and "pycommit/box:v1" in image.tags
+        with pytest.raises(docker.errors.NotFound):
+            container.get_archive("/nothing/here")
+        client.images.remove("pycommit/box:v1")
+    finally:
+        container.remove(force=True)
+        client.close()
+
+
+# -- the same commands against dockerd --------------------------------------------------------------
+
+_DOCKERD_INIT = {".dockerenv", "dev/console", "dev/pts", "dev/shm", "etc/hostname", "etc/hosts", "etc/mtab",
+                 "etc/resolv.conf", "dev", "etc", "proc", "sys"}
+
+
+def _normalise(text: str, cid: str) -> str:
+    text = text.replace(cid, "<ID>").replace(cid[:12], "<ID>")
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "<TIME>", text)
+
+
+@pytest.mark.docker
+def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
+    archive = tmp_path / "busybox.tar"
+    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
+    dockerd.docker("load", "-i", str(archive))
+    (tmp_path / "f.txt").write_text("hello\n")
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "y").write_text("why\n")
+
+    def run(env: dict, *args: str) -> tuple[int, str, str]:
+        done = subprocess.run(["docker", *args], env=env, capture_output=True, timeout=60, check=False)
+        return done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+
+    def session(env: dict) -> list:
+        name = f"cmp-{uuid.uuid4().hex[:6]}"
+        out_dir = tmp_path / name
+        out_dir.mkdir()
+        cid = run(env, "create", "--name", name, "--network", "none", "busybox", "sh")[1].strip()
+        run(env, "create", "--name", f"{name}-ro", "--read-only", "--network", "none", "busybox", "sh")
+        steps = [
+            ("cp", str(tmp_path / "f.txt"), f"{name}:/f.txt"),
+            ("cp", str(tmp_path / "tree"), f"{name}:/tmp/"),
+            ("cp", str(tmp_path / "f.txt"), f"{name}:/etc/passwd/x"),
+            ("cp", str(tmp_path / "f.txt"), f"{name}:/nodir/x"),
+            ("cp", f"{name}:/nonexist", str(out_dir)),
+            ("cp", f"{name}:/tmp/tree", str(out_dir)),
+            ("cp", f"{name}:/bin/sh", str(out_dir / "sh")),
+            ("cp", "-L", f"{name}:/bin/sh", str(out_dir / "sh-followed")),
+            ("cp", str(tmp_path / "f.txt"), f"{name}-ro:/tmp/"),
+            ("cp", f"{name}:/tmp/.", str(out_dir / "tmp-contents")),
+            ("diff", name),
+            ("commit", "-c", "RUN true", name),
+            ("commit", "-c", "ENV X=1", name, f"{name}:v1"),
+        ]
+        results = []
+        for step in steps:
+            code, out, err = run(env, *step)
+            out = "" if step[0] == "commit" and code == 0 else out   # the new image's ID
+            lines = sorted(out.splitlines()) if step[0] == "diff" else out.splitlines()
+            results.append((step[0], code, lines, _normalise(err.replace(name, "<NAME>"), cid).strip()))
+        results.append(("tree", sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")),
+                        os.readlink(out_dir / "sh") if (out_dir / "sh").is_symlink() else None))
+        exported = subprocess.run(["docker", "export", name], env=env, capture_output=True, timeout=60).stdout
+        names = {n.rstrip("/") for n in _names(exported)} - _DOCKERD_INIT
+        results.append(("export", sorted(n for n in names if not n.startswith(("bin/", "sbin/", "usr/")))))
+        inspect = json.loads(run(env, "image", "inspect", f"{name}:v1")[1])[0]
+        results.append(("commit", sorted(e for e in inspect["Config"]["Env"]), inspect["Config"]["Cmd"]))
+        run(env, "rm", "-f", name, f"{name}-ro")
+        run(env, "rmi", f"{name}:v1")
+        return results
+
+    try:
+        ours, theirs = session(daemon.env), session(dockerd.env)
+    finally:
+        dockerd.docker("rmi", "busybox", check=False)
+    assert ours == theirs
+
+
+# -- the resolution race, made deterministic -----------------------------------------------------------
+
+def test_a_directory_swapped_for_a_symlink_after_resolution_is_caught(tmp_path, monkeypatch):
+    """A running container can rename a directory and put a symlink to the host in its place between
+    secure_join's answer and the open: the pinned directory's real path then is not under the root."""
+    import minidocker.rootfs as rootfs
+    from minidocker.engine.archive import archive_path, extract_to_dir, stat_path
+    from minidocker.errors import InvalidArgument
+
+    root, host = tmp_path / "root", tmp_path / "host"
+    (root / "etc").mkdir(parents=True)
+    host.mkdir()
+    (host / "secret").write_text("host secret\n")
+    resolve = rootfs.secure_join
+
+    def racing(base, path):
+        found = resolve(base, path)
+        if not (root / "etc").is_symlink():   # the container's move, after the resolution
+            os.rename(root / "etc", root / "etc.old")
+            os.symlink(host, root / "etc")
+        return found
+
+    monkeypatch.setattr(rootfs, "secure_join", racing)
+    with pytest.raises(InvalidArgument, match="leads out of the container's root"):
+        stat_path(root, "/etc/secret")
+    out = io.BytesIO()
+    for attempt in (lambda: archive_path(root, "/etc/secret", out),
+                    lambda: extract_to_dir(root, "/etc/x", io.BytesIO(_tar(_entry("planted"))))):
+        os.unlink(root / "etc")
+        os.rename(root / "etc.old", root / "etc")
+        (root / "etc" / "x").mkdir(exist_ok=True)
+        with pytest.raises(InvalidArgument, match="leads out of the container's root"):
+            attempt()
+    assert b"host secret" not in out.getvalue()
+    assert sorted(p.name for p in host.iterdir()) == ["secret"], "nothing was written on the host"
