@@ -7,6 +7,7 @@
     DigestMismatch    400
     ContainerError    400 when the command is missing or not executable (docker's exits
                       127 and 126: the CLI reads them from the message), else 500
+    OSError           400 for ENAMETOOLONG (a name from the client longer than NAME_MAX)
     anything else     500
 
 The body is ``{"message": ...}``: the docker CLI prints it after "Error response from
@@ -17,6 +18,8 @@ See: the Docker Engine API reference, "Errors".
 """
 
 from __future__ import annotations
+
+import errno
 
 from minidocker.errors import Conflict, ContainerError, DigestMismatch, InvalidArgument, MinidockerError, NotFound
 
@@ -46,6 +49,8 @@ def status_of(err: BaseException) -> int:
         return 304
     if isinstance(err, ContainerError):
         return 400 if err.exit_code in (126, 127) else 500
+    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+        return 400
     for cls, status in STATUS:
         if isinstance(err, cls):
             return status

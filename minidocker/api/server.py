@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import select
 import socket
 import threading
@@ -54,6 +55,9 @@ _REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: 
             400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
             411: "Length Required", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented"}
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2: a method is a token
 
 
 class BadRequest(Exception):
@@ -361,9 +365,12 @@ class _Connection:
         if not line:
             return None
         if not line.endswith(b"\n"):
-            raise BadRequest("request line too long", 431 if len(line) >= MAX_HEAD else 400)
+            if len(line) >= MAX_HEAD:
+                raise BadRequest("request line too long", 431)
+            raise BadRequest("unexpected end of the request line")
         parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1") or not _TOKEN.match(parts[0]) \
+                or not parts[1].isprintable():
             raise BadRequest("malformed HTTP request line")
         method, target, version = parts
         headers: dict[str, str] = {}
@@ -406,9 +413,10 @@ class _Connection:
             log.debug("%s %s -> %s (%.1f ms)", method, target, request.status or "-", elapsed)
         if self.hijacked or not request.answered:
             return False
-        if not body.drain():
-            return False
-        return True
+        try:
+            return body.drain()  # False: too much left to read; the connection closes instead
+        except BadRequest:
+            return False  # the body ended early: the client is gone or lied about its length
 
     @staticmethod
     def _body(headers: dict[str, str], reader) -> _Body:
@@ -425,11 +433,15 @@ class _Connection:
         return _Body(reader, int(length), False)
 
     def _bare_error(self, status: int, message: str) -> None:
-        """Like Go's net/http for bytes it cannot parse: a plain-text status line and close."""
+        """For bytes that are not HTTP we can frame: a status line, ``{"message"}`` as every error has, and close.
+
+        (Go's net/http answers these in plain text; a JSON body costs clients nothing and
+        keeps the one rule: every error has a message.)
+        """
         log.debug("bad request: %s", message)
-        text = f"{status} {_REASONS.get(status, 'Bad Request')}: {message}".encode()
+        text = json.dumps({"message": f"{status} {_REASONS.get(status, 'Bad Request')}: {message}"}).encode()
         try:
-            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                               b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
                               % (status, _REASONS.get(status, "Bad Request").encode(), len(text), text))
         except OSError:
