@@ -91,11 +91,21 @@ class _Body:
 
     def __init__(self, reader, length: int | None, chunked: bool) -> None:
         self._reader, self._left, self._chunked, self._done = reader, length or 0, chunked, False
+        self.length = length              # the declared Content-Length (None when chunked)
+        self.limit: int | None = None     # set by a reader that refuses more: checked against what is declared
+        self._declared = 0                # chunk sizes announced so far
         if not chunked and not length:
             self._done = True
 
+    def _too_large(self) -> None:
+        from minidocker.api.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"request body is larger than the limit of {self.limit} bytes")
+
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all that is left if negative); b"" at the end. One socket read per call."""
+        if self.limit is not None and self.length is not None and self.length > self.limit:
+            self._too_large()  # refused from its Content-Length: not one byte of it is read
         parts = []
         while not self._done:
             if self._left == 0:
@@ -128,10 +138,16 @@ class _Body:
                 pass  # trailers
             self._done = True
             return
+        self._declared += size
+        if self.limit is not None and self._declared > self.limit:
+            self._too_large()  # refused from the chunk's announced size, before its data
         self._left = size
 
     def drain(self, limit: int = 1 << 20) -> bool:
         """Read and drop the rest (so the next request can follow); False if it was more than ``limit``."""
+        if self.length is not None and self._left > limit:
+            return False  # a huge body left unread (a refused upload): close rather than read it
+        self.limit = None
         while not self._done:
             limit -= len(self.read(65536))
             if limit < 0:
@@ -175,14 +191,17 @@ class Request:
         from minidocker.errors import InvalidArgument
 
         ctype = self.headers.get("content-type", "").split(";")[0].strip()
-        data = self.body.read(MAX_JSON_BODY + 1)
-        while len(data) <= MAX_JSON_BODY:
-            more = self.body.read(MAX_JSON_BODY + 1 - len(data))
+        self.body.limit = MAX_JSON_BODY
+        parts, size = [], 0
+        while size <= MAX_JSON_BODY:  # one piece per socket read, joined once (never bytes += bytes)
+            more = self.body.read(MAX_JSON_BODY + 1 - size)
             if not more:
                 break
-            data += more
-        if len(data) > MAX_JSON_BODY:
-            raise InvalidArgument(f"request body is larger than {MAX_JSON_BODY} bytes")
+            parts.append(more)
+            size += len(more)
+        data = b"".join(parts)
+        if size > MAX_JSON_BODY:
+            self.body._too_large()
         if not data.strip():
             if required:
                 raise InvalidArgument("invalid JSON: EOF: the request body is empty")
@@ -199,11 +218,18 @@ class Request:
 
         A half-closed attach also reads EOF: callers that expect stdin do not ask this.
         """
+        sock = self.conn.sock
         try:
-            ready, _, _ = select.select([self.conn.sock], [], [], timeout)
+            if self.conn.tls and sock.pending():
+                return False
+            ready, _, _ = select.select([sock], [], [], timeout)
             if not ready:
                 return False
-            return self.conn.sock.recv(1, socket.MSG_PEEK) == b""
+            if not self.conn.tls:
+                return sock.recv(1, socket.MSG_PEEK) == b""
+            data = sock.recv(1)  # TLS cannot peek: the byte joins what the reader has buffered
+            self.conn.reader.buffer += data
+            return data == b""
         except (OSError, ValueError):
             return True
 
@@ -255,7 +281,46 @@ class Request:
             self.conn.sock.sendall(head)
         self.conn.keep_alive = False
         self.conn.hijacked = True
-        return self.conn.sock, self.conn.reader.take(), b"" if send else head
+        early = self.conn.reader.take()
+        if self.conn.tls:
+            # A TLS socket cannot be handed on (dup, or to the supervisor as an fd): a plain
+            # socket pair stands in for it, and a thread relays between the pair and TLS.
+            inner, outer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            threading.Thread(target=_relay_tls, args=(self.conn.sock, outer), name="tls-relay", daemon=True).start()
+            self.conn.sock = inner  # the connection closes its copy; the relay owns the TLS socket
+        return self.conn.sock, early, b"" if send else head
+
+
+def _relay_tls(tls, plain: socket.socket) -> None:
+    """Copy bytes both ways between a hijacked TLS socket and its stand-in, in one thread (OpenSSL's
+    objects must not be read and written from two threads). The client's EOF half-closes the stand-in."""
+    reading = True
+    try:
+        while True:
+            if reading and tls.pending():
+                ready = [tls]
+            else:
+                ready, _, _ = select.select([tls, plain] if reading else [plain], [], [])
+            if tls in ready:
+                data = tls.recv(65536)
+                if data:
+                    plain.sendall(data)
+                else:
+                    reading = False
+                    plain.shutdown(socket.SHUT_WR)
+            if plain in ready:
+                data = plain.recv(65536)
+                if not data:
+                    break
+                tls.sendall(data)
+    except (OSError, ValueError) as err:
+        log.debug("tls relay ended: %s", err)
+    finally:
+        for sock in (plain, tls):
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 class _ChunkWriter:
@@ -337,8 +402,8 @@ class _SocketReader:
 class _Connection:
     """One client connection: parse requests, dispatch, answer, repeat (keep-alive)."""
 
-    def __init__(self, sock: socket.socket, server: ApiServer) -> None:
-        self.sock, self.server = sock, server
+    def __init__(self, sock: socket.socket, server: ApiServer, tls: bool = False) -> None:
+        self.sock, self.server, self.tls = sock, server, tls
         self.reader = _SocketReader(sock)
         self.keep_alive, self.hijacked = True, False
 
@@ -449,34 +514,71 @@ class _Connection:
 
 
 class ApiServer:
-    """A listening unix socket and the threads serving its connections.
+    """A listening unix socket (and TCP ones, mutual TLS only) and the threads serving their connections.
 
     Args:
         path: the socket's path; a stale socket there is replaced, a live one refused.
         route: called with each :class:`Request`; it must answer it (api/router.py).
         group: the group that may use the socket (mode 0660), if it exists; else root only.
+        tcp: (address, port) to listen on too, each with ``tls``, an ``ssl.SSLContext`` that
+            requires a client certificate: the handshake comes before any HTTP, and a client
+            without a certificate its CA signed never gets to send a request.
     """
 
-    def __init__(self, path: str, route, group: str = "minidocker") -> None:
-        self.path, self.route = path, route
+    def __init__(self, path: str, route, group: str = "minidocker", tcp: tuple[tuple[str, int], ...] = (),
+                 tls=None) -> None:
+        if tcp and tls is None:
+            raise ValueError("TCP listeners need a TLS context (mutual TLS)")
+        self.path, self.route, self.tls = path, route, tls
         self.stopping = False
         self._connections: set[_Connection] = set()
         self._lock = threading.Lock()
         self.sock = _listen(path, group)
+        self.tcp_socks: list[socket.socket] = []
+        try:
+            for address, port in tcp:
+                self.tcp_socks.append(_listen_tcp(address, port))
+        except BaseException:
+            for sock in (self.sock, *self.tcp_socks):
+                sock.close()
+            os.unlink(path)
+            raise
 
     def serve_forever(self) -> None:
         threading.stack_size(512 * 1024)  # 100 streaming clients: 100 threads, small stacks
+        for sock in self.tcp_socks:
+            threading.Thread(target=self._accept, args=(sock, True), name="accept-tcp", daemon=True).start()
+        self._accept(self.sock, False)
+
+    def _accept(self, listener: socket.socket, tls: bool) -> None:
         while not self.stopping:
             try:
-                client, _ = self.sock.accept()
+                client, _ = listener.accept()
             except OSError:
                 if self.stopping:
                     break
                 raise
-            conn = _Connection(client, self)
-            with self._lock:
-                self._connections.add(conn)
-            threading.Thread(target=conn.serve, name="conn", daemon=True).start()
+            target = self._serve_tls if tls else self._serve
+            threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
+
+    def _serve(self, client: socket.socket, tls: bool = False) -> None:
+        conn = _Connection(client, self, tls)
+        with self._lock:
+            self._connections.add(conn)
+        conn.serve()
+
+    def _serve_tls(self, client: socket.socket) -> None:
+        """The TLS handshake (a client certificate required), then HTTP as on the unix socket."""
+        import ssl
+
+        client.settimeout(HEAD_TIMEOUT)
+        try:
+            wrapped = self.tls.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError) as err:
+            log.debug("TLS handshake refused: %s", err)
+            client.close()
+            return
+        self._serve(wrapped, tls=True)
 
     def forget(self, conn: _Connection) -> None:
         with self._lock:
@@ -491,11 +593,12 @@ class ApiServer:
         if self.stopping:
             return
         self.stopping = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        for sock in (self.sock, *self.tcp_socks):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -507,6 +610,22 @@ class ApiServer:
                 conn.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _listen_tcp(address: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``address:port`` (IPv6 when the address has a colon)."""
+    from minidocker.errors import Conflict
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError as err:
+        sock.close()
+        raise Conflict(f"failed to listen on tcp://{address}:{port}: {err.strerror}") from None
+    sock.listen(512)
+    return sock
 
 
 def _listen(path: str, group: str) -> socket.socket:
