@@ -160,7 +160,7 @@ def main() -> int:
                 address = registry.address
                 docker(daemon.env, "tag", "bench/big:latest", f"{address}/bench/big:latest")
                 docker(daemon.env, "push", f"{address}/bench/big:latest")
-                docker(daemon.env, "rmi", f"{address}/bench/big:latest")
+                docker(daemon.env, "rmi", f"{address}/bench/big:latest", "bench/big:latest")  # its layer too
                 if options.only != "dockerd":
                     measure(daemon.env, "minidockerd", options, context, address, results)
             if options.only != "minidockerd":

@@ -314,3 +314,20 @@ def test_after_the_fuzzing_the_daemon_is_up_and_logged_no_traceback(fuzzed):
     assert daemon.proc.poll() is None and daemon.answers()
     log = daemon.log()
     assert "Traceback" not in log and "level=error" not in log, log[-3000:]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(payloads=st.lists(st.binary(max_size=40) | st.text(max_size=20).map(str.encode), min_size=1, max_size=8))
+def test_the_log_reader_docker_logs_streams_agrees_with_json(tmp_path_factory, payloads):
+    """engine/logfile.py cuts its own lines apart without json.loads (docker logs' speed): same entries."""
+    from minidocker.engine.logfile import LogScan, LogWriter
+
+    path = str(tmp_path_factory.mktemp("log") / "c-json.log")
+    writer = LogWriter(path)
+    for i, payload in enumerate(payloads):
+        writer.write("stdout" if i % 2 else "stderr", payload)
+    writer.close()
+    with open(path, "rb") as f:
+        expected = [json.loads(line) for line in f]
+    got = list(LogScan(path))
+    assert [(e.stream, e.time, e.data) for e in got] == [(d["stream"], d["time"], d["log"].encode()) for d in expected]

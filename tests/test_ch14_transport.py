@@ -169,6 +169,28 @@ def test_the_docker_cli_with_tlsverify_works_over_tcp_attach_included(tls_daemon
     assert _tls_docker(tls_daemon, certs, "ps", "-a", "-q").stdout == b""
 
 
+def test_exec_and_a_followed_log_stream_over_tls(tls_daemon, certs):
+    started = _tls_docker(tls_daemon, certs, "run", "-d", "--network", "none", "busybox", "sh", "-c",
+                          "for i in 1 2 3; do echo line $i; sleep 0.3; done; sleep 30")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.decode().strip()
+    try:
+        executed = _tls_docker(tls_daemon, certs, "exec", cid, "sh", "-c", "echo in $HOSTNAME")
+        assert executed.returncode == 0 and executed.stdout == f"in {cid[:12]}\n".encode(), executed.stderr
+        follow = subprocess.Popen(["docker", "--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert",
+                                   str(certs / "client.pem"), "--tlskey", str(certs / "client-key.pem"), "-H",
+                                   f"tcp://127.0.0.1:{TLS_PORT}", "logs", "-f", cid], stdout=subprocess.PIPE,
+                                  env={k: v for k, v in tls_daemon.env.items() if k != "DOCKER_HOST"})
+        try:
+            lines = [follow.stdout.readline() for _ in range(3)]
+            assert lines == [b"line 1\n", b"line 2\n", b"line 3\n"], lines
+        finally:
+            follow.terminate()
+            follow.wait(10)
+    finally:
+        assert _tls_docker(tls_daemon, certs, "rm", "-f", cid).returncode == 0
+
+
 def _tls_client(certs: Path, cert: str | None, ca: str = "ca"):
     context = ssl.create_default_context(cafile=str(certs / f"{ca}.pem"))
     if cert:

@@ -1,10 +1,19 @@
-"""The Engine API's transport: HTTP/1.1 on a unix socket, one thread per connection. Like dockerd's.
+"""The Engine API's transport: HTTP/1.1 on a unix socket (and mutual-TLS TCP), one thread per connection.
 
 ::
 
     server = ApiServer(socket_path, route)        # bind, chmod 0660, chgrp minidocker, listen
+    server = ApiServer(path, route, tcp=[("127.0.0.1", 2376)], tls=context)   # and TCP, TLS only
     server.serve_forever()                         # accept; each connection in its own thread
     server.shutdown()                              # from a signal handler or another thread
+
+Who may connect: on the unix socket, root and the socket's group (mode 0660: connect(2)
+needs write permission on it, unix(7)); on TCP, only a client whose certificate the
+daemon's CA signed (``ssl.CERT_REQUIRED``), checked in the TLS handshake, before one byte
+of HTTP is read. Plain TCP is refused at start (engine/config.py), as it hands root to
+anyone who can reach the port. What they may send: a request line and headers of at most
+:data:`MAX_HEAD` bytes (431), a JSON body of at most :data:`MAX_JSON_BODY` (413, refused
+from its declared ``Content-Length`` or chunk sizes, so a 10 GiB body is never read).
 
 A connection carries requests one after the other (keep-alive) until the client closes
 it, an error makes framing uncertain, or a handler takes the socket over. What
