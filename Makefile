@@ -26,7 +26,7 @@ COURSE_APT_PACKAGES := busybox-static iproute2 nftables iptables runc util-linux
 # docker.io: dockerd 20.10 as a peer; the tests start a private one (tests/dockerd.py), never the service
 # chromium: the course site opened headless (tests/test_course_site.py); hyperfine: bench/;
 # gcc, libc6-dev: chapter 11's attack probe, built static by the tests (and the headers its syscall table is checked against)
-TEST_APT_PACKAGES := hyperfine qemu-system-x86 docker.io chromium gcc libc6-dev uidmap $(RUNTIME_TOOLS_PACKAGES)
+TEST_APT_PACKAGES := hyperfine openssl qemu-system-x86 docker.io chromium gcc libc6-dev uidmap $(RUNTIME_TOOLS_PACKAGES)
 APT_PACKAGES  := $(COURSE_APT_PACKAGES) $(TEST_APT_PACKAGES)
 PYTEST_ARGS   ?=
 

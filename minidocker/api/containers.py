@@ -186,6 +186,56 @@ def container_inspect_json(c, log_path: str | None, networks: dict | None = None
     }
 
 
+# Container records parsed once, for listings: id -> ((inode, mtime, size) of its record, Container).
+# A record is replaced by rename (atomic.write_json), so a changed record has a new inode.
+_LISTED: dict[str, tuple[tuple[int, int, int], object]] = {}
+
+
+def _listed(request: Request, all: bool) -> list:
+    """``service.list(all)``, without parsing again the records that did not change since the last listing.
+
+    ``docker ps`` with 100 containers parsed 100 records of ~18 KB (about 9 ms of the 10 ms
+    the answer took). Only supervised containers (the daemon's) are kept: their state
+    changes only through their record; a direct-mode container's must be checked against
+    /proc on each read (Container.refresh), so it is loaded every time.
+    """
+    import os
+
+    from minidocker.engine.container import Container
+    from minidocker.errors import NotFound
+
+    roots = request.daemon.roots
+    try:
+        entries = list(os.scandir(roots.containers))
+    except FileNotFoundError:
+        return []
+    found, seen = [], set()
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue  # being deleted
+        try:
+            st = os.stat(os.path.join(entry.path, Container.FILE))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _LISTED.get(entry.name)
+        if cached is not None and cached[0] == key:
+            container = cached[1]
+        else:
+            try:
+                container = Container.load(roots, entry.name)
+            except (FileNotFoundError, NotFound):
+                continue
+            if container.supervised:
+                _LISTED[entry.name] = (key, container)
+        seen.add(entry.name)
+        if all or container.status == "running":
+            found.append(container)
+    for gone in set(_LISTED) - seen:
+        _LISTED.pop(gone, None)
+    return sorted(found, key=lambda c: c.created, reverse=True)
+
+
 def container_list(request: Request) -> Reply:
     filters = parse_filters(request.arg("filters"))
     limit_text = request.arg("limit")
@@ -194,7 +244,7 @@ def container_list(request: Request) -> Reply:
     except ValueError:
         raise InvalidArgument(f"invalid limit {limit_text!r}: not a number") from None
     service = _service(request)
-    found = service.list(all=request.flag("all") or limit > 0)
+    found = _listed(request, all=request.flag("all") or limit > 0)
     rows = []
     for c in found:
         if "status" in filters and api_state(c) not in filters["status"]:
@@ -324,7 +374,7 @@ def _since(text: str | None) -> int:
 
 def container_logs(request: Request) -> None:
     """The json-file log as frames (raw with a tty); ``follow`` until the container stops."""
-    from minidocker.engine.logfile import read_log
+    from minidocker.engine.logfile import LogScan
 
     service = _service(request)
     container = service.get(request.params["id"])
@@ -350,9 +400,19 @@ def container_logs(request: Request) -> None:
         data = (entry.time.encode() + b" " if timestamps else b"") + entry.data
         out.write(data if tty else _FRAME.pack(1 if entry.stream == "stdout" else 2, len(data)) + data)
 
-    entries, position, inode = read_log(path, since, until, tail, streams)
-    for entry in entries:
-        send(entry)
+    scan = LogScan(path, since, until, tail, streams)
+    batch = bytearray()   # frames gathered into ~256 KiB chunks: one write per entry was 1M syscalls per 100 MB
+    for entry in scan:
+        data = (entry.time.encode() + b" " if timestamps else b"") + entry.data
+        if not tty:
+            batch += _FRAME.pack(1 if entry.stream == "stdout" else 2, len(data))
+        batch += data
+        if len(batch) >= 1 << 18:
+            out.write(bytes(batch))
+            batch.clear()
+    if batch:
+        out.write(bytes(batch))
+    position, inode = scan.position, scan.inode
     if request.flag("follow") and container.status in ("running", "created"):
         _follow(request, service, container, path, streams, send, position, inode)
     out.close()

@@ -26,7 +26,7 @@ from minidocker.engine.config import DaemonConfig
 from minidocker.engine.events import EventBus
 from minidocker.errors import Conflict
 
-__all__ = ["Daemon", "default_pidfile", "read_pidfile", "setup_logging"]
+__all__ = ["Daemon", "default_pidfile", "read_pidfile", "setup_logging", "tls_context"]
 
 log = logging.getLogger("minidockerd")
 
@@ -91,7 +91,9 @@ class Daemon:
         self._write_pidfile()
         try:
             self.router = Router(_route_modules(), self)
-            self.server = ApiServer(config.socket, self.router, group=config.group)
+            tcp = tuple(config.tcp_hosts)
+            self.server = ApiServer(config.socket, self.router, group=config.group, tcp=tcp,
+                                    tls=tls_context(config) if tcp else None)
         except BaseException:
             self._remove_pidfile()
             raise
@@ -156,6 +158,8 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a client gone mid-answer is an EPIPE, not a death
         log.info("API listen on %s", self.config.socket)
+        for address, port in self.config.tcp_hosts:
+            log.info("API listen on %s:%d (mutual TLS)", address, port)
         self.events.publish("daemon", "start", self.daemon_id(), {"name": os.uname().nodename})
         try:
             self.server.serve_forever()
@@ -201,6 +205,26 @@ class Daemon:
         from minidocker.engine.system import daemon_id
 
         return daemon_id(self.roots)
+
+
+def tls_context(config: DaemonConfig):
+    """The server side of mutual TLS, as dockerd's ``--tlsverify``: our certificate, and clients must
+    present one that ``--tlscacert`` signed (``CERT_REQUIRED``). TLS 1.2 at least.
+    See: dockerd(8) "--tlsverify"; the Python ssl module's documentation."""
+    import ssl
+
+    from minidocker.errors import InvalidArgument
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tlscert, config.tlskey)
+        context.load_verify_locations(cafile=config.tlscacert)
+    except (ssl.SSLError, OSError) as err:
+        raise InvalidArgument(f"failed to load the TLS certificates ({config.tlscert}, {config.tlskey}, "
+                              f"{config.tlscacert}): {err}") from None
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _lock_root(path) -> int:

@@ -4,9 +4,11 @@
     Forbidden         403   never allowed (removing a predefined network)
     Conflict          409   a name in use, removing a running container, InvalidState
     InvalidArgument   400   bad parameter, invalid JSON, wrong type (also ValueError)
+    PayloadTooLarge   413   a JSON body over the limit (refused from its declared size)
     DigestMismatch    400
     ContainerError    400 when the command is missing or not executable (docker's exits
                       127 and 126: the CLI reads them from the message), else 500
+    OSError           400 for ENAMETOOLONG (a name from the client longer than NAME_MAX)
     anything else     500
 
 The body is ``{"message": ...}``: the docker CLI prints it after "Error response from
@@ -18,15 +20,22 @@ See: the Docker Engine API reference, "Errors".
 
 from __future__ import annotations
 
+import errno
+
 from minidocker.errors import Conflict, ContainerError, DigestMismatch, InvalidArgument, MinidockerError, NotFound
 
-__all__ = ["STATUS", "Forbidden", "NotModified", "error_reply", "status_of"]
+__all__ = ["STATUS", "Forbidden", "NotModified", "PayloadTooLarge", "error_reply", "status_of"]
 
 class Forbidden(MinidockerError):
     """What dockerd answers 403 for: an operation never allowed, such as removing ``bridge``."""
 
 
+class PayloadTooLarge(InvalidArgument):
+    """A request body over its limit (a JSON body of more than 32 MiB): 413, refused before it is read."""
+
+
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (PayloadTooLarge, 413),
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
@@ -46,6 +55,8 @@ def status_of(err: BaseException) -> int:
         return 304
     if isinstance(err, ContainerError):
         return 400 if err.exit_code in (126, 127) else 500
+    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+        return 400
     for cls, status in STATUS:
         if isinstance(err, cls):
             return status

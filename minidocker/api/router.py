@@ -48,9 +48,9 @@ class Router:
             if request.answered:
                 log.debug("%s %s failed after its answer began: %s", request.method, request.target, err)
                 return
-            if not isinstance(err, (ValueError, LookupError)) and "minidocker.errors" not in type(err).__module__:
-                log.exception("%s %s failed", request.method, request.target)
             reply = error_reply(err)
+            if reply.status >= 500:  # the daemon's fault: its traceback is for the log; a client's error is not
+                log.exception("%s %s failed", request.method, request.target)
         if reply is not None and not request.answered:
             request.send(reply)
 

@@ -1,10 +1,19 @@
-"""The Engine API's transport: HTTP/1.1 on a unix socket, one thread per connection. Like dockerd's.
+"""The Engine API's transport: HTTP/1.1 on a unix socket (and mutual-TLS TCP), one thread per connection.
 
 ::
 
     server = ApiServer(socket_path, route)        # bind, chmod 0660, chgrp minidocker, listen
+    server = ApiServer(path, route, tcp=[("127.0.0.1", 2376)], tls=context)   # and TCP, TLS only
     server.serve_forever()                         # accept; each connection in its own thread
     server.shutdown()                              # from a signal handler or another thread
+
+Who may connect: on the unix socket, root and the socket's group (mode 0660: connect(2)
+needs write permission on it, unix(7)); on TCP, only a client whose certificate the
+daemon's CA signed (``ssl.CERT_REQUIRED``), checked in the TLS handshake, before one byte
+of HTTP is read. Plain TCP is refused at start (engine/config.py), as it hands root to
+anyone who can reach the port. What they may send: a request line and headers of at most
+:data:`MAX_HEAD` bytes (431), a JSON body of at most :data:`MAX_JSON_BODY` (413, refused
+from its declared ``Content-Length`` or chunk sizes, so a 10 GiB body is never read).
 
 A connection carries requests one after the other (keep-alive) until the client closes
 it, an error makes framing uncertain, or a handler takes the socket over. What
@@ -31,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import select
 import socket
 import threading
@@ -54,6 +64,9 @@ _REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: 
             400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
             411: "Length Required", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented"}
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2: a method is a token
 
 
 class BadRequest(Exception):
@@ -87,11 +100,21 @@ class _Body:
 
     def __init__(self, reader, length: int | None, chunked: bool) -> None:
         self._reader, self._left, self._chunked, self._done = reader, length or 0, chunked, False
+        self.length = length              # the declared Content-Length (None when chunked)
+        self.limit: int | None = None     # set by a reader that refuses more: checked against what is declared
+        self._declared = 0                # chunk sizes announced so far
         if not chunked and not length:
             self._done = True
 
+    def _too_large(self) -> None:
+        from minidocker.api.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"request body is larger than the limit of {self.limit} bytes")
+
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all that is left if negative); b"" at the end. One socket read per call."""
+        if self.limit is not None and self.length is not None and self.length > self.limit:
+            self._too_large()  # refused from its Content-Length: not one byte of it is read
         parts = []
         while not self._done:
             if self._left == 0:
@@ -124,10 +147,16 @@ class _Body:
                 pass  # trailers
             self._done = True
             return
+        self._declared += size
+        if self.limit is not None and self._declared > self.limit:
+            self._too_large()  # refused from the chunk's announced size, before its data
         self._left = size
 
     def drain(self, limit: int = 1 << 20) -> bool:
         """Read and drop the rest (so the next request can follow); False if it was more than ``limit``."""
+        if self.length is not None and self._left > limit:
+            return False  # a huge body left unread (a refused upload): close rather than read it
+        self.limit = None
         while not self._done:
             limit -= len(self.read(65536))
             if limit < 0:
@@ -171,14 +200,17 @@ class Request:
         from minidocker.errors import InvalidArgument
 
         ctype = self.headers.get("content-type", "").split(";")[0].strip()
-        data = self.body.read(MAX_JSON_BODY + 1)
-        while len(data) <= MAX_JSON_BODY:
-            more = self.body.read(MAX_JSON_BODY + 1 - len(data))
+        self.body.limit = MAX_JSON_BODY
+        parts, size = [], 0
+        while size <= MAX_JSON_BODY:  # one piece per socket read, joined once (never bytes += bytes)
+            more = self.body.read(MAX_JSON_BODY + 1 - size)
             if not more:
                 break
-            data += more
-        if len(data) > MAX_JSON_BODY:
-            raise InvalidArgument(f"request body is larger than {MAX_JSON_BODY} bytes")
+            parts.append(more)
+            size += len(more)
+        data = b"".join(parts)
+        if size > MAX_JSON_BODY:
+            self.body._too_large()
         if not data.strip():
             if required:
                 raise InvalidArgument("invalid JSON: EOF: the request body is empty")
@@ -195,11 +227,18 @@ class Request:
 
         A half-closed attach also reads EOF: callers that expect stdin do not ask this.
         """
+        sock = self.conn.sock
         try:
-            ready, _, _ = select.select([self.conn.sock], [], [], timeout)
+            if self.conn.tls and sock.pending():
+                return False
+            ready, _, _ = select.select([sock], [], [], timeout)
             if not ready:
                 return False
-            return self.conn.sock.recv(1, socket.MSG_PEEK) == b""
+            if not self.conn.tls:
+                return sock.recv(1, socket.MSG_PEEK) == b""
+            data = sock.recv(1)  # TLS cannot peek: the byte joins what the reader has buffered
+            self.conn.reader.buffer += data
+            return data == b""
         except (OSError, ValueError):
             return True
 
@@ -252,7 +291,46 @@ class Request:
             self.conn.sock.sendall(head)
         self.conn.keep_alive = False
         self.conn.hijacked = True
-        return self.conn.sock, self.conn.reader.take(), b"" if send else head
+        early = self.conn.reader.take()
+        if self.conn.tls:
+            # A TLS socket cannot be handed on (dup, or to the supervisor as an fd): a plain
+            # socket pair stands in for it, and a thread relays between the pair and TLS.
+            inner, outer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            threading.Thread(target=_relay_tls, args=(self.conn.sock, outer), name="tls-relay", daemon=True).start()
+            self.conn.sock = inner  # the connection closes its copy; the relay owns the TLS socket
+        return self.conn.sock, early, b"" if send else head
+
+
+def _relay_tls(tls, plain: socket.socket) -> None:
+    """Copy bytes both ways between a hijacked TLS socket and its stand-in, in one thread (OpenSSL's
+    objects must not be read and written from two threads). The client's EOF half-closes the stand-in."""
+    reading = True
+    try:
+        while True:
+            if reading and tls.pending():
+                ready = [tls]
+            else:
+                ready, _, _ = select.select([tls, plain] if reading else [plain], [], [])
+            if tls in ready:
+                data = tls.recv(65536)
+                if data:
+                    plain.sendall(data)
+                else:
+                    reading = False
+                    plain.shutdown(socket.SHUT_WR)
+            if plain in ready:
+                data = plain.recv(65536)
+                if not data:
+                    break
+                tls.sendall(data)
+    except (OSError, ValueError) as err:
+        log.debug("tls relay ended: %s", err)
+    finally:
+        for sock in (plain, tls):
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 class _ChunkWriter:
@@ -334,8 +412,8 @@ class _SocketReader:
 class _Connection:
     """One client connection: parse requests, dispatch, answer, repeat (keep-alive)."""
 
-    def __init__(self, sock: socket.socket, server: ApiServer) -> None:
-        self.sock, self.server = sock, server
+    def __init__(self, sock: socket.socket, server: ApiServer, tls: bool = False) -> None:
+        self.sock, self.server, self.tls = sock, server, tls
         self.reader = _SocketReader(sock)
         self.keep_alive, self.hijacked = True, False
 
@@ -362,9 +440,12 @@ class _Connection:
         if not line:
             return None
         if not line.endswith(b"\n"):
-            raise BadRequest("request line too long", 431 if len(line) >= MAX_HEAD else 400)
+            if len(line) >= MAX_HEAD:
+                raise BadRequest("request line too long", 431)
+            raise BadRequest("unexpected end of the request line")
         parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        if len(parts) != 3 or parts[2] not in ("HTTP/1.0", "HTTP/1.1") or not _TOKEN.match(parts[0]) \
+                or not parts[1].isprintable():
             raise BadRequest("malformed HTTP request line")
         method, target, version = parts
         headers: dict[str, str] = {}
@@ -407,9 +488,10 @@ class _Connection:
             log.debug("%s %s -> %s (%.1f ms)", method, target, request.status or "-", elapsed)
         if self.hijacked or not request.answered:
             return False
-        if not body.drain():
-            return False
-        return True
+        try:
+            return body.drain()  # False: too much left to read; the connection closes instead
+        except BadRequest:
+            return False  # the body ended early: the client is gone or lied about its length
 
     @staticmethod
     def _body(headers: dict[str, str], reader) -> _Body:
@@ -426,11 +508,15 @@ class _Connection:
         return _Body(reader, int(length), False)
 
     def _bare_error(self, status: int, message: str) -> None:
-        """Like Go's net/http for bytes it cannot parse: a plain-text status line and close."""
+        """For bytes that are not HTTP we can frame: a status line, ``{"message"}`` as every error has, and close.
+
+        (Go's net/http answers these in plain text; a JSON body costs clients nothing and
+        keeps the one rule: every error has a message.)
+        """
         log.debug("bad request: %s", message)
-        text = f"{status} {_REASONS.get(status, 'Bad Request')}: {message}".encode()
+        text = json.dumps({"message": f"{status} {_REASONS.get(status, 'Bad Request')}: {message}"}).encode()
         try:
-            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            self.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                               b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
                               % (status, _REASONS.get(status, "Bad Request").encode(), len(text), text))
         except OSError:
@@ -438,34 +524,71 @@ class _Connection:
 
 
 class ApiServer:
-    """A listening unix socket and the threads serving its connections.
+    """A listening unix socket (and TCP ones, mutual TLS only) and the threads serving their connections.
 
     Args:
         path: the socket's path; a stale socket there is replaced, a live one refused.
         route: called with each :class:`Request`; it must answer it (api/router.py).
         group: the group that may use the socket (mode 0660), if it exists; else root only.
+        tcp: (address, port) to listen on too, each with ``tls``, an ``ssl.SSLContext`` that
+            requires a client certificate: the handshake comes before any HTTP, and a client
+            without a certificate its CA signed never gets to send a request.
     """
 
-    def __init__(self, path: str, route, group: str = "minidocker") -> None:
-        self.path, self.route = path, route
+    def __init__(self, path: str, route, group: str = "minidocker", tcp: tuple[tuple[str, int], ...] = (),
+                 tls=None) -> None:
+        if tcp and tls is None:
+            raise ValueError("TCP listeners need a TLS context (mutual TLS)")
+        self.path, self.route, self.tls = path, route, tls
         self.stopping = False
         self._connections: set[_Connection] = set()
         self._lock = threading.Lock()
         self.sock = _listen(path, group)
+        self.tcp_socks: list[socket.socket] = []
+        try:
+            for address, port in tcp:
+                self.tcp_socks.append(_listen_tcp(address, port))
+        except BaseException:
+            for sock in (self.sock, *self.tcp_socks):
+                sock.close()
+            os.unlink(path)
+            raise
 
     def serve_forever(self) -> None:
         threading.stack_size(512 * 1024)  # 100 streaming clients: 100 threads, small stacks
+        for sock in self.tcp_socks:
+            threading.Thread(target=self._accept, args=(sock, True), name="accept-tcp", daemon=True).start()
+        self._accept(self.sock, False)
+
+    def _accept(self, listener: socket.socket, tls: bool) -> None:
         while not self.stopping:
             try:
-                client, _ = self.sock.accept()
+                client, _ = listener.accept()
             except OSError:
                 if self.stopping:
                     break
                 raise
-            conn = _Connection(client, self)
-            with self._lock:
-                self._connections.add(conn)
-            threading.Thread(target=conn.serve, name="conn", daemon=True).start()
+            target = self._serve_tls if tls else self._serve
+            threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
+
+    def _serve(self, client: socket.socket, tls: bool = False) -> None:
+        conn = _Connection(client, self, tls)
+        with self._lock:
+            self._connections.add(conn)
+        conn.serve()
+
+    def _serve_tls(self, client: socket.socket) -> None:
+        """The TLS handshake (a client certificate required), then HTTP as on the unix socket."""
+        import ssl
+
+        client.settimeout(HEAD_TIMEOUT)
+        try:
+            wrapped = self.tls.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError) as err:
+            log.debug("TLS handshake refused: %s", err)
+            client.close()
+            return
+        self._serve(wrapped, tls=True)
 
     def forget(self, conn: _Connection) -> None:
         with self._lock:
@@ -480,11 +603,12 @@ class ApiServer:
         if self.stopping:
             return
         self.stopping = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        for sock in (self.sock, *self.tcp_socks):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -496,6 +620,22 @@ class ApiServer:
                 conn.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _listen_tcp(address: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``address:port`` (IPv6 when the address has a colon)."""
+    from minidocker.errors import Conflict
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError as err:
+        sock.close()
+        raise Conflict(f"failed to listen on tcp://{address}:{port}: {err.strerror}") from None
+    sock.listen(512)
+    return sock
 
 
 def _listen(path: str, group: str) -> socket.socket:

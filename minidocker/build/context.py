@@ -149,9 +149,15 @@ class BuildContext:
         from minidocker.image.compression import PeekReader, decompress_reader, detect
         from minidocker.storage.layer import apply_layer
 
+        import tarfile
+        import zlib
+
         directory.mkdir(parents=True, exist_ok=True)
         peek = PeekReader(stream)
-        apply_layer(decompress_reader(peek, detect(peek.peek(4))), directory, overlay=False)
+        try:
+            apply_layer(decompress_reader(peek, detect(peek.peek(4))), directory, overlay=False)
+        except (tarfile.TarError, zlib.error, EOFError) as err:  # the client's bytes, not our fault: a 400
+            raise InvalidArgument(f"failed to read the build context: not a tar archive ({err})") from None
         return cls(directory)
 
     def read_dockerfile(self, name: str = "Dockerfile") -> bytes:
@@ -186,6 +192,8 @@ class BuildContext:
         rel = self.clean(path)
         current = self.root
         parts = [p for p in rel.split("/") if p]
+        if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):  # NAME_MAX: a client's error
+            raise InvalidArgument(f"file name too long in the build context: {path[:80]}...")
         hops = 0
         while parts:
             part = parts.pop(0)

@@ -4,6 +4,7 @@
 
     minidockerd [-H unix:///run/minidocker/minidocker.sock] [--root DIR] [--pidfile FILE]
                 [-D|--debug] [--config-file FILE] [--log-level LEVEL] [-G|--group GROUP]
+                [-H tcp://ADDR:PORT --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY]
     minidocker daemon start     the same, in the background, logging to <run>/minidockerd.log
     minidocker daemon stop      SIGTERM to the pidfile's PID, wait until it is gone
     minidocker daemon status    running or not (exit 0 / 3, like an init script's status)
@@ -46,6 +47,10 @@ def _command():
         Option("-D --debug", "debug logging: one line per request"),
         Option("-l --log-level", "debug, info, warn, error or fatal", "value", "LEVEL"),
         Option("-G --group", "group that may use the socket (default minidocker, if it exists)", "value", "GROUP"),
+        Option("--tlsverify", "mutual TLS on tcp:// hosts: clients need a certificate --tlscacert signed"),
+        Option("--tlscacert", "CA certificate that client certificates must be signed by", "value", "FILE"),
+        Option("--tlscert", "the daemon's certificate", "value", "FILE"),
+        Option("--tlskey", "the daemon's private key", "value", "FILE"),
         Option("-v --version", "print the version and exit"),
     ])
 
@@ -56,11 +61,14 @@ def _config(args: SimpleNamespace):
     flags: dict[str, object] = {}
     if args.host:
         flags["hosts"] = list(args.host)
-    for key, attr in (("root", "root"), ("pidfile", "pidfile"), ("log-level", "log_level"), ("group", "group")):
+    for key, attr in (("root", "root"), ("pidfile", "pidfile"), ("log-level", "log_level"), ("group", "group"),
+                      ("tlscacert", "tlscacert"), ("tlscert", "tlscert"), ("tlskey", "tlskey")):
         if getattr(args, attr, None):
             flags[key] = getattr(args, attr)
     if getattr(args, "debug", False):
         flags["debug"] = True
+    if getattr(args, "tlsverify", False):
+        flags["tlsverify"] = True
     return load_config(args.config_file, flags)
 
 

@@ -41,6 +41,11 @@ KEYS: dict[str, tuple[str, type, object]] = {
     "default-network": ("default_network", str, "bridge"),
     "registry-mirrors": ("registry_mirrors", list, None),
     "insecure-registries": ("insecure_registries", list, None),
+    # TCP hosts (tcp://HOST:PORT) only with mutual TLS, as dockerd's --tlsverify: the four together
+    "tlsverify": ("tlsverify", bool, False),
+    "tlscacert": ("tlscacert", str, None),
+    "tlscert": ("tlscert", str, None),
+    "tlskey": ("tlskey", str, None),
 }
 _LEVELS = ("debug", "info", "warn", "error", "fatal")
 
@@ -64,8 +69,17 @@ class DaemonConfig(Record):
 
     @property
     def socket(self) -> str:
-        """The unix socket's path, from the first ``unix://`` host, else the default under the roots."""
-        return parse_host(self.hosts[0]) if self.hosts else str(self.roots.run / "minidocker.sock")
+        """The unix socket's path, from the first ``unix://`` host, else the default under the roots.
+
+        The unix socket is always served, TCP hosts or not: local tools find the daemon there.
+        """
+        unix = [h for h in self.hosts if not h.startswith("tcp://")]
+        return parse_host(unix[0]) if unix else str(self.roots.run / "minidocker.sock")
+
+    @property
+    def tcp_hosts(self) -> list[tuple[str, int]]:
+        """(address, port) of each ``tcp://`` host; checked by :func:`load_config` to come with TLS."""
+        return [parse_tcp_host(h) for h in self.hosts if h.startswith("tcp://")]
 
 
 def default_socket(env: dict[str, str] | None = None) -> str:
@@ -78,8 +92,17 @@ def default_config_file(env: dict[str, str] | None = None) -> str:
     return os.path.join(base, "daemon.json") if base else "/etc/minidocker/daemon.json"
 
 
+def parse_tcp_host(host: str) -> tuple[str, int]:
+    """``tcp://127.0.0.1:2376`` to ("127.0.0.1", 2376); ``[::1]:2376`` too. The port is required."""
+    address, sep, port = host[len("tcp://"):].rstrip("/").rpartition(":")
+    address = address.strip("[]")
+    if not sep or not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"invalid host {host!r}: expected tcp://ADDRESS:PORT")
+    return address, int(port)
+
+
 def parse_host(host: str) -> str:
-    """``unix:///path`` (or a bare path) to the path; any other scheme is refused (no TCP here)."""
+    """``unix:///path`` (or a bare path) to the path; any other scheme is refused (TCP: :func:`parse_tcp_host`)."""
     if host.startswith("unix://"):
         path = host[len("unix://"):]
     elif host.startswith("/"):
@@ -105,7 +128,7 @@ def _check(key: str, value: object, where: str) -> object:
         raise InvalidArgument(f"failed to load {where}: {key} must be a list of strings")
     if key == "hosts":
         for host in value:
-            parse_host(host)
+            parse_tcp_host(host) if host.startswith("tcp://") else parse_host(host)
     if key == "log-driver" and value not in LOG_DRIVERS:
         raise InvalidArgument(f"failed to load {where}: log-driver {value!r} is not supported",
                               hint=f"use one of {', '.join(LOG_DRIVERS)}")
@@ -164,4 +187,25 @@ def load_config(path: str | None = None, flags: dict[str, object] | None = None)
     if conflicts:
         raise InvalidArgument(f"failed to load {path}: the following directives are specified both as a flag "
                               f"and in the configuration file: {', '.join(conflicts)}")
-    return DaemonConfig(**values)
+    config = DaemonConfig(**values)
+    _check_tls(config)
+    return config
+
+
+def _check_tls(config: DaemonConfig) -> None:
+    """A TCP host needs --tlsverify and all three files (mutual TLS); plain TCP is refused, as it is root."""
+    tcp = [h for h in config.hosts if h.startswith("tcp://")]
+    if not tcp:
+        return
+    if not config.tlsverify:
+        raise InvalidArgument(
+            f"invalid host {tcp[0]!r}: only unix:///path sockets are supported without --tlsverify: plain TCP "
+            "gives root on this host to anyone who can connect",
+            hint="add --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem (clients then need a "
+                 "certificate the CA signed), or listen on a unix socket, e.g. -H unix:///tmp/md.sock")
+    missing = [name for name in ("tlscacert", "tlscert", "tlskey") if not getattr(config, name)]
+    if missing:
+        raise InvalidArgument(f"--tlsverify needs --{' --'.join(missing)}")
+    for name in ("tlscacert", "tlscert", "tlskey"):
+        if not os.path.isfile(getattr(config, name)):
+            raise InvalidArgument(f"failed to load --{name} {getattr(config, name)}: no such file")

@@ -24,7 +24,7 @@ import time
 from minidocker.errors import InvalidArgument
 from minidocker.record import Record
 
-__all__ = ["LogEntry", "LogWriter", "log_files", "parse_log_opts", "parse_size", "read_entries", "rfc3339nano"]
+__all__ = ["LogEntry", "LogScan", "LogWriter", "log_files", "parse_log_opts", "parse_size", "read_entries", "rfc3339nano"]
 
 MAX_LINE = 16 * 1024
 
@@ -148,12 +148,82 @@ def log_files(path: str) -> list[str]:
     return [*reversed(rotated), *([path] if os.path.exists(path) else [])]
 
 
+_HEAD, _STREAM, _TIME = b'{"log":"', b'","stream":"', b'","time":"'
+
+
 def _parse(line: bytes) -> LogEntry | None:
+    """One line of the file (with or without its newline) as an entry; None for a damaged line.
+
+    The writer's own form (``{"log":"...","stream":"...","time":"..."}``, ASCII) is cut apart
+    without a JSON parser when its text has no escape but the final ``\\n``: ~4x faster, which
+    is what ``docker logs`` of a 100 MB log spends its time on. Anything else goes to json.loads.
+    """
+    line = line.rstrip(b"\n")
+    if line.startswith(_HEAD) and line.endswith(b'"}'):
+        cut = line.rfind(_STREAM)
+        stream, sep, stamp = line[cut + len(_STREAM):-2].partition(_TIME)
+        text = line[len(_HEAD):cut]
+        if cut > 0 and sep and b'"' not in stamp:
+            if text.endswith(b"\\n") and b"\\" not in text[:-2]:
+                return LogEntry(stream.decode(), stamp.decode(), text[:-2] + b"\n")
+            if b"\\" not in text:
+                return LogEntry(stream.decode(), stamp.decode(), text)
     try:
         doc = json.loads(line)
         return LogEntry(doc["stream"], doc["time"], doc["log"].encode())
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # a line being written, or damaged: skipped as docker does
+
+
+class LogScan:
+    """The entries of a log and its rotations, filtered, read in blocks (a 100 MB log is never in memory).
+
+    ``for entry in LogScan(path, since_ns, until_ns, tail, streams)``; once iterated,
+    ``position`` (the end of the last complete line of ``path``) and ``inode`` say where a
+    ``follow`` goes on. ``tail``: only the last N entries (after filtering).
+    """
+
+    BLOCK = 4 << 20
+
+    def __init__(self, path: str, since_ns: int = 0, until_ns: int | None = None, tail: int | None = None,
+                 streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
+        self.path, self.since_ns, self.until_ns, self.tail, self.streams = path, since_ns, until_ns, tail, streams
+        self.position, self.inode = 0, None
+
+    def __iter__(self):
+        if self.tail is None:
+            yield from self._entries()
+        elif self.tail > 0:
+            from collections import deque
+
+            yield from deque(self._entries(), maxlen=self.tail)
+        else:
+            for _ in self._entries():
+                pass  # nothing to send, but position and inode are wanted
+
+    def _entries(self):
+        since, until, streams = self.since_ns, self.until_ns, self.streams
+        for name in log_files(self.path):
+            with open(name, "rb") as f:
+                current = name == self.path
+                if current:
+                    self.inode = os.fstat(f.fileno()).st_ino
+                rest = b""
+                while block := f.read(self.BLOCK):
+                    block = rest + block
+                    cut = block.rfind(b"\n") + 1
+                    rest = block[cut:]   # a line being written: follow reads it
+                    if current:
+                        self.position += cut
+                    for line in block[:cut].split(b"\n")[:-1]:
+                        entry = _parse(line)
+                        if entry is None or entry.stream not in streams:
+                            continue
+                        if since or until is not None:
+                            stamp = parse_rfc3339nano(entry.time)
+                            if stamp < since or (until is not None and stamp > until):
+                                continue
+                        yield entry
 
 
 def read_entries(path: str, since_ns: int = 0, until_ns: int | None = None, tail: int | None = None,
@@ -165,24 +235,6 @@ def read_entries(path: str, since_ns: int = 0, until_ns: int | None = None, tail
 def read_log(path: str, since_ns: int = 0, until_ns: int | None = None, tail: int | None = None,
              streams: tuple[str, ...] = ("stdout", "stderr")) -> tuple[list[LogEntry], int, int | None]:
     """:func:`read_entries`, plus where ``path`` was read up to and its inode: where ``follow`` goes on."""
-    entries = []
-    end, inode = 0, None
-    for name in log_files(path):
-        with open(name, "rb") as f:
-            data = f.read()
-            if name == path:
-                end, inode = len(data), os.fstat(f.fileno()).st_ino
-                data = data[: data.rfind(b"\n") + 1]  # a line being written is read by follow
-                end = len(data)
-            for line in data.splitlines(keepends=True):
-                entry = _parse(line)
-                if entry is None or entry.stream not in streams:
-                    continue
-                if since_ns or until_ns is not None:
-                    stamp = parse_rfc3339nano(entry.time)
-                    if stamp < since_ns or (until_ns is not None and stamp > until_ns):
-                        continue
-                entries.append(entry)
-    if tail is not None:
-        entries = entries[-tail:] if tail > 0 else []
-    return entries, end, inode
+    scan = LogScan(path, since_ns, until_ns, tail, streams)
+    entries = list(scan)
+    return entries, scan.position, scan.inode
