@@ -115,9 +115,10 @@ _SPEC = _spec()
 _OPERATIONS = sorted((path, method, op) for path, item in _SPEC["paths"].items()
                      for method, op in item.items() if method in _METHODS)
 _STREAMS = {"SystemEvents", "ContainerWait", "ContainerAttach", "ContainerLogs", "ExecStart", "ImageGet",
-            "ImageGetAll", "ImageLoad", "ImageBuild", "ImageCreate", "ImagePush"}
+            "ImageGetAll", "ImageLoad", "ImageBuild", "ImageCreate", "ImagePush", "ContainerStats",
+            "ContainerExport", "ContainerArchive"}
 # Blocking until a container ends (wait), or holding its stdio (attach, exec start): unknown IDs only.
-_UNKNOWN_IDS_ONLY = {"ContainerWait", "ContainerAttach", "ExecStart", "ImageDelete"}  # and busybox stays
+_UNKNOWN_IDS_ONLY = {"ContainerWait", "ContainerAttach", "ExecStart", "ImageDelete", "ContainerStats"}  # and busybox stays
 
 _HUGE = st.sampled_from([2**31, -2**31 - 1, 2**63, -2**63 - 1, 2**64, 10**30, -1, 0])
 _TEXT = st.text(max_size=40) | st.sampled_from(["", " ", "..", "../../etc/passwd", "/", "%00", "\x00", "\u202e",
