@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from daemonkit import Minidockerd
 
-from minidocker.network.sandbox import Sandbox
+from minidocker.coursenet import Sandbox
 
 pytestmark = [pytest.mark.ch13, pytest.mark.root, pytest.mark.netns, pytest.mark.overlay]
 
