@@ -335,6 +335,24 @@ def test_rootless_state_roots_follow_xdg_like_rootless_docker(user):
     assert r.stdout.split() == [str(user.home / "data" / "minidocker"), f"/run/user/{user.uid}/minidocker"], r
 
 
+def test_rootless_loads_and_runs_an_image_with_whiteouts_and_opaque_dirs(user):
+    """The user's store keeps overlay's opaque mark as user.overlay.opaque (trusted.* needs host root)."""
+    from imagekit import layer_tar, whiteout_image_layers, write_layout
+
+    base, top = whiteout_image_layers()
+    busybox = layer_tar([("dir", "bin"), ("file", "bin/busybox", Path(shutil.which("busybox")).read_bytes(), 0o755)])
+    layout = user.home / "oci"
+    write_layout(layout, [busybox, base, top])
+    subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(layout)], check=True)
+    r = user.minidocker("load", "-i", str(layout), "--name", "whiteouts")
+    assert r.returncode == 0, r
+    r = user.minidocker("run", "--rm", "whiteouts", "/bin/busybox", "sh", "-c",
+                        "cd /data && /bin/busybox ls opq && /bin/busybox cat replace && /bin/busybox ls")
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["new.txt", "now", "a", "file", "hard-a", "hard-b", "keep", "link", "opq",
+                                "replace"], r
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--network", "bridge"], "cannot use a bridge network rootless: it needs a user-space network stack"),
     (["-p", "8080:80"], "cannot use a bridge network rootless"),
