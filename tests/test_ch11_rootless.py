@@ -260,6 +260,12 @@ def test_rootless_is_root_inside_and_the_user_outside(user):
     assert lines[0] == ["0"] and lines[1] == ["0", str(user.uid), "1"], r
     assert lines[2] == ["1", str(user.subuid[0]), "65536"] and lines[3] == ["ok"], r   # newuidmap's range
     assert os.stat(data / "made-inside").st_uid == user.uid   # the host sees the user's uid
+    os.chmod(data, 0o777)
+    r = user.minidocker("run", "--rm", "--user", "1000:1000", "-v", f"{data}:/data", "busybox", "sh", "-c",
+                        "id -u; touch /data/made-by-1000")
+    assert r.returncode == 0 and r.stdout.split() == ["1000"], r
+    made = os.stat(data / "made-by-1000")   # container uid 1000 is the user's subordinate id 999 on the host
+    assert (made.st_uid, made.st_gid) == (user.subuid[0] + 999, user.subgid[0] + 999), made
     assert NO_CGROUP_WARNING in r.stderr, r   # said, not silent: hybrid cgroups are never delegated
 
 
@@ -323,6 +329,21 @@ def test_rootless_state_lives_under_the_users_home(user):
     assert os.stat(directory / "upper" / "bin" / "ls").st_rdev == os.makedev(0, 0)   # a whiteout
     assert user.minidocker("rm", "kept").returncode == 0
     assert not directory.exists()
+
+
+def test_rootless_removal_leaves_nothing_of_subordinate_ids(user):
+    """Files of --user 1000 (a subordinate id) in sticky /tmp, overlay's mode-000 work dir: all deleted."""
+    r = user.minidocker("run", "--rm", "--user", "1000", "busybox", "sh", "-c", "mkdir /tmp/d && touch /tmp/d/f")
+    assert r.returncode == 0, r
+    r = user.minidocker("run", "--name", "kept-1000", "--user", "1000", "busybox", "touch", "/tmp/x")
+    assert r.returncode == 0 and user.minidocker("rm", "kept-1000").returncode == 0, r
+    containers = user.lib / "containers"
+    for _ in range(100):   # --rm and rm delete in a detached process (engine/remove.delete_later)
+        left = [p.name for p in containers.iterdir() if p.name != ".names"]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, left
 
 
 def test_rootless_state_roots_follow_xdg_like_rootless_docker(user):
