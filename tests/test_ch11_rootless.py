@@ -199,6 +199,7 @@ class RootlessUser:
         self.name = f"mdrl{os.getpid() % 1000000}"
         self.home = Path(tempfile.mkdtemp(prefix="minidocker-ch11-rootless-"))
         os.chmod(self.home, 0o755)
+        subprocess.run(["userdel", self.name], capture_output=True)   # left by a session that was killed
         subprocess.run(["useradd", "--home-dir", str(self.home), "--no-create-home", "--user-group",
                         "--shell", "/bin/sh", self.name], check=True, capture_output=True, text=True)
         entry = pwd.getpwnam(self.name)
