@@ -270,14 +270,15 @@ def test_rootless_is_root_inside_and_the_user_outside(user):
     assert NO_CGROUP_WARNING in r.stderr, r   # said, not silent: hybrid cgroups are never delegated
 
 
-def test_rootless_process_runs_as_the_user_on_the_host(user):
+def test_rootless_process_runs_as_the_user_on_the_host_and_exec_enters_it(user):
     from minidocker.engine.container import list_containers
     from minidocker.paths import StateRoots
 
     import sys
 
     env = {"HOME": str(user.home), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "busybox", "sleep", "30"],
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "--name", "sleeper", "busybox",
+                             "sleep", "30"],
                             user=user.uid, group=user.gid, extra_groups=[], env=env, cwd=user.home,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pid = None
@@ -292,6 +293,11 @@ def test_rootless_process_runs_as_the_user_on_the_host(user):
         with open(f"/proc/{pid}/status") as f:
             uid_line = next(line for line in f if line.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(user.uid)] * 4, uid_line
+        # exec joins the user namespace first (its capabilities let it join the others), then the rest
+        r = user.minidocker("exec", "sleeper", "sh", "-c", "id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; "
+                            "tr '\\0' ' ' < /proc/1/cmdline")
+        assert r.returncode == 0, r
+        assert r.stdout.split() == ["0", "CapEff:", "00000000a80425fb", "Seccomp:", "2", "sleep", "30"], r
     finally:
         if pid:
             os.kill(pid, 9)
