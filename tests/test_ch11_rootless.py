@@ -5,7 +5,12 @@
   layers, an overlay mount cannot itself be idmapped), or Docker's chowned copy per mapping;
   the host's layer files stay as they were;
 - rootless: ``minidocker run`` by a real unprivileged user (made with useradd here, removed
-  after): root inside, the user's uid outside, the host's files no more writable than the user's.
+  after): root inside, the user's uid outside (its subordinate ids for other users), the host's
+  files no more writable than the user's, Docker's capabilities and seccomp inside, state under
+  the user's home, exec, removal of what subordinate ids wrote, an image with whiteouts and an
+  opaque directory (user.overlay.* marks), clear refusals (bridge, limits without a delegated
+  cgroup, --privileged, named volumes), ``minidocker-runc run`` of a ``runtime spec --rootless``
+  bundle against runc's, and limits in the pure cgroup v2 qemu guest with a delegated subtree.
 """
 
 from __future__ import annotations
