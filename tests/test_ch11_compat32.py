@@ -8,7 +8,8 @@ architecture first would let keyctl through. The programs here are hand-assemble
 needed) that make one syscall and exit with its errno.
 
 - on the host, unfiltered: the programs work (the 32-bit entry exists here);
-- under the default profile: keyctl is refused through both entries, getuid32 works;
+- under the default profile: keyctl is refused through both entries, getuid32 works, and the
+  argument filters hold on the 32-bit entry too (clone with CLONE_NEWUSER, personality);
 - a profile whose architectures omit x86: any 32-bit call kills the process (SIGSYS), as
   libseccomp's default "bad architecture" action does under Docker;
 - the same programs under a private dockerd: the same exit codes.
@@ -33,6 +34,7 @@ from securitykit import syscall_elf
 pytestmark = [pytest.mark.ch11]
 
 KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING = 0, -3   # keyctl(2): a lookup, no side effect
+SIGCHLD, CLONE_NEWUSER, READ_IMPLIES_EXEC = 17, 0x10000000, 0x0400000   # clone(2), personality(2)
 # name -> (arch, number, args): each program makes this one call and exits with its errno
 PROGRAMS = {
     "keyctl32": ("i386", I386["keyctl"], (KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)),
@@ -40,6 +42,12 @@ PROGRAMS = {
     "getuid32": ("i386", I386["getuid32"], ()),
     "getuid64": ("x86_64", X86_64["getuid"], ()),
     "nosuch32": ("i386", 9999, ()),   # no syscall has this number: ENOSYS from the kernel
+    # the argument filters of the i386 section: clone without and with a namespace flag,
+    # personality(0xffffffff) (a query) and READ_IMPLIES_EXEC (0x0400000), which is refused
+    "fork32": ("i386", I386["clone"], (SIGCHLD,)),
+    "clone_newuser32": ("i386", I386["clone"], (CLONE_NEWUSER | SIGCHLD,)),
+    "personality_query32": ("i386", I386["personality"], (0xFFFFFFFF,)),
+    "personality_rie32": ("i386", I386["personality"], (READ_IMPLIES_EXEC,)),
 }
 KILLED_BY_SIGSYS = 128 + signal.SIGSYS   # how a shell, docker and minidocker report it
 
@@ -105,16 +113,18 @@ def test_the_same_number_is_another_call_on_each_entry():
 
 def test_the_programs_make_their_call_on_the_host(programs):
     codes = {name: subprocess.run([str(programs / name)]).returncode for name in PROGRAMS}
-    assert codes == {"keyctl32": 0, "keyctl64": 0, "getuid32": 0, "getuid64": 0,
-                     "nosuch32": errno.ENOSYS}, codes
+    assert codes == {"keyctl32": 0, "keyctl64": 0, "getuid32": 0, "getuid64": 0, "nosuch32": errno.ENOSYS,
+                     "fork32": 0, "clone_newuser32": 0, "personality_query32": 0, "personality_rie32": 0}, codes
 
 
 def test_default_profile_blocks_keyctl_through_int_0x80_too(cli, compat32_image):
     run = _ours(cli)
     assert _codes(run) == {"keyctl32": errno.EPERM, "keyctl64": errno.EPERM, "getuid32": 0, "getuid64": 0,
-                           "nosuch32": errno.ENOSYS}
-    # without the filter the same 32-bit keyctl reaches the key code (a lookup that succeeds)
-    assert run("--security-opt", "seccomp=unconfined", "keyctl32") == 0
+                           "nosuch32": errno.ENOSYS, "fork32": 0, "clone_newuser32": errno.EPERM,
+                           "personality_query32": 0, "personality_rie32": errno.EPERM}
+    # without the filter the same 32-bit calls reach the kernel code (and succeed)
+    for name in ("keyctl32", "clone_newuser32", "personality_rie32"):
+        assert run("--security-opt", "seccomp=unconfined", name) == 0, name
 
 
 def _profile_without_x86(tmp_path):
@@ -128,8 +138,8 @@ def _profile_without_x86(tmp_path):
 
 def test_a_profile_without_x86_kills_every_32_bit_call(cli, compat32_image, tmp_path):
     codes = _codes(_ours(cli), "--security-opt", f"seccomp={_profile_without_x86(tmp_path)}")
-    assert codes == {"keyctl32": KILLED_BY_SIGSYS, "keyctl64": errno.EPERM, "getuid32": KILLED_BY_SIGSYS,
-                     "getuid64": 0, "nosuch32": KILLED_BY_SIGSYS}
+    assert codes == {"keyctl64": errno.EPERM, "getuid64": 0,
+                     **{name: KILLED_BY_SIGSYS for name, (arch, _, _) in PROGRAMS.items() if arch == "i386"}}
 
 
 @pytest.mark.docker

@@ -5,7 +5,12 @@
   layers, an overlay mount cannot itself be idmapped), or Docker's chowned copy per mapping;
   the host's layer files stay as they were;
 - rootless: ``minidocker run`` by a real unprivileged user (made with useradd here, removed
-  after): root inside, the user's uid outside, the host's files no more writable than the user's.
+  after): root inside, the user's uid outside (its subordinate ids for other users), the host's
+  files no more writable than the user's, Docker's capabilities and seccomp inside, state under
+  the user's home, exec, removal of what subordinate ids wrote, an image with whiteouts and an
+  opaque directory (user.overlay.* marks), clear refusals (bridge, limits without a delegated
+  cgroup, --privileged, named volumes), ``minidocker-runc run`` of a ``runtime spec --rootless``
+  bundle against runc's, and limits in the pure cgroup v2 qemu guest with a delegated subtree.
 """
 
 from __future__ import annotations
@@ -199,6 +204,7 @@ class RootlessUser:
         self.name = f"mdrl{os.getpid() % 1000000}"
         self.home = Path(tempfile.mkdtemp(prefix="minidocker-ch11-rootless-"))
         os.chmod(self.home, 0o755)
+        subprocess.run(["userdel", self.name], capture_output=True)   # left by a session that was killed
         subprocess.run(["useradd", "--home-dir", str(self.home), "--no-create-home", "--user-group",
                         "--shell", "/bin/sh", self.name], check=True, capture_output=True, text=True)
         entry = pwd.getpwnam(self.name)
@@ -260,17 +266,24 @@ def test_rootless_is_root_inside_and_the_user_outside(user):
     assert lines[0] == ["0"] and lines[1] == ["0", str(user.uid), "1"], r
     assert lines[2] == ["1", str(user.subuid[0]), "65536"] and lines[3] == ["ok"], r   # newuidmap's range
     assert os.stat(data / "made-inside").st_uid == user.uid   # the host sees the user's uid
+    os.chmod(data, 0o777)
+    r = user.minidocker("run", "--rm", "--user", "1000:1000", "-v", f"{data}:/data", "busybox", "sh", "-c",
+                        "id -u; touch /data/made-by-1000")
+    assert r.returncode == 0 and r.stdout.split() == ["1000"], r
+    made = os.stat(data / "made-by-1000")   # container uid 1000 is the user's subordinate id 999 on the host
+    assert (made.st_uid, made.st_gid) == (user.subuid[0] + 999, user.subgid[0] + 999), made
     assert NO_CGROUP_WARNING in r.stderr, r   # said, not silent: hybrid cgroups are never delegated
 
 
-def test_rootless_process_runs_as_the_user_on_the_host(user):
+def test_rootless_process_runs_as_the_user_on_the_host_and_exec_enters_it(user):
     from minidocker.engine.container import list_containers
     from minidocker.paths import StateRoots
 
     import sys
 
     env = {"HOME": str(user.home), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "busybox", "sleep", "30"],
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "run", "--rm", "--name", "sleeper", "busybox",
+                             "sleep", "30"],
                             user=user.uid, group=user.gid, extra_groups=[], env=env, cwd=user.home,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pid = None
@@ -285,6 +298,11 @@ def test_rootless_process_runs_as_the_user_on_the_host(user):
         with open(f"/proc/{pid}/status") as f:
             uid_line = next(line for line in f if line.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(user.uid)] * 4, uid_line
+        # exec joins the user namespace first (its capabilities let it join the others), then the rest
+        r = user.minidocker("exec", "sleeper", "sh", "-c", "id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; "
+                            "tr '\\0' ' ' < /proc/1/cmdline")
+        assert r.returncode == 0, r
+        assert r.stdout.split() == ["0", "CapEff:", "00000000a80425fb", "Seccomp:", "2", "sleep", "30"], r
     finally:
         if pid:
             os.kill(pid, 9)
@@ -325,6 +343,21 @@ def test_rootless_state_lives_under_the_users_home(user):
     assert not directory.exists()
 
 
+def test_rootless_removal_leaves_nothing_of_subordinate_ids(user):
+    """Files of --user 1000 (a subordinate id) in sticky /tmp, overlay's mode-000 work dir: all deleted."""
+    r = user.minidocker("run", "--rm", "--user", "1000", "busybox", "sh", "-c", "mkdir /tmp/d && touch /tmp/d/f")
+    assert r.returncode == 0, r
+    r = user.minidocker("run", "--name", "kept-1000", "--user", "1000", "busybox", "touch", "/tmp/x")
+    assert r.returncode == 0 and user.minidocker("rm", "kept-1000").returncode == 0, r
+    containers = user.lib / "containers"
+    for _ in range(100):   # --rm and rm delete in a detached process (engine/remove.delete_later)
+        left = [p.name for p in containers.iterdir() if p.name != ".names"]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, left
+
+
 def test_rootless_state_roots_follow_xdg_like_rootless_docker(user):
     import sys
 
@@ -333,6 +366,24 @@ def test_rootless_state_roots_follow_xdg_like_rootless_docker(user):
     xdg = {"XDG_DATA_HOME": str(user.home / "data"), "XDG_RUNTIME_DIR": f"/run/user/{user.uid}"}
     r = user.run(sys.executable, "-c", code.replace("state_roots()", f"state_roots({xdg!r})"))
     assert r.stdout.split() == [str(user.home / "data" / "minidocker"), f"/run/user/{user.uid}/minidocker"], r
+
+
+def test_rootless_loads_and_runs_an_image_with_whiteouts_and_opaque_dirs(user):
+    """The user's store keeps overlay's opaque mark as user.overlay.opaque (trusted.* needs host root)."""
+    from imagekit import layer_tar, whiteout_image_layers, write_layout
+
+    base, top = whiteout_image_layers()
+    busybox = layer_tar([("dir", "bin"), ("file", "bin/busybox", Path(shutil.which("busybox")).read_bytes(), 0o755)])
+    layout = user.home / "oci"
+    write_layout(layout, [busybox, base, top])
+    subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(layout)], check=True)
+    r = user.minidocker("load", "-i", str(layout), "--name", "whiteouts")
+    assert r.returncode == 0, r
+    r = user.minidocker("run", "--rm", "whiteouts", "/bin/busybox", "sh", "-c",
+                        "cd /data && /bin/busybox ls opq && /bin/busybox cat replace && /bin/busybox ls")
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["new.txt", "now", "a", "file", "hard-a", "hard-b", "keep", "link", "opq",
+                                "replace"], r
 
 
 @pytest.mark.parametrize("flags,message", [

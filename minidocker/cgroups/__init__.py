@@ -94,9 +94,11 @@ def join_cgroups_of(pid: int, root: str = CGROUP_ROOT) -> None:
     me = os.getpid()
     with open(f"/proc/{pid}/cgroup") as f:
         lines = f.read().splitlines()
+    with open("/proc/self/cgroup") as f:
+        ours = set(f.read().splitlines())   # a group we are in already: no write (rootless: none allowed)
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if path == "/" or "name=" in controllers:
+        if path == "/" or "name=" in controllers or line in ours:
             continue
         if controllers:
             base = os.path.join(root, controllers.split(",")[0])

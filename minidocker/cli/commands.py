@@ -75,7 +75,7 @@ def stats(args: SimpleNamespace) -> int:
 def exec_(args: SimpleNamespace) -> int:
     from minidocker.engine.exec import exec_container
 
-    _require_root()
+    _require_root(rootless=True)
     return exec_container(args.container, args.command, args.env, args.workdir).exit_code
 
 

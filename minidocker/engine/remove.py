@@ -108,6 +108,10 @@ def delete_later(directory: Path) -> bool:
                     import shutil
 
                     shutil.rmtree(hidden, ignore_errors=True)
+                    if os.geteuid() != 0 and hidden.exists():   # rootless: files of subordinate ids
+                        from minidocker.security.rootless import remove_tree
+
+                        remove_tree(hidden)
                 finally:
                     os._exit(0)
         finally:

@@ -10,6 +10,7 @@ host file the user may not write stays unwritable, whatever the container's root
                                       subordinate range (/etc/subuid, newuidmap) if there is one
     configure_rootless(spec, user)    the spec's rootless changes, and the warnings to print
     ROOTFS_ANNOTATION                 the overlay the runtime mounts *inside* the namespaces
+    remove_tree(path)                 a container's files, deleted as root of a namespace like its own
 
 How the others do it (rootless Docker, podman, runc): the same user namespace first, then the
 rest; overlayfs mounted inside it (Linux 5.11) with ``userxattr`` (its marks go to user.overlay.*
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ROOTFS_ANNOTATION", "check_rootless", "check_rootless_options", "configure_rootless",
-           "delegated_cgroup", "is_rootless", "rootless_mappings", "rootless_overlay"]
+           "delegated_cgroup", "is_rootless", "remove_tree", "rootless_mappings", "rootless_overlay"]
 
 # "lowerdir=...,upperdir=...,workdir=...,userxattr": the runtime mounts it at root.path once it is
 # in the container's user and mount namespaces (runtime/init.stage1).
@@ -210,3 +211,48 @@ def rootless_overlay(lowers: Any, directory: str | os.PathLike[str]) -> str:
 
     upper, work = os.path.join(directory, "upper"), os.path.join(directory, "work")
     return overlay_options(lowers, upper, work) + ",userxattr"
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Delete a rootless container's directory, also what the user alone may not delete.
+
+    Its upper layer may hold files of the user's subordinate ids (a ``--user 1000`` process
+    wrote them) and overlay's mode-000 work directory: the user, outside, may not touch
+    those, but root of a user namespace mapped like the container's may, as podman's
+    ``unshare rm`` does. The plain deletion first; the namespace only when something is left.
+    """
+    import pwd
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return
+    from minidocker.linux import CloneFlag, unshare
+    from minidocker.namespaces import write_id_maps
+
+    uids, gids = rootless_mappings(pwd.getpwuid(os.getuid()).pw_name, os.getuid(), os.getgid())
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            unshare(CloneFlag.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            if os.read(go_r, 1) == b"1":   # mapped: root here, with every capability over those files
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) == b"1":
+            write_id_maps(pid, uids, gids)
+            os.write(go_w, b"1")
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+        os.waitpid(pid, 0)

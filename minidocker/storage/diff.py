@@ -24,7 +24,7 @@ from minidocker.storage.whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaqu
 
 __all__ = ["write_layer_tar", "write_tree_tar"]
 
-_SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
+_SKIP_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
 
 def write_tree_tar(root: str | os.PathLike[str], out: BinaryIO, name: str | None = None,

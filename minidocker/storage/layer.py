@@ -375,7 +375,7 @@ class _Extractor:
         for key, value in member.pax_headers.items():
             if key.startswith(_XATTR_PAX):
                 name = key[len(_XATTR_PAX):]
-                if name == OPAQUE_XATTR or name.startswith("trusted.overlay."):
+                if name == OPAQUE_XATTR or name.startswith(("trusted.overlay.", "user.overlay.")):
                     continue  # overlay's own markers come only from whiteout entries
                 try:
                     os.setxattr(target, name, value.encode("utf-8", "surrogateescape"), **nofollow)

@@ -5,6 +5,8 @@ Two encodings of the same fact, and minidocker converts between them::
     in a layer tar (OCI image spec)          in an overlay layer directory (the kernel's)
     dir/.wh.NAME   (empty regular file)  <-> dir/NAME as a character device 0:0
     dir/.wh..wh..opq                     <-> xattr trusted.overlay.opaque="y" on dir/
+                                             (user.overlay.opaque for a rootless store:
+                                             overlay mounted with userxattr, chapter 11)
 
 A whiteout hides NAME of the layers *below*; an opaque directory hides everything the
 lower layers had in it, while the entries of its own layer stay.
@@ -20,6 +22,7 @@ import stat
 __all__ = [
     "OPAQUE_MARKER",
     "OPAQUE_XATTR",
+    "USER_OPAQUE_XATTR",
     "WHITEOUT_PREFIX",
     "is_opaque",
     "is_whiteout",
@@ -31,6 +34,9 @@ __all__ = [
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+# trusted.* xattrs need CAP_SYS_ADMIN of the host; a user's store (rootless) uses the user.* name,
+# which overlayfs reads when mounted with the userxattr option (Linux 5.11).
+USER_OPAQUE_XATTR = "user.overlay.opaque"
 _META_PREFIX = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): never content
 
 
@@ -59,12 +65,17 @@ def make_whiteout(path: str | os.PathLike[str]) -> None:
 
 def set_opaque(directory: str | os.PathLike[str]) -> None:
     """Mark ``directory`` opaque for overlayfs: lower layers' entries in it are hidden. See: setxattr(2)."""
-    os.setxattr(directory, OPAQUE_XATTR, b"y", follow_symlinks=False)
+    name = OPAQUE_XATTR if os.geteuid() == 0 else USER_OPAQUE_XATTR
+    os.setxattr(directory, name, b"y", follow_symlinks=False)
 
 
 def is_opaque(directory: str | os.PathLike[str]) -> bool:
-    """Does ``directory`` carry ``trusted.overlay.opaque=y``? See: getxattr(2)."""
-    try:
-        return os.getxattr(directory, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+    """Does ``directory`` carry ``trusted.overlay.opaque=y`` (or ``user.overlay.opaque=y``, rootless)?
+    See: getxattr(2)."""
+    for name in (OPAQUE_XATTR, USER_OPAQUE_XATTR):
+        try:
+            if os.getxattr(directory, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
