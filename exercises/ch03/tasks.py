@@ -75,14 +75,16 @@ def run_as_init(argv: Sequence[str]) -> int:
 
     Call it as PID 1 of a PID namespace (the tests do). First install a handler for each of
     ``FORWARDED_SIGNALS`` that sends the same signal to the command's process; then fork and exec
-    ``argv`` (searching the PATH; exit 127 in the child if the program does not exist); then reap:
+    ``argv`` (searching the PATH; exit 127 in the child if the program does not exist), with those
+    signals blocked around the fork, so that one arriving before you know the child's PID waits
+    instead of being lost (the child puts the default actions back and unblocks them); then reap:
     ``waitpid(-1, 0)`` in a loop, so that the orphans the kernel re-parents to PID 1 never stay
     zombies, until the command's own process has exited. Return its exit code the Docker way:
     the code it exited with, 128 + N when signal N killed it.
 
-    Hint: ``signal.signal(signum, handler)``, ``os.kill``, ``os.fork``, ``os.execvp``,
-    ``os.waitpid(-1, 0)``, ``os.waitstatus_to_exitcode``; chapter 01's ``run_forwarding`` (task 1.4)
-    is a close relative.
+    Hint: ``signal.signal(signum, handler)``, ``signal.pthread_sigmask(signal.SIG_BLOCK, ...)``,
+    ``os.kill``, ``os.fork``, ``os.execvp``, ``os.waitpid(-1, 0)``, ``os.waitstatus_to_exitcode``;
+    chapter 01's ``run_forwarding`` (task 1.4) is a close relative.
     Questions: why is a signal sent to PID 1 from inside the namespace ignored unless PID 1 has
     a handler? Why install the handlers *before* the fork? What happens to the other processes
     of the namespace when your init returns and PID 1 exits?

