@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 RUNC_ID = "minidocker-bench-daemon"
+RUN_TRUE = ["run", "--rm", "--network", "none", "busybox", "true"]
+RUN_SLEEPER = ["run", "-d", "--network", "none", "busybox", "sleep", "1000"]
 
 
 def pss_kb(pid: int) -> int:
@@ -62,7 +64,8 @@ def minidocker_pids(root: Path) -> list[int]:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if str(root) in cmdline and ("minidocker.cli.daemon" in cmdline or "minidocker.engine.supervisor" in cmdline):
+        ours = "minidocker.cli.daemon" in cmdline or "minidocker.engine.supervisor" in cmdline
+        if str(root) in cmdline and ours:
             found.append(int(name))
     return found
 
@@ -86,8 +89,8 @@ def cpu_ms(pids: list[int]) -> dict[str, float]:
 
 def run_quiet(argv: list[str], env: dict) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=True)
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
 
 
@@ -119,7 +122,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--dockerd", action="store_true", help="also time a private dockerd (tests/dockerd.py)")
+    parser.add_argument("--dockerd", action="store_true",
+                        help="also time a private dockerd (tests/dockerd.py)")
     options = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root")
@@ -145,11 +149,11 @@ def main() -> int:
             cpu_before = cpu_ms(minidocker_pids(root))
             started = time.perf_counter()
             for _ in range(options.containers):
-                subprocess.run(["docker", "run", "-d", "--network", "none", "busybox", "sleep", "1000"], env=env,
-                               stdout=subprocess.DEVNULL, check=True)
+                subprocess.run(["docker", *RUN_SLEEPER], env=env, stdout=subprocess.DEVNULL, check=True)
             results["run -d x N, minidockerd (s)"] = time.perf_counter() - started
             for name, value in cpu_ms(minidocker_pids(root)).items():
-                results[f"CPU per run -d, {name} (ms)"] = (value - cpu_before.get(name, 0)) / options.containers
+                per_run = (value - cpu_before.get(name, 0)) / options.containers
+                results[f"CPU per run -d, {name} (ms)"] = per_run
             breakdown = request_times(daemon.log(), log_start)
             time.sleep(1.0)
             loaded = sum(pss_kb(p) for p in minidocker_pids(root))
@@ -159,15 +163,13 @@ def main() -> int:
             daemon.remove_all()
             runc = ["runc", "--root", str(runc_root), "run", "--bundle", str(root / "bundle"), RUNC_ID]
             results.update({f"{name} (s)": value for name, value in interleaved({
-                "docker run --rm true, minidockerd": (["docker", "run", "--rm", "--network", "none", "busybox",
-                                                       "true"], env),
-                "minidocker run --rm true, via daemon": ([minidocker, "run", "--rm", "--network", "none", "busybox",
-                                                          "true"], ours_env),
+                "docker run --rm true, minidockerd": (["docker", *RUN_TRUE], env),
+                "minidocker run --rm true, via daemon": ([minidocker, *RUN_TRUE], ours_env),
                 "runc run true": (runc, env),
             }, options.runs).items()})
         direct_env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
-        results["minidocker run --rm true, direct (s)"] = interleaved({"direct": (
-            [minidocker, "run", "--rm", "--network", "none", "busybox", "true"], direct_env)}, options.runs)["direct"]
+        direct = interleaved({"direct": ([minidocker, *RUN_TRUE], direct_env)}, options.runs)
+        results["minidocker run --rm true, direct (s)"] = direct["direct"]
         results["via daemon / runc run (ratio)"] = (results["minidocker run --rm true, via daemon (s)"]
                                                     / results["runc run true (s)"])
         if options.dockerd:
@@ -179,19 +181,19 @@ def main() -> int:
                 save_archive(store, ["busybox"], out)
             with Dockerd() as peer:
                 peer.docker("load", "-i", str(root / "bb.tar"))
-                results["docker run --rm true, dockerd (s)"] = interleaved({"dockerd": (
-                    ["docker", "run", "--rm", "--network", "none", "busybox", "true"], peer.env)},
-                    options.runs)["dockerd"]
+                theirs = interleaved({"dockerd": (["docker", *RUN_TRUE], peer.env)}, options.runs)
+                results["docker run --rm true, dockerd (s)"] = theirs["dockerd"]
                 started = time.perf_counter()
                 ids = []
                 for _ in range(options.containers):
-                    ids.append(peer.docker("run", "-d", "--network", "none", "busybox", "sleep", "1000").strip())
+                    ids.append(peer.docker(*RUN_SLEEPER).strip())
                 results["run -d x N, dockerd (s)"] = time.perf_counter() - started
                 peer.docker("rm", "-f", *ids, timeout=300)
             results["run -d x N, minidockerd / dockerd (ratio)"] = (results["run -d x N, minidockerd (s)"]
                                                                    / results["run -d x N, dockerd (s)"])
             results["docker run --rm true, minidockerd / dockerd (ratio)"] = (
-                results["docker run --rm true, minidockerd (s)"] / results["docker run --rm true, dockerd (s)"])
+                results["docker run --rm true, minidockerd (s)"]
+                / results["docker run --rm true, dockerd (s)"])
     finally:
         subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", RUNC_ID],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
@@ -205,7 +207,8 @@ def main() -> int:
         print(f"  {key:<40} n={count:<4} median {median:6.1f} ms")
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "daemon.json").write_text(json.dumps({"results": results, "requests_ms": breakdown}, indent=2) + "\n")
+    report = {"results": results, "requests_ms": breakdown}
+    (out / "daemon.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -196,7 +196,7 @@ class ContainerService:
                 from minidocker.atomic import write_json
 
                 write_json(directory / "config.json", spec, durable=False)
-                container.save(self.roots, durable=not options.remove)  # as direct mode: --rm records need none
+                container.save(self.roots, durable=not options.remove)  # as direct mode: --rm needs none
             except BaseException:
                 import shutil
 
@@ -509,7 +509,7 @@ class ContainerService:
 
     def wait(self, ref: str, condition: str = "not-running", container: Container | None = None,
              cancelled=None) -> int | None:
-        """Block until ``condition``; the exit code. ``container``: already looked up (the API's 404 came first).
+        """Block until ``condition``; the exit code. ``container``: looked up already (the API's 404 first).
 
         ``cancelled()``, asked about once a second: True ends the wait with None (the client
         left: ``docker run -d`` drops its wait, which would otherwise hold a thread per container).
@@ -571,8 +571,9 @@ class ContainerService:
             from minidocker.image.runconfig import resolve_user
 
             found = resolve_user(user_text, [container.directory(self.roots) / "rootfs"])
-            user = {"uid": found.uid, "gid": found.gid, **({"additionalGids": found.additional_gids}
-                                                           if getattr(found, "additional_gids", None) else {})}
+            user = {"uid": found.uid, "gid": found.gid}
+            if getattr(found, "additional_gids", None):
+                user["additionalGids"] = found.additional_gids
         ex = ExecInstance(os.urandom(32).hex(), container.id, cmd, _strings(body, "Env") or [],
                           _typed(body, "WorkingDir", str, "") or "", user,
                           bool(_typed(body, "AttachStdin", bool, False)))
@@ -625,7 +626,7 @@ class ContainerService:
                 sock.close()
         with self.changed:
             ex.pid = reply.get("pid")
-            self.changed.notify_all()  # an exec resize waits for it (docker exec -t resizes right after the 101)
+            self.changed.notify_all()  # an exec resize waits for it (exec -t resizes right after the 101)
         if early and ex.stdin:
             pass  # bytes before the hand-over: exec clients send stdin after the 101 (SPEC: dropped here)
         self._event(container, f"exec_start: {' '.join(ex.cmd)}", {"execID": ex.id})
@@ -772,8 +773,8 @@ class ContainerService:
         container = self.get(ref)
         if container.status == "running":
             if not force and container.paused:
-                raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop the "
-                               "container before attempting removal or force remove")
+                raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop "
+                               "the container before attempting removal or force remove")
             if not force:
                 raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
                                "before attempting removal or force remove")
@@ -895,8 +896,8 @@ class ContainerService:
             if old == name:
                 raise InvalidArgument("Renaming a container with the same name as its current name")
             if not _NAME.match(new_name):
-                raise InvalidArgument(f"Error when allocating new name: Invalid container name (/{name}), only "
-                                      "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+                raise InvalidArgument(f"Error when allocating new name: Invalid container name (/{name}), "
+                                      "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
             self._claim(name, container.id, context="Error when allocating new name: ")
             container.name = name
             try:
@@ -909,7 +910,7 @@ class ContainerService:
         return container
 
     def top(self, ref: str, ps_args: str | None = None) -> dict:
-        """``docker top``: the host's ``ps`` (``ps_args``, default ``-ef``), rows of the container's processes.
+        """``docker top``: the host's ``ps`` (``ps_args``, default ``-ef``), the container's rows.
 
         As dockerd does: ``ps ARGS -q PIDS`` (PIDS from the container's cgroup), or, for
         options that refuse ``-q``, ``ps ARGS`` filtered by PID; the PID column is found by

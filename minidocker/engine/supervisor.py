@@ -253,7 +253,8 @@ class Supervisor:
         if op == "exec_resize":
             ex = self.execs.get(request.get("id", ""))
             if ex is None:
-                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound", "exit_code": 125}
+                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound",
+                        "exit_code": 125}
             if ex.tty and ex.outputs:
                 _set_window_size(next(iter(ex.outputs)), int(request["h"]), int(request["w"]))
             return {}
