@@ -877,3 +877,32 @@ def test_names_and_ps_args_cannot_reach_outside(daemon, tmp_path):
         assert api(daemon, "GET", "/containers/..%2F..%2Fetc/json")[0] == 404
     finally:
         ok(daemon, "rm", "-f", cid)
+
+
+@pytest.mark.parametrize("answer, body", [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n!\r\n0\r\n\r\n", b"hello!"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA", b"abc"),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+    (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", b"until the end"),
+])
+def test_the_clis_http_reader_takes_bodies_as_they_come(answer, body):
+    """minidocker's own client (cli/remote.py) reads what the daemon sends, one byte per read at worst."""
+    import socket
+
+    from minidocker.cli.remote import _Response
+
+    ours, theirs = socket.socketpair()
+
+    def send() -> None:
+        for i in range(len(answer)):
+            theirs.send(answer[i:i + 1])
+        theirs.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        response = _Response(ours, "GET")
+        assert response.read() == body
+    finally:
+        sender.join()
+        ours.close()
