@@ -906,3 +906,28 @@ def test_the_clis_http_reader_takes_bodies_as_they_come(answer, body):
     finally:
         sender.join()
         ours.close()
+
+
+def test_a_record_without_a_claim_still_holds_its_name(daemon):
+    """Direct mode claims only --name; its random names (and older records) have no claim file:
+    the daemon knows them all the same (it keeps the records' names, engine/containers.py)."""
+    import shutil
+
+    from minidocker.engine.container import Container
+    from minidocker.paths import state_roots
+
+    roots = state_roots({"MINIDOCKER_ROOT": str(daemon.root)})
+    ok(daemon, "create", "busybox", "true")  # the daemon has read the records once already
+    unclaimed = Container.new("unclaimed-name", "busybox", ["true"])
+    unclaimed.save(roots)  # as direct mode writes a record with a random name: no claim
+    try:
+        assert not (roots.containers / ".names" / "unclaimed-name").exists()
+        taken = docker(daemon, "create", "--name", "unclaimed-name", "busybox", "true")
+        assert taken.returncode != 0 and f'in use by container "{unclaimed.id}"' in taken.errors, taken.errors
+        other = ok(daemon, "create", "busybox", "true").strip()
+        refused = api(daemon, "POST", f"/containers/{other}/rename?name=unclaimed-name")
+        assert refused[0] == 409, refused
+    finally:
+        shutil.rmtree(unclaimed.directory(roots))
+        for cid in ok(daemon, "ps", "-aq").split():
+            ok(daemon, "rm", "-f", cid)
