@@ -931,3 +931,23 @@ def test_a_record_without_a_claim_still_holds_its_name(daemon):
         shutil.rmtree(unclaimed.directory(roots))
         for cid in ok(daemon, "ps", "-aq").split():
             ok(daemon, "rm", "-f", cid)
+
+
+def test_a_detached_start_that_fails_is_reported_and_recorded(daemon):
+    """run -d and start create and start in one request to the supervisor: a failed start still
+    answers as dockerd's (the CLI's exit 127) and leaves an exited record with the error."""
+    failed = docker(daemon, "run", "-d", "--name", "no-such-binary", "busybox", "no-such-command")
+    try:
+        assert failed.returncode == 127 and "executable file not found" in failed.errors, failed.errors
+        wait_for(lambda: ok(daemon, "inspect", "-f", "{{.State.Status}}", "no-such-binary").strip() == "exited",
+                 what="the failed container to be recorded as exited")
+        state = json.loads(ok(daemon, "inspect", "-f", "{{json .State}}", "no-such-binary"))
+        assert state["ExitCode"] == 127 and "executable file not found" in state["Error"], state
+        again = docker(daemon, "start", "no-such-binary")
+        assert again.returncode == 1 and "executable file not found" in again.errors, again.errors
+        quick = ok(daemon, "run", "-d", "busybox", "sh", "-c", "exit 6").strip()
+        assert ok(daemon, "wait", quick).strip() == "6"
+        assert ok(daemon, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", quick).split() == ["exited", "6"]
+        ok(daemon, "rm", quick)
+    finally:
+        docker(daemon, "rm", "-f", "no-such-binary")
