@@ -146,7 +146,8 @@ def test_exec_with_a_tty_through_docker_py_resizes_and_has_no_frames(daemon, cli
         raw.close()
         assert data == b"21 77\r\n", data  # raw bytes: no 8-byte headers with a tty
         inspected = client.api.exec_inspect(eid)
-        assert (inspected["Running"], inspected["ExitCode"], inspected["ProcessConfig"]["tty"]) == (False, 0, True)
+        tty = inspected["ProcessConfig"]["tty"]
+        assert (inspected["Running"], inspected["ExitCode"], tty) == (False, 0, True)
     finally:
         container.remove(force=True)
 
@@ -157,7 +158,8 @@ def test_exec_d_u_w_e_and_exec_inspect(daemon, client):
         out = docker(daemon, "exec", "-u", "nobody", "-w", "/tmp", "-e", "GREETING=hi", "exec-host",
                      "sh", "-c", "id -u; id -g; pwd; echo $GREETING")
         assert (out.returncode, out.text) == (0, "65534\n65534\n/tmp\nhi\n"), out.errors
-        assert ok(daemon, "exec", "-u", "1234:5", "exec-host", "id").startswith("uid=1234 gid=5"), "numeric uid:gid"
+        numeric = ok(daemon, "exec", "-u", "1234:5", "exec-host", "id")
+        assert numeric.startswith("uid=1234 gid=5"), numeric
         assert ok(daemon, "exec", "-d", "exec-host", "sh", "-c", "sleep 0.3; touch /tmp/done-by-d") == ""
         wait_for(lambda: docker(daemon, "exec", "exec-host", "test", "-e", "/tmp/done-by-d").returncode == 0,
                  what="the detached exec to run")
@@ -218,7 +220,8 @@ def test_pause_freezes_every_process_and_unpause_thaws_them(daemon, client):
 
 
 def test_stop_kill_and_rm_f_of_a_paused_container_end_it_as_dockerd_does(daemon):
-    sleeper(daemon, "paused-stop", "sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done")
+    sleeper(daemon, "paused-stop", "sh", "-c",
+            "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done")
     sleeper(daemon, "paused-kill")
     sleeper(daemon, "paused-rm")
     try:
@@ -367,7 +370,8 @@ def test_stats_no_stream_has_dockers_figures_from_the_cgroup(daemon, client):
         cpu, pre = doc["cpu_stats"], doc["precpu_stats"]
         assert cpu["online_cpus"] >= 1 and cpu["system_cpu_usage"] > pre["system_cpu_usage"] > 0
         assert cpu["cpu_usage"]["total_usage"] > pre["cpu_usage"]["total_usage"], "a busy loop used no CPU"
-        assert doc["memory_stats"]["usage"] > 0 and doc["memory_stats"]["limit"] > doc["memory_stats"]["usage"]
+        memory = doc["memory_stats"]
+        assert memory["usage"] > 0 and memory["limit"] > memory["usage"]
         assert isinstance(doc["memory_stats"]["stats"], dict) and doc["memory_stats"]["stats"]
         assert doc["read"] > doc["preread"] != "0001-01-01T00:00:00Z"
         row = ok(daemon, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}} {{.CPUPerc}}", "busy-stats")
@@ -422,16 +426,18 @@ def test_api_stats_reads_a_cgroup_v2_group(tmp_path):
         "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"})
     doc = api_stats(CgroupV2("/minidocker/c1", root=str(tmp_path)), "web", "c1" * 32)
     usage = doc["cpu_stats"]["cpu_usage"]
-    assert (usage["total_usage"], usage["usage_in_usermode"], usage["usage_in_kernelmode"]) == (5000000, 3000000,
-                                                                                               2000000)
+    assert (usage["total_usage"], usage["usage_in_usermode"], usage["usage_in_kernelmode"]) == (
+        5000000, 3000000, 2000000)
     assert "percpu_usage" not in usage  # v2 has no per-CPU figures (dockerd leaves it out too)
-    assert doc["cpu_stats"]["throttling_data"] == {"periods": 4, "throttled_periods": 1, "throttled_time": 700000}
+    assert doc["cpu_stats"]["throttling_data"] == {"periods": 4, "throttled_periods": 1,
+                                                   "throttled_time": 700000}
     memory = doc["memory_stats"]
     assert (memory["usage"], memory["stats"], memory["failcnt"]) == (1048576, {"anon": 4096, "file": 8192}, 2)
     assert memory["limit"] == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # "max": the host's
     assert doc["pids_stats"] == {"current": 3, "limit": 50}
     assert doc["blkio_stats"]["io_service_bytes_recursive"] == [
-        {"major": 8, "minor": 0, "op": "read", "value": 4096}, {"major": 8, "minor": 0, "op": "write", "value": 8192}]
+        {"major": 8, "minor": 0, "op": "read", "value": 4096},
+        {"major": 8, "minor": 0, "op": "write", "value": 8192}]
     assert doc["blkio_stats"]["io_serviced_recursive"][1]["value"] == 2
     assert doc["precpu_stats"]["cpu_usage"]["total_usage"] == 0 and doc["name"] == "/web"
 
@@ -446,7 +452,8 @@ def test_api_stats_reads_a_cgroup_v1_group(tmp_path):
                     "cpuacct.stat": f"user {ticks}\nsystem {2 * ticks}\n"},
         "cpu": {"cpu.stat": "nr_periods 3\nnr_throttled 2\nthrottled_time 123\n"},
         "memory": {"memory.usage_in_bytes": "2048\n", "memory.max_usage_in_bytes": "4096\n",
-                   "memory.failcnt": "1\n", "memory.limit_in_bytes": "65536\n", "memory.stat": "cache 1\nrss 2\n"},
+                   "memory.failcnt": "1\n", "memory.limit_in_bytes": "65536\n",
+                   "memory.stat": "cache 1\nrss 2\n"},
         "pids": {"pids.current": "1\n", "pids.max": "max\n"},
         "blkio": {"blkio.throttle.io_service_bytes_recursive": "8:0 Read 10\n8:0 Write 20\nTotal 30\n"},
     }.items():
@@ -456,12 +463,14 @@ def test_api_stats_reads_a_cgroup_v1_group(tmp_path):
     usage = doc["cpu_stats"]["cpu_usage"]
     assert usage == {"total_usage": 9000, "percpu_usage": [4000, 5000], "usage_in_kernelmode": 2000000000,
                      "usage_in_usermode": 1000000000}
-    assert doc["cpu_stats"]["throttling_data"] == {"periods": 3, "throttled_periods": 2, "throttled_time": 123}
-    assert doc["memory_stats"] == {"usage": 2048, "max_usage": 4096, "stats": {"cache": 1, "rss": 2}, "failcnt": 1,
-                                   "limit": 65536}
+    assert doc["cpu_stats"]["throttling_data"] == {"periods": 3, "throttled_periods": 2,
+                                                   "throttled_time": 123}
+    assert doc["memory_stats"] == {"usage": 2048, "max_usage": 4096, "stats": {"cache": 1, "rss": 2},
+                                   "failcnt": 1, "limit": 65536}
     assert doc["pids_stats"] == {"current": 1}
     assert [e["op"] for e in doc["blkio_stats"]["io_service_bytes_recursive"]] == ["Read", "Write"]
-    assert doc["precpu_stats"] == {"cpu_usage": {"total_usage": 1}} and doc["preread"].startswith("2026-01-01")
+    assert doc["precpu_stats"] == {"cpu_usage": {"total_usage": 1}}
+    assert doc["preread"].startswith("2026-01-01")
 
 
 # -- prune, wait, resize -------------------------------------------------------------------------------
@@ -541,13 +550,14 @@ def test_bad_input_gets_dockers_status_and_message(daemon):
             ("POST", "/containers/never-started/unpause", 500, f"Container {cid} is not paused"),
             ("GET", "/containers/never-started/top", 409, f"Container {cid} is not running"),
             ("POST", "/containers/never-started/rename?name=name-owner", 409,
-             'Error when allocating new name: Conflict. The container name "/name-owner" is already in use by '
-             f'container "{other}". You have to remove (or rename) that container to be able to reuse that name.'),
+             'Error when allocating new name: Conflict. The container name "/name-owner" is already in use '
+             f'by container "{other}". You have to remove (or rename) that container to be able to reuse '
+             'that name.'),
             ("POST", "/containers/never-started/rename?name=never-started", 400,
              "Renaming a container with the same name as its current name"),
             ("POST", "/containers/never-started/rename?name=bad%20name", 400,
-             "Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-             "are allowed"),
+             "Error when allocating new name: Invalid container name (/bad name), only "
+             "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
             ("POST", "/containers/never-started/rename", 400, "Neither old nor new names may be empty"),
             ("POST", "/containers/nope/pause", 404, "No such container: nope"),
             ("POST", "/containers/nope/rename?name=x1", 404, "No such container: nope"),
@@ -558,9 +568,11 @@ def test_bad_input_gets_dockers_status_and_message(daemon):
             ("POST", f"/containers/{cid}/exec", 409, f"Container {cid} is not running"),
         ]
         for method, path, status, message in cases:
-            body = {"Cmd": ["true"]} if path.endswith("/exec") else ({"Detach": True} if "start" in path else None)
+            body = {"Cmd": ["true"]} if path.endswith("/exec") else None
+            body = {"Detach": True} if "start" in path else body
             assert api(daemon, method, path, body) == (status, {"message": message}), (method, path)
-        assert ok(daemon, "inspect", "-f", "{{.Name}}", cid).strip() == "/never-started", "a refusal renamed it"
+        renamed = ok(daemon, "inspect", "-f", "{{.Name}}", cid).strip()
+        assert renamed == "/never-started", "a refusal renamed it"
     finally:
         ok(daemon, "rm", cid, other)
 
@@ -589,8 +601,8 @@ def _both(daemon, dockerd, method: str, path: str, body: object = None, ids: dic
     headers = {"Content-Type": "application/json"} if data else None
     answers = []
     for target, socket_path in ((daemon, daemon.socket), (dockerd, str(dockerd.socket))):
-        status, _, raw = http_request(socket_path, method, "/v1.41" + path.format(**(ids or {}).get(target, {})),
-                                      data, headers)
+        target_path = "/v1.41" + path.format(**(ids or {}).get(target, {}))
+        status, _, raw = http_request(socket_path, method, target_path, data, headers)
         text = raw.decode(errors="replace")
         try:
             text = json.loads(raw)["message"]
@@ -657,18 +669,22 @@ def test_top_stats_and_exec_inspect_have_dockerds_shape(daemon, dockerd, busybox
     theirs = docker_py.DockerClient(base_url=f"unix://{dockerd.socket}")
     made = []
     try:
-        pair = [c.containers.run("busybox", ["sleep", "100"], detach=True, network_mode="none") for c in (ours, theirs)]
+        pair = [c.containers.run("busybox", ["sleep", "100"], detach=True, network_mode="none")
+                for c in (ours, theirs)]
         made = list(zip((ours, theirs), pair))
         tops = [c.api.top(ctr.id) for c, ctr in made]
         assert tops[0]["Titles"] == tops[1]["Titles"]
-        assert [row[-1] for row in tops[0]["Processes"]] == [row[-1] for row in tops[1]["Processes"]] == ["sleep 100"]
+        commands = [[row[-1] for row in top["Processes"]] for top in tops]
+        assert commands[0] == commands[1] == ["sleep 100"], commands
         tops = [c.api.top(ctr.id, ps_args="-o pid,user,args") for c, ctr in made]
-        assert tops[0]["Titles"] == tops[1]["Titles"] and tops[0]["Processes"][0][1:] == tops[1]["Processes"][0][1:]
+        assert tops[0]["Titles"] == tops[1]["Titles"]
+        assert tops[0]["Processes"][0][1:] == tops[1]["Processes"][0][1:]
         docs = [ctr.stats(stream=False) for _, ctr in made]
         assert set(docs[0]) >= set(docs[1]) - {"networks"}, set(docs[1]) - set(docs[0])
         for key in ("cpu_stats", "precpu_stats", "memory_stats", "blkio_stats"):
-            assert set(docs[0][key]) >= set(docs[1][key]) - {"percpu_usage"}, (key, docs[0][key], docs[1][key])
-        assert set(docs[0]["cpu_stats"]["cpu_usage"]) >= set(docs[1]["cpu_stats"]["cpu_usage"]) - {"percpu_usage"}
+            assert set(docs[0][key]) >= set(docs[1][key]) - {"percpu_usage"}, (key, docs)
+        usages = [set(doc["cpu_stats"]["cpu_usage"]) for doc in docs]
+        assert usages[0] >= usages[1] - {"percpu_usage"}, usages
         assert docs[0]["pids_stats"] == docs[1]["pids_stats"] == {"current": 1, **(
             {"limit": docs[1]["pids_stats"]["limit"]} if "limit" in docs[1]["pids_stats"] else {})}
         execs = [c.api.exec_create(ctr.id, ["sh", "-c", "exit 2"])["Id"] for c, ctr in made]
@@ -779,7 +795,7 @@ print("STATS " + json.dumps(second))
 @pytest.mark.vm
 @pytest.mark.slow
 def test_stats_read_a_real_cgroup_v2_group_in_a_qemu_guest(tmp_path):
-    """The v2 reading (api_stats) against a pure cgroup v2 kernel: these hosts' v2 mount has no controllers."""
+    """The v2 reading (api_stats) on a pure cgroup v2 kernel: these hosts' v2 mount has no controllers."""
     import shlex
     import sys
 
@@ -797,7 +813,8 @@ def test_stats_read_a_real_cgroup_v2_group_in_a_qemu_guest(tmp_path):
     script.write_text(f"exec {shlex.quote(sys.executable)} -I -S {shlex.quote(str(program))}\n")
     result = guest.run(script, timeout=300)
     found = re.search(r"^STATS (.*)$", result.output, re.MULTILINE)
-    assert result.exit_code == 0 and found, f"guest output ({result.seconds:.0f} s):\n{result.output or result.console}"
+    report = f"guest output ({result.seconds:.0f} s):\n{result.output or result.console}"
+    assert result.exit_code == 0 and found, report
     doc = json.loads(found.group(1))
     memory, cpu, pre = doc["memory_stats"], doc["cpu_stats"], doc["precpu_stats"]
     assert memory["limit"] == 64 << 20 and memory["usage"] >= 8 << 20 and "anon" in memory["stats"], memory
@@ -828,7 +845,7 @@ def test_stop_and_kill_of_a_paused_container_end_as_in_dockerd(daemon, dockerd, 
                     wait_for(lambda: "ready" in run("logs", name), what="the trap to be set")
                 run("pause", name)
                 run(*verb, name)
-                if label.startswith("usr1"):  # not an ending signal: it waits, pending, and the container stays paused
+                if label.startswith("usr1"):  # not an ending signal: pending, it stays paused
                     time.sleep(0.3)
                 else:
                     run("wait", name)
@@ -860,3 +877,77 @@ def test_names_and_ps_args_cannot_reach_outside(daemon, tmp_path):
         assert api(daemon, "GET", "/containers/..%2F..%2Fetc/json")[0] == 404
     finally:
         ok(daemon, "rm", "-f", cid)
+
+
+@pytest.mark.parametrize("answer, body", [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n!\r\n0\r\n\r\n", b"hello!"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA", b"abc"),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+    (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", b"until the end"),
+])
+def test_the_clis_http_reader_takes_bodies_as_they_come(answer, body):
+    """minidocker's own client (cli/remote.py) reads what the daemon sends, one byte per read at worst."""
+    import socket
+
+    from minidocker.cli.remote import _Response
+
+    ours, theirs = socket.socketpair()
+
+    def send() -> None:
+        for i in range(len(answer)):
+            theirs.send(answer[i:i + 1])
+        theirs.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        response = _Response(ours, "GET")
+        assert response.read() == body
+    finally:
+        sender.join()
+        ours.close()
+
+
+def test_a_record_without_a_claim_still_holds_its_name(daemon):
+    """Direct mode claims only --name; its random names (and older records) have no claim file:
+    the daemon knows them all the same (it keeps the records' names, engine/containers.py)."""
+    import shutil
+
+    from minidocker.engine.container import Container
+    from minidocker.paths import state_roots
+
+    roots = state_roots({"MINIDOCKER_ROOT": str(daemon.root)})
+    ok(daemon, "create", "busybox", "true")  # the daemon has read the records once already
+    unclaimed = Container.new("unclaimed-name", "busybox", ["true"])
+    unclaimed.save(roots)  # as direct mode writes a record with a random name: no claim
+    try:
+        assert not (roots.containers / ".names" / "unclaimed-name").exists()
+        taken = docker(daemon, "create", "--name", "unclaimed-name", "busybox", "true")
+        assert taken.returncode != 0 and f'in use by container "{unclaimed.id}"' in taken.errors, taken.errors
+        other = ok(daemon, "create", "busybox", "true").strip()
+        refused = api(daemon, "POST", f"/containers/{other}/rename?name=unclaimed-name")
+        assert refused[0] == 409, refused
+    finally:
+        shutil.rmtree(unclaimed.directory(roots))
+        for cid in ok(daemon, "ps", "-aq").split():
+            ok(daemon, "rm", "-f", cid)
+
+
+def test_a_detached_start_that_fails_is_reported_and_recorded(daemon):
+    """run -d and start create and start in one request to the supervisor: a failed start still
+    answers as dockerd's (the CLI's exit 127) and leaves an exited record with the error."""
+    failed = docker(daemon, "run", "-d", "--name", "no-such-binary", "busybox", "no-such-command")
+    try:
+        assert failed.returncode == 127 and "executable file not found" in failed.errors, failed.errors
+        wait_for(lambda: ok(daemon, "inspect", "-f", "{{.State.Status}}", "no-such-binary").strip() == "exited",
+                 what="the failed container to be recorded as exited")
+        state = json.loads(ok(daemon, "inspect", "-f", "{{json .State}}", "no-such-binary"))
+        assert state["ExitCode"] == 127 and "executable file not found" in state["Error"], state
+        again = docker(daemon, "start", "no-such-binary")
+        assert again.returncode == 1 and "executable file not found" in again.errors, again.errors
+        quick = ok(daemon, "run", "-d", "busybox", "sh", "-c", "exit 6").strip()
+        assert ok(daemon, "wait", quick).strip() == "6"
+        assert ok(daemon, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", quick).split() == ["exited", "6"]
+        ok(daemon, "rm", quick)
+    finally:
+        docker(daemon, "rm", "-f", "no-such-binary")

@@ -84,7 +84,8 @@ def api_state(c) -> str:
 def _status_text(c) -> str:
     now = time.time_ns()
     if c.status == "running":
-        return f"Up {_ago((now - (c.started_at or now)) / 1e9)}" + (" (Paused)" if api_state(c) == "paused" else "")
+        paused = " (Paused)" if api_state(c) == "paused" else ""
+        return f"Up {_ago((now - (c.started_at or now)) / 1e9)}{paused}"
     if c.status == "exited":
         return f"Exited ({c.exit_code or 0}) {_ago((now - (c.finished_at or now)) / 1e9)} ago"
     if c.status == "restarting":
@@ -162,7 +163,8 @@ def container_inspect_json(c, log_path: str | None, networks: dict | None = None
     args = list(c.command)
     return {
         "Id": c.id, "Created": _rfc3339(int(c.created * 1e9)), "Path": args[0] if args else "", "Args": args[1:],
-        "State": {"Status": api_state(c), "Running": running, "Paused": api_state(c) == "paused", "Restarting": c.status == "restarting",
+        "State": {"Status": api_state(c), "Running": running, "Paused": api_state(c) == "paused",
+                  "Restarting": c.status == "restarting",
                   "OOMKilled": bool(c.oom_killed), "Dead": False, "Pid": c.pid or 0 if running else 0,
                   "ExitCode": c.exit_code or 0, "Error": c.error or "", "StartedAt": _rfc3339(c.started_at),
                   "FinishedAt": _rfc3339(c.finished_at)},
@@ -503,7 +505,8 @@ def _prune_until(values: list[str]) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise InvalidArgument(f"failed to parse value {text!r} of until: not a duration or a timestamp") from None
+        raise InvalidArgument(f"failed to parse value {text!r} of until: "
+                              "not a duration or a timestamp") from None
 
 
 def container_pause(request: Request) -> Reply:

@@ -48,8 +48,10 @@ def exec_resize(request: Request) -> Reply:
 def exec_inspect(request: Request) -> Reply:
     ex = request.daemon.containers.exec_get(request.params["id"])
     return Reply.json({
-        "ID": ex.id, "Running": ex.running, "ExitCode": ex.exit_code,  # null until it has exited, as dockerd's
-        "ProcessConfig": {"tty": ex.tty, "entrypoint": ex.cmd[0], "arguments": ex.cmd[1:], "privileged": False,
+        "ID": ex.id, "Running": ex.running,
+        "ExitCode": ex.exit_code,  # null until it has exited, as dockerd's
+        "ProcessConfig": {"tty": ex.tty, "entrypoint": ex.cmd[0], "arguments": ex.cmd[1:],
+                          "privileged": False,
                           **({"user": f"{ex.user['uid']}:{ex.user['gid']}"} if ex.user else {})},
         "OpenStdin": ex.stdin, "OpenStderr": True, "OpenStdout": True, "CanRemove": False,
         "ContainerID": ex.container_id, "DetachKeys": "", "Pid": ex.pid or 0})

@@ -72,8 +72,8 @@ def needs_daemon(command: str) -> Client:
 
 def _quote(text: object) -> str:
     """Percent-encoding of a query value (RFC 3986 unreserved kept), without urllib's import cost."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-._~") else "".join(f"%{b:02X}" for b in c.encode())
-                   for c in str(text))
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-._~")
+                   else "".join(f"%{b:02X}" for b in c.encode()) for c in str(text))
 
 
 def _target(path: str, query: dict | None) -> str:
@@ -96,7 +96,8 @@ class _Response:
             raise ConnectionError("the daemon closed the connection before answering")
         lines = head.decode("latin-1").split("\r\n")
         self.status = int(lines[0].split()[1])
-        self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        self.headers = {k.strip().lower(): v.strip()
+                        for k, _, v in (line.partition(":") for line in lines[1:])}
         self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         length = self.headers.get("content-length")
         self.left = int(length) if length is not None and not self.chunked else None
@@ -330,7 +331,7 @@ def _mount_json(r) -> dict:
 
 
 def _parse_env(items: list[str]) -> list[str]:
-    """``-e`` as the engine reads it (engine/run.py: parse_env); its import (~20 ms) only when there is one."""
+    """``-e`` as the engine reads it (engine/run.py: parse_env), imported (~20 ms) only when given."""
     if not items:
         return []
     from minidocker.engine.run import parse_env

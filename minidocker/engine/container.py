@@ -164,7 +164,7 @@ class Container(Record):
                 and procfs.is_alive(self.pid, self.start_time))
 
 
-def claim_name(roots: StateRoots, name: str, container_id: str) -> None:
+def claim_name(roots: StateRoots, name: str, container_id: str, record_named=None) -> None:
     """Take ``name`` for ``container_id``, atomically; Conflict if another container has it.
 
     Checking the records and then writing one (check-then-act) lets two concurrent runs
@@ -172,6 +172,9 @@ def claim_name(roots: StateRoots, name: str, container_id: str) -> None:
     ``containers/.names/.lock``), and the claim is a file: ``<id> <pid> <start time>``.
     It holds while the container's directory exists, or while the claiming process is
     alive (it has not written the record yet). A claim that holds neither is stale.
+    A name without a claim file may still be a record's (random names, older records):
+    ``record_named(name)`` gives that record's ID when the caller knows the names
+    already (minidockerd keeps them), instead of reading every record.
     """
     if not _NAME.match(name) or len(name) > 255:
         raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
@@ -181,7 +184,9 @@ def claim_name(roots: StateRoots, name: str, container_id: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         holder = _claim_holder(roots, names / name)
-        if holder is None:  # records written before claims existed
+        if holder is None and record_named is not None:
+            holder = record_named(name)
+        elif holder is None:  # records without a claim: random names, and those written before claims
             holder = next((c.id for c in list_containers(roots) if c.name == name), None)
         if holder is not None and holder != container_id:
             raise Conflict(f'the container name "/{name}" is already in use by container "{holder}"',

@@ -113,8 +113,8 @@ def format_json(rows: Sequence[ContainerStats]) -> str:
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _BLKIO_KEYS = ("io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
-               "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive", "io_time_recursive",
-               "sectors_recursive")
+               "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
+               "io_time_recursive", "sectors_recursive")
 
 
 def _zero_cpu() -> dict:
@@ -126,7 +126,8 @@ def zero_stats(name: str, cid: str) -> dict:
     """What dockerd answers for a container that does not run: every figure at its zero value."""
     return {"read": _ZERO_TIME, "preread": _ZERO_TIME, "pids_stats": {},
             "blkio_stats": dict.fromkeys(_BLKIO_KEYS), "num_procs": 0, "storage_stats": {},
-            "cpu_stats": _zero_cpu(), "precpu_stats": _zero_cpu(), "memory_stats": {}, "name": f"/{name}", "id": cid}
+            "cpu_stats": _zero_cpu(), "precpu_stats": _zero_cpu(), "memory_stats": {}, "name": f"/{name}",
+            "id": cid}
 
 
 def api_stats(group: Cgroup, name: str, cid: str, previous: dict | None = None) -> dict:
@@ -196,7 +197,8 @@ def _v1_reading(group: Cgroup) -> dict:
     times = _keyed(os.path.join(acct, "cpuacct.stat"))
     throttling = _keyed(os.path.join(cpu, "cpu.stat"))
     usage = {"total_usage": _number(os.path.join(acct, "cpuacct.usage")) or 0,
-             "percpu_usage": [int(v) for v in (_read(os.path.join(acct, "cpuacct.usage_percpu")) or "").split()],
+             "percpu_usage": [int(v) for v in (_read(os.path.join(acct, "cpuacct.usage_percpu")) or "")
+                              .split()],
              "usage_in_kernelmode": int(times.get("system", 0) * ticks),
              "usage_in_usermode": int(times.get("user", 0) * ticks)}
     memory = {"usage": _number(os.path.join(mem, "memory.usage_in_bytes")) or 0,
@@ -208,11 +210,13 @@ def _v1_reading(group: Cgroup) -> dict:
     for key, name in (("io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive"),
                       ("io_serviced_recursive", "blkio.throttle.io_serviced_recursive")):
         entries = []
-        for line in (_read(os.path.join(group.dir("blkio"), name)) or "").splitlines():  # type: ignore[attr-defined]
+        blkio_dir = group.dir("blkio")  # type: ignore[attr-defined]
+        for line in (_read(os.path.join(blkio_dir, name)) or "").splitlines():
             parts = line.split()
             if len(parts) == 3 and ":" in parts[0]:
                 major, minor = parts[0].split(":")
-                entries.append({"major": int(major), "minor": int(minor), "op": parts[1], "value": int(parts[2])})
+                entries.append({"major": int(major), "minor": int(minor), "op": parts[1],
+                                "value": int(parts[2])})
         blkio[key] = entries
     return {"cpu_stats": {"cpu_usage": usage, "throttling_data": _throttling(throttling, 1)},
             "memory_stats": memory, "pids_stats": _pids(group.dir("pids")),  # type: ignore[attr-defined]
@@ -222,7 +226,8 @@ def _v1_reading(group: Cgroup) -> dict:
 def _v2_reading(group: Cgroup) -> dict:
     directory = group.dir  # type: ignore[attr-defined]
     cpu = _keyed(os.path.join(directory, "cpu.stat"))
-    usage = {"total_usage": cpu.get("usage_usec", 0) * 1000, "usage_in_kernelmode": cpu.get("system_usec", 0) * 1000,
+    usage = {"total_usage": cpu.get("usage_usec", 0) * 1000,
+             "usage_in_kernelmode": cpu.get("system_usec", 0) * 1000,
              "usage_in_usermode": cpu.get("user_usec", 0) * 1000}
     memory = {"usage": _number(os.path.join(directory, "memory.current")) or 0,
               "stats": _keyed(os.path.join(directory, "memory.stat")),
@@ -254,6 +259,6 @@ def _throttling(cpu_stat: dict[str, int], to_ns: int) -> dict:
 
 
 def _system_cpu_ns() -> int:
-    """The host's CPU time since boot in ns: /proc/stat's ``cpu`` line (user .. softirq), as dockerd sums it."""
+    """The host's CPU time since boot in ns: /proc/stat's ``cpu`` line (user .. softirq), as dockerd."""
     first = (_read("/proc/stat") or "cpu 0").split("\n", 1)[0].split()
     return int(sum(int(v) for v in first[1:8]) * 1e9 / os.sysconf("SC_CLK_TCK"))

@@ -27,6 +27,8 @@ ended meanwhile into their records. Requests, one JSON line each, answered by on
     {"op":"create","id":..,"config":path,"tty":b,"stdin":b,"log":path|null,"max_size":n,"max_files":n,
      "exit_file":path}                                     -> {"pid": N}
     {"op":"start","id":..}                                 -> {"started_at": ns} | {"error","exit_code"}
+    {"op":"create",...,"start":true}                       -> {"pid","started_at"}
+                                                              | {"pid","start_error","exit_code"}
     {"op":"kill","id":..,"signal":N}                       -> {}
     {"op":"attach","id":..,"stdin":b,"stdout":b,"stderr":b} + the client's socket (SCM_RIGHTS) -> {}
     {"op":"resize","id":..,"h":N,"w":N}                    -> {}
@@ -246,7 +248,14 @@ class Supervisor:
     def _handle(self, request: dict, conn: socket.socket, fds: list[int]) -> dict | None:
         op = request.get("op")
         if op == "create":
-            return self._create(request)
+            reply = self._create(request)
+            if request.get("start"):  # create and start in one request: nobody to attach in between
+                started = self._start(self.containers[request["id"]])
+                if "error" in started:
+                    reply.update({"start_error": started["error"], "exit_code": started["exit_code"]})
+                else:
+                    reply.update(started)
+            return reply
         if op == "list":
             return {"containers": {c.id: {"pid": c.proc.pid, "started_at": c.started_at}
                                    for c in self.containers.values() if not c.exited}}
@@ -264,7 +273,8 @@ class Supervisor:
         if op == "exec_resize":
             ex = self.execs.get(request.get("id", ""))
             if ex is None:
-                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound", "exit_code": 125}
+                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound",
+                        "exit_code": 125}
             if ex.tty and ex.outputs:
                 _set_window_size(next(iter(ex.outputs)), int(request["h"]), int(request["w"]))
             return {}
