@@ -184,6 +184,7 @@ def container_list(request: Request) -> Reply:
         raise InvalidArgument(f"invalid limit {limit_text!r}: not a number") from None
     service = _service(request)
     found = service.list(all=request.flag("all") or limit > 0)
+    records = None   # the networks' records, read once, if a row needs them
     rows = []
     for c in found:
         if "status" in filters and c.status not in filters["status"]:
@@ -197,7 +198,9 @@ def container_list(request: Request) -> Reply:
             if not all(k in labels and (not v or labels[k] == v[0]) for k, _, *v in
                        (f.partition("=")[::2] for f in filters["label"])):
                 continue
-        rows.append(container_summary_json(c, _networks(service, c), service.mounts(c)))
+        if records is None and c.status == "running":
+            records = service.network_records()
+        rows.append(container_summary_json(c, _networks(service, c, records), service.mounts(c)))
     if limit > 0:
         rows = rows[:limit]
     return Reply.json(rows)
@@ -215,11 +218,11 @@ def container_inspect(request: Request) -> Reply:
     return Reply.json(container_inspect_json(c, service.log_path(c), _networks(service, c), service.mounts(c)))
 
 
-def _networks(service, c) -> dict:
-    """The container's NetworkSettings from the engine's live endpoints."""
+def _networks(service, c, records: list | None = None) -> dict:
+    """The container's NetworkSettings from the engine's live endpoints (``records``: the networks', read once)."""
     config = c.config or {}
     exposed = set(config.get("ExposedPorts") or {}) | set(((c.host_config or {}).get("PortBindings") or {}))
-    return network_settings_json(c, service.endpoints(c), service.network_names(c), sorted(exposed))
+    return network_settings_json(c, service.endpoints(c, records), service.network_names(c), sorted(exposed))
 
 
 def container_start(request: Request) -> Reply:

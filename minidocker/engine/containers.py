@@ -425,7 +425,13 @@ class ContainerService:
         else:
             write_json(path, {endpoint["network"]: endpoint}, durable=False)
 
-    def endpoints(self, container: Container) -> dict:
+    def network_records(self) -> list:
+        """Every network's record, read once for a listing (pass them to :meth:`endpoints`)."""
+        from minidocker.engine.networks import NetworkStore
+
+        return NetworkStore(self.roots).list()
+
+    def endpoints(self, container: Container, networks: list | None = None) -> dict:
         """The container's live endpoints by network name ({} unless it runs on a bridge): the network
         store's (``docker network connect`` adds some), with the MAC addresses the supervisor read."""
         from minidocker.atomic import read_json
@@ -438,7 +444,7 @@ class ContainerService:
             return {}
         from minidocker.engine.networks import container_endpoints
 
-        live = container_endpoints(self.roots, container.id)
+        live = container_endpoints(self.roots, container.id, networks)
         return {name: {**ep, "mac": (saved.get(name) or {}).get("mac", ep.get("mac", ""))}
                 for name, ep in live.items()}
 
