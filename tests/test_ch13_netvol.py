@@ -43,6 +43,8 @@ def daemon(sandbox):
     with Minidockerd(sandbox.state_root, "--debug", prefix=tuple(sandbox.argv()), env=sandbox.env) as d:
         d.env["DOCKER_BUILDKIT"] = "0"
         yield d
+    problems = sandbox.wait_clean()   # the daemon gone, its idle supervisor too: no process, no veth, no rule
+    assert not problems, f"left in the sandbox: {problems}"
 
 
 @pytest.fixture
