@@ -389,6 +389,8 @@ def test_volumes_from_and_read_only(daemon, box):
     (["--mount", "type=volume,src=/abs,dst=/x"], "a volume's source is a name"),
     (["-v", "/tmp:/"], "destination can't be '/'"),
     (["--volumes-from", "nosuchcontainer"], "No such container: nosuchcontainer"),
+    (["--tmpfs", "/t:size=lots"], "is not a size"),
+    (["--mount", "type=tmpfs,src=x,dst=/t"], "Source must not be specified"),
 ])
 def test_bad_volume_input_gets_a_400_and_creates_nothing(daemon, box, args, message):
     volumes = ok(daemon, "volume", "ls", "-q")
@@ -400,6 +402,9 @@ def test_bad_volume_input_gets_a_400_and_creates_nothing(daemon, box, args, mess
 
 def test_bad_mounts_in_the_api_get_a_400(daemon, box):
     for host, message in (({"Binds": ["aa:/x", "bb:/x"]}, "duplicate mount point: /x"),
+                          # a relative source is a volume's name, never a host path (the docker CLI makes
+                          # ./dir absolute itself, against its own working directory)
+                          ({"Binds": ["../etc:/x"]}, "includes invalid characters for a local volume name"),
                           ({"Binds": "aa:/x"}, "invalid Binds"),
                           ({"Mounts": [{"Type": "nfs", "Target": "/x"}]}, "Type must be bind, volume or tmpfs"),
                           ({"Tmpfs": {"/t": "size=lots"}}, "is not a size"),
