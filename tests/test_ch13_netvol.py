@@ -271,7 +271,8 @@ def test_the_minidocker_cli_publishes_through_the_daemon(daemon, box):
 
 def test_the_minidocker_cli_sends_what_the_docker_cli_sends(daemon, box, tmp_path):
     flags = ["-p", f"127.0.0.1:{PORT + 12}:80/udp", "-p", "81", "--expose", "82", "-P", "-v", f"{tmp_path}:/h:ro",
-             "-v", "/anon", "-v", "flagvol:/n:nocopy", "--mount", f"type=bind,src={tmp_path},dst=/m,readonly,bind-nonrecursive",
+             "-v", "/anon", "-v", "flagvol:/n:nocopy",
+             "--mount", f"type=bind,src={tmp_path},dst=/m,readonly,bind-nonrecursive",
              "--mount", "type=volume,src=flaglbl,dst=/lv,volume-label=a=b",
              "--mount", "type=volume,dst=/mv,volume-nocopy", "--mount", "type=tmpfs,dst=/mt,tmpfs-size=1048576",
              "--tmpfs", "/t:size=1m"]

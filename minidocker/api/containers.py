@@ -82,7 +82,7 @@ def _status_text(c) -> str:
 
 
 def container_summary_json(c, networks: dict | None = None, mounts: list | None = None) -> dict:
-    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s, ``mounts``: inspect's."""
+    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s; ``mounts``: inspect's."""
     config, host = c.config or {}, c.host_config or {}
     settings = networks or {"Ports": {}, "Networks": {}}
     return {"Id": c.id, "Names": [f"/{c.name}"], "Image": config.get("Image", c.image),
@@ -103,7 +103,8 @@ def _port_list(ports: dict) -> list[dict]:
         if not bindings:
             rows.append({"PrivatePort": int(port), "Type": proto})
         for b in bindings or []:
-            rows.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
+            rows.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
+                         "Type": proto})
     return rows
 
 
@@ -121,7 +122,8 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
         ep = endpoints.get(name) or {}
         user = name not in ("bridge", "host", "none")
         networks[name] = {
-            "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None, "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
+            "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None,
+            "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
             "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": ep.get("network_id", ""),
             "EndpointID": hashlib.sha256(f"{c.id}/{name}".encode()).hexdigest() if ep else "",
             "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefixlen", 0),
@@ -145,7 +147,8 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
             "MacAddress": top.get("MacAddress", ""), "Networks": networks}
 
 
-def container_inspect_json(c, log_path: str | None, networks: dict | None = None, mounts: list | None = None) -> dict:
+def container_inspect_json(c, log_path: str | None, networks: dict | None = None,
+                           mounts: list | None = None) -> dict:
     config, host = dict(c.config or {}), dict(c.host_config or {})
     running = c.status == "running"
     args = list(c.command)
@@ -219,7 +222,7 @@ def container_inspect(request: Request) -> Reply:
 
 
 def _networks(service, c, records: list | None = None) -> dict:
-    """The container's NetworkSettings from the engine's live endpoints (``records``: the networks', read once)."""
+    """The container's NetworkSettings from the engine's live endpoints (``records``: the networks' records)."""
     config = c.config or {}
     exposed = set(config.get("ExposedPorts") or {}) | set(((c.host_config or {}).get("PortBindings") or {}))
     return network_settings_json(c, service.endpoints(c, records), service.network_names(c), sorted(exposed))

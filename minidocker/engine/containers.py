@@ -217,7 +217,7 @@ class ContainerService:
                               self.roots, mount_plan)
             container.command = spec["process"]["args"]
             container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
-            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as dockerd's Config shows them
+            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as in dockerd's Config
                 merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
                 if merged:
                     container.config[key] = merged
@@ -329,7 +329,8 @@ class ContainerService:
             check_network_exists(self.roots, plan)
         except NotFound as err:
             # 400, not 404: the docker CLI reads a 404 from create as a missing image and pulls
-            raise InvalidArgument(str(err).splitlines()[0], hint="create it with 'docker network create NAME'") from None
+            raise InvalidArgument(str(err).splitlines()[0],
+                                  hint="create it with 'docker network create NAME'") from None
         plan.ip = _requested_ip(body, plan.network or "")
         if plan.ip:
             from minidocker.engine.networks import DEFAULT_NETWORK, NetworkStore
