@@ -351,7 +351,7 @@ class ContainerService:
         exposed = []
         if host.get("PublishAllPorts"):
             exposed = sorted({*(image.config.get("ExposedPorts") or {}), *(config.get("ExposedPorts") or {})})
-        return {"lib": str(self.roots.lib), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
+        return {"lib": str(self.roots.lib), "run": str(self.roots.run), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
                 "name": container.name, "hostname": config.get("Hostname") or container.id[:12],
                 "ip": _requested_ip(config, mode)}
 
