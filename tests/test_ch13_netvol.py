@@ -152,6 +152,9 @@ def test_a_user_network_resolves_container_names_and_isolates_from_the_default(d
         assert db["Networks"]["app"]["DNSNames"] == ["db", inspect(daemon, "db")["Id"][:12]]
         out = ok(daemon, "run", "--rm", "--network", "app", "busybox", "ping", "-c", "1", "-W", "2", "db")
         assert db["Networks"]["app"]["IPAddress"] in out
+        network_id = json.loads(ok(daemon, "network", "inspect", "app"))[0]["Id"]
+        by_id = ok(daemon, "run", "--rm", "--network", network_id[:12], "busybox", "ping", "-c", "1", "-W", "2", "db")
+        assert db["Networks"]["app"]["IPAddress"] in by_id   # a network by its ID prefix, as dockerd takes it
         fixed = ok(daemon, "run", "--rm", "--network", "app", "--ip", "10.214.77.50", "busybox", "ip", "-o", "-4",
                    "addr", "show", "eth0")
         assert "inet 10.214.77.50/24" in fixed

@@ -328,9 +328,7 @@ class ContainerService:
         try:
             check_network_exists(self.roots, plan)
         except NotFound as err:
-            # 400, not 404: the docker CLI reads a 404 from create as a missing image and pulls
-            raise InvalidArgument(str(err).splitlines()[0],
-                                  hint="create it with 'docker network create NAME'") from None
+            plan.network = self._network_by_id(plan.network or "", str(err).splitlines()[0])
         plan.ip = _requested_ip(body, plan.network or "")
         if plan.ip:
             from minidocker.engine.networks import DEFAULT_NETWORK, NetworkStore
@@ -341,6 +339,16 @@ class ContainerService:
             network = NetworkStore(self.roots).get(plan.network or "")
             ipam.claim(ipam.parse_subnet(network.subnet), plan.ip, [], network.gateway)   # in its subnet
         return plan
+
+    def _network_by_id(self, ref: str, message: str) -> str:
+        """The name of the network whose ID (or unique ID prefix) is ``ref``, as dockerd takes them; else
+        InvalidArgument(message): 400, not 404, which the docker CLI reads from create as "pull the image"."""
+        from minidocker.engine.networks import NetworkStore
+
+        try:
+            return NetworkStore(self.roots).get(ref).name
+        except NotFound:
+            raise InvalidArgument(message, hint="create it with 'docker network create NAME'") from None
 
     def _network_request(self, container: Container, image) -> dict | None:
         """What the supervisor needs to put a container on its bridge network at this start (None: no bridge)."""
