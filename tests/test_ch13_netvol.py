@@ -100,8 +100,12 @@ def test_run_d_is_on_the_default_bridge_and_inspect_shows_its_address(daemon, bo
     assert "default via 10.213.0.1" in inside[2]
     assert any(line.split()[:2] == [settings["IPAddress"], cid[:12]] for line in inside[3:]), inside
     assert endpoints(box) == ["web"]
+    since = str(time.time() - 60)
     ok(daemon, "stop", "-t", "1", "web")
     assert endpoints(box) == []   # detached at the exit: the address is free again
+    events = ok(daemon, "events", "--since", since, "--until", str(time.time() + 1), "--filter", "type=network",
+                "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}").splitlines()
+    assert [e for e in events if e.endswith(cid)] == [f"connect bridge {cid}", f"disconnect bridge {cid}"], events
     stopped = inspect(daemon, "web")["NetworkSettings"]
     assert (stopped["IPAddress"], stopped["Ports"], list(stopped["Networks"])) == ("", {}, ["bridge"])
     ok(daemon, "rm", "web")

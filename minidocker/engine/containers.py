@@ -462,13 +462,26 @@ class ContainerService:
         mode = self._network_mode(container.host_config or {})
         return [] if mode.startswith("container:") else [mode]   # joined another's: none of its own
 
+    def _network_event(self, cid: str, endpoint: dict | None, action: str) -> None:
+        """dockerd's ``network connect``/``disconnect`` events of a container's start and exit."""
+        if endpoint and self.events is not None:
+            self.events.publish("network", action, endpoint.get("network_id", ""),
+                                {"container": cid, "name": endpoint.get("network", ""), "type": "bridge"})
+
     def _forget_network(self, cid: str) -> None:
         """Detach a container that had a bridge endpoint (idempotent). In this thread: netlink on the
         host's namespace and nft by posix_spawn (no fork, no setns), waiting for the rules to go."""
         path = self.roots.containers / cid / ENDPOINTS_FILE
         if not path.exists():
             return
+        from minidocker.atomic import read_json
         from minidocker.engine.networks import detach
+
+        try:
+            for endpoint in read_json(path).values():
+                self._network_event(cid, endpoint, "disconnect")
+        except (OSError, ValueError, AttributeError):
+            pass
 
         try:
             detach(self.roots, cid, delete_veth=True)
@@ -548,6 +561,7 @@ class ContainerService:
                     raise MinidockerError(f"driver failed programming external connectivity on endpoint "
                                           f"{container.name} ({container.id[:12]}): {err}") from None
                 self._save_endpoint(container, reply.get("endpoint"))
+                self._network_event(container.id, reply.get("endpoint"), "connect")
             except BaseException as err:
                 snapshot.unmount()
                 self._volume_devices(container.id, activate=False)
