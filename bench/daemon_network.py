@@ -16,6 +16,7 @@ Medians of ``--runs``. Run as root: ``sudo .venv/bin/python bench/daemon_network
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,8 @@ def main() -> int:
     finally:
         direct_box.close()
         daemon_box.close()
+        for box in (direct_box, daemon_box):
+            shutil.rmtree(box.state_root, ignore_errors=True)
     width = max(len(label) for label, _ in rows)
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"{'':<{width}}  median ms  (load {load}, {options.runs} runs)")
