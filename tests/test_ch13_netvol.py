@@ -137,6 +137,16 @@ def test_restart_wires_the_container_again(daemon, box):
     assert endpoints(box) == ["again"]
 
 
+def test_a_restart_policy_rewires_each_life_and_stop_leaves_no_rule(daemon, box):
+    ok(daemon, "run", "-d", "--name", "loop", "--restart", "always", "-p", f"{PORT + 13}:80", "busybox", "sh", "-c",
+       "echo up > /www; httpd -p 80 -h /; sleep 2; exit 1")
+    eventually(lambda: inspect(daemon, "loop")["RestartCount"] >= 2, "two restarts", timeout=30)
+    assert box.fetch(f"http://127.0.0.1:{PORT + 13}/www") == "up\n"   # the last life's DNAT rule
+    ok(daemon, "stop", "-t", "1", "loop")
+    eventually(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], "no container rule")
+    assert endpoints(box) == []
+
+
 def test_P_publishes_the_exposed_ports_on_ephemeral_host_ports(daemon, box):
     ok(daemon, "run", "-d", "--name", "pub", "--expose", "80", "-P", "busybox", "sh", "-c",
        "echo all > /www; exec httpd -f -p 80 -h /")
