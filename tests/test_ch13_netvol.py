@@ -43,6 +43,8 @@ def daemon(sandbox):
     with Minidockerd(sandbox.state_root, "--debug", prefix=tuple(sandbox.argv()), env=sandbox.env) as d:
         d.env["DOCKER_BUILDKIT"] = "0"
         yield d
+    problems = sandbox.wait_clean()   # the daemon gone, its idle supervisor too: no process, no veth, no rule
+    assert not problems, f"left in the sandbox: {problems}"
 
 
 @pytest.fixture
@@ -98,8 +100,12 @@ def test_run_d_is_on_the_default_bridge_and_inspect_shows_its_address(daemon, bo
     assert "default via 10.213.0.1" in inside[2]
     assert any(line.split()[:2] == [settings["IPAddress"], cid[:12]] for line in inside[3:]), inside
     assert endpoints(box) == ["web"]
+    since = str(time.time() - 60)
     ok(daemon, "stop", "-t", "1", "web")
     assert endpoints(box) == []   # detached at the exit: the address is free again
+    events = ok(daemon, "events", "--since", since, "--until", str(time.time() + 1), "--filter", "type=network",
+                "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}").splitlines()
+    assert [e for e in events if e.endswith(cid)] == [f"connect bridge {cid}", f"disconnect bridge {cid}"], events
     stopped = inspect(daemon, "web")["NetworkSettings"]
     assert (stopped["IPAddress"], stopped["Ports"], list(stopped["Networks"])) == ("", {}, ["bridge"])
     ok(daemon, "rm", "web")
@@ -131,6 +137,16 @@ def test_restart_wires_the_container_again(daemon, box):
     assert endpoints(box) == ["again"]
 
 
+def test_a_restart_policy_rewires_each_life_and_stop_leaves_no_rule(daemon, box):
+    ok(daemon, "run", "-d", "--name", "loop", "--restart", "always", "-p", f"{PORT + 13}:80", "busybox", "sh", "-c",
+       "echo up > /www; httpd -p 80 -h /; sleep 2; exit 1")
+    eventually(lambda: inspect(daemon, "loop")["RestartCount"] >= 2, "two restarts", timeout=30)
+    assert box.fetch(f"http://127.0.0.1:{PORT + 13}/www") == "up\n"   # the last life's DNAT rule
+    ok(daemon, "stop", "-t", "1", "loop")
+    eventually(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], "no container rule")
+    assert endpoints(box) == []
+
+
 def test_P_publishes_the_exposed_ports_on_ephemeral_host_ports(daemon, box):
     ok(daemon, "run", "-d", "--name", "pub", "--expose", "80", "-P", "busybox", "sh", "-c",
        "echo all > /www; exec httpd -f -p 80 -h /")
@@ -150,6 +166,9 @@ def test_a_user_network_resolves_container_names_and_isolates_from_the_default(d
         assert db["Networks"]["app"]["DNSNames"] == ["db", inspect(daemon, "db")["Id"][:12]]
         out = ok(daemon, "run", "--rm", "--network", "app", "busybox", "ping", "-c", "1", "-W", "2", "db")
         assert db["Networks"]["app"]["IPAddress"] in out
+        network_id = json.loads(ok(daemon, "network", "inspect", "app"))[0]["Id"]
+        by_id = ok(daemon, "run", "--rm", "--network", network_id[:12], "busybox", "ping", "-c", "1", "-W", "2", "db")
+        assert db["Networks"]["app"]["IPAddress"] in by_id   # a network by its ID prefix, as dockerd takes it
         fixed = ok(daemon, "run", "--rm", "--network", "app", "--ip", "10.214.77.50", "busybox", "ip", "-o", "-4",
                    "addr", "show", "eth0")
         assert "inet 10.214.77.50/24" in fixed
@@ -269,7 +288,8 @@ def test_the_minidocker_cli_publishes_through_the_daemon(daemon, box):
 
 def test_the_minidocker_cli_sends_what_the_docker_cli_sends(daemon, box, tmp_path):
     flags = ["-p", f"127.0.0.1:{PORT + 12}:80/udp", "-p", "81", "--expose", "82", "-P", "-v", f"{tmp_path}:/h:ro",
-             "-v", "/anon", "-v", "flagvol:/n:nocopy", "--mount", f"type=bind,src={tmp_path},dst=/m,readonly,bind-nonrecursive",
+             "-v", "/anon", "-v", "flagvol:/n:nocopy",
+             "--mount", f"type=bind,src={tmp_path},dst=/m,readonly,bind-nonrecursive",
              "--mount", "type=volume,src=flaglbl,dst=/lv,volume-label=a=b",
              "--mount", "type=volume,dst=/mv,volume-nocopy", "--mount", "type=tmpfs,dst=/mt,tmpfs-size=1048576",
              "--tmpfs", "/t:size=1m"]
@@ -280,9 +300,10 @@ def test_the_minidocker_cli_sends_what_the_docker_cli_sends(daemon, box, tmp_pat
     assert ours.returncode == 0, ours.stderr
     ok(daemon, "create", "--name", "theirs", *flags, "busybox", "sleep", "100")   # created: no port clash
     mine, docker_s = inspect(daemon, "ours"), inspect(daemon, "theirs")
-    for section, key in (("HostConfig", "PortBindings"), ("HostConfig", "PublishAllPorts"), ("HostConfig", "Binds"),
+    for section, key in (("HostConfig", "PortBindings"), ("HostConfig", "PublishAllPorts"),
                          ("HostConfig", "Tmpfs"), ("Config", "ExposedPorts"), ("Config", "Volumes")):
         assert mine[section].get(key) == docker_s[section].get(key), (section, key)
+    assert sorted(mine["HostConfig"]["Binds"]) == sorted(docker_s["HostConfig"]["Binds"])   # Go sends a map's order
     strip = ("Consistency",)
     assert [{k: v for k, v in m.items() if k not in strip} for m in mine["HostConfig"]["Mounts"]] == \
         [{k: v for k, v in m.items() if k not in strip} for m in docker_s["HostConfig"]["Mounts"]]
@@ -386,6 +407,8 @@ def test_volumes_from_and_read_only(daemon, box):
     (["--mount", "type=volume,src=/abs,dst=/x"], "a volume's source is a name"),
     (["-v", "/tmp:/"], "destination can't be '/'"),
     (["--volumes-from", "nosuchcontainer"], "No such container: nosuchcontainer"),
+    (["--tmpfs", "/t:size=lots"], "is not a size"),
+    (["--mount", "type=tmpfs,src=x,dst=/t"], "Source must not be specified"),
 ])
 def test_bad_volume_input_gets_a_400_and_creates_nothing(daemon, box, args, message):
     volumes = ok(daemon, "volume", "ls", "-q")
@@ -397,6 +420,9 @@ def test_bad_volume_input_gets_a_400_and_creates_nothing(daemon, box, args, mess
 
 def test_bad_mounts_in_the_api_get_a_400(daemon, box):
     for host, message in (({"Binds": ["aa:/x", "bb:/x"]}, "duplicate mount point: /x"),
+                          # a relative source is a volume's name, never a host path (the docker CLI makes
+                          # ./dir absolute itself, against its own working directory)
+                          ({"Binds": ["../etc:/x"]}, "includes invalid characters for a local volume name"),
                           ({"Binds": "aa:/x"}, "invalid Binds"),
                           ({"Mounts": [{"Type": "nfs", "Target": "/x"}]}, "Type must be bind, volume or tmpfs"),
                           ({"Tmpfs": {"/t": "size=lots"}}, "is not a size"),

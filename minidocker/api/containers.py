@@ -94,7 +94,7 @@ def _status_text(c) -> str:
 
 
 def container_summary_json(c, networks: dict | None = None, mounts: list | None = None) -> dict:
-    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s, ``mounts``: inspect's."""
+    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s; ``mounts``: inspect's."""
     config, host = c.config or {}, c.host_config or {}
     settings = networks or {"Ports": {}, "Networks": {}}
     return {"Id": c.id, "Names": [f"/{c.name}"], "Image": config.get("Image", c.image),
@@ -115,7 +115,8 @@ def _port_list(ports: dict) -> list[dict]:
         if not bindings:
             rows.append({"PrivatePort": int(port), "Type": proto})
         for b in bindings or []:
-            rows.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
+            rows.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
+                         "Type": proto})
     return rows
 
 
@@ -133,7 +134,8 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
         ep = endpoints.get(name) or {}
         user = name not in ("bridge", "host", "none")
         networks[name] = {
-            "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None, "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
+            "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None,
+            "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
             "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": ep.get("network_id", ""),
             "EndpointID": hashlib.sha256(f"{c.id}/{name}".encode()).hexdigest() if ep else "",
             "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefixlen", 0),
@@ -157,7 +159,8 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
             "MacAddress": top.get("MacAddress", ""), "Networks": networks}
 
 
-def container_inspect_json(c, log_path: str | None, networks: dict | None = None, mounts: list | None = None) -> dict:
+def container_inspect_json(c, log_path: str | None, networks: dict | None = None,
+                           mounts: list | None = None) -> dict:
     config, host = dict(c.config or {}), dict(c.host_config or {})
     running = c.status == "running"
     args = list(c.command)
@@ -247,6 +250,7 @@ def container_list(request: Request) -> Reply:
         raise InvalidArgument(f"invalid limit {limit_text!r}: not a number") from None
     service = _service(request)
     found = _listed(request, all=request.flag("all") or limit > 0)
+    records = None   # the networks' records, read once, if a row needs them
     rows = []
     for c in found:
         if "status" in filters and api_state(c) not in filters["status"]:
@@ -260,7 +264,9 @@ def container_list(request: Request) -> Reply:
             if not all(k in labels and (not v or labels[k] == v[0]) for k, _, *v in
                        (f.partition("=")[::2] for f in filters["label"])):
                 continue
-        rows.append(container_summary_json(c, _networks(service, c), service.mounts(c)))
+        if records is None and c.status == "running":
+            records = service.network_records()
+        rows.append(container_summary_json(c, _networks(service, c, records), service.mounts(c)))
     if limit > 0:
         rows = rows[:limit]
     return Reply.json(rows)
@@ -278,11 +284,11 @@ def container_inspect(request: Request) -> Reply:
     return Reply.json(container_inspect_json(c, service.log_path(c), _networks(service, c), service.mounts(c)))
 
 
-def _networks(service, c) -> dict:
-    """The container's NetworkSettings from the engine's live endpoints."""
+def _networks(service, c, records: list | None = None) -> dict:
+    """The container's NetworkSettings from the engine's live endpoints (``records``: the networks' records)."""
     config = c.config or {}
     exposed = set(config.get("ExposedPorts") or {}) | set(((c.host_config or {}).get("PortBindings") or {}))
-    return network_settings_json(c, service.endpoints(c), service.network_names(c), sorted(exposed))
+    return network_settings_json(c, service.endpoints(c, records), service.network_names(c), sorted(exposed))
 
 
 def container_start(request: Request) -> Reply:

@@ -321,7 +321,8 @@ def _mount_json(r) -> dict:
         mount["BindOptions"] = {**({"Propagation": r.propagation} if r.propagation else {}),
                                 **({"NonRecursive": True} if not r.recursive else {})}
     if r.type == "volume" and (r.nocopy or r.labels or r.driver_options):
-        mount["VolumeOptions"] = {**({"NoCopy": True} if r.nocopy else {}), **({"Labels": r.labels} if r.labels else {}),
+        mount["VolumeOptions"] = {**({"NoCopy": True} if r.nocopy else {}),
+                                  **({"Labels": r.labels} if r.labels else {}),
                                   "DriverConfig": {"Options": r.driver_options} if r.driver_options else {}}
     if r.type == "tmpfs" and r.tmpfs_options:
         options = dict(o.partition("=")[::2] for o in r.tmpfs_options)

@@ -227,7 +227,7 @@ class ContainerService:
                               self.roots, mount_plan)
             container.command = spec["process"]["args"]
             container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
-            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as dockerd's Config shows them
+            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as in dockerd's Config
                 merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
                 if merged:
                     container.config[key] = merged
@@ -381,8 +381,7 @@ class ContainerService:
         try:
             check_network_exists(self.roots, plan)
         except NotFound as err:
-            # 400, not 404: the docker CLI reads a 404 from create as a missing image and pulls
-            raise InvalidArgument(str(err).splitlines()[0], hint="create it with 'docker network create NAME'") from None
+            plan.network = self._network_by_id(plan.network or "", str(err).splitlines()[0])
         plan.ip = _requested_ip(body, plan.network or "")
         if plan.ip:
             from minidocker.engine.networks import DEFAULT_NETWORK, NetworkStore
@@ -394,6 +393,16 @@ class ContainerService:
             ipam.claim(ipam.parse_subnet(network.subnet), plan.ip, [], network.gateway)   # in its subnet
         return plan
 
+    def _network_by_id(self, ref: str, message: str) -> str:
+        """The name of the network whose ID (or unique ID prefix) is ``ref``, as dockerd takes them; else
+        InvalidArgument(message): 400, not 404, which the docker CLI reads from create as "pull the image"."""
+        from minidocker.engine.networks import NetworkStore
+
+        try:
+            return NetworkStore(self.roots).get(ref).name
+        except NotFound:
+            raise InvalidArgument(message, hint="create it with 'docker network create NAME'") from None
+
     def _network_request(self, container: Container, image) -> dict | None:
         """What the supervisor needs to put a container on its bridge network at this start (None: no bridge)."""
         host, config = container.host_config or {}, container.config or {}
@@ -403,7 +412,7 @@ class ContainerService:
         exposed = []
         if host.get("PublishAllPorts"):
             exposed = sorted({*(image.config.get("ExposedPorts") or {}), *(config.get("ExposedPorts") or {})})
-        return {"lib": str(self.roots.lib), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
+        return {"lib": str(self.roots.lib), "run": str(self.roots.run), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
                 "name": container.name, "hostname": config.get("Hostname") or container.id[:12],
                 "ip": _requested_ip(config, mode)}
 
@@ -478,7 +487,13 @@ class ContainerService:
         else:
             write_json(path, {endpoint["network"]: endpoint}, durable=False)
 
-    def endpoints(self, container: Container) -> dict:
+    def network_records(self) -> list:
+        """Every network's record, read once for a listing (pass them to :meth:`endpoints`)."""
+        from minidocker.engine.networks import NetworkStore
+
+        return NetworkStore(self.roots).list()
+
+    def endpoints(self, container: Container, networks: list | None = None) -> dict:
         """The container's live endpoints by network name ({} unless it runs on a bridge): the network
         store's (``docker network connect`` adds some), with the MAC addresses the supervisor read."""
         from minidocker.atomic import read_json
@@ -491,7 +506,7 @@ class ContainerService:
             return {}
         from minidocker.engine.networks import container_endpoints
 
-        live = container_endpoints(self.roots, container.id)
+        live = container_endpoints(self.roots, container.id, networks)
         return {name: {**ep, "mac": (saved.get(name) or {}).get("mac", ep.get("mac", ""))}
                 for name, ep in live.items()}
 
@@ -500,13 +515,26 @@ class ContainerService:
         mode = self._network_mode(container.host_config or {})
         return [] if mode.startswith("container:") else [mode]   # joined another's: none of its own
 
+    def _network_event(self, cid: str, endpoint: dict | None, action: str) -> None:
+        """dockerd's ``network connect``/``disconnect`` events of a container's start and exit."""
+        if endpoint and self.events is not None:
+            self.events.publish("network", action, endpoint.get("network_id", ""),
+                                {"container": cid, "name": endpoint.get("network", ""), "type": "bridge"})
+
     def _forget_network(self, cid: str) -> None:
         """Detach a container that had a bridge endpoint (idempotent). In this thread: netlink on the
         host's namespace and nft by posix_spawn (no fork, no setns), waiting for the rules to go."""
         path = self.roots.containers / cid / ENDPOINTS_FILE
         if not path.exists():
             return
+        from minidocker.atomic import read_json
         from minidocker.engine.networks import detach
+
+        try:
+            for endpoint in read_json(path).values():
+                self._network_event(cid, endpoint, "disconnect")
+        except (OSError, ValueError, AttributeError):
+            pass
 
         try:
             detach(self.roots, cid, delete_veth=True)
@@ -618,6 +646,7 @@ class ContainerService:
                     raise MinidockerError(f"driver failed programming external connectivity on endpoint "
                                           f"{container.name} ({container.id[:12]}): {err}") from None
                 self._save_endpoint(container, reply.get("endpoint"))
+                self._network_event(container.id, reply.get("endpoint"), "connect")
             except BaseException as err:
                 snapshot.unmount()
                 self._volume_devices(container.id, activate=False)

@@ -537,13 +537,15 @@ def check_network_exists(roots: StateRoots, plan: NetworkPlan) -> None:
 
 # -- what the Engine API shows of networks (api/networks.py) -------------------------------------
 
-def container_endpoints(roots: StateRoots, container_id: str) -> dict[str, dict[str, Any]]:
+def container_endpoints(roots: StateRoots, container_id: str,
+                        networks: list[Network] | None = None) -> dict[str, dict[str, Any]]:
     """A container's endpoints by network name, as :func:`attach` returns them (inspect's NetworkSettings).
 
     Read without the lock: records are replaced by rename (atomic.write_json), never seen half written.
+    ``networks``: the records, read once for many containers (``docker ps``).
     """
     found = {}
-    for network in NetworkStore(roots).list():
+    for network in NetworkStore(roots).list() if networks is None else networks:
         ep = network.endpoints.get(container_id)
         if ep is not None:
             found[network.name] = {**{k: v for k, v in ep.items() if k not in ("owner", "rules", "directory")},

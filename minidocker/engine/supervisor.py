@@ -38,7 +38,7 @@ ended meanwhile into their records. Requests, one JSON line each, answered by on
     {"op":"list"}                                          -> {"containers": {id: {"pid","started_at"}}}
     {"op":"subscribe"}                                     -> then {"event":"exit","id",...} lines
     {"op":"forget","id":..} / {"op":"shutdown"}            -> {}
-    {"op":"create",...,"network":{"lib","network","publish","exposed","name","hostname","ip"}}
+    {"op":"create",...,"network":{"lib","run","network","publish","exposed","name","hostname","ip"}}
                                                            -> {"pid": N, "endpoint": {...}}
 
 A container on a bridge network is wired here too (``create`` with ``network``): the
@@ -721,12 +721,13 @@ def _reaped_pid(proc) -> int:
     return getattr(proc, "_stage1", None) or proc.pid
 
 
-def _roots(lib: str):
+def _roots(lib: str, run: str | None = None):
+    """The daemon's state roots (its --root may be anywhere: they come with the request)."""
     from pathlib import Path
 
     from minidocker.paths import StateRoots
 
-    return StateRoots(lib=Path(lib), run=Path(lib).parent / "run")
+    return StateRoots(lib=Path(lib), run=Path(run) if run else Path(lib).parent / "run")
 
 
 def _attach_network(cid: str, network: dict, directory: str) -> dict:
@@ -742,7 +743,7 @@ def _attach_network(cid: str, network: dict, directory: str) -> dict:
     exposed = sorted({parse_expose(p) for p in network.get("exposed") or []})
     plan = networks.plan_network(network["network"], list(network.get("publish") or []), exposed)
     plan.ip = network.get("ip") or None
-    return networks.attach(_roots(network["lib"]), cid, network["name"], network["hostname"], plan,
+    return networks.attach(_roots(network["lib"], network.get("run")), cid, network["name"], network["hostname"], plan,
                            Path(directory))
 
 
