@@ -79,9 +79,10 @@ def main() -> int:
         (data / "many" / f"f{i:04d}").write_bytes(os.urandom(512))
     results: dict[str, dict[str, float]] = {}
     try:
+        from minidocker.engine.images import local_image
         from minidocker.image import ImageStore
 
-        ImageStore(root / "lib" / "images").create_busybox()
+        local_image(ImageStore(root / "lib" / "images"), "busybox")
         with Minidockerd(root) as daemon:
             results["minidockerd"] = measure(daemon.env, data, options.runs)
             docker(daemon.env, "save", "-o", str(data / "bb.tar"), "busybox")

@@ -21,6 +21,7 @@ import uuid
 import pytest
 from daemonkit import Minidockerd
 
+from minidocker.engine.images import local_image
 from minidocker.image import ImageStore
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root]
@@ -29,7 +30,7 @@ pytestmark = [pytest.mark.ch14, pytest.mark.root]
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     root = tmp_path_factory.mktemp("md-archive")
-    ImageStore(root / "lib" / "images").create_busybox()
+    local_image(ImageStore(root / "lib" / "images"), "busybox")
     with Minidockerd(root) as d:
         yield d
 

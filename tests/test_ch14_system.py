@@ -16,6 +16,7 @@ import pytest
 from daemonkit import Minidockerd
 
 from minidocker.engine.events import Event
+from minidocker.engine.images import local_image
 from minidocker.image import ImageStore
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root]
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.ch14, pytest.mark.root]
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     root = tmp_path_factory.mktemp("md-system")
-    ImageStore(root / "lib" / "images").create_busybox()
+    local_image(ImageStore(root / "lib" / "images"), "busybox")
     with Minidockerd(root) as d:
         yield d
 
