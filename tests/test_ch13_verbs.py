@@ -334,7 +334,7 @@ def test_top_lists_the_containers_processes_with_ps_columns(daemon, client):
         lines = ok(daemon, "top", "top-host", "aux").splitlines()
         assert lines[0].split()[:3] == ["USER", "PID", "%CPU"] and len(lines) == 4, lines
         bad = api(daemon, "GET", f"/containers/{cid}/top?ps_args=--no-such-option")
-        assert bad[0] == 500 and bad[1]["message"].startswith("ps: "), bad
+        assert bad[0] == 400 and bad[1]["message"].startswith("ps: "), bad
     finally:
         ok(daemon, "rm", "-f", cid)
 
@@ -547,7 +547,7 @@ def test_bad_input_gets_dockers_status_and_message(daemon):
     try:
         cases = [
             ("POST", "/containers/never-started/pause", 409, f"Container {cid} is not running"),
-            ("POST", "/containers/never-started/unpause", 500, f"Container {cid} is not paused"),
+            ("POST", "/containers/never-started/unpause", 409, f"Container {cid} is not paused"),
             ("GET", "/containers/never-started/top", 409, f"Container {cid} is not running"),
             ("POST", "/containers/never-started/rename?name=name-owner", 409,
              'Error when allocating new name: Conflict. The container name "/name-owner" is already in use '
@@ -640,9 +640,16 @@ def test_verbs_refuse_bad_input_as_dockerd_does(daemon, dockerd, busybox_in_dock
             ("GET", "/containers/{running}/top?ps_args=--no-such-option"),
             ("GET", "/containers/{running}/top?ps_args=-o%20user=PID"),
         ]
+        # dockerd 20.10 answers these client mistakes with a 500; ours are 4xx (the API's contract)
+        client_errors = {"/containers/{created}/unpause", "/containers/{running}/unpause",
+                         "/containers/{running}/top?ps_args=--no-such-option",
+                         "/containers/{running}/top?ps_args=-o%20user=PID"}
         for method, path in cases:
             ours, theirs = _both(daemon, dockerd, method, path, ids=ids)
-            assert ours == theirs, (method, path)
+            if path in client_errors and theirs[0] == 500:
+                assert 400 <= ours[0] < 500 and ours[1] == theirs[1], (method, path, ours, theirs)
+            else:
+                assert ours == theirs, (method, path)
         ok(daemon, "pause", "diff-running")
         dockerd.docker("pause", "diff-running")
         for method, path, body in (("POST", "/containers/{running}/pause", None),
@@ -873,7 +880,7 @@ def test_names_and_ps_args_cannot_reach_outside(daemon, tmp_path):
         assert set(os.listdir(names.parent.parent)) == before and not (daemon.root / "escape").exists()
         assert ok(daemon, "inspect", "-f", "{{.Name}}", cid).strip() == "/attack-target"
         status, body = api(daemon, "GET", f"/containers/{cid}/top?ps_args=-ef%3B%20touch%20{marker}")
-        assert status == 500 and not marker.exists(), (status, body)  # one argv for ps, no shell
+        assert status == 400 and not marker.exists(), (status, body)  # one argv for ps, no shell
         assert api(daemon, "GET", "/containers/..%2F..%2Fetc/json")[0] == 404
     finally:
         ok(daemon, "rm", "-f", cid)

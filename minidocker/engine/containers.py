@@ -1135,10 +1135,9 @@ class ContainerService:
         with self.lock:
             container = self.get(ref)
             if not container.paused or container.status != "running":
-                from minidocker.errors import MinidockerError
-
-                # a plain error, not a Conflict: dockerd answers it with 500 (daemon/unpause.go)
-                raise MinidockerError(f"Container {container.id} is not paused")
+                # dockerd 20.10 answers this with a 500 (a plain error in daemon/unpause.go); it is the
+                # client's mistake, so a 4xx here: the Engine API's contract (api/openapi.yaml)
+                raise Conflict(f"Container {container.id} is not paused")
             self.supervisor.request({"op": "resume", "id": container.id})
             container.paused = None
             container.save(self.roots, durable=False)
@@ -1215,12 +1214,11 @@ class ContainerService:
 
         from minidocker.engine.stats import container_cgroup
 
-        from minidocker.errors import MinidockerError
-
+        # Bad ps_args are the client's mistake: a 400 here, where dockerd 20.10 answers 500.
         ps_args = ps_args or "-ef"
         for key, value in re.findall(r"\s+([^\s]*)=\s*(PID[^\s]*)", ps_args):
-            if key != "pid":  # renaming the PID column would hide it from the parser; dockerd: a 500
-                raise MinidockerError(f'specifying "{key}={value}" is not allowed')
+            if key != "pid":  # renaming the PID column would hide it from the parser
+                raise InvalidArgument(f'specifying "{key}={value}" is not allowed')
         container = self._running_for(ref)
         pids = container_cgroup(container, self.roots).procs()
         args = ps_args.split(" ")
@@ -1231,7 +1229,7 @@ class ContainerService:
             result = subprocess.run(["ps", *args], capture_output=True)
             if result.returncode != 0:
                 line = result.stderr.decode(errors="replace").split("\n", 1)[0]
-                raise ContainerError(f"ps: {line or f'exit status {result.returncode}'}", exit_code=1)
+                raise InvalidArgument(f"ps: {line or f'exit status {result.returncode}'}")
         return parse_ps(result.stdout.decode(errors="replace"), set(pids))
 
     def exec_resize(self, eid: str, height: int, width: int) -> None:
