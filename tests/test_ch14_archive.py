@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import tarfile
 import uuid
@@ -499,3 +500,70 @@ def test_a_directory_swapped_for_a_symlink_after_resolution_is_caught(tmp_path, 
             attempt()
     assert b"host secret" not in out.getvalue()
     assert sorted(p.name for p in host.iterdir()) == ["secret"], "nothing was written on the host"
+
+
+# -- property: whatever the tar, nothing outside the destination, and only a clear error -----------------
+
+_PARTS = ("a", "b", "..", ".", "", ".wh.a", "link", "abs")
+
+
+def _tar_entries():
+    from hypothesis import strategies as st
+
+    name = st.lists(st.sampled_from(_PARTS), min_size=1, max_size=4).map("/".join)
+    names = st.one_of(name, name.map(lambda n: "/" + n))
+    kinds = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
+                             tarfile.FIFOTYPE])
+    targets = st.one_of(names, st.just("OUTSIDE"), st.just("OUTSIDE/secret"))
+    return st.lists(st.tuples(names, kinds, targets), min_size=1, max_size=8)
+
+
+def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
+    """Random names (``..``, absolute, ``.wh.``), types (devices, hard and symbolic links) and link
+    targets, extracted into a tree that has symlinks out of it already: what is outside is unchanged,
+    and a refusal is an InvalidArgument (a 400), never another exception (a 500)."""
+    import shutil
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from minidocker.errors import InvalidArgument
+    from minidocker.storage.layer import extract_into
+
+    @settings(max_examples=int(os.environ.get("MD_PROPERTY_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_tar_entries(), st.booleans())
+    def check(entries, no_overwrite):
+        base = tempfile.mkdtemp(prefix="mdcp-prop.")
+        try:
+            outside, dest = os.path.join(base, "outside"), os.path.join(base, "root", "dest")
+            os.makedirs(outside)
+            os.makedirs(dest)
+            with open(os.path.join(outside, "secret"), "w") as f:
+                f.write("host secret\n")
+            with open(os.path.join(dest, "a"), "w") as f:
+                f.write("existing\n")
+            os.symlink("../../outside", os.path.join(dest, "link"))
+            os.symlink(outside, os.path.join(dest, "abs"))
+            tar = []
+            for name, kind, target in entries:
+                target = target.replace("OUTSIDE", outside)
+                data = b"x\n" if kind == tarfile.REGTYPE else None
+                tar.append(_entry(name, kind, data=data, link=target if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE)
+                                  else "", devmajor=1, devminor=3))
+            try:
+                extract_into(io.BytesIO(_tar(*tar)), dest, no_overwrite_dir_non_dir=no_overwrite)
+            except InvalidArgument:
+                pass
+            assert sorted(os.listdir(base)) == ["outside", "root"]
+            assert os.listdir(outside) == ["secret"]
+            assert open(os.path.join(outside, "secret")).read() == "host secret\n"
+            assert os.listdir(os.path.join(base, "root")) == ["dest"]
+            for parent, dirs, files in os.walk(dest):
+                for entry in dirs + files:
+                    mode = os.lstat(os.path.join(parent, entry)).st_mode
+                    assert not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)), "a device node was made"
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+    check()
