@@ -212,6 +212,17 @@ def test_missing_paths_and_files_used_as_directories_get_dockers_errors(daemon, 
     daemon.docker("rm", "-f", cid)
 
 
+@pytest.mark.parametrize("path", ["%00", "a" * 5000, "/".join(["a"] * 3000), "%ff", "/bin/sh/.", "/etc/passwd/",
+                                  "/proc/self/root/etc", "%2e%2e/%2e%2e/etc"])
+def test_odd_paths_get_a_4xx_never_a_500(daemon, path):
+    cid = _create(daemon)
+    for method in ("HEAD", "GET", "PUT"):
+        status, _, body = daemon.request(method, f"/v1.41/containers/{cid}/archive?path={path}",
+                                         body=_tar(_entry("f")) if method == "PUT" else None)
+        assert status in (200, 400, 404), (method, path[:40], status, body[:200])
+    daemon.docker("rm", cid)
+
+
 def test_no_overwrite_dir_non_dir_refuses_both_ways(daemon):
     cid = _create(daemon)
     query = "&noOverwriteDirNonDir=true"

@@ -288,8 +288,8 @@ def _resolve(root: Path, path: str, shown_container: str, follow_last: bool = Fa
     except NotADirectoryError:
         raise InvalidArgument(f"lstat {absolute}: not a directory") from None
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise InvalidArgument(f"lstat {absolute}: too many levels of symbolic links") from None
+        if err.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            raise InvalidArgument(f"lstat {absolute[:200]}: {os.strerror(err.errno).lower()}") from None
         if err.errno == errno.EXDEV:   # a component became a symlink out of the root meanwhile
             raise InvalidArgument(f"refusing {absolute}: it leads out of the container's root "
                                   "(it changed while it was resolved)") from None
