@@ -578,3 +578,18 @@ def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
             shutil.rmtree(base, ignore_errors=True)
 
     check()
+
+
+def test_resolution_errors_leave_no_descriptor_open(tmp_path):
+    from minidocker.engine.archive import stat_path
+    from minidocker.errors import InvalidArgument, NotFound
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        for path in ("/etc/passwd/", "/etc/passwd/x", "/nothing", "/etc/passwd/."):
+            with pytest.raises((InvalidArgument, NotFound)):
+                stat_path(tmp_path, path)
+        assert stat_path(tmp_path, "/etc/passwd").size == 26
+    assert len(os.listdir("/proc/self/fd")) == before

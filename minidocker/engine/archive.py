@@ -268,22 +268,29 @@ class _Resolved:
         self.close()
 
 
-def _resolve(root: Path, path: str, shown_container: str, follow_last: bool = False) -> _Resolved:
-    """The path or Docker's errors: 404 "Could not find the file ...", 400 for a file used as a directory."""
-    if not path:
-        raise InvalidArgument("bad parameter: path cannot be empty")
-    absolute = _absolute(path)
+def _open_resolved(root: Path, absolute: str, follow_last: bool) -> _Resolved:
+    """:class:`_Resolved` and the entry's lstat checked (a trailing ``/`` needs a directory); closed on error."""
     resolved = None
     try:
         resolved = _Resolved(root, absolute, follow_last)
         st = resolved.lstat()
         if absolute.endswith(("/", "/.")) and not stat.S_ISDIR(st.st_mode):
-            resolved.close()
             raise NotADirectoryError(errno.ENOTDIR, absolute)
         return resolved
-    except FileNotFoundError:
+    except BaseException:
         if resolved is not None:
             resolved.close()
+        raise
+
+
+def _resolve(root: Path, path: str, shown_container: str, follow_last: bool = False) -> _Resolved:
+    """The path or Docker's errors: 404 "Could not find the file ...", 400 for a file used as a directory."""
+    if not path:
+        raise InvalidArgument("bad parameter: path cannot be empty")
+    absolute = _absolute(path)
+    try:
+        return _open_resolved(root, absolute, follow_last)
+    except FileNotFoundError:
         raise NotFound(f"Could not find the file {path} in container {shown_container}") from None
     except NotADirectoryError:
         raise InvalidArgument(f"lstat {absolute}: not a directory") from None
