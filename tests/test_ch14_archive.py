@@ -603,3 +603,41 @@ def test_resolution_errors_leave_no_descriptor_open(tmp_path):
                 stat_path(tmp_path, path)
         assert stat_path(tmp_path, "/etc/passwd").size == 26
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.docker
+def test_docker_py_get_archive_stats_match_dockerd(daemon, dockerd, tmp_path):
+    """The same docker-py calls to both daemons: the stat header's fields (mtime aside; a directory's
+    size is the filesystem's) and the error class for each path."""
+    import docker  # docker-py: requirements.txt
+
+    archive = tmp_path / "busybox.tar"
+    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
+    dockerd.docker("load", "-i", str(archive))
+    paths = ["/bin", "/bin/sh", "/bin/sh/", "/etc/passwd", "/etc/passwd/", "/tmp/.", "/", "/nonexist", "relative/x",
+             "/etc/../etc/group"]
+
+    def stats(host: str) -> list:
+        client = docker.DockerClient(base_url=host)
+        container = client.containers.create("busybox", "sh", network_mode="none")
+        try:
+            found = []
+            for path in paths:
+                try:
+                    chunks, stat_ = container.get_archive(path)
+                    members = [n for n in _names(b"".join(chunks)) if n != "/.dockerenv"]   # dockerd's init layer
+                    dir_bit = bool(stat_["mode"] & (1 << 31))
+                    found.append((path, stat_["name"], stat_["mode"], stat_["linkTarget"],
+                                  None if dir_bit else stat_["size"], members[:3]))
+                except docker.errors.APIError as err:
+                    found.append((path, type(err).__name__))
+            return found
+        finally:
+            container.remove(force=True)
+            client.close()
+
+    try:
+        ours, theirs = stats(daemon.host), stats(dockerd.host)
+    finally:
+        dockerd.docker("rmi", "busybox", check=False)
+    assert ours == theirs
