@@ -327,7 +327,7 @@ def archive_path(root: Path, path: str, out: BinaryIO, shown_container: str = ""
     with _resolve(root, path, shown_container) as resolved:
         found = _stat(resolved)
         name = "/" if resolved.absolute == "/" else found.name
-        write_tree_tar(resolved.at, out, name=name)
+        write_tree_tar(resolved.at, out, name=name, whole_seconds=True)
         return found
 
 
@@ -365,7 +365,7 @@ def export_root(root: Path, out: BinaryIO) -> None:
     """``GET /containers/{id}/export``: every file of the container's merged view, one tar."""
     from minidocker.storage.diff import write_tree_tar
 
-    write_tree_tar(root, out, root_entry=False)
+    write_tree_tar(root, out, root_entry=False, whole_seconds=True)
 
 
 def container_changes(service, ref: str) -> list:
