@@ -233,6 +233,20 @@ def test_odd_paths_get_a_4xx_never_a_500(daemon, path):
     daemon.docker("rm", cid)
 
 
+def test_a_name_that_is_not_utf8_goes_in_and_out_as_its_bytes(daemon):
+    cid = _create(daemon)
+    name = b"weird\xff\xfename".decode("utf-8", "surrogateescape")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT, errors="surrogateescape") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    assert _put(daemon, cid, "/tmp", buffer.getvalue())[0] == 200
+    with tarfile.open(fileobj=io.BytesIO(_get(daemon, cid, "/tmp")[2]), errors="surrogateescape") as tar:
+        assert f"tmp/{name}" in tar.getnames()
+    daemon.docker("rm", cid)
+
+
 def test_no_overwrite_dir_non_dir_refuses_both_ways(daemon):
     cid = _create(daemon)
     query = "&noOverwriteDirNonDir=true"

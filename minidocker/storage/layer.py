@@ -68,7 +68,7 @@ def clean_name(name: str) -> str:
 
     ``./etc/passwd`` -> ``etc/passwd``; ``/etc/passwd`` and ``a/../../x`` are refused.
     """
-    if len(name.encode()) > PATH_MAX:
+    if len(os.fsencode(name)) > PATH_MAX:
         raise UnsafeLayer(f"refusing layer entry {name[:60]!r}...: name longer than {PATH_MAX} bytes")
     if name.startswith("/"):
         raise UnsafeLayer(f"refusing layer entry {name!r}: absolute path")
@@ -76,7 +76,7 @@ def clean_name(name: str) -> str:
     for part in parts:
         if part == "..":
             raise UnsafeLayer(f"refusing layer entry {name!r}: '..' would leave the layer")
-        if len(part.encode()) > NAME_MAX:
+        if len(os.fsencode(part)) > NAME_MAX:
             raise UnsafeLayer(f"refusing layer entry {name[:60]!r}...: a component is longer than {NAME_MAX} bytes")
     return "/".join(parts)
 
