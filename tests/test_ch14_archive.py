@@ -655,3 +655,31 @@ def test_docker_py_get_archive_stats_match_dockerd(daemon, dockerd, tmp_path):
     finally:
         dockerd.docker("rmi", "busybox", check=False)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("ENV A=1 B=$A", {"Env": ["PATH=/bin", "A=1", "B="]}),   # one ENV line expands with what came before it
+    ("CMD echo hi", {"Cmd": ["/bin/sh", "-c", "echo hi"]}),
+    ('ENTRYPOINT ["top"]', {"Entrypoint": ["top"], "Cmd": None}),
+    ("WORKDIR data", {"WorkingDir": "/data"}),
+    ("EXPOSE 80/udp 443", {"ExposedPorts": {"80/udp": {}, "443/tcp": {}}}),
+    ("LABEL a=b", {"Labels": {"a": "b"}}),
+    ("USER 1000:1000", {"User": "1000:1000"}),
+    ("VOLUME /data", {"Volumes": {"/data": {}}}),
+    ("STOPSIGNAL SIGINT", {"StopSignal": "SIGINT"}),
+    ("ONBUILD RUN make", {"OnBuild": ["RUN make"]}),
+])
+def test_commit_changes_are_the_builders_instructions(change, expected):
+    from minidocker.build.builder import apply_changes
+
+    config = apply_changes({"Cmd": ["sh"], "Env": ["PATH=/bin"]}, [change])
+    assert {key: config.get(key) for key in expected} == expected
+
+
+@pytest.mark.parametrize("change", ["RUN true", "FROM busybox", "ARG x", "COPY a b", "MAINTAINER me", "SHELL [\"sh\"]"])
+def test_only_the_config_instructions_are_commit_changes(change):
+    from minidocker.build.builder import apply_changes
+    from minidocker.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=f"^{change.split()[0].lower()} is not a valid change command$"):
+        apply_changes({}, [change])
