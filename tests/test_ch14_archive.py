@@ -683,3 +683,32 @@ def test_only_the_config_instructions_are_commit_changes(change):
 
     with pytest.raises(InvalidArgument, match=f"^{change.split()[0].lower()} is not a valid change command$"):
         apply_changes({}, [change])
+
+
+def test_writes_into_one_container_go_one_at_a_time(daemon):
+    """A second PUT waits for the first: it could otherwise swap a directory the first one checked for a
+    symlink out of the root. The first is held open (its body half sent) while the second is sent."""
+    import threading
+    import time
+
+    from daemonkit import UnixHTTPConnection
+
+    cid = _create(daemon)
+    first = _tar(_entry("one.txt"))
+    conn = UnixHTTPConnection(daemon.socket)
+    conn.putrequest("PUT", f"/v1.41/containers/{cid}/archive?path=/tmp")
+    conn.putheader("Content-Length", str(len(first)))
+    conn.endheaders()
+    conn.send(first[:512])
+    time.sleep(0.3)   # the first is inside the extraction, waiting for the rest of its tar
+    done = []
+    second = threading.Thread(target=lambda: done.append(_put(daemon, cid, "/tmp", _tar(_entry("two.txt")))[0]))
+    second.start()
+    second.join(1.0)
+    assert not done, "the second write ran while the first was not finished"
+    conn.send(first[512:])
+    assert conn.getresponse().status == 200
+    conn.close()
+    second.join(10)
+    assert done == [200]
+    daemon.docker("rm", cid)

@@ -33,6 +33,7 @@ import errno
 import os
 import posixpath
 import stat
+import threading
 import time
 
 from minidocker.errors import Conflict, InvalidArgument, NotFound
@@ -105,7 +106,9 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
     """The container (by name or ID) and its merged root directory, mounted while the ``with`` lasts.
 
     ``service``: the daemon's ContainerService; its lock orders the mount against ``start``.
-    ``freeze``: a running container's processes are frozen meanwhile (:func:`frozen`).
+    ``freeze``: a write. A running container's processes are frozen meanwhile
+    (:func:`frozen`), and writes into one container go one at a time: a second tar could
+    otherwise replace a directory the first has checked with a symlink out of the root.
     """
     from minidocker.storage import Snapshot
 
@@ -124,7 +127,7 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
         _users[container.id] = _users.get(container.id, 0) + 1
     try:
         if freeze:
-            with frozen(service, container):
+            with _writer_lock(container.id), frozen(service, container):
                 yield container, snapshot.rootfs
         else:
             yield container, snapshot.rootfs
@@ -139,6 +142,26 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
                     status = "exited"   # removed meanwhile: its remove unmounted it already
                 if status in _STOPPED:
                     snapshot.unmount()
+
+
+_writer_locks: dict[str, list] = {}   # container ID -> [lock, holders and waiters]
+_writer_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _writer_lock(container_id: str) -> Iterator[None]:
+    """One writer per container at a time; the lock goes when no one holds or waits for it."""
+    with _writer_locks_guard:
+        entry = _writer_locks.setdefault(container_id, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _writer_locks_guard:
+            entry[1] -= 1
+            if not entry[1]:
+                del _writer_locks[container_id]
 
 
 @contextlib.contextmanager
