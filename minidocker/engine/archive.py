@@ -3,6 +3,7 @@
 ::
 
     with container_root(service, "web") as (container, root):   # its merged view, mounted meanwhile
+        ...                                           # (freeze=True for a write: frozen, one writer)
         stat_path(root, "/etc/hosts")                 PathStat: HEAD .../archive (X-Docker-Container-Path-Stat)
         archive_path(root, "/etc", out)               GET .../archive: a tar of it, rooted at "etc"
         extract_to_dir(root, "/tmp", tar_stream)      PUT .../archive: a tar unpacked into /tmp
@@ -18,6 +19,8 @@ rest happens relative to that descriptor: a container that swaps a directory for
 symlink to the host's ``/`` meanwhile gets an error, never the host's files. A PUT goes
 through chapter 05's extraction (storage/layer.py: extract_into), which refuses ``..``,
 absolute names, device nodes, hard links out of the tree and writing through a symlink.
+While it runs, a running container is frozen (its processes cannot race the checks,
+CVE-2018-15664) and no other write into the same container runs.
 
 A stopped or created container has no mounted root: :func:`container_root` mounts its
 overlay snapshot for the operation (as dockerd mounts the container's layer) and
