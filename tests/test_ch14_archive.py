@@ -539,7 +539,7 @@ def test_a_directory_swapped_for_a_symlink_after_resolution_is_caught(tmp_path, 
 
 # -- property: whatever the tar, nothing outside the destination, and only a clear error -----------------
 
-_PARTS = ("a", "b", "..", ".", "", ".wh.a", "link", "abs")
+_PARTS = ("a", "b", "..", ".", "", ".wh.a", "link", "abs", "secret")
 
 
 def _tar_entries():
@@ -549,7 +549,7 @@ def _tar_entries():
     names = st.one_of(name, name.map(lambda n: "/" + n))
     kinds = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
                              tarfile.FIFOTYPE])
-    targets = st.one_of(names, st.just("OUTSIDE"), st.just("OUTSIDE/secret"))
+    targets = st.one_of(names, st.just("OUTSIDE"), st.just("OUTSIDE/secret"), st.just(""))
     return st.lists(st.tuples(names, kinds, targets), min_size=1, max_size=8)
 
 
@@ -580,6 +580,8 @@ def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
                 f.write("existing\n")
             os.symlink("../../outside", os.path.join(dest, "link"))
             os.symlink(outside, os.path.join(dest, "abs"))
+            os.utime(os.path.join(outside, "secret"), (1_000_000, 1_000_000))
+            before = [(st.st_mode, st.st_uid, st.st_mtime) for st in map(os.lstat, (outside, f"{outside}/secret"))]
             tar = []
             for name, kind, target in entries:
                 target = target.replace("OUTSIDE", outside)
@@ -593,6 +595,8 @@ def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
             assert sorted(os.listdir(base)) == ["outside", "root"]
             assert os.listdir(outside) == ["secret"]
             assert open(os.path.join(outside, "secret")).read() == "host secret\n"
+            after = [(st.st_mode, st.st_uid, st.st_mtime) for st in map(os.lstat, (outside, f"{outside}/secret"))]
+            assert after == before, "the owner, mode or time of a host file changed"
             assert os.listdir(os.path.join(base, "root")) == ["dest"]
             for parent, dirs, files in os.walk(dest):
                 for entry in dirs + files:
@@ -712,3 +716,27 @@ def test_writes_into_one_container_go_one_at_a_time(daemon):
     second.join(10)
     assert done == [200]
     daemon.docker("rm", cid)
+
+
+def test_a_directory_replaced_by_a_symlink_does_not_get_its_metadata_set_through_it(tmp_path):
+    """``b/secret/`` (a directory, metadata set at the end), then ``b`` as a symlink to the host: the end
+    must not chmod, chown or touch ``host/secret`` through it. Found by the property test above; it held
+    for layers (apply_layer) as well as for docker cp."""
+    from minidocker.storage.layer import apply_layer, extract_into
+
+    for extract in (lambda tar, dest: extract_into(tar, dest),
+                    lambda tar, dest: apply_layer(tar, dest, overlay=False)):
+        host, dest = tmp_path / "host", tmp_path / "dest"
+        host.mkdir()
+        dest.mkdir()
+        (host / "secret").write_text("host secret\n")
+        os.chmod(host / "secret", 0o600)
+        os.utime(host / "secret", (1_000_000, 1_000_000))
+        tar = _tar(_entry("b/secret", tarfile.DIRTYPE, mode=0o777), _entry("b", tarfile.SYMTYPE, link=str(host)))
+        extract(io.BytesIO(tar), dest)
+        st = os.stat(host / "secret")
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o600, 1_000_000), "changed through the symlink"
+        import shutil
+
+        shutil.rmtree(host)
+        shutil.rmtree(dest)

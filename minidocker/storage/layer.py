@@ -181,6 +181,8 @@ class _Extractor:
 
     def _refuse(self, rel: str, member: tarfile.TarInfo) -> None:
         """Devices (unless allowed) and unknown entry types are refused before anything is made."""
+        if member.issym() and not member.linkname:   # symlink(2) refuses it (ENOENT): say why, not a 500
+            raise UnsafeLayer(f"refusing layer entry {rel!r}: a symlink with an empty target")
         if (member.ischr() or member.isblk()) and not self.allow_devices:
             kind = "character" if member.ischr() else "block"
             raise UnsafeLayer(f"refusing layer entry {rel!r}: {kind} device {member.devmajor}:{member.devminor} "
@@ -341,6 +343,9 @@ class _Extractor:
             shutil.rmtree(path)
             prefix = rel + "/"
             self.dirs = {d for d in self.dirs if d != rel and not d.startswith(prefix)}
+            # Their metadata must not be set at the end either: a later entry may put a symlink
+            # here, and "b/a" would then name a file through it, outside the tree.
+            self.deferred = [(d, m) for d, m in self.deferred if d != rel and not d.startswith(prefix)]
         else:
             os.unlink(path)
         self.stats.replaced += 1
