@@ -721,11 +721,12 @@ def test_writes_into_one_container_go_one_at_a_time(daemon):
 def test_a_directory_replaced_by_a_symlink_does_not_get_its_metadata_set_through_it(tmp_path):
     """``b/secret/`` (a directory, metadata set at the end), then ``b`` as a symlink to the host: the end
     must not chmod, chown or touch ``host/secret`` through it. Found by the property test above; it held
-    for layers (apply_layer) as well as for docker cp."""
+    for layers (apply_layer: a pulled or loaded image) as well as for docker cp."""
     from minidocker.storage.layer import apply_layer, extract_into
 
     for extract in (lambda tar, dest: extract_into(tar, dest),
-                    lambda tar, dest: apply_layer(tar, dest, overlay=False)):
+                    lambda tar, dest: apply_layer(tar, dest, overlay=False),
+                    lambda tar, dest: apply_layer(tar, dest, overlay=True)):   # a pulled image's layer
         host, dest = tmp_path / "host", tmp_path / "dest"
         host.mkdir()
         dest.mkdir()
