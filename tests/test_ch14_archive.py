@@ -553,10 +553,12 @@ def _tar_entries():
     return st.lists(st.tuples(names, kinds, targets), min_size=1, max_size=8)
 
 
-def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
+@pytest.mark.parametrize("mode", ["cp", "layer", "overlay-layer"])
+def test_any_tar_writes_only_under_the_destination_or_fails_clearly(mode):
     """Random names (``..``, absolute, ``.wh.``), types (devices, hard and symbolic links) and link
     targets, extracted into a tree that has symlinks out of it already: what is outside is unchanged,
-    and a refusal is an InvalidArgument (a 400), never another exception (a 500)."""
+    and a refusal is an InvalidArgument (a 400), never another exception (a 500). The same for
+    chapter 05's layers (flat, and overlay form: a pulled image), which share the extractor."""
     import shutil
     import tempfile
 
@@ -564,7 +566,12 @@ def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
     from hypothesis import strategies as st
 
     from minidocker.errors import InvalidArgument
-    from minidocker.storage.layer import extract_into
+    from minidocker.storage.layer import apply_layer, extract_into
+
+    extract = {"cp": extract_into, "layer": lambda tar, dest, **kw: apply_layer(tar, dest, overlay=False),
+               "overlay-layer": lambda tar, dest, **kw: apply_layer(tar, dest, overlay=True)}[mode]
+
+    mode_ = mode
 
     @settings(max_examples=int(os.environ.get("MD_PROPERTY_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_tar_entries(), st.booleans())
@@ -589,7 +596,7 @@ def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
                 tar.append(_entry(name, kind, data=data, link=target if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE)
                                   else "", devmajor=1, devminor=3))
             try:
-                extract_into(io.BytesIO(_tar(*tar)), dest, no_overwrite_dir_non_dir=no_overwrite)
+                extract(io.BytesIO(_tar(*tar)), dest, no_overwrite_dir_non_dir=no_overwrite)
             except InvalidArgument:
                 pass
             assert sorted(os.listdir(base)) == ["outside", "root"]
@@ -600,8 +607,10 @@ def test_any_tar_writes_only_under_the_destination_or_fails_clearly():
             assert os.listdir(os.path.join(base, "root")) == ["dest"]
             for parent, dirs, files in os.walk(dest):
                 for entry in dirs + files:
-                    mode = os.lstat(os.path.join(parent, entry)).st_mode
-                    assert not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)), "a device node was made"
+                    st_ = os.lstat(os.path.join(parent, entry))
+                    whiteout = stat.S_ISCHR(st_.st_mode) and st_.st_rdev == 0 and mode_ == "overlay-layer"
+                    assert whiteout or not (stat.S_ISCHR(st_.st_mode) or stat.S_ISBLK(st_.st_mode)), \
+                        "a device node was made"
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
@@ -741,3 +750,18 @@ def test_a_directory_replaced_by_a_symlink_does_not_get_its_metadata_set_through
 
         shutil.rmtree(host)
         shutil.rmtree(dest)
+
+
+@pytest.mark.parametrize("overlay", [True, False])
+def test_a_layer_whose_root_entry_is_a_symlink_is_refused(tmp_path, overlay):
+    """``./`` as a symlink to the host, then ``a/a``: the old extractor replaced the layer directory with
+    the symlink and made ``host/a/a``. Found by the property test above (a pulled image could do it)."""
+    from minidocker.storage.layer import UnsafeLayer, apply_layer
+
+    host, dest = tmp_path / "host", tmp_path / "dest"
+    host.mkdir()
+    dest.mkdir()
+    tar = _tar(_entry(".", tarfile.SYMTYPE, link=str(host)), _entry("a/a"))
+    with pytest.raises(UnsafeLayer, match="the root of the tree can only be a directory"):
+        apply_layer(io.BytesIO(tar), dest, overlay=overlay)
+    assert list(host.iterdir()) == [] and dest.is_dir() and not dest.is_symlink()

@@ -152,6 +152,8 @@ class _Extractor:
         rel = clean_name(member.name)
         self.stats.entries += 1
         parent, _, base = rel.rpartition("/")
+        if not rel and not member.isdir():   # a "./" symlink would make the root itself lead anywhere
+            raise UnsafeLayer(f"refusing layer entry {member.name!r}: the root of the tree can only be a directory")
         if self.tree and not rel:
             return  # "./": the destination directory keeps its own owner and mode (as docker cp)
         removed = whiteout_target(base) if rel and not self.tree else None
@@ -267,6 +269,10 @@ class _Extractor:
             os.link(target, path, follow_symlinks=False)
         except FileNotFoundError:
             raise UnsafeLayer(f"refusing layer entry {rel!r}: hard link to missing {target_rel!r}") from None
+        except (PermissionError, IsADirectoryError):
+            if not os.path.isdir(target) or os.path.islink(target):
+                raise
+            raise UnsafeLayer(f"refusing layer entry {rel!r}: hard link to the directory {target_rel!r}") from None
 
     def _whiteout(self, rel: str, parent: str, removed: str) -> None:
         self._ensure_parent(rel, parent)
