@@ -28,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))   # this checkout's package, not an installed one
 
 
 def docker(env: dict, *args: str) -> str:

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import tarfile
 import uuid
@@ -210,6 +211,31 @@ def test_missing_paths_and_files_used_as_directories_get_dockers_errors(daemon, 
     result = daemon.docker("cp", str(tmp_path / "f"), f"{cid}:/nodir/x")
     assert result.returncode == 1 and b"Could not find the file /nodir in container" in result.stderr, result.stderr
     daemon.docker("rm", "-f", cid)
+
+
+@pytest.mark.parametrize("path", ["%00", "a" * 5000, "/".join(["a"] * 3000), "%ff", "/bin/sh/.", "/etc/passwd/",
+                                  "/proc/self/root/etc", "%2e%2e/%2e%2e/etc"])
+def test_odd_paths_get_a_4xx_never_a_500(daemon, path):
+    cid = _create(daemon)
+    for method in ("HEAD", "GET", "PUT"):
+        status, _, body = daemon.request(method, f"/v1.41/containers/{cid}/archive?path={path}",
+                                         body=_tar(_entry("f")) if method == "PUT" else None)
+        assert status in (200, 400, 404), (method, path[:40], status, body[:200])
+    daemon.docker("rm", cid)
+
+
+def test_a_name_that_is_not_utf8_goes_in_and_out_as_its_bytes(daemon):
+    cid = _create(daemon)
+    name = b"weird\xff\xfename".decode("utf-8", "surrogateescape")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT, errors="surrogateescape") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    assert _put(daemon, cid, "/tmp", buffer.getvalue())[0] == 200
+    with tarfile.open(fileobj=io.BytesIO(_get(daemon, cid, "/tmp")[2]), errors="surrogateescape") as tar:
+        assert f"tmp/{name}" in tar.getnames()
+    daemon.docker("rm", cid)
 
 
 def test_no_overwrite_dir_non_dir_refuses_both_ways(daemon):
@@ -500,3 +526,233 @@ def test_a_directory_swapped_for_a_symlink_after_resolution_is_caught(tmp_path, 
             attempt()
     assert b"host secret" not in out.getvalue()
     assert sorted(p.name for p in host.iterdir()) == ["secret"], "nothing was written on the host"
+
+
+# -- property: whatever the tar, nothing outside the destination, and only a clear error -----------------
+
+_PARTS = ("a", "b", "..", ".", "", ".wh.a", "link", "abs", "secret")
+
+
+def _tar_entries():
+    from hypothesis import strategies as st
+
+    name = st.lists(st.sampled_from(_PARTS), min_size=1, max_size=4).map("/".join)
+    names = st.one_of(name, name.map(lambda n: "/" + n))
+    kinds = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
+                             tarfile.FIFOTYPE])
+    targets = st.one_of(names, st.just("OUTSIDE"), st.just("OUTSIDE/secret"), st.just(""))
+    return st.lists(st.tuples(names, kinds, targets), min_size=1, max_size=8)
+
+
+@pytest.mark.parametrize("mode", ["cp", "layer", "overlay-layer"])
+def test_any_tar_writes_only_under_the_destination_or_fails_clearly(mode):
+    """Random names (``..``, absolute, ``.wh.``), types (devices, hard and symbolic links) and link
+    targets, extracted into a tree that has symlinks out of it already: what is outside is unchanged,
+    and a refusal is an InvalidArgument (a 400), never another exception (a 500). The same for
+    chapter 05's layers (flat, and overlay form: a pulled image), which share the extractor."""
+    import shutil
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from minidocker.errors import InvalidArgument
+    from minidocker.storage.layer import apply_layer, extract_into
+
+    extract = {"cp": extract_into, "layer": lambda tar, dest, **kw: apply_layer(tar, dest, overlay=False),
+               "overlay-layer": lambda tar, dest, **kw: apply_layer(tar, dest, overlay=True)}[mode]
+
+    mode_ = mode
+
+    @settings(max_examples=int(os.environ.get("MD_PROPERTY_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_tar_entries(), st.booleans())
+    def check(entries, no_overwrite):
+        base = tempfile.mkdtemp(prefix="mdcp-prop.")
+        try:
+            outside, dest = os.path.join(base, "outside"), os.path.join(base, "root", "dest")
+            os.makedirs(outside)
+            os.makedirs(dest)
+            with open(os.path.join(outside, "secret"), "w") as f:
+                f.write("host secret\n")
+            with open(os.path.join(dest, "a"), "w") as f:
+                f.write("existing\n")
+            os.symlink("../../outside", os.path.join(dest, "link"))
+            os.symlink(outside, os.path.join(dest, "abs"))
+            os.utime(os.path.join(outside, "secret"), (1_000_000, 1_000_000))
+            before = [(st.st_mode, st.st_uid, st.st_mtime) for st in map(os.lstat, (outside, f"{outside}/secret"))]
+            tar = []
+            for name, kind, target in entries:
+                target = target.replace("OUTSIDE", outside)
+                data = b"x\n" if kind == tarfile.REGTYPE else None
+                tar.append(_entry(name, kind, data=data, link=target if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE)
+                                  else "", devmajor=1, devminor=3))
+            try:
+                extract(io.BytesIO(_tar(*tar)), dest, no_overwrite_dir_non_dir=no_overwrite)
+            except InvalidArgument:
+                pass
+            assert sorted(os.listdir(base)) == ["outside", "root"]
+            assert os.listdir(outside) == ["secret"]
+            assert open(os.path.join(outside, "secret")).read() == "host secret\n"
+            after = [(st.st_mode, st.st_uid, st.st_mtime) for st in map(os.lstat, (outside, f"{outside}/secret"))]
+            assert after == before, "the owner, mode or time of a host file changed"
+            assert os.listdir(os.path.join(base, "root")) == ["dest"]
+            for parent, dirs, files in os.walk(dest):
+                for entry in dirs + files:
+                    st_ = os.lstat(os.path.join(parent, entry))
+                    whiteout = stat.S_ISCHR(st_.st_mode) and st_.st_rdev == 0 and mode_ == "overlay-layer"
+                    assert whiteout or not (stat.S_ISCHR(st_.st_mode) or stat.S_ISBLK(st_.st_mode)), \
+                        "a device node was made"
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+    check()
+
+
+def test_resolution_errors_leave_no_descriptor_open(tmp_path):
+    from minidocker.engine.archive import stat_path
+    from minidocker.errors import InvalidArgument, NotFound
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        for path in ("/etc/passwd/", "/etc/passwd/x", "/nothing", "/etc/passwd/."):
+            with pytest.raises((InvalidArgument, NotFound)):
+                stat_path(tmp_path, path)
+        assert stat_path(tmp_path, "/etc/passwd").size == 26
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.docker
+def test_docker_py_get_archive_stats_match_dockerd(daemon, dockerd, tmp_path):
+    """The same docker-py calls to both daemons: the stat header's fields (mtime aside; a directory's
+    size is the filesystem's) and the error class for each path."""
+    import docker  # docker-py: requirements.txt
+
+    archive = tmp_path / "busybox.tar"
+    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
+    dockerd.docker("load", "-i", str(archive))
+    paths = ["/bin", "/bin/sh", "/bin/sh/", "/etc/passwd", "/etc/passwd/", "/tmp/.", "/", "/nonexist", "relative/x",
+             "/etc/../etc/group"]
+
+    def stats(host: str) -> list:
+        client = docker.DockerClient(base_url=host)
+        container = client.containers.create("busybox", "sh", network_mode="none")
+        try:
+            found = []
+            for path in paths:
+                try:
+                    chunks, stat_ = container.get_archive(path)
+                    members = [n for n in _names(b"".join(chunks)) if n != "/.dockerenv"]   # dockerd's init layer
+                    dir_bit = bool(stat_["mode"] & (1 << 31))
+                    found.append((path, stat_["name"], stat_["mode"], stat_["linkTarget"],
+                                  None if dir_bit else stat_["size"], members[:3]))
+                except docker.errors.APIError as err:
+                    found.append((path, type(err).__name__))
+            return found
+        finally:
+            container.remove(force=True)
+            client.close()
+
+    try:
+        ours, theirs = stats(daemon.host), stats(dockerd.host)
+    finally:
+        dockerd.docker("rmi", "busybox", check=False)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("ENV A=1 B=$A", {"Env": ["PATH=/bin", "A=1", "B="]}),   # one ENV line expands with what came before it
+    ("CMD echo hi", {"Cmd": ["/bin/sh", "-c", "echo hi"]}),
+    ('ENTRYPOINT ["top"]', {"Entrypoint": ["top"], "Cmd": None}),
+    ("WORKDIR data", {"WorkingDir": "/data"}),
+    ("EXPOSE 80/udp 443", {"ExposedPorts": {"80/udp": {}, "443/tcp": {}}}),
+    ("LABEL a=b", {"Labels": {"a": "b"}}),
+    ("USER 1000:1000", {"User": "1000:1000"}),
+    ("VOLUME /data", {"Volumes": {"/data": {}}}),
+    ("STOPSIGNAL SIGINT", {"StopSignal": "SIGINT"}),
+    ("ONBUILD RUN make", {"OnBuild": ["RUN make"]}),
+])
+def test_commit_changes_are_the_builders_instructions(change, expected):
+    from minidocker.build.builder import apply_changes
+
+    config = apply_changes({"Cmd": ["sh"], "Env": ["PATH=/bin"]}, [change])
+    assert {key: config.get(key) for key in expected} == expected
+
+
+@pytest.mark.parametrize("change", ["RUN true", "FROM busybox", "ARG x", "COPY a b", "MAINTAINER me", "SHELL [\"sh\"]"])
+def test_only_the_config_instructions_are_commit_changes(change):
+    from minidocker.build.builder import apply_changes
+    from minidocker.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=f"^{change.split()[0].lower()} is not a valid change command$"):
+        apply_changes({}, [change])
+
+
+def test_writes_into_one_container_go_one_at_a_time(daemon):
+    """A second PUT waits for the first: it could otherwise swap a directory the first one checked for a
+    symlink out of the root. The first is held open (its body half sent) while the second is sent."""
+    import threading
+    import time
+
+    from daemonkit import UnixHTTPConnection
+
+    cid = _create(daemon)
+    first = _tar(_entry("one.txt"))
+    conn = UnixHTTPConnection(daemon.socket)
+    conn.putrequest("PUT", f"/v1.41/containers/{cid}/archive?path=/tmp")
+    conn.putheader("Content-Length", str(len(first)))
+    conn.endheaders()
+    conn.send(first[:512])
+    time.sleep(0.3)   # the first is inside the extraction, waiting for the rest of its tar
+    done = []
+    second = threading.Thread(target=lambda: done.append(_put(daemon, cid, "/tmp", _tar(_entry("two.txt")))[0]))
+    second.start()
+    second.join(1.0)
+    assert not done, "the second write ran while the first was not finished"
+    conn.send(first[512:])
+    assert conn.getresponse().status == 200
+    conn.close()
+    second.join(10)
+    assert done == [200]
+    daemon.docker("rm", cid)
+
+
+def test_a_directory_replaced_by_a_symlink_does_not_get_its_metadata_set_through_it(tmp_path):
+    """``b/secret/`` (a directory, metadata set at the end), then ``b`` as a symlink to the host: the end
+    must not chmod, chown or touch ``host/secret`` through it. Found by the property test above; it held
+    for layers (apply_layer: a pulled or loaded image) as well as for docker cp."""
+    from minidocker.storage.layer import apply_layer, extract_into
+
+    for extract in (lambda tar, dest: extract_into(tar, dest),
+                    lambda tar, dest: apply_layer(tar, dest, overlay=False),
+                    lambda tar, dest: apply_layer(tar, dest, overlay=True)):   # a pulled image's layer
+        host, dest = tmp_path / "host", tmp_path / "dest"
+        host.mkdir()
+        dest.mkdir()
+        (host / "secret").write_text("host secret\n")
+        os.chmod(host / "secret", 0o600)
+        os.utime(host / "secret", (1_000_000, 1_000_000))
+        tar = _tar(_entry("b/secret", tarfile.DIRTYPE, mode=0o777), _entry("b", tarfile.SYMTYPE, link=str(host)))
+        extract(io.BytesIO(tar), dest)
+        st = os.stat(host / "secret")
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o600, 1_000_000), "changed through the symlink"
+        import shutil
+
+        shutil.rmtree(host)
+        shutil.rmtree(dest)
+
+
+@pytest.mark.parametrize("overlay", [True, False])
+def test_a_layer_whose_root_entry_is_a_symlink_is_refused(tmp_path, overlay):
+    """``./`` as a symlink to the host, then ``a/a``: the old extractor replaced the layer directory with
+    the symlink and made ``host/a/a``. Found by the property test above (a pulled image could do it)."""
+    from minidocker.storage.layer import UnsafeLayer, apply_layer
+
+    host, dest = tmp_path / "host", tmp_path / "dest"
+    host.mkdir()
+    dest.mkdir()
+    tar = _tar(_entry(".", tarfile.SYMTYPE, link=str(host)), _entry("a/a"))
+    with pytest.raises(UnsafeLayer, match="the root of the tree can only be a directory"):
+        apply_layer(io.BytesIO(tar), dest, overlay=overlay)
+    assert list(host.iterdir()) == [] and dest.is_dir() and not dest.is_symlink()

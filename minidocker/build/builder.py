@@ -1241,16 +1241,21 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
         DockerfileError: a change that does not parse. InvalidArgument: another
             instruction ("run is not a valid change command", dockerd's words).
     """
-    parsed = parse("FROM scratch\n" + "\n".join(changes), "--change")
-    stages, _ = plan(parsed)
+    from minidocker.build.instructions import _check, parse_flags
+
+    parsed = parse("\n".join(changes), "--change")
+    instructions = []
+    for node in parsed.nodes:   # each change is a line of a Dockerfile without FROM
+        if node.instruction.upper() not in COMMIT_CHANGES:
+            raise InvalidArgument(f"{node.instruction.lower()} is not a valid change command")
+        _check(node, parsed.file)
+        instructions.append(Instruction(node.instruction.upper(), list(node.args), parse_flags(node, parsed.file),
+                                        node))
     builder = _Builder.__new__(_Builder)   # only its config-only steps: no store, no context
     builder.file, builder.escape, builder.options = "--change", parsed.escape, BuildOptions()
     builder.used_args, builder.meta = set(), {}
     state = _State("", {"config": _copy(config)}, [])
-    for ins in stages[0].instructions:
-        if ins.name not in COMMIT_CHANGES:
-            raise InvalidArgument(f"{ins.name.lower()} is not a valid change command")
-    for ins in stages[0].instructions:
+    for ins in instructions:
         if ins.name == "WORKDIR":   # no container to make it in: the config only, as dockerd's commit
             workdir = builder._expand(ins.args[0], builder._env(state), ins)
             current = state.config.get("WorkingDir") or "/"

@@ -3,6 +3,7 @@
 ::
 
     with container_root(service, "web") as (container, root):   # its merged view, mounted meanwhile
+        ...                                           # (freeze=True for a write: frozen, one writer)
         stat_path(root, "/etc/hosts")                 PathStat: HEAD .../archive (X-Docker-Container-Path-Stat)
         archive_path(root, "/etc", out)               GET .../archive: a tar of it, rooted at "etc"
         extract_to_dir(root, "/tmp", tar_stream)      PUT .../archive: a tar unpacked into /tmp
@@ -18,6 +19,8 @@ rest happens relative to that descriptor: a container that swaps a directory for
 symlink to the host's ``/`` meanwhile gets an error, never the host's files. A PUT goes
 through chapter 05's extraction (storage/layer.py: extract_into), which refuses ``..``,
 absolute names, device nodes, hard links out of the tree and writing through a symlink.
+While it runs, a running container is frozen (its processes cannot race the checks,
+CVE-2018-15664) and no other write into the same container runs.
 
 A stopped or created container has no mounted root: :func:`container_root` mounts its
 overlay snapshot for the operation (as dockerd mounts the container's layer) and
@@ -33,6 +36,7 @@ import errno
 import os
 import posixpath
 import stat
+import threading
 import time
 
 from minidocker.errors import Conflict, InvalidArgument, NotFound
@@ -105,7 +109,9 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
     """The container (by name or ID) and its merged root directory, mounted while the ``with`` lasts.
 
     ``service``: the daemon's ContainerService; its lock orders the mount against ``start``.
-    ``freeze``: a running container's processes are frozen meanwhile (:func:`frozen`).
+    ``freeze``: a write. A running container's processes are frozen meanwhile
+    (:func:`frozen`), and writes into one container go one at a time: a second tar could
+    otherwise replace a directory the first has checked with a symlink out of the root.
     """
     from minidocker.storage import Snapshot
 
@@ -124,7 +130,7 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
         _users[container.id] = _users.get(container.id, 0) + 1
     try:
         if freeze:
-            with frozen(service, container):
+            with _writer_lock(container.id), frozen(service, container):
                 yield container, snapshot.rootfs
         else:
             yield container, snapshot.rootfs
@@ -139,6 +145,26 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
                     status = "exited"   # removed meanwhile: its remove unmounted it already
                 if status in _STOPPED:
                     snapshot.unmount()
+
+
+_writer_locks: dict[str, list] = {}   # container ID -> [lock, holders and waiters]
+_writer_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _writer_lock(container_id: str) -> Iterator[None]:
+    """One writer per container at a time; the lock goes when no one holds or waits for it."""
+    with _writer_locks_guard:
+        entry = _writer_locks.setdefault(container_id, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _writer_locks_guard:
+            entry[1] -= 1
+            if not entry[1]:
+                del _writer_locks[container_id]
 
 
 @contextlib.contextmanager
@@ -268,28 +294,35 @@ class _Resolved:
         self.close()
 
 
-def _resolve(root: Path, path: str, shown_container: str, follow_last: bool = False) -> _Resolved:
-    """The path or Docker's errors: 404 "Could not find the file ...", 400 for a file used as a directory."""
-    if not path:
-        raise InvalidArgument("bad parameter: path cannot be empty")
-    absolute = _absolute(path)
+def _open_resolved(root: Path, absolute: str, follow_last: bool) -> _Resolved:
+    """:class:`_Resolved` and the entry's lstat checked (a trailing ``/`` needs a directory); closed on error."""
     resolved = None
     try:
         resolved = _Resolved(root, absolute, follow_last)
         st = resolved.lstat()
         if absolute.endswith(("/", "/.")) and not stat.S_ISDIR(st.st_mode):
-            resolved.close()
             raise NotADirectoryError(errno.ENOTDIR, absolute)
         return resolved
-    except FileNotFoundError:
+    except BaseException:
         if resolved is not None:
             resolved.close()
+        raise
+
+
+def _resolve(root: Path, path: str, shown_container: str, follow_last: bool = False) -> _Resolved:
+    """The path or Docker's errors: 404 "Could not find the file ...", 400 for a file used as a directory."""
+    if not path:
+        raise InvalidArgument("bad parameter: path cannot be empty")
+    absolute = _absolute(path)
+    try:
+        return _open_resolved(root, absolute, follow_last)
+    except FileNotFoundError:
         raise NotFound(f"Could not find the file {path} in container {shown_container}") from None
     except NotADirectoryError:
         raise InvalidArgument(f"lstat {absolute}: not a directory") from None
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise InvalidArgument(f"lstat {absolute}: too many levels of symbolic links") from None
+        if err.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            raise InvalidArgument(f"lstat {absolute[:200]}: {os.strerror(err.errno).lower()}") from None
         if err.errno == errno.EXDEV:   # a component became a symlink out of the root meanwhile
             raise InvalidArgument(f"refusing {absolute}: it leads out of the container's root "
                                   "(it changed while it was resolved)") from None
@@ -320,7 +353,7 @@ def archive_path(root: Path, path: str, out: BinaryIO, shown_container: str = ""
     with _resolve(root, path, shown_container) as resolved:
         found = _stat(resolved)
         name = "/" if resolved.absolute == "/" else found.name
-        write_tree_tar(resolved.at, out, name=name)
+        write_tree_tar(resolved.at, out, name=name, whole_seconds=True)
         return found
 
 
@@ -358,7 +391,7 @@ def export_root(root: Path, out: BinaryIO) -> None:
     """``GET /containers/{id}/export``: every file of the container's merged view, one tar."""
     from minidocker.storage.diff import write_tree_tar
 
-    write_tree_tar(root, out, root_entry=False)
+    write_tree_tar(root, out, root_entry=False, whole_seconds=True)
 
 
 def container_changes(service, ref: str) -> list:

@@ -68,7 +68,7 @@ def clean_name(name: str) -> str:
 
     ``./etc/passwd`` -> ``etc/passwd``; ``/etc/passwd`` and ``a/../../x`` are refused.
     """
-    if len(name.encode()) > PATH_MAX:
+    if len(os.fsencode(name)) > PATH_MAX:
         raise UnsafeLayer(f"refusing layer entry {name[:60]!r}...: name longer than {PATH_MAX} bytes")
     if name.startswith("/"):
         raise UnsafeLayer(f"refusing layer entry {name!r}: absolute path")
@@ -76,7 +76,7 @@ def clean_name(name: str) -> str:
     for part in parts:
         if part == "..":
             raise UnsafeLayer(f"refusing layer entry {name!r}: '..' would leave the layer")
-        if len(part.encode()) > NAME_MAX:
+        if len(os.fsencode(part)) > NAME_MAX:
             raise UnsafeLayer(f"refusing layer entry {name[:60]!r}...: a component is longer than {NAME_MAX} bytes")
     return "/".join(parts)
 
@@ -152,6 +152,8 @@ class _Extractor:
         rel = clean_name(member.name)
         self.stats.entries += 1
         parent, _, base = rel.rpartition("/")
+        if not rel and not member.isdir():   # a "./" symlink would make the root itself lead anywhere
+            raise UnsafeLayer(f"refusing layer entry {member.name!r}: the root of the tree can only be a directory")
         if self.tree and not rel:
             return  # "./": the destination directory keeps its own owner and mode (as docker cp)
         removed = whiteout_target(base) if rel and not self.tree else None
@@ -181,6 +183,8 @@ class _Extractor:
 
     def _refuse(self, rel: str, member: tarfile.TarInfo) -> None:
         """Devices (unless allowed) and unknown entry types are refused before anything is made."""
+        if member.issym() and not member.linkname:   # symlink(2) refuses it (ENOENT): say why, not a 500
+            raise UnsafeLayer(f"refusing layer entry {rel!r}: a symlink with an empty target")
         if (member.ischr() or member.isblk()) and not self.allow_devices:
             kind = "character" if member.ischr() else "block"
             raise UnsafeLayer(f"refusing layer entry {rel!r}: {kind} device {member.devmajor}:{member.devminor} "
@@ -265,6 +269,10 @@ class _Extractor:
             os.link(target, path, follow_symlinks=False)
         except FileNotFoundError:
             raise UnsafeLayer(f"refusing layer entry {rel!r}: hard link to missing {target_rel!r}") from None
+        except (PermissionError, IsADirectoryError):
+            if not os.path.isdir(target) or os.path.islink(target):
+                raise
+            raise UnsafeLayer(f"refusing layer entry {rel!r}: hard link to the directory {target_rel!r}") from None
 
     def _whiteout(self, rel: str, parent: str, removed: str) -> None:
         self._ensure_parent(rel, parent)
@@ -341,6 +349,9 @@ class _Extractor:
             shutil.rmtree(path)
             prefix = rel + "/"
             self.dirs = {d for d in self.dirs if d != rel and not d.startswith(prefix)}
+            # Their metadata must not be set at the end either: a later entry may put a symlink
+            # here, and "b/a" would then name a file through it, outside the tree.
+            self.deferred = [(d, m) for d, m in self.deferred if d != rel and not d.startswith(prefix)]
         else:
             os.unlink(path)
         self.stats.replaced += 1
