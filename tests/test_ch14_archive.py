@@ -18,6 +18,7 @@ import stat
 import subprocess
 import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
 from daemonkit import Minidockerd
@@ -756,3 +757,30 @@ def test_a_layer_whose_root_entry_is_a_symlink_is_refused(tmp_path, overlay):
     with pytest.raises(UnsafeLayer, match="the root of the tree can only be a directory"):
         apply_layer(io.BytesIO(tar), dest, overlay=overlay)
     assert list(host.iterdir()) == [] and dest.is_dir() and not dest.is_symlink()
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
+def test_cp_reaches_the_containers_volumes_and_a_read_only_one_stays_read_only(daemon, tmp_path, running):
+    """dockerd mounts a container's volumes for a copy: a cp into /data lands in the volume, not under it."""
+    volume, bound = f"cpvol-{uuid.uuid4().hex[:8]}", tmp_path / "bound"
+    bound.mkdir()
+    (bound / "seen").write_text("from the host\n")
+    (tmp_path / "note").write_text("into the volume\n")
+    command = ("sh", "-c", "sleep 1000") if running else ("true",)
+    cid = _ok(daemon.docker("create", "--network", "none", "-v", f"{volume}:/data", "-v", f"{bound}:/ro:ro",
+                            "busybox", *command)).strip()
+    try:
+        _ok(daemon.docker("start", *(() if running else ("-a",)), cid))   # a stopped one ran once: its mount points exist
+        _ok(daemon.docker("cp", str(tmp_path / "note"), f"{cid}:/data/note"))
+        data = Path(_ok(daemon.docker("volume", "inspect", "-f", "{{.Mountpoint}}", volume)).strip())
+        assert (data / "note").read_text() == "into the volume\n"
+        out = tmp_path / "out"
+        _ok(daemon.docker("cp", f"{cid}:/ro/seen", str(out)))
+        assert out.read_text() == "from the host\n"
+        refused = daemon.docker("cp", str(tmp_path / "note"), f"{cid}:/ro/note")
+        assert refused.returncode != 0 and not (bound / "note").exists(), refused
+        if running:
+            assert _ok(daemon.docker("exec", cid, "cat", "/data/note")) == "into the volume\n"
+    finally:
+        _ok(daemon.docker("rm", "-f", cid))
+        _ok(daemon.docker("volume", "rm", volume))

@@ -127,6 +127,13 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
                                hint="a second overlay mount of a live upper directory is undefined behaviour; "
                                     "copy when it has stopped")
             snapshot.mount()
+        if not _users.get(container.id):
+            try:
+                _volume_binds[container.id] = _bind_volumes(service.roots, container.id, snapshot.rootfs)
+            except BaseException:
+                if container.status in _STOPPED:
+                    snapshot.unmount()
+                raise
         _users[container.id] = _users.get(container.id, 0) + 1
     try:
         if freeze:
@@ -139,12 +146,86 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
             _users[container.id] -= 1
             if not _users[container.id]:
                 del _users[container.id]
+                _unbind_volumes(_volume_binds.pop(container.id, []))
                 try:
                     status = service.get(container.id).status
                 except NotFound:
                     status = "exited"   # removed meanwhile: its remove unmounted it already
                 if status in _STOPPED:
                     snapshot.unmount()
+
+
+_volume_binds: dict[str, list[int]] = {}   # container ID -> the volume mounts bound onto its root for copies
+
+
+def _bind_volumes(roots, container_id: str, rootfs: os.PathLike[str] | str) -> list[int]:
+    """The container's volumes and bind mounts, bound onto its root here while a copy lasts.
+
+    As dockerd does for ``docker cp`` (daemon/archive.go mounts the container's volumes
+    first): a copy into ``/data`` of a container with ``-v vol:/data`` reaches the volume,
+    not the directory its mount covers, and a read-only one stays read-only. Each target is
+    resolved inside the root (secure_join) and pinned by an O_PATH descriptor checked to be
+    there, so a container that swaps a directory for a symlink meanwhile cannot move the mount
+    onto the host; the mounts are undone through their own descriptors, never by path, for the
+    same reason. A tmpfs lives only in the container's namespace: not reachable, as with
+    dockerd. Returns the mounts' descriptors, for :func:`_unbind_volumes`.
+    """
+    from minidocker.engine.volumes import container_mounts
+    from minidocker.linux.idmap import AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE
+    from minidocker.linux.idmap import mount_setattr_readonly, move_mount, open_tree
+    from minidocker.rootfs import secure_join
+
+    real_root = os.path.realpath(rootfs)
+    mounts = [m for m in container_mounts(roots, container_id)
+              if m.get("Type") in ("volume", "bind") and m.get("Source") and m.get("Destination")]
+    made: list[int] = []
+    try:
+        for m in sorted(mounts, key=lambda m: m["Destination"].rstrip("/").count("/")):   # parents first
+            target = os.fspath(secure_join(real_root, m["Destination"]))
+            try:
+                pinned = _pin_inside(real_root, target)
+            except FileNotFoundError:
+                continue   # not made yet (a created container's first start makes it): nothing covers it
+            try:
+                tree = open_tree(m["Source"], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+                try:
+                    if not m.get("RW", True):
+                        mount_setattr_readonly(tree)
+                    move_mount(tree, pinned)
+                except BaseException:
+                    os.close(tree)
+                    raise
+                made.append(tree)
+            finally:
+                os.close(pinned)
+    except BaseException:
+        _unbind_volumes(made)
+        raise
+    return made
+
+
+def _pin_inside(real_root: str, path: str) -> int:
+    """An O_PATH descriptor of ``path`` (any type, its last element not followed), checked to be in the root."""
+    fd = os.open(path, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    where = os.readlink(f"/proc/self/fd/{fd}")
+    if where != real_root and not where.startswith(real_root + "/"):
+        os.close(fd)
+        raise OSError(errno.EXDEV, f"{path} resolved outside the container's root")
+    return fd
+
+
+def _unbind_volumes(mounts: list[int]) -> None:
+    """Detach the mounts :func:`_bind_volumes` made (children before parents), through their descriptors."""
+    from minidocker.linux.flags import UmountFlag
+    from minidocker.linux.syscalls import umount2
+
+    for fd in reversed(mounts):
+        try:
+            umount2(f"/proc/self/fd/{fd}", UmountFlag.MNT_DETACH)
+        except OSError:
+            pass   # already gone: the container renamed or removed the directory it covered (a lazy detach)
+        finally:
+            os.close(fd)
 
 
 _writer_locks: dict[str, list] = {}   # container ID -> [lock, holders and waiters]

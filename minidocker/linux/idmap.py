@@ -4,6 +4,7 @@ One small function per call, each raising OSError on failure (see :mod:`.syscall
 
     open_tree(path, flags)                        a detached copy of the mount at path. See open_tree(2).
     mount_setattr_idmap(tree_fd, userns_fd)       MOUNT_ATTR_IDMAP on it. See mount_setattr(2).
+    mount_setattr_readonly(tree_fd)               MOUNT_ATTR_RDONLY on it, on every mount of the tree
     move_mount(tree_fd, target)                   attach it at target. See move_mount(2).
     idmapped_bind(source, target, userns_fd)      the three together: ``mount --bind`` with an idmap
     user_namespace_fd(uid_map, gid_map)           an fd of a new, empty user namespace with these maps
@@ -22,7 +23,8 @@ import os
 
 from minidocker.linux.syscalls import _check, _libc
 
-__all__ = ["idmapped_bind", "move_mount", "mount_setattr_idmap", "open_tree", "user_namespace_fd"]
+__all__ = ["idmapped_bind", "move_mount", "mount_setattr_idmap", "mount_setattr_readonly", "open_tree",
+           "user_namespace_fd"]
 
 _MACHINE = os.uname().machine
 # include/uapi/asm-generic/unistd.h: the same numbers on x86_64 and aarch64 (added after the split).
@@ -33,6 +35,8 @@ OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_MOVE_MOUNT_T_EMPTY_PATH = 0x40
+_MOUNT_ATTR_RDONLY = 0x00000001
 _MOUNT_ATTR_IDMAP = 0x00100000
 _AT_FDCWD = -100
 
@@ -51,17 +55,29 @@ def open_tree(path: str | os.PathLike[str], flags: int = OPEN_TREE_CLONE | OPEN_
 
 def mount_setattr_idmap(tree_fd: int, userns_fd: int) -> None:
     """Make the detached mount ``tree_fd`` show owners through the user namespace ``userns_fd``."""
-    attr = _MountAttr(attr_set=_MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
-    result = _libc.syscall(_SYS_MOUNT_SETATTR, tree_fd, b"", ctypes.c_uint(AT_EMPTY_PATH),
+    _mount_setattr(tree_fd, _MountAttr(attr_set=_MOUNT_ATTR_IDMAP, userns_fd=userns_fd), 0, "MOUNT_ATTR_IDMAP")
+
+
+def mount_setattr_readonly(tree_fd: int) -> None:
+    """Make every mount of the detached tree ``tree_fd`` read-only (``mount -o bind,ro``, recursively)."""
+    _mount_setattr(tree_fd, _MountAttr(attr_set=_MOUNT_ATTR_RDONLY), AT_RECURSIVE, "MOUNT_ATTR_RDONLY")
+
+
+def _mount_setattr(tree_fd: int, attr: _MountAttr, flags: int, shown: str) -> None:
+    result = _libc.syscall(_SYS_MOUNT_SETATTR, tree_fd, b"", ctypes.c_uint(AT_EMPTY_PATH | flags),
                            ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
-    _check(result, "mount_setattr", f"fd {tree_fd} MOUNT_ATTR_IDMAP")
+    _check(result, "mount_setattr", f"fd {tree_fd} {shown}")
 
 
-def move_mount(tree_fd: int, target: str | os.PathLike[str]) -> None:
-    """Attach the detached mount ``tree_fd`` at ``target``."""
-    result = _libc.syscall(_SYS_MOVE_MOUNT, tree_fd, b"", _AT_FDCWD, os.fsencode(target),
-                           ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH))
-    _check(result, "move_mount", target)
+def move_mount(tree_fd: int, target: str | os.PathLike[str] | int) -> None:
+    """Attach the detached mount ``tree_fd`` at ``target``: a path, or a descriptor (O_PATH) of the place."""
+    if isinstance(target, int):   # the pinned place itself: no path to resolve again
+        result = _libc.syscall(_SYS_MOVE_MOUNT, tree_fd, b"", target, b"",
+                               ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH | _MOVE_MOUNT_T_EMPTY_PATH))
+    else:
+        result = _libc.syscall(_SYS_MOVE_MOUNT, tree_fd, b"", _AT_FDCWD, os.fsencode(target),
+                               ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH))
+    _check(result, "move_mount", target if not isinstance(target, int) else f"fd {target}")
 
 
 def idmapped_bind(source: str | os.PathLike[str], target: str | os.PathLike[str], userns_fd: int) -> None:
