@@ -43,6 +43,43 @@ def test_each_status_allows_exactly_its_verbs(status):
 def test_status_values_are_the_specs_strings():
     assert [s.value for s in Status] == ["creating", "created", "running", "paused", "stopped"]
     assert json.dumps({"status": Status.RUNNING}) == '{"status": "running"}'
+    assert Status("paused") is Status.PAUSED and str(Status.PAUSED) == f"{Status.PAUSED}" == "paused"
+    with pytest.raises(ValueError):
+        Status("exited")
+
+
+def test_the_runtime_verbs_import_no_enum_re_json_or_pathlib():
+    """start/state/kill/delete start lean: those imports cost 4-10 ms a command (bench/README.md)."""
+    code = ("import sys; import minidocker.runtime, minidocker.cli.runc; "
+            "print(' '.join(m for m in ('enum', 're', 'json', 'pathlib', 'signal') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); {code}"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert found == [], f"imported by minidocker.runtime: {found}"
+
+
+def test_the_default_root_is_the_run_state_root(monkeypatch, tmp_path):
+    from minidocker.paths import state_roots
+    from minidocker.runtime.state import default_root
+
+    for value in (str(tmp_path), None):
+        if value is None:
+            monkeypatch.delenv("MINIDOCKER_ROOT", raising=False)
+        else:
+            monkeypatch.setenv("MINIDOCKER_ROOT", value)
+        assert default_root() == str(state_roots().run / "runtime")
+
+
+@pytest.mark.parametrize("obj", [{}, [], {"a": []}, {"a": {}, "b": [1, 2.5, None, True, "\u00e9\n\"", {"z": [[]]}]},
+                                 {1: 2, True: 3, None: 4, 2.5: [{}]}, {"t": (1, 2)}, "s", 1, None])
+def test_atomic_json_matches_the_json_package(obj):
+    from minidocker import atomic
+
+    for indent in (None, 2):
+        assert atomic.dumps(obj, indent=indent) == json.dumps(obj, indent=indent)
+    assert atomic.loads(json.dumps(obj)) == json.loads(json.dumps(obj))
+    for bad in ("", "{", "[1,]", "1 2", '{"a": 1} x'):
+        with pytest.raises(ValueError):
+            atomic.loads(bad)
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -483,7 +520,7 @@ def test_a_mount_destination_through_a_symlink_out_of_the_root_is_refused(bundle
     assert list(outside.iterdir()) == [] and (not root.exists() or os.listdir(root) == [])
 
 
-@pytest.mark.parametrize("bad_id", ["a/b", "..", ".", "../x", "", "a b"])
+@pytest.mark.parametrize("bad_id", ["a/b", "..", ".", "../x", "", "a b", "a\n", "caf\u00e9"])
 def test_an_id_that_is_not_a_plain_name_is_refused(bundle, root, bad_id):
     r = runtime(root, "create", "-b", str(bundle), bad_id)
     assert r.code == 1 and "invalid container id" in r.err, r

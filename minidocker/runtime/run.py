@@ -21,9 +21,11 @@ stage-1 child joins it before it creates its namespaces.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from contextlib import contextmanager
+
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (it imports enum: 4-10 ms at each runtime command's start, bench/README.md).
+import _signal as signal
 
 from minidocker.runtime.create import create_container
 from minidocker.runtime.delete import delete
@@ -156,19 +158,14 @@ class ContainerProcess:
         """Did the OOM killer kill a process of this container (memory.events / memory.oom_control)?"""
         return self.cgroup is not None and self.cgroup.oom_kills() > 0
 
-    @contextmanager
-    def forwarding_signals(self) -> Iterator[None]:
+    def forwarding_signals(self) -> _Forwarding:
         """Pass SIGINT, SIGTERM ... we receive on to the container, like docker run's --sig-proxy.
 
-        A signal that arrives before PID 1 exists is kept and sent once it does, so
-        that no signal kills the runtime half-way and leaves mounts behind.
+        A context manager (``with proc.forwarding_signals(): ...``). A signal that arrives
+        before PID 1 exists is kept and sent once it does, so that no signal kills the
+        runtime half-way and leaves mounts behind.
         """
-        previous = {sig: signal.signal(sig, self._forward) for sig in PROXIED_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        return _Forwarding(self._forward)
 
     def _forward(self, signum: int, _frame: object) -> None:
         if self.pid is None:
@@ -192,6 +189,21 @@ class ContainerProcess:
                 console.relay(self._master, self.stdio[0], self.stdio[1])
         finally:
             signal.signal(signal.SIGWINCH, previous)
+
+
+class _Forwarding:
+    """The handlers of :meth:`ContainerProcess.forwarding_signals`, restored on exit (no contextlib: 1 ms)."""
+
+    def __init__(self, handler: Callable[[int, object], None]) -> None:
+        self._handler = handler
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in PROXIED_SIGNALS}
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def empty_stdin() -> int:
