@@ -100,8 +100,8 @@ def loads(data: str | bytes) -> Any:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)
-    except StopIteration:
-        end = -1
+    except Exception:  # noqa: BLE001 - StopIteration, or SystemError: _json raises its errors only
+        end = -1       # once json.decoder is imported (it looks the class up in sys.modules)
     if end < 0 or text[end:].strip(_WHITESPACE):
         return _json_module().loads(text)  # raises the json package's own error message
     return value

@@ -80,6 +80,11 @@ def test_atomic_json_matches_the_json_package(obj):
     for bad in ("", "{", "[1,]", "1 2", '{"a": 1} x'):
         with pytest.raises(ValueError):
             atomic.loads(bad)
+    # in a fresh interpreter, where json.decoder is not imported yet (_json then raises no error itself)
+    code = ("import sys; sys.path.insert(0, %r); from minidocker.atomic import loads\n"
+            "try:\n    loads('{not json')\nexcept ValueError as err:\n    print(err)") % str(REPO)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("Expecting property name"), out
 
 
 # ---- fixtures ------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ import errno
 import fcntl
 import os
 import resource
-import signal
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (bench/README.md, "OCI runtime").
+import _signal as signal
 import stat
 import sys
 import termios
@@ -77,15 +79,20 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         if flags & CloneFlag.CLONE_NEWNS:
             rootfs.make_mounts_private(spec.get("linux", {}).get("rootfsPropagation"))
         # init may not speak before PID is on the pipe (the parent expects PID first): it
-        # waits for this gate to close, which happens when we exit, after sending PID.
+        # waits for this gate to close, which we do right after sending PID. Not by exiting:
+        # a process's fds close only after its address space is torn down (exit_mm before
+        # exit_files in the kernel's do_exit), and for a forked interpreter that took 3-25 ms
+        # that init spent waiting. init is reparented before `start` can release it: the
+        # parent reaps us before it reads READY.
         gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(gate_write)
-            os.read(gate_read, 1)  # EOF: stage 1 has sent PID and is gone (we are reparented)
+            os.read(gate_read, 1)  # EOF: stage 1 has sent PID
             os.close(gate_read)
             _init(spec, channel, console_socket, flags, fifo_fd, options)
         channel.send(Message.PID, pid=pid)
+        os.close(gate_write)
         os._exit(0)
     except BaseException as err:  # noqa: BLE001 - everything must end in os._exit
         _report(channel, f"failed to create namespaces: {err}")

@@ -59,12 +59,19 @@ class ContainerProcess:
         root: the runtime root of its state directory (default: ``/run/minidocker/runtime``).
         container_id: its ID there (default: a random one).
         bundle: the directory recorded as its bundle (default: the current one).
+        pipe_output: give the container pipes as its stdout and stderr, and copy what
+            comes out of them to ``stdio[1]`` and ``stdio[2]`` while :meth:`wait` waits
+            (as Docker's shim does), instead of handing it those fds themselves: a
+            container's root may ``fchmod`` or ``ioctl`` any fd it holds, and the caller's
+            are its terminal or its files. Ignored with ``process.terminal`` (a pty then).
     """
 
     def __init__(self, spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2), root: str | None = None,
-                 container_id: str | None = None, bundle: str | None = None) -> None:
+                 container_id: str | None = None, bundle: str | None = None, pipe_output: bool = False) -> None:
         self.spec = spec
         self.stdio = stdio
+        self.pipe_output = pipe_output and not spec["process"].get("terminal")
+        self._pipes: list[tuple[int, int]] = []  # (read end, caller's fd) of each piped output
         self.root = root or default_root()
         self.id = container_id or os.urandom(16).hex()
         self.bundle = bundle
@@ -88,9 +95,16 @@ class ContainerProcess:
         was_subreaper = is_child_subreaper()
         if not was_subreaper:
             set_child_subreaper(True)
+        stdio, write_ends = self.stdio, []
+        if self.pipe_output:
+            for target in (1, 2):
+                read_end, write_end = os.pipe2(os.O_CLOEXEC)
+                self._pipes.append((read_end, self.stdio[target]))
+                write_ends.append(write_end)
+            stdio = (self.stdio[0], *write_ends)  # type: ignore[assignment]
         try:
             state, self.cgroup = create_container(
-                self.root, self.id, self.bundle, spec=dict(self.spec), stdio=self.stdio,
+                self.root, self.id, self.bundle, spec=dict(self.spec), stdio=stdio,
                 console_socket=child_sock, kill_with_parent=True, before_namespaces=before_namespaces)
             self._created = True
             self.pid = state.pid
@@ -109,6 +123,8 @@ class ContainerProcess:
             for sock in (parent_sock, child_sock):
                 if sock is not None:
                     sock.close()
+            for fd in write_ends:
+                os.close(fd)  # init has its own: EOF once every process of the container closed them
         return self.pid  # type: ignore[return-value]
 
     def start(self) -> None:
@@ -124,11 +140,14 @@ class ContainerProcess:
         try:
             if self._master is not None:
                 self._relay_terminal()
+            elif self._pipes:
+                self._relay_output()
             _, status = os.waitpid(self.pid, 0)
         finally:
             if self._master is not None:
                 os.close(self._master)
                 self._master = None
+            self._close_pipes()
         self._status = ExitStatus.from_wait_status(status, oom_killed=self._oom_killed())
         return self._status
 
@@ -152,7 +171,46 @@ class ContainerProcess:
         if self._created:
             self._created = False
             delete(self.root, self.id, force=True)
+        self._close_pipes()
         self.cgroup = None
+
+    def _relay_output(self) -> None:
+        """Copy the container's stdout and stderr pipes to the caller's fds until init has exited.
+
+        Until both pipes are at end-of-file (every process of the container closed them),
+        or init has exited (a pidfd is readable then, poll(2)): a process that outlives
+        init outside its PID namespace (``--pid host``) could hold a pipe for ever. What
+        is in the pipes then is still copied.
+        """
+        import select
+
+        pidfd = os.pidfd_open(self.pid)  # our child: its PID cannot be reused before we reap it
+        try:
+            open_pipes = dict(self._pipes)
+            poller = select.poll()
+            for fd in (*open_pipes, pidfd):
+                poller.register(fd, select.POLLIN)
+            exited = False
+            while open_pipes and not exited:
+                for fd, _ in poller.poll():
+                    if fd == pidfd:
+                        exited = True
+                    elif fd in open_pipes and not _copy_once(fd, open_pipes[fd]):
+                        poller.unregister(fd)
+                        del open_pipes[fd]
+            for fd, target in open_pipes.items():  # init is gone: what is left, without blocking
+                os.set_blocking(fd, False)
+                try:
+                    while _copy_once(fd, target):
+                        pass
+                except BlockingIOError:
+                    pass
+        finally:
+            os.close(pidfd)
+
+    def _close_pipes(self) -> None:
+        while self._pipes:
+            os.close(self._pipes.pop()[0])
 
     def _oom_killed(self) -> bool:
         """Did the OOM killer kill a process of this container (memory.events / memory.oom_control)?"""
@@ -206,6 +264,25 @@ class _Forwarding:
             signal.signal(sig, handler)
 
 
+def _copy_once(source: int, target: int) -> bool:
+    """Copy one read's worth from ``source`` to ``target``; False at end-of-file.
+
+    A target that cannot be written (a closed stdout: EPIPE, EBADF) drops the output, as
+    ``docker run`` does when its own stdout goes away, so the container never blocks on a
+    full pipe.
+    """
+    data = os.read(source, 65536)
+    if not data:
+        return False
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(target, view):]
+    except OSError:
+        pass
+    return True
+
+
 def empty_stdin() -> int:
     """A stdin that reads end-of-file at once: a pipe whose write end is already closed.
 
@@ -223,14 +300,16 @@ def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
         before_namespaces: Callable[[int], None] | None = None,
         on_started: Callable[[int], None] | None = None,
         before_start: Callable[[int], None] | None = None, *, root: str | None = None,
-        container_id: str | None = None, bundle: str | None = None) -> ExitStatus:
+        container_id: str | None = None, bundle: str | None = None, pipe_output: bool = False) -> ExitStatus:
     """Create, start, wait for and delete a container. Like ``runc run``.
 
     ``before_start`` gets the host PID of PID 1 after create, before the command runs:
     its namespaces exist (that is where the network is wired, like a CNI/OCI
     ``createRuntime`` hook). ``on_started`` gets it once the command runs (to record state).
+    ``pipe_output``: see :class:`ContainerProcess`.
     """
-    proc = ContainerProcess(spec, stdio, root=root, container_id=container_id, bundle=bundle)
+    proc = ContainerProcess(spec, stdio, root=root, container_id=container_id, bundle=bundle,
+                            pipe_output=pipe_output)
     try:
         with proc.forwarding_signals():
             proc.create(before_namespaces)
