@@ -772,3 +772,20 @@ def test_a_bad_cpuset_list_is_refused(bundle, root):
     edit_config(bundle, lambda s: s["linux"].update(resources={"cpu": {"cpus": "all of them"}}))
     r = runtime(root, "create", "-b", str(bundle), "badcpus")
     assert r.code == 1 and "invalid cpu.cpus 'all of them'" in r.err, r
+
+
+def test_a_foreground_run_gives_the_container_pipes_not_the_callers_fds(state_root, minidocker_command, tmp_path):
+    """A container's root could fchmod/chmod the fds it holds: they must not be the caller's own file."""
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    script = ("chmod 0 /proc/self/fd/1 /proc/self/fd/2; readlink /proc/self/fd/1; echo to-err >&2; "
+              "seq 1 20000 | tail -1; exit 3")
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        modes = (out.stat().st_mode, err.stat().st_mode)
+        code = subprocess.run([*minidocker_command, "run", "--rm", "--network", "none", "busybox", "sh", "-c", script],
+                              stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, timeout=60,
+                              env={**os.environ, "MINIDOCKER_ROOT": str(state_root)}).returncode
+    assert code == 3
+    assert (out.stat().st_mode, err.stat().st_mode) == modes  # the caller's files untouched
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("pipe:[") and lines[1] == "20000", lines   # all the output, relayed
+    assert "to-err" in err.read_text()
