@@ -277,7 +277,12 @@ def _copy_once(source: int, target: int) -> bool:
     view = memoryview(data)
     try:
         while view:
-            view = view[os.write(target, view):]
+            try:
+                view = view[os.write(target, view):]
+            except BlockingIOError:  # a target someone set O_NONBLOCK (a shared terminal): wait, not drop
+                import select
+
+                select.select([], [target], [])
     except OSError:
         pass
     return True
