@@ -789,3 +789,17 @@ def test_a_foreground_run_gives_the_container_pipes_not_the_callers_fds(state_ro
     lines = out.read_text().splitlines()
     assert lines[0].startswith("pipe:[") and lines[1] == "20000", lines   # all the output, relayed
     assert "to-err" in err.read_text()
+
+
+def test_run_i_gives_the_container_a_pipe_fed_from_the_callers_stdin(state_root, minidocker_command, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"{i}\n" for i in range(50000)))
+    mode = source.stat().st_mode
+    with open(source) as stdin:
+        r = subprocess.run([*minidocker_command, "run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c",
+                            "chmod 0 /proc/self/fd/0; readlink /proc/self/fd/0; wc -l"], stdin=stdin,
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0].startswith("pipe:[") and r.stdout.split()[1] == "50000", r.stdout
+    assert source.stat().st_mode == mode

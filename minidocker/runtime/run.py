@@ -64,14 +64,19 @@ class ContainerProcess:
             (as Docker's shim does), instead of handing it those fds themselves: a
             container's root may ``fchmod`` or ``ioctl`` any fd it holds, and the caller's
             are its terminal or its files. Ignored with ``process.terminal`` (a pty then).
+        pipe_input: the same for stdin (``docker run -i``): a pipe, fed from ``stdio[0]``
+            while the container runs and closed at its end-of-file. Only with ``pipe_output``.
     """
 
     def __init__(self, spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2), root: str | None = None,
-                 container_id: str | None = None, bundle: str | None = None, pipe_output: bool = False) -> None:
+                 container_id: str | None = None, bundle: str | None = None, pipe_output: bool = False,
+                 pipe_input: bool = False) -> None:
         self.spec = spec
         self.stdio = stdio
         self.pipe_output = pipe_output and not spec["process"].get("terminal")
+        self.pipe_input = pipe_input and self.pipe_output
         self._pipes: list[tuple[int, int]] = []  # (read end, caller's fd) of each piped output
+        self._stdin_pipe: int | None = None  # the write end of the container's stdin, with pipe_input
         self.root = root or default_root()
         self.id = container_id or os.urandom(16).hex()
         self.bundle = bundle
@@ -101,7 +106,12 @@ class ContainerProcess:
                 read_end, write_end = os.pipe2(os.O_CLOEXEC)
                 self._pipes.append((read_end, self.stdio[target]))
                 write_ends.append(write_end)
-            stdio = (self.stdio[0], *write_ends)  # type: ignore[assignment]
+            stdin = self.stdio[0]
+            if self.pipe_input:
+                stdin, self._stdin_pipe = os.pipe2(os.O_CLOEXEC)
+                os.set_blocking(self._stdin_pipe, False)  # a container that reads nothing never blocks us
+                write_ends.append(stdin)  # closed below like the others: the container holds its own copy
+            stdio = (stdin, *write_ends[:2])  # type: ignore[assignment]
         try:
             state, self.cgroup = create_container(
                 self.root, self.id, self.bundle, spec=dict(self.spec), stdio=stdio,
@@ -190,14 +200,19 @@ class ContainerProcess:
             poller = select.poll()
             for fd in (*open_pipes, pidfd):
                 poller.register(fd, select.POLLIN)
+            stdin = (_StdinFeed(self.stdio[0], self._stdin_pipe, poller, self._close_stdin_pipe)
+                     if self._stdin_pipe is not None else None)
             exited = False
             while open_pipes and not exited:
-                for fd, _ in poller.poll():
+                for fd, events in poller.poll():
                     if fd == pidfd:
                         exited = True
-                    elif fd in open_pipes and not _copy_once(fd, open_pipes[fd]):
-                        poller.unregister(fd)
-                        del open_pipes[fd]
+                    elif fd in open_pipes:
+                        if not _copy_once(fd, open_pipes[fd]):
+                            poller.unregister(fd)
+                            del open_pipes[fd]
+                    elif stdin is not None:
+                        stdin.ready(fd, events)
             for fd, target in open_pipes.items():  # init is gone: what is left, without blocking
                 os.set_blocking(fd, False)
                 try:
@@ -211,6 +226,12 @@ class ContainerProcess:
     def _close_pipes(self) -> None:
         while self._pipes:
             os.close(self._pipes.pop()[0])
+        self._close_stdin_pipe()
+
+    def _close_stdin_pipe(self) -> None:
+        if self._stdin_pipe is not None:
+            os.close(self._stdin_pipe)
+            self._stdin_pipe = None
 
     def _oom_killed(self) -> bool:
         """Did the OOM killer kill a process of this container (memory.events / memory.oom_control)?"""
@@ -264,6 +285,50 @@ class _Forwarding:
             signal.signal(sig, handler)
 
 
+class _StdinFeed:
+    """Feeds the container's stdin pipe (non-blocking) from the caller's stdin, inside the relay's poll loop.
+
+    Reads a chunk when the caller's stdin is readable, then waits for the pipe to take it
+    (POLLOUT) before it reads more; the caller's end-of-file closes the pipe (the container
+    sees EOF). A container that closed its stdin gets nothing more: the rest is not read.
+    """
+
+    def __init__(self, source: int, pipe: int, poller: Any, close: Callable[[], None]) -> None:
+        import select
+
+        self._source, self._pipe, self._poller, self._select, self._close = source, pipe, poller, select, close
+        self._pending = b""
+        poller.register(source, select.POLLIN)
+
+    def ready(self, fd: int, events: int) -> None:
+        if fd == self._source:
+            try:
+                data = os.read(self._source, 65536)
+            except OSError:
+                data = b""  # a closed or unreadable stdin: end-of-file
+            self._poller.unregister(self._source)
+            if not data:
+                self._finish()
+                return
+            self._pending = data
+            self._poller.register(self._pipe, self._select.POLLOUT)
+        elif fd == self._pipe:
+            try:
+                self._pending = self._pending[os.write(self._pipe, self._pending):]
+            except BlockingIOError:
+                return
+            except OSError:  # EPIPE: the container closed its stdin
+                self._poller.unregister(self._pipe)
+                self._finish()
+                return
+            if not self._pending:
+                self._poller.unregister(self._pipe)
+                self._poller.register(self._source, self._select.POLLIN)
+
+    def _finish(self) -> None:
+        self._close()  # the owner's: it must not close the same number twice (fds are reused)
+
+
 def _copy_once(source: int, target: int) -> bool:
     """Copy one read's worth from ``source`` to ``target``; False at end-of-file.
 
@@ -305,7 +370,8 @@ def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
         before_namespaces: Callable[[int], None] | None = None,
         on_started: Callable[[int], None] | None = None,
         before_start: Callable[[int], None] | None = None, *, root: str | None = None,
-        container_id: str | None = None, bundle: str | None = None, pipe_output: bool = False) -> ExitStatus:
+        container_id: str | None = None, bundle: str | None = None, pipe_output: bool = False,
+        pipe_input: bool = False) -> ExitStatus:
     """Create, start, wait for and delete a container. Like ``runc run``.
 
     ``before_start`` gets the host PID of PID 1 after create, before the command runs:
@@ -314,7 +380,7 @@ def run(spec: Mapping[str, Any], stdio: Stdio = (0, 1, 2),
     ``pipe_output``: see :class:`ContainerProcess`.
     """
     proc = ContainerProcess(spec, stdio, root=root, container_id=container_id, bundle=bundle,
-                            pipe_output=pipe_output)
+                            pipe_output=pipe_output, pipe_input=pipe_input)
     try:
         with proc.forwarding_signals():
             proc.create(before_namespaces)
