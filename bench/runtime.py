@@ -7,7 +7,7 @@ What it times (each a fresh process tree, stdout and stderr to /dev/null)::
     minidocker-runc run                   one command: create, start, wait, delete
     runc run                              the same with runc
     minidocker run --rm busybox true      the engine: image, overlay, then the same lifecycle in-process
-    ... (main)                            the same command from another checkout (--before), if given
+    ... (before)                          the same commands from another checkout (--before), if given
 
 The three-command lines go through ``sh -c 'A && B && C'`` for both runtimes (the
 shell costs about 1 ms to each). The bundle is busybox's root filesystem with the
@@ -46,10 +46,11 @@ def write_launchers(scratch: Path, repo: Path, tag: str) -> tuple[str, str]:
     """minidocker and minidocker-runc launchers for the checkout ``repo`` (as make venv writes them)."""
     made = []
     pairs = (("minidocker", "minidocker.cli.main"), ("minidocker-runc", "minidocker.cli.runc"))
-    for name, module in pairs[:1] if tag == "before" else pairs:  # an older checkout has no runc front end
+    has_runc = (repo / "minidocker" / "cli" / "runc.py").exists()  # a checkout before chapter 12 has none
+    for name, module in pairs if has_runc else pairs[:1]:
         target = scratch / f"{name}-{tag}"
         subprocess.run([sys.executable, "-m", "minidocker.cli.launcher", str(target),
-                        *([module] if tag != "before" else [])], cwd=repo,
+                        *([module] if has_runc else [])], cwd=repo,
                        check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(repo)})
         made.append(str(target))
     return made[0], made[-1]
@@ -81,14 +82,15 @@ def _run_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 def _print(timings: list[startup.Timing], cpu: dict[str, list[float]]) -> None:
     import statistics
 
-    refs = {"ours create+start+delete": "runc create+start+delete"}
+    refs = {"ours create+start+delete": "runc create+start+delete",
+            "ours create+start+delete (before)": "runc create+start+delete"}
     by_name = {t.name: t for t in timings}
-    print(f"{'command':<28}{'wall':>9}{'cpu':>9}{'wall vs runc':>14}{'cpu vs runc':>13}   (medians, ms)")
+    print(f"{'command':<36}{'wall':>9}{'cpu':>9}{'wall vs runc':>14}{'cpu vs runc':>13}   (medians, ms)")
     for t in timings:
         ref = by_name.get(refs.get(t.name, "runc create+start+delete" if "create" in t.name else "runc run"))
         wall, used = t.median, statistics.median(cpu[t.name])
         ratio = f"{wall / ref.median:>13.2f}x{used / statistics.median(cpu[ref.name]):>12.2f}x" if ref else ""
-        print(f"{t.name:<28}{wall:>9.1f}{used:>9.1f}{ratio}")
+        print(f"{t.name:<36}{wall:>9.1f}{used:>9.1f}{ratio}")
 
 
 def phases(rootfs: Path, root: Path, runs: int) -> dict[str, float]:
@@ -155,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             ("minidocker run --rm", [minidocker, "run", "--rm", "--network", "none", "busybox", "true"]),
         ]
         if args.before:
-            before, _ = write_launchers(scratch, args.before, "before")
+            before, before_runc = write_launchers(scratch, args.before, "before")
+            if before_runc != before:
+                lines.insert(2, ("ours create+start+delete (before)",
+                                 lifecycle(before_runc, our_root, bundle, "bench-before")))
             lines.append(("minidocker run (before)", [before, "run", "--rm", "--network", "none", "busybox", "true"]))
         timings = [startup.Timing(name, command) for name, command in lines]
         cpu: dict[str, list[float]] = {t.name: [] for t in timings}

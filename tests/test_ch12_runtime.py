@@ -43,6 +43,48 @@ def test_each_status_allows_exactly_its_verbs(status):
 def test_status_values_are_the_specs_strings():
     assert [s.value for s in Status] == ["creating", "created", "running", "paused", "stopped"]
     assert json.dumps({"status": Status.RUNNING}) == '{"status": "running"}'
+    assert Status("paused") is Status.PAUSED and str(Status.PAUSED) == f"{Status.PAUSED}" == "paused"
+    with pytest.raises(ValueError):
+        Status("exited")
+
+
+def test_the_runtime_verbs_import_no_enum_re_json_or_pathlib():
+    """start/state/kill/delete start lean: those imports cost 4-10 ms a command (bench/README.md)."""
+    code = ("import sys; import minidocker.runtime, minidocker.cli.runc; "
+            "print(' '.join(m for m in ('enum', 're', 'json', 'pathlib', 'signal') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); {code}"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert found == [], f"imported by minidocker.runtime: {found}"
+
+
+def test_the_default_root_is_the_run_state_root(monkeypatch, tmp_path):
+    from minidocker.paths import state_roots
+    from minidocker.runtime.state import default_root
+
+    for value in (str(tmp_path), None):
+        if value is None:
+            monkeypatch.delenv("MINIDOCKER_ROOT", raising=False)
+        else:
+            monkeypatch.setenv("MINIDOCKER_ROOT", value)
+        assert default_root() == str(state_roots().run / "runtime")
+
+
+@pytest.mark.parametrize("obj", [{}, [], {"a": []}, {"a": {}, "b": [1, 2.5, None, True, "\u00e9\n\"", {"z": [[]]}]},
+                                 {1: 2, True: 3, None: 4, 2.5: [{}]}, {"t": (1, 2)}, "s", 1, None])
+def test_atomic_json_matches_the_json_package(obj):
+    from minidocker import atomic
+
+    for indent in (None, 2):
+        assert atomic.dumps(obj, indent=indent) == json.dumps(obj, indent=indent)
+    assert atomic.loads(json.dumps(obj)) == json.loads(json.dumps(obj))
+    for bad in ("", "{", "[1,]", "1 2", '{"a": 1} x'):
+        with pytest.raises(ValueError):
+            atomic.loads(bad)
+    # in a fresh interpreter, where json.decoder is not imported yet (_json then raises no error itself)
+    code = ("import sys; sys.path.insert(0, %r); from minidocker.atomic import loads\n"
+            "try:\n    loads('{not json')\nexcept ValueError as err:\n    print(err)") % str(REPO)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("Expecting property name"), out
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -483,7 +525,7 @@ def test_a_mount_destination_through_a_symlink_out_of_the_root_is_refused(bundle
     assert list(outside.iterdir()) == [] and (not root.exists() or os.listdir(root) == [])
 
 
-@pytest.mark.parametrize("bad_id", ["a/b", "..", ".", "../x", "", "a b"])
+@pytest.mark.parametrize("bad_id", ["a/b", "..", ".", "../x", "", "a b", "a\n", "caf\u00e9"])
 def test_an_id_that_is_not_a_plain_name_is_refused(bundle, root, bad_id):
     r = runtime(root, "create", "-b", str(bundle), bad_id)
     assert r.code == 1 and "invalid container id" in r.err, r
@@ -730,3 +772,34 @@ def test_a_bad_cpuset_list_is_refused(bundle, root):
     edit_config(bundle, lambda s: s["linux"].update(resources={"cpu": {"cpus": "all of them"}}))
     r = runtime(root, "create", "-b", str(bundle), "badcpus")
     assert r.code == 1 and "invalid cpu.cpus 'all of them'" in r.err, r
+
+
+def test_a_foreground_run_gives_the_container_pipes_not_the_callers_fds(state_root, minidocker_command, tmp_path):
+    """A container's root could fchmod/chmod the fds it holds: they must not be the caller's own file."""
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    script = ("chmod 0 /proc/self/fd/1 /proc/self/fd/2; readlink /proc/self/fd/1; echo to-err >&2; "
+              "seq 1 20000 | tail -1; exit 3")
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        modes = (out.stat().st_mode, err.stat().st_mode)
+        code = subprocess.run([*minidocker_command, "run", "--rm", "--network", "none", "busybox", "sh", "-c", script],
+                              stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, timeout=60,
+                              env={**os.environ, "MINIDOCKER_ROOT": str(state_root)}).returncode
+    assert code == 3
+    assert (out.stat().st_mode, err.stat().st_mode) == modes  # the caller's files untouched
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("pipe:[") and lines[1] == "20000", lines   # all the output, relayed
+    assert "to-err" in err.read_text()
+
+
+def test_run_i_gives_the_container_a_pipe_fed_from_the_callers_stdin(state_root, minidocker_command, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"{i}\n" for i in range(50000)))
+    mode = source.stat().st_mode
+    with open(source) as stdin:
+        r = subprocess.run([*minidocker_command, "run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c",
+                            "chmod 0 /proc/self/fd/0; readlink /proc/self/fd/0; wc -l"], stdin=stdin,
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MINIDOCKER_ROOT": str(state_root)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0].startswith("pipe:[") and r.stdout.split()[1] == "50000", r.stdout
+    assert source.stat().st_mode == mode

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
+
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (it imports enum: 4-10 ms at each runtime command's start, bench/README.md).
+import _signal as signal
 
 from minidocker.errors import InvalidArgument, MinidockerError
 from minidocker.record import Record

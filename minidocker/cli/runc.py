@@ -10,9 +10,10 @@ prints what runc prints. Errors: exit status 1 and the message on stderr (and in
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+
+from minidocker.atomic import dumps, loads  # json through _json: no `import json` (re, enum) per command
 
 __all__ = ["main", "main_and_exit"]
 
@@ -136,9 +137,9 @@ def _log(level: str, message: str) -> None:
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if G.log_format == "json":
-        line = json.dumps({"level": level, "msg": message, "time": now})
+        line = dumps({"level": level, "msg": message, "time": now})
     else:
-        line = f'time="{now}" level={level} msg={json.dumps(message)}'
+        line = f'time="{now}" level={level} msg={dumps(message)}'
     try:
         with open(G.log, "a") as f:
             f.write(line + "\n")
@@ -168,7 +169,7 @@ def start(args: SimpleNamespace) -> int:
 def state(args: SimpleNamespace) -> int:
     from minidocker.runtime import state as container_state
 
-    print(json.dumps(container_state(G.root, args.container_id), indent=2))
+    print(dumps(container_state(G.root, args.container_id), indent=2))
     return 0
 
 
@@ -235,11 +236,9 @@ def run(args: SimpleNamespace) -> int:
 
 def _bundle_config(bundle: str) -> dict:
     """The container's config.json (for exec: its linux.seccomp); {} if the bundle is gone."""
-    import json
-
     try:
-        with open(os.path.join(bundle, "config.json"), encoding="utf-8") as f:
-            return json.load(f)
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            return loads(f.read())
     except (OSError, ValueError):
         return {}
 
@@ -290,7 +289,7 @@ def list_(args: SimpleNamespace) -> int:
     if args.quiet:
         print("\n".join(s.id for s in states))
     elif args.format == "json":
-        print(json.dumps([s.to_oci() for s in states]))
+        print(dumps([s.to_oci() for s in states]))
     else:
         print(f"{'ID':<16}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}{'CREATED':<32}OWNER")
         for s in states:
@@ -312,7 +311,7 @@ def ps(args: SimpleNamespace) -> int:
 
         pids = open_cgroup(container.cgroup).procs()
     if args.format == "json":
-        print(json.dumps(sorted(pids)))
+        print(dumps(sorted(pids)))
         return 0
     import subprocess
 
@@ -331,15 +330,14 @@ def spec(args: SimpleNamespace) -> int:
     if os.path.exists(path):
         raise Conflict(f"failed to write {path}: the file exists", hint="remove it first")
     with open(path, "x") as f:
-        json.dump(runc_default_spec(rootless=args.rootless), f, indent=2)
-        f.write("\n")
+        f.write(dumps(runc_default_spec(rootless=args.rootless), indent=2) + "\n")
     return 0
 
 
 def features(args: SimpleNamespace) -> int:
     from minidocker.runtime.features import features as runtime_features
 
-    print(json.dumps(runtime_features(), indent=2))
+    print(dumps(runtime_features(), indent=2))
     return 0
 
 
@@ -358,7 +356,7 @@ def _process_from(args: SimpleNamespace) -> dict[str, Any]:
     if args.process:
         try:
             with open(args.process, "rb") as f:
-                process = json.loads(f.read())
+                process = loads(f.read())
         except (OSError, ValueError) as err:
             raise InvalidArgument(f"failed to load process {args.process}: {err}") from None
         if not isinstance(process, dict) or not isinstance(process.get("args"), list):

@@ -234,8 +234,12 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
                 container.save(roots, durable)
 
             # The runtime's lifecycle, in this process: create, (network), start, wait, delete.
+            # Pipes for its stdout and stderr (and stdin with -i), relayed by the runtime, as Docker's shim
+            # does (with -t, a pty): never our own fds, which a container's root could fchmod (they are
+            # the user's terminal or files).
             status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start,
-                                 root=str(roots.run / "runtime"), container_id=container.id, bundle=str(directory))
+                                 root=str(roots.run / "runtime"), container_id=container.id, bundle=str(directory),
+                                 pipe_output=True, pipe_input=options.interactive)
         finally:
             if stdin != 0:
                 os.close(stdin)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (bench/README.md, "OCI runtime").
+import _signal as signal
 
 from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
 

@@ -13,10 +13,10 @@ See: https://github.com/opencontainers/runtime-spec/blob/main/bundle.md and conf
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from minidocker.atomic import dumps, loads  # json through _json: no re, no enum (see atomic.py)
 from minidocker.errors import InvalidArgument
 from minidocker.runtime.spec import validate
 
@@ -51,7 +51,7 @@ def load_config(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            spec = json.loads(f.read())
+            spec = loads(f.read())
     except FileNotFoundError:
         raise InvalidArgument(f"failed to load {path}: no such file",
                               hint="give the bundle with --bundle, or write one with 'spec'") from None
@@ -72,7 +72,7 @@ def check_config(spec: dict[str, Any], bundle: str) -> None:
         value = _get(spec, field)
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise InvalidArgument(f"invalid config: {field} must be {_TYPE_NAMES[kind]}, "
-                                  f"got {json.dumps(value)[:60]}")
+                                  f"got {dumps(value)[:60]}")
     for index, entry in enumerate(spec.get("mounts", [])):
         if not isinstance(entry, dict) or not isinstance(entry.get("destination"), str):
             raise InvalidArgument(f"invalid config: mounts[{index}] needs a destination string")

@@ -29,8 +29,11 @@ mounts live in the container's mount namespace and go with its last process).
 from __future__ import annotations
 
 import os
-import signal
 import time
+
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (it imports enum: 4-10 ms at each runtime command's start, bench/README.md).
+import _signal as signal
 
 from minidocker.errors import Conflict, InvalidArgument
 from minidocker.linux.procfs import start_time

@@ -10,8 +10,11 @@ every process first (SIGKILL, frozen cgroup: none can fork meanwhile). The
 from __future__ import annotations
 
 import os
-import signal
 import time
+
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (it imports enum: 4-10 ms at each runtime command's start, bench/README.md).
+import _signal as signal
 
 from minidocker.errors import ContainerError, InvalidState, NotFound
 from minidocker.linux.procfs import is_alive

@@ -11,7 +11,6 @@ See: wait(2), signal(7), bash(1) "EXIT STATUS".
 from __future__ import annotations
 
 import os
-import signal
 from collections import namedtuple
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_ENGINE_ERROR", "EXIT_NOT_FOUND", "ExitStatus"]
@@ -49,6 +48,8 @@ class ExitStatus(namedtuple("ExitStatus", ["code", "signal", "oom_killed"], defa
         if self.signal is None:
             after = " after the OOM killer killed one of its processes" if self.oom_killed else ""
             return f"exited with status {self.exit_code}{after}"
+        import signal
+
         try:
             name = signal.Signals(self.signal).name
         except ValueError:

@@ -44,10 +44,9 @@ then: a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER), like containerd's shi
 
 from __future__ import annotations
 
-import enum
-import json
 import os
 
+from minidocker.atomic import dumps, loads  # json through _json: no re, no enum (see atomic.py)
 from minidocker.errors import ContainerError
 
 __all__ = ["Channel", "Message", "ProtocolError"]
@@ -57,8 +56,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Message(enum.Enum):
-    """Named messages of the handshake, in the order they are sent."""
+class Message:
+    """Named messages of the handshake, in the order they are sent (plain strings: no enum to import)."""
 
     USERNS_READY = "USERNS_READY"  # child -> parent: map my user namespace
     GO = "GO"  # parent -> child: maps and cgroups done, create the namespaces
@@ -67,6 +66,9 @@ class Message(enum.Enum):
     CREATE_RUNTIME_DONE = "CREATE_RUNTIME_DONE"  # parent -> init: hooks done, go on
     READY = "READY"  # init -> parent: the container is set up, waiting at the exec fifo
     ERROR = "ERROR"  # container side -> parent: {"message", "exit_code"}
+
+
+_MESSAGES = {name: name for name in vars(Message) if name.isupper()}  # the one object of each name
 
 
 class ProtocolError(ContainerError):
@@ -81,15 +83,15 @@ class Channel:
         self.write_fd = write_fd
         self._buffer = b""
 
-    def send(self, kind: Message, /, **payload: Any) -> None:
-        line = f"{kind.value} {json.dumps(payload)}\n".encode()
+    def send(self, kind: str, /, **payload: Any) -> None:
+        line = f"{kind} {dumps(payload)}\n".encode()
         os.write(self.write_fd, line)
 
     def send_error(self, message: str, exit_code: int = 125) -> None:
         """Report a container-side failure; the parent raises it as ContainerError."""
         self.send(Message.ERROR, message=message, exit_code=exit_code)
 
-    def receive(self) -> tuple[Message, dict[str, Any]] | None:
+    def receive(self) -> tuple[str, dict[str, Any]] | None:
         """The next message, or None at end of file (every writer has closed the pipe)."""
         while b"\n" not in self._buffer:
             chunk = os.read(self.read_fd, 4096)
@@ -98,18 +100,20 @@ class Channel:
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         name, _, body = line.decode().partition(" ")
-        return Message(name), json.loads(body or "{}")
+        if name not in _MESSAGES:
+            raise ProtocolError(f"unknown message {name!r} from the container")
+        return _MESSAGES[name], loads(body or "{}")
 
-    def expect(self, wanted: Message) -> dict[str, Any]:
+    def expect(self, wanted: str) -> dict[str, Any]:
         """Wait for ``wanted`` and return its payload; raise on ERROR, EOF or any other message."""
         received = self.receive()
         if received is None:
-            raise ProtocolError(f"container process exited before sending {wanted.value}")
+            raise ProtocolError(f"container process exited before sending {wanted}")
         message, payload = received
         if message is Message.ERROR:
             raise ContainerError(payload.get("message", "unknown error"), payload.get("exit_code", 125))
         if message is not wanted:
-            raise ProtocolError(f"expected {wanted.value} from the container, got {message.value}")
+            raise ProtocolError(f"expected {wanted} from the container, got {message}")
         return payload
 
     def expect_eof(self) -> None:
@@ -120,7 +124,7 @@ class Channel:
         message, payload = received
         if message is Message.ERROR:
             raise ContainerError(payload.get("message", "unknown error"), payload.get("exit_code", 125))
-        raise ProtocolError(f"expected the exec to close the pipe, got {message.value}")
+        raise ProtocolError(f"expected the exec to close the pipe, got {message}")
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):

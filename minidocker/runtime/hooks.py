@@ -17,7 +17,6 @@ See: https://github.com/opencontainers/runtime-spec/blob/main/config.md#posix-pl
 
 from __future__ import annotations
 
-import json
 import sys
 
 from minidocker.errors import ContainerError
@@ -42,7 +41,9 @@ def run_hooks(kind: str, hooks: Sequence[Mapping[str, Any]], state: Mapping[str,
         return
     import subprocess  # only configs with hooks pay for it
 
-    data = json.dumps(dict(state)).encode()
+    from minidocker.atomic import dumps
+
+    data = dumps(dict(state)).encode()
     for hook in hooks:
         path = hook.get("path", "")
         args = list(hook.get("args") or [path])

@@ -16,7 +16,9 @@ import errno
 import fcntl
 import os
 import resource
-import signal
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (bench/README.md, "OCI runtime").
+import _signal as signal
 import stat
 import sys
 import termios
@@ -80,15 +82,20 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         if overlay:   # rootless (chapter 11): only root in this user namespace may mount the overlay
             rootfs.mount("overlay", spec["root"]["path"], "overlay", 0, overlay)
         # init may not speak before PID is on the pipe (the parent expects PID first): it
-        # waits for this gate to close, which happens when we exit, after sending PID.
+        # waits for this gate to close, which we do right after sending PID. Not by exiting:
+        # a process's fds close only after its address space is torn down (exit_mm before
+        # exit_files in the kernel's do_exit), and for a forked interpreter that took 3-25 ms
+        # that init spent waiting. init is reparented before `start` can release it: the
+        # parent reaps us before it reads READY.
         gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(gate_write)
-            os.read(gate_read, 1)  # EOF: stage 1 has sent PID and is gone (we are reparented)
+            os.read(gate_read, 1)  # EOF: stage 1 has sent PID
             os.close(gate_read)
             _init(spec, channel, console_socket, flags, fifo_fd, options)
         channel.send(Message.PID, pid=pid)
+        os.close(gate_write)
         os._exit(0)
     except BaseException as err:  # noqa: BLE001 - everything must end in os._exit
         _report(channel, f"failed to create namespaces: {err}")
@@ -315,9 +322,9 @@ def _prepare_rootfs(spec: Mapping[str, Any], console_socket: socket.socket | Non
     if spec["process"].get("terminal"):
         from minidocker.runtime import console  # only -t needs it: tty, select, termios ...
 
-        master, slave, _ = console.open_pty(rootfs.secure_join(root, "/dev/pts"))
-        console_path = rootfs.secure_join(root, "/dev/console")
-        console_path.touch()
+        master, slave, _ = console.open_pty(rootfs.join_in_root(root, "/dev/pts"))
+        console_path = rootfs.join_in_root(root, "/dev/console")
+        os.close(os.open(console_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
         rootfs.mount(f"/proc/self/fd/{slave}", console_path, None, rootfs.MountFlag.MS_BIND)
         if console_socket is None:
             raise ContainerError("process.terminal is true but no console socket was given",
@@ -364,11 +371,11 @@ def _mount_cgroups(root: str, entry: Mapping[str, Any], own_namespace: bool) -> 
     one, a bind of the container's own directory of that hierarchy (never the host's
     whole tree). See cgroup_namespaces(7), cgroups(7).
     """
-    target = rootfs.secure_join(root, entry["destination"])
+    target = rootfs.join_in_root(root, entry["destination"])
     flags, _, _ = rootfs.parse_mount_options(entry.get("options", []))
     flags &= ~rootfs.MountFlag.MS_RDONLY  # made read-only last, when all is mounted
     readonly = "ro" in entry.get("options", [])
-    target.mkdir(parents=True, exist_ok=True)
+    os.makedirs(target, exist_ok=True)
     with open("/proc/self/mountinfo") as f:
         hierarchies = [(line.split()[4], line.split(" - ")[1].split()) for line in f
                        if line.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")]
@@ -387,14 +394,17 @@ def _mount_cgroups(root: str, entry: Mapping[str, Any], own_namespace: bool) -> 
         if not point.startswith("/sys/fs/cgroup/"):
             continue
         name = point.rsplit("/", 1)[1]
-        (target / name).mkdir(exist_ok=True)
+        try:
+            os.mkdir(os.path.join(target, name))
+        except FileExistsError:
+            pass
         controllers = [o for o in super_options.split(",") if o not in ("rw", "ro")]
         if own_namespace:
-            rootfs.mount("cgroup", target / name, fstype, flags | ro,
+            rootfs.mount("cgroup", os.path.join(target, name), fstype, flags | ro,
                          ",".join(controllers) if fstype == "cgroup" else None)
         else:
             key = frozenset(controllers) if fstype == "cgroup" else frozenset()
-            _bind_cgroup(point + own.get(key, "/").rstrip("/"), target / name, flags | ro)
+            _bind_cgroup(point + own.get(key, "/").rstrip("/"), os.path.join(target, name), flags | ro)
     if readonly:
         rootfs.mount(None, target, None, rootfs.MountFlag.MS_BIND | rootfs.MountFlag.MS_REMOUNT
                      | rootfs.MountFlag.MS_RDONLY | flags)
@@ -413,8 +423,8 @@ def _create_spec_devices(root: str, devices: list[Mapping[str, Any]]) -> None:
     """
     kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
     for device in devices:
-        path = rootfs.secure_join(root, device["path"])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = rootfs.join_in_root(root, device["path"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         if os.path.lexists(path):
             continue
         mode = int(device.get("fileMode", 0o666)) & 0o7777

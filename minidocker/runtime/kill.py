@@ -10,7 +10,10 @@ See: kill(2), pidfd_open(2), pidfd_send_signal(2).
 from __future__ import annotations
 
 import os
-import signal
+
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (it imports enum: 4-10 ms at each runtime command's start, bench/README.md).
+import _signal as signal
 
 from minidocker.errors import InvalidArgument, InvalidState
 from minidocker.linux.procfs import open_pidfd
@@ -28,10 +31,9 @@ def parse_signal(text: str | int) -> int:
     else:
         name = str(text).upper()
         name = name if name.startswith("SIG") else f"SIG{name}"
-        try:
-            return int(signal.Signals[name])
-        except KeyError:
-            pass
+        number = getattr(signal, name, None) if "_" not in name else None  # not SIG_DFL, SIG_BLOCK ...
+        if isinstance(number, int):
+            return number
     raise InvalidArgument(f"invalid signal {text!r}", hint="use a name (TERM, SIGKILL) or a number (9)")
 
 

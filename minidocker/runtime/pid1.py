@@ -12,7 +12,9 @@ See: pid_namespaces(7), "The namespace init process"; wait(2).
 from __future__ import annotations
 
 import os
-import signal
+# The C half of the signal module: the same functions and numbers, without the enums that
+# `import signal` builds (bench/README.md, "OCI runtime").
+import _signal as signal
 
 from minidocker.runtime.exitstatus import EXIT_NOT_FOUND, ExitStatus
 

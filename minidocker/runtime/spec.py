@@ -11,7 +11,6 @@ See: https://github.com/opencontainers/runtime-spec/blob/main/config.md
 
 from __future__ import annotations
 
-import re
 
 from minidocker.cgroups import Resources
 from minidocker.errors import InvalidArgument
@@ -29,8 +28,14 @@ if TYPE_CHECKING:
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's and runc's; the one copy
 
-# RFC 1123 labels; Linux allows 64 bytes (HOST_NAME_MAX), see gethostname(2).
-_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# RFC 1123 labels: 1-63 of [A-Za-z0-9-], not starting or ending with '-'; Linux allows 64 bytes
+# in all (HOST_NAME_MAX), see gethostname(2). Checked without re (its import: ~2 ms per command).
+_LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def _is_label(label: str) -> bool:
+    return (0 < len(label) <= 63 and label[0] != "-" and label[-1] != "-"
+            and all(c in _LABEL_CHARACTERS for c in label))
 
 
 def default_mounts() -> list[dict[str, Any]]:
@@ -95,7 +100,7 @@ def default_spec(
 def validate_hostname(hostname: str) -> str:
     """Return ``hostname`` if the kernel and DNS would accept it, else raise InvalidArgument."""
     if not hostname or len(hostname.encode()) > 64 or not all(
-        _HOSTNAME_LABEL.match(label) for label in hostname.split(".")
+        _is_label(label) for label in hostname.split(".")
     ):
         raise InvalidArgument(
             f"invalid hostname {hostname!r}",
