@@ -572,3 +572,32 @@ def test_network_settings_mounts_and_port_have_dockerds_shapes(daemon, box, dock
         ok(daemon, "volume", "rm", "shape1")
         dockerd.docker("rm", "-v", "shape")
         dockerd.docker("volume", "rm", "shape1")
+
+
+def test_a_start_on_a_taken_port_leaves_the_container_created_with_the_error_as_dockerd(daemon, box):
+    taken_port = 15940   # from the fixes branch's range (15900-15949)
+    ok(daemon, "run", "-d", "--name", "owner", "-p", f"{taken_port}:80", "busybox", "sleep", "100")
+    failed = docker(daemon, "run", "-d", "--name", "late", "-p", f"{taken_port}:80", "busybox", "sleep", "100")
+    assert failed.returncode == 125 and "port is already allocated" in failed.errors, failed.errors
+    ok(daemon, "create", "--name", "policy", "--restart", "always", "-p", f"{taken_port}:80", "busybox", "sleep",
+       "100")
+    assert docker(daemon, "start", "policy").returncode == 1
+    for name in ("late", "policy"):   # dockerd: never started, so "created", with the error and exit code 128
+        eventually(lambda: inspect(daemon, name)["State"]["Error"], f"{name}'s error to be recorded")
+        state = inspect(daemon, name)["State"]
+        assert (state["Status"], state["Running"], state["ExitCode"]) == ("created", False, 128), state
+        assert "driver failed programming external connectivity" in state["Error"], state
+        assert state["FinishedAt"] == "0001-01-01T00:00:00Z", state
+    time.sleep(0.5)   # no restart of a start that failed (dockerd's restart manager never saw it run)
+    assert inspect(daemon, "policy")["State"]["Status"] == "created"
+    rows = ok(daemon, "ps", "-a", "--filter", "name=late", "--format", "{{.Status}}").split()
+    assert rows == ["Created"], rows
+    removed = docker(daemon, "run", "--rm", "--name", "gone", "-p", f"{taken_port}:80", "busybox", "true")
+    assert removed.returncode == 125
+    eventually(lambda: "gone" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}").split(), "--rm to remove it")
+    assert endpoints(box) == ["owner"]
+    ok(daemon, "rm", "-f", "owner")
+    ok(daemon, "start", "late")   # the port is free now: the same container starts
+    assert inspect(daemon, "late")["State"]["Status"] == "running"
+    assert ok(daemon, "port", "late") == f"80/tcp -> 0.0.0.0:{taken_port}\n"
+    ok(daemon, "rm", "-f", "late", "policy")

@@ -119,3 +119,22 @@ def test_volume_json_has_dockerds_keys_and_types(daemon, dockerd):
     finally:
         daemon.request("DELETE", "/v1.41/volumes/same")
         http_request(socket_path, "DELETE", "/v1.41/volumes/same")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", ["nosuch", "a", "x:y", "bad/name"])
+def test_docker_inspect_of_an_unknown_name_says_what_dockerd_says(daemon, dockerd, name):
+    # The CLI asks for a container, an image, a network, then a volume: a name no volume can
+    # have ("a" is too short) must be "no such volume" (404), not "invalid volume name" (400).
+    ours = daemon.docker("inspect", name)
+    theirs = subprocess.run(["docker", "inspect", name], env=dockerd.env, capture_output=True, timeout=60)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert ours.stderr == f"Error: No such object: {name}\n".encode()
+    from daemonkit import http_request
+
+    socket_path = dockerd.host.removeprefix("unix://")
+    for method in ("GET", "DELETE"):
+        mine = daemon.request(method, f"/v1.41/volumes/{name}")
+        docker_one = http_request(socket_path, method, f"/v1.41/volumes/{name}")
+        assert mine[0] == docker_one[0] == 404, (method, mine, docker_one)
+        assert json.loads(mine[2]) == json.loads(docker_one[2]), method

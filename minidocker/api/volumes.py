@@ -99,10 +99,13 @@ def _size(directory: str) -> int:
     return total
 
 
+# dockerd's routes are /volumes/{name:.*}: a name with a slash is "no such volume", not "page not found".
+_NAME = r"(?P<name>.+)"
+
 ROUTES = [
     ("GET", "/volumes", volume_list),
     ("POST", "/volumes/create", volume_create),
     ("POST", "/volumes/prune", volume_prune),
-    ("GET", "/volumes/{name}", volume_inspect),
-    ("DELETE", "/volumes/{name}", volume_delete),
+    ("GET", f"/volumes/{_NAME}", volume_inspect),
+    ("DELETE", f"/volumes/{_NAME}", volume_delete),
 ]

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 __all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
            "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag",
+           "pause", "unpause", "rename", "top", "port",
            "volume_create", "volume_inspect", "volume_ls", "volume_prune", "volume_rm"]
 
 
@@ -52,6 +53,11 @@ def run(args: SimpleNamespace) -> int:
 
 
 def stats(args: SimpleNamespace) -> int:
+    remote = _daemon()
+    if remote is not None:   # minidockerd answers: its /containers/{id}/stats, docker's columns
+        from minidocker.cli import remote as r
+
+        return r.stats(remote, args)
     from minidocker.engine.stats import format_json, format_table, sample_stats
     from minidocker.errors import InvalidArgument
 
@@ -479,6 +485,7 @@ def _supervised(name: str):
 
 logs, start, stop, restart, kill, wait = (_supervised(n) for n in ("logs", "start", "stop", "restart", "kill",
                                                                    "wait"))
+pause, unpause, rename, top, port = (_supervised(n) for n in ("pause", "unpause", "rename", "top", "port"))
 
 
 def _require_root(rootless: bool = False) -> None:

@@ -67,7 +67,8 @@ def build_commands() -> Command:
                  options=[Option("-f --force", "kill a running container first"),
                           Option("-v --volumes", "remove the container's anonymous volumes too")],
                  arguments=[Argument("containers", "many")])
-    stats = Command("stats", "Show running containers' resource usage (read from their cgroups)", commands.stats,
+    stats = Command("stats", "Show running containers' resource usage (their cgroups, or minidockerd's)",
+                    commands.stats,
                     options=[
                         Option("--no-stream", "print one reading and exit"),
                         Option("--format", "table or json (one object per line)", "value", "FORMAT",
@@ -235,7 +236,8 @@ def _resource_options() -> list[Option]:
 
 
 def _supervised_commands() -> list[Command]:
-    """logs, start, stop, restart, kill, wait (chapter 13): through minidockerd, which supervises."""
+    """logs, start, stop, restart, kill, wait, pause, unpause, rename, top, port (chapter 13): through
+    minidockerd, which supervises."""
     many = [Argument("containers", "many")]
     grace = Option("-t --time", "seconds to wait before SIGKILL (default: the container's, else 10)", "value", "N")
     return [
@@ -252,6 +254,15 @@ def _supervised_commands() -> list[Command]:
         Command("kill", "Send a signal to containers (default SIGKILL)", commands.kill,
                 options=[Option("-s --signal", "signal name or number", "value", "SIGNAL")], arguments=many),
         Command("wait", "Wait for containers to stop, print their exit codes", commands.wait, arguments=many),
+        Command("pause", "Freeze every process of containers (the cgroup freezer)", commands.pause,
+                arguments=many),
+        Command("unpause", "Thaw paused containers", commands.unpause, arguments=many),
+        Command("rename", "Rename a container", commands.rename,
+                arguments=[Argument("container"), Argument("new_name")]),
+        Command("top", "Show a container's processes (ps options after its name)", commands.top,
+                arguments=[Argument("container"), Argument("ps_args", "rest")], interspersed=False),
+        Command("port", "List a container's published ports, or the host addresses of one", commands.port,
+                arguments=[Argument("container"), Argument("private_port", "optional")]),
     ]
 
 

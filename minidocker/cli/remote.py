@@ -2,9 +2,10 @@
 
 When a daemon answers (``-H unix://PATH``, ``MINIDOCKER_HOST``, or the default socket
 under the state roots), ``run``, ``ps``, ``rm``, ``logs``, ``start``, ``stop``,
-``restart``, ``kill`` and ``wait`` go through it, with the same requests the docker CLI
-sends (create, attach, wait, start for ``run``); without one, ``run``, ``ps`` and ``rm``
-work directly as in the earlier chapters and the others say how to start the daemon.
+``restart``, ``kill``, ``wait``, ``pause``, ``unpause``, ``rename``, ``top``, ``port`` and
+``stats --no-stream`` go through it, with the same requests the docker CLI sends (create,
+attach, wait, start for ``run``) and its output formats; without one, ``run``, ``ps``, ``rm``
+and ``stats`` work directly as in the earlier chapters and the others say how to start the daemon.
 The client is ``http.client`` on a unix socket, plus the hijacked attach stream read as
 8-byte frames (or raw bytes with a tty).
 See: the Docker Engine API reference, "Attach to a container" (stream format).
@@ -501,4 +502,159 @@ def logs(client: Client, args: SimpleNamespace) -> int:
                 buffer = buffer[8 + size:]
     finally:
         conn.close()
+    return 0
+
+
+# -- pause, unpause, rename, top, stats --no-stream, port: thin clients, docker's output -------------
+
+def _tabwrite(rows: list[list[str]], minwidth: int, padding: int = 3) -> str:
+    """Go's text/tabwriter as the docker CLI sets it up: each column but the last as wide as its widest
+    cell plus ``padding``, at least ``minwidth``. See: pkg.go.dev/text/tabwriter."""
+    columns = max((len(r) for r in rows), default=0) - 1
+    widths = [max([minwidth] + [len(r[i]) + padding for r in rows if i < len(r) - 1]) for i in range(columns)]
+    return "\n".join("".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell
+                             for i, cell in enumerate(row)) for row in rows)
+
+
+def _daemon_errors_exit_1(command):
+    """The docker CLI's exit status for an error the daemon answered (no such container, a conflict): 1."""
+    def action(client: Client, args: SimpleNamespace) -> int:
+        from minidocker.errors import MinidockerError
+
+        try:
+            return command(client, args)
+        except MinidockerError as err:
+            print(f"minidocker: {err}", file=sys.stderr)
+            return 1
+
+    action.__name__, action.__doc__ = command.__name__, command.__doc__
+    return action
+
+
+def pause(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "POST", "/pause")
+
+
+def unpause(client: Client, args: SimpleNamespace) -> int:
+    return _each(client, args.containers, "POST", "/unpause")
+
+
+@_daemon_errors_exit_1
+def rename(client: Client, args: SimpleNamespace) -> int:
+    client.call("POST", f"/containers/{_quote(args.container)}/rename", {"name": args.new_name})
+    return 0
+
+
+@_daemon_errors_exit_1
+def top(client: Client, args: SimpleNamespace) -> int:
+    """``docker top``: the Titles, then one row per process (the CLI's tabwriter: min width 20)."""
+    query = {"ps_args": " ".join(args.ps_args)} if args.ps_args else None
+    _, answer = client.call("GET", f"/containers/{_quote(args.container)}/top", query)
+    print(_tabwrite([answer["Titles"], *answer["Processes"]], minwidth=20))
+    return 0
+
+
+def _join_host_port(host: str, port: str) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _natural_key(text: str) -> list:
+    """The docker CLI sorts port lines "naturally": 8080 after 443 (its sortorder.NaturalLess)."""
+    import re
+
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", text) if part]
+
+
+@_daemon_errors_exit_1
+def port(client: Client, args: SimpleNamespace) -> int:
+    """``docker port CONTAINER [PRIVATE_PORT[/PROTO]]``: ``80/tcp -> 0.0.0.0:8080`` lines, or addresses."""
+    from minidocker.errors import InvalidArgument, NotFound
+
+    _, info = client.call("GET", f"/containers/{_quote(args.container)}/json")
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    if args.private_port:
+        number, _, proto = args.private_port.partition("/")
+        if not number.isdigit() or int(number) > 65535:
+            raise InvalidArgument(f"invalid port ({number})")
+        frontends = ports.get(f"{number}/{proto or 'tcp'}")
+        if not frontends:
+            raise NotFound(f"No public port '{args.private_port}' published for {args.container}")
+        out = [_join_host_port(f["HostIp"], f["HostPort"]) for f in frontends]
+    else:
+        out = [f"{private} -> {_join_host_port(f['HostIp'], f['HostPort'])}"
+               for private, frontends in ports.items() for f in frontends or []]
+    if out:
+        print("\n".join(sorted(out, key=_natural_key)))
+    return 0
+
+
+def _binary_size(size: float) -> str:
+    """go-units' BytesSize: "%.4g" and KiB, MiB ... (memory)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size, i = size / 1024, i + 1
+    return f"{size:.4g}{units[i]}"
+
+
+def _decimal_size(size: float) -> str:
+    """go-units' HumanSizeWithPrecision(size, 3): "%.3g" and kB, MB ... (network and block I/O)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size, i = size / 1000, i + 1
+    return f"{size:.3g}{units[i]}"
+
+
+def stats_row(doc: dict) -> list[str]:
+    """One ``docker stats --no-stream`` row from an Engine API stats document, computed as the CLI does
+    (CPU % from the delta to precpu_stats; memory without the inactive page cache)."""
+    cpu, pre = doc.get("cpu_stats") or {}, doc.get("precpu_stats") or {}
+    used, used_before = cpu.get("cpu_usage") or {}, pre.get("cpu_usage") or {}
+    cpu_delta = used.get("total_usage", 0) - used_before.get("total_usage", 0)
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len(used.get("percpu_usage") or [])
+    cpu_percent = cpu_delta / system_delta * online * 100 if system_delta > 0 and cpu_delta > 0 else 0.0
+    memory = doc.get("memory_stats") or {}
+    usage, details = memory.get("usage", 0), memory.get("stats") or {}
+    for key in ("total_inactive_file", "inactive_file"):   # cgroup v1, v2
+        if key in details and details[key] < usage:
+            usage -= details[key]
+            break
+    limit = memory.get("limit", 0)
+    rx = sum(n.get("rx_bytes", 0) for n in (doc.get("networks") or {}).values())
+    tx = sum(n.get("tx_bytes", 0) for n in (doc.get("networks") or {}).values())
+    entries = (doc.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+    read = sum(e.get("value", 0) for e in entries if str(e.get("op", "")).lower() == "read")
+    write = sum(e.get("value", 0) for e in entries if str(e.get("op", "")).lower() == "write")
+    name = doc.get("name") or ""
+    return [doc.get("id", "")[:12], name[1:] if len(name) > 1 else "--", f"{cpu_percent:.2f}%",
+            f"{_binary_size(usage)} / {_binary_size(limit)}", f"{usage / limit * 100 if limit else 0:.2f}%",
+            f"{_decimal_size(rx)} / {_decimal_size(tx)}", f"{_decimal_size(read)} / {_decimal_size(write)}",
+            str((doc.get("pids_stats") or {}).get("current", 0))]
+
+
+STATS_TITLES = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+
+
+@_daemon_errors_exit_1
+def stats(client: Client, args: SimpleNamespace) -> int:
+    """``docker stats --no-stream [CONTAINER...]``: one reading of each (every running one without names)."""
+    import json
+
+    from minidocker.errors import InvalidArgument
+
+    if not args.no_stream or args.format != "table":
+        raise InvalidArgument("through minidockerd, stats prints one table: use --no-stream, no --format",
+                              hint="docker stats streams; or stop the daemon for the direct mode's stats")
+    refs = args.containers or [r["Id"] for r in client.call("GET", "/containers/json")[1]]
+    rows = []
+    for ref in refs:
+        conn, response = client.open("GET", f"/containers/{_quote(ref)}/stats", {"stream": 0})
+        try:
+            rows.append(stats_row(json.loads(response.read())))
+        finally:
+            conn.close()
+    print(_tabwrite([STATS_TITLES, *rows], minwidth=10))
     return 0

@@ -614,6 +614,7 @@ class ContainerService:
             snapshot = Snapshot(directory, image.layers)
             if not os.path.ismount(snapshot.rootfs):
                 snapshot.mount()
+            unwired = None   # the status to keep if the ports cannot be published: no process ran
             try:
                 spec_cwd = (container.config or {}).get("WorkingDir") or ""
                 if spec_cwd:
@@ -642,7 +643,9 @@ class ContainerService:
                 except Conflict as err:
                     if network is None or "publish port" not in str(err):
                         raise
-                    # dockerd's words (its CLI users know them), with ours after
+                    # dockerd's words (its CLI users know them), with ours after; and as dockerd, the
+                    # container stays as it was ("created", or "exited"), with the error and exit code 128
+                    unwired = container.status if container.status in ("created", "exited") else None
                     raise MinidockerError(f"driver failed programming external connectivity on endpoint "
                                           f"{container.name} ({container.id[:12]}): {err}") from None
                 self._save_endpoint(container, reply.get("endpoint"))
@@ -650,10 +653,13 @@ class ContainerService:
             except BaseException as err:
                 snapshot.unmount()
                 self._volume_devices(container.id, activate=False)
-                # As dockerd: a container that failed to start has exited (waiters answer, --rm removes it)
+                # A container that failed to start has exited, or keeps its status (unwired); either way
+                # waiters answer and --rm removes it
                 code = err.exit_code if isinstance(err, ContainerError) else 128
-                threading.Thread(target=self._exited, args=(container.id, {"exit_code": code, "error": str(err)}),
-                                 daemon=True).start()
+                outcome = {"exit_code": code, "error": str(err)}
+                if unwired:
+                    outcome["status"] = unwired
+                threading.Thread(target=self._exited, args=(container.id, outcome), daemon=True).start()
                 raise
             if reply.get("start_error"):  # its exit (the supervisor reported it) is recorded once we let go
                 raise ContainerError(reply["start_error"], exit_code=int(reply.get("exit_code") or 125))
@@ -915,10 +921,12 @@ class ContainerService:
                 container = Container.load(self.roots, cid)
             except (FileNotFoundError, ValueError):
                 return
-            container.status, container.pid, container.paused = "exited", None, None
+            # "status": a start that failed before any process ran keeps the container's status (dockerd's)
+            container.status, container.pid, container.paused = result.get("status") or "exited", None, None
             container.exit_code = int(result.get("exit_code") or 0)
             container.oom_killed = bool(result.get("oom_killed")) or None
-            container.finished_at = int(result.get("finished_at") or time.time_ns())
+            if not result.get("status"):
+                container.finished_at = int(result.get("finished_at") or time.time_ns())
             if result.get("error"):
                 container.error = result["error"]
             auto_remove = bool((container.host_config or {}).get("AutoRemove"))
@@ -936,7 +944,7 @@ class ContainerService:
                 sock.close()
             self.changed.notify_all()
         self._event(container, "die", {"exitCode": str(container.exit_code)})
-        if self._should_restart(container):
+        if not result.get("status") and self._should_restart(container):
             self._schedule_restart(container)
             return
         if (container.host_config or {}).get("AutoRemove"):

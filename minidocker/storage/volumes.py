@@ -170,12 +170,15 @@ class VolumeStore:
         return volume
 
     def get(self, name: str) -> Volume:
-        """The volume called ``name``. Raises NotFound."""
+        """The volume called ``name``. Raises NotFound, also for a name no volume can have (as dockerd:
+        ``docker inspect a`` asks for a volume ``a`` last and must hear "no such volume", not "invalid")."""
+        if not isinstance(name, str) or not _is_name(name):
+            raise NotFound(f"get {name}: no such volume")
         directory = self._directory(name)
         try:
             data = read_json(directory / Volume.FILE)
         except FileNotFoundError:
-            raise NotFound(f"no such volume: {name}") from None
+            raise NotFound(f"get {name}: no such volume") from None
         return Volume.from_json(data, os.fspath(directory / "_data"))
 
     def list(self) -> list[Volume]:
