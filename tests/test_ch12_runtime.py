@@ -67,6 +67,9 @@ def test_the_default_root_is_the_run_state_root(monkeypatch, tmp_path):
         else:
             monkeypatch.setenv("MINIDOCKER_ROOT", value)
         assert default_root() == str(state_roots().run / "runtime")
+    monkeypatch.setattr("os.geteuid", lambda: 1000)   # rootless: the user's own run root, as paths decides
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    assert default_root() == str(state_roots().run / "runtime") == str(tmp_path / "xdg" / "minidocker" / "runtime")
 
 
 @pytest.mark.parametrize("obj", [{}, [], {"a": []}, {"a": {}, "b": [1, 2.5, None, True, "\u00e9\n\"", {"z": [[]]}]},

@@ -500,12 +500,13 @@ def _supervisor_pid(socket_path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def busybox_in_dockerd(dockerd, tmp_path_factory):
+    from minidocker.engine.images import local_image
     from minidocker.image import ImageStore
     from minidocker.image.archive import save_archive
     from minidocker.paths import state_roots
 
     store = ImageStore(state_roots().images)
-    store.get("busybox")
+    local_image(store, "busybox")
     archive = tmp_path_factory.mktemp("bb") / "busybox.tar"
     with open(archive, "wb") as out:
         save_archive(store, ["busybox"], out)

@@ -51,7 +51,13 @@ def default_root() -> str:
     without pathlib (3 ms of imports at each runtime command's start; a test checks both agree).
     """
     base = os.environ.get("MINIDOCKER_ROOT")
-    return os.path.join(base, "run", "runtime") if base else "/run/minidocker/runtime"
+    if base:
+        return os.path.join(base, "run", "runtime")
+    if os.geteuid() != 0:   # rootless: the user's own run root ($XDG_RUNTIME_DIR), decided in paths
+        from minidocker.paths import state_roots
+
+        return os.path.join(state_roots().run, "runtime")
+    return "/run/minidocker/runtime"
 
 
 def validate_id(container_id: str) -> str:
