@@ -191,6 +191,24 @@ def test_exec_and_a_followed_log_stream_over_tls(tls_daemon, certs):
         assert _tls_docker(tls_daemon, certs, "rm", "-f", cid).returncode == 0
 
 
+def test_docker_py_with_tls_works_too(tls_daemon, certs, monkeypatch):
+    import docker
+
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA (psf/requests#3829)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+    tls = docker.tls.TLSConfig(client_cert=(str(certs / "client.pem"), str(certs / "client-key.pem")),
+                               ca_cert=str(certs / "ca.pem"), verify=True)
+    client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{TLS_PORT}", tls=tls, version="1.41")
+    try:
+        assert client.ping()
+        out = client.containers.run("busybox", ["echo", "docker-py over tls"], network_mode="none", remove=True)
+        assert out == b"docker-py over tls\n"
+    finally:
+        client.close()
+
+
 def _tls_client(certs: Path, cert: str | None, ca: str = "ca"):
     context = ssl.create_default_context(cafile=str(certs / f"{ca}.pem"))
     if cert:
