@@ -209,6 +209,22 @@ def test_docker_py_with_tls_works_too(tls_daemon, certs, monkeypatch):
         client.close()
 
 
+def test_minidocker_daemon_start_passes_the_tls_flags_on(tmp_path, certs, cli):
+    env = {"MINIDOCKER_ROOT": str(tmp_path)}
+    port = TLS_PORT + 2
+    started = cli("daemon", "start", "-H", f"unix://{tmp_path}/run/minidocker.sock", "-H", f"tcp://127.0.0.1:{port}",
+                  "--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "server.pem"),
+                  "--tlskey", str(certs / "server-key.pem"), env=env)
+    try:
+        assert started.code == 0, started
+        ping = _first_bytes_over_tls(_tls_client(certs, "client"), port)
+        assert ping.startswith(b"HTTP/1.1 200"), ping
+    finally:
+        stopped = cli("daemon", "stop", env=env)
+    assert stopped.code == 0, stopped
+    assert "(mutual TLS)" in (tmp_path / "run" / "minidockerd.log").read_text()
+
+
 def _tls_client(certs: Path, cert: str | None, ca: str = "ca"):
     context = ssl.create_default_context(cafile=str(certs / f"{ca}.pem"))
     if cert:
@@ -216,9 +232,9 @@ def _tls_client(certs: Path, cert: str | None, ca: str = "ca"):
     return context
 
 
-def _first_bytes_over_tls(context) -> bytes:
+def _first_bytes_over_tls(context, port: int = TLS_PORT) -> bytes:
     """Handshake, send a ping, return what comes back; a refused handshake raises ssl.SSLError or ends empty."""
-    with socket.create_connection(("127.0.0.1", TLS_PORT), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             tls.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             return tls.recv(64)
