@@ -329,6 +329,27 @@ def test_small_chunks_adding_up_past_the_limit_are_a_413_too(tls_daemon):
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
 
 
+def test_a_client_that_takes_every_descriptor_does_not_end_the_daemon(tmp_path):
+    """accept(2) failing with EMFILE is retried (Go's net/http does the same), not the daemon's end."""
+    with Minidockerd(tmp_path, prefix=("prlimit", "--nofile=96", "--")) as d:
+        held = []
+        try:
+            for _ in range(120):   # more than the daemon has descriptors for
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(d.socket)  # the kernel queues it (backlog 512) whether or not accept succeeds
+                held.append(s)
+            time.sleep(0.5)
+            assert d.proc.poll() is None, d.log()
+        finally:
+            for s in held:
+                s.close()
+        deadline = time.monotonic() + 20
+        while not d.answers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.request("GET", "/_ping")[0] == 200 and d.proc.poll() is None
+        assert "accept failed: Too many open files" in d.log()
+
+
 def test_header_blocks_over_a_mib_are_431(tls_daemon):
     for head in (b"GET /_ping HTTP/1.1\r\n" + b"X-A: b\r\n" * 200_000 + b"\r\n",
                  b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n"):
