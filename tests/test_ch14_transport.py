@@ -350,6 +350,40 @@ def test_a_client_that_takes_every_descriptor_does_not_end_the_daemon(tmp_path):
         assert "accept failed: Too many open files" in d.log()
 
 
+def test_a_client_that_takes_every_thread_does_not_end_the_daemon(tmp_path):
+    """No thread to be had for a connection (the pids controller's limit): that client is closed, the daemon serves on."""
+    cgroup = Path(f"/sys/fs/cgroup/pids/mdtest-apisec-{os.getpid()}")
+    with Minidockerd(tmp_path) as d:
+        cgroup.mkdir()
+        try:
+            (cgroup / "cgroup.procs").write_text(str(d.proc.pid))
+            (cgroup / "pids.max").write_text(str(int((cgroup / "pids.current").read_text()) + 4))
+            held = []
+            try:
+                for _ in range(30):
+                    s = socket.socket(socket.AF_UNIX)
+                    s.connect(d.socket)
+                    held.append(s)
+                deadline = time.monotonic() + 10
+                while "cannot serve a connection" not in d.log() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert d.proc.poll() is None, d.log()
+            finally:
+                for s in held:
+                    s.close()
+            deadline = time.monotonic() + 20
+            while not d.answers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert d.request("GET", "/_ping")[0] == 200
+            assert "cannot serve a connection: can't start new thread" in d.log()
+        finally:
+            try:
+                Path("/sys/fs/cgroup/pids/cgroup.procs").write_text(str(d.proc.pid))
+            except ProcessLookupError:
+                pass  # the daemon is gone (the bug this test is about)
+            cgroup.rmdir()
+
+
 def test_header_blocks_over_a_mib_are_431(tls_daemon):
     for head in (b"GET /_ping HTTP/1.1\r\n" + b"X-A: b\r\n" * 200_000 + b"\r\n",
                  b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n"):

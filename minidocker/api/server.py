@@ -579,7 +579,11 @@ class ApiServer:
                 continue
             delay = 0.005
             target = self._serve_tls if tls else self._serve
-            threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
+            try:
+                threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
+            except RuntimeError as err:  # no thread to be had (memory, a limit): this client goes, not the daemon
+                log.warning("cannot serve a connection: %s", err)
+                client.close()
 
     def _serve(self, client: socket.socket, tls: bool = False) -> None:
         conn = _Connection(client, self, tls)
