@@ -350,6 +350,7 @@ def test_a_client_that_takes_every_descriptor_does_not_end_the_daemon(tmp_path):
         assert "accept failed: Too many open files" in d.log()
 
 
+@pytest.mark.cgroup_v1
 def test_a_client_that_takes_every_thread_does_not_end_the_daemon(tmp_path):
     """No thread to be had for a connection (the pids controller's limit): that client is closed, the daemon serves on."""
     cgroup = Path(f"/sys/fs/cgroup/pids/mdtest-apisec-{os.getpid()}")
