@@ -8,10 +8,10 @@ bad query values, unknown IDs, odd methods, junk on the wire. The daemon must st
 answer no client's request with a 5xx, give every 4xx a ``{"message": ...}`` body, log no
 traceback, and leave nothing behind (tests/leaks.py).
 
-Not fuzzed with valid bodies, by design: the operations marked ``x-minidocker-contacts-registry``
-(a pull, push or login would reach out to the names the fuzzer makes up) and
-``x-minidocker-changes-host-links`` (a network create adds a bridge to the host); those get
-only bodies that cannot be valid.
+Kept from reaching out, by design (network traffic stays on loopback): ImageCreate is fuzzed
+as an import only (``fromSrc=-``, never a pull), ImagePush never with its real method, and the
+operations marked ``x-minidocker-contacts-registry`` (login) or ``x-minidocker-changes-host-links``
+(a network create adds a bridge to the host) get only bodies that cannot be valid.
 See: the OpenAPI Specification 3.0.3; the Hypothesis documentation.
 """
 
@@ -196,6 +196,8 @@ def _requests(draw, known_ids: tuple[str, ...]):
             query.append(f"{quote(p['name'])}={quote(draw(_query_text(p['schema'])), safe='')}")
         elif p["in"] == "header" and draw(st.booleans()):
             headers[p["name"]] = draw(st.sampled_from(["e30=", "not base64!", "W10=", "eyJ1c2VybmFtZSI6MX0="]))
+    if op_id == "ImageCreate":   # an import of the body only (fromSrc=-): a pull would reach out
+        query = ["fromSrc=-"] + [q for q in query if q.startswith(("repo=", "tag=", "message="))]
     if draw(st.integers(0, 9)) == 0:
         query.append(draw(st.sampled_from(["%zz=1", "a=%ff%fe", "=", "&&", "x=" + "9" * 400, "all=1&all=0"])))
     version = draw(st.sampled_from(["", "", "", "/v1.41", "/v1.41", "/v1.24", "/v1.99", "/v0.1", "/v1.x"]))
@@ -216,16 +218,13 @@ def _requests(draw, known_ids: tuple[str, ...]):
         if document is not None:
             body = json.dumps(document).encode()
         headers["Content-Type"] = draw(st.sampled_from(["application/json"] * 4 + ["text/plain", ""]))
-    elif content:
-        if op.get("x-minidocker-contacts-registry"):
-            return "GET", "/_ping", {}, b"", "SystemPing"
+    elif content or op_id == "ImageCreate":
         body = draw(st.binary(max_size=600) | st.sampled_from([b"", b"\0" * 1024]))
     real_method = method.upper()
     if draw(st.integers(0, 11)) == 0:
         real_method = draw(_ODD_METHODS)
-    if real_method != method.upper() or op.get("x-minidocker-contacts-registry"):
-        if real_method == "POST" and op.get("x-minidocker-contacts-registry"):
-            real_method = "PUT"  # never the real operation: it would reach out
+    if op_id in ("ImagePush",) and real_method == "POST":
+        real_method = "PUT"   # never the real push: a name the fuzzer tagged would be pushed to its registry
     return real_method, target, headers, body, op_id
 
 
