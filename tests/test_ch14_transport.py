@@ -9,7 +9,8 @@
   Plain TCP is refused at start, with what to do instead.
 - Limits: a 10 GiB JSON body (Content-Length or chunked) is a 413 before it is read; header
   blocks over 1 MiB are a 431; a build context with unsafe names is refused and writes
-  nothing outside (chapter 05's extraction checks).
+  nothing outside (chapter 05's extraction checks); a client holding every descriptor
+  (``prlimit --nofile``) or every thread (a pids cgroup) delays others, never ends the daemon.
 See: dockerd(8) "Daemon socket option"; unix(7) (connect needs write permission on the
 socket); RFC 9110 §15.5.14 (413), RFC 6585 §5 (431).
 """
