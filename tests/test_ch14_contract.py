@@ -317,6 +317,40 @@ def test_junk_on_the_wire_gets_a_4xx_and_the_daemon_keeps_serving(fuzzed, junk):
             assert b"application/json" in head and json.loads(rest[:length])["message"], (junk, answer[:300])
 
 
+def _context(dockerfile_name: str) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = 13
+        tar.addfile(info, io.BytesIO(b"FROM busybox\n"))
+    return buf.getvalue()
+
+
+# What the fuzzer found (each was a 500), kept as plain cases: a change of the generator cannot lose them.
+FOUND = [
+    ("POST", "/build", b"", 400, "not a tar archive"),                                 # an empty context
+    ("POST", "/build", b"\x01" * 1024, 400, "not a tar archive"),                      # junk
+    ("POST", "/build", b"\x00" * 1024, 404, "stat Dockerfile"),                        # an empty tar: no Dockerfile
+    ("POST", "/build?dockerfile=" + "a" * 300, _context("Dockerfile"), 400, "file name too long"),
+    ("DELETE", "/volumes/" + "a" * 300, b"", 404, "no such volume"),                     # was ENAMETOOLONG
+    ("GET", "/containers/fuzzee/logs?stdout=1&since=1e309", b"", 400, "invalid value for since"),   # inf
+    ("GET", "/containers/fuzzee/logs?stdout=1&until=nan", b"", 400, "invalid value for since"),
+    ("GET", "/events?since=1e309", b"", 400, "not a Unix timestamp"),
+]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("method, target, body, status, message", FOUND,
+                         ids=[f"{m} {t[:40]} {len(b)}" for m, t, b, _, _ in FOUND])
+def test_what_the_fuzzer_found_stays_a_4xx(fuzzed, method, target, body, status, message):
+    daemon, _ = fuzzed
+    got, _, answer = daemon.request(method, target, body, {"Content-Type": "application/x-tar"}, timeout=60)
+    assert got == status and message in json.loads(answer)["message"], (got, answer[:300])
+
+
 @pytest.mark.root
 def test_after_the_fuzzing_the_daemon_is_up_and_logged_no_traceback(fuzzed):
     from minidocker.mountinfo import read_mountinfo
