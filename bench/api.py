@@ -33,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))   # this checkout's package, as the daemon it starts (cwd=REPO) runs it
 
 REGISTRY_PORT = 15410   # this benchmark's loopback port for docker-registry
 
@@ -71,10 +72,11 @@ def make_images(root: Path, count: int, pull_mib: int) -> Path:
 
     from minidocker.image import ImageStore
     from minidocker.image.archive import save_archive
+    from minidocker.image.busybox import create_busybox
     from minidocker.paths import state_roots
 
     store = ImageStore(state_roots({"MINIDOCKER_ROOT": str(root)}).images)
-    store.get("busybox")
+    create_busybox(store)
     names = []
     for i in range(count):
         make_image(store, f"bench/img{i}:latest", [one_file_layer(f"file{i}", f"image {i}\n".encode())])

@@ -9,7 +9,8 @@
   Plain TCP is refused at start, with what to do instead.
 - Limits: a 10 GiB JSON body (Content-Length or chunked) is a 413 before it is read; header
   blocks over 1 MiB are a 431; a build context with unsafe names is refused and writes
-  nothing outside (chapter 05's extraction checks).
+  nothing outside (chapter 05's extraction checks); a client holding every descriptor
+  (``prlimit --nofile``) or every thread (a pids cgroup) delays others, never ends the daemon.
 See: dockerd(8) "Daemon socket option"; unix(7) (connect needs write permission on the
 socket); RFC 9110 §15.5.14 (413), RFC 6585 §5 (431).
 """
@@ -191,6 +192,40 @@ def test_exec_and_a_followed_log_stream_over_tls(tls_daemon, certs):
         assert _tls_docker(tls_daemon, certs, "rm", "-f", cid).returncode == 0
 
 
+def test_docker_py_with_tls_works_too(tls_daemon, certs, monkeypatch):
+    import docker
+
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA (psf/requests#3829)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+    tls = docker.tls.TLSConfig(client_cert=(str(certs / "client.pem"), str(certs / "client-key.pem")),
+                               ca_cert=str(certs / "ca.pem"), verify=True)
+    client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{TLS_PORT}", tls=tls, version="1.41")
+    try:
+        assert client.ping()
+        out = client.containers.run("busybox", ["echo", "docker-py over tls"], network_mode="none", remove=True)
+        assert out == b"docker-py over tls\n"
+    finally:
+        client.close()
+
+
+def test_minidocker_daemon_start_passes_the_tls_flags_on(tmp_path, certs, cli):
+    env = {"MINIDOCKER_ROOT": str(tmp_path)}
+    port = TLS_PORT + 2
+    started = cli("daemon", "start", "-H", f"unix://{tmp_path}/run/minidocker.sock", "-H", f"tcp://127.0.0.1:{port}",
+                  "--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "server.pem"),
+                  "--tlskey", str(certs / "server-key.pem"), env=env)
+    try:
+        assert started.code == 0, started
+        ping = _first_bytes_over_tls(_tls_client(certs, "client"), port)
+        assert ping.startswith(b"HTTP/1.1 200"), ping
+    finally:
+        stopped = cli("daemon", "stop", env=env)
+    assert stopped.code == 0, stopped
+    assert "(mutual TLS)" in (tmp_path / "run" / "minidockerd.log").read_text()
+
+
 def _tls_client(certs: Path, cert: str | None, ca: str = "ca"):
     context = ssl.create_default_context(cafile=str(certs / f"{ca}.pem"))
     if cert:
@@ -198,9 +233,9 @@ def _tls_client(certs: Path, cert: str | None, ca: str = "ca"):
     return context
 
 
-def _first_bytes_over_tls(context) -> bytes:
+def _first_bytes_over_tls(context, port: int = TLS_PORT) -> bytes:
     """Handshake, send a ping, return what comes back; a refused handshake raises ssl.SSLError or ends empty."""
-    with socket.create_connection(("127.0.0.1", TLS_PORT), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             tls.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             return tls.recv(64)
@@ -293,6 +328,62 @@ def test_small_chunks_adding_up_past_the_limit_are_a_413_too(tls_daemon):
             pass
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+
+
+def test_a_client_that_takes_every_descriptor_does_not_end_the_daemon(tmp_path):
+    """accept(2) failing with EMFILE is retried (Go's net/http does the same), not the daemon's end."""
+    with Minidockerd(tmp_path, prefix=("prlimit", "--nofile=96", "--")) as d:
+        held = []
+        try:
+            for _ in range(120):   # more than the daemon has descriptors for
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(d.socket)  # the kernel queues it (backlog 512) whether or not accept succeeds
+                held.append(s)
+            time.sleep(0.5)
+            assert d.proc.poll() is None, d.log()
+        finally:
+            for s in held:
+                s.close()
+        deadline = time.monotonic() + 20
+        while not d.answers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.request("GET", "/_ping")[0] == 200 and d.proc.poll() is None
+        assert "accept failed: Too many open files" in d.log()
+
+
+@pytest.mark.cgroup_v1
+def test_a_client_that_takes_every_thread_does_not_end_the_daemon(tmp_path):
+    """No thread to be had for a connection (the pids controller's limit): that client is closed, the daemon serves on."""
+    cgroup = Path(f"/sys/fs/cgroup/pids/mdtest-apisec-{os.getpid()}")
+    with Minidockerd(tmp_path) as d:
+        cgroup.mkdir()
+        try:
+            (cgroup / "cgroup.procs").write_text(str(d.proc.pid))
+            (cgroup / "pids.max").write_text(str(int((cgroup / "pids.current").read_text()) + 4))
+            held = []
+            try:
+                for _ in range(30):
+                    s = socket.socket(socket.AF_UNIX)
+                    s.connect(d.socket)
+                    held.append(s)
+                deadline = time.monotonic() + 10
+                while "cannot serve a connection" not in d.log() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert d.proc.poll() is None, d.log()
+            finally:
+                for s in held:
+                    s.close()
+            deadline = time.monotonic() + 20
+            while not d.answers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert d.request("GET", "/_ping")[0] == 200
+            assert "cannot serve a connection: can't start new thread" in d.log()
+        finally:
+            try:
+                Path("/sys/fs/cgroup/pids/cgroup.procs").write_text(str(d.proc.pid))
+            except ProcessLookupError:
+                pass  # the daemon is gone (the bug this test is about)
+            cgroup.rmdir()
 
 
 def test_header_blocks_over_a_mib_are_431(tls_daemon):

@@ -375,8 +375,8 @@ def _since(text: str | None) -> int:
     if not text:
         return 0
     try:
-        return int(float(text) * 1e9)
-    except ValueError:
+        return int(float(text) * 1e9)   # inf (1e309) overflows, nan is a ValueError: both the client's
+    except (ValueError, OverflowError):
         raise InvalidArgument(f"invalid value for since: {text!r}") from None
 
 

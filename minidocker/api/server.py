@@ -37,6 +37,7 @@ See: RFC 9112 (HTTP/1.1 messages), unix(7), accept(2).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -66,6 +67,7 @@ _REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: 
             500: "Internal Server Error", 501: "Not Implemented"}
 
 
+_ACCEPT_RETRY = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO)
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2: a method is a token
 
 
@@ -561,15 +563,28 @@ class ApiServer:
         self._accept(self.sock, False)
 
     def _accept(self, listener: socket.socket, tls: bool) -> None:
+        delay = 0.005
         while not self.stopping:
             try:
                 client, _ = listener.accept()
-            except OSError:
+            except OSError as err:
                 if self.stopping:
                     break
-                raise
+                if err.errno not in _ACCEPT_RETRY:
+                    raise
+                # Out of descriptors (a client holding many connections): wait and retry, as Go's
+                # net/http does, instead of ending the daemon. Those who leave give them back.
+                log.warning("accept failed: %s; retrying in %d ms", err.strerror, delay * 1000)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            delay = 0.005
             target = self._serve_tls if tls else self._serve
-            threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
+            try:
+                threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
+            except RuntimeError as err:  # no thread to be had (memory, a limit): this client goes, not the daemon
+                log.warning("cannot serve a connection: %s", err)
+                client.close()
 
     def _serve(self, client: socket.socket, tls: bool = False) -> None:
         conn = _Connection(client, self, tls)

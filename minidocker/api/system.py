@@ -109,7 +109,10 @@ def _timestamp(request: Request, name: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(text)   # nan, 1e309: not a time
+        return value
     except ValueError:
         raise InvalidArgument(f"invalid value for {name}: {text!r} is not a Unix timestamp") from None
 

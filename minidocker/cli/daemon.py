@@ -36,6 +36,10 @@ def daemon_options():
         Option("-p --pidfile", "where the daemon writes its PID (default <run>/minidockerd.pid)", "value", "FILE"),
         Option("--config-file", "daemon configuration file (default /etc/minidocker/daemon.json)", "value",
                "FILE", dest="config_file"),
+        Option("--tlsverify", "mutual TLS on tcp:// hosts: clients need a certificate --tlscacert signed"),
+        Option("--tlscacert", "CA certificate that client certificates must be signed by", "value", "FILE"),
+        Option("--tlscert", "the daemon's certificate", "value", "FILE"),
+        Option("--tlskey", "the daemon's private key", "value", "FILE"),
     ]
 
 
@@ -47,10 +51,6 @@ def _command():
         Option("-D --debug", "debug logging: one line per request"),
         Option("-l --log-level", "debug, info, warn, error or fatal", "value", "LEVEL"),
         Option("-G --group", "group that may use the socket (default minidocker, if it exists)", "value", "GROUP"),
-        Option("--tlsverify", "mutual TLS on tcp:// hosts: clients need a certificate --tlscacert signed"),
-        Option("--tlscacert", "CA certificate that client certificates must be signed by", "value", "FILE"),
-        Option("--tlscert", "the daemon's certificate", "value", "FILE"),
-        Option("--tlskey", "the daemon's private key", "value", "FILE"),
         Option("-v --version", "print the version and exit"),
     ])
 
@@ -143,9 +143,12 @@ def _daemon_argv(args: SimpleNamespace) -> list[str]:
     argv = [beside] if os.access(beside, os.X_OK) else [sys.executable, "-m", "minidocker.cli.daemon"]
     for host in args.host:
         argv += ["-H", host]
-    for flag, value in (("--root", args.root), ("--pidfile", args.pidfile), ("--config-file", args.config_file)):
+    for flag, value in (("--root", args.root), ("--pidfile", args.pidfile), ("--config-file", args.config_file),
+                        ("--tlscacert", args.tlscacert), ("--tlscert", args.tlscert), ("--tlskey", args.tlskey)):
         if value:
             argv += [flag, value]
+    if args.tlsverify:
+        argv.append("--tlsverify")
     if getattr(args, "debug", False):
         argv.append("--debug")
     return argv
