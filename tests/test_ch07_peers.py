@@ -283,7 +283,7 @@ def _busybox_rootfs_tar() -> bytes:
     import io
     import tarfile
 
-    from minidocker.image.store import BUSYBOX_CANDIDATES
+    from minidocker.image.busybox import BUSYBOX_CANDIDATES
 
     busybox = next(p for p in BUSYBOX_CANDIDATES if os.path.exists(p))
     buf = io.BytesIO()

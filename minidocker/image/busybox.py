@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 from minidocker.errors import NotFound
-from minidocker.runtime.spec import DEFAULT_PATH
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,6 +60,7 @@ def create_busybox(store: ImageStore, busybox: str | None = None) -> Image:
     has none (``minidocker.engine.images.local_image``), and by tests that want it up front.
     """
     from minidocker.image import manifest as mf
+    from minidocker.runtime.spec import DEFAULT_PATH   # here: the doctor reads this module's candidates
 
     source = busybox or next((p for p in BUSYBOX_CANDIDATES if os.path.exists(p)), None)
     if source is None:
