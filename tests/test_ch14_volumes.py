@@ -122,10 +122,11 @@ def test_volume_json_has_dockerds_keys_and_types(daemon, dockerd):
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("name", ["nosuch", "a", "x:y", "bad/name"])
+@pytest.mark.parametrize("name", ["nosuch", "q", "x:y", "bad/name"])
 def test_docker_inspect_of_an_unknown_name_says_what_dockerd_says(daemon, dockerd, name):
     # The CLI asks for a container, an image, a network, then a volume: a name no volume can
-    # have ("a" is too short) must be "no such volume" (404), not "invalid volume name" (400).
+    # have ("q" is too short) must be "no such volume" (404), not "invalid volume name" (400).
+    # Not a hex digit: "a" can be the prefix of an image or container ID on either daemon.
     ours = daemon.docker("inspect", name)
     theirs = subprocess.run(["docker", "inspect", name], env=dockerd.env, capture_output=True, timeout=60)
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
