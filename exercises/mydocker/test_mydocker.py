@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,10 @@ def test_stage09_a_published_port_reaches_the_container(tasks, busybox, sandbox)
 def test_stage09_leaves_no_bridge_or_rule_behind(tasks, busybox, sandbox):
     code, _ = _in_sandbox(sandbox, lambda: tasks.run_networked(["true"], [busybox], publish=[(8081, 80)]))
     assert code == 0
-    links = sandbox.sh("ip -o link").stdout
+    # The host end goes with the container's network namespace, which the kernel tears down a
+    # moment later, in a work queue (net/core/net_namespace.c: cleanup_net): wait up to 3 s.
+    deadline = time.monotonic() + 3
+    while "mdmy" in (links := sandbox.sh("ip -o link").stdout) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "mdmy" not in links, f"links left behind:\n{links}"
     assert not [t for t in sandbox.nft_tables() if "mydocker" in t], sandbox.nft_tables()

@@ -183,7 +183,7 @@ def _bind_volumes(roots, container_id: str, rootfs: os.PathLike[str] | str) -> l
         for m in sorted(mounts, key=lambda m: m["Destination"].rstrip("/").count("/")):   # parents first
             target = os.fspath(secure_join(real_root, m["Destination"]))
             try:
-                pinned = _pin_inside(real_root, target)
+                pinned = _pin_in_root(real_root, target, os.O_NOFOLLOW)   # the place itself, any type
             except FileNotFoundError:
                 continue   # not made yet (a created container's first start makes it): nothing covers it
             try:
@@ -202,16 +202,6 @@ def _bind_volumes(roots, container_id: str, rootfs: os.PathLike[str] | str) -> l
         _unbind_volumes(made)
         raise
     return made
-
-
-def _pin_inside(real_root: str, path: str) -> int:
-    """An O_PATH descriptor of ``path`` (any type, its last element not followed), checked to be in the root."""
-    fd = os.open(path, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-    where = os.readlink(f"/proc/self/fd/{fd}")
-    if where != real_root and not where.startswith(real_root + "/"):
-        os.close(fd)
-        raise OSError(errno.EXDEV, f"{path} resolved outside the container's root")
-    return fd
 
 
 def _unbind_volumes(mounts: list[int]) -> None:
@@ -308,16 +298,23 @@ def _absolute(path: str) -> str:
 def _pin_directory(real_root: str, host_directory: str) -> int:
     """Open ``host_directory`` (a secure_join result) as an O_PATH fd, checked to be in the root.
 
+    Raises FileNotFoundError, NotADirectoryError, or OSError(EXDEV) (see :func:`_pin_in_root`).
+    """
+    return _pin_in_root(real_root, host_directory, os.O_DIRECTORY)
+
+
+def _pin_in_root(real_root: str, path: str, flags: int) -> int:
+    """An O_PATH descriptor of ``path`` (a secure_join result, opened with ``flags`` too), checked in the root.
+
     secure_join resolved every symlink inside the root; if a component was swapped for a
     symlink since (a running container can race us), the descriptor's real path
-    (``/proc/self/fd/N``) is elsewhere: that ends here. Raises FileNotFoundError,
-    NotADirectoryError.
+    (``/proc/self/fd/N``) is elsewhere: that ends here.
     """
-    fd = os.open(host_directory, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(path, _O_PATH | flags | os.O_CLOEXEC)
     where = os.readlink(f"/proc/self/fd/{fd}")
     if where != real_root and not where.startswith(real_root + "/"):
         os.close(fd)
-        raise OSError(errno.EXDEV, f"{host_directory} resolved outside the container's root")
+        raise OSError(errno.EXDEV, f"{path} resolved outside the container's root")
     return fd
 
 
