@@ -25,10 +25,10 @@ See: namespaces(7), pid_namespaces(7), user_namespaces(7), setns(2).
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 from minidocker.errors import InvalidArgument
 from minidocker.linux import CloneFlag, setns
+from minidocker.record import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,14 +47,14 @@ __all__ = [
 ]
 
 
-class Namespace(namedtuple("Namespace", ["oci_type", "proc_name", "flag"])):
-    """One namespace type: its OCI name, its file in /proc/PID/ns, its clone flag.
-
-    A namedtuple, frozen like the dataclass it was, without the 7 ms of importing
-    dataclasses on every command (see bench/README.md).
-    """
+class Namespace(Frozen):
+    """One namespace type: its OCI name, its file in /proc/PID/ns, its clone flag (frozen: a tuple)."""
 
     __slots__ = ()
+    FIELDS = ("oci_type", "proc_name", "flag")
+    oci_type: str
+    proc_name: str
+    flag: int
 
 
 NAMESPACES: dict[str, Namespace] = {
@@ -73,13 +73,13 @@ NAMESPACES: dict[str, Namespace] = {
 }
 
 
-def clone_flags(namespaces: Iterable[Mapping[str, str]]) -> CloneFlag:
+def clone_flags(namespaces: Iterable[Mapping[str, str]]) -> int:
     """The CLONE_NEW* flags for the OCI namespaces that are to be created (no ``path``).
 
     Raises:
         InvalidArgument: for a type that is not one of the seven above.
     """
-    flags = CloneFlag(0)
+    flags = 0
     for entry in namespaces:
         ns = _lookup(entry["type"])
         if not entry.get("path"):

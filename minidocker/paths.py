@@ -16,20 +16,20 @@ rootless Docker's: ``$XDG_DATA_HOME/minidocker`` (``~/.local/share/minidocker``)
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 from pathlib import Path
+
+from minidocker.record import Frozen
 
 __all__ = ["StateRoots", "state_roots"]
 
 
-class StateRoots(namedtuple("StateRoots", ["lib", "run"])):
-    """The two state directories (``lib``, ``run``: Paths); every other path is derived from them.
-
-    A namedtuple, frozen like the dataclass it was, without the 7 ms of importing
-    dataclasses on every command (see bench/README.md).
-    """
+class StateRoots(Frozen):
+    """The two state directories (``lib``, ``run``: Paths); every other path is derived from them (frozen)."""
 
     __slots__ = ()
+    FIELDS = ("lib", "run")
+    lib: Path
+    run: Path
 
     @property
     def images(self) -> Path:

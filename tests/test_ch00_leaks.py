@@ -21,10 +21,10 @@ pytestmark = [pytest.mark.ch00, pytest.mark.root]
 def test_a_mount_stacked_on_an_existing_mount_point_is_a_leak(state_root):
     point = state_root / "stacked"
     point.mkdir()
-    mount("tmpfs", point, "tmpfs", MountFlag(0), "size=1m")
+    mount("tmpfs", point, "tmpfs", 0, "size=1m")
     try:
         before = take_snapshot(state_root)
-        mount("tmpfs", point, "tmpfs", MountFlag(0), "size=1m")  # same mount point, a new mount
+        mount("tmpfs", point, "tmpfs", 0, "size=1m")  # same mount point, a new mount
         try:
             assert f"mount {point}" in find_leaks(before, state_root)
         finally:

@@ -79,11 +79,28 @@ def test_only_linux_calls_libc():
 # --- the one value-object base (minidocker/record.py) -----------------------------------------
 
 def test_no_module_uses_dataclasses_or_namedtuple_for_records():
-    """Records are minidocker.record.Record; only frozen constants (StateRoots, Namespace, ExitStatus) are tuples."""
-    tuples_allowed = {"paths.py", "namespaces.py", "exitstatus.py"}
+    """Records are minidocker.record.Record; frozen constants (StateRoots, Namespace, ExitStatus) are its Frozen."""
     offenders = [str(p) for p in _modules() if "dataclasses" in _imports(p)
-                 or ("collections" in _imports(p) and "namedtuple(" in p.read_text() and p.name not in tuples_allowed)]
-    assert offenders == [], f"use minidocker.record.Record (see its docstring) in: {offenders}"
+                 or ("collections" in _imports(p) and "namedtuple(" in p.read_text())]
+    assert offenders == [], f"use minidocker.record.Record or Frozen (see its docstring) in: {offenders}"
+
+
+def test_frozen_is_a_tuple_read_by_name():
+    from minidocker.record import Frozen
+
+    class Point(Frozen):
+        FIELDS = ("x", "y")
+        DEFAULTS = {"y": 0}
+
+    p = Point(1)
+    assert p == (1, 0) and p.x == 1 and p.y == 0 and Point(x=1, y=2) == Point(1, 2)
+    assert repr(Point(1, 2)) == "Point(x=1, y=2)" and hash(p) == hash((1, 0))
+    with pytest.raises(AttributeError):
+        p.x = 3
+    with pytest.raises(TypeError, match="missing the field 'x'"):
+        Point()
+    with pytest.raises(TypeError, match="'z'"):
+        Point(1, z=3)
 
 
 def test_record_builds_init_json_and_equality_from_fields():

@@ -345,12 +345,20 @@ def write_value(path: str, value: str | int) -> None:
 
 
 def read_text(path: str) -> str | None:
-    """A cgroup file's contents, or None if the file does not exist (older kernel, missing controller)."""
+    """A cgroup file's contents, or None if the file does not exist (older kernel, missing controller).
+
+    Also None when the group was removed between the open and the read (ENODEV: another
+    process destroyed it, as ``rm -f`` racing a container's own ``--rm`` does).
+    """
     try:
         with open(path) as f:
             return f.read()
     except FileNotFoundError:
         return None
+    except OSError as err:
+        if err.errno == errno.ENODEV:
+            return None
+        raise
 
 
 def read_int(path: str, unlimited_above: int | None = None) -> int | None:

@@ -73,8 +73,11 @@ def _config(args: SimpleNamespace):
 
 
 def _serve(args: SimpleNamespace) -> int:
+    import gc
+
     from minidocker.api.daemon import Daemon, setup_logging
 
+    gc.enable()  # the launcher turned the cyclic collector off for start-up; a daemon runs for days
     config = _config(args)
     setup_logging(config.debug, config.log_level)
     if os.geteuid() != 0:

@@ -9,12 +9,18 @@ venv's interpreter isolated and without site (``-I -S``, written ``-IS`` because
 shebang passes a single argument) and puts the repository on ``sys.path`` itself::
 
     #!/work/main/.venv/bin/python -IS
+    import gc; gc.disable()
     import sys
     sys.path.insert(0, '/work/main')
     from minidocker.cli.main import main_and_exit
     main_and_exit()
 
 ``main_and_exit`` skips the interpreter's tear-down (os._exit after flushing).
+``gc.disable()``: the cyclic garbage collector would walk every object a few times
+while the modules load (1-2 ms per command, which makes no cycles worth collecting;
+reference counting still frees everything else). Commands end soon; the daemon,
+which does not, turns the collector back on once it is up (cli/daemon.py).
+See: gc.disable() in the Python docs.
 ``make venv`` writes it over pip's script with ``python -m minidocker.cli.launcher
 .venv/bin/minidocker`` and links ``/usr/local/bin/minidocker`` to it.
 ``python -m minidocker`` keeps working and does the same thing, more slowly.
@@ -51,7 +57,9 @@ def launcher_text(python: str, repo: str, site_packages: tuple[str, ...] = (),
         f"{shebang}\n"
         "# minidocker's command, written by `make venv` (python -m minidocker.cli.launcher).\n"
         "# -I -S: no .pth files, no environment; the venv's site-packages are searched last\n"
-        "# (the runtime path needs only the standard library). See minidocker/cli/launcher.py.\n"
+        "# (the runtime path needs only the standard library). No cyclic GC while it starts.\n"
+        "# See minidocker/cli/launcher.py.\n"
+        "import gc; gc.disable()\n"
         "import sys\n"
         f"sys.path.insert(0, {repo!r})\n"
         f"sys.path.extend({list(site_packages)!r})\n"

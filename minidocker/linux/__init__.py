@@ -18,13 +18,13 @@ Main API::
     set_child_subreaper(enabled)      See PR_SET_CHILD_SUBREAPER in prctl(2).
     is_child_subreaper()              See PR_GET_CHILD_SUBREAPER in prctl(2).
 
-Flags are ``IntFlag`` members spelled as in C: ``CloneFlag.CLONE_NEWNS``,
-``MountFlag.MS_BIND``, ``UmountFlag.MNT_DETACH``.
+Flags are plain ints spelled as in C: ``CloneFlag.CLONE_NEWNS``, ``MountFlag.MS_BIND``,
+``UmountFlag.MNT_DETACH`` (``flag_names`` spells a value back).
 """
 
 # Loaded on first use (PEP 562): ``minidocker.linux.procfs`` (plain file reads) must not pay
 # for ctypes and loading libc, which ``syscalls`` does; the runtime's ``state`` needs only procfs.
-_FROM = {"CloneFlag": "flags", "MountFlag": "flags", "UmountFlag": "flags"}
+_FROM = {"CloneFlag": "flags", "MountFlag": "flags", "UmountFlag": "flags", "flag_names": "flags"}
 
 
 def __getattr__(name: str) -> object:
@@ -41,6 +41,7 @@ __all__ = [
     "CloneFlag",
     "MountFlag",
     "UmountFlag",
+    "flag_names",
     "is_child_subreaper",
     "mount",
     "pivot_root",

@@ -1,15 +1,17 @@
 """Flag values from the kernel headers, spelled as in C.
 
 Values are for Linux on x86_64 and aarch64 (they are the same on both).
+Each is a plain ``int`` and they combine as in C: ``MountFlag.MS_BIND | MountFlag.MS_REC``
+is 20480. ``flag_names(MountFlag, 20480)`` spells a value back, ``'MS_BIND|MS_REC'``,
+for error messages. Not ``enum.IntFlag``: importing ``enum`` costs 2-5 ms at the start
+of every runtime command, which is benchmarked against runc (bench/README.md).
 See: include/uapi/linux/sched.h, include/uapi/linux/mount.h.
 """
 
-from enum import IntFlag
-
-__all__ = ["CloneFlag", "MountFlag", "UmountFlag"]
+__all__ = ["CloneFlag", "MountFlag", "UmountFlag", "flag_names"]
 
 
-class CloneFlag(IntFlag):
+class CloneFlag:
     """Namespace flags for unshare(2), setns(2) and clone(2)."""
 
     CLONE_NEWTIME = 0x00000080  # Linux 5.6
@@ -22,7 +24,7 @@ class CloneFlag(IntFlag):
     CLONE_NEWNET = 0x40000000  # Linux 2.6.29
 
 
-class MountFlag(IntFlag):
+class MountFlag:
     """``mountflags`` for mount(2)."""
 
     MS_RDONLY = 1
@@ -48,10 +50,25 @@ class MountFlag(IntFlag):
     MS_STRICTATIME = 1 << 24
 
 
-class UmountFlag(IntFlag):
+class UmountFlag:
     """``flags`` for umount2(2)."""
 
     MNT_FORCE = 1
     MNT_DETACH = 2
     MNT_EXPIRE = 4
     UMOUNT_NOFOLLOW = 8
+
+
+def flag_names(flags: type, value: int) -> str:
+    """``value`` spelled with the names of ``flags`` (a class above): 'CLONE_NEWNS|CLONE_NEWPID'.
+
+    Bits without a name are shown in hex at the end; no bits at all is '0'.
+    """
+    names, rest = [], value
+    for name, bit in vars(flags).items():
+        if name.isupper() and value & bit == bit and bit:
+            names.append(name)
+            rest &= ~bit
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names) or "0"

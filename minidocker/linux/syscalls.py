@@ -15,7 +15,7 @@ import os
 # `import signal` builds (bench/README.md, "OCI runtime").
 import _signal as signal
 
-from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag
+from minidocker.linux.flags import CloneFlag, MountFlag, UmountFlag, flag_names
 
 __all__ = [
     "mount",
@@ -64,6 +64,16 @@ _PR_GET_CHILD_SUBREAPER = 37
 _PR_SET_NO_NEW_PRIVS = 38
 
 
+class _Flags:
+    """An argument shown by its flag names in an error message: ``unshare(CLONE_NEWUSER)``."""
+
+    def __init__(self, flags: type, value: int) -> None:
+        self.flags, self.value = flags, value
+
+    def __repr__(self) -> str:
+        return flag_names(self.flags, self.value)
+
+
 def _check(result: int, call: str, *args: object) -> None:
     """Raise the OSError subclass for errno when a libc call returned -1."""
     if result == -1:
@@ -84,7 +94,7 @@ def unshare(flags: int) -> None:
     fails with EINVAL), so call this in a forked, single-threaded child.
     See unshare(2).
     """
-    _check(_libc.unshare(int(flags)), "unshare", CloneFlag(flags))
+    _check(_libc.unshare(int(flags)), "unshare", _Flags(CloneFlag, flags))
 
 
 def setns(fd: int, nstype: int = 0) -> None:
@@ -93,7 +103,7 @@ def setns(fd: int, nstype: int = 0) -> None:
     ``nstype`` 0 accepts any type; a CLONE_NEW* value makes the kernel check it.
     See setns(2).
     """
-    _check(_libc.setns(fd, int(nstype)), "setns", fd, CloneFlag(nstype))
+    _check(_libc.setns(fd, int(nstype)), "setns", fd, _Flags(CloneFlag, nstype))
 
 
 def mount(
@@ -110,7 +120,7 @@ def mount(
     result = _libc.mount(
         _path(source), _path(target), _path(fstype), int(flags), None if data is None else data.encode()
     )
-    _check(result, "mount", source, os.fspath(target), fstype, MountFlag(flags), data)
+    _check(result, "mount", source, os.fspath(target), fstype, _Flags(MountFlag, flags), data)
 
 
 def umount2(target: str | os.PathLike[str], flags: int = 0) -> None:
@@ -118,7 +128,7 @@ def umount2(target: str | os.PathLike[str], flags: int = 0) -> None:
 
     See umount2(2).
     """
-    _check(_libc.umount2(_path(target), int(flags)), "umount2", os.fspath(target), UmountFlag(flags))
+    _check(_libc.umount2(_path(target), int(flags)), "umount2", os.fspath(target), _Flags(UmountFlag, flags))
 
 
 def pivot_root(new_root: str | os.PathLike[str], put_old: str | os.PathLike[str]) -> None:

@@ -11,7 +11,8 @@ See: wait(2), signal(7), bash(1) "EXIT STATUS".
 from __future__ import annotations
 
 import os
-from collections import namedtuple
+
+from minidocker.record import Frozen
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_ENGINE_ERROR", "EXIT_NOT_FOUND", "ExitStatus"]
 
@@ -20,14 +21,19 @@ EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 
 
-class ExitStatus(namedtuple("ExitStatus", ["code", "signal", "oom_killed"], defaults=(None, None, False))):
+class ExitStatus(Frozen):
     """How a process ended: an exit ``code``, or the ``signal`` that killed it (and if ``oom_killed``).
 
-    A namedtuple, frozen like the dataclass it was, without the 7 ms of importing
-    dataclasses on every command (see bench/README.md).
+    Frozen (a tuple), like the dataclass it was, without importing dataclasses (7 ms)
+    on every command (see bench/README.md).
     """
 
     __slots__ = ()
+    FIELDS = ("code", "signal", "oom_killed")
+    DEFAULTS = {"code": None, "signal": None, "oom_killed": False}
+    code: int | None
+    signal: int | None
+    oom_killed: bool
 
     @classmethod
     def from_wait_status(cls, status: int, oom_killed: bool = False) -> ExitStatus:

@@ -22,7 +22,6 @@ import _signal as signal
 import stat
 import sys
 import termios
-from contextlib import contextmanager
 
 from minidocker import rootfs
 from minidocker.errors import ContainerError, MinidockerError
@@ -40,7 +39,7 @@ __all__ = ["INIT_ANNOTATION", "check_executable", "exec_process", "exit_like", "
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from typing import Any, NoReturn
 
 # Docker's --init puts tini in front of the command; we run pid1.reap_and_forward.
@@ -174,8 +173,7 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
         _set_rlimits(process.get("rlimits", []))
         env = dict(item.split("=", 1) for item in process.get("env", []))
         user = process.get("user", {})
-        with _as_user(user):  # runc too: a missing command fails create, not start
-            check_executable(process["args"][0], env)
+        _check_executable_as(user, process["args"][0], env)  # runc too: a missing command fails create
         channel.send(Message.READY)
         channel.close()
         _wait_for_start(fifo_fd, fd_dir)
@@ -222,19 +220,18 @@ def check_executable(name: str, env: Mapping[str, str]) -> None:
     raise ContainerError(f'exec: "{name}": permission denied', EXIT_CANNOT_EXECUTE)
 
 
-@contextmanager
-def _as_user(user: Mapping[str, Any]) -> Iterator[None]:
-    """Take the user's effective ids for a moment (an access(2) check as they would see it)."""
+def _check_executable_as(user: Mapping[str, Any], name: str, env: Mapping[str, str]) -> None:
+    """:func:`check_executable` with the user's effective ids for a moment (access(2) as they see it)."""
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     if uid == 0 and gid == 0:
-        yield
+        check_executable(name, env)
         return
     groups = os.getgroups()
     os.setgroups([int(g) for g in user.get("additionalGids", [])])
     os.setegid(gid)
     os.seteuid(uid)
     try:
-        yield
+        check_executable(name, env)
     finally:
         os.seteuid(0)
         os.setegid(0)
