@@ -6,8 +6,8 @@ under the state roots), ``run``, ``ps``, ``rm``, ``logs``, ``start``, ``stop``,
 ``stats --no-stream`` go through it, with the same requests the docker CLI sends (create,
 attach, wait, start for ``run``) and its output formats; without one, ``run``, ``ps``, ``rm``
 and ``stats`` work directly as in the earlier chapters and the others say how to start the daemon.
-The client is ``http.client`` on a unix socket, plus the hijacked attach stream read as
-8-byte frames (or raw bytes with a tty).
+The client is a small HTTP/1.1 client on a unix socket (``_Response``), plus the hijacked
+attach stream read as 8-byte frames (or raw bytes with a tty).
 See: the Docker Engine API reference, "Attach to a container" (stream format).
 """
 
@@ -18,9 +18,11 @@ import sys
 
 # Direct mode asks daemon_client() on every run, ps and rm: this module imports nothing more
 # until a daemon answers (http.client alone costs milliseconds of start-up; bench/startup.py).
+# Sockets are _socket's, the C half of `socket` (the same objects without the wrapper class):
+# `import socket` imports enum, selectors and collections, 3-5 ms of every command through the
+# daemon; JSON goes through atomic.loads/dumps (_json, no `re`) for the same reason.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
     from types import SimpleNamespace
 
 __all__ = ["Client", "daemon_client", "needs_daemon"]
@@ -34,9 +36,22 @@ def _socket_path() -> tuple[str, bool]:
     host = os.environ.get("MINIDOCKER_HOST")
     if host:
         return (host[len("unix://"):] if host.startswith("unix://") else host), True
-    from minidocker.paths import state_roots
+    from minidocker.paths import run_root
 
-    return str(state_roots().run / "minidocker.sock"), False
+    return os.path.join(run_root(), "minidocker.sock"), False
+
+
+def _connect(path: str):
+    """A connected unix stream socket (a ``_socket.socket``: connect, sendall, recv, shutdown, close)."""
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def daemon_client() -> Client | None:
@@ -46,18 +61,13 @@ def daemon_client() -> Client | None:
     path, explicit = _socket_path()
     if not explicit and not os.path.exists(path):
         return None
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        _connect(path).close()
     except OSError:
         if explicit:
             raise MinidockerError(f"Cannot connect to the minidocker daemon at unix://{path}. "
                                   "Is minidockerd running?", hint="start it with: minidocker daemon start") from None
         return None
-    finally:
-        sock.close()
     return Client(path)
 
 
@@ -160,13 +170,11 @@ class Client:
 
     def open(self, method: str, path: str, query: dict | None = None, body: object = None):
         """Send one request on a new connection; (the socket, its _Response) once the head has come."""
-        import json
-        import socket
+        from minidocker.atomic import dumps
 
-        data = json.dumps(body).encode() if body is not None else b""
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        data = dumps(body).encode() if body is not None else b""
+        conn = _connect(self.path)
         try:
-            conn.connect(self.path)
             conn.sendall(f"{method} {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
                          f"Content-Length: {len(data)}\r\n".encode()
                          + (b"Content-Type: application/json\r\n" if data else b"") + b"\r\n" + data)
@@ -181,21 +189,18 @@ class Client:
         return conn, response
 
     def call(self, method: str, path: str, query: dict | None = None, body: object = None) -> tuple[int, object]:
-        import json
+        from minidocker.atomic import loads
 
         conn, response = self.open(method, path, query, body)
         try:
             data = response.read()
         finally:
             conn.close()
-        return response.status, (json.loads(data) if data.strip() else None)
+        return response.status, (loads(data) if data.strip() else None)
 
-    def hijack(self, path: str, query: dict) -> socket.socket:
+    def hijack(self, path: str, query: dict):
         """POST with ``Upgrade: tcp``; the socket after the 101 (raw stream both ways)."""
-        import socket
-
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self.path)
+        sock = _connect(self.path)
         sock.sendall(f"POST {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
                      "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
         head = b""
@@ -211,12 +216,11 @@ class Client:
 
 
 def _error(status: int, body: bytes):
-    import json
-
+    from minidocker.atomic import loads
     from minidocker.errors import Conflict, InvalidArgument, MinidockerError, NotFound
 
     try:
-        message = json.loads(body)["message"]
+        message = loads(body)["message"]
     except (ValueError, KeyError, TypeError):
         message = body.decode(errors="replace").strip() or f"status {status}"
     cls = {404: NotFound, 409: Conflict, 400: InvalidArgument}.get(status, MinidockerError)
@@ -343,9 +347,9 @@ def _parse_env(items: list[str]) -> list[str]:
 
 def run(client: Client, args: SimpleNamespace) -> int:
     """``docker run``'s sequence: create, attach, wait (headers), start, stream, the wait's status."""
-    import json
-    import socket
-    import threading
+    import _socket
+
+    from minidocker.atomic import loads
 
     _, created = client.call("POST", "/containers/create", {"name": args.name}, _create_body(args))
     cid = created["Id"]
@@ -364,9 +368,11 @@ def run(client: Client, args: SimpleNamespace) -> int:
         wait_conn.close()
         raise
     if args.interactive:
+        import threading
+
         threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
     else:
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
     if args.tty and sys.stdin.isatty():
         from minidocker.runtime.console import raw_terminal
 
@@ -376,14 +382,14 @@ def run(client: Client, args: SimpleNamespace) -> int:
         _copy_stream(sock, tty=bool(args.tty))
     sock.close()
     try:
-        status = json.loads(wait.read())
+        status = loads(wait.read())
     finally:
         wait_conn.close()
     return int(status.get("StatusCode", 125))
 
 
-def _pump_stdin(sock: socket.socket) -> None:
-    import socket
+def _pump_stdin(sock) -> None:
+    import _socket
 
     try:
         while True:
@@ -391,12 +397,12 @@ def _pump_stdin(sock: socket.socket) -> None:
             if not data:
                 break
             sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
     except OSError:
         pass
 
 
-def _copy_stream(sock: socket.socket, tty: bool) -> None:
+def _copy_stream(sock, tty: bool) -> None:
     """The attach stream to our stdout/stderr: raw with a tty, else 8-byte frames (1 stdout, 2 stderr)."""
     import struct
 
@@ -641,7 +647,7 @@ STATS_TITLES = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "
 @_daemon_errors_exit_1
 def stats(client: Client, args: SimpleNamespace) -> int:
     """``docker stats --no-stream [CONTAINER...]``: one reading of each (every running one without names)."""
-    import json
+    from minidocker.atomic import loads
 
     from minidocker.errors import InvalidArgument
 
@@ -653,7 +659,7 @@ def stats(client: Client, args: SimpleNamespace) -> int:
     for ref in refs:
         conn, response = client.open("GET", f"/containers/{_quote(ref)}/stats", {"stream": 0})
         try:
-            rows.append(stats_row(json.loads(response.read())))
+            rows.append(stats_row(loads(response.read())))
         finally:
             conn.close()
     print(_tabwrite([STATS_TITLES, *rows], minwidth=10))

@@ -631,15 +631,19 @@ class ContainerService:
                 config = container.config or {}
                 network = self._network_request(container, image)
                 self._volume_devices(container.id, activate=True)
-                # Nobody waits to attach (docker run -d, docker start): create and start in one request,
-                # one round trip to the supervisor fewer. An exit it reports at once waits for self.lock.
-                at_once = not self.pending_attach.get(container.id)
+                # Create and start in one request, one round trip to the supervisor: the attachers waiting
+                # for this start (docker run attaches first) go with it, registered before the process runs,
+                # so its first output reaches them. An exit it reports at once waits for self.lock.
+                waiting = self.pending_attach.pop(container.id, [])
                 try:
                     reply = self.supervisor.request({
                         "op": "create", "id": container.id, "config": str(directory / "config.json"),
                         "stdin": bool(config.get("OpenStdin")), "log": self.log_path(container),
                         "max_size": max_size, "max_files": max_files, "exit_file": str(exit_file),
-                        "network": network, "start": at_once})
+                        "network": network, "start": True,
+                        "attach": [{"stdin": stdin, "stdout": stdout, "stderr": stderr, "early": early.hex()}
+                                   for _, stdin, stdout, stderr, early in waiting]},
+                        fds=tuple(sock.fileno() for sock, *_ in waiting))
                 except Conflict as err:
                     if network is None or "publish port" not in str(err):
                         raise
@@ -648,6 +652,9 @@ class ContainerService:
                     unwired = container.status if container.status in ("created", "exited") else None
                     raise MinidockerError(f"driver failed programming external connectivity on endpoint "
                                           f"{container.name} ({container.id[:12]}): {err}") from None
+                finally:
+                    for sock, *_ in waiting:
+                        sock.close()  # the supervisor has its own copies; the streams end when it closes them
                 self._save_endpoint(container, reply.get("endpoint"))
                 self._network_event(container.id, reply.get("endpoint"), "connect")
             except BaseException as err:
@@ -669,20 +676,6 @@ class ContainerService:
             # No fsync: "running" and its PID mean nothing after a power cut (the processes are gone), and a
             # restarted daemon rebuilds them from the supervisor's list (reconcile). 1-8 ms on this disk.
             container.save(self.roots, durable=False)
-            for sock, stdin, stdout, stderr, early in self.pending_attach.pop(container.id, []):
-                self._hand_over(container, sock, stdin, stdout, stderr, early)
-        try:
-            if "started_at" not in reply:  # not started yet (attachers first, or an older supervisor)
-                self.supervisor.request({"op": "start", "id": container.id})
-        except ContainerError as err:
-            with self.lock:
-                try:
-                    fresh = self.get(container.id)
-                except NotFound:
-                    raise err from None  # its --rm removed it already: the start error is the story
-                fresh.error = str(err)
-                fresh.save(self.roots)
-            raise
         self._event(container, "start")
         return container
 

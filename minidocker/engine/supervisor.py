@@ -248,9 +248,22 @@ class Supervisor:
     def _handle(self, request: dict, conn: socket.socket, fds: list[int]) -> dict | None:
         op = request.get("op")
         if op == "create":
-            reply = self._create(request)
-            if request.get("start"):  # create and start in one request: nobody to attach in between
-                started = self._start(self.containers[request["id"]])
+            # the attachers waiting for the start (docker run's): one socket per entry of "attach"
+            attachers = [(socket.socket(fileno=fd), entry) for entry, fd in zip(request.get("attach") or [], fds)]
+            for fd in fds[len(attachers):]:
+                os.close(fd)
+            try:
+                reply = self._create(request)
+            except BaseException:
+                for sock, _ in attachers:
+                    sock.close()
+                raise
+            container = self.containers[request["id"]]
+            for sock, entry in attachers:
+                self._attach(container, sock, bool(entry.get("stdin")), bool(entry.get("stdout", True)),
+                             bool(entry.get("stderr", True)), bytes.fromhex(entry.get("early") or ""))
+            if request.get("start"):  # create, attach and start in one request
+                started = self._start(container)
                 if "error" in started:
                     reply.update({"start_error": started["error"], "exit_code": started["exit_code"]})
                 else:

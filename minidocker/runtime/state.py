@@ -47,17 +47,12 @@ _ID_PUNCTUATION = frozenset("_+.-")
 def default_root() -> str:
     """``/run/minidocker/runtime``, moved by ``MINIDOCKER_ROOT`` like the other state roots.
 
-    The same directory as ``minidocker.paths.state_roots().run / "runtime"``, computed
-    without pathlib (3 ms of imports at each runtime command's start; a test checks both agree).
+    ``minidocker.paths.run_root()`` decides it, without pathlib (3 ms of imports at each
+    runtime command's start); a test checks it agrees with ``state_roots().run / "runtime"``.
     """
-    base = os.environ.get("MINIDOCKER_ROOT")
-    if base:
-        return os.path.join(base, "run", "runtime")
-    if os.geteuid() != 0:   # rootless: the user's own run root ($XDG_RUNTIME_DIR), decided in paths
-        from minidocker.paths import state_roots
+    from minidocker.paths import run_root
 
-        return os.path.join(state_roots().run, "runtime")
-    return "/run/minidocker/runtime"
+    return os.path.join(run_root(), "runtime")
 
 
 def validate_id(container_id: str) -> str:
