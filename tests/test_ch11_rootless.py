@@ -68,13 +68,15 @@ def _layer(tmp_path: Path) -> Path:
 def test_overlay_takes_idmapped_lower_layers_but_cannot_be_idmapped_itself(tmp_path):
     """The two kernel facts storage/remap.py is built on, tried for real."""
     from minidocker.linux import UmountFlag, mount, umount2
-    from minidocker.linux.idmap import idmapped_bind, user_namespace_fd
+    from minidocker.linux.idmap import idmapped_bind
+    from minidocker.namespaces import user_namespace_fd
     from minidocker.storage.overlay import overlay_options
 
     layer = _layer(tmp_path)
     for name in ("mapped", "upper", "work", "merged", "again"):
         (tmp_path / name).mkdir()
-    userns = user_namespace_fd("0 100000 65536\n", "0 100000 65536\n")
+    userns = user_namespace_fd([{"containerID": 0, "hostID": 100000, "size": 65536}],
+                               [{"containerID": 0, "hostID": 100000, "size": 65536}])
     try:
         idmapped_bind(layer, tmp_path / "mapped", userns)
         try:
