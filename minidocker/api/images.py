@@ -129,14 +129,20 @@ def image_delete(request: Request) -> Reply:
 
     from minidocker.engine.images import find_image_id
 
-    name = request.params["name"]
-    find_image_id(_store(request), name, make_default=False)   # 404 in Docker's words before anything is touched
+    name, store = request.params["name"], _store(request)
+    image_id = find_image_id(store, name, make_default=False)   # 404 in Docker's words before anything is touched
+    images = store.image_ids()   # a "Deleted" line names an image (an event) or a layer (none)
     lines = remove_image(name, force=request.flag("force"), roots=request.daemon.roots)
     answer = []
     for line in lines:
         kind, _, value = line.partition(": ")
         answer.append({"Untagged" if kind == "Untagged" else "Deleted": value})
-        request.daemon.events.publish("image", "untag" if kind == "Untagged" else "delete", value, {"name": value})
+        # As dockerd 20.10 (daemon/images/image_delete.go): an "untag" per name, its actor and name
+        # the image's ID, not the name; a "delete" per image removed (parents too), none per layer.
+        if kind == "Untagged":
+            request.daemon.events.publish("image", "untag", image_id, {"name": image_id})
+        elif value in images:
+            request.daemon.events.publish("image", "delete", value, {"name": value})
     return Reply.json(answer)
 
 

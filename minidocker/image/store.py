@@ -210,6 +210,14 @@ class ImageStore:
                 except (FileNotFoundError, ValueError):
                     continue
 
+    def image_ids(self) -> set[str]:
+        """The ID of every image stored, named or not (a build's intermediate images too)."""
+        try:
+            names = os.listdir(self.root / "imagedb")
+        except FileNotFoundError:
+            return set()
+        return {f"sha256:{n[:-5]}" for n in names if n.endswith(".json") and not n.startswith(".")}
+
     def list(self) -> list[Image]:
         """Every image, once per name:tag; images without a name as ``<none>:<none>``."""
         refs = self.refs()
