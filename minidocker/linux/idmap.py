@@ -55,7 +55,8 @@ def open_tree(path: str | os.PathLike[str], flags: int = OPEN_TREE_CLONE | OPEN_
 
 def mount_setattr_idmap(tree_fd: int, userns_fd: int) -> None:
     """Make the detached mount ``tree_fd`` show owners through the user namespace ``userns_fd``."""
-    _mount_setattr(tree_fd, _MountAttr(attr_set=_MOUNT_ATTR_IDMAP, userns_fd=userns_fd), 0, "MOUNT_ATTR_IDMAP")
+    attr = _MountAttr(attr_set=_MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
+    _mount_setattr(tree_fd, attr, 0, "MOUNT_ATTR_IDMAP")
 
 
 def mount_setattr_readonly(tree_fd: int) -> None:
