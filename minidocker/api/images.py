@@ -32,7 +32,7 @@ import tempfile
 
 from minidocker.api.filters import parse_filters
 from minidocker.api.server import Reply, Request
-from minidocker.errors import InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import InvalidArgument
 
 __all__ = ["ROUTES", "image_create", "image_delete", "image_get", "image_history", "image_inspect",
            "image_list", "image_load", "image_prune", "image_push", "image_tag", "system_auth"]
