@@ -244,6 +244,7 @@ def test_rmi_emits_untag_then_one_delete_as_dockerd_does(daemon, dockerd, tmp_pa
         found[who] = ([line.replace(image_id, "<ID>") for line in events],
                       [[line.replace(image_id, "<ID>") for line in a] for a in answers])
     assert found["minidockerd"][0] == found["dockerd"][0], found
-    assert found["dockerd"][0] == ["untag <ID> name=<ID>", "untag <ID> name=<ID>", "delete <ID> name=<ID>"], found
+    expected = ["untag <ID> name=<ID>", "untag <ID> name=<ID>", "delete <ID> name=<ID>"]
+    assert found["dockerd"][0] == expected, found
     # the answers too: one layer, so its chain ID (dockerd's Deleted line) is its diff ID (ours)
     assert found["minidockerd"][1] == found["dockerd"][1], found

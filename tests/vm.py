@@ -67,7 +67,8 @@ echo "switch_root failed"
 poweroff -f
 """
 
-# PID 1 once the host's tree is the root: busybox (copied to the /run tmpfs) runs the script, then powers off.
+# PID 1 once the host's tree is the root: busybox (copied to the /run tmpfs) runs the script, then
+# powers off.
 STAGE2 = """echo {begin}
 HOME=/run TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     /bin/sh "$1" 2>&1
