@@ -122,7 +122,8 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-_encoder = (_json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+_encoder = (_json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ": ", ", ",
+                               False, False, True)
             if _json is not None else None)
 
 

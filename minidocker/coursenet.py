@@ -81,7 +81,8 @@ class Sandbox:
         code = ("import sys, time, urllib.request\n"
                 f"for i in range({tries}):\n"
                 "    try:\n"
-                f"        print(urllib.request.urlopen({url!r}, timeout=2).read().decode(), end=''); sys.exit(0)\n"
+                f"        print(urllib.request.urlopen({url!r}, timeout=2).read().decode(), end='')\n"
+                "        sys.exit(0)\n"
                 "    except OSError as err:\n"
                 "        last = err; time.sleep(0.2)\n"
                 f"sys.exit('failed to fetch {url}: ' + str(last))\n")

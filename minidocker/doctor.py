@@ -135,8 +135,8 @@ def cgroup_layout(mounts: list[Mount] | None = None, cgroup_root: str = "/sys/fs
             v2_path = m.mount_point if v2_path is None or m.mount_point == cgroup_root else v2_path
         elif m.fstype == "cgroup":
             for opt in m.super_options:
-                if opt not in ("rw", "ro") and "=" not in opt and opt not in ("xattr", "noprefix",
-                                                                               "clone_children", "cpuset_v2_mode"):
+                generic = ("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode")
+                if opt not in generic and "=" not in opt:
                     v1_paths[opt] = m.mount_point
     v2_controllers: tuple[str, ...] = ()
     if v2_path is not None:
@@ -270,7 +270,8 @@ def _userns_unprivileged() -> Check:
                          "with 'userns,' for the program)")
     detail = "; ".join(blockers) if blockers else ("; ".join(seen) or "no distribution restriction found")
     return Check("userns_unprivileged", "unprivileged user namespaces", not blockers,
-                 detail + " (root is not affected, rootless containers are)", "; ".join(fixes), required=False)
+                 detail + " (root is not affected, rootless containers are)", "; ".join(fixes),
+                 required=False)
 
 
 def _netns() -> Check:
@@ -326,14 +327,15 @@ def _cgroup_v1() -> Check:
     layout = cgroup_layout()
     found = [c for c in ("memory", "cpu", "pids") if c in layout.v1_paths]
     return Check("cgroup_v1", "cgroup v1 controllers", bool(found),
-                 f"v1 hierarchies: {', '.join(found) or 'none'}", "a pure v2 host uses the v2 driver", required=False)
+                 f"v1 hierarchies: {', '.join(found) or 'none'}", "a pure v2 host uses the v2 driver",
+                 required=False)
 
 
 def _cgroup_v2() -> Check:
     layout = cgroup_layout()
     if layout.v2_path is None:
-        return Check("cgroup_v2", "cgroup v2", False, "no cgroup2 mount found", "mount -t cgroup2 none /sys/fs/cgroup",
-                     required=False)
+        return Check("cgroup_v2", "cgroup v2", False, "no cgroup2 mount found",
+                     "mount -t cgroup2 none /sys/fs/cgroup", required=False)
     controllers = " ".join(layout.v2_controllers) or "no controllers"
     return Check("cgroup_v2", "cgroup v2", True, f"{layout.v2_path}: {controllers}", required=False)
 
@@ -364,7 +366,8 @@ def _firewall() -> Check:
     parts.append(f"minidocker uses {'nft' if nft else 'iptables' if iptables else 'nothing: no NAT, no -p'}")
     ok = (nft is not None or iptables is not None) and not legacy_tables
     return Check("firewall", "firewall backend", ok, "; ".join(parts),
-                 "apt-get install nftables iptables; update-alternatives --set iptables /usr/sbin/iptables-nft "
+                 "apt-get install nftables iptables; "
+                 "update-alternatives --set iptables /usr/sbin/iptables-nft "
                  "(never run iptables-legacy on an nf_tables host)", required=False)
 
 
@@ -381,7 +384,8 @@ def _container() -> Check:
         return Check("container", "inside a container", True,
                      f"{hints[0]}, but / is {root.fstype if root else 'unknown'} and PID 1's cgroups name no "
                      "container: a VM or host built from a container image", required=False)
-    return Check("container", "inside a container", True, "no sign of a container: a host or VM", required=False)
+    return Check("container", "inside a container", True, "no sign of a container: a host or VM",
+                 required=False)
 
 
 def _busybox() -> Check:
@@ -398,14 +402,16 @@ def _busybox() -> Check:
 
 def _runc() -> Check:
     path = shutil.which("runc")
-    return Check("runc", "runc", path is not None, path or "not installed", "apt-get install runc", required=False)
+    return Check("runc", "runc", path is not None, path or "not installed", "apt-get install runc",
+                 required=False)
 
 
 def _docker() -> Check:
     """dockerd and the docker client installed: the tests start a private dockerd (tests/dockerd.py)."""
     daemon, client = shutil.which("dockerd"), shutil.which("docker")
     ok = daemon is not None and client is not None
-    detail = f"{daemon} and {client}" if ok else f"{'dockerd' if daemon is None else 'docker'} is not installed"
+    missing = "dockerd" if daemon is None else "docker"
+    detail = f"{daemon} and {client}" if ok else f"{missing} is not installed"
     return Check("docker", "dockerd", ok, detail,
                  "apt-get install docker.io (optional: tests that compare with Docker)", required=False)
 

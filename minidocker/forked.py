@@ -153,7 +153,8 @@ def _write_frame(fd: int, obj: Any) -> None:
         view = view[os.write(fd, view):]
 
 
-def _receive(fd: int, timeout: float | None, pid: int, on_message: Callable[[Any], None] | None) -> tuple | None:
+def _receive(fd: int, timeout: float | None, pid: int,
+             on_message: Callable[[Any], None] | None) -> tuple | None:
     """Frames until the final one (returned), or None if the child died first."""
     buffer = b""
     while True:

@@ -18,6 +18,7 @@ Main API::
     namespaces_of(pid)               {"pid": 4026531836, ...} from /proc/PID/ns
     enter(pid, types)                setns into a running container's namespaces
     write_id_maps(pid, uid_map, gid_map)   map a user namespace's ids to the host's
+    user_namespace_fd(uid_map, gid_map)    an fd of a new, mapped user namespace (a child of ours made it)
 
 See: namespaces(7), pid_namespaces(7), user_namespaces(7), setns(2).
 """
@@ -27,12 +28,12 @@ from __future__ import annotations
 import os
 
 from minidocker.errors import InvalidArgument
-from minidocker.linux import CloneFlag, setns
+from minidocker.linux import CloneFlag, setns, unshare
 from minidocker.record import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
     "NAMESPACES",
@@ -43,6 +44,7 @@ __all__ = [
     "format_id_map",
     "namespaces_of",
     "open_namespaces",
+    "user_namespace_fd",
     "write_id_maps",
 ]
 
@@ -175,6 +177,52 @@ def write_id_maps(
         f.write(format_id_map(uid_mappings))
     with open(f"/proc/{pid}/gid_map", "w") as f:
         f.write(format_id_map(gid_mappings))
+
+
+def user_namespace_fd(
+    uid_mappings: Sequence[Mapping[str, int]],
+    gid_mappings: Sequence[Mapping[str, int]],
+    then: Callable[[], None] | None = None,
+) -> int:
+    """An fd of a new user namespace, mapped as OCI ``uidMappings`` and ``gidMappings``. Like ``unshare -U``.
+
+    A forked child unshares CLONE_NEWUSER and waits; we, its parent, write its maps
+    (write_id_maps: any range as root, the user's own ids or newuidmap's otherwise) and open
+    /proc/CHILD/ns/user. The child then becomes root of the namespace and runs ``then``, if
+    given, with every capability over what the namespace maps, and exits; the fd keeps the
+    namespace alive without it. The caller closes the fd.
+    Used for idmapped mounts (storage/remap.py) and rootless clean-up (security/rootless.py).
+    See user_namespaces(7).
+    """
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            unshare(CloneFlag.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            if os.read(go_r, 1) == b"1" and then is not None:   # mapped: uid 0 exists here now
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+                then()
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError(f"failed to create a user namespace: child {pid} exited before "
+                          "unshare(CLONE_NEWUSER)")
+        write_id_maps(pid, uid_mappings, gid_mappings)
+        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        os.write(go_w, b"1")
+        return fd
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+        os.waitpid(pid, 0)
 
 
 def find_helper(name: str) -> str | None:

@@ -214,3 +214,37 @@ def _dockerd_get(dockerd, path: str) -> bytes:
     socket_path = dockerd.host.removeprefix("unix://")
     return http_request(socket_path, "GET", path)[2]
 
+
+
+def _image_events(docker, since: float, until: float) -> list[str]:
+    """``docker events`` of type image between the two times, as "ACTION ACTOR-ID name=NAME" lines."""
+    out = docker("events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=image",
+                 "--format", "{{.Action}} {{.Actor.ID}} name={{.Actor.Attributes.name}}")
+    return (out if isinstance(out, str) else _ok(out)).splitlines()
+
+
+@pytest.mark.docker
+def test_rmi_emits_untag_then_one_delete_as_dockerd_does(daemon, dockerd, tmp_path):
+    """A name removed: ``untag``; the image's last name: ``untag`` then one ``delete`` (its layers: none)."""
+    import time
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "greeting").write_text("hello\n")
+    archive = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(tree), "-cf", str(archive), "."], check=True)
+    found = {}
+    for who, docker in (("minidockerd", lambda *a: _ok(daemon.docker(*a))), ("dockerd", dockerd.docker)):
+        image_id = docker("import", str(archive), "rmi/events:v1").strip()
+        docker("tag", "rmi/events:v1", "rmi/events:v2")
+        since = time.time()
+        answers = [docker("rmi", "rmi/events:v2").splitlines(), docker("rmi", "rmi/events:v1").splitlines()]
+        time.sleep(0.1)
+        events = _image_events(docker, since, time.time())
+        found[who] = ([line.replace(image_id, "<ID>") for line in events],
+                      [[line.replace(image_id, "<ID>") for line in a] for a in answers])
+    assert found["minidockerd"][0] == found["dockerd"][0], found
+    expected = ["untag <ID> name=<ID>", "untag <ID> name=<ID>", "delete <ID> name=<ID>"]
+    assert found["dockerd"][0] == expected, found
+    # the answers too: one layer, so its chain ID (dockerd's Deleted line) is its diff ID (ours)
+    assert found["minidockerd"][1] == found["dockerd"][1], found

@@ -4,8 +4,9 @@ These machines are cgroup v1/v2 hybrids whose v2 mount has no memory, cpu or pid
 controller, so the v2 driver's limits cannot be proven here. The guest can: qemu
 (TCG) boots Debian's packaged kernel with a tiny initramfs (static busybox and the
 9p/virtio/overlay modules), mounts the host's ``/`` read-only over 9p, mounts a
-pure cgroup2 hierarchy on ``/sys/fs/cgroup``, a tmpfs on ``/run``, then runs a
-shell script of the host's with the host's Python in a chroot. Output comes back on
+pure cgroup2 hierarchy on ``/sys/fs/cgroup``, a tmpfs on ``/run``, switches root to
+the host's tree (switch_root, not chroot: user namespaces work there) and runs a
+shell script of the host's with the host's Python. Output comes back on
 the serial console; the script's exit status follows a marker line. No disk image,
 no network. See: Documentation/filesystems/9p.rst, qemu(1) -virtfs.
 
@@ -19,6 +20,7 @@ Run by hand: ``python tests/vm.py 'cat /sys/fs/cgroup/cgroup.controllers'``.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import re
@@ -48,17 +50,30 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in {modules}; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || poweroff -f
-mount -t proc proc /host/proc
-mount -t sysfs sysfs /host/sys
-mount -t devtmpfs devtmpfs /host/dev
+# The host's tree becomes the guest's root as an initramfs hands over to a distribution's init:
+# /proc, /sys and /dev moved into it, then switch_root(8) (delete the initramfs, move /host onto /,
+# chroot there, exec). A chroot into /host would not do: unshare(CLONE_NEWUSER) refuses a caller
+# whose root is not its mount namespace's (EPERM, unshare(2)), so no user namespace, no rootless.
+mount --move /proc /host/proc
+mount --move /sys /host/sys
+mount --move /dev /host/dev
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
 mount -t tmpfs tmpfs /host/run
-script=$(sed -n 's/.*mdscript=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-echo {begin}
-HOME=/run TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
-    chroot /host /bin/sh "$script" 2>&1
-echo "{exit} $?"
+mkdir /host/run/mdvm
+cp /bin/busybox /stage2 /host/run/mdvm/
+script=$(sed -n 's/.*mdscript=\\([^ ]*\\).*/\\1/p' /host/proc/cmdline)
+exec switch_root /host /run/mdvm/busybox sh /run/mdvm/stage2 "$script"
+echo "switch_root failed"
 poweroff -f
+"""
+
+# PID 1 once the host's tree is the root: busybox (copied to the /run tmpfs) runs the script, then
+# powers off.
+STAGE2 = """echo {begin}
+HOME=/run TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    /bin/sh "$1" 2>&1
+echo "{exit} $?"
+/run/mdvm/busybox poweroff -f
 """
 
 
@@ -90,7 +105,9 @@ class Guest:
             raise GuestUnavailable("no static busybox (apt-get install busybox-static)")
         kdir = _kernel_tree(cache)
         version = next((kdir / "lib/modules").iterdir()).name
-        initrd = cache / f"initrd-{version}.gz"
+        # named for what goes in, so that a changed INIT builds a new one beside the old
+        recipe = hashlib.sha256(f"{INIT}{STAGE2}{MODULES}{busybox}".encode()).hexdigest()[:12]
+        initrd = cache / f"initrd-{version}-{recipe}.gz"
         if not initrd.exists():
             _build_initrd(initrd, busybox, kdir / "lib/modules" / version / "kernel")
         return cls(kdir / "boot" / f"vmlinuz-{version}", initrd)
@@ -159,6 +176,7 @@ def _build_initrd(target: Path, busybox: str, module_dir: Path) -> None:
         files.append((f"lib/modules/{name}.ko", 0o100644, found.read_bytes()))
     init = INIT.format(modules=" ".join(MODULES), begin=BEGIN_MARKER, exit=EXIT_MARKER)
     files.append(("init", 0o100755, init.encode()))
+    files.append(("stage2", 0o100644, STAGE2.format(begin=BEGIN_MARKER, exit=EXIT_MARKER).encode()))
     tmp = target.with_suffix(".tmp")
     with gzip.open(tmp, "wb", compresslevel=1) as out:
         out.write(_cpio_newc(files))

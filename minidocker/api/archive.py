@@ -4,9 +4,11 @@
 
     HEAD /containers/{id}/archive?path=P     ContainerArchiveInfo   200 + X-Docker-Container-Path-Stat; 404
     GET  /containers/{id}/archive?path=P     ContainerArchive       application/x-tar rooted at P's base name
-    PUT  /containers/{id}/archive?path=D     PutContainerArchive    200; the tar body unpacked into directory D
+    PUT  /containers/{id}/archive?path=D     PutContainerArchive    200; the tar body unpacked into
+                                                                    directory D
          &noOverwriteDirNonDir=1&copyUIDGID=1
-    GET  /containers/{id}/changes            ContainerChanges       [{"Path","Kind"}] (0 changed, 1 added, 2 deleted)
+    GET  /containers/{id}/changes            ContainerChanges       [{"Path","Kind"}] (0 changed, 1 added,
+                                                                    2 deleted)
     GET  /containers/{id}/export             ContainerExport        the whole filesystem as a tar
     POST /commit?container=C&repo=R&tag=T    ImageCommit            201 {"Id"}; comment, author, changes=...
 
@@ -67,7 +69,8 @@ def container_archive(request: Request) -> None:
         out = _ChunkFile(request.stream(200, "application/x-tar", _stat_header(found)))
         archive_path(root, path, out, ref)
         out.flush()
-    service._event(container, "archive-path")   # before the last chunk: the CLI may hang up once it has the tar
+    # before the last chunk: the CLI may hang up once it has the tar
+    service._event(container, "archive-path")
     out.stream.close()
 
 
@@ -79,7 +82,8 @@ def put_container_archive(request: Request) -> Reply:
     with container_root(service, ref, freeze=True) as (container, root):
         owner = None
         user = (container.config or {}).get("User") or _image_user(service, container)
-        if request.flag("copyUIDGID") and user:   # without a User, dockerd keeps the tar's owners (as without -a)
+        # without a User, dockerd keeps the tar's owners (as without -a)
+        if request.flag("copyUIDGID") and user:
             owner = container_owner(root, user)
         extract_to_dir(root, path, request.body, ref,
                        no_overwrite_dir_non_dir=request.flag("noOverwriteDirNonDir"), owner=owner,

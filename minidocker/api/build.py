@@ -38,7 +38,8 @@ def image_build(request: Request) -> None:
                               "(DOCKER_BUILDKIT=0)")
     network = request.arg("networkmode") or "default"
     if network not in ("default", "bridge", "none", "host"):
-        raise InvalidArgument(f"network mode {network!r} is not supported for builds: use bridge, none or host")
+        raise InvalidArgument(f"network mode {network!r} is not supported for builds: "
+                              "use bridge, none or host")
     options = {
         "tags": request.query.get("t", []), "dockerfile": request.arg("dockerfile") or "Dockerfile",
         "build_args": _json_map(request, "buildargs"), "labels": _json_map(request, "labels"),

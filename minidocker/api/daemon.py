@@ -110,7 +110,8 @@ class Daemon:
         from minidocker.engine.supervision import SupervisorClient
 
         self.containers = ContainerService(self.roots, self.config, self.events)
-        self.supervisor = SupervisorClient(self.roots.run / "supervisor.sock", self.containers.on_supervisor_event,
+        self.supervisor = SupervisorClient(self.roots.run / "supervisor.sock",
+                                           self.containers.on_supervisor_event,
                                            log_path=str(self.roots.run / "supervisor.log"))
         self.containers.supervisor = self.supervisor
         if not self.supervisor.ensure_running():
@@ -171,7 +172,8 @@ class Daemon:
             log.info("daemon shut down")
 
     def _stop_idle_supervisor(self) -> None:
-        """A supervisor with no container to watch ends with the daemon; one with containers stays (live restore)."""
+        """A supervisor with no container to watch ends with the daemon; one with containers stays
+        (live restore)."""
         try:
             if not self.supervisor.request({"op": "list"}, timeout=5)["containers"]:
                 self.supervisor.request({"op": "shutdown"}, timeout=5)
@@ -192,14 +194,15 @@ class Daemon:
         except Exception as err:  # noqa: BLE001 - a bad file must not stop a running daemon
             log.error("failed to reload the configuration: %s", err)
             return
-        for attr in ("debug", "log_level", "registry_mirrors", "insecure_registries", "log_opts", "log_driver",
-                     "default_network", "live_restore"):
+        for attr in ("debug", "log_level", "registry_mirrors", "insecure_registries", "log_opts",
+                     "log_driver", "default_network", "live_restore"):
             setattr(self.config, attr, getattr(new, attr))
         setup_logging(self.config.debug, self.config.log_level)
         log.info("configuration reloaded")
         self.events.publish("daemon", "reload", self.daemon_id(), {
             "name": os.uname().nodename, "debug": str(self.config.debug).lower(),
-            "registry-mirrors": str(self.config.registry_mirrors), "live-restore": str(self.config.live_restore).lower()})
+            "registry-mirrors": str(self.config.registry_mirrors),
+            "live-restore": str(self.config.live_restore).lower()})
 
     def daemon_id(self) -> str:
         from minidocker.engine.system import daemon_id
@@ -235,7 +238,8 @@ def _lock_root(path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise Conflict(f"failed to start minidockerd: another minidockerd uses the state root {path.parent}",
-                       hint="minidocker daemon status shows it; stop it with minidocker daemon stop") from None
+                       hint="minidocker daemon status shows it; stop it with minidocker daemon stop"
+                       ) from None
     return fd
 
 

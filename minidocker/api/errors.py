@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import errno
 
-from minidocker.errors import Conflict, ContainerError, DigestMismatch, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import (Conflict, ContainerError, DigestMismatch, InvalidArgument, MinidockerError,
+                               NotFound)
 
 __all__ = ["STATUS", "Forbidden", "NotModified", "PayloadTooLarge", "error_reply", "status_of"]
 

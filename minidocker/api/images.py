@@ -2,13 +2,14 @@
 
 ::
 
-    GET    /images/json                     ImageList        all, filters (reference, dangling, label, before, since)
+    GET    /images/json                     ImageList        all, filters (reference, dangling, label, before,
+                                                             since)
     GET    /images/{name}/json              ImageInspect     name may hold slashes and a registry port
     GET    /images/{name}/history           ImageHistory
     POST   /images/{name}/tag               ImageTag         repo, tag -> 201
     DELETE /images/{name}                   ImageDelete      force -> [{"Untagged"}, {"Deleted"}]
-    POST   /images/create                   ImageCreate      fromImage+tag: a pull (a child process, streamed);
-                                                             fromSrc=-: an import of the body
+    POST   /images/create                   ImageCreate      fromImage+tag: a pull (a child process,
+                                                             streamed); fromSrc=-: an import of the body
     POST   /images/{name}/push              ImagePush        tag, X-Registry-Auth; streamed
     GET    /images/{name}/get, /images/get  ImageGet(All)    a docker-archive tar, streamed
     POST   /images/load                     ImageLoad        a docker-archive or OCI tar body
@@ -31,10 +32,10 @@ import tempfile
 
 from minidocker.api.filters import parse_filters
 from minidocker.api.server import Reply, Request
-from minidocker.errors import InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import InvalidArgument
 
-__all__ = ["ROUTES", "image_create", "image_delete", "image_get", "image_history", "image_inspect", "image_list",
-           "image_load", "image_prune", "image_push", "image_tag", "system_auth"]
+__all__ = ["ROUTES", "image_create", "image_delete", "image_get", "image_history", "image_inspect",
+           "image_list", "image_load", "image_prune", "image_push", "image_tag", "system_auth"]
 
 _NAME = r"(?P<name>.+?)"   # a reference: slashes, a registry's host:port, @sha256:...
 _CHUNK = 1 << 20
@@ -73,7 +74,8 @@ def _store_state(store) -> tuple | None:
 
 
 def image_list(request: Request) -> Reply:
-    """ImageList; 50 images took ~10 ms of reading 200 JSON files: unchanged stores are answered from memory."""
+    """ImageList; 50 images took ~10 ms of reading 200 JSON files: unchanged stores are answered from
+    memory."""
     from minidocker.engine.images import image_summaries
 
     filters = parse_filters(request.arg("filters"), ("reference", "dangling", "label", "before", "since"))
@@ -129,14 +131,21 @@ def image_delete(request: Request) -> Reply:
 
     from minidocker.engine.images import find_image_id
 
-    name = request.params["name"]
-    find_image_id(_store(request), name, make_default=False)   # 404 in Docker's words before anything is touched
+    name, store = request.params["name"], _store(request)
+    # 404 in Docker's words before anything is touched
+    image_id = find_image_id(store, name, make_default=False)
+    images = store.image_ids()   # a "Deleted" line names an image (an event) or a layer (none)
     lines = remove_image(name, force=request.flag("force"), roots=request.daemon.roots)
     answer = []
     for line in lines:
         kind, _, value = line.partition(": ")
         answer.append({"Untagged" if kind == "Untagged" else "Deleted": value})
-        request.daemon.events.publish("image", "untag" if kind == "Untagged" else "delete", value, {"name": value})
+        # As dockerd 20.10 (daemon/images/image_delete.go): an "untag" per name, its actor and name
+        # the image's ID, not the name; a "delete" per image removed (parents too), none per layer.
+        if kind == "Untagged":
+            request.daemon.events.publish("image", "untag", image_id, {"name": image_id})
+        elif value in images:
+            request.daemon.events.publish("image", "delete", value, {"name": value})
     return Reply.json(answer)
 
 
@@ -165,7 +174,8 @@ def image_create(request: Request) -> Reply | None:
         if message.get("status", "").startswith("Status: "):
             request.daemon.events.publish("image", "pull", reference, {"name": reference})
 
-    relay_job(request, "pull", [reference], {"auth": _registry_auth(request), "platform": request.arg("platform"),
+    relay_job(request, "pull", [reference], {"auth": _registry_auth(request),
+                                            "platform": request.arg("platform"),
                                             "insecure_registries": request.daemon.config.insecure_registries},
               on_line=on_line)
     return None
@@ -183,7 +193,8 @@ def image_push(request: Request) -> None:
     store = with_default_image(_store(request), [reference])
     store.resolve(reference)   # 404 before the stream: "No such image"
     auth = _registry_auth(request)
-    credentials = (auth["username"], auth["password"]) if auth.get("username") and auth.get("password") else None
+    has_both = auth.get("username") and auth.get("password")
+    credentials = (auth["username"], auth["password"]) if has_both else None
     stream = request.stream()
     progress = JsonProgress(lambda line: stream.write(line.encode()))
     try:
@@ -191,7 +202,8 @@ def image_push(request: Request) -> None:
                       insecure_registries=request.daemon.config.insecure_registries)
         size = len(store.manifest_of(store.resolve(reference))[0])
         ref = parse_reference(reference)
-        stream.write(json.dumps({"progressDetail": {}, "aux": {"Tag": ref.tag, "Digest": digest, "Size": size}})
+        aux = {"Tag": ref.tag, "Digest": digest, "Size": size}
+        stream.write(json.dumps({"progressDetail": {}, "aux": aux})
                      .encode() + b"\n")
         request.daemon.events.publish("image", "push", reference, {"name": reference})
     except Exception as err:  # noqa: BLE001 - after the answer began, an error is a stream line
@@ -204,7 +216,8 @@ def _import(request: Request) -> None:
 
     source = request.arg("fromSrc")
     if source != "-":
-        raise InvalidArgument(f"importing from {source!r} is not supported: send the tar as the body (fromSrc=-)")
+        raise InvalidArgument(f"importing from {source!r} is not supported: "
+                              "send the tar as the body (fromSrc=-)")
     repo, tag = request.arg("repo"), request.arg("tag")
     reference = f"{repo}:{tag}" if repo and tag else repo
     with _spooled(request) as path:

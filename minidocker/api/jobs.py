@@ -73,7 +73,7 @@ def _job_env(request: Request) -> dict[str, str]:
     """This environment, with the daemon's roots and registry mirror (a job has no daemon config)."""
     config, roots = request.daemon.config, request.daemon.roots
     env = {k: v for k, v in os.environ.items() if k not in ("MINIDOCKER_ROOT", "MINIDOCKER_REGISTRY_MIRROR")}
-    if roots.lib.name == "lib" and roots.run == roots.lib.parent / "run":   # MINIDOCKER_ROOT's layout (paths.py)
+    if roots.lib.name == "lib" and roots.run == roots.lib.parent / "run":   # MINIDOCKER_ROOT's (paths.py)
         env["MINIDOCKER_ROOT"] = str(roots.lib.parent)
     if config.registry_mirrors:   # daemon.json's registry-mirrors: the first one serves Docker Hub names
         env["MINIDOCKER_REGISTRY_MIRROR"] = config.registry_mirrors[0]

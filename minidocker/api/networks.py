@@ -4,10 +4,12 @@
 
     GET    /networks                    NetworkList        filters: name, id, driver, type (custom|builtin)
     GET    /networks/{id}               NetworkInspect     by name, ID or ID prefix
-    POST   /networks/create             NetworkCreate      {"Name", "Driver": "bridge", "IPAM": {"Config": [{"Subnet"}]}}
+    POST   /networks/create             NetworkCreate      {"Name", "Driver": "bridge",
+                                                            "IPAM": {"Config": [{"Subnet"}]}}
                                                            -> 201 {"Id", "Warning"}
     DELETE /networks/{id}               NetworkDelete      204; 403 for a predefined one; 409 with endpoints
-    POST   /networks/{id}/connect       NetworkConnect     {"Container"}: a running container gets one more veth
+    POST   /networks/{id}/connect       NetworkConnect     {"Container"}: a running container gets one
+                                                            more veth
     POST   /networks/{id}/disconnect    NetworkDisconnect  {"Container", "Force"}
     POST   /networks/prune              NetworkPrune       -> {"NetworksDeleted"}
 
@@ -117,7 +119,8 @@ def network_disconnect(request: Request) -> Reply:
 def network_prune(request: Request) -> Reply:
     from minidocker.engine.networks import prune_networks
 
-    removed = [line.removeprefix("deleted network ") for line in prune_networks(request.daemon.roots, keep_default=True)]
+    pruned = prune_networks(request.daemon.roots, keep_default=True)
+    removed = [line.removeprefix("deleted network ") for line in pruned]
     return Reply.json({"NetworksDeleted": removed or None})
 
 

@@ -52,7 +52,7 @@ class Router:
             if reply.status >= 500 and "minidocker.errors" in type(err).__module__:
                 # one line, as dockerd logs a handler's 5xx; a client's error (4xx) is not logged
                 log.error("Handler for %s %s returned error: %s", request.method, request.target, err)
-            elif reply.status >= 500:  # an exception nobody raised on purpose: a bug, its traceback for the log
+            elif reply.status >= 500:  # raised by nobody on purpose: a bug, its traceback for the log
                 log.exception("%s %s failed", request.method, request.target)
         if reply is not None and not request.answered:
             request.send(reply)
@@ -67,9 +67,9 @@ class Router:
                 return Reply.json({"message": f"client version {version} is too new. "
                                               f"Maximum supported API version is {API_VERSION}"}, 400)
             if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
-                return Reply(400, f"client version {version} is too old. Minimum supported API version is "
-                                  f"{MIN_API_VERSION}, please upgrade your client to a newer version\n".encode(),
-                             "text/plain; charset=utf-8")
+                text = (f"client version {version} is too old. Minimum supported API version is "
+                        f"{MIN_API_VERSION}, please upgrade your client to a newer version\n")
+                return Reply(400, text.encode(), "text/plain; charset=utf-8")
         method = "GET" if request.method == "HEAD" else request.method
         for route_method, regex, handler in self.routes:
             if route_method != method and not (route_method == "HEAD" and request.method == "HEAD"):

@@ -62,8 +62,9 @@ MAX_JSON_BODY = 32 << 20  # a JSON body larger than this is refused (a create is
 COMMON_HEADERS = (("Api-Version", API_VERSION), ("Docker-Experimental", "false"), ("Ostype", "linux"),
                   ("Server", f"Minidocker/{__version__} (linux)"))
 _REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified",
-            400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            411: "Length Required", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
+            400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 411: "Length Required", 413: "Payload Too Large",
+            431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented"}
 
 
@@ -103,7 +104,7 @@ class _Body:
     def __init__(self, reader, length: int | None, chunked: bool) -> None:
         self._reader, self._left, self._chunked, self._done = reader, length or 0, chunked, False
         self.length = length              # the declared Content-Length (None when chunked)
-        self.limit: int | None = None     # set by a reader that refuses more: checked against what is declared
+        self.limit: int | None = None     # set by a reader that refuses more: checked against the declared
         self._declared = 0                # chunk sizes announced so far
         if not chunked and not length:
             self._done = True
@@ -174,7 +175,8 @@ class Request:
     ``headers`` (lower-case names), ``body`` (a file-like reader), ``params`` (from the route).
     """
 
-    def __init__(self, conn: _Connection, method: str, target: str, headers: dict[str, str], body: _Body) -> None:
+    def __init__(self, conn: _Connection, method: str, target: str, headers: dict[str, str],
+                 body: _Body) -> None:
         self.conn, self.method, self.target, self.headers, self.body = conn, method, target, headers, body
         split = urlsplit(target)
         self.raw_path = unquote(split.path)
@@ -298,7 +300,8 @@ class Request:
             # A TLS socket cannot be handed on (dup, or to the supervisor as an fd): a plain
             # socket pair stands in for it, and a thread relays between the pair and TLS.
             inner, outer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            threading.Thread(target=_relay_tls, args=(self.conn.sock, outer), name="tls-relay", daemon=True).start()
+            threading.Thread(target=_relay_tls, args=(self.conn.sock, outer), name="tls-relay",
+                             daemon=True).start()
             self.conn.sock = inner  # the connection closes its copy; the relay owns the TLS socket
         return self.conn.sock, early, b"" if send else head
 
@@ -510,7 +513,8 @@ class _Connection:
         return _Body(reader, int(length), False)
 
     def _bare_error(self, status: int, message: str) -> None:
-        """For bytes that are not HTTP we can frame: a status line, ``{"message"}`` as every error has, and close.
+        """For bytes that are not HTTP we can frame: a status line, ``{"message"}`` as every error has,
+        and close.
 
         (Go's net/http answers these in plain text; a JSON body costs clients nothing and
         keeps the one rule: every error has a message.)
@@ -582,7 +586,7 @@ class ApiServer:
             target = self._serve_tls if tls else self._serve
             try:
                 threading.Thread(target=target, args=(client,), name="conn", daemon=True).start()
-            except RuntimeError as err:  # no thread to be had (memory, a limit): this client goes, not the daemon
+            except RuntimeError as err:  # no thread to be had (memory, a limit): the client goes, not us
                 log.warning("cannot serve a connection: %s", err)
                 client.close()
 

@@ -35,16 +35,17 @@ def system_version(request: Request) -> Reply:
     from minidocker.engine.system import system_version as version
 
     v = version()
-    details = {"ApiVersion": v.api_version, "Arch": v.arch, "GitCommit": "", "GoVersion": f"python{v.python_version}",
-               "KernelVersion": v.kernel_version, "MinAPIVersion": v.min_api_version, "Os": v.os,
-               "BuildTime": "", "Experimental": "false"}
+    details = {"ApiVersion": v.api_version, "Arch": v.arch, "GitCommit": "",
+               "GoVersion": f"python{v.python_version}", "KernelVersion": v.kernel_version,
+               "MinAPIVersion": v.min_api_version, "Os": v.os, "BuildTime": "", "Experimental": "false"}
     return Reply.json({
         "Platform": {"Name": "minidocker"},
         "Components": [{"Name": "Engine", "Version": v.version, "Details": details},
-                       {"Name": "minidocker-runtime", "Version": v.runtime_version, "Details": {"GitCommit": ""}}],
-        "Version": v.version, "ApiVersion": v.api_version, "MinAPIVersion": v.min_api_version, "GitCommit": "",
-        "GoVersion": f"python{v.python_version}", "Os": v.os, "Arch": v.arch, "KernelVersion": v.kernel_version,
-        "BuildTime": "",
+                       {"Name": "minidocker-runtime", "Version": v.runtime_version,
+                        "Details": {"GitCommit": ""}}],
+        "Version": v.version, "ApiVersion": v.api_version, "MinAPIVersion": v.min_api_version,
+        "GitCommit": "", "GoVersion": f"python{v.python_version}", "Os": v.os, "Arch": v.arch,
+        "KernelVersion": v.kernel_version, "BuildTime": "",
     })
 
 
@@ -59,7 +60,8 @@ def system_info(request: Request) -> Reply:
         "DriverStatus": [["Backing Filesystem", "overlay upper and work under the state root"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": None,
                     "Log": ["json-file", "none"]},
-        "MemoryLimit": i.memory_limit, "SwapLimit": i.swap_limit, "KernelMemory": False, "KernelMemoryTCP": False,
+        "MemoryLimit": i.memory_limit, "SwapLimit": i.swap_limit, "KernelMemory": False,
+        "KernelMemoryTCP": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": False, "PidsLimit": True,
         "IPv4Forwarding": not any("IPv4 forwarding" in w for w in i.warnings),
         "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": i.debug, "NFd": i.fds,
@@ -72,13 +74,16 @@ def system_info(request: Request) -> Reply:
             "AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
             "InsecureRegistryCIDRs": ["127.0.0.0/8"],
             "IndexConfigs": {
-                "docker.io": {"Name": "docker.io", "Mirrors": i.registry_mirrors, "Secure": True, "Official": True},
-                **{r: {"Name": r, "Mirrors": [], "Secure": False, "Official": False} for r in i.insecure_registries},
+                "docker.io": {"Name": "docker.io", "Mirrors": i.registry_mirrors, "Secure": True,
+                              "Official": True},
+                **{r: {"Name": r, "Mirrors": [], "Secure": False, "Official": False}
+                   for r in i.insecure_registries},
             },
             "Mirrors": i.registry_mirrors,
         },
         "NCPU": i.ncpu, "MemTotal": i.mem_total, "GenericResources": None, "DockerRootDir": i.root_dir,
-        "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": i.name, "Labels": [], "ExperimentalBuild": False,
+        "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": i.name, "Labels": [],
+        "ExperimentalBuild": False,
         "ServerVersion": i.server_version, "Runtimes": {"minidocker": {"path": "minidocker-runtime"}},
         "DefaultRuntime": "minidocker",
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
@@ -91,7 +96,8 @@ def system_info(request: Request) -> Reply:
 
 
 def event_json(event) -> dict:
-    """An event as dockerd writes it: the old ``status/id/from`` for containers and images, then the new shape."""
+    """An event as dockerd writes it: the old ``status/id/from`` for containers and images, then the
+    new shape."""
     data = {}
     if event.type in ("container", "image"):
         data = {"status": event.action, "id": event.actor_id}
@@ -140,7 +146,8 @@ def system_data_usage(request: Request) -> Reply:
     usage = disk_usage(request.daemon.roots)
     containers = [{**container_summary_json(c), "SizeRw": size_rw, "SizeRootFs": size_root_fs}
                   for c, size_rw, size_root_fs in usage.containers]
-    volumes = [{**v.inspect(), "UsageData": {"Size": size, "RefCount": refs}} for v, size, refs in usage.volumes]
+    volumes = [{**v.inspect(), "UsageData": {"Size": size, "RefCount": refs}}
+               for v, size, refs in usage.volumes]
     return Reply.json({"LayersSize": usage.layers_size, "Images": usage.images, "Containers": containers,
                        "Volumes": volumes, "BuildCache": None, "BuilderSize": 0})
 

@@ -2,7 +2,8 @@
 
 ::
 
-    GET    /volumes                VolumeList     filters: dangling, name, label, driver -> {"Volumes", "Warnings"}
+    GET    /volumes                VolumeList     filters: dangling, name, label, driver
+                                          -> {"Volumes", "Warnings"}
     POST   /volumes/create         VolumeCreate   {"Name", "Driver", "DriverOpts", "Labels"} -> 201 the volume
     GET    /volumes/{name}         VolumeInspect
     DELETE /volumes/{name}         VolumeDelete   force -> 204; 409 while a container uses it
@@ -84,7 +85,8 @@ def volume_prune(request: Request) -> Reply:
     removed = prune_volumes(request.daemon.roots, all_volumes=everything, filters=flags)
     for name in removed:
         request.daemon.events.publish("volume", "destroy", name, {"driver": "local"})
-    return Reply.json({"VolumesDeleted": removed or None, "SpaceReclaimed": sum(sizes.get(n, 0) for n in removed)})
+    return Reply.json({"VolumesDeleted": removed or None,
+                       "SpaceReclaimed": sum(sizes.get(n, 0) for n in removed)})
 
 
 def _size(directory: str) -> int:

@@ -137,7 +137,8 @@ class _State:
 
 
 def build(context: str | os.PathLike[str] | BinaryIO, options: BuildOptions | None = None,
-          on_event: Callable[[dict[str, Any]], None] | None = None, roots: StateRoots | None = None) -> BuildResult:
+          on_event: Callable[[dict[str, Any]], None] | None = None,
+          roots: StateRoots | None = None) -> BuildResult:
     """Build an image from a context (a directory, or a tar stream) and its Dockerfile. Like ``docker build``.
 
     Args:
@@ -196,7 +197,8 @@ class _Builder:
         stages, meta = plan(parsed)
         target = self._target_index(stages)
         if self.options.labels:
-            line = "LABEL " + " ".join(f"{json.dumps(k)}='{v}'" for k, v in sorted(self.options.labels.items()))
+            labels = sorted(self.options.labels.items())
+            line = "LABEL " + " ".join(f"{json.dumps(k)}='{v}'" for k, v in labels)
             node = parse(line, self.file).nodes[0]
             node.start_line = node.end_line = 0
             stages[target].instructions.append(Instruction("LABEL", node.args, {}, node))
@@ -276,8 +278,10 @@ class _Builder:
         """The ARGs before the first FROM, with BuildKit's platform ARGs; --build-arg overrides."""
         machine = os.uname().machine
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-        values = {"TARGETPLATFORM": f"linux/{arch}", "TARGETOS": "linux", "TARGETARCH": arch, "TARGETVARIANT": "",
-                  "BUILDPLATFORM": f"linux/{arch}", "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": ""}
+        values = {"TARGETPLATFORM": f"linux/{arch}", "TARGETOS": "linux", "TARGETARCH": arch,
+                  "TARGETVARIANT": "",
+                  "BUILDPLATFORM": f"linux/{arch}", "BUILDOS": "linux", "BUILDARCH": arch,
+                  "BUILDVARIANT": ""}
         self.builtin = dict(values)
         for instruction in meta:
             self._announce(instruction)
@@ -316,7 +320,8 @@ class _Builder:
         if not any(item.startswith("PATH=") for item in state.config.get("Env") or []):
             from minidocker.runtime.spec import DEFAULT_PATH
 
-            state.config["Env"] = [DEFAULT_PATH, *(state.config.get("Env") or [])]   # Docker adds it to every stage
+            # Docker adds it to every stage
+            state.config["Env"] = [DEFAULT_PATH, *(state.config.get("Env") or [])]
         triggers = list(state.config.get("OnBuild") or [])
         if triggers:
             state.config["OnBuild"] = None
@@ -339,7 +344,8 @@ class _Builder:
                 image = self.store.get(reference)
         except NotFound as err:
             raise NotFound(f"{self.file}:{line}: {err}".split("\nhint:")[0],
-                           hint="load or pull it first (minidocker load, minidocker pull), or build FROM scratch"
+                           hint="load or pull it first (minidocker load, minidocker pull), "
+                                "or build FROM scratch"
                            ) from None
         except MinidockerError as err:    # the pull failed: say which line wanted the image
             err.args = (f"{self.file}:{line}: {err.args[0] if err.args else err}",)
@@ -579,7 +585,8 @@ class _Builder:
         save = [f"|{len(args)}", *args, *command] if args or proxies else command
         mounts = ins.flags.get("mount")
         cc = self._container_config(state, save)
-        extra = {"mount": mounts, "network": ins.flags.get("network")} if mounts or ins.flags.get("network") else None
+        network = ins.flags.get("network")
+        extra = {"mount": mounts, "network": network} if mounts or network else None
         if self._probe(state, cc, extra):
             return
         container_id = os.urandom(32).hex()
@@ -590,7 +597,8 @@ class _Builder:
                                          ins.flags.get("network") or self.options.network)
             if status.exit_code != 0:
                 hint = ("its last lines of output:\n" + tail) if self.options.quiet and tail else None
-                raise BuildError(f"The command '{' '.join(command)}' returned a non-zero code: {status.exit_code}",
+                raise BuildError(f"The command '{' '.join(command)}' returned a non-zero code: "
+                                 f"{status.exit_code}",
                                  status.exit_code or 1, tail, hint=hint)
             layer = self._commit_upper(box)
         self.emit(f"Removing intermediate container {container_id[:12]}\n")
@@ -622,7 +630,7 @@ class _Builder:
         rootfs = box.snapshot.rootfs
         spec = default_spec(str(rootfs), command, hostname=container_id[:12])
         image_config = {**state.config, "Env": env, "Entrypoint": None, "Cmd": command}
-        image_config.pop("Volumes", None)        # Docker: what RUN writes under a VOLUME is dropped; tmpfs below
+        image_config.pop("Volumes", None)   # Docker: what RUN writes under a VOLUME is dropped; tmpfs below
         apply_image_config(spec, image_config, [rootfs], RunArgs(command=command, entrypoint=""),
                            hostname=container_id[:12])
         for volume in sorted(state.config.get("Volumes") or {}):
@@ -709,7 +717,8 @@ class _Builder:
                 cache_id = fields.get("id") or target
                 import hashlib
 
-                source = self.roots.lib / "buildcache-mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+                digest = hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+                source = self.roots.lib / "buildcache-mounts" / digest
                 source.mkdir(parents=True, exist_ok=True)
                 spec["mounts"].append({"destination": target, "type": "bind", "source": str(source),
                                        "options": ["rbind", "rw"]})
@@ -718,7 +727,8 @@ class _Builder:
                                        "options": ["nosuid", "nodev"]})
             elif kind == "bind":
                 if fields.get("from"):
-                    raise InvalidArgument(f"invalid mount {text!r}: --mount from= a stage or image is not supported")
+                    raise InvalidArgument(f"invalid mount {text!r}: --mount from= a stage or image is "
+                                          "not supported")
                 source = self.ctx.resolve(fields.get("source") or fields.get("src") or ".")
                 options = ["rbind", "rw" if fields.get("rw") in ("", "true") and "rw" in fields else "ro"]
                 spec["mounts"].append({"destination": target, "type": "bind", "source": str(source),
@@ -765,9 +775,10 @@ class _Builder:
         dest_path = dest if dest.startswith("/") else os.path.join("/", workdir, dest)
         if dest.endswith("/") and not dest_path.endswith("/"):
             dest_path += "/"
-        if len(sources) + (len(heredocs) if heredocs else 0) > 1 and not dest_path.endswith("/") and not heredocs:
-            raise DockerfileError(f"When using {ins.name} with more than one source file, the destination must be "
-                                  "a directory and end with a /", self.file, ins.line)
+        several = len(sources) + (len(heredocs) if heredocs else 0) > 1
+        if several and not dest_path.endswith("/") and not heredocs:
+            raise DockerfileError(f"When using {ins.name} with more than one source file, the destination "
+                                  "must be a directory and end with a /", self.file, ins.line)
         source_box = None
         try:
             if isinstance(source_from, str):
@@ -803,13 +814,14 @@ class _Builder:
                 layer = self._commit_upper(box)
             self._commit(state, ins, cmd, layer, extra=extra, probe=False)
         except OSError as err:
-            raise InvalidArgument(f"{self.file}:{ins.line}: failed to {ins.name.lower()} files: {err}") from err
+            raise InvalidArgument(f"{self.file}:{ins.line}: failed to {ins.name.lower()} files: "
+                                  f"{err}") from err
         finally:
             if source_box is not None:
                 source_box.__exit__(None, None, None)
 
-    def _sources(self, ins: Instruction, sources: list[str], env: dict[str, str], source_box: _Container | None,
-                 heredocs: list[Any]) -> list[tuple[str, Any, str]]:
+    def _sources(self, ins: Instruction, sources: list[str], env: dict[str, str],
+                 source_box: _Container | None, heredocs: list[Any]) -> list[tuple[str, Any, str]]:
         """(kind, what, checksum) of each source: a context or image path, or a heredoc's text."""
         import hashlib
 
@@ -823,13 +835,15 @@ class _Builder:
                 doc = next((d for d in heredocs if d.name == name), None)
                 if doc is not None and name in names:
                     content = self._expand(doc.content, env, ins) if doc.expand else doc.content
-                    items.append(("heredoc", (name, content), "file:" + hashlib.sha256(content.encode()).hexdigest()))
+                    checksum = "file:" + hashlib.sha256(content.encode()).hexdigest()
+                    items.append(("heredoc", (name, content), checksum))
                     continue
             if re.match(r"^[a-z][a-z0-9+.-]*://", word) or word.startswith("git@"):
                 if ins.name == "COPY":
                     raise DockerfileError(f"source can't be a URL for COPY: {word}", self.file, ins.line)
                 raise InvalidArgument(f"{self.file}:{ins.line}: failed to add {word}: remote sources are not "
-                                      "supported offline", hint="download the file into the context, then COPY it")
+                                      "supported offline",
+                                      hint="download the file into the context, then COPY it")
             try:
                 if source_box is not None:
                     items += self._image_sources(source_box, word)
@@ -855,7 +869,7 @@ class _Builder:
             hashes = [file_hash(host, rel)] if rel else []
             for sub, st in self.ctx.walk(rel):
                 name = f"{rel}/{sub}" if rel else sub
-                if stat.S_ISLNK(st.st_mode):     # dockerd hashes what a symlink points to (inside the context)
+                if stat.S_ISLNK(st.st_mode):   # dockerd hashes what a symlink points to (in the context)
                     from minidocker.rootfs import secure_join
 
                     target = secure_join(self.ctx.root, name)
@@ -894,8 +908,8 @@ class _Builder:
             return [("image-dir", host, "dir:" + dir_hash([h for h in hashes if h is not None]))]
         return [("image-file", host, "file:" + (entry_hash(host) or ""))]
 
-    def _place(self, ins: Instruction, kind: str, what: Any, dest: str, rootfs: Path, owner: tuple[int, int] | None,
-               mode: int | None, keep_owner: bool, several: bool) -> None:
+    def _place(self, ins: Instruction, kind: str, what: Any, dest: str, rootfs: Path,
+               owner: tuple[int, int] | None, mode: int | None, keep_owner: bool, several: bool) -> None:
         """Copy one source into the container's filesystem at ``dest`` (Docker's trailing-slash rules)."""
         from minidocker.rootfs import secure_join
 
@@ -1026,7 +1040,8 @@ def _check_signal(name: str, file: str, line: int) -> None:
     if name.isdigit() or "$" in name:
         return
     upper = name.upper()
-    if not hasattr(signal, upper if upper.startswith("SIG") else "SIG" + upper) and not upper.startswith("SIGRT"):
+    known = hasattr(signal, upper if upper.startswith("SIG") else "SIG" + upper)
+    if not known and not upper.startswith("SIGRT"):
         raise DockerfileError(f"Invalid signal: {name}", file, line)
 
 
@@ -1073,9 +1088,11 @@ def _healthcheck(ins: Instruction, file: str) -> dict[str, Any]:
             raise DockerfileError("HEALTHCHECK NONE takes no arguments", file, ins.line)
         return {"Test": ["NONE"]}
     if not args or args[0].upper() != "CMD" or len(args) < 2 or not args[1:] or args[1:] == [""]:
-        raise DockerfileError("Unknown type \"" + (args[0] if args else "") + "\" in HEALTHCHECK (try CMD)"
-                              if args and args[0].upper() != "CMD" else "Missing command after HEALTHCHECK CMD",
-                              file, ins.line)
+        if args and args[0].upper() != "CMD":
+            message = "Unknown type \"" + args[0] + "\" in HEALTHCHECK (try CMD)"
+        else:
+            message = "Missing command after HEALTHCHECK CMD"
+        raise DockerfileError(message, file, ins.line)
     test = ["CMD", *args[1:]] if ins.node.json else ["CMD-SHELL", args[1]]
     health: dict[str, Any] = {"Test": test}
     for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
@@ -1100,7 +1117,8 @@ def _health_text(health: dict[str, Any]) -> str:
     """Go's ``%q`` of Docker's HealthConfig, as the legacy builder writes it in the history."""
     retries = health.get("Retries", 0)
     char = f"'\\x{retries:02x}'" if retries < 0x20 or retries == 0x7F else repr(chr(retries))
-    durations = " ".join(f'"{_go_duration(health.get(k, 0))}"' for k in ("Interval", "Timeout", "StartPeriod"))
+    durations = " ".join(f'"{_go_duration(health.get(k, 0))}"'
+                         for k in ("Interval", "Timeout", "StartPeriod"))
     return f"&{{{go_quote(health['Test'])} {durations} {char}}}"
 
 
@@ -1117,7 +1135,8 @@ def _read_ids(rootfs: Path, name: str) -> dict[str, int]:
 
 
 def _chown(value: Any, rootfs: Path, file: str, line: int) -> tuple[int, int] | None:
-    """``--chown=user[:group]``: names from the container's /etc/passwd and /etc/group; gid = uid if no group."""
+    """``--chown=user[:group]``: names from the container's /etc/passwd and /etc/group; gid = uid if
+    no group."""
     if not isinstance(value, str) or not value:
         return None
     user, _, group = value.partition(":")
@@ -1127,9 +1146,9 @@ def _chown(value: Any, rootfs: Path, file: str, line: int) -> tuple[int, int] | 
             return int(name)
         ids = _read_ids(rootfs, table)
         if name not in ids:
-            raise DockerfileError(f"unable to convert uid/gid chown string to host mapping: can't find {kind} for "
-                                  f"{'user' if kind == 'uid' else 'group'} {name}: no such "
-                                  f"{'user' if kind == 'uid' else 'group'}: {name}", file, line)
+            what = "user" if kind == "uid" else "group"
+            raise DockerfileError(f"unable to convert uid/gid chown string to host mapping: can't find "
+                                  f"{kind} for {what} {name}: no such {what}: {name}", file, line)
         return ids[name]
 
     uid = lookup(user, "passwd", "uid")
@@ -1141,8 +1160,8 @@ def _chmod(value: Any, file: str, line: int) -> int | None:
     if not isinstance(value, str) or not value:
         return None
     if not re.fullmatch(r"[0-7]{1,4}", value):
-        raise DockerfileError(f"invalid chmod parameter: {value}. it should be octal string and between 0 and "
-                              "07777", file, line)
+        raise DockerfileError(f"invalid chmod parameter: {value}. it should be octal string and between "
+                              "0 and 07777", file, line)
     return int(value, 8)
 
 
@@ -1189,7 +1208,8 @@ def _copy_entry(source: Path, target: Path, rootfs: Path, owner: tuple[int, int]
         import shutil
 
         if target.is_dir() and not target.is_symlink():
-            raise InvalidArgument(f"cannot copy {source.name} over the directory {target.relative_to(rootfs)}")
+            raise InvalidArgument(f"cannot copy {source.name} over the directory "
+                                  f"{target.relative_to(rootfs)}")
         shutil.copyfile(source, target, follow_symlinks=True)
         os.chown(target, uid, gid)
         os.chmod(target, mode if mode is not None else stat.S_IMODE(st.st_mode))
@@ -1227,8 +1247,8 @@ def _extract(path: Path, target: Path) -> None:
 
 # -- docker commit --change ---------------------------------------------------------------------------
 
-COMMIT_CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
-                  "VOLUME", "WORKDIR")
+COMMIT_CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "STOPSIGNAL",
+                  "USER", "VOLUME", "WORKDIR")
 
 
 def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
@@ -1249,8 +1269,8 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
         if node.instruction.upper() not in COMMIT_CHANGES:
             raise InvalidArgument(f"{node.instruction.lower()} is not a valid change command")
         _check(node, parsed.file)
-        instructions.append(Instruction(node.instruction.upper(), list(node.args), parse_flags(node, parsed.file),
-                                        node))
+        instructions.append(Instruction(node.instruction.upper(), list(node.args),
+                                        parse_flags(node, parsed.file), node))
     builder = _Builder.__new__(_Builder)   # only its config-only steps: no store, no context
     builder.file, builder.escape, builder.options = "--change", parsed.escape, BuildOptions()
     builder.used_args, builder.meta = set(), {}
@@ -1259,7 +1279,8 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
         if ins.name == "WORKDIR":   # no container to make it in: the config only, as dockerd's commit
             workdir = builder._expand(ins.args[0], builder._env(state), ins)
             current = state.config.get("WorkingDir") or "/"
-            state.config["WorkingDir"] = workdir if workdir.startswith("/") else os.path.join("/", current, workdir)
+            state.config["WorkingDir"] = (workdir if workdir.startswith("/")
+                                          else os.path.join("/", current, workdir))
         else:
             builder._metadata(state, ins)
     return state.config

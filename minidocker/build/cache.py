@@ -81,7 +81,8 @@ def _group_name(gid: int) -> str:
         return ""
 
 
-def file_hash(path: str | os.PathLike[str], name: str, uid: int = 0, gid: int = 0, image: bool = False) -> str:
+def file_hash(path: str | os.PathLike[str], name: str, uid: int = 0, gid: int = 0,
+              image: bool = False) -> str:
     """The hex checksum of one entry (not followed if a symlink), named ``name`` in its source.
 
     Context files are hashed as owned by 0:0: the docker CLI sends them so. ``image``: a file

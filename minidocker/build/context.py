@@ -168,7 +168,8 @@ class BuildContext:
         try:
             size = os.stat(path).st_size
             if size > MAX_DOCKERFILE:
-                raise InvalidArgument(f"failed to read {name}: {size} bytes, more than the limit of {MAX_DOCKERFILE}")
+                raise InvalidArgument(f"failed to read {name}: {size} bytes, more than the limit of "
+                                      f"{MAX_DOCKERFILE}")
             return path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
@@ -207,7 +208,8 @@ class BuildContext:
                 resolved = Path(os.path.normpath(target if target.startswith("/") else current / target))
                 if resolved != self.root and self.root not in resolved.parents:
                     raise InvalidArgument(f"forbidden path outside the build context: {path} "
-                                          f"(the symlink {candidate.relative_to(self.root)} points to {target})")
+                                          f"(the symlink {candidate.relative_to(self.root)} points to "
+                                          f"{target})")
                 parts = list(resolved.relative_to(self.root).parts) + parts
                 current = self.root
                 continue

@@ -176,8 +176,8 @@ def _stage(instruction: Instruction, index: int, names: set[str], file: str) -> 
     if len(args) == 3:
         name = args[2].lower()
         if not _STAGE_NAME.match(name):
-            raise DockerfileError(f"invalid name for build stage: {args[2]!r}, name can't start with a number "
-                                  "or contain symbols", file, line)
+            raise DockerfileError(f"invalid name for build stage: {args[2]!r}, name can't start with a "
+                                  "number or contain symbols", file, line)
         if name in names:
             raise DockerfileError(f"duplicate name {args[2]!r}", file, line)
         names.add(name)

@@ -105,7 +105,8 @@ class Parsed(Record):
 
     def __init__(self, directives: dict[str, str], nodes: list[Node], warnings: list[str], escape: str,
                  file: str) -> None:
-        self.directives, self.nodes, self.warnings, self.escape, self.file = directives, nodes, warnings, escape, file
+        self.directives, self.nodes, self.warnings = directives, nodes, warnings
+        self.escape, self.file = escape, file
 
 
 class _Directives:
@@ -127,7 +128,8 @@ class _Directives:
             raise DockerfileError(f"only one {key} parser directive can be used", self.file, number)
         if key == "escape":
             if value not in ("\\", "`"):
-                raise DockerfileError(f"invalid escape token '{value}' does not match ` or \\", self.file, number)
+                raise DockerfileError(f"invalid escape token '{value}' does not match ` or \\", self.file,
+                                      number)
             self.escape = value
         self.values[key] = value
 
@@ -140,12 +142,12 @@ def parse(text: str | bytes, name: str = "Dockerfile") -> Parsed:
     """Parse a Dockerfile into its instructions. Raises DockerfileError (with file and line)."""
     if isinstance(text, bytes):
         if len(text) > MAX_DOCKERFILE:
-            raise DockerfileError(f"the Dockerfile is {len(text)} bytes, more than the limit of {MAX_DOCKERFILE}",
-                                  name)
+            raise DockerfileError(f"the Dockerfile is {len(text)} bytes, more than the limit of "
+                                  f"{MAX_DOCKERFILE}", name)
         text = text.decode("utf-8", errors="surrogateescape")
     elif len(text) > MAX_DOCKERFILE:
-        raise DockerfileError(f"the Dockerfile is {len(text)} characters, more than the limit of {MAX_DOCKERFILE}",
-                              name)
+        raise DockerfileError(f"the Dockerfile is {len(text)} characters, more than the limit of "
+                              f"{MAX_DOCKERFILE}", name)
     text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -297,7 +299,8 @@ def _arguments(instruction: str, rest: str, escape: str, file: str, number: int
             raise DockerfileError("ONBUILD requires at least one argument", file, number)
         sub = _node_from_line(rest, escape, file, number)
         if sub.instruction in ("onbuild", "from", "maintainer"):
-            raise DockerfileError(f"{sub.instruction.upper()} isn't allowed as an ONBUILD trigger", file, number)
+            raise DockerfileError(f"{sub.instruction.upper()} isn't allowed as an ONBUILD trigger", file,
+                                  number)
         return [rest], False, sub
     return ([rest] if rest else []), False, None   # MAINTAINER, USER, WORKDIR, STOPSIGNAL and unknown ones
 

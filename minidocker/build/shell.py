@@ -115,7 +115,10 @@ class _Lexer:
                 self.next()
                 return "".join(result), words.result()
             if ch in "'\"$":
-                text = self.single_quote() if ch == "'" else self.double_quote() if ch == '"' else self.dollar()
+                if ch == "'":
+                    text = self.single_quote()
+                else:
+                    text = self.double_quote() if ch == '"' else self.dollar()
                 result.append(text)
                 words.add_string(text) if ch == "$" else words.add_raw(text)
                 continue

@@ -112,7 +112,10 @@ def join_cgroups_of(pid: int, root: str = CGROUP_ROOT) -> None:
 def list_cgroups(parent: str = CGROUP_PARENT, root: str = CGROUP_ROOT) -> list[str]:
     """Names of the groups under ``parent`` (in any hierarchy): container IDs, normally."""
     mode = detect_mode(root)
-    bases = [root] if mode == "unified" else [os.path.join(root, c) for c in CgroupV1(f"/{parent}", root).controllers]
+    if mode == "unified":
+        bases = [root]
+    else:
+        bases = [os.path.join(root, c) for c in CgroupV1(f"/{parent}", root).controllers]
     names: set[str] = set()
     for base in bases:
         try:

@@ -218,8 +218,8 @@ class Cgroup:
         missing = sorted(resources.controllers() - self.available_controllers())
         if missing:
             raise ControllerMissing(
-                f"failed to apply resource limits: no {', '.join(missing)} controller in cgroup v{self.version} "
-                f"on this host", hint=self.missing_hint(missing))
+                f"failed to apply resource limits: no {', '.join(missing)} controller in cgroup "
+                f"v{self.version} on this host", hint=self.missing_hint(missing))
 
     def missing_hint(self, missing: list[str]) -> str:
         return "run without that limit, or on a host where the controller is enabled"

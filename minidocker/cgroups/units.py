@@ -68,7 +68,8 @@ def cpus_to_quota(cpus: float, period_us: int = CFS_PERIOD_US) -> tuple[int, int
     quota = round(cpus * period_us)
     if quota < MIN_CFS_QUOTA_US:
         raise InvalidArgument(f"invalid --cpus {cpus:g}: the smallest quota is {MIN_CFS_QUOTA_US} µs per "
-                              f"{period_us} µs period", hint=f"use at least {MIN_CFS_QUOTA_US / period_us:g}")
+                              f"{period_us} µs period",
+                              hint=f"use at least {MIN_CFS_QUOTA_US / period_us:g}")
     return quota, period_us
 
 

@@ -147,7 +147,8 @@ class CgroupV1(Cgroup):
             os.makedirs(current, exist_ok=True)
             for name in ("cpuset.cpus", "cpuset.mems"):
                 if not (read_text(os.path.join(current, name)) or "").strip():
-                    write_value(os.path.join(current, name), (read_text(os.path.join(parent, name)) or "").strip())
+                    inherited = (read_text(os.path.join(parent, name)) or "").strip()
+                    write_value(os.path.join(current, name), inherited)
         if r.cpuset_cpus is not None:
             write_value(os.path.join(current, "cpuset.cpus"), r.cpuset_cpus)
         if r.cpuset_mems is not None:

@@ -80,7 +80,8 @@ class CgroupV2(Cgroup):
 
     def create(self, controllers: Iterable[str] | None = None) -> None:
         """mkdir each level, enabling the controllers for the level below on the way down."""
-        wanted = set(DEFAULT_CONTROLLERS if controllers is None else controllers) & self.available_controllers()
+        wanted = set(DEFAULT_CONTROLLERS if controllers is None else controllers)
+        wanted &= self.available_controllers()
         current = self.root
         for part in self.path.strip("/").split("/"):
             if wanted:
@@ -192,5 +193,6 @@ class CgroupV2(Cgroup):
         while self.procs():
             write_value(kill_file, 1)
             if time.monotonic() > deadline:
-                raise CgroupError(f"failed to kill the processes of cgroup {self.dir}: {self.procs()} still there")
+                raise CgroupError(f"failed to kill the processes of cgroup {self.dir}: {self.procs()} "
+                                  "still there")
             time.sleep(0.002)

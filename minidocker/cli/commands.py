@@ -9,7 +9,9 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-__all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit", "doctor", "login", "logout", "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect", "image_prune", "images", "import_",
+__all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit", "doctor", "login", "logout",
+           "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect",
+           "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
            "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag",
            "pause", "unpause", "rename", "top", "port",
@@ -40,7 +42,8 @@ def run(args: SimpleNamespace) -> int:
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, interactive=args.interactive,
         tty=args.tty, init=args.init, remove=args.remove, read_only=args.read_only,
         network=args.network, publish=args.publish, publish_all=args.publish_all, expose=args.expose,
-        resources=resources, pull=args.pull, platform=args.platform, insecure_registries=args.insecure_registry,
+        resources=resources, pull=args.pull, platform=args.platform,
+        insecure_registries=args.insecure_registry,
         quiet=args.quiet, volumes=args.volumes, mounts=args.mounts, tmpfs=args.tmpfs,
         volumes_from=args.volumes_from,
         security=SecurityFlags(args.privileged, args.cap_add, args.cap_drop, args.security_opt, args.device,
@@ -102,7 +105,10 @@ def ps(args: SimpleNamespace) -> int:
     for c in shown:
         command = " ".join(c.command)
         command = f'"{command[:19]}…"' if len(command) > 20 else f'"{command}"'
-        status = "Up" if c.status == "running" else f"Exited ({c.exit_code})" if c.exit_code is not None else c.status
+        if c.status == "running":
+            status = "Up"
+        else:
+            status = f"Exited ({c.exit_code})" if c.exit_code is not None else c.status
         print(f"{c.id[:12]:<14}{c.image:<18}{command:<24}{status:<18}{c.name}")
     return 0
 
@@ -182,7 +188,8 @@ def save(args: SimpleNamespace) -> int:
     if args.format not in ("docker", "oci"):
         _fail(f"invalid --format {args.format!r}: use docker or oci")
     if args.format == "oci":
-        save_oci_layout(_store(*args.images), args.images, args.output or _fail("save --format oci needs -o DIRECTORY"))
+        output = args.output or _fail("save --format oci needs -o DIRECTORY")
+        save_oci_layout(_store(*args.images), args.images, output)
         return 0
     with _output(args.output) as out:
         save_archive(_store(*args.images), args.images, out)
@@ -350,7 +357,8 @@ def _output(path: str | None):
     if path:
         return open(path, "wb")
     if sys.stdout.isatty():
-        raise InvalidArgument("refusing to write an archive to a terminal", hint="use -o FILE or redirect stdout")
+        raise InvalidArgument("refusing to write an archive to a terminal",
+                              hint="use -o FILE or redirect stdout")
     sys.stdout.flush()
     return contextlib.nullcontext(sys.stdout.buffer)
 
@@ -392,7 +400,8 @@ def network_create(args: SimpleNamespace) -> int:
 
     _require_root()
     if args.driver != "bridge":
-        raise InvalidArgument(f"unsupported network driver {args.driver!r}", hint="only bridge is implemented")
+        raise InvalidArgument(f"unsupported network driver {args.driver!r}",
+                              hint="only bridge is implemented")
     print(create_network(state_roots(), args.name, args.subnet).id)
     return 0
 
@@ -569,7 +578,9 @@ def build(args: SimpleNamespace) -> int:
     import os
 
     _require_root()
-    build_args = {k: (v if sep else os.environ.get(k)) for k, sep, v in (a.partition("=") for a in args.build_arg)}
+    # --build-arg NAME=value, or NAME alone: its value from our environment (as docker build does)
+    build_args = {k: (v if sep else os.environ.get(k))
+                  for k, sep, v in (a.partition("=") for a in args.build_arg)}
     labels = dict(item.partition("=")[::2] for item in args.label)
     dockerfile_text, context = None, args.context
     if args.file == "-" or args.context == "-":
@@ -590,8 +601,8 @@ def build(args: SimpleNamespace) -> int:
     file = args.file if args.file and args.file != "-" else "Dockerfile"
     if args.file and args.file != "-" and isinstance(context, str) and os.path.isabs(args.file):
         file = os.path.relpath(args.file, context)
-    options = BuildOptions(dockerfile=file, dockerfile_text=dockerfile_text, tags=args.tag, build_args=build_args,
-                           target=args.target, no_cache=args.no_cache, pull=args.pull,
+    options = BuildOptions(dockerfile=file, dockerfile_text=dockerfile_text, tags=args.tag,
+                           build_args=build_args, target=args.target, no_cache=args.no_cache, pull=args.pull,
                            network=args.network or default_build_network(), labels=labels, quiet=args.quiet,
                            timings=args.progress == "plain")
 
@@ -621,4 +632,6 @@ def build(args: SimpleNamespace) -> int:
 
 
 def _looks_like_tar(data: bytes) -> bool:
-    return data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or data[257:262] == b"ustar"
+    # gzip, bzip2, xz; else a plain tar's "ustar" magic at offset 257
+    compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
+    return compressed or data[257:262] == b"ustar"

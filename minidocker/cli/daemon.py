@@ -31,9 +31,10 @@ def daemon_options():
     return [
         Option("-H --host", "the socket to listen on (unix:///PATH; default /run/minidocker/minidocker.sock)",
                "list", "unix:///PATH"),
-        Option("--root", "state root (both lib/ and run/ under it; default /var/lib and /run/minidocker)", "value",
-               "DIR"),
-        Option("-p --pidfile", "where the daemon writes its PID (default <run>/minidockerd.pid)", "value", "FILE"),
+        Option("--root", "state root (both lib/ and run/ under it; default /var/lib and /run/minidocker)",
+               "value", "DIR"),
+        Option("-p --pidfile", "where the daemon writes its PID (default <run>/minidockerd.pid)", "value",
+               "FILE"),
         Option("--config-file", "daemon configuration file (default /etc/minidocker/daemon.json)", "value",
                "FILE", dest="config_file"),
         Option("--tlsverify", "mutual TLS on tcp:// hosts: clients need a certificate --tlscacert signed"),
@@ -50,7 +51,8 @@ def _command():
         *daemon_options(),
         Option("-D --debug", "debug logging: one line per request"),
         Option("-l --log-level", "debug, info, warn, error or fatal", "value", "LEVEL"),
-        Option("-G --group", "group that may use the socket (default minidocker, if it exists)", "value", "GROUP"),
+        Option("-G --group", "group that may use the socket (default minidocker, if it exists)", "value",
+               "GROUP"),
         Option("-v --version", "print the version and exit"),
     ])
 
@@ -61,8 +63,9 @@ def _config(args: SimpleNamespace):
     flags: dict[str, object] = {}
     if args.host:
         flags["hosts"] = list(args.host)
-    for key, attr in (("root", "root"), ("pidfile", "pidfile"), ("log-level", "log_level"), ("group", "group"),
-                      ("tlscacert", "tlscacert"), ("tlscert", "tlscert"), ("tlskey", "tlskey")):
+    for key, attr in (("root", "root"), ("pidfile", "pidfile"), ("log-level", "log_level"),
+                      ("group", "group"), ("tlscacert", "tlscacert"), ("tlscert", "tlscert"),
+                      ("tlskey", "tlskey")):
         if getattr(args, attr, None):
             flags[key] = getattr(args, attr)
     if getattr(args, "debug", False):
@@ -87,7 +90,8 @@ def _serve(args: SimpleNamespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """minidockerd's entry point: usage errors exit 125, minidocker errors print ``minidockerd: <message>``."""
+    """minidockerd's entry point: usage errors exit 125, minidocker errors print
+    ``minidockerd: <message>``."""
     from minidocker.cli.flags import UsageError, format_help, parse
     from minidocker.errors import MinidockerError
 
@@ -146,8 +150,9 @@ def _daemon_argv(args: SimpleNamespace) -> list[str]:
     argv = [beside] if os.access(beside, os.X_OK) else [sys.executable, "-m", "minidocker.cli.daemon"]
     for host in args.host:
         argv += ["-H", host]
-    for flag, value in (("--root", args.root), ("--pidfile", args.pidfile), ("--config-file", args.config_file),
-                        ("--tlscacert", args.tlscacert), ("--tlscert", args.tlscert), ("--tlskey", args.tlskey)):
+    for flag, value in (("--root", args.root), ("--pidfile", args.pidfile),
+                        ("--config-file", args.config_file), ("--tlscacert", args.tlscacert),
+                        ("--tlscert", args.tlscert), ("--tlskey", args.tlskey)):
         if value:
             argv += [flag, value]
     if args.tlsverify:
@@ -170,15 +175,17 @@ def daemon_start(args: SimpleNamespace) -> int:
         raise Conflict(f"minidockerd is already running (pid {pid})", hint="minidocker daemon stop")
     os.makedirs(os.path.dirname(logfile), exist_ok=True)
     with open(logfile, "ab") as log, open(os.devnull, "rb") as null:
-        proc = subprocess.Popen(_daemon_argv(args), stdin=null, stdout=log, stderr=log, start_new_session=True,
-                                close_fds=True)
+        proc = subprocess.Popen(_daemon_argv(args), stdin=null, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 15
     while not _answers(socket_path):
         if proc.poll() is not None or time.monotonic() > deadline:
             tail = open(logfile, errors="replace").read()[-2000:]
-            raise MinidockerError(f"failed to start minidockerd: "
-                                  f"{'it exited with status ' + str(proc.returncode) if proc.returncode is not None else 'no answer on ' + socket_path}"
-                                  f"\n{tail.rstrip()}")
+            if proc.returncode is not None:
+                why = f"it exited with status {proc.returncode}"
+            else:
+                why = f"no answer on {socket_path}"
+            raise MinidockerError(f"failed to start minidockerd: {why}\n{tail.rstrip()}")
         time.sleep(0.02)
     print(f"minidockerd started (pid {proc.pid}, socket unix://{socket_path}, log {logfile})")
     return 0

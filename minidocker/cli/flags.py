@@ -197,7 +197,8 @@ def _assign_arguments(command: Command, positionals: list[str], values: SimpleNa
     for argument in command.arguments:
         if argument.count in ("rest", "many"):
             if argument.count == "many" and not positionals:
-                raise UsageError(f"{command.path!r} requires at least 1 argument: {argument.name.upper()}", command)
+                raise UsageError(f"{command.path!r} requires at least 1 argument: {argument.name.upper()}",
+                                 command)
             setattr(values, argument.name, positionals)
             positionals = []
         elif positionals:
@@ -205,7 +206,8 @@ def _assign_arguments(command: Command, positionals: list[str], values: SimpleNa
         elif argument.count == "optional":
             setattr(values, argument.name, None)
         else:
-            raise UsageError(f"{command.path!r} requires at least 1 argument: {argument.name.upper()}", command)
+            raise UsageError(f"{command.path!r} requires at least 1 argument: {argument.name.upper()}",
+                             command)
     if positionals:
         raise UsageError(f"{command.path!r} takes no more arguments, got {' '.join(positionals)!r}", command)
 

@@ -56,6 +56,6 @@ def history_rows(entries: Sequence[dict[str, Any]], no_trunc: bool = False) -> l
         created_by = e.get("created_by", "")
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append(f"{e['image']:<16}{since(e.get('created')):<24}{created_by:<48}{human_size(e['size']):<10}"
-                    f"{e.get('comment', '')}")
+        rows.append(f"{e['image']:<16}{since(e.get('created')):<24}{created_by:<48}"
+                    f"{human_size(e['size']):<10}{e.get('comment', '')}")
     return rows

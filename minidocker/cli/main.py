@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _global_host(argv: list[str]) -> list[str]:
-    """``-H/--host unix://PATH`` before the command (chapter 13): the daemon to talk to, as MINIDOCKER_HOST."""
+    """``-H/--host unix://PATH`` before the command (chapter 13): the daemon to talk to, as
+    MINIDOCKER_HOST."""
     while argv and (argv[0] in ("-H", "--host") or argv[0].startswith("--host=")):
         flag = argv.pop(0)
         value = flag.split("=", 1)[1] if "=" in flag else (argv.pop(0) if argv else "")

@@ -77,7 +77,8 @@ def build_commands() -> Command:
                                "SECONDS", default="1"),
                     ],
                     arguments=[Argument("containers", "rest")])
-    images_flags = [Option("-q --quiet", "only image IDs"), Option("--no-trunc", "full image IDs", dest="no_trunc")]
+    images_flags = [Option("-q --quiet", "only image IDs"),
+                    Option("--no-trunc", "full image IDs", dest="no_trunc")]
     images = Command("images", "List images", commands.images, options=images_flags)
     doctor = Command("doctor", "Check that this machine can run containers", commands.doctor)
     prune = Command("prune", "Remove stopped containers and everything they left", commands.system_prune,
@@ -101,11 +102,12 @@ def _security_options() -> list[Option]:
     """--privileged, --cap-add, --cap-drop, --security-opt. Chapter 11."""
     return [
         Option("--privileged", "every capability, no seccomp, the host's devices: root on the host"),
-        Option("--cap-add", "add a capability, e.g. NET_ADMIN, or ALL (repeatable)", "list", "CAP", dest="cap_add"),
+        Option("--cap-add", "add a capability, e.g. NET_ADMIN, or ALL (repeatable)", "list", "CAP",
+               dest="cap_add"),
         Option("--cap-drop", "drop a capability, e.g. NET_RAW, or ALL (repeatable)", "list", "CAP",
                dest="cap_drop"),
-        Option("--security-opt", "no-new-privileges[=true], seccomp=unconfined|PROFILE.json, systempaths=unconfined"
-               " (repeatable)", "list", "OPT", dest="security_opt"),
+        Option("--security-opt", "no-new-privileges[=true], seccomp=unconfined|PROFILE.json, "
+               "systempaths=unconfined (repeatable)", "list", "OPT", dest="security_opt"),
         Option("--device", "add a host device (repeatable)", "list", "HOST[:CONTAINER][:rwm]", dest="device"),
         Option("--userns", "host: no user namespace even with MINIDOCKER_USERNS_REMAP set", "value", "MODE"),
     ]
@@ -128,22 +130,26 @@ def _image_commands(images_flags: list[Option]) -> list[Command]:
                        arguments=[Argument("image")])
 
     def save(name: str = "save") -> Command:
-        return Command(name, "Save images to a tar archive (docker save format) or an OCI layout", commands.save,
-                       options=[Option("-o --output", "write to this file (a directory for --format oci)", "value",
-                                       "PATH"),
-                                Option("--format", "docker (default) or oci", "value", "FORMAT", default="docker")],
+        return Command(name, "Save images to a tar archive (docker save format) or an OCI layout",
+                       commands.save,
+                       options=[Option("-o --output", "write to this file (a directory for --format oci)",
+                                       "value", "PATH"),
+                                Option("--format", "docker (default) or oci", "value", "FORMAT",
+                                       default="docker")],
                        arguments=[Argument("images", "many")])
 
     def load(name: str = "load") -> Command:
         return Command(name, "Load images from a docker save tar or an OCI layout (directory or tar)",
                        commands.load,
                        options=[Option("-i --input", "the archive or layout to read", "value", "PATH"),
-                                Option("--name", "repository for OCI layouts whose tags carry none", "value", "NAME"),
+                                Option("--name", "repository for OCI layouts whose tags carry none", "value",
+                                       "NAME"),
                                 Option("-q --quiet", "print nothing")])
 
     def import_(name: str = "import") -> Command:
         return Command(name, "Make an image of a root filesystem tarball", commands.import_,
-                       options=[Option("-m --message", "message for the history", "value", "TEXT", default="")],
+                       options=[Option("-m --message", "message for the history", "value", "TEXT",
+                                       default="")],
                        arguments=[Argument("file"), Argument("reference", "optional")])
 
     export = Command("export", "Export a container's filesystem as a tar archive", commands.export,
@@ -153,7 +159,8 @@ def _image_commands(images_flags: list[Option]) -> list[Command]:
                      options=[Option("-m --message", "commit message", "value", "TEXT", default=""),
                               Option("-a --author", "author", "value", "NAME", default="")],
                      arguments=[Argument("container"), Argument("reference", "optional")])
-    inspect = Command("inspect", "Show images as JSON", commands.image_inspect, arguments=[Argument("images", "many")])
+    inspect = Command("inspect", "Show images as JSON", commands.image_inspect,
+                      arguments=[Argument("images", "many")])
     prune = Command("prune", "Remove blobs and layers no image uses", commands.image_prune)
     image = Command("image", "Manage images", subcommands=[
         Command("ls", "List images", commands.images, options=images_flags), inspect, tag(), rmi("rm"),
@@ -169,10 +176,13 @@ def _registry_commands() -> list[Command]:
         _platform_option(), quiet, insecure], arguments=[Argument("reference")])
     push = Command("push", "Upload an image to a registry", commands.push, options=[quiet, insecure],
                    arguments=[Argument("reference")])
-    login = Command("login", "Log in to a registry (credentials go to ~/.minidocker/config.json)", commands.login,
+    login = Command("login", "Log in to a registry (credentials go to ~/.minidocker/config.json)",
+                    commands.login,
                     options=[Option("-u --username", "user name", "value", "USER"),
-                             Option("-p --password", "password (prefer --password-stdin)", "value", "PASSWORD"),
-                             Option("--password-stdin", "read the password from stdin", dest="password_stdin"),
+                             Option("-p --password", "password (prefer --password-stdin)", "value",
+                                    "PASSWORD"),
+                             Option("--password-stdin", "read the password from stdin",
+                                    dest="password_stdin"),
                              insecure],
                     arguments=[Argument("server", "optional")])
     logout = Command("logout", "Forget a registry's credentials", commands.logout,
@@ -181,13 +191,13 @@ def _registry_commands() -> list[Command]:
         Option("--addr", "address to listen on", "value", "HOST:PORT", default="127.0.0.1:5000"),
         Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value", "DIR"),
         Option("--htpasswd", "require Basic auth with these bcrypt users (htpasswd -B)", "value", "FILE"),
-        Option("--token-auth", "require Bearer tokens from our own token server at /token (its users: --htpasswd)",
-               dest="token_auth"),
+        Option("--token-auth", "require Bearer tokens from our own token server at /token "
+               "(its users: --htpasswd)", dest="token_auth"),
         Option("--seed", "push every local image into it first (a classroom mirror of Docker Hub)"),
         Option("-q --quiet", "no access log")])
     gc = Command("gc", "Remove the blobs no manifest of a stopped registry references", commands.registry_gc,
-                 options=[Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)", "value",
-                                 "DIR"),
+                 options=[Option("--root", "storage directory (default: $MINIDOCKER_ROOT/lib/registry)",
+                                 "value", "DIR"),
                           Option("--dry-run", "only list what would be removed", dest="dry_run")])
     return [pull, push, login, logout, Command("registry", "Run a registry", subcommands=[serve, gc])]
 
@@ -195,10 +205,12 @@ def _registry_commands() -> list[Command]:
 def _build_command() -> Command:
     """``minidocker build`` (chapter 08): docker build's flags, the legacy builder's output."""
     return Command("build", "Build an image from a Dockerfile", commands.build, options=[
-        Option("-t --tag", "name and optionally a tag, NAME[:TAG] (repeatable)", "list", "NAME:TAG", dest="tag"),
+        Option("-t --tag", "name and optionally a tag, NAME[:TAG] (repeatable)", "list", "NAME:TAG",
+               dest="tag"),
         Option("-f --file", "the Dockerfile (default: CONTEXT/Dockerfile; - for stdin)", "value", "FILE",
                dest="file"),
-        Option("--build-arg", "set a build-time variable (repeatable)", "list", "KEY[=VALUE]", dest="build_arg"),
+        Option("--build-arg", "set a build-time variable (repeatable)", "list", "KEY[=VALUE]",
+               dest="build_arg"),
         Option("--target", "build up to this stage", "value", "STAGE"),
         Option("--no-cache", "do not use the cache", dest="no_cache"),
         Option("--pull", "always pull the FROM images"),
@@ -218,7 +230,8 @@ def _insecure_option() -> Option:
 
 def _platform_option() -> Option:
     """``--platform``, of pull and run (which pulls)."""
-    return Option("--platform", "os/arch[/variant] to choose from a multi-platform image", "value", "PLATFORM")
+    return Option("--platform", "os/arch[/variant] to choose from a multi-platform image", "value",
+                  "PLATFORM")
 
 
 def _resource_options() -> list[Option]:
@@ -239,7 +252,8 @@ def _supervised_commands() -> list[Command]:
     """logs, start, stop, restart, kill, wait, pause, unpause, rename, top, port (chapter 13): through
     minidockerd, which supervises."""
     many = [Argument("containers", "many")]
-    grace = Option("-t --time", "seconds to wait before SIGKILL (default: the container's, else 10)", "value", "N")
+    grace = Option("-t --time", "seconds to wait before SIGKILL (default: the container's, else 10)",
+                   "value", "N")
     return [
         Command("logs", "Show a container's output (its json-file log)", commands.logs, options=[
             Option("-f --follow", "follow the log until the container stops"),
@@ -321,16 +335,17 @@ def _volume_commands() -> Command:
     return Command("volume", "Manage volumes", subcommands=[
         Command("create", "Create a volume", commands.volume_create, options=[
             Option("-d --driver", "volume driver (only local)", "value", "DRIVER", default="local"),
-            Option("-o --opt", "the local driver's options: type=, device=, o= (repeatable)", "list", "KEY=VALUE",
-                   dest="options"),
+            Option("-o --opt", "the local driver's options: type=, device=, o= (repeatable)", "list",
+                   "KEY=VALUE", dest="options"),
             labels, Option("--name", "the volume's name", "value", "NAME"),
         ], arguments=[Argument("volume", "optional")]),
         Command("ls", "List volumes", commands.volume_ls, options=[
             Option("-q --quiet", "only names"),
-            Option("-f --filter", "dangling=true|false, name=..., label=K[=V], driver=local (repeatable)", "list",
-                   "FILTER", dest="filters"),
+            Option("-f --filter", "dangling=true|false, name=..., label=K[=V], driver=local (repeatable)",
+                   "list", "FILTER", dest="filters"),
         ]),
-        Command("inspect", "Show volumes as JSON", commands.volume_inspect, arguments=[Argument("volumes", "many")]),
+        Command("inspect", "Show volumes as JSON", commands.volume_inspect,
+                arguments=[Argument("volumes", "many")]),
         Command("rm", "Remove volumes (refused while a container uses one)", commands.volume_rm, options=[
             Option("-f --force", "do not fail for a volume that does not exist")],
             arguments=[Argument("volumes", "many")]),

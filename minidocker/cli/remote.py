@@ -66,7 +66,8 @@ def daemon_client() -> Client | None:
     except OSError:
         if explicit:
             raise MinidockerError(f"Cannot connect to the minidocker daemon at unix://{path}. "
-                                  "Is minidockerd running?", hint="start it with: minidocker daemon start") from None
+                                  "Is minidockerd running?",
+                                  hint="start it with: minidocker daemon start") from None
         return None
     return Client(path)
 
@@ -188,7 +189,8 @@ class Client:
             raise _error(response.status, text)
         return conn, response
 
-    def call(self, method: str, path: str, query: dict | None = None, body: object = None) -> tuple[int, object]:
+    def call(self, method: str, path: str, query: dict | None = None,
+             body: object = None) -> tuple[int, object]:
         from minidocker.atomic import loads
 
         conn, response = self.open(method, path, query, body)

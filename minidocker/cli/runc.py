@@ -304,7 +304,8 @@ def ps(args: SimpleNamespace) -> int:
 
     container = load(G.root, args.container_id)
     if not container.status.can_kill():
-        raise InvalidState(f"cannot list the processes of container {args.container_id}: it is {container.status}")
+        raise InvalidState(f"cannot list the processes of container {args.container_id}: "
+                           f"it is {container.status}")
     pids = [container.pid]
     if container.cgroup:
         from minidocker.cgroups import open_cgroup

@@ -27,13 +27,16 @@ GLOBAL_OPTIONS = {
 
 
 def build_runc_commands(prog: str = "minidocker-runc") -> Command:
-    bundle = Option("-b --bundle", "path to the bundle directory (default: the current directory)", "value", "DIR")
-    pid_file = Option("--pid-file", "write the container's init PID to this file", "value", "FILE", dest="pid_file")
+    bundle = Option("-b --bundle", "path to the bundle directory (default: the current directory)", "value",
+                    "DIR")
+    pid_file = Option("--pid-file", "write the container's init PID to this file", "value", "FILE",
+                      dest="pid_file")
     console = Option("--console-socket", "AF_UNIX socket that receives the pty master (process.terminal)",
                      "value", "PATH", dest="console_socket")
     no_pivot = Option("--no-pivot", "move the root with MS_MOVE + chroot instead of pivot_root (ramdisks)",
                       dest="no_pivot")
-    keyring = Option("--no-new-keyring", "accepted for runc compatibility (no keyring is made)", dest="no_new_keyring")
+    keyring = Option("--no-new-keyring", "accepted for runc compatibility (no keyring is made)",
+                     dest="no_new_keyring")
     preserve = Option("--preserve-fds", "pass N more fds (3 .. 3+N-1) to the process", "value", "N",
                       dest="preserve_fds", default="0")
     container = [Argument("container_id")]
@@ -62,7 +65,8 @@ def build_runc_commands(prog: str = "minidocker-runc") -> Command:
                    dest="additional_gids"),
             Option("-p --process", "a process.json (as in config.json) to run", "value", "FILE"),
             Option("-d --detach", "do not wait: the caller's subreaper will"), pid_file,
-            Option("--process-label", "accepted, ignored (no SELinux)", "value", "LABEL", dest="process_label"),
+            Option("--process-label", "accepted, ignored (no SELinux)", "value", "LABEL",
+                   dest="process_label"),
             Option("--apparmor", "accepted, ignored (no AppArmor)", "value", "PROFILE"),
             Option("--no-new-privs", "set no_new_privs for the process", dest="no_new_privs"),
             Option("-c --cap", "a capability to add (for the security chapter)", "list", "CAP"),

@@ -4,7 +4,8 @@
 
     with container_root(service, "web") as (container, root):   # its merged view, mounted meanwhile
         ...                                           # (freeze=True for a write: frozen, one writer)
-        stat_path(root, "/etc/hosts")                 PathStat: HEAD .../archive (X-Docker-Container-Path-Stat)
+        stat_path(root, "/etc/hosts")                 PathStat: HEAD .../archive
+                                                      (its X-Docker-Container-Path-Stat header)
         archive_path(root, "/etc", out)               GET .../archive: a tar of it, rooted at "etc"
         extract_to_dir(root, "/tmp", tar_stream)      PUT .../archive: a tar unpacked into /tmp
         export_root(root, out)                        GET .../export: the whole filesystem
@@ -88,7 +89,8 @@ def go_file_mode(st_mode: int) -> int:
     mode = st_mode & 0o777
     kind = stat.S_IFMT(st_mode)
     mode |= {stat.S_IFDIR: _GO_DIR, stat.S_IFLNK: _GO_SYMLINK, stat.S_IFBLK: _GO_DEVICE,
-             stat.S_IFCHR: _GO_DEVICE | _GO_CHAR, stat.S_IFIFO: _GO_PIPE, stat.S_IFSOCK: _GO_SOCKET}.get(kind, 0)
+             stat.S_IFCHR: _GO_DEVICE | _GO_CHAR, stat.S_IFIFO: _GO_PIPE,
+             stat.S_IFSOCK: _GO_SOCKET}.get(kind, 0)
     for bit, go_bit in ((stat.S_ISUID, _GO_SETUID), (stat.S_ISGID, _GO_SETGID), (stat.S_ISVTX, _GO_STICKY)):
         if st_mode & bit:
             mode |= go_bit
@@ -96,7 +98,8 @@ def go_file_mode(st_mode: int) -> int:
 
 
 def go_time(ns: int) -> str:
-    """Nanoseconds as Go's RFC 3339 with trailing zeros of the fraction dropped: ``2026-11-27T17:05:47.5Z``."""
+    """Nanoseconds as Go's RFC 3339 with trailing zeros of the fraction dropped:
+    ``2026-11-27T17:05:47.5Z``."""
     seconds, fraction = divmod(ns, 10**9)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return text + (f".{fraction:09d}".rstrip("0") if fraction else "") + "Z"
@@ -121,11 +124,11 @@ def container_root(service, ref: str, freeze: bool = False) -> Iterator[tuple[ob
         if not os.path.ismount(snapshot.rootfs):
             if not snapshot.upper.is_dir():
                 raise NotFound(f"container {container.id[:12]} has no filesystem")
-            if container.status not in _STOPPED:   # a foreground `minidocker run`: mounted in its own namespace
-                raise Conflict(f"cannot reach the files of container {container.id[:12]}: it is {container.status} "
-                               "and its root is mounted only in its own mount namespace",
-                               hint="a second overlay mount of a live upper directory is undefined behaviour; "
-                                    "copy when it has stopped")
+            if container.status not in _STOPPED:   # a foreground `minidocker run`: mounted in its namespace
+                raise Conflict(f"cannot reach the files of container {container.id[:12]}: it is "
+                               f"{container.status} and its root is mounted only in its own mount namespace",
+                               hint="a second overlay mount of a live upper directory is undefined "
+                                    "behaviour; copy when it has stopped")
             snapshot.mount()
         if not _users.get(container.id):
             try:
@@ -257,7 +260,8 @@ def frozen(service, container) -> Iterator[None]:
 
     with service.lock:   # two copies at once: the first freezes, the last thaws
         try:
-            cgroup = open_cgroup(read_json(container.directory(service.roots) / "config.json")["linux"]["cgroupsPath"])
+            config = read_json(container.directory(service.roots) / "config.json")
+            cgroup = open_cgroup(config["linux"]["cgroupsPath"])
             if not _freezes.get(container.id):
                 cgroup.freeze()
         except (OSError, KeyError, ValueError) as err:
@@ -304,7 +308,8 @@ def _pin_directory(real_root: str, host_directory: str) -> int:
 
 
 def _pin_in_root(real_root: str, path: str, flags: int) -> int:
-    """An O_PATH descriptor of ``path`` (a secure_join result, opened with ``flags`` too), checked in the root.
+    """An O_PATH descriptor of ``path`` (a secure_join result, opened with ``flags`` too), checked in
+    the root.
 
     secure_join resolved every symlink inside the root; if a component was swapped for a
     symlink since (a running container can race us), the descriptor's real path
@@ -354,7 +359,8 @@ class _Resolved:
         return "/" if rel == "." else "/" + rel
 
     def link_target(self) -> str:
-        """For a symlink: its target followed all the way inside the root (it need not exist), as dockerd tells."""
+        """For a symlink: its target followed all the way inside the root (it need not exist), as dockerd
+        tells."""
         from minidocker.rootfs import secure_join
 
         rel = os.path.relpath(secure_join(self.real_root, self.absolute), self.real_root)
@@ -373,7 +379,8 @@ class _Resolved:
 
 
 def _open_resolved(root: Path, absolute: str, follow_last: bool) -> _Resolved:
-    """:class:`_Resolved` and the entry's lstat checked (a trailing ``/`` needs a directory); closed on error."""
+    """:class:`_Resolved` and the entry's lstat checked (a trailing ``/`` needs a directory); closed on
+    error."""
     resolved = None
     try:
         resolved = _Resolved(root, absolute, follow_last)
@@ -416,7 +423,10 @@ def stat_path(root: Path, path: str, shown_container: str = "") -> PathStat:
 def _stat(resolved: _Resolved) -> PathStat:
     st = resolved.lstat()
     link_target = resolved.link_target() if stat.S_ISLNK(st.st_mode) else ""
-    name = "." if resolved.absolute.endswith("/.") else posixpath.basename(resolved.absolute.rstrip("/")) or "/"
+    if resolved.absolute.endswith("/."):
+        name = "."
+    else:
+        name = posixpath.basename(resolved.absolute.rstrip("/")) or "/"
     return PathStat(name, st.st_size, go_file_mode(st.st_mode), st.st_mtime_ns, link_target)
 
 
@@ -451,7 +461,8 @@ def extract_to_dir(root: Path, path: str, stream: BinaryIO, shown_container: str
 
     with _resolve(root, path, shown_container, follow_last=True) as resolved:
         try:   # pinned too: a symlink put there since the resolution is not a directory, never followed
-            dest = os.open(resolved.name, _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=resolved.fd)
+            dest = os.open(resolved.name, _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=resolved.fd)
         except (NotADirectoryError, FileNotFoundError):
             raise InvalidArgument("extraction point is not a directory") from None
         try:
@@ -460,7 +471,8 @@ def extract_to_dir(root: Path, path: str, stream: BinaryIO, shown_container: str
             extract_into(stream, f"/proc/self/fd/{dest}", no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                          owner=owner, shown=resolved.container_path())
         except tarfile.ReadError as err:
-            raise InvalidArgument(f"failed to extract the archive into {path}: not a tar archive ({err})") from None
+            raise InvalidArgument(f"failed to extract the archive into {path}: not a tar archive "
+                                  f"({err})") from None
         finally:
             os.close(dest)
 
@@ -473,7 +485,8 @@ def export_root(root: Path, out: BinaryIO) -> None:
 
 
 def container_changes(service, ref: str) -> list:
-    """``GET /containers/{id}/changes``: what the container added, changed and deleted (storage/changes.py)."""
+    """``GET /containers/{id}/changes``: what the container added, changed and deleted
+    (storage/changes.py)."""
     from minidocker.storage.changes import changes
 
     container = service.get(ref)

@@ -27,7 +27,8 @@ __all__ = ["build_image", "default_build_network"]
 
 
 def default_build_network() -> str:
-    """Docker's default for RUN is the bridge; ``MINIDOCKER_BRIDGE=none`` (dockerd --bridge=none) makes it none."""
+    """Docker's default for RUN is the bridge; ``MINIDOCKER_BRIDGE=none`` (dockerd --bridge=none) makes
+    it none."""
     return "none" if os.environ.get("MINIDOCKER_BRIDGE") == "none" else "bridge"
 
 
@@ -51,7 +52,8 @@ def build_image(context: str | os.PathLike[str] | BinaryIO, options: BuildOption
         plan = networks.plan_network("bridge", [], [])
         endpoint = networks.attach(roots, container_id, container_id[:12], container_id[:12], plan, directory)
         _bind_name_files(spec, directory, _NAME_FILES)   # attach wrote all three
-        return (lambda pid: networks.wire(endpoint, container_id, pid)), (lambda: networks.detach(roots, container_id))
+        return ((lambda pid: networks.wire(endpoint, container_id, pid)),
+                (lambda: networks.detach(roots, container_id)))
 
     options.find_image = options.find_image or find_image
     if options.network == "bridge" and options.attach_network is None:

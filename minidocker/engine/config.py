@@ -102,7 +102,8 @@ def parse_tcp_host(host: str) -> tuple[str, int]:
 
 
 def parse_host(host: str) -> str:
-    """``unix:///path`` (or a bare path) to the path; any other scheme is refused (TCP: :func:`parse_tcp_host`)."""
+    """``unix:///path`` (or a bare path) to the path; any other scheme is refused (TCP:
+    :func:`parse_tcp_host`)."""
     if host.startswith("unix://"):
         path = host[len("unix://"):]
     elif host.startswith("/"):
@@ -135,11 +136,13 @@ def _check(key: str, value: object, where: str) -> object:
     if key == "log-opts":
         unknown = sorted(set(value) - set(LOG_OPTS))
         if unknown:
-            raise InvalidArgument(f"failed to load {where}: unknown log opt '{unknown[0]}' for json-file log driver")
+            raise InvalidArgument(f"failed to load {where}: unknown log opt '{unknown[0]}' for json-file "
+                                  "log driver")
         if not all(isinstance(v, str) for v in value.values()):
             raise InvalidArgument(f"failed to load {where}: log-opts values must be strings")
     if key == "log-level" and value not in _LEVELS:
-        raise InvalidArgument(f"failed to load {where}: log-level {value!r} is not one of {', '.join(_LEVELS)}")
+        raise InvalidArgument(f"failed to load {where}: log-level {value!r} is not one of "
+                              f"{', '.join(_LEVELS)}")
     return value
 
 
@@ -199,10 +202,11 @@ def _check_tls(config: DaemonConfig) -> None:
         return
     if not config.tlsverify:
         raise InvalidArgument(
-            f"invalid host {tcp[0]!r}: only unix:///path sockets are supported without --tlsverify: plain TCP "
-            "gives root on this host to anyone who can connect",
-            hint="add --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem (clients then need a "
-                 "certificate the CA signed), or listen on a unix socket, e.g. -H unix:///tmp/md.sock")
+            f"invalid host {tcp[0]!r}: only unix:///path sockets are supported without --tlsverify: "
+            "plain TCP gives root on this host to anyone who can connect",
+            hint="add --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem (clients then "
+                 "need a certificate the CA signed), or listen on a unix socket, "
+                 "e.g. -H unix:///tmp/md.sock")
     missing = [name for name in ("tlscacert", "tlscert", "tlskey") if not getattr(config, name)]
     if missing:
         raise InvalidArgument(f"--tlsverify needs --{' --'.join(missing)}")

@@ -31,10 +31,6 @@ from minidocker.record import Record
 __all__ = ["BrokenRecord", "Container", "claim_name", "find_container", "list_containers", "new_container_id",
            "random_name", "release_name"]
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
                "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")

@@ -36,7 +36,8 @@ class Event(Record):
 
     FIELDS = ("type", "action", "actor_id", "attributes", "time_nano")
 
-    def __init__(self, type: str, action: str, actor_id: str, attributes: dict[str, str], time_nano: int) -> None:
+    def __init__(self, type: str, action: str, actor_id: str, attributes: dict[str, str],
+                 time_nano: int) -> None:
         self.type, self.action, self.actor_id, self.attributes, self.time_nano = (
             type, action, actor_id, attributes, time_nano)
 
@@ -52,6 +53,7 @@ class Event(Record):
         - ``event``: the action exactly, or its part before ``:`` (``exec_start: sh``);
         - ``label``: every ``KEY`` or ``KEY=VALUE`` among the attributes.
         """
+        name = self.attributes.get("name", "")
         for key, values in filters.items():
             if not values:
                 continue
@@ -62,7 +64,7 @@ class Event(Record):
             if key == "event" and self.action not in values and self.action.split(":")[0] not in values:
                 return False
             if key in ("container", "network", "volume", "daemon") and not any(
-                    self.actor_id.startswith(v) or self.attributes.get("name", "").startswith(v) for v in values):
+                    self.actor_id.startswith(v) or name.startswith(v) for v in values):
                 return False
             if key == "image" and not self._image_matches(values):
                 return False
@@ -141,7 +143,8 @@ class EventBus:
         self._recent: collections.deque[Event] = collections.deque(maxlen=KEEP)
         self._subscribers: list[Subscription] = []
 
-    def publish(self, type: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> Event:
+    def publish(self, type: str, action: str, actor_id: str,
+                attributes: dict[str, str] | None = None) -> Event:
         event = Event(type, action, actor_id, dict(attributes or {}), time.time_ns())
         with self._lock:
             self._recent.append(event)

@@ -36,7 +36,8 @@ def _spec_of(container: object, roots: StateRoots) -> dict | None:
     import json
 
     try:
-        with open(container.directory(roots) / "config.json", encoding="utf-8") as f:  # type: ignore[attr-defined]
+        path = container.directory(roots) / "config.json"  # type: ignore[attr-defined]
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         return None

@@ -33,7 +33,8 @@ __all__ = ["commit_container", "export_container", "find_image_id", "image_detai
 
 
 def local_image(store: ImageStore, reference: str) -> Image:
-    """The local image ``reference`` names, for anything that uses one (run, create, build's FROM, the daemon).
+    """The local image ``reference`` names, for anything that uses one (run, create, build's FROM, the
+    daemon).
 
     The one place of the rule "``busybox`` is built in": when the store has no ``busybox:latest``
     it is made from the host's static busybox (image/busybox.py), so a first container needs no
@@ -54,7 +55,8 @@ def local_image(store: ImageStore, reference: str) -> Image:
 
 
 def names_default_image(reference: str) -> bool:
-    """Does ``reference`` name the built-in image (``busybox``, ``busybox:latest``, ``docker.io/library/busybox``)?"""
+    """Does ``reference`` name the built-in image (``busybox``, ``busybox:latest``,
+    ``docker.io/library/busybox``)?"""
     from minidocker.image.busybox import DEFAULT_IMAGE
 
     return not looks_like_id(reference) and str(parse_reference(reference)) == DEFAULT_IMAGE
@@ -126,7 +128,8 @@ def export_container(ref: str, out: BinaryIO, roots: StateRoots | None = None) -
     out.flush()
     start = os.lseek(out.fileno(), 0, os.SEEK_CUR) if out.seekable() else 0
     try:
-        written = call_in_child(_tar_view, [directory / "upper", *image.layers], view, out.fileno(), timeout=600)
+        written = call_in_child(_tar_view, [directory / "upper", *image.layers], view, out.fileno(),
+                                timeout=600)
     except ChildFailed as failed:
         raise failed.user_error(f"export container {container.id[:12]}") from None
     finally:
@@ -146,7 +149,8 @@ def _tar_view(lowers: list[Path], view: Path, fd: int) -> int:
     if len(lowers) == 1:   # overlay needs two lowers without an upper: a bind mount does for one
         mount(lowers[0], view, None, MountFlag.MS_BIND)
     else:
-        mount("overlay", view, "overlay", MountFlag.MS_RDONLY, "lowerdir=" + ":".join(os.fspath(p) for p in lowers))
+        mount("overlay", view, "overlay", MountFlag.MS_RDONLY,
+              "lowerdir=" + ":".join(os.fspath(p) for p in lowers))
     with os.fdopen(os.dup(fd), "wb") as out:
         write_tree_tar(view, out)
         out.flush()
@@ -167,14 +171,16 @@ def remove_image(reference: str, force: bool = False, roots: StateRoots | None =
     users = [c for c in list_containers(roots) if c.image_id == image_id]
     if users and last_name and not force:
         raise Conflict(f"unable to remove image {reference} (must be forced): image is being used by "
-                       f"container {users[0].id[:12]}", hint=f"remove the container first: minidocker rm {users[0].name}")
+                       f"container {users[0].id[:12]}",
+                       hint=f"remove the container first: minidocker rm {users[0].name}")
     return store.remove(reference, force=force)
 
 
 # -- what the Engine API shows of images (api/images.py) ------------------------------------------
 
 def find_image_id(store: ImageStore, reference: str, make_default: bool = True) -> str:
-    """The image ID ``reference`` names, or ImageNotFound in dockerd's words ("No such image: busybox:latest").
+    """The image ID ``reference`` names, or ImageNotFound in dockerd's words
+    ("No such image: busybox:latest").
 
     ``make_default``: the built-in busybox is made if named and missing (``local_image``); not
     for ``rmi``, which has nothing to remove then.
@@ -229,9 +235,11 @@ def image_summaries(store: ImageStore, all_images: bool = False, filters: dict[s
     for key in ("before", "since"):
         if key in filters:
             pivot = unix_seconds(store.load_image(store.resolve(filters[key][0])).document.get("created"))
-            summaries = [s for s in summaries if (s["Created"] < pivot if key == "before" else s["Created"] > pivot)]
+            summaries = [s for s in summaries
+                         if (s["Created"] < pivot if key == "before" else s["Created"] > pivot)]
     if not all_images:
-        summaries = [s for s in summaries if s["RepoTags"] != ["<none>:<none>"] or not _is_intermediate(store, s)]
+        summaries = [s for s in summaries
+                     if s["RepoTags"] != ["<none>:<none>"] or not _is_intermediate(store, s)]
     return sorted(summaries, key=lambda s: -s["Created"])
 
 
@@ -246,7 +254,8 @@ def image_details(store: ImageStore, image_id: str) -> dict:
         "Created": details["Created"] or _GO_ZERO_TIME,   # the docker CLI parses it: "" is an error
         "Parent": record.get("parent", ""), "Comment": (doc.get("history") or [{}])[-1].get("comment", ""),
         "Container": "", "ContainerConfig": doc.get("container_config") or {}, "DockerVersion": "",
-        "Variant": doc.get("variant", ""), "VirtualSize": details["Size"], "Metadata": {"LastTagTime": _GO_ZERO_TIME},
+        "Variant": doc.get("variant", ""), "VirtualSize": details["Size"],
+        "Metadata": {"LastTagTime": _GO_ZERO_TIME},
     })
     lowers = details["GraphDriver"]["Data"]["LowerDirs"]   # Docker's Data is a map of strings
     details["GraphDriver"] = {"Name": "overlay2", "Data": {"LowerDir": ":".join(lowers)}}

@@ -60,7 +60,8 @@ def _pull(args: list[str], options: dict[str, Any], write: Callable[[dict], None
     from minidocker.registry.pull import pull
 
     auth = options.get("auth") or {}
-    credentials = (auth["username"], auth["password"]) if auth.get("username") and auth.get("password") else None
+    has_both = auth.get("username") and auth.get("password")
+    credentials = (auth["username"], auth["password"]) if has_both else None
     pull(ImageStore(state_roots().images), args[0], platform=options.get("platform"),
          progress=JsonProgress(lambda line: write(json.loads(line))), credentials=credentials,
          insecure_registries=options.get("insecure_registries") or ())

@@ -2,7 +2,8 @@
 
 ::
 
-    <container dir>/<id>-json.log      {"log":"hi\\n","stream":"stdout","time":"2026-12-01T22:30:01.123456789Z"}
+    <container dir>/<id>-json.log      one entry a line:
+        {"log":"hi\\n","stream":"stdout","time":"2026-12-01T22:30:01.123456789Z"}
     <id>-json.log.1, .2 ...            older files, with ``max-file`` > 1 (``--log-opt``)
 
     writer = LogWriter(path, max_size=10 << 20, max_files=3)   # the supervisor's side
@@ -24,7 +25,8 @@ import time
 from minidocker.errors import InvalidArgument
 from minidocker.record import Record
 
-__all__ = ["LogEntry", "LogScan", "LogWriter", "log_files", "parse_log_opts", "parse_size", "read_entries", "rfc3339nano"]
+__all__ = ["LogEntry", "LogScan", "LogWriter", "log_files", "parse_log_opts", "parse_size", "read_entries",
+           "rfc3339nano"]
 
 MAX_LINE = 16 * 1024
 
@@ -55,7 +57,8 @@ def parse_size(text: str) -> int:
     try:
         size = int(float(number) * units[unit])
     except (ValueError, KeyError):
-        raise InvalidArgument(f"invalid max-size {text!r}", hint="use a size such as 10m, 512k or 1g") from None
+        raise InvalidArgument(f"invalid max-size {text!r}",
+                              hint="use a size such as 10m, 512k or 1g") from None
     if size <= 0:
         raise InvalidArgument(f"invalid max-size {text!r}: it must be positive")
     return size
@@ -106,8 +109,8 @@ class LogWriter:
             self._entry(stream, self._partial.pop(stream))
 
     def _entry(self, stream: str, payload: bytes) -> None:
-        line = json.dumps({"log": payload.decode("utf-8", "replace"), "stream": stream, "time": rfc3339nano()},
-                          separators=(",", ":")).encode() + b"\n"
+        entry = {"log": payload.decode("utf-8", "replace"), "stream": stream, "time": rfc3339nano()}
+        line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
         if self.max_size is not None and self.size + len(line) > self.max_size and self.size > 0:
             self._rotate()
         os.write(self.fd, line)
@@ -187,7 +190,8 @@ class LogScan:
 
     def __init__(self, path: str, since_ns: int = 0, until_ns: int | None = None, tail: int | None = None,
                  streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
-        self.path, self.since_ns, self.until_ns, self.tail, self.streams = path, since_ns, until_ns, tail, streams
+        self.path, self.since_ns, self.until_ns = path, since_ns, until_ns
+        self.tail, self.streams = tail, streams
         self.position, self.inode = 0, None
 
     def __iter__(self):

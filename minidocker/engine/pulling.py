@@ -16,7 +16,7 @@ its ID is never pulled; one named ``name@sha256:...`` is pulled by that digest.
 
 from __future__ import annotations
 
-from minidocker.errors import ImageNotFound, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import ImageNotFound, InvalidArgument, MinidockerError
 from minidocker.image import Image, ImageStore
 from minidocker.image.reference import parse_reference
 from minidocker.image.store import looks_like_id

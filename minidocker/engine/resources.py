@@ -118,7 +118,8 @@ def _memory_swap(text: str | None, memory: int | None) -> int | None:
 def _cpu(flags: ResourceFlags, cpu_count: int) -> tuple[int | None, int | None]:
     if flags.cpus is not None:
         if flags.cpu_period is not None or flags.cpu_quota is not None:
-            raise InvalidArgument("conflicting options: --cpus and --cpu-period/--cpu-quota cannot both be set")
+            raise InvalidArgument("conflicting options: --cpus and --cpu-period/--cpu-quota cannot both be "
+                                  "set")
         if not 0 < flags.cpus <= cpu_count:
             raise InvalidArgument(f"invalid --cpus {flags.cpus:g}: the range is 0.01 to {cpu_count:.2f}, as "
                                   f"there {'is' if cpu_count == 1 else 'are'} only {cpu_count} "

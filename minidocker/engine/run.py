@@ -50,8 +50,8 @@ class RunOptions(Record):
     """
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
-              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all", "expose",
-              "resources", "pull", "platform", "insecure_registries", "quiet",
+              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all",
+              "expose", "resources", "pull", "platform", "insecure_registries", "quiet",
               "volumes", "mounts", "tmpfs", "volumes_from", "security")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
@@ -62,8 +62,9 @@ class RunOptions(Record):
                  publish_all: bool = False, expose: list[str] | None = None,
                  resources: ResourceFlags | None = None, pull: str = "missing", platform: str | None = None,
                  insecure_registries: list[str] | None = None, quiet: bool = False,
-                 volumes: list[str] | None = None, mounts: list[str] | None = None, tmpfs: list[str] | None = None,
-                 volumes_from: list[str] | None = None, security: SecurityFlags | None = None) -> None:
+                 volumes: list[str] | None = None, mounts: list[str] | None = None,
+                 tmpfs: list[str] | None = None, volumes_from: list[str] | None = None,
+                 security: SecurityFlags | None = None) -> None:
         self.image = image
         self.command = [] if command is None else command
         self.name = name
@@ -86,7 +87,8 @@ class RunOptions(Record):
         self.platform = platform  # --platform os/arch[/variant], for that pull
         self.insecure_registries = [] if insecure_registries is None else insecure_registries
         self.quiet = quiet  # -q: no pull output
-        # Chapter 10 (engine/volumes.py): -v SRC:DST[:OPTS], --mount K=V,..., --tmpfs DST[:OPTS], --volumes-from C
+        # Chapter 10 (engine/volumes.py): -v SRC:DST[:OPTS], --mount K=V,..., --tmpfs DST[:OPTS],
+        # --volumes-from C
         self.volumes = [] if volumes is None else volumes
         self.mounts = [] if mounts is None else mounts
         self.tmpfs = [] if tmpfs is None else tmpfs
@@ -181,7 +183,8 @@ def _network_spec(spec: dict[str, Any], plan: Any, container_id: str, directory:
             if entry["type"] == "network":
                 entry["path"] = f"/proc/{other.pid}/ns/net"
         other_dir = other.directory(roots)
-        _bind_name_files(spec, other_dir, [n for n in _NAME_FILES if os.path.exists(os.path.join(other_dir, n))])
+        _bind_name_files(spec, other_dir,
+                         [n for n in _NAME_FILES if os.path.exists(os.path.join(other_dir, n))])
     else:
         _bind_name_files(spec, directory, _NAME_FILES)  # type: ignore[arg-type]  # attach writes all three
 
@@ -205,7 +208,8 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     container = Container.for_run(roots, options.name, image.reference, options.command, image.id,
                                   auto_remove=options.remove)
     directory = container.directory(roots)
-    spec = build_spec(image, options, str(directory / "rootfs"), container.id, plan, directory, roots, volumes)
+    spec = build_spec(image, options, str(directory / "rootfs"), container.id, plan, directory, roots,
+                      volumes)
     container.command = spec["process"]["args"]
     snapshot = Snapshot.create(image.layers, directory)
     # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
@@ -238,7 +242,8 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
             # does (with -t, a pty): never our own fds, which a container's root could fchmod (they are
             # the user's terminal or files).
             status = runtime_run(spec, stdio=(stdin, 1, 2), on_started=started, before_start=before_start,
-                                 root=str(roots.run / "runtime"), container_id=container.id, bundle=str(directory),
+                                 root=str(roots.run / "runtime"), container_id=container.id,
+                                 bundle=str(directory),
                                  pipe_output=True, pipe_input=options.interactive)
         finally:
             if stdin != 0:
@@ -280,7 +285,8 @@ def _find_image(options: RunOptions, roots: StateRoots) -> Image:
     from minidocker.engine.pulling import image_for_run
 
     return image_for_run(store, options.image, options.pull, platform=options.platform,
-                         insecure_registries=options.insecure_registries, log=None if options.quiet else sys.stderr)
+                         insecure_registries=options.insecure_registries,
+                         log=None if options.quiet else sys.stderr)
 
 
 def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:

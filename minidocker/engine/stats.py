@@ -62,7 +62,8 @@ def sample_stats(refs: Sequence[str] = (), interval: float = 0.5,
     groups = [container_cgroup(c, roots) for c in containers]
     gone = [c for c, g in zip(containers, groups) if not g.exists()]
     if gone and refs:
-        raise InvalidState(f"cannot read stats of container {gone[0].id[:12]}: it has no cgroup (it has exited)")
+        raise InvalidState(f"cannot read stats of container {gone[0].id[:12]}: it has no cgroup "
+                           "(it has exited)")
     containers = [c for c in containers if c not in gone]
     groups = [g for g in groups if g.exists()]
     first = [g.stats() for g in groups]

@@ -21,8 +21,8 @@ from minidocker import __version__
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "SystemInfo", "VersionInfo", "daemon_id", "rfc3339", "system_info",
-           "system_version"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "SystemInfo", "VersionInfo", "daemon_id", "rfc3339",
+           "system_info", "system_version"]
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
@@ -122,14 +122,17 @@ def system_info(roots: StateRoots, config=None, event_listeners: int = 0) -> Sys
         id=daemon_id(roots), name=socket.gethostname(), containers=len(containers),
         running=by_status.get("running", 0), paused=by_status.get("paused", 0),
         stopped=len(containers) - by_status.get("running", 0) - by_status.get("paused", 0),
-        images=images, driver="overlay", cgroup_driver="cgroupfs", cgroup_version="2" if mode == "unified" else "1",
+        images=images, driver="overlay", cgroup_driver="cgroupfs",
+        cgroup_version="2" if mode == "unified" else "1",
         kernel_version=os.uname().release, operating_system=operating_system, os_version=os_version,
-        architecture=os.uname().machine, ncpu=os.cpu_count() or 1, mem_total=_mem_total(), root_dir=str(roots.lib),
+        architecture=os.uname().machine, ncpu=os.cpu_count() or 1, mem_total=_mem_total(),
+        root_dir=str(roots.lib),
         debug=bool(config and config.debug), live_restore=bool(config and config.live_restore),
         logging_driver=(config.log_driver if config else "json-file"),
         registry_mirrors=list(config.registry_mirrors) if config else [],
         insecure_registries=list(config.insecure_registries) if config else [],
-        event_listeners=event_listeners, fds=len(os.listdir("/proc/self/fd")), threads=threading.active_count(),
+        event_listeners=event_listeners, fds=len(os.listdir("/proc/self/fd")),
+        threads=threading.active_count(),
         system_time=time.time(), server_version=__version__, memory_limit=True,
         swap_limit=mode == "unified" or os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
         warnings=warnings)

@@ -34,7 +34,8 @@ class DiskUsage(Record):
     FIELDS = ("layers_size", "images", "containers", "volumes")
 
     def __init__(self, layers_size: int, images: list, containers: list, volumes: list) -> None:
-        self.layers_size, self.images, self.containers, self.volumes = layers_size, images, containers, volumes
+        self.layers_size, self.images = layers_size, images
+        self.containers, self.volumes = containers, volumes
 
 
 def tree_size(path: str | os.PathLike[str]) -> int:

@@ -282,7 +282,8 @@ def requests_from_host_config(host_config: Mapping[str, Any]) -> list[MountReque
         if driver.get("Name") not in (None, "", "local"):
             raise InvalidArgument(f"invalid mount {m!r}: unknown volume driver {driver['Name']!r}")
         requests.append(MountRequest(m["Type"], m.get("Source") or "", m.get("Target") or "",
-                                     readonly=bool(m.get("ReadOnly")), propagation=bind.get("Propagation") or "",
+                                     readonly=bool(m.get("ReadOnly")),
+                                     propagation=bind.get("Propagation") or "",
                                      recursive=not bind.get("NonRecursive"), nocopy=bool(vol.get("NoCopy")),
                                      labels=vol.get("Labels"), driver_options=driver.get("Options"),
                                      tmpfs_options=options, flag="--mount"))

@@ -2,7 +2,8 @@
 
 The format (docker 20.10 writes it, and reads skopeo's variant too)::
 
-    manifest.json        [{"Config": "<id>.json", "RepoTags": ["busybox:latest"], "Layers": ["<v1>/layer.tar"]}]
+    manifest.json        [{"Config": "<id>.json", "RepoTags": ["busybox:latest"],
+                           "Layers": ["<v1>/layer.tar"]}]
     repositories         {"busybox": {"latest": "<v1 id of the top layer>"}}
     <id>.json            the image config; <id> = sha256 of these bytes = the image ID
     <v1>/layer.tar       an UNCOMPRESSED layer: its sha256 is the diff_id
@@ -116,7 +117,8 @@ def _load_entry(store: ImageStore, tar: tarfile.TarFile, entry: dict) -> Image:
     config = _read(tar, entry["Config"])
     diff_ids = json.loads(config).get("rootfs", {}).get("diff_ids", [])
     if len(diff_ids) != len(entry.get("Layers", [])):
-        raise InvalidArgument(f"invalid archive: {len(entry.get('Layers', []))} layers for {len(diff_ids)} diff_ids")
+        raise InvalidArgument(f"invalid archive: {len(entry.get('Layers', []))} layers for {len(diff_ids)} "
+                              "diff_ids")
     layers = []
     for layer_path, diff_id in zip(entry["Layers"], diff_ids):
         with _open(tar, layer_path) as stream:

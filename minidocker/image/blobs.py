@@ -47,7 +47,8 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
 
 
 def check_digest(digest: str) -> str:
-    """Return ``digest`` if it is ``sha256:<64 hex>`` or ``sha512:<128 hex>`` (lower case), else InvalidArgument."""
+    """Return ``digest`` if it is ``sha256:<64 hex>`` or ``sha512:<128 hex>`` (lower case), else
+    InvalidArgument."""
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise InvalidArgument(f"invalid digest {digest!r}",
                               hint="expected sha256: and 64, or sha512: and 128, lower-case hex digits")
@@ -101,7 +102,8 @@ class BlobWriter:
     def __init__(self, store: BlobStore, hashed: bool = True) -> None:
         self.store = store
         store.root.mkdir(parents=True, exist_ok=True)
-        self.tmp = store.root / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"   # secrets costs ~1.5 ms to import
+        # os.urandom, not secrets: that import costs ~1.5 ms
+        self.tmp = store.root / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
         self.file = open(self.tmp, "xb")
         self.hash = hashlib.sha256() if hashed else None
         self.size = 0
@@ -126,7 +128,10 @@ class BlobWriter:
             digest = _hash_file(self.tmp, _algorithm(check_digest(expected)))
         if (expected is not None and digest != expected) or (size is not None and size != self.size):
             self.abort()
-            what = f"{_algorithm(digest)} {digest}" if expected is not None and digest != expected else f"size {self.size}"
+            if expected is not None and digest != expected:
+                what = f"{_algorithm(digest)} {digest}"
+            else:
+                what = f"size {self.size}"
             raise DigestMismatch(f"failed to verify blob {expected}: found {what}"
                                  + (f" (expected size {size})" if size is not None else ""))
         self.file.flush()

@@ -19,13 +19,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from minidocker.image.store import Image, ImageStore
 
-__all__ = ["BUSYBOX_CANDIDATES", "BUSYBOX_DIRECTORIES", "DEFAULT_IMAGE", "build_busybox_tree", "create_busybox"]
+__all__ = ["BUSYBOX_CANDIDATES", "BUSYBOX_DIRECTORIES", "DEFAULT_IMAGE", "build_busybox_tree",
+           "create_busybox"]
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 DEFAULT_IMAGE = "docker.io/library/busybox:latest"   # the name it is made under
 
-BUSYBOX_DIRECTORIES = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root", "home", "var",
-                       "tmp", "run")
+BUSYBOX_DIRECTORIES = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root", "home",
+                       "var", "tmp", "run")
 
 
 def build_busybox_tree(rootfs: Path, busybox: str) -> None:
@@ -76,6 +77,7 @@ def create_busybox(store: ImageStore, busybox: str | None = None) -> Image:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(source).st_mtime))
         config = mf.new_config(
             [layer.diff_id], {"Env": [DEFAULT_PATH], "Cmd": ["sh"]},
-            history=[mf.history_entry(f"minidocker: ADD {source} (busybox --list-full) in /", created=created)],
+            history=[mf.history_entry(f"minidocker: ADD {source} (busybox --list-full) in /",
+                                      created=created)],
             created=created)
         return store.add_image(mf.canonical_json(config), [layer], tags=["busybox:latest"])

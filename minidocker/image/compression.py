@@ -20,7 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-__all__ = ["GZIP", "NONE", "ZSTD", "PeekReader", "compress_writer", "decompress_reader", "detect", "media_type_of"]
+__all__ = ["GZIP", "NONE", "ZSTD", "PeekReader", "compress_writer", "decompress_reader", "detect",
+           "media_type_of"]
 
 GZIP, ZSTD, NONE = "gzip", "zstd", "none"
 _MAGIC = {b"\x1f\x8b": GZIP, b"\x28\xb5\x2f\xfd": ZSTD}

@@ -29,7 +29,8 @@ def inspect_image(store: ImageStore, reference: str) -> dict[str, Any]:
         "Size": sum(layer["diffSize"] for layer in record["layers"]),
         "RootFS": {"Type": "layers", "Layers": doc.get("rootfs", {}).get("diff_ids", [])},
         "Manifest": {"Digest": record["manifest"], "MediaType": record.get("manifestMediaType", ""),
-                     "Layers": [{"Digest": layer["digest"], "MediaType": layer["mediaType"], "Size": layer["size"]}
+                     "Layers": [{"Digest": layer["digest"], "MediaType": layer["mediaType"],
+                                 "Size": layer["size"]}
                                 for layer in record["layers"]]},
         "GraphDriver": {"Name": "overlay", "Data": {"LowerDirs": [str(p) for p in image.layers]}},
     }

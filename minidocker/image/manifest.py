@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOCKER_CONFIG", "DOCKER_LAYER", "DOCKER_LAYER_GZIP", "DOCKER_LIST", "DOCKER_MANIFEST", "INDEX_TYPES",
-    "MANIFEST_TYPES", "OCI_CONFIG", "OCI_INDEX", "OCI_LAYER", "OCI_LAYER_GZIP", "OCI_LAYER_ZSTD", "OCI_MANIFEST",
-    "canonical_json", "descriptor", "history_entry", "new_config", "new_manifest", "now_rfc3339",
-    "parse_manifest", "select_platform",
+    "MANIFEST_TYPES", "OCI_CONFIG", "OCI_INDEX", "OCI_LAYER", "OCI_LAYER_GZIP", "OCI_LAYER_ZSTD",
+    "OCI_MANIFEST", "canonical_json", "descriptor", "history_entry", "new_config", "new_manifest",
+    "now_rfc3339", "parse_manifest", "select_platform",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -106,7 +106,8 @@ def parse_manifest(data: bytes, media_type: str | None = None) -> dict[str, Any]
     if kind in INDEX_TYPES or "manifests" in manifest:
         return manifest
     if kind not in MANIFEST_TYPES or manifest.get("schemaVersion") != 2:
-        raise InvalidArgument(f"unsupported manifest type {kind!r} (schemaVersion {manifest.get('schemaVersion')})",
+        raise InvalidArgument(f"unsupported manifest type {kind!r} "
+                              f"(schemaVersion {manifest.get('schemaVersion')})",
                               hint="schema1 manifests are obsolete; re-push the image with a current docker")
     if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers"), list):
         raise InvalidArgument("invalid manifest: config and layers are required")

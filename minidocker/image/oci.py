@@ -80,7 +80,8 @@ def _blob(layout: DirLayout | TarLayout, descriptor: dict[str, Any], limit: int 
     """A small blob (manifest, config, index), verified against its descriptor."""
     digest = check_digest(descriptor.get("digest", ""))
     if descriptor.get("size", 0) > limit:
-        raise InvalidArgument(f"refusing {digest}: {descriptor['size']} bytes is too large for a JSON document")
+        raise InvalidArgument(f"refusing {digest}: {descriptor['size']} bytes is too large for a JSON "
+                              "document")
     with layout.open(f"blobs/sha256/{digest[7:]}") as f:
         data = f.read(limit + 1)
     if sha256_digest(data) != digest or len(data) != descriptor.get("size", len(data)):
@@ -176,7 +177,10 @@ def save_oci_layout(store: ImageStore, references: Sequence[str], dest: str | os
 
     write_json(dest / "oci-layout", LAYOUT)
     index_path = dest / "index.json"
-    index = json.loads(index_path.read_bytes()) if index_path.exists() else {"schemaVersion": 2, "manifests": []}
+    if index_path.exists():
+        index = json.loads(index_path.read_bytes())
+    else:
+        index = {"schemaVersion": 2, "manifests": []}
     for i, reference in enumerate(references):
         image_id = store.resolve(reference)
         manifest, media_type = store.manifest_of(image_id)
@@ -189,7 +193,8 @@ def save_oci_layout(store: ImageStore, references: Sequence[str], dest: str | os
         annotations = {REF_NAME: tag}
         if not looks_like_id(reference):
             annotations[CONTAINERD_NAME] = str(parse_reference(reference))
-        index["manifests"] = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) != tag]
+        index["manifests"] = [m for m in index["manifests"]
+                              if (m.get("annotations") or {}).get(REF_NAME) != tag]
         index["manifests"].append(mf.descriptor(media_type or mf.OCI_MANIFEST, sha256_digest(manifest),
                                                 len(manifest), annotations))
     write_json(index_path, index)

@@ -47,8 +47,11 @@ class BlobPump:
 
     def __init__(self, source: BinaryIO, compression: str, copy_to: BinaryIO | None = None,
                  abort: Callable[[], None] | None = None, algorithm: str = "sha256") -> None:
-        self.blob = HashingReader(source, copy_to=copy_to, algorithm=algorithm)   # the tar's diff_id is always sha256
-        self.tar = self.blob if compression == NONE else HashingReader(decompress_reader(self.blob, compression))
+        self.blob = HashingReader(source, copy_to=copy_to, algorithm=algorithm)
+        if compression == NONE:
+            self.tar = self.blob
+        else:   # the tar's diff_id is always sha256
+            self.tar = HashingReader(decompress_reader(self.blob, compression))
         self._queue: queue.Queue[bytes] = queue.Queue(_DEPTH)
         self._chunk = b""            # the chunk read() is serving, from _offset on
         self._offset = 0

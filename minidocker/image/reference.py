@@ -26,8 +26,9 @@ __all__ = ["DEFAULT_DOMAIN", "DIGEST_PATTERN", "Reference", "id_prefix", "is_ful
 DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DOMAINS = ("index.docker.io", "registry-1.docker.io")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-                     r"(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$")
+_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"        # a host name: labels
+                     r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+                     r"(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$")      # a port; or [IPv6]
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 # The registered digest algorithms and the length of their lower-case hex encoding
 # (blobs.py, the registry and references share it). See: image-spec descriptor.md, "Registered algorithms".
@@ -96,7 +97,8 @@ def parse_reference(reference: str, default_tag: str | None = "latest") -> Refer
         text, digest = text.split("@", 1)
         if not _DIGEST.match(digest):
             raise InvalidArgument(f"invalid reference format: bad digest {digest!r}",
-                                  hint="a digest is sha256: and 64, or sha512: and 128, lower-case hex digits")
+                                  hint="a digest is sha256: and 64, or sha512: and 128, lower-case hex "
+                                       "digits")
     tag = None
     slash = text.rfind("/")
     colon = text.rfind(":")

@@ -81,7 +81,8 @@ def _replace_or_append(base: Sequence[str], overrides: Sequence[str]) -> list[st
 
 def container_env(config_env: Sequence[str], hostname: str | None, tty: bool, home: str) -> list[str]:
     """The process environment: PATH, HOSTNAME, TERM (with -t), then the container's Env, then HOME."""
-    defaults = [DEFAULT_PATH] + ([f"HOSTNAME={hostname}"] if hostname else []) + (["TERM=xterm"] if tty else [])
+    defaults = ([DEFAULT_PATH] + ([f"HOSTNAME={hostname}"] if hostname else [])
+                + (["TERM=xterm"] if tty else []))
     env = _replace_or_append(defaults, config_env)
     if not any(item.startswith("HOME=") for item in env):
         env.append(f"HOME={home}")

@@ -26,7 +26,8 @@ import os
 from pathlib import Path
 
 from minidocker.atomic import read_json, write_json
-from minidocker.errors import Conflict, DigestMismatch, ImageNotFound, InvalidArgument, MinidockerError, NotFound
+from minidocker.errors import (Conflict, DigestMismatch, ImageNotFound, InvalidArgument, MinidockerError,
+                               NotFound)
 from minidocker.image.reference import Reference, id_prefix, is_full_id, looks_like_id, parse_reference
 from minidocker.record import Record
 
@@ -160,7 +161,8 @@ class ImageStore:
         layers = [self.layer_path(d) for d in reversed(document.get("rootfs", {}).get("diff_ids", []))]
         for layer in layers:
             if not layer.is_dir():
-                raise NotFound(f"layer {layer.name[:12]} of image {image_id[7:19]} is not unpacked in {layer.parent}",
+                raise NotFound(f"layer {layer.name[:12]} of image {image_id[7:19]} is not unpacked in "
+                               f"{layer.parent}",
                                hint="load the image again")
         name, tag = (ref.familiar_name, ref.tag or ref.digest or "") if ref else ("<none>", "<none>")
         return Image(name, tag, layers, dict(document.get("config") or {}), image_id, document)
@@ -209,6 +211,14 @@ class ImageStore:
                     yield f"sha256:{name[:-5]}", read_json(directory / name)
                 except (FileNotFoundError, ValueError):
                     continue
+
+    def image_ids(self) -> set[str]:
+        """The ID of every image stored, named or not (a build's intermediate images too)."""
+        try:
+            names = os.listdir(self.root / "imagedb")
+        except FileNotFoundError:
+            return set()
+        return {f"sha256:{n[:-5]}" for n in names if n.endswith(".json") and not n.startswith(".")}
 
     def list(self) -> list[Image]:
         """Every image, once per name:tag; images without a name as ``<none>:<none>``."""
@@ -314,10 +324,11 @@ class ImageStore:
                 if digest is not None and raw.digest != digest:
                     raise DigestMismatch(f"failed to verify layer blob {digest}: it hashes to {raw.digest}")
                 if size is not None and raw.size != size:
-                    raise DigestMismatch(f"failed to verify layer blob {raw.digest}: size {raw.size}, expected {size}")
+                    raise DigestMismatch(f"failed to verify layer blob {raw.digest}: size {raw.size}, "
+                                         f"expected {size}")
                 if diff_id is not None and plain.digest != diff_id:
-                    raise DigestMismatch(f"failed to verify layer {digest or ''}: its tar hashes to {plain.digest}, "
-                                         f"the config says diff_id {diff_id}")
+                    raise DigestMismatch(f"failed to verify layer {digest or ''}: its tar hashes to "
+                                         f"{plain.digest}, the config says diff_id {diff_id}")
                 if writer is not None:
                     writer.commit(raw.digest)
                 if split and stats.replaced:   # an entry replaced an earlier file: its contents are gone
@@ -481,7 +492,8 @@ class ImageStore:
         image_id = self.resolve(reference)
         refs = self.refs()
         names = _names(refs, image_id)
-        # A name first, as docker rmi reads it; else an ID or an ID prefix (a 12-hex short ID is a valid name too)
+        # A name first, as docker rmi reads it; else an ID or an ID prefix (a 12-hex short ID is a valid
+        # name too)
         by_name = not looks_like_id(reference) and str(parse_reference(reference)) in refs
         lines = []
         if by_name and len(names) > 1:
@@ -501,12 +513,14 @@ class ImageStore:
         return lines
 
     def _remove_unused_parents(self, parent: str | None) -> list[str]:
-        """A build's intermediate images, up the chain while untagged and nobody's parent (docker rmi's rule)."""
+        """A build's intermediate images, up the chain while untagged and nobody's parent (docker rmi's
+        rule)."""
         removed = []
         while parent:
             refs = set(self.refs().values())
             records = dict(self._records())
-            if parent in refs or parent not in records or any(r.get("parent") == parent for r in records.values()):
+            if (parent in refs or parent not in records
+                    or any(r.get("parent") == parent for r in records.values())):
                 break
             self._record_path(parent).unlink(missing_ok=True)
             removed.append(parent)

@@ -7,7 +7,8 @@ One small function per call, each raising OSError on failure (see :mod:`.syscall
     mount_setattr_readonly(tree_fd)               MOUNT_ATTR_RDONLY on it, on every mount of the tree
     move_mount(tree_fd, target)                   attach it at target. See move_mount(2).
     idmapped_bind(source, target, userns_fd)      the three together: ``mount --bind`` with an idmap
-    user_namespace_fd(uid_map, gid_map)           an fd of a new, empty user namespace with these maps
+
+The namespace fd comes from :func:`minidocker.namespaces.user_namespace_fd`.
 
 An idmapped mount shows a file owned by host uid U as owned by the uid that U maps *from* in the
 namespace, and writes through it go the other way: mapped as "0 100000 65536", a file of host
@@ -23,8 +24,7 @@ import os
 
 from minidocker.linux.syscalls import _check, _libc
 
-__all__ = ["idmapped_bind", "move_mount", "mount_setattr_idmap", "mount_setattr_readonly", "open_tree",
-           "user_namespace_fd"]
+__all__ = ["idmapped_bind", "move_mount", "mount_setattr_idmap", "mount_setattr_readonly", "open_tree"]
 
 _MACHINE = os.uname().machine
 # include/uapi/asm-generic/unistd.h: the same numbers on x86_64 and aarch64 (added after the split).
@@ -55,7 +55,8 @@ def open_tree(path: str | os.PathLike[str], flags: int = OPEN_TREE_CLONE | OPEN_
 
 def mount_setattr_idmap(tree_fd: int, userns_fd: int) -> None:
     """Make the detached mount ``tree_fd`` show owners through the user namespace ``userns_fd``."""
-    _mount_setattr(tree_fd, _MountAttr(attr_set=_MOUNT_ATTR_IDMAP, userns_fd=userns_fd), 0, "MOUNT_ATTR_IDMAP")
+    attr = _MountAttr(attr_set=_MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
+    _mount_setattr(tree_fd, attr, 0, "MOUNT_ATTR_IDMAP")
 
 
 def mount_setattr_readonly(tree_fd: int) -> None:
@@ -88,40 +89,3 @@ def idmapped_bind(source: str | os.PathLike[str], target: str | os.PathLike[str]
         move_mount(fd, target)
     finally:
         os.close(fd)
-
-
-def user_namespace_fd(uid_map: str, gid_map: str) -> int:
-    """An fd of a new user namespace with these maps ("0 100000 65536"), holding no process.
-
-    A child unshares CLONE_NEWUSER and waits; we write its maps (as its parent, with our
-    capabilities, so any host range is allowed), open /proc/CHILD/ns/user, and end it: the
-    fd keeps the namespace alive. See user_namespaces(7).
-    """
-    from minidocker.linux.flags import CloneFlag
-    from minidocker.linux.syscalls import unshare
-
-    ready_r, ready_w = os.pipe()
-    go_r, go_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            unshare(CloneFlag.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            os.read(go_r, 1)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(go_r)
-    try:
-        if os.read(ready_r, 1) != b"1":
-            raise OSError(f"failed to create a user namespace for an idmap: child {pid} exited")
-        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(text)
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(ready_r)
-        os.close(go_w)
-        os.waitpid(pid, 0)

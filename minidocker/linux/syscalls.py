@@ -184,5 +184,6 @@ def set_child_subreaper(enabled: bool = True) -> None:
 def is_child_subreaper() -> bool:
     """Is this process a child subreaper? See PR_GET_CHILD_SUBREAPER in prctl(2)."""
     value = ctypes.c_int(0)
-    _check(_libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.addressof(value), 0, 0, 0), "prctl", "PR_GET_CHILD_SUBREAPER")
+    _check(_libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.addressof(value), 0, 0, 0), "prctl",
+           "PR_GET_CHILD_SUBREAPER")
     return bool(value.value)

@@ -90,7 +90,8 @@ def referrers(reference: str, *, artifact_type: str | None = None,
 
 def _client(domain: str, repository: str, insecure_registries: Sequence[str], push: bool) -> RegistryClient:
     actions = "pull,push" if push else "pull"
-    return RegistryClient(domain, credentials=load_credentials(domain), scopes=[f"repository:{repository}:{actions}"],
+    return RegistryClient(domain, credentials=load_credentials(domain),
+                          scopes=[f"repository:{repository}:{actions}"],
                           insecure_registries=insecure_registries)
 
 

@@ -28,7 +28,8 @@ __all__ = ["seed_registry"]
 
 def seed_registry(store: ImageStore, address: str, references: Sequence[str] | None = None,
                   progress: Progress | None = None, insecure_registries: Sequence[str] = ()) -> list[str]:
-    """Push local images to the registry at ``address`` under their Docker Hub paths; returns the pushed names.
+    """Push local images to the registry at ``address`` under their Docker Hub paths; returns the pushed
+    names.
 
     Args:
         references: the images to push (default: every named image of ``store``).

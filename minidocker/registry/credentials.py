@@ -22,7 +22,8 @@ from pathlib import Path
 
 from minidocker.atomic import write_bytes
 
-__all__ = ["check_login", "config_path", "erase_credentials", "load_credentials", "login", "server_key", "store_credentials"]
+__all__ = ["check_login", "config_path", "erase_credentials", "load_credentials", "login", "server_key",
+           "store_credentials"]
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -30,7 +31,9 @@ DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 def config_path(env: dict[str, str] | None = None) -> Path:
     """``$MINIDOCKER_CONFIG/config.json``, else ``~/.minidocker/config.json``."""
     env = os.environ if env is None else env
-    directory = env.get("MINIDOCKER_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".minidocker")
+    directory = env.get("MINIDOCKER_CONFIG")
+    if not directory:
+        directory = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".minidocker")
     return Path(directory) / "config.json"
 
 
@@ -68,7 +71,9 @@ def load_credentials(domain: str, env: dict[str, str] | None = None) -> tuple[st
     """(username, password) stored for a registry, or None."""
     env = os.environ if env is None else env
     key = server_key(domain)
-    docker_dir = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
+    docker_dir = env.get("DOCKER_CONFIG")
+    if not docker_dir:
+        docker_dir = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
     for path in (config_path(env), Path(docker_dir) / "config.json"):
         auths = _read(path).get("auths") or {}
         for name in (key, f"https://{key}", f"http://{key}"):

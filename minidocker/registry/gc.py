@@ -78,6 +78,9 @@ def _references(manifest: bytes) -> set[str]:
         document = json.loads(manifest)
     except ValueError:
         return set()
-    descriptors = [document.get("config"), *(document.get("layers") or [])] if isinstance(document, dict) else []
+    if isinstance(document, dict):
+        descriptors = [document.get("config"), *(document.get("layers") or [])]
+    else:
+        descriptors = []
     pattern = re.compile(rf"^{DIGEST_PATTERN}$")
     return {d["digest"] for d in descriptors if isinstance(d, dict) and pattern.match(str(d.get("digest")))}

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["in_threads"]
 
 
-def in_threads(fn: Callable[[T], R], items: Sequence[T], workers: int, name: str = "worker") -> list[R | Exception]:
+def in_threads(fn: Callable[[T], R], items: Sequence[T], workers: int,
+               name: str = "worker") -> list[R | Exception]:
     """``fn(item)`` for every item, ``workers`` at a time; each result, or the exception it raised."""
     results: list[R | Exception | None] = [None] * len(items)
     upcoming = iter(range(len(items)))
@@ -43,7 +44,8 @@ def in_threads(fn: Callable[[T], R], items: Sequence[T], workers: int, name: str
             except Exception as err:  # noqa: BLE001 - handed back in the item's place
                 results[i] = err
 
-    threads = [threading.Thread(target=work, name=f"{name}-{n}") for n in range(max(1, min(workers, len(items))))]
+    count = max(1, min(workers, len(items)))
+    threads = [threading.Thread(target=work, name=f"{name}-{n}") for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -10,7 +10,8 @@ On a tty (one line per layer, rewritten with ANSI cursor moves, at most 10 times
 Not on a tty (a log, a pipe, a notebook): each status change once, no bars.
 ``JsonProgress`` writes the Engine API's JSON lines instead (``POST /images/create``, ``/push``)::
 
-    {"status": "Downloading", "id": "3f1e7c2a9b10", "progressDetail": {"current": 12600000, "total": 46100000},
+    {"status": "Downloading", "id": "3f1e7c2a9b10",
+     "progressDetail": {"current": 12600000, "total": 46100000},
      "progress": "[=====>    ]  12.6MB/46.1MB"}
 
 Thread-safe: layers report from their download threads.

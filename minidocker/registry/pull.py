@@ -44,14 +44,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ACCEPT", "BlobDownload", "fetch_manifest", "host_platform", "parse_platform", "pull", "select_manifest"]
+__all__ = ["ACCEPT", "BlobDownload", "fetch_manifest", "host_platform", "parse_platform", "pull",
+           "select_manifest"]
 
 ACCEPT = ", ".join((mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST))
 _JSON_LIMIT = 4 << 20
 _CHUNK = 1 << 20
-_ARCH = {"x86_64": ("amd64", None), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
-         "i686": ("386", None), "ppc64le": ("ppc64le", None), "s390x": ("s390x", None),
-         "riscv64": ("riscv64", None)}
+_ARCH = {"x86_64": ("amd64", None), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"),
+         "armv6l": ("arm", "v6"), "i686": ("386", None), "ppc64le": ("ppc64le", None),
+         "s390x": ("s390x", None), "riscv64": ("riscv64", None)}
 
 
 def host_platform() -> tuple[str, str, str | None]:
@@ -82,7 +83,8 @@ def select_manifest(index: dict[str, Any], platform: tuple[str, str, str | None]
                       for p in (e.get("platform") or {} for e in index.get("manifests", [])) if p})
     wanted = "/".join(filter(None, platform))
     raise NotFound(f"no matching manifest for {wanted} in the manifest list entries",
-                   hint=f"this image is for {', '.join(offered) or 'no platform'}; choose one with --platform")
+                   hint=f"this image is for {', '.join(offered) or 'no platform'}; "
+                        "choose one with --platform")
 
 
 def _is_digest(reference: str) -> bool:
@@ -151,7 +153,8 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
     progress = progress or Progress()
     repository = ref.path
     scopes = [f"repository:{repository}:pull"]
-    mirror = os.environ.get("MINIDOCKER_REGISTRY_MIRROR") if client is None and ref.domain == "docker.io" else None
+    hub = client is None and ref.domain == "docker.io"
+    mirror = os.environ.get("MINIDOCKER_REGISTRY_MIRROR") if hub else None
     if mirror:   # like dockerd's registry-mirrors: Docker Hub images from a (classroom) mirror first
         try:
             return _pull(store, ref, RegistryClient(ref.domain, endpoint=mirror, scopes=scopes), progress,
@@ -160,7 +163,8 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
             progress.line(f"mirror {mirror} failed ({str(err).splitlines()[0]}): trying Docker Hub")
     if client is None:
         creds = credentials or load_credentials(ref.domain)
-        client = RegistryClient(ref.domain, credentials=creds, scopes=scopes, insecure_registries=insecure_registries)
+        client = RegistryClient(ref.domain, credentials=creds, scopes=scopes,
+                                insecure_registries=insecure_registries)
     return _pull(store, ref, client, progress, platform, workers, attempts, backoff)
 
 
@@ -190,13 +194,14 @@ def _pull(store: ImageStore, ref: Reference, client: RegistryClient, progress: P
                                 manifest_media_type=media_type, repo_digests=[f"{ref.name}@{top_digest}"])
     progress.line(f"Digest: {top_digest}")
     fresh = fetched or before != image_id
-    progress.line(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {ref.familiar}")
-    return image   # the full reference after it is the docker CLI's line, not the daemon's (cli/commands.pull)
+    progress.line(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} "
+                  f"for {ref.familiar}")
+    return image   # the full reference after it: the docker CLI's line, not the daemon's (cli/commands.pull)
 
 
-def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, descriptors: list[dict[str, Any]],
-                 diff_ids: list[str], progress: Progress, workers: int, attempts: int,
-                 backoff: float) -> tuple[list[LayerInfo], int]:
+def _pull_layers(store: ImageStore, client: RegistryClient, repository: str,
+                 descriptors: list[dict[str, Any]], diff_ids: list[str], progress: Progress, workers: int,
+                 attempts: int, backoff: float) -> tuple[list[LayerInfo], int]:
     """Every layer of a manifest, bottom first: known ones from the store, the rest downloaded."""
     results: list[LayerInfo | None] = [None] * len(descriptors)
     todo = []
@@ -223,9 +228,9 @@ def _pull_layers(store: ImageStore, client: RegistryClient, repository: str, des
     return [r for r in results if r is not None], len(todo)
 
 
-def _pull_in_children(store: ImageStore, client: RegistryClient, repository: str, descriptors: list[dict[str, Any]],
-                      diff_ids: list[str], todo: list[int], progress: Progress, workers: int, attempts: int,
-                      backoff: float) -> list[LayerInfo]:
+def _pull_in_children(store: ImageStore, client: RegistryClient, repository: str,
+                      descriptors: list[dict[str, Any]], diff_ids: list[str], todo: list[int],
+                      progress: Progress, workers: int, attempts: int, backoff: float) -> list[LayerInfo]:
     """Several layers at once, each in a forked child: they unpack into separate directories,
     and tar extraction in Python holds the GIL (bench/registry.py measures it). A thread here
     waits for each child and relays its progress; the first failure stops the others."""
@@ -277,13 +282,15 @@ def _pull_layer(store: ImageStore, client: RegistryClient, repository: str, desc
     else:
         with BlobDownload(client, repository, digest, size, attempts=attempts, backoff=backoff,
                           on_status=report) as source:
-            info = store.ingest_layer(source, digest=digest, size=size, media_type=media_type, diff_id=diff_id)
+            info = store.ingest_layer(source, digest=digest, size=size, media_type=media_type,
+                                      diff_id=diff_id)
     report("Pull complete")
     return info
 
 
-def _pull_layer_in_child(store: ImageStore, client: RegistryClient, repository: str, descriptor: dict[str, Any],
-                         diff_id: str, report: Callable[..., None], attempts: int, backoff: float) -> LayerInfo:
+def _pull_layer_in_child(store: ImageStore, client: RegistryClient, repository: str,
+                         descriptor: dict[str, Any], diff_id: str, report: Callable[..., None], attempts: int,
+                         backoff: float) -> LayerInfo:
     """``_pull_layer`` in a forked child, its progress reported here through a pipe.
 
     If ``report`` raises (another layer failed), the child's next report fails and it ends,
@@ -315,7 +322,8 @@ class BlobDownload:
     """
 
     def __init__(self, client: RegistryClient, repository: str, digest: str, size: int | None, *,
-                 attempts: int = 3, backoff: float = 1.0, on_status: Callable[..., None] | None = None) -> None:
+                 attempts: int = 3, backoff: float = 1.0,
+                 on_status: Callable[..., None] | None = None) -> None:
         self.client, self.repository, self.digest, self.size = client, repository, digest, size
         self.attempts, self.backoff = attempts, backoff
         self.status = on_status or (lambda *status: None)
@@ -335,7 +343,8 @@ class BlobDownload:
                 continue
             self.received += len(data)
             if data:
-                self.status("Downloading", self.received, self.size if self.size is not None else self._stream.length)
+                total = self.size if self.size is not None else self._stream.length
+                self.status("Downloading", self.received, total)
             return data
 
     def _resume(self, err: RegistryError) -> None:
@@ -344,8 +353,9 @@ class BlobDownload:
         if self._aborted:
             raise RegistryError(f"download of blob {self.digest} aborted") from None
         if self._attempt == self.attempts:
-            raise RegistryError(f"failed to download blob {self.digest}: {err} (gave up after {self.attempts} "
-                                "attempts)", hint="the store is consistent: pull again to resume") from None
+            raise RegistryError(f"failed to download blob {self.digest}: {err} (gave up after "
+                                f"{self.attempts} attempts)",
+                                hint="the store is consistent: pull again to resume") from None
         delay = self.backoff * self._attempt
         self._attempt += 1
         self.status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}")

@@ -115,7 +115,8 @@ def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
                                 insecure_registries=insecure_registries)
     sources = [d.split("@")[0] for d in store.record(image_id).get("repoDigests", [])]
     mount_from = [parse_reference(s, None).path for s in sources
-                  if parse_reference(s, None).domain == ref.domain and parse_reference(s, None).path != repository]
+                  if parse_reference(s, None).domain == ref.domain
+                  and parse_reference(s, None).path != repository]
     progress.line(f"The push refers to repository [{ref.name}]")
     layers = store.layers_of(image_id)
     blobs = [(layer.digest, layer.size) for layer in reversed(layers)]
@@ -125,7 +126,8 @@ def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
     def one(blob: tuple[str, int]) -> None:
         _push_blob(store, client, repository, blob[0], blob[1], mount_from, progress, chunk_size)
 
-    errors = [outcome for outcome in in_threads(one, blobs, workers, name="push") if isinstance(outcome, Exception)]
+    outcomes = in_threads(one, blobs, workers, name="push")
+    errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     if errors:
         raise errors[0]
     config = store.blobs.read(image_id)
@@ -154,8 +156,9 @@ def _push_blob(store: ImageStore, client: RegistryClient, repository: str, diges
     location = None
     for source in mount_from:
         response = client.request("POST", f"/v2/{repository}/blobs/uploads/?"
-                                  + urllib.parse.urlencode({"mount": digest, "from": source}), expect=(201, 202),
-                                  scopes=[f"repository:{source}:pull"], what=f"mount of {short} from {source}")
+                                  + urllib.parse.urlencode({"mount": digest, "from": source}),
+                                  expect=(201, 202), scopes=[f"repository:{source}:pull"],
+                                  what=f"mount of {short} from {source}")
         if response.status == 201:
             update(short, f"Mounted from {source}")
             return

@@ -9,8 +9,10 @@ skopeo and docker push to it and pull from it. Routes::
     HEAD|GET|PUT|DELETE /v2/<name>/manifests/<tag|digest>
     HEAD|GET|DELETE     /v2/<name>/blobs/<digest>   (GET honours Range: bytes=a-b, a-, -n)
     GET  /v2/<name>/referrers/<digest>?artifactType=   the manifests whose subject is <digest> (an index)
-    POST  /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]   a session (202), a monolithic upload or a mount (201)
-    PATCH|PUT|GET|DELETE /v2/<name>/blobs/uploads/<uuid>      append (Content-Range checked), finish (?digest=), status, cancel
+    POST  /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]   a session (202), a monolithic upload or
+                                                              a mount (201)
+    PATCH|PUT|GET|DELETE /v2/<name>/blobs/uploads/<uuid>      append (Content-Range checked), finish
+                                                              (?digest=), status, cancel
 
 On disk (``--root``, default ``$MINIDOCKER_ROOT/lib/registry``)::
 
@@ -223,7 +225,9 @@ class RegistryServer(ThreadingHTTPServer):
     def referrers(self, name: str, subject: str) -> list[dict[str, Any]]:
         """The descriptors of the manifests that name ``subject``, oldest first (as pushed)."""
         directory = self.repo(name) / "_referrers" / subject[7:]
-        entries = sorted(directory.iterdir(), key=lambda p: p.stat().st_mtime_ns) if directory.is_dir() else []
+        if not directory.is_dir():
+            return []
+        entries = sorted(directory.iterdir(), key=lambda p: p.stat().st_mtime_ns)
         return [json.loads(entry.read_bytes()) for entry in entries]
 
     def repositories(self) -> list[str]:
@@ -368,7 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _Error(400, "UNSUPPORTED", f"invalid scope {one!r}") from None
                 access.append({"type": kind, "name": name, "actions": actions})
         token = self.server.tokens.issue(user or "", access)
-        self._send_json(200, {"token": token, "access_token": token, "expires_in": self.server.tokens.lifetime})
+        self._send_json(200, {"token": token, "access_token": token,
+                              "expires_in": self.server.tokens.lifetime})
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str | None = "application/json") -> None:
@@ -392,8 +397,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), headers)
 
     def _send_error(self, err: _Error) -> None:
-        self._send_json(err.status, {"errors": [{"code": err.code, "message": err.message, "detail": err.detail}]},
-                        err.headers)
+        error = {"code": err.code, "message": err.message, "detail": err.detail}
+        self._send_json(err.status, {"errors": [error]}, err.headers)
 
     def _has_body(self) -> bool:
         return int(self.headers.get("Content-Length") or 0) > 0 or \
@@ -488,11 +493,13 @@ class _Handler(BaseHTTPRequestHandler):
         # 2.8 rewrites schema 2 to schema 1 for old clients, 404s OCI types they do not accept)
         digest, media_type = self._manifest(name, ref)
         data = self.server.blobs.read(digest)
-        self._send(200, data, {"Docker-Content-Digest": digest, "Etag": f'"{digest}"'}, content_type=media_type)
+        self._send(200, data, {"Docker-Content-Digest": digest, "Etag": f'"{digest}"'},
+                   content_type=media_type)
 
     def manifest_head(self, name: str, ref: str) -> None:
         digest, media_type = self._manifest(name, ref)
-        self._send(200, b"", {"Docker-Content-Digest": digest, "Etag": f'"{digest}"', "Content-Type": media_type,
+        self._send(200, b"", {"Docker-Content-Digest": digest, "Etag": f'"{digest}"',
+                              "Content-Type": media_type,
                               "Content-Length": str(self.server.blobs.size(digest))}, content_type=None)
 
     def manifest_put(self, name: str, ref: str) -> None:
@@ -536,8 +543,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_references(self, name: str, document: dict[str, Any], media_type: str) -> None:
         subject = document.get("subject")
-        if subject is not None and not (isinstance(subject, dict) and _DIGEST.match(str(subject.get("digest")))):
-            raise _Error(400, "MANIFEST_INVALID", "manifest invalid: subject must be a descriptor with a digest")
+        if subject is not None and not (isinstance(subject, dict)
+                                        and _DIGEST.match(str(subject.get("digest")))):
+            raise _Error(400, "MANIFEST_INVALID",
+                         "manifest invalid: subject must be a descriptor with a digest")
         if media_type in mf.INDEX_TYPES:
             children = document.get("manifests")
             if not isinstance(children, list):
@@ -592,15 +601,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _blob(self, name: str, digest: str) -> int:
         if not _DIGEST.match(digest):
-            raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r}: sha256 or sha512 expected", digest)
+            raise _Error(400, "DIGEST_INVALID", f"invalid digest {digest!r}: sha256 or sha512 expected",
+                         digest)
         if not self.server.linked(name, digest):
             raise _Error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest)
         return self.server.blobs.size(digest)
 
     def blob_head(self, name: str, digest: str) -> None:
         size = self._blob(name, digest)
-        self._send(200, b"", {"Content-Length": str(size), "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
-                              "Content-Type": "application/octet-stream", "Etag": f'"{digest}"'}, content_type=None)
+        self._send(200, b"", {"Content-Length": str(size), "Docker-Content-Digest": digest,
+                              "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
+                              "Etag": f'"{digest}"'}, content_type=None)
 
     def blob_get(self, name: str, digest: str) -> None:
         size = self._blob(name, digest)
@@ -694,8 +705,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _finish(self, name: str, writer: BlobWriter, digest: str) -> None:
         try:
             if not _DIGEST.match(digest):
-                raise _Error(400, "DIGEST_INVALID", "a digest parameter sha256:<hex> or sha512:<hex> is required",
-                             digest)
+                raise _Error(400, "DIGEST_INVALID",
+                             "a digest parameter sha256:<hex> or sha512:<hex> is required", digest)
             for chunk in self._body_chunks():
                 writer.write(chunk)
             try:

@@ -23,7 +23,6 @@ from minidocker.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
     from typing import Any
 
 __all__ = ["DEFAULT_DEVICE_RULES", "PRIVILEGED_DEVICE_RULES", "host_devices",

@@ -227,32 +227,7 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     shutil.rmtree(path, ignore_errors=True)
     if not os.path.lexists(path):
         return
-    from minidocker.linux import CloneFlag, unshare
-    from minidocker.namespaces import write_id_maps
+    from minidocker.namespaces import user_namespace_fd
 
     uids, gids = rootless_mappings(pwd.getpwuid(os.getuid()).pw_name, os.getuid(), os.getgid())
-    ready_r, ready_w = os.pipe()
-    go_r, go_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            unshare(CloneFlag.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            if os.read(go_r, 1) == b"1":   # mapped: root here, with every capability over those files
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-                shutil.rmtree(path, ignore_errors=True)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(go_r)
-    try:
-        if os.read(ready_r, 1) == b"1":
-            write_id_maps(pid, uids, gids)
-            os.write(go_w, b"1")
-    finally:
-        os.close(ready_r)
-        os.close(go_w)
-        os.waitpid(pid, 0)
+    os.close(user_namespace_fd(uids, gids, then=lambda: shutil.rmtree(path, ignore_errors=True)))

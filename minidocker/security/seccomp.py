@@ -75,11 +75,11 @@ NATIVE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}.get
 _OTHER_ARCH_SYSCALLS = frozenset((
     "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue", "statmount",
     "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal", "setxattrat",
-    "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe", "file_getattr", "file_setattr",
-    "arm_fadvise64_64", "arm_sync_file_range", "breakpoint", "cacheflush", "set_tls", "sync_file_range2",
-    "swapcontext", "s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr", "riscv_flush_icache",
-    "spu_create", "spu_run", "subpage_prot", "switch_endian", "sys_debug_setcontext", "epoll_ctl_old",
-    "epoll_wait_old", "recv", "send", "usr26", "usr32", "multiplexer", "rtas", "s390_sthyi",
+    "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe", "file_getattr",
+    "file_setattr", "arm_fadvise64_64", "arm_sync_file_range", "breakpoint", "cacheflush", "set_tls",
+    "sync_file_range2", "swapcontext", "s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr",
+    "riscv_flush_icache", "spu_create", "spu_run", "subpage_prot", "switch_endian", "sys_debug_setcontext",
+    "epoll_ctl_old", "epoll_wait_old", "recv", "send", "usr26", "usr32", "multiplexer", "rtas", "s390_sthyi",
     "s390_guarded_storage", "sysmips", "cachectl", "_newselect", "ugetrlimit",
 ))
 

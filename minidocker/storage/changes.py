@@ -75,7 +75,8 @@ def changes(upper: str | os.PathLike[str], lowers: Sequence[str | os.PathLike[st
 
 
 def _walk(root: str, rel: str):
-    """(container path, lstat) below ``root`` + ``rel`` (``""`` or ``/tmp``), parents first; nothing is followed."""
+    """(container path, lstat) below ``root`` + ``rel`` (``""`` or ``/tmp``), parents first; nothing is
+    followed."""
     with os.scandir(root + rel) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             path = f"{rel}/{entry.name}"

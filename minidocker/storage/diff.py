@@ -38,7 +38,8 @@ def write_tree_tar(root: str | os.PathLike[str], out: BinaryIO, name: str | None
     ``whole_seconds``: mtimes in whole seconds, so no entry needs a PAX header (as dockerd's
     ``export`` and ``cp`` tars; it halves the cost of the headers).
     """
-    _write(Path(root), out, convert_whiteouts=False, name=name, root_entry=root_entry, whole_seconds=whole_seconds)
+    _write(Path(root), out, convert_whiteouts=False, name=name, root_entry=root_entry,
+           whole_seconds=whole_seconds)
 
 
 def write_layer_tar(upper: str | os.PathLike[str], out: BinaryIO) -> None:
@@ -58,7 +59,8 @@ def _write(root: Path, out: BinaryIO, convert_whiteouts: bool, name: str | None 
                 shown = _rebased(name, rel)
                 if convert_whiteouts and is_whiteout(st):
                     parent, _, leaf = shown.rpartition("/")
-                    tar.addfile(_marker(f"{parent}/{WHITEOUT_PREFIX}{leaf}" if parent else WHITEOUT_PREFIX + leaf, st))
+                    marker = f"{parent}/{WHITEOUT_PREFIX}{leaf}" if parent else WHITEOUT_PREFIX + leaf
+                    tar.addfile(_marker(marker, st))
                     continue
                 info = _info(dir_fd, base, shown, st, inodes)
                 if info is not None and whole_seconds:

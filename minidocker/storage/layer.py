@@ -48,7 +48,8 @@ class UnsafeLayer(InvalidArgument):
 
 
 class OverwriteRefused(InvalidArgument):
-    """``docker cp``'s ``noOverwriteDirNonDir``: a directory and a non-directory may not replace each other."""
+    """``docker cp``'s ``noOverwriteDirNonDir``: a directory and a non-directory may not replace each
+    other."""
 
 
 class LayerStats(Record):
@@ -77,7 +78,8 @@ def clean_name(name: str) -> str:
         if part == "..":
             raise UnsafeLayer(f"refusing layer entry {name!r}: '..' would leave the layer")
         if len(os.fsencode(part)) > NAME_MAX:
-            raise UnsafeLayer(f"refusing layer entry {name[:60]!r}...: a component is longer than {NAME_MAX} bytes")
+            raise UnsafeLayer(f"refusing layer entry {name[:60]!r}...: a component is longer than "
+                              f"{NAME_MAX} bytes")
     return "/".join(parts)
 
 
@@ -153,7 +155,8 @@ class _Extractor:
         self.stats.entries += 1
         parent, _, base = rel.rpartition("/")
         if not rel and not member.isdir():   # a "./" symlink would make the root itself lead anywhere
-            raise UnsafeLayer(f"refusing layer entry {member.name!r}: the root of the tree can only be a directory")
+            raise UnsafeLayer(f"refusing layer entry {member.name!r}: the root of the tree can only be a "
+                              "directory")
         if self.tree and not rel:
             return  # "./": the destination directory keeps its own owner and mode (as docker cp)
         removed = whiteout_target(base) if rel and not self.tree else None
@@ -173,8 +176,8 @@ class _Extractor:
             self._create(tar, rel, path, member)
         except FileExistsError:   # an earlier entry is there: replace it, as tar does
             if self.no_overwrite and os.path.isdir(path) and not os.path.islink(path):
-                raise OverwriteRefused(f"cannot overwrite directory \"{self._shown(rel)}\" with non-directory "
-                                       f"\"{self.shown}\"") from None
+                raise OverwriteRefused(f"cannot overwrite directory \"{self._shown(rel)}\" with "
+                                       f"non-directory \"{self.shown}\"") from None
             self._clear(rel, path)
             self._create(tar, rel, path, member)
         self.stats.created.add(rel)
@@ -187,8 +190,8 @@ class _Extractor:
             raise UnsafeLayer(f"refusing layer entry {rel!r}: a symlink with an empty target")
         if (member.ischr() or member.isblk()) and not self.allow_devices:
             kind = "character" if member.ischr() else "block"
-            raise UnsafeLayer(f"refusing layer entry {rel!r}: {kind} device {member.devmajor}:{member.devminor} "
-                              "not allowed here")
+            raise UnsafeLayer(f"refusing layer entry {rel!r}: {kind} device "
+                              f"{member.devmajor}:{member.devminor} not allowed here")
         if not (member.isreg() or member.issym() or member.islnk() or member.isdev()):
             raise UnsafeLayer(f"refusing layer entry {rel!r}: unsupported tar type {member.type!r}")
 
@@ -272,7 +275,8 @@ class _Extractor:
         except (PermissionError, IsADirectoryError):
             if not os.path.isdir(target) or os.path.islink(target):
                 raise
-            raise UnsafeLayer(f"refusing layer entry {rel!r}: hard link to the directory {target_rel!r}") from None
+            raise UnsafeLayer(f"refusing layer entry {rel!r}: hard link to the directory "
+                              f"{target_rel!r}") from None
 
     def _whiteout(self, rel: str, parent: str, removed: str) -> None:
         self._ensure_parent(rel, parent)

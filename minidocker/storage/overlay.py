@@ -30,7 +30,8 @@ __all__ = ["Snapshot", "overlay_options"]
 def overlay_options(lowers: Sequence[os.PathLike[str] | str], upper: os.PathLike[str] | str,
                     work: os.PathLike[str] | str) -> str:
     """The ``data`` string of an overlay mount; the leftmost lower is the top layer."""
-    return f"lowerdir={':'.join(os.fspath(p) for p in lowers)},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
+    lowerdir = ":".join(os.fspath(p) for p in lowers)
+    return f"lowerdir={lowerdir},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
 
 
 class Snapshot(Record):

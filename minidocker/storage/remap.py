@@ -27,17 +27,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["IDMAP_UNSUPPORTED", "chowned_lowers", "idmapped_lowers", "map_text", "unmount_lowers"]
+__all__ = ["IDMAP_UNSUPPORTED", "chowned_lowers", "idmapped_lowers", "unmount_lowers"]
 
 # What mount_setattr(MOUNT_ATTR_IDMAP) answers where idmapped mounts are not possible: EINVAL (the
 # filesystem does not support them), ENOSYS (older kernel), EPERM (no CAP_SYS_ADMIN over the mount).
 IDMAP_UNSUPPORTED = (22, 38, 1)
 _LOWERS = "lowers"
-
-
-def map_text(mappings: Sequence[dict[str, int]]) -> str:
-    """An OCI ``uidMappings`` list as /proc/PID/uid_map text ("0 100000 65536\\n")."""
-    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
 def idmapped_lowers(lowers: Sequence[os.PathLike[str] | str], directory: os.PathLike[str] | str,
@@ -47,10 +42,11 @@ def idmapped_lowers(lowers: Sequence[os.PathLike[str] | str], directory: os.Path
     Raises OSError (errno in IDMAP_UNSUPPORTED) when the kernel or filesystem refuses; what was
     mounted by then is unmounted again.
     """
-    from minidocker.linux.idmap import idmapped_bind, user_namespace_fd
+    from minidocker.linux.idmap import idmapped_bind
+    from minidocker.namespaces import user_namespace_fd
 
     base = Path(directory) / _LOWERS
-    userns = user_namespace_fd(map_text(uid_maps), map_text(gid_maps))
+    userns = user_namespace_fd(uid_maps, gid_maps)
     mounted = []
     try:
         for n, layer in enumerate(lowers):
