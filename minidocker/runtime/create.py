@@ -28,6 +28,7 @@ mounts live in the container's mount namespace and go with its last process).
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -199,6 +200,9 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
     pid = os.fork()
     if pid == 0:
         try:
+            # Stage 1 and init live for milliseconds, then exec: a collection would only walk (and so
+            # copy, page by page) the parent's objects, which fork shares copy-on-write. See gc.freeze().
+            gc.disable()
             os.close(to_child[1])
             os.close(to_parent[0])
             for target, fd in enumerate(stdio):
@@ -225,7 +229,6 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
         container.pid = channel.expect(Message.PID)["pid"]
         container.start_time = start_time(container.pid)
         container.save(root, durable=False)  # from here a `delete --force` finds init, should we die
-        _reap(pid)
         if options["runtime_hooks"]:
             channel.expect(Message.CREATE_RUNTIME)
             hooks = spec.get("hooks", {})
@@ -234,6 +237,10 @@ def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: C
             run_hooks("createRuntime", hooks.get("createRuntime", []), oci)
             channel.send(Message.CREATE_RUNTIME_DONE)
         channel.expect(Message.READY)
+        # Stage 1 has exited by now or is exiting (it leaves right after PID); reaped after READY, not
+        # before: its exit (a forked interpreter's address space torn down, ~1 ms) overlaps init's mounts.
+        # Either way init is reparented before create returns, so before `start` can release it.
+        _reap(pid)
     except BaseException:
         _kill(pid)
         _reap(pid)

@@ -85,7 +85,7 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         # a process's fds close only after its address space is torn down (exit_mm before
         # exit_files in the kernel's do_exit), and for a forked interpreter that took 3-25 ms
         # that init spent waiting. init is reparented before `start` can release it: the
-        # parent reaps us before it reads READY.
+        # parent reaps us (after READY) before create returns.
         gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
