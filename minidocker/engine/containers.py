@@ -181,6 +181,7 @@ class ContainerService:
         self._last_exit: dict[str, int] = {}
         self.execs: dict[str, ExecInstance] = {}
         self._names: dict[str, str] = {}                # record ID -> name, for claims (_record_named)
+        self._restarts: dict[str, threading.Event] = {}  # pending restarts by policy: set = cancelled
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -602,8 +603,8 @@ class ContainerService:
             container = self.get(ref)
             if container.paused and container.status == "running":
                 raise Conflict("cannot start a paused container, try unpause instead")
-            if container.status == "running":
-                raise NotModifiedError()
+            if container.status == "running" or (container.status == "restarting" and not by_policy):
+                raise NotModifiedError()   # dockerd: a restarting container counts as running
             if container.status == "removing":
                 raise InvalidState(f"cannot start container {container.id[:12]}: it is being removed")
             if not by_policy:
@@ -725,10 +726,14 @@ class ContainerService:
     # -- signals --------------------------------------------------------------------------------
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
-        container = self.get(ref)
-        if container.status != "running":
-            raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
-        self._mark_stopped(container.id)
+        with self.lock:
+            container = self.get(ref)
+            if container.status == "restarting":  # as dockerd's ExitOnNext: the pending restart is off
+                self._cancel_restart(container)   # no signal, no kill event: nothing runs (daemon/kill.go)
+                return container
+            if container.status != "running":
+                raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+            self._mark_stopped(container)
         self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
         # As dockerd (daemon/kill.go): a paused container is thawed for SIGKILL, for its StopSignal,
         # and for any signal when it has no StopSignal of its own (the signal then "exits on next").
@@ -738,29 +743,44 @@ class ContainerService:
         self._event(container, "kill", {"signal": str(int(sig))})
         return container
 
-    def _mark_stopped(self, cid: str) -> None:
-        """docker stop/kill: the restart policy leaves it stopped (Docker's HasBeenManuallyStopped)."""
-        with self.lock:
-            container = self.get(cid)
-            container.manually_stopped = True
-            container.save(self.roots)
+    def _mark_stopped(self, container: Container) -> None:
+        """docker stop/kill/rm -f: the restart policy leaves it stopped (Docker's HasBeenManuallyStopped).
+
+        Called under self.lock with a record read under it: the exit (:meth:`_exited`) reads
+        this flag under the same lock, so an exit either sees it or came first (and then the
+        record says "restarting", which the callers check before they get here).
+        """
+        container.manually_stopped = True
+        container.save(self.roots)
+
+    def _cancel_restart(self, container: Container) -> None:
+        """A stop of a container waiting for its policy's next start: that start is off, it stays exited.
+
+        As dockerd's ExitOnNext (the restart manager's Cancel): until the daemon restarts
+        (restart_at_boot). Under self.lock, with the record read under it.
+        """
+        cancel = self._restarts.pop(container.id, None)
+        if cancel is not None:
+            cancel.set()
+        container.manually_stopped, container.status = True, "exited"
+        container.save(self.roots)
 
     def stop(self, ref: str, timeout: float | None = None) -> Container:
         """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout, else 10), SIGKILL."""
-        container = self.get(ref)
-        if container.status == "restarting":  # waiting for its policy's next start: that start is off
-            with self.lock:
-                container.manually_stopped, container.status = True, "exited"
-                container.save(self.roots)
-            return container
-        if container.status != "running":
-            raise NotModifiedError()
+        with self.lock:  # the status, the flag and the exit count at one instant: see _exited
+            container = self.get(ref)
+            if container.status == "restarting":
+                self._cancel_restart(container)
+                self._event(container, "stop")
+                return container
+            if container.status != "running":
+                raise NotModifiedError()
+            seen = self.exits.get(container.id, 0)
+            self._mark_stopped(container)
         config = container.config or {}
         if timeout is None:
             timeout = config.get("StopTimeout") if isinstance(config.get("StopTimeout"), int) else 10
         sig = parse_signal(config.get("StopSignal"), signal.SIGTERM)
-        seen = self.exits.get(container.id, 0)
-        self._mark_stopped(container.id)
         try:
             self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
         except NotFound:
@@ -930,6 +950,12 @@ class ContainerService:
             if result.get("error"):
                 container.error = result["error"]
             auto_remove = bool((container.host_config or {}).get("AutoRemove"))
+            # The policy decides here, under the lock stop and kill take: a manual stop either came
+            # first (manually_stopped is in this record) or comes after and finds "restarting"
+            # (then it cancels). Deciding after the lock let a stop fall between the two and the
+            # restart go on (test_restart_policies_on_failure_always_and_a_manual_stop).
+            restart = not result.get("status") and self._should_restart(container)
+            delay = self._mark_restarting(container) if restart else None
             container.save(self.roots, durable=not auto_remove)  # an --rm record is removed right after
             Snapshot(container.directory(self.roots), []).unmount()
             self._forget_network(cid)
@@ -944,8 +970,8 @@ class ContainerService:
                 sock.close()
             self.changed.notify_all()
         self._event(container, "die", {"exitCode": str(container.exit_code)})
-        if not result.get("status") and self._should_restart(container):
-            self._schedule_restart(container)
+        if delay is not None:
+            self._schedule_restart(cid, delay)
             return
         if (container.host_config or {}).get("AutoRemove"):
             try:
@@ -966,22 +992,36 @@ class ContainerService:
 
     _shutting_down = False
 
-    def _schedule_restart(self, container: Container) -> None:
+    def _mark_restarting(self, container: Container) -> float:
+        """Status "restarting", one more restart counted (back to one after 10 s up); the delay before it."""
         ran_for = ((container.finished_at or 0) - (container.started_at or 0)) / 1e9
         delay = restart_delay(container.restart_count or 0, ran_for)
         if ran_for >= 10:
             container.restart_count = 0
+        container.status = "restarting"
+        container.restart_count = (container.restart_count or 0) + 1
+        return delay
+
+    def _schedule_restart(self, cid: str, delay: float) -> None:
+        """Start it again after ``delay`` unless a stop, kill or rm cancels it first (_cancel_restart)."""
+        cancel = threading.Event()
         with self.lock:
-            container.status = "restarting"
-            container.restart_count = (container.restart_count or 0) + 1
-            container.save(self.roots)
+            previous = self._restarts.get(cid)
+            if previous is not None:
+                previous.set()
+            self._restarts[cid] = cancel
 
         def again() -> None:
-            time.sleep(delay)
+            if cancel.wait(delay):
+                return
             try:
-                current = self.get(container.id)
-                if current.status == "restarting" and not current.manually_stopped:
-                    self.start(container.id, by_policy=True)
+                with self.lock:  # the check and the start at one instant: a stop waits for both
+                    if self._restarts.get(cid) is not cancel or cancel.is_set():
+                        return
+                    del self._restarts[cid]
+                    current = self.get(cid)
+                    if current.status == "restarting" and not current.manually_stopped:
+                        self.start(cid, by_policy=True)
             except Exception:  # noqa: BLE001 - removed meanwhile, or the start failed (counted as an exit)
                 pass
 
@@ -1055,15 +1095,21 @@ class ContainerService:
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> Container:
         """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses."""
-        container = self.get(ref)
+        with self.lock:
+            container = self.get(ref)
+            if container.status in ("running", "restarting"):
+                if not force and container.paused:
+                    raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop "
+                                   "the container before attempting removal or force remove")
+                if not force:
+                    raise Conflict(f"You cannot remove a {container.status} container {container.id}. Stop the "
+                                   "container before attempting removal or force remove")
+            if container.status == "restarting":
+                self._cancel_restart(container)
+            elif container.status == "running":
+                seen = self.exits.get(container.id, 0)
+                self._mark_stopped(container)   # as dockerd's Kill: its exit is not restarted by its policy
         if container.status == "running":
-            if not force and container.paused:
-                raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop "
-                               "the container before attempting removal or force remove")
-            if not force:
-                raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
-                               "before attempting removal or force remove")
-            seen = self.exits.get(container.id, 0)
             try:
                 self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
             except NotFound:
