@@ -44,8 +44,8 @@ import signal
 import threading
 import time
 
-from minidocker.engine.container import (Container, claim_name, find_container, list_containers, random_name,
-                                         release_name)
+from minidocker.engine.container import (Container, claim_name, claim_random_name, find_container, list_containers,
+                                         random_name, release_name)
 from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState,
                                MinidockerError, NotFound)
 from minidocker.paths import StateRoots
@@ -258,14 +258,7 @@ class ContainerService:
         """Take ``name`` for ``cid`` with the engine's atomic claim (engine/container.py: claim_name),
         as direct mode does; None: a free random name. A taken name is Docker's 409."""
         if name is None:
-            for attempt in range(50):
-                candidate = random_name() if attempt < 40 else f"{random_name()}_{os.urandom(2).hex()}"
-                try:
-                    claim_name(self.roots, candidate, cid, record_named=self._record_named)
-                    return candidate
-                except Conflict:
-                    continue
-            raise Conflict("failed to find a free container name")
+            return claim_random_name(self.roots, cid, record_named=self._record_named)
         try:
             claim_name(self.roots, name, cid, record_named=self._record_named)
         except Conflict:
