@@ -50,7 +50,7 @@ from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidA
                                MinidockerError, NotFound)
 from minidocker.paths import StateRoots
 
-__all__ = ["ContainerService", "NotModifiedError", "parse_signal"]
+__all__ = ["ContainerService", "NotModifiedError", "network_aliases", "parse_signal"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 EXIT_FILE = "exit.json"
@@ -126,15 +126,37 @@ def _strings(body: dict, key: str) -> list[str] | None:
     return value
 
 
-def _requested_ip(body: dict, network: str) -> str | None:
-    """NetworkingConfig.EndpointsConfig[network].IPAMConfig.IPv4Address (``docker run --ip``), or None."""
+def _endpoint_config(body: dict, network: str) -> dict:
+    """NetworkingConfig.EndpointsConfig's entry for ``network``: under its name, or under ``default``,
+    the docker CLI's key for the default network. One entry at most, as dockerd's create checks."""
     networking = _typed(body, "NetworkingConfig", dict, {}) or {}
     endpoints = _typed(networking, "EndpointsConfig", dict, {}) or {}
-    endpoint = endpoints.get(network) or {}
+    if len(endpoints) > 1:
+        raise InvalidArgument(f"Container cannot be connected to network endpoints: {', '.join(endpoints)}")
+    endpoint = endpoints.get(network) or endpoints.get("default") or {}
     if not isinstance(endpoint, dict):
         raise InvalidArgument(f"invalid EndpointsConfig for {network}: expected an object")
-    ipam_config = _typed(endpoint, "IPAMConfig", dict, {}) or {}
+    return endpoint
+
+
+def _requested_ip(body: dict, network: str) -> str | None:
+    """NetworkingConfig.EndpointsConfig[network].IPAMConfig.IPv4Address (``docker run --ip``), or None."""
+    ipam_config = _typed(_endpoint_config(body, network), "IPAMConfig", dict, {}) or {}
     return _typed(ipam_config, "IPv4Address", str, "") or None
+
+
+def network_aliases(body: dict, network: str) -> list[str]:
+    """NetworkingConfig.EndpointsConfig[network].Aliases (``docker run --network-alias``), as given."""
+    return _strings(_endpoint_config(body, network), "Aliases") or []
+
+
+def _mac_address(body: dict) -> str | None:
+    """Config.MacAddress (``docker run --mac-address``), checked; None: the one of its address."""
+    from minidocker.network.ipam import parse_mac
+
+    text = _typed(body, "MacAddress", str, "") or ""
+    # SPEC: dockerd 20.10 takes a bad one at create and fails at start; here create refuses it (400)
+    return parse_mac(text) if text else None
 
 
 def _publish_specs(host: dict) -> list[str]:
@@ -367,6 +389,8 @@ class ContainerService:
         publish = _publish_specs(host)
         _typed(host, "PublishAllPorts", bool, False)
         _typed(body, "ExposedPorts", dict, {})
+        network_aliases(body, options.network)   # its type, and one endpoint at most
+        _mac_address(body)
         if options.network == "none" and not publish:
             return None
         from minidocker.engine.networks import check_network_exists, plan_network
@@ -406,9 +430,18 @@ class ContainerService:
         exposed = []
         if host.get("PublishAllPorts"):
             exposed = sorted({*(image.config.get("ExposedPorts") or {}), *(config.get("ExposedPorts") or {})})
-        return {"lib": str(self.roots.lib), "run": str(self.roots.run), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
+        return {"lib": str(self.roots.lib), "run": str(self.roots.run), "network": mode,
+                "publish": _publish_specs(host), "exposed": exposed,
                 "name": container.name, "hostname": config.get("Hostname") or container.id[:12],
-                "ip": _requested_ip(config, mode)}
+                "ip": _requested_ip(config, mode), "mac": _mac_address(config),
+                "aliases": network_aliases(config, mode)}
+
+    def _check_aliases(self, container: Container) -> None:
+        """dockerd's start refuses aliases off user-defined networks (nothing resolves them there)."""
+        mode = self._network_mode(container.host_config or {})
+        if (mode in ("bridge", "none", "host") or mode.startswith("container:")) and \
+                network_aliases(container.config or {}, mode):
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
 
     def _mount_plan(self, body: dict, host: dict, image_config: dict):
         """The mounts plan (engine/volumes.py) of Binds, Mounts, Tmpfs, VolumesFrom and the VOLUMEs, or None."""
@@ -600,6 +633,7 @@ class ContainerService:
                 raise NotModifiedError()   # dockerd: a restarting container counts as running
             if container.status == "removing":
                 raise InvalidState(f"cannot start container {container.id[:12]}: it is being removed")
+            self._check_aliases(container)
             if not by_policy:
                 container.restart_count, container.manually_stopped = None, None
             directory = container.directory(self.roots)
