@@ -995,6 +995,40 @@ def test_a_failed_create_leaves_no_claim_on_its_name(daemon):
     ok(daemon, "rm", cid)
 
 
+def test_a_create_that_fills_a_volume_holds_up_no_other_request(daemon):
+    """A create copies the image's directory into a new volume (copy-up) under that volume's lock only:
+    ps, run -d and stop answer meanwhile. Holding the volume's lock here stands for a long copy."""
+    import fcntl
+
+    ok(daemon, "volume", "create", "slowfill")
+    mountpoint = json.loads(ok(daemon, "volume", "inspect", "slowfill"))[0]["Mountpoint"]
+    fd = os.open(os.path.dirname(mountpoint), os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)   # the lock storage/volumes.py takes around the copy
+    results: list[subprocess.CompletedProcess] = []
+    filling = threading.Thread(target=lambda: results.append(
+        docker(daemon, "create", "--name", "filling", "-v", "slowfill:/etc", "busybox", "true", timeout=120)))
+    filling.start()
+    try:
+        time.sleep(0.5)
+        assert filling.is_alive(), results   # waiting for the volume, as it would during a long copy
+        started = time.monotonic()
+        assert "filling" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}", timeout=10)
+        other = ok(daemon, "run", "-d", "busybox", "sleep", "100", timeout=10).strip()
+        ok(daemon, "stop", "-t", "0", other, timeout=10)
+        ok(daemon, "rm", other, timeout=10)
+        assert time.monotonic() - started < 10 and filling.is_alive()
+    finally:
+        os.close(fd)   # the copy goes on
+        filling.join(60)
+    try:
+        assert results and results[0].returncode == 0, results
+        assert os.path.exists(os.path.join(mountpoint, "passwd"))   # the image's /etc, copied up
+        assert ok(daemon, "inspect", "-f", "{{.State.Status}}", "filling").strip() == "created"
+    finally:
+        docker(daemon, "rm", "-f", "filling")
+        ok(daemon, "volume", "rm", "slowfill")
+
+
 def test_a_detached_start_that_fails_is_reported_and_recorded(daemon):
     """run -d and start create and start in one request to the supervisor: a failed start still
     answers as dockerd's (the CLI's exit 127) and leaves an exited record with the error."""

@@ -240,38 +240,43 @@ class ContainerService:
             raise ImageNotFound(f"No such image: {shown}") from None
         network_plan = self._network_plan(options, body, host)       # bad -p, unknown network: nothing made
         mount_plan = self._mount_plan(body, host, image.config)      # bad -v/--mount: nothing made
-        with self.lock:
-            container = Container.new(name or random_name(), image.reference, [], image_id=image.id)
-            from minidocker.engine.run import build_spec
-            from minidocker.storage import Snapshot
+        container = Container.new(name or random_name(), image.reference, [], image_id=image.id)
+        from minidocker.engine.run import build_spec
+        from minidocker.storage import Snapshot
 
-            directory = container.directory(self.roots)
-            spec = build_spec(image, options, str(directory / "rootfs"), container.id, network_plan, directory,
-                              self.roots, mount_plan)
-            container.command = spec["process"]["args"]
-            container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
-            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as in dockerd's Config
-                merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
-                if merged:
-                    container.config[key] = merged
-            container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
-            container.supervised = True
+        directory = container.directory(self.roots)
+        spec = build_spec(image, options, str(directory / "rootfs"), container.id, network_plan, directory,
+                          self.roots, mount_plan)
+        container.command = spec["process"]["args"]
+        container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
+        for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as in dockerd's Config
+            merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
+            if merged:
+                container.config[key] = merged
+        container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
+        container.supervised = True
+        with self.lock:   # the claim reads and updates the names of the records (_record_named)
             container.name = self._claim(name, container.id)
-            try:
-                snapshot = Snapshot.create(image.layers, directory)
-                from minidocker.atomic import write_bytes
+        # The rest runs without self.lock: filling a new volume from the image (copy-up) can take
+        # seconds, and every start, stop and exit waits for that lock. Nobody can reach this container
+        # meanwhile: its name is claimed, and until its record is saved (last) lookups and listings
+        # skip its directory, as they skip one of direct mode's being created
+        # (test_a_create_that_fills_a_volume_holds_up_no_other_request).
+        try:
+            snapshot = Snapshot.create(image.layers, directory)
+            from minidocker.atomic import write_bytes
 
-                # Compact, as containerd writes a bundle's config.json: indenting its 9 KB (the seccomp
-                # profile) goes through json's pure-Python encoder, 4x the time of the C one.
-                write_bytes(directory / "config.json", json.dumps(spec).encode() + b"\n", durable=False)
-                self._prepare_mounts(network_plan, mount_plan, snapshot, spec, container)
-                container.save(self.roots, durable=not options.remove)  # as direct mode: --rm records need none
-            except BaseException:
-                import shutil
+            # Compact, as containerd writes a bundle's config.json: indenting its 9 KB (the seccomp
+            # profile) goes through json's pure-Python encoder, 4x the time of the C one.
+            write_bytes(directory / "config.json", json.dumps(spec).encode() + b"\n", durable=False)
+            self._prepare_mounts(network_plan, mount_plan, snapshot, spec, container)
+            container.save(self.roots, durable=not options.remove)  # as direct mode: --rm records need none
+        except BaseException:
+            import shutil
 
-                shutil.rmtree(directory, ignore_errors=True)
-                release_name(self.roots.containers, container.name, container.id)
-                raise
+            shutil.rmtree(directory, ignore_errors=True)
+            release_name(self.roots.containers, container.name, container.id)
+            raise
         container.warnings = container_warnings  # not persisted: create's answer only
         self._event(container, "create")
         return container
