@@ -28,8 +28,8 @@ from minidocker.linux import procfs
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-__all__ = ["BrokenRecord", "Container", "claim_name", "claim_random_name", "find_container", "list_containers", "new_container_id",
-           "random_name", "release_name"]
+__all__ = ["BrokenRecord", "Container", "claim_name", "claim_random_name", "find_container", "list_containers",
+           "new_container_id", "random_name", "release_name"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

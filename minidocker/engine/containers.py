@@ -31,7 +31,10 @@ container with ``paused`` set (State.Status "paused", State.Running true).
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
-(it was down: ``kill -9``, live restore).
+(it was down: ``kill -9``, live restore). An exit the restart policy restarts goes to
+"restarting" in the same step (under ``self.lock``), and a manual stop, kill or ``rm -f``
+finds either "running" (then that exit is not restarted) or "restarting" (then the pending
+start is cancelled): never a restart after a stop, until the daemon restarts.
 See: docker-container-run(1), the Engine API reference "Container".
 """
 

@@ -5,8 +5,9 @@ State (``tree /var/lib/minidocker/networks``)::
     networks/.lock              flock(2) taken by every change: allocations never race
     networks/<name>.json        a Network: id, subnet, gateway, bridge, endpoints
 
-An *endpoint* is one container on one network: its address, the host end of its
-veth pair, its published ports, and its *owner* (a PID and that process's start
+An *endpoint* is one container on one network: its address (and its MAC, Docker's
+``02:42`` + the IPv4 address), the host end of its veth pair, its published ports, its
+aliases (more names its peers' hosts files give it), and its *owner* (a PID and that process's start
 time): an endpoint whose owner is dead is stale and is reclaimed by the next change
 (a ``run`` killed with SIGKILL cannot leak an address for ever).
 
@@ -461,7 +462,7 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
 
 
 def _write_name_files(store: NetworkStore, container_id: str, hostname: str, directory: Path) -> None:
-    """The container's /etc/hosts (own address, peers on user networks), hostname, resolv.conf."""
+    """The container's /etc/hosts (own address, peers on user networks with their aliases), hostname, resolv.conf."""
     own_ip, peers = None, []
     for network in store.list():
         me = network.endpoints.get(container_id)

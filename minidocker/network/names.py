@@ -4,7 +4,8 @@ Docker writes them in the container's directory and bind-mounts them over the im
 On a user-defined network, containers find each other **by name**: Docker answers
 from an embedded DNS server at 127.0.0.11, which needs a daemon. minidocker has none
 in direct mode, so it keeps the hosts files of every container on a network up to date
-instead (what Docker did before 1.10). A bind-mounted file must be rewritten *in place*:
+instead (what Docker did before 1.10): a peer's line holds its name, short ID and network
+aliases (``--network-alias``). A bind-mounted file must be rewritten *in place*:
 a rename would put a new inode at the path and the container would keep the old one.
 
 Main API::
