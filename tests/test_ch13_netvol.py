@@ -216,6 +216,16 @@ def test_network_aliases_resolve_through_the_peers_hosts_files_and_show_in_inspe
         refused = daemon.request("POST", "/v1.41/networks/bridge/connect", json.dumps(
             {"Container": "db", "EndpointConfig": {"Aliases": ["x1"]}}).encode(), {"Content-Type": "application/json"})
         assert refused[0] == 400 and b"supported only for containers in user defined networks" in refused[2], refused
+        for bad in ("two words", "x\n10.0.0.1 evil", "#"):   # each would break the peers' hosts lines
+            status, _, body = daemon.request("POST", "/v1.41/containers/create", json.dumps(
+                {"Image": "busybox", "HostConfig": {"NetworkMode": "aliased"},
+                 "NetworkingConfig": {"EndpointsConfig": {"aliased": {"Aliases": [bad]}}}}).encode(),
+                {"Content-Type": "application/json"})
+            assert status == 400 and b"invalid network alias" in body, (bad, status, body)
+            connected = daemon.request("POST", "/v1.41/networks/aliased2/connect", json.dumps(
+                {"Container": "db", "EndpointConfig": {"Aliases": [bad]}}).encode(),
+                {"Content-Type": "application/json"})
+            assert connected[0] == 400, (bad, connected)
         created = ok(daemon, "create", "--name", "later", "--network", "aliased", "--network-alias", "cache",
                      "busybox", "sleep", "100").strip()
         assert inspect(daemon, created)["NetworkSettings"]["Networks"]["aliased"]["Aliases"] == ["cache"]

@@ -150,7 +150,9 @@ def _requested_ip(body: dict, network: str) -> str | None:
 
 def network_aliases(body: dict, network: str) -> list[str]:
     """NetworkingConfig.EndpointsConfig[network].Aliases (``docker run --network-alias``), as given."""
-    return _strings(_endpoint_config(body, network), "Aliases") or []
+    from minidocker.network.names import check_aliases
+
+    return check_aliases(_strings(_endpoint_config(body, network), "Aliases") or [])
 
 
 def _mac_address(body: dict) -> str | None:

@@ -510,6 +510,7 @@ def connect(roots: StateRoots, network_ref: str, container_ref: str,
     network = store.get(network_ref)
     if aliases and not network.user_defined:
         raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+    names.check_aliases(aliases or [])
     count = sum(container.id in n.endpoints for n in store.list())
     hostname = next((n.endpoints[container.id]["hostname"] for n in store.list() if container.id in n.endpoints),
                     container.id[:12])
