@@ -518,6 +518,44 @@ def test_stop_kill_and_rm_of_a_restarting_container_cancel_its_restart(daemon):
         docker(daemon, "rm", "-f", "quick1", "quick2", "quick3")
 
 
+def test_a_stop_that_lands_as_the_back_off_ends_still_cancels_the_restart(tmp_path):
+    """The interleaving the CLI tests cannot force, forced here on the engine alone (a stub supervisor,
+    a stub start): the restart's thread wakes while a stop holds the service's lock. It used to check
+    the status without the lock and start anyway; it must now find the restart cancelled."""
+    from minidocker.engine.container import Container
+    from minidocker.engine.containers import ContainerService
+    from minidocker.paths import StateRoots
+
+    class Supervisor:
+        def request(self, request, fds=(), timeout=60):
+            return {}
+
+    roots = StateRoots(lib=tmp_path / "lib", run=tmp_path / "run")
+    service = ContainerService(roots, None, None, Supervisor())
+    starts: list[str] = []
+    service.start = lambda ref, by_policy=False: starts.append(ref)   # type: ignore[method-assign]
+
+    def exited_record() -> str:
+        record = Container.new(None, "busybox", ["true"])
+        record.supervised, record.host_config = True, {"RestartPolicy": {"Name": "always"}}
+        record.save(roots)
+        record.status, record.started_at = "running", time.time_ns()
+        record.save(roots)
+        service._exited(record.id, {"exit_code": 0, "finished_at": time.time_ns()})
+        assert Container.load(roots, record.id).status == "restarting"
+        return record.id
+
+    restarted = exited_record()
+    wait_for(lambda: starts == [restarted], timeout=5, what="the restart by policy (100 ms back-off)")
+    with service.lock:
+        stopped = exited_record()
+        time.sleep(0.4)   # its back-off is over: its start waits for the lock
+        service.stop(stopped)
+    time.sleep(0.3)
+    assert starts == [restarted], "a stopped container was restarted"
+    assert Container.load(roots, stopped).status == "exited" and Container.load(roots, stopped).manually_stopped
+
+
 def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_path):
     with Minidockerd(tmp_path) as first:
         ok(first, "run", "-d", "--name", "aa", "--restart", "always", "busybox", "sleep", "100")
