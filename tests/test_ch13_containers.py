@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -452,6 +453,24 @@ def test_a_container_flooding_stdout_neither_slows_ps_nor_outgrows_its_log_limit
         ok(daemon, "rm", "-f", "flood")
 
 
+def _restart_state(daemon, name: str) -> tuple[str, int, str]:
+    status, count, started = ok(daemon, "inspect", "-f", "{{.State.Status}} {{.RestartCount}} {{.State.StartedAt}}",
+                                name).split()
+    return status, int(count), started
+
+
+def _stays_stopped(daemon, name: str) -> None:
+    """Stopped by hand: exited, and no start comes, not even after the longest back-off it could wait."""
+    from minidocker.engine.containers import restart_delay
+
+    status, count, started = _restart_state(daemon, name)
+    assert status == "exited", f"{name}: expected exited after a manual stop, found {status}"
+    logs = ok(daemon, "logs", name)
+    time.sleep(restart_delay(count, 0) + 0.3)
+    assert _restart_state(daemon, name) == (status, count, started), f"{name}: a stopped container was restarted"
+    assert ok(daemon, "logs", name) == logs
+
+
 def test_restart_policies_on_failure_always_and_a_manual_stop(daemon):
     ok(daemon, "run", "-d", "--name", "flaky", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo try; exit 1")
     ok(daemon, "run", "-d", "--name", "fine", "--restart", "on-failure", "busybox", "true")
@@ -463,17 +482,78 @@ def test_restart_policies_on_failure_always_and_a_manual_stop(daemon):
         assert ok(daemon, "logs", "flaky").count("try") == 4
         assert ok(daemon, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "fine").split() == ["0", "exited"]
         wait_for(lambda: ok(daemon, "logs", "forever").count("up") >= 3, timeout=15, what="always to restart")
+        # Running, just exited or waiting for its restart: whichever the stop meets, the restart is off
         ok(daemon, "stop", "-t", "1", "forever")
-        count = ok(daemon, "logs", "forever").count("up")
-        time.sleep(1.0)
-        assert ok(daemon, "logs", "forever").count("up") == count, "a stopped container was restarted"
-        assert ok(daemon, "inspect", "-f", "{{.State.Status}}", "forever").strip() == "exited"
+        _stays_stopped(daemon, "forever")
         conflicting = daemon.request("POST", "/v1.41/containers/create", json.dumps(
             {"Image": "busybox", "HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}).encode(),
             {"Content-Type": "application/json"})  # the docker CLI refuses it itself; the API too
         assert conflicting[0] == 400 and b"Conflicting options" in conflicting[2]
     finally:
         ok(daemon, "rm", "-f", "flaky", "fine", "forever")
+
+
+def test_stop_kill_and_rm_of_a_restarting_container_cancel_its_restart(daemon):
+    for name in ("quick1", "quick2", "quick3"):
+        ok(daemon, "run", "-d", "--name", name, "--restart", "always", "busybox", "false")
+    try:
+        # After four quick exits the next start is 1.6 s away: the requests land in "restarting"
+        for name in ("quick1", "quick2", "quick3"):
+            wait_for(lambda: (lambda s: s[0] == "restarting" and s[1] >= 4)(_restart_state(daemon, name)),
+                     timeout=20, what=f"{name} to wait for its fifth restart")
+        ok(daemon, "stop", "quick1")
+        _stays_stopped(daemon, "quick1")
+        ok(daemon, "kill", "quick2")
+        _stays_stopped(daemon, "quick2")
+        status, _, body = daemon.request("POST", "/v1.41/containers/quick3/start")
+        assert status == 304, (status, body)   # dockerd: a restarting container counts as running
+        refused = docker(daemon, "rm", "quick3")
+        # (or "running", in the few ms it runs `false` between two waits)
+        assert refused.returncode == 1 and re.search("You cannot remove a (restarting|running) container",
+                                                     refused.errors), refused.errors
+        ok(daemon, "rm", "-f", "quick3")
+        time.sleep(0.3)
+        assert docker(daemon, "inspect", "quick3").returncode == 1
+    finally:
+        docker(daemon, "rm", "-f", "quick1", "quick2", "quick3")
+
+
+def test_a_stop_that_lands_as_the_back_off_ends_still_cancels_the_restart(tmp_path):
+    """The interleaving the CLI tests cannot force, forced here on the engine alone (a stub supervisor,
+    a stub start): the restart's thread wakes while a stop holds the service's lock. It used to check
+    the status without the lock and start anyway; it must now find the restart cancelled."""
+    from minidocker.engine.container import Container
+    from minidocker.engine.containers import ContainerService
+    from minidocker.paths import StateRoots
+
+    class Supervisor:
+        def request(self, request, fds=(), timeout=60):
+            return {}
+
+    roots = StateRoots(lib=tmp_path / "lib", run=tmp_path / "run")
+    service = ContainerService(roots, None, None, Supervisor())
+    starts: list[str] = []
+    service.start = lambda ref, by_policy=False: starts.append(ref)   # type: ignore[method-assign]
+
+    def exited_record() -> str:
+        record = Container.new(None, "busybox", ["true"])
+        record.supervised, record.host_config = True, {"RestartPolicy": {"Name": "always"}}
+        record.save(roots)
+        record.status, record.started_at = "running", time.time_ns()
+        record.save(roots)
+        service._exited(record.id, {"exit_code": 0, "finished_at": time.time_ns()})
+        assert Container.load(roots, record.id).status == "restarting"
+        return record.id
+
+    restarted = exited_record()
+    wait_for(lambda: starts == [restarted], timeout=5, what="the restart by policy (100 ms back-off)")
+    with service.lock:
+        stopped = exited_record()
+        time.sleep(0.4)   # its back-off is over: its start waits for the lock
+        service.stop(stopped)
+    time.sleep(0.3)
+    assert starts == [restarted], "a stopped container was restarted"
+    assert Container.load(roots, stopped).status == "exited" and Container.load(roots, stopped).manually_stopped
 
 
 def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_path):

@@ -187,6 +187,82 @@ def test_a_user_network_resolves_container_names_and_isolates_from_the_default(d
         ok(daemon, "network", "rm", "app")
 
 
+def _mac_of(ip: str) -> str:
+    return "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def test_network_aliases_resolve_through_the_peers_hosts_files_and_show_in_inspect(daemon, box):
+    ok(daemon, "network", "create", "--subnet", "10.214.79.0/24", "aliased")
+    ok(daemon, "network", "create", "--subnet", "10.214.80.0/24", "aliased2")
+    try:
+        cid = ok(daemon, "run", "-d", "--name", "db", "--network", "aliased", "--network-alias", "database",
+                 "--network-alias", "pg", "busybox", "sleep", "100").strip()
+        db = inspect(daemon, "db")["NetworkSettings"]["Networks"]["aliased"]
+        assert db["Aliases"] == ["database", "pg", cid[:12]]   # dockerd 20.10's: as given, then the short ID
+        for name in ("database", "pg", "db"):
+            out = ok(daemon, "run", "--rm", "--network", "aliased", "busybox", "ping", "-c", "1", "-W", "2", name)
+            assert db["IPAddress"] in out, (name, out)
+        hosts = ok(daemon, "run", "--rm", "--network", "aliased", "busybox", "cat", "/etc/hosts")
+        assert f"{db['IPAddress']}\tdb {cid[:12]} database pg" in hosts, hosts
+        # network connect --alias: the aliases on that network only
+        ok(daemon, "network", "connect", "--alias", "db-two", "aliased2", "db")
+        second = inspect(daemon, "db")["NetworkSettings"]["Networks"]["aliased2"]
+        assert second["Aliases"] == ["db-two", cid[:12]]
+        out = ok(daemon, "run", "--rm", "--network", "aliased2", "busybox", "ping", "-c", "1", "-W", "2", "db-two")
+        assert second["IPAddress"] in out
+        unknown = docker(daemon, "run", "--rm", "--network", "aliased2", "busybox", "ping", "-c", "1", "-W", "1",
+                         "database")
+        assert unknown.returncode != 0   # an alias is one network's name for it
+        refused = daemon.request("POST", "/v1.41/networks/bridge/connect", json.dumps(
+            {"Container": "db", "EndpointConfig": {"Aliases": ["x1"]}}).encode(), {"Content-Type": "application/json"})
+        assert refused[0] == 400 and b"supported only for containers in user defined networks" in refused[2], refused
+        for bad in ("two words", "x\n10.0.0.1 evil", "#"):   # each would break the peers' hosts lines
+            status, _, body = daemon.request("POST", "/v1.41/containers/create", json.dumps(
+                {"Image": "busybox", "HostConfig": {"NetworkMode": "aliased"},
+                 "NetworkingConfig": {"EndpointsConfig": {"aliased": {"Aliases": [bad]}}}}).encode(),
+                {"Content-Type": "application/json"})
+            assert status == 400 and b"invalid network alias" in body, (bad, status, body)
+            connected = daemon.request("POST", "/v1.41/networks/aliased2/connect", json.dumps(
+                {"Container": "db", "EndpointConfig": {"Aliases": [bad]}}).encode(),
+                {"Content-Type": "application/json"})
+            assert connected[0] == 400, (bad, connected)
+        created = ok(daemon, "create", "--name", "later", "--network", "aliased", "--network-alias", "cache",
+                     "busybox", "sleep", "100").strip()
+        assert inspect(daemon, created)["NetworkSettings"]["Networks"]["aliased"]["Aliases"] == ["cache"]
+    finally:
+        docker(daemon, "rm", "-f", "db", "later")
+        ok(daemon, "network", "rm", "aliased", "aliased2")
+
+
+def test_the_mac_address_is_02_42_and_the_ipv4_address_or_the_one_asked_for(daemon, box):
+    ok(daemon, "network", "create", "--subnet", "10.214.81.0/24", "macs")
+    try:
+        ok(daemon, "run", "-d", "--name", "derived", "busybox", "sleep", "100")
+        settings = inspect(daemon, "derived")["NetworkSettings"]
+        assert settings["MacAddress"] == settings["Networks"]["bridge"]["MacAddress"] == _mac_of(settings["IPAddress"])
+        inside = ok(daemon, "exec", "derived", "cat", "/sys/class/net/eth0/address").strip()
+        assert inside == settings["MacAddress"]
+        ok(daemon, "network", "connect", "macs", "derived")
+        second = inspect(daemon, "derived")["NetworkSettings"]["Networks"]["macs"]
+        assert second["MacAddress"] == _mac_of(second["IPAddress"])
+        assert ok(daemon, "exec", "derived", "cat", "/sys/class/net/eth1/address").strip() == second["MacAddress"]
+        members = json.loads(ok(daemon, "network", "inspect", "macs"))[0]["Containers"]
+        assert [m["MacAddress"] for m in members.values()] == [second["MacAddress"]]
+        # Config.MacAddress: CLI 28 sends --mac-address per network (API 1.44) unless --network none, so by hand
+        status, _, body = daemon.request("POST", "/v1.41/containers/create?name=asked", json.dumps(
+            {"Image": "busybox", "Cmd": ["cat", "/sys/class/net/eth0/address"], "MacAddress": "02:42:AB:CD:00:07",
+             "HostConfig": {"NetworkMode": "macs"}}).encode(), {"Content-Type": "application/json"})
+        assert status == 201, body
+        assert ok(daemon, "start", "-a", "asked").strip() == "02:42:ab:cd:00:07"
+        assert inspect(daemon, "asked")["Config"]["MacAddress"] == "02:42:AB:CD:00:07"   # as given, as dockerd's
+        bad = daemon.request("POST", "/v1.41/containers/create", json.dumps(
+            {"Image": "busybox", "MacAddress": "01:00:5e:00:00:01"}).encode(), {"Content-Type": "application/json"})
+        assert bad[0] == 400 and b"invalid MAC address" in bad[2], bad
+    finally:
+        docker(daemon, "rm", "-f", "derived", "asked")
+        ok(daemon, "network", "rm", "macs")
+
+
 def test_network_connect_and_disconnect_of_a_daemon_container(daemon, box):
     ok(daemon, "network", "create", "--subnet", "10.214.78.0/24", "side")
     try:
@@ -602,3 +678,34 @@ def test_a_start_on_a_taken_port_leaves_the_container_created_with_the_error_as_
     assert inspect(daemon, "late")["State"]["Status"] == "running"
     assert ok(daemon, "port", "late") == f"80/tcp -> 0.0.0.0:{taken_port}\n"
     ok(daemon, "rm", "-f", "late", "policy")
+
+
+@pytest.mark.docker
+def test_aliases_and_mac_address_of_a_created_container_as_dockerd(daemon, box, dockerd, busybox_in_dockerd):
+    """Nothing runs: a created container keeps its aliases and MacAddress as given (dockerd 20.10), and
+    its start refuses aliases off a user-defined network with dockerd's status and words."""
+    from daemonkit import http_request
+
+    body = json.dumps({"Image": "busybox", "Cmd": ["true"], "MacAddress": "02:42:0a:00:00:09",
+                       "HostConfig": {"NetworkMode": "none"},
+                       "NetworkingConfig": {"EndpointsConfig": {"none": {"Aliases": ["foo", "bar"]}}}}).encode()
+    headers = {"Content-Type": "application/json"}
+    two = json.dumps({"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"none": {}, "other": {}}}}).encode()
+    answers = []
+    for request in (daemon.request, lambda *a: http_request(str(dockerd.socket), *a)):
+        status, _, created = request("POST", "/v1.41/containers/create?name=aliased", body, headers)
+        assert status == 201, created
+        cid = json.loads(created)["Id"]
+        try:
+            inspected = json.loads(request("GET", f"/v1.41/containers/{cid}/json")[2])
+            started = request("POST", f"/v1.41/containers/{cid}/start")
+            refused = request("POST", "/v1.41/containers/create", two, headers)
+            answers.append((inspected["NetworkSettings"]["Networks"]["none"]["Aliases"],
+                            inspected["NetworkSettings"]["MacAddress"], inspected["Config"]["MacAddress"],
+                            started[0], json.loads(started[2])["message"], refused[0],
+                            json.loads(refused[2])["message"].split(":")[0]))
+        finally:
+            request("DELETE", f"/v1.41/containers/{cid}?force=1")
+    assert answers[0] == answers[1], answers
+    assert answers[0][:5] == (["foo", "bar"], "", "02:42:0a:00:00:09", 400,
+                              "network-scoped alias is supported only for containers in user defined networks")

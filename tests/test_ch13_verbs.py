@@ -916,8 +916,8 @@ def test_the_clis_http_reader_takes_bodies_as_they_come(answer, body):
 
 
 def test_a_record_without_a_claim_still_holds_its_name(daemon):
-    """Direct mode claims only --name; its random names (and older records) have no claim file:
-    the daemon knows them all the same (it keeps the records' names, engine/containers.py)."""
+    """Records written before claims existed (direct mode claimed only --name) have no claim file:
+    the daemon knows their names all the same (it keeps the records' names, engine/containers.py)."""
     import shutil
 
     from minidocker.engine.container import Container
@@ -926,7 +926,7 @@ def test_a_record_without_a_claim_still_holds_its_name(daemon):
     roots = state_roots({"MINIDOCKER_ROOT": str(daemon.root)})
     ok(daemon, "create", "busybox", "true")  # the daemon has read the records once already
     unclaimed = Container.new("unclaimed-name", "busybox", ["true"])
-    unclaimed.save(roots)  # as direct mode writes a record with a random name: no claim
+    unclaimed.save(roots)  # as direct mode wrote a record with a random name: no claim
     try:
         assert not (roots.containers / ".names" / "unclaimed-name").exists()
         taken = docker(daemon, "create", "--name", "unclaimed-name", "busybox", "true")
@@ -938,6 +938,95 @@ def test_a_record_without_a_claim_still_holds_its_name(daemon):
         shutil.rmtree(unclaimed.directory(roots))
         for cid in ok(daemon, "ps", "-aq").split():
             ok(daemon, "rm", "-f", cid)
+
+
+def test_a_failed_direct_run_frees_its_name_and_random_names_are_claimed(daemon):
+    """A direct run that fails after its claim (a bad --user) frees the name at once, even for the
+    process that made it (a claim holds while its process lives); a random name is claimed too
+    (engine/container.py: claim_random_name), so the daemon sees it by its claim file."""
+    import sys
+
+    from minidocker.paths import state_roots
+
+    roots = state_roots({"MINIDOCKER_ROOT": str(daemon.root)})
+    code = ("from minidocker.engine.run import RunOptions, run_container\n"
+            "from minidocker.errors import InvalidArgument\n"
+            "def run(**kw): return run_container(RunOptions(image='busybox', command=['true'], network='none', **kw))\n"
+            "try:\n"
+            "    run(name='failed-run', user='nosuch')\n"
+            "except InvalidArgument as err:\n"
+            "    print('refused:', str(err).splitlines()[0])\n"
+            "print(run(name='failed-run', remove=True).exit_code)\n"
+            "run(name=None)\n")
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MINIDOCKER_ROOT": str(daemon.root)},
+                            capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0 and result.stdout == (
+        "refused: invalid user 'nosuch': unable to find user nosuch: no matching entries in passwd file\n0\n"), \
+        result.stdout + result.stderr
+    try:
+        assert not (roots.containers / ".names" / "failed-run").exists()
+        random = ok(daemon, "ps", "-a", "--format", "{{.Names}} {{.ID}}").split()
+        assert len(random) == 2, random
+        claim = json.loads((roots.containers / ".names" / random[0]).read_text()).split()
+        assert claim[0].startswith(random[1]), (claim, random)
+        taken = docker(daemon, "create", "--name", random[0], "busybox", "true")
+        assert taken.returncode != 0 and f'"/{random[0]}" is already in use' in taken.errors, taken.errors
+    finally:
+        for cid in ok(daemon, "ps", "-aq").split():
+            ok(daemon, "rm", "-f", cid)
+    assert not [n for n in os.listdir(roots.containers / ".names") if n != ".lock"]
+
+
+def test_a_failed_create_leaves_no_claim_on_its_name(daemon):
+    """Whatever refuses a create (unknown image, a bad option found before or after the claim),
+    the name stays free: the next create with it succeeds."""
+    from minidocker.paths import state_roots
+
+    roots = state_roots({"MINIDOCKER_ROOT": str(daemon.root)})
+    for bad in ({"Image": "no-such-image:v0"}, {"Image": "busybox", "WorkingDir": "relative"},
+                {"Image": "busybox", "User": "nosuch"},
+                {"Image": "busybox", "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "bad"}}}},
+                {"Image": "busybox", "HostConfig": {"Mounts": [{"Type": "volume", "Target": "/d",
+                                                                "VolumeOptions": {"DriverConfig": {"Name": "x"}}}]}}):
+        refused = api(daemon, "POST", "/containers/create?name=claim-me", bad)
+        assert refused[0] in (400, 404), (bad, refused)
+        assert not (roots.containers / ".names" / "claim-me").exists(), bad
+    cid = ok(daemon, "create", "--name", "claim-me", "busybox", "true").strip()
+    ok(daemon, "rm", cid)
+
+
+def test_a_create_that_fills_a_volume_holds_up_no_other_request(daemon):
+    """A create copies the image's directory into a new volume (copy-up) under that volume's lock only:
+    ps, run -d and stop answer meanwhile. Holding the volume's lock here stands for a long copy."""
+    import fcntl
+
+    ok(daemon, "volume", "create", "slowfill")
+    mountpoint = json.loads(ok(daemon, "volume", "inspect", "slowfill"))[0]["Mountpoint"]
+    fd = os.open(os.path.dirname(mountpoint), os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)   # the lock storage/volumes.py takes around the copy
+    results: list[subprocess.CompletedProcess] = []
+    filling = threading.Thread(target=lambda: results.append(
+        docker(daemon, "create", "--name", "filling", "-v", "slowfill:/etc", "busybox", "true", timeout=120)))
+    filling.start()
+    try:
+        time.sleep(0.5)
+        assert filling.is_alive(), results   # waiting for the volume, as it would during a long copy
+        started = time.monotonic()
+        assert "filling" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}", timeout=10)
+        other = ok(daemon, "run", "-d", "busybox", "sleep", "100", timeout=10).strip()
+        ok(daemon, "stop", "-t", "0", other, timeout=10)
+        ok(daemon, "rm", other, timeout=10)
+        assert time.monotonic() - started < 10 and filling.is_alive()
+    finally:
+        os.close(fd)   # the copy goes on
+        filling.join(60)
+    try:
+        assert results and results[0].returncode == 0, results
+        assert os.path.exists(os.path.join(mountpoint, "passwd"))   # the image's /etc, copied up
+        assert ok(daemon, "inspect", "-f", "{{.State.Status}}", "filling").strip() == "created"
+    finally:
+        docker(daemon, "rm", "-f", "filling")
+        ok(daemon, "volume", "rm", "slowfill")
 
 
 def test_a_detached_start_that_fails_is_reported_and_recorded(daemon):

@@ -34,7 +34,7 @@ import time
 from minidocker.api.errors import NotModified
 from minidocker.api.filters import parse_filters
 from minidocker.api.server import Reply, Request
-from minidocker.engine.containers import NotModifiedError, parse_signal
+from minidocker.engine.containers import NotModifiedError, network_aliases, parse_signal
 from minidocker.errors import InvalidArgument
 
 __all__ = ["ROUTES", "api_state", "container_inspect_json", "container_summary_json"]
@@ -133,9 +133,12 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
     for name in names if not endpoints else list(endpoints):
         ep = endpoints.get(name) or {}
         user = name not in ("bridge", "host", "none")
+        # dockerd 20.10: the aliases as created (or connected with), and its short ID once on a user network
+        aliases = ep.get("aliases", []) if ep else _configured_aliases(c, name)
+        aliases = [*aliases, c.id[:12]] if user and ep else aliases
         networks[name] = {
             "IPAMConfig": {"IPv4Address": ep["requested_ip"]} if ep.get("requested_ip") else None,
-            "Links": None, "Aliases": [c.id[:12]] if user and ep else None,
+            "Links": None, "Aliases": aliases or None,
             "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": ep.get("network_id", ""),
             "EndpointID": hashlib.sha256(f"{c.id}/{name}".encode()).hexdigest() if ep else "",
             "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefixlen", 0),
@@ -157,6 +160,14 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
             "Gateway": top.get("Gateway", ""), "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "IPAddress": top.get("IPAddress", ""), "IPPrefixLen": top.get("IPPrefixLen", 0), "IPv6Gateway": "",
             "MacAddress": top.get("MacAddress", ""), "Networks": networks}
+
+
+def _configured_aliases(c, network: str) -> list[str]:
+    """The ``--network-alias`` values of a container that is not on its network now (created, exited)."""
+    try:
+        return network_aliases(c.config or {}, network)
+    except InvalidArgument:
+        return []
 
 
 def container_inspect_json(c, log_path: str | None, networks: dict | None = None,
@@ -186,7 +197,8 @@ def container_inspect_json(c, log_path: str | None, networks: dict | None = None
                    "Volumes": config.get("Volumes"), "WorkingDir": config.get("WorkingDir") or "",
                    "Entrypoint": config.get("Entrypoint"), "OnBuild": None, "Labels": config.get("Labels") or {},
                    **({"ExposedPorts": config["ExposedPorts"]} if config.get("ExposedPorts") else {}),
-                   **({"StopSignal": config["StopSignal"]} if config.get("StopSignal") else {})},
+                   **({"StopSignal": config["StopSignal"]} if config.get("StopSignal") else {}),
+                   **({"MacAddress": config["MacAddress"]} if config.get("MacAddress") else {})},
         "NetworkSettings": networks or network_settings_json(c, {}, []),
     }
 

@@ -8,8 +8,8 @@
                                                             "IPAM": {"Config": [{"Subnet"}]}}
                                                            -> 201 {"Id", "Warning"}
     DELETE /networks/{id}               NetworkDelete      204; 403 for a predefined one; 409 with endpoints
-    POST   /networks/{id}/connect       NetworkConnect     {"Container"}: a running container gets one
-                                                            more veth
+    POST   /networks/{id}/connect       NetworkConnect     {"Container", "EndpointConfig": {"Aliases"}}:
+                                                            one more veth
     POST   /networks/{id}/disconnect    NetworkDisconnect  {"Container", "Force"}
     POST   /networks/prune              NetworkPrune       -> {"NetworksDeleted"}
 
@@ -100,8 +100,9 @@ def network_delete(request: Request) -> Reply:
 def network_connect(request: Request) -> Reply:
     from minidocker.engine.networks import connect
 
-    container = _container_of(request)
-    endpoint = connect(request.daemon.roots, _ref(request), container)
+    body = request.json()
+    container = _container_of(body)
+    endpoint = connect(request.daemon.roots, _ref(request), container, _aliases_of(body))
     request.daemon.events.publish("network", "connect", endpoint["network_id"],
                                   {"container": container, "name": endpoint["network"], "type": "bridge"})
     return Reply(200)
@@ -110,7 +111,7 @@ def network_connect(request: Request) -> Reply:
 def network_disconnect(request: Request) -> Reply:
     from minidocker.engine.networks import disconnect
 
-    container = _container_of(request)
+    container = _container_of(request.json())
     disconnect(request.daemon.roots, _ref(request), container)
     request.daemon.events.publish("network", "disconnect", _ref(request), {"container": container})
     return Reply(200)
@@ -128,15 +129,22 @@ def _ref(request: Request) -> str:
     return request.params["id"]
 
 
-def _container_of(request: Request) -> str:
-    body = request.json()
+def _container_of(body: object) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("Container"), str) or not body["Container"]:
         raise InvalidArgument("a container is required: {\"Container\": NAME_OR_ID}")
     if body.get("EndpointConfig"):
         config = body["EndpointConfig"]
-        if not isinstance(config, dict) or any(config.get(k) for k in ("IPAMConfig", "Aliases", "Links")):
-            raise Conflict("endpoint settings (IP address, aliases, links) are not supported by minidocker")
+        if not isinstance(config, dict) or any(config.get(k) for k in ("IPAMConfig", "Links")):
+            raise Conflict("endpoint settings (IP address, links) are not supported by minidocker")
     return body["Container"]
+
+
+def _aliases_of(body: dict) -> list[str]:
+    """EndpointConfig.Aliases (``docker network connect --alias A``): more names its peers resolve."""
+    aliases = (body.get("EndpointConfig") or {}).get("Aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise InvalidArgument("invalid EndpointConfig.Aliases: expected an array of strings")
+    return aliases
 
 
 ROUTES = [

@@ -175,6 +175,9 @@ class BuildContext:
             raise NotFound(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
                            f"lstat {name}: no such file or directory",
                            hint="give the file with -f, or add a Dockerfile to the context") from None
+        except IsADirectoryError:   # dockerfile=/ or a directory's name (a fuzzed request found it: a 500)
+            raise InvalidArgument(f"failed to read {name}: it is a directory",
+                                  hint="give the Dockerfile's path with -f") from None
 
     def clean(self, path: str) -> str:
         """A source path relative to the root, ``..`` resolved; refused if it leaves the context."""

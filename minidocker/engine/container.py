@@ -28,8 +28,8 @@ from minidocker.linux import procfs
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-__all__ = ["BrokenRecord", "Container", "claim_name", "find_container", "list_containers", "new_container_id",
-           "random_name", "release_name"]
+__all__ = ["BrokenRecord", "Container", "claim_name", "claim_random_name", "find_container", "list_containers",
+           "new_container_id", "random_name", "release_name"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
@@ -93,6 +93,8 @@ class Container(Record):
         container.owner, container.auto_remove = [me, procfs.start_time(me)], auto_remove or None
         if name is not None:
             claim_name(roots, name, container.id)
+        else:   # a random name is claimed too: a later --name of it sees it without reading every record
+            container.name = claim_random_name(roots, container.id)
         return container
 
     def directory(self, roots: StateRoots) -> Path:
@@ -168,7 +170,7 @@ def claim_name(roots: StateRoots, name: str, container_id: str, record_named=Non
     ``containers/.names/.lock``), and the claim is a file: ``<id> <pid> <start time>``.
     It holds while the container's directory exists, or while the claiming process is
     alive (it has not written the record yet). A claim that holds neither is stale.
-    A name without a claim file may still be a record's (random names, older records):
+    A name without a claim file may still be a record's (written before random names were claimed too):
     ``record_named(name)`` gives that record's ID when the caller knows the names
     already (minidockerd keeps them), instead of reading every record.
     """
@@ -182,7 +184,7 @@ def claim_name(roots: StateRoots, name: str, container_id: str, record_named=Non
         holder = _claim_holder(roots, names / name)
         if holder is None and record_named is not None:
             holder = record_named(name)
-        elif holder is None:  # records without a claim: random names, and those written before claims
+        elif holder is None:  # records written before every name was claimed
             holder = next((c.id for c in list_containers(roots) if c.name == name), None)
         if holder is not None and holder != container_id:
             raise Conflict(f'the container name "/{name}" is already in use by container "{holder}"',
@@ -191,6 +193,21 @@ def claim_name(roots: StateRoots, name: str, container_id: str, record_named=Non
         write_json(names / name, f"{container_id} {me} {procfs.start_time(me)}", durable=False)
     finally:
         os.close(fd)  # releases the lock
+
+
+def claim_random_name(roots: StateRoots, container_id: str, record_named=None) -> str:
+    """A free Docker-style random name, claimed for ``container_id`` (claim_name); Conflict if none is found.
+
+    After 40 taken ones (324 names in all) a 4-hex suffix makes it almost surely free.
+    """
+    for attempt in range(50):
+        candidate = random_name() if attempt < 40 else f"{random_name()}_{os.urandom(2).hex()}"
+        try:
+            claim_name(roots, candidate, container_id, record_named=record_named)
+            return candidate
+        except Conflict:
+            continue
+    raise Conflict("failed to find a free container name")
 
 
 def release_name(containers: Path, name: str, container_id: str) -> None:

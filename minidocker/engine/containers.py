@@ -31,7 +31,10 @@ container with ``paused`` set (State.Status "paused", State.Running true).
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
-(it was down: ``kill -9``, live restore).
+(it was down: ``kill -9``, live restore). An exit the restart policy restarts goes to
+"restarting" in the same step (under ``self.lock``), and a manual stop, kill or ``rm -f``
+finds either "running" (then that exit is not restarted) or "restarting" (then the pending
+start is cancelled): never a restart after a stop, until the daemon restarts.
 See: docker-container-run(1), the Engine API reference "Container".
 """
 
@@ -44,13 +47,13 @@ import signal
 import threading
 import time
 
-from minidocker.engine.container import (Container, claim_name, find_container, list_containers, random_name,
-                                         release_name)
+from minidocker.engine.container import (Container, claim_name, claim_random_name, find_container, list_containers,
+                                         random_name, release_name)
 from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState,
                                MinidockerError, NotFound)
 from minidocker.paths import StateRoots
 
-__all__ = ["ContainerService", "NotModifiedError", "parse_signal"]
+__all__ = ["ContainerService", "NotModifiedError", "network_aliases", "parse_signal"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 EXIT_FILE = "exit.json"
@@ -126,15 +129,39 @@ def _strings(body: dict, key: str) -> list[str] | None:
     return value
 
 
-def _requested_ip(body: dict, network: str) -> str | None:
-    """NetworkingConfig.EndpointsConfig[network].IPAMConfig.IPv4Address (``docker run --ip``), or None."""
+def _endpoint_config(body: dict, network: str) -> dict:
+    """NetworkingConfig.EndpointsConfig's entry for ``network``: under its name, or under ``default``,
+    the docker CLI's key for the default network. One entry at most, as dockerd's create checks."""
     networking = _typed(body, "NetworkingConfig", dict, {}) or {}
     endpoints = _typed(networking, "EndpointsConfig", dict, {}) or {}
-    endpoint = endpoints.get(network) or {}
+    if len(endpoints) > 1:
+        raise InvalidArgument(f"Container cannot be connected to network endpoints: {', '.join(endpoints)}")
+    endpoint = endpoints.get(network) or endpoints.get("default") or {}
     if not isinstance(endpoint, dict):
         raise InvalidArgument(f"invalid EndpointsConfig for {network}: expected an object")
-    ipam_config = _typed(endpoint, "IPAMConfig", dict, {}) or {}
+    return endpoint
+
+
+def _requested_ip(body: dict, network: str) -> str | None:
+    """NetworkingConfig.EndpointsConfig[network].IPAMConfig.IPv4Address (``docker run --ip``), or None."""
+    ipam_config = _typed(_endpoint_config(body, network), "IPAMConfig", dict, {}) or {}
     return _typed(ipam_config, "IPv4Address", str, "") or None
+
+
+def network_aliases(body: dict, network: str) -> list[str]:
+    """NetworkingConfig.EndpointsConfig[network].Aliases (``docker run --network-alias``), as given."""
+    from minidocker.network.names import check_aliases
+
+    return check_aliases(_strings(_endpoint_config(body, network), "Aliases") or [])
+
+
+def _mac_address(body: dict) -> str | None:
+    """Config.MacAddress (``docker run --mac-address``), checked; None: the one of its address."""
+    from minidocker.network.ipam import parse_mac
+
+    text = _typed(body, "MacAddress", str, "") or ""
+    # SPEC: dockerd 20.10 takes a bad one at create and fails at start; here create refuses it (400)
+    return parse_mac(text) if text else None
 
 
 def _publish_specs(host: dict) -> list[str]:
@@ -181,6 +208,7 @@ class ContainerService:
         self._last_exit: dict[str, int] = {}
         self.execs: dict[str, ExecInstance] = {}
         self._names: dict[str, str] = {}                # record ID -> name, for claims (_record_named)
+        self._restarts: dict[str, threading.Event] = {}  # pending restarts by policy: set = cancelled
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -217,38 +245,43 @@ class ContainerService:
             raise ImageNotFound(f"No such image: {shown}") from None
         network_plan = self._network_plan(options, body, host)       # bad -p, unknown network: nothing made
         mount_plan = self._mount_plan(body, host, image.config)      # bad -v/--mount: nothing made
-        with self.lock:
-            container = Container.new(name or random_name(), image.reference, [], image_id=image.id)
-            from minidocker.engine.run import build_spec
-            from minidocker.storage import Snapshot
+        container = Container.new(name or random_name(), image.reference, [], image_id=image.id)
+        from minidocker.engine.run import build_spec
+        from minidocker.storage import Snapshot
 
-            directory = container.directory(self.roots)
-            spec = build_spec(image, options, str(directory / "rootfs"), container.id, network_plan, directory,
-                              self.roots, mount_plan)
-            container.command = spec["process"]["args"]
-            container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
-            for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as in dockerd's Config
-                merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
-                if merged:
-                    container.config[key] = merged
-            container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
-            container.supervised = True
+        directory = container.directory(self.roots)
+        spec = build_spec(image, options, str(directory / "rootfs"), container.id, network_plan, directory,
+                          self.roots, mount_plan)
+        container.command = spec["process"]["args"]
+        container.config = {**body, "Image": image_name, "Hostname": spec.get("hostname", container.id[:12])}
+        for key in ("ExposedPorts", "Volumes"):   # the image's and the request's, as in dockerd's Config
+            merged = {**(image.config.get(key) or {}), **(body.get(key) or {})}
+            if merged:
+                container.config[key] = merged
+        container.host_config = {**host, "LogConfig": {"Type": log_type, "Config": log_opts}}
+        container.supervised = True
+        with self.lock:   # the claim reads and updates the names of the records (_record_named)
             container.name = self._claim(name, container.id)
-            try:
-                snapshot = Snapshot.create(image.layers, directory)
-                from minidocker.atomic import write_bytes
+        # The rest runs without self.lock: filling a new volume from the image (copy-up) can take
+        # seconds, and every start, stop and exit waits for that lock. Nobody can reach this container
+        # meanwhile: its name is claimed, and until its record is saved (last) lookups and listings
+        # skip its directory, as they skip one of direct mode's being created
+        # (test_a_create_that_fills_a_volume_holds_up_no_other_request).
+        try:
+            snapshot = Snapshot.create(image.layers, directory)
+            from minidocker.atomic import write_bytes
 
-                # Compact, as containerd writes a bundle's config.json: indenting its 9 KB (the seccomp
-                # profile) goes through json's pure-Python encoder, 4x the time of the C one.
-                write_bytes(directory / "config.json", json.dumps(spec).encode() + b"\n", durable=False)
-                self._prepare_mounts(network_plan, mount_plan, snapshot, spec, container)
-                container.save(self.roots, durable=not options.remove)  # as direct mode: --rm records need none
-            except BaseException:
-                import shutil
+            # Compact, as containerd writes a bundle's config.json: indenting its 9 KB (the seccomp
+            # profile) goes through json's pure-Python encoder, 4x the time of the C one.
+            write_bytes(directory / "config.json", json.dumps(spec).encode() + b"\n", durable=False)
+            self._prepare_mounts(network_plan, mount_plan, snapshot, spec, container)
+            container.save(self.roots, durable=not options.remove)  # as direct mode: --rm records need none
+        except BaseException:
+            import shutil
 
-                shutil.rmtree(directory, ignore_errors=True)
-                release_name(self.roots.containers, container.name, container.id)
-                raise
+            shutil.rmtree(directory, ignore_errors=True)
+            release_name(self.roots.containers, container.name, container.id)
+            raise
         container.warnings = container_warnings  # not persisted: create's answer only
         self._event(container, "create")
         return container
@@ -257,14 +290,7 @@ class ContainerService:
         """Take ``name`` for ``cid`` with the engine's atomic claim (engine/container.py: claim_name),
         as direct mode does; None: a free random name. A taken name is Docker's 409."""
         if name is None:
-            for attempt in range(50):
-                candidate = random_name() if attempt < 40 else f"{random_name()}_{os.urandom(2).hex()}"
-                try:
-                    claim_name(self.roots, candidate, cid, record_named=self._record_named)
-                    return candidate
-                except Conflict:
-                    continue
-            raise Conflict("failed to find a free container name")
+            return claim_random_name(self.roots, cid, record_named=self._record_named)
         try:
             claim_name(self.roots, name, cid, record_named=self._record_named)
         except Conflict:
@@ -373,6 +399,8 @@ class ContainerService:
         publish = _publish_specs(host)
         _typed(host, "PublishAllPorts", bool, False)
         _typed(body, "ExposedPorts", dict, {})
+        network_aliases(body, options.network)   # its type, and one endpoint at most
+        _mac_address(body)
         if options.network == "none" and not publish:
             return None
         from minidocker.engine.networks import check_network_exists, plan_network
@@ -412,9 +440,18 @@ class ContainerService:
         exposed = []
         if host.get("PublishAllPorts"):
             exposed = sorted({*(image.config.get("ExposedPorts") or {}), *(config.get("ExposedPorts") or {})})
-        return {"lib": str(self.roots.lib), "run": str(self.roots.run), "network": mode, "publish": _publish_specs(host), "exposed": exposed,
+        return {"lib": str(self.roots.lib), "run": str(self.roots.run), "network": mode,
+                "publish": _publish_specs(host), "exposed": exposed,
                 "name": container.name, "hostname": config.get("Hostname") or container.id[:12],
-                "ip": _requested_ip(config, mode)}
+                "ip": _requested_ip(config, mode), "mac": _mac_address(config),
+                "aliases": network_aliases(config, mode)}
+
+    def _check_aliases(self, container: Container) -> None:
+        """dockerd's start refuses aliases off user-defined networks (nothing resolves them there)."""
+        mode = self._network_mode(container.host_config or {})
+        if (mode in ("bridge", "none", "host") or mode.startswith("container:")) and \
+                network_aliases(container.config or {}, mode):
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
 
     def _mount_plan(self, body: dict, host: dict, image_config: dict):
         """The mounts plan (engine/volumes.py) of Binds, Mounts, Tmpfs, VolumesFrom and the VOLUMEs, or None."""
@@ -602,10 +639,11 @@ class ContainerService:
             container = self.get(ref)
             if container.paused and container.status == "running":
                 raise Conflict("cannot start a paused container, try unpause instead")
-            if container.status == "running":
-                raise NotModifiedError()
+            if container.status == "running" or (container.status == "restarting" and not by_policy):
+                raise NotModifiedError()   # dockerd: a restarting container counts as running
             if container.status == "removing":
                 raise InvalidState(f"cannot start container {container.id[:12]}: it is being removed")
+            self._check_aliases(container)
             if not by_policy:
                 container.restart_count, container.manually_stopped = None, None
             directory = container.directory(self.roots)
@@ -718,10 +756,14 @@ class ContainerService:
     # -- signals --------------------------------------------------------------------------------
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
-        container = self.get(ref)
-        if container.status != "running":
-            raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
-        self._mark_stopped(container.id)
+        with self.lock:
+            container = self.get(ref)
+            if container.status == "restarting":  # as dockerd's ExitOnNext: the pending restart is off
+                self._cancel_restart(container)   # no signal, no kill event: nothing runs (daemon/kill.go)
+                return container
+            if container.status != "running":
+                raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+            self._mark_stopped(container)
         self.supervisor.request({"op": "kill", "id": container.id, "signal": int(sig)})
         # As dockerd (daemon/kill.go): a paused container is thawed for SIGKILL, for its StopSignal,
         # and for any signal when it has no StopSignal of its own (the signal then "exits on next").
@@ -731,29 +773,44 @@ class ContainerService:
         self._event(container, "kill", {"signal": str(int(sig))})
         return container
 
-    def _mark_stopped(self, cid: str) -> None:
-        """docker stop/kill: the restart policy leaves it stopped (Docker's HasBeenManuallyStopped)."""
-        with self.lock:
-            container = self.get(cid)
-            container.manually_stopped = True
-            container.save(self.roots)
+    def _mark_stopped(self, container: Container) -> None:
+        """docker stop/kill/rm -f: the restart policy leaves it stopped (Docker's HasBeenManuallyStopped).
+
+        Called under self.lock with a record read under it: the exit (:meth:`_exited`) reads
+        this flag under the same lock, so an exit either sees it or came first (and then the
+        record says "restarting", which the callers check before they get here).
+        """
+        container.manually_stopped = True
+        container.save(self.roots)
+
+    def _cancel_restart(self, container: Container) -> None:
+        """A stop of a container waiting for its policy's next start: that start is off, it stays exited.
+
+        As dockerd's ExitOnNext (the restart manager's Cancel): until the daemon restarts
+        (restart_at_boot). Under self.lock, with the record read under it.
+        """
+        cancel = self._restarts.pop(container.id, None)
+        if cancel is not None:
+            cancel.set()
+        container.manually_stopped, container.status = True, "exited"
+        container.save(self.roots)
 
     def stop(self, ref: str, timeout: float | None = None) -> Container:
         """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout, else 10), SIGKILL."""
-        container = self.get(ref)
-        if container.status == "restarting":  # waiting for its policy's next start: that start is off
-            with self.lock:
-                container.manually_stopped, container.status = True, "exited"
-                container.save(self.roots)
-            return container
-        if container.status != "running":
-            raise NotModifiedError()
+        with self.lock:  # the status, the flag and the exit count at one instant: see _exited
+            container = self.get(ref)
+            if container.status == "restarting":
+                self._cancel_restart(container)
+                self._event(container, "stop")
+                return container
+            if container.status != "running":
+                raise NotModifiedError()
+            seen = self.exits.get(container.id, 0)
+            self._mark_stopped(container)
         config = container.config or {}
         if timeout is None:
             timeout = config.get("StopTimeout") if isinstance(config.get("StopTimeout"), int) else 10
         sig = parse_signal(config.get("StopSignal"), signal.SIGTERM)
-        seen = self.exits.get(container.id, 0)
-        self._mark_stopped(container.id)
         try:
             self.supervisor.request({"op": "kill", "id": container.id, "signal": sig})
         except NotFound:
@@ -923,6 +980,12 @@ class ContainerService:
             if result.get("error"):
                 container.error = result["error"]
             auto_remove = bool((container.host_config or {}).get("AutoRemove"))
+            # The policy decides here, under the lock stop and kill take: a manual stop either came
+            # first (manually_stopped is in this record) or comes after and finds "restarting"
+            # (then it cancels). Deciding after the lock let a stop fall between the two and the
+            # restart go on (test_restart_policies_on_failure_always_and_a_manual_stop).
+            restart = not result.get("status") and self._should_restart(container)
+            delay = self._mark_restarting(container) if restart else None
             container.save(self.roots, durable=not auto_remove)  # an --rm record is removed right after
             Snapshot(container.directory(self.roots), []).unmount()
             self._forget_network(cid)
@@ -937,8 +1000,8 @@ class ContainerService:
                 sock.close()
             self.changed.notify_all()
         self._event(container, "die", {"exitCode": str(container.exit_code)})
-        if not result.get("status") and self._should_restart(container):
-            self._schedule_restart(container)
+        if delay is not None:
+            self._schedule_restart(cid, delay)
             return
         if (container.host_config or {}).get("AutoRemove"):
             try:
@@ -959,22 +1022,36 @@ class ContainerService:
 
     _shutting_down = False
 
-    def _schedule_restart(self, container: Container) -> None:
+    def _mark_restarting(self, container: Container) -> float:
+        """Status "restarting", one more restart counted (back to one after 10 s up); the delay before it."""
         ran_for = ((container.finished_at or 0) - (container.started_at or 0)) / 1e9
         delay = restart_delay(container.restart_count or 0, ran_for)
         if ran_for >= 10:
             container.restart_count = 0
+        container.status = "restarting"
+        container.restart_count = (container.restart_count or 0) + 1
+        return delay
+
+    def _schedule_restart(self, cid: str, delay: float) -> None:
+        """Start it again after ``delay`` unless a stop, kill or rm cancels it first (_cancel_restart)."""
+        cancel = threading.Event()
         with self.lock:
-            container.status = "restarting"
-            container.restart_count = (container.restart_count or 0) + 1
-            container.save(self.roots)
+            previous = self._restarts.get(cid)
+            if previous is not None:
+                previous.set()
+            self._restarts[cid] = cancel
 
         def again() -> None:
-            time.sleep(delay)
+            if cancel.wait(delay):
+                return
             try:
-                current = self.get(container.id)
-                if current.status == "restarting" and not current.manually_stopped:
-                    self.start(container.id, by_policy=True)
+                with self.lock:  # the check and the start at one instant: a stop waits for both
+                    if self._restarts.get(cid) is not cancel or cancel.is_set():
+                        return
+                    del self._restarts[cid]
+                    current = self.get(cid)
+                    if current.status == "restarting" and not current.manually_stopped:
+                        self.start(cid, by_policy=True)
             except Exception:  # noqa: BLE001 - removed meanwhile, or the start failed (counted as an exit)
                 pass
 
@@ -1048,15 +1125,21 @@ class ContainerService:
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> Container:
         """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses."""
-        container = self.get(ref)
+        with self.lock:
+            container = self.get(ref)
+            if container.status in ("running", "restarting"):
+                if not force and container.paused:
+                    raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop "
+                                   "the container before attempting removal or force remove")
+                if not force:
+                    raise Conflict(f"You cannot remove a {container.status} container {container.id}. Stop the "
+                                   "container before attempting removal or force remove")
+            if container.status == "restarting":
+                self._cancel_restart(container)
+            elif container.status == "running":
+                seen = self.exits.get(container.id, 0)
+                self._mark_stopped(container)   # as dockerd's Kill: its exit is not restarted by its policy
         if container.status == "running":
-            if not force and container.paused:
-                raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop "
-                               "the container before attempting removal or force remove")
-            if not force:
-                raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
-                               "before attempting removal or force remove")
-            seen = self.exits.get(container.id, 0)
             try:
                 self.supervisor.request({"op": "kill", "id": container.id, "signal": int(signal.SIGKILL)})
             except NotFound:

@@ -5,8 +5,9 @@ State (``tree /var/lib/minidocker/networks``)::
     networks/.lock              flock(2) taken by every change: allocations never race
     networks/<name>.json        a Network: id, subnet, gateway, bridge, endpoints
 
-An *endpoint* is one container on one network: its address, the host end of its
-veth pair, its published ports, and its *owner* (a PID and that process's start
+An *endpoint* is one container on one network: its address (and its MAC, Docker's
+``02:42`` + the IPv4 address), the host end of its veth pair, its published ports, its
+aliases (more names its peers' hosts files give it), and its *owner* (a PID and that process's start
 time): an endpoint whose owner is dead is stale and is reclaimed by the next change
 (a ``run`` killed with SIGKILL cannot leak an address for ever).
 
@@ -136,6 +137,8 @@ class NetworkPlan:
                  ports: list[PortMapping] | None = None, ip: str | None = None) -> None:
         self.mode = mode
         self.ip = ip  # the address asked for (docker run --ip, user networks only), else the lowest free one
+        self.mac: str | None = None   # docker run --mac-address, else the one of its address (ipam.mac_of)
+        self.aliases: list[str] = []   # docker run --network-alias: more names its peers resolve it by
         self.network = network  # the bridge network's name (mode bridge)
         self.container = container  # the container whose netns to share (mode container)
         self.ports = [] if ports is None else ports
@@ -382,6 +385,7 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
         endpoint = {
             "name": name, "hostname": hostname, "ip": ip, "veth": _veth_name(container_id, network),
             "ifname": ifname, "ports": [p.to_json() for p in ports], **({"requested_ip": ip} if plan.ip else {}),
+            "mac": plan.mac or ipam.mac_of(ip), **({"aliases": list(plan.aliases)} if plan.aliases else {}),
             "owner": _owner(owner_pid or os.getpid(), owner_start_time),
             "directory": str(directory),
         }
@@ -411,7 +415,8 @@ def wire(endpoint: dict[str, Any], container_id: str, pid: int) -> None:
     from minidocker.network.netlink import open_route_socket
 
     with open_route_socket() as nl:
-        nl.create_veth(endpoint["veth"], endpoint["ifname"], peer_netns_pid=pid, master=endpoint["bridge_index"])
+        nl.create_veth(endpoint["veth"], endpoint["ifname"], peer_netns_pid=pid, master=endpoint["bridge_index"],
+                       peer_address=endpoint.get("mac"))
     with open_route_socket(pid) as nl:
         index = nl.link_index(endpoint["ifname"])
         nl.set_up(index)
@@ -457,7 +462,7 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
 
 
 def _write_name_files(store: NetworkStore, container_id: str, hostname: str, directory: Path) -> None:
-    """The container's /etc/hosts (own address, peers on user networks), hostname, resolv.conf."""
+    """The container's /etc/hosts (own address, peers on user networks with their aliases), hostname, resolv.conf."""
     own_ip, peers = None, []
     for network in store.list():
         me = network.endpoints.get(container_id)
@@ -465,8 +470,8 @@ def _write_name_files(store: NetworkStore, container_id: str, hostname: str, dir
             continue
         own_ip = own_ip or me["ip"]
         if network.user_defined:
-            peers += [(ep["ip"], [ep["name"], cid[:12]]) for cid, ep in network.endpoints.items()
-                      if cid != container_id]
+            peers += [(ep["ip"], [ep["name"], cid[:12], *ep.get("aliases", ())])
+                      for cid, ep in network.endpoints.items() if cid != container_id]
     names.write_in_place(directory / "hosts", names.hosts_file(own_ip, hostname, peers))
     hostname_path = directory / "hostname"
     if not hostname_path.exists():
@@ -489,8 +494,9 @@ def _refresh_peers(store: NetworkStore, network: Network, skip: str) -> None:
 
 # -- connect / disconnect a running container ---------------------------------------------------
 
-def connect(roots: StateRoots, network_ref: str, container_ref: str) -> dict[str, Any]:
-    """Add a running container to a network. Like ``docker network connect``."""
+def connect(roots: StateRoots, network_ref: str, container_ref: str,
+            aliases: list[str] | None = None) -> dict[str, Any]:
+    """Add a running container to a network. Like ``docker network connect [--alias A]``."""
     from minidocker.engine.container import find_container
 
     container = find_container(roots, container_ref)
@@ -502,12 +508,16 @@ def connect(roots: StateRoots, network_ref: str, container_ref: str) -> dict[str
                        "(--network none, host or container:)")
     store = NetworkStore(roots)
     network = store.get(network_ref)
+    if aliases and not network.user_defined:
+        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+    names.check_aliases(aliases or [])
     count = sum(container.id in n.endpoints for n in store.list())
     hostname = next((n.endpoints[container.id]["hostname"] for n in store.list() if container.id in n.endpoints),
                     container.id[:12])
-    endpoint = attach(roots, container.id, container.name, hostname, NetworkPlan("bridge", network.name),
-                      directory, ifname=f"eth{count}", owner_pid=container.pid,
-                      owner_start_time=container.start_time)
+    plan = NetworkPlan("bridge", network.name)
+    plan.aliases = list(aliases or [])
+    endpoint = attach(roots, container.id, container.name, hostname, plan, directory, ifname=f"eth{count}",
+                      owner_pid=container.pid, owner_start_time=container.start_time)
     try:
         wire(endpoint, container.id, container.pid)
     except BaseException:
@@ -591,7 +601,7 @@ def _resource(network: Network) -> dict[str, Any]:
                                                                    "Gateway": network.gateway}]},
         "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
         "ConfigOnly": False,
-        "Containers": {cid: {"Name": ep["name"], "EndpointID": "", "MacAddress": "",
+        "Containers": {cid: {"Name": ep["name"], "EndpointID": "", "MacAddress": ep.get("mac", ""),
                              "IPv4Address": f"{ep['ip']}/{ipam.parse_subnet(network.subnet).prefixlen}",
                              "IPv6Address": ""} for cid, ep in network.endpoints.items()},
         "Options": {"com.docker.network.bridge.name": network.bridge}, "Labels": {},

@@ -20,7 +20,7 @@ import sys
 
 from minidocker.atomic import write_json
 from minidocker.cgroups import CGROUP_PARENT
-from minidocker.engine.container import Container
+from minidocker.engine.container import Container, release_name
 from minidocker.engine.resources import ResourceFlags, resources_from_flags
 from minidocker.errors import Conflict, ImageNotFound, InvalidArgument
 from minidocker.image import Image, ImageStore
@@ -208,10 +208,17 @@ def run_container(options: RunOptions, roots: StateRoots | None = None) -> ExitS
     container = Container.for_run(roots, options.name, image.reference, options.command, image.id,
                                   auto_remove=options.remove)
     directory = container.directory(roots)
-    spec = build_spec(image, options, str(directory / "rootfs"), container.id, plan, directory, roots,
-                      volumes)
-    container.command = spec["process"]["args"]
-    snapshot = Snapshot.create(image.layers, directory)
+    try:
+        spec = build_spec(image, options, str(directory / "rootfs"), container.id, plan, directory, roots,
+                          volumes)
+        container.command = spec["process"]["args"]
+        snapshot = Snapshot.create(image.layers, directory)
+    except BaseException:   # no record yet (a bad --user, -w): the name is free again, in this process too
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        release_name(roots.containers, container.name, container.id)
+        raise
     # A --rm container's record is deleted when it exits: no fsync for it (atomic.write_bytes).
     durable = not options.remove
     endpoint = None

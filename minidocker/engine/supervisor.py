@@ -756,6 +756,8 @@ def _attach_network(cid: str, network: dict, directory: str) -> dict:
     exposed = sorted({parse_expose(p) for p in network.get("exposed") or []})
     plan = networks.plan_network(network["network"], list(network.get("publish") or []), exposed)
     plan.ip = network.get("ip") or None
+    plan.mac = network.get("mac") or None
+    plan.aliases = list(network.get("aliases") or [])
     return networks.attach(_roots(network["lib"], network.get("run")), cid, network["name"], network["hostname"], plan,
                            Path(directory))
 

@@ -14,6 +14,8 @@ Main API::
     allocate(subnet, used)                 -> "10.214.3.2"
     overlapping(subnet, others)            -> the first of others that overlaps, or None
     free_subnet(pool, taken, prefixlen)    -> the first /prefixlen of pool overlapping nothing taken
+    mac_of("10.214.3.2")                   -> "02:42:0a:d6:03:02" (Docker's MAC for an address)
+    parse_mac("02:42:AC:11:00:02")         -> "02:42:ac:11:00:02" (InvalidArgument if bad)
 
 See: ip-address(8), RFC 1918 (private addresses).
 """
@@ -25,7 +27,7 @@ from collections.abc import Iterable
 
 from minidocker.errors import Conflict, InvalidArgument
 
-__all__ = ["allocate", "claim", "free_subnet", "gateway_of", "overlapping", "parse_subnet"]
+__all__ = ["allocate", "claim", "free_subnet", "gateway_of", "mac_of", "overlapping", "parse_mac", "parse_subnet"]
 
 
 def parse_subnet(text: str) -> ipaddress.IPv4Network:
@@ -97,3 +99,29 @@ def free_subnet(pool: ipaddress.IPv4Network, taken: Iterable[ipaddress.IPv4Netwo
             return candidate
     raise Conflict(f"no free /{prefixlen} subnet left in the pool {pool}",
                    hint="remove unused networks, or give --subnet")
+
+
+def mac_of(ip: str) -> str:
+    """The MAC address Docker gives a container: ``02:42`` and the four bytes of its IPv4 address.
+
+    02 sets the "locally administered" bit of the first byte (and leaves the multicast bit
+    clear), so it never clashes with a vendor's address; deriving it from the address
+    keeps it unique on the network without a table. (Docker 20.10's libnetwork does the
+    same, ``genMAC``; a random MAC, the kernel's default for a veth, works too.)
+    """
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+def parse_mac(text: str) -> str:
+    """A unicast Ethernet address in ``aa:bb:cc:dd:ee:ff`` form, lower case (``docker run --mac-address``)."""
+    parts = text.replace("-", ":").split(":")
+    try:
+        octets = bytes(int(p, 16) for p in parts if len(p) == 2)
+    except ValueError:
+        octets = b""
+    if len(parts) != 6 or len(octets) != 6:
+        raise InvalidArgument(f"invalid MAC address: {text}", hint="use six hex bytes, like 02:42:ac:11:00:02")
+    if octets[0] & 1:
+        raise InvalidArgument(f"invalid MAC address: {text}: a multicast address",
+                              hint="the first byte must be even, like 02:42:ac:11:00:02")
+    return ":".join(f"{b:02x}" for b in octets)

@@ -119,15 +119,18 @@ class RouteSocket:
 
     # -- links -----------------------------------------------------------------------------
     def create_veth(self, name: str, peer: str, peer_netns_pid: int | None = None,
-                    master: int | None = None, up: bool = True) -> None:
+                    master: int | None = None, up: bool = True, peer_address: str | None = None) -> None:
         """A veth pair in one message: ``name`` here (on ``master``, up), ``peer`` in PID's netns (down).
 
-        Like ``ip link add NAME master BR up type veth peer name PEER netns PID``.
+        Like ``ip link add NAME master BR up type veth peer name PEER address MAC netns PID``;
+        without ``peer_address`` the kernel picks a random MAC for the peer.
         """
         flags = IFF_UP if up else 0
         # The peer cannot be created UP: the kernel configures it before the pair is
         # joined, and opening a veth without a peer fails with ENOTCONN. Set it up after.
         peer_body = _IFINFOMSG.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, _name(peer))
+        if peer_address is not None:
+            peer_body += _attr(IFLA_ADDRESS, bytes.fromhex(peer_address.replace(":", "")))
         if peer_netns_pid is not None:
             peer_body += _attr(IFLA_NET_NS_PID, struct.pack("=I", peer_netns_pid))
         linkinfo = _attr(IFLA_INFO_KIND, b"veth\0") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_body))
