@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -484,3 +485,107 @@ def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_pat
         first.stop(clean=False)
     with Minidockerd(tmp_path) as second:
         assert ok(second, "inspect", "-f", "{{.State.Status}}", "aa", "uu").split() == ["running", "exited"]
+
+
+# -- the records cache (engine/container.py: RecordCache) -------------------------------------------
+
+
+def _record(tmp_path: Path, name: str, **fields):
+    from minidocker.engine.container import Container
+    from minidocker.paths import state_roots
+
+    roots = state_roots({"MINIDOCKER_ROOT": str(tmp_path)})
+    container = Container.new(name, "busybox", ["sleep", "100"])
+    container.save(roots)
+    for key, value in fields.items():
+        setattr(container, key, value)
+    container.save(roots)
+    return roots, container
+
+
+def test_the_records_cache_sees_a_record_another_process_rewrote_even_at_the_same_size(tmp_path):
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "aaaa", supervised=True, status="running", pid=1)
+    cache = RecordCache(roots)
+    assert [(c.name, c.status) for c in cache.list()] == [("aaaa", "running")]
+    path = container.directory(roots) / container.FILE
+    size = path.stat().st_size
+    script = ("import sys; from minidocker.engine.container import Container;"
+              "from minidocker.paths import state_roots; r = state_roots();"
+              "c = Container.load(r, sys.argv[1]); c.name, c.pid = 'bbbb', 3; c.save(r)")
+    subprocess.run([sys.executable, "-c", script, container.id], check=True, cwd=Path(__file__).parent.parent,
+                   env={**os.environ, "MINIDOCKER_ROOT": str(tmp_path)})
+    assert path.stat().st_size == size, "the rewrite was meant to keep the record's size"
+    found = cache.load(container.id)
+    assert (found.name, found.status, found.pid) == ("bbbb", "running", 3)
+    assert [c.name for c in cache.list()] == ["bbbb"]
+    assert cache.named("aaaa") is None and cache.named("bbbb") == container.id
+
+
+def test_the_records_cache_does_not_give_a_renamed_record_its_old_name(tmp_path):
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "old", supervised=True)
+    cache = RecordCache(roots)
+    assert cache.named("old") == container.id
+    container.name = "new"
+    container.save(roots)
+    assert cache.named("old") is None   # cached as "old": read again before it is the answer
+    assert cache.named("new") == container.id
+
+
+def test_a_broken_record_holds_no_name_but_is_a_clear_error_to_a_listing(tmp_path):
+    from minidocker.engine.container import BrokenRecord, RecordCache
+
+    roots, container = _record(tmp_path, "fine", supervised=True)
+    broken = roots.containers / ("b" * 64)
+    broken.mkdir()
+    (broken / "container.json").write_text("{not json")
+    cache = RecordCache(roots)
+    assert cache.named("fine") == container.id and cache.named("other") is None
+    with pytest.raises(BrokenRecord, match="failed to read container record"):
+        cache.list()
+
+
+def test_a_removed_record_leaves_the_records_cache(tmp_path):
+    import shutil
+
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "gone", supervised=True)
+    cache = RecordCache(roots)
+    assert cache.named("gone") == container.id
+    shutil.rmtree(container.directory(roots))
+    assert cache.list() == [] and cache.named("gone") is None
+    with pytest.raises(FileNotFoundError):
+        cache.load(container.id)
+
+
+def test_the_records_cache_checks_a_direct_mode_record_against_proc_at_each_read(tmp_path):
+    from minidocker.engine.container import RecordCache
+    from minidocker.linux import procfs
+
+    sleeper = subprocess.Popen(["sleep", "100"])
+    try:
+        roots, container = _record(tmp_path, "direct", status="running", pid=sleeper.pid,
+                                   start_time=procfs.start_time(sleeper.pid))
+        cache = RecordCache(roots)
+        assert cache.load(container.id).status == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # The record did not change: its PID 1 is gone all the same
+    assert [(c.status, c.pid) for c in cache.list()] == [("exited", None)]
+    assert cache.load(container.id).status == "exited"
+
+
+def test_a_record_its_reader_changed_without_saving_is_not_what_the_next_read_gets(tmp_path):
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "mine", supervised=True, status="running", pid=1)
+    cache = RecordCache(roots)
+    cache.load(container.id).status = "exited"
+    cache.list()[0].paused = True
+    again = cache.load(container.id)
+    assert (again.status, again.paused) == ("running", None)
