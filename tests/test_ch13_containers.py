@@ -20,35 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from daemonkit import Minidockerd, http_request
+from daemonkit import Minidockerd, daemon_fixture, docker, http_request, ok, wait_for
 
 pytestmark = [pytest.mark.ch13, pytest.mark.root, pytest.mark.overlay]
 
 
-@pytest.fixture(scope="module")
-def daemon(state_root: Path):
-    with Minidockerd(state_root, "--debug") as d:
-        yield d
-
-
-def docker(daemon, *args, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    out = daemon.docker(*args, input=input, timeout=timeout)
-    out.text = out.stdout.decode(errors="replace")  # type: ignore[attr-defined]
-    out.errors = out.stderr.decode(errors="replace")  # type: ignore[attr-defined]
-    return out
-
-
-def ok(daemon, *args, **kw) -> str:
-    out = docker(daemon, *args, **kw)
-    assert out.returncode == 0, f"$ docker {' '.join(args)}: exit {out.returncode}\n{out.text}{out.errors}"
-    return out.text
-
-
-def wait_for(predicate, timeout: float = 10, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+daemon = daemon_fixture(None, "--debug")
 
 
 # -- docker run ---------------------------------------------------------------------------------
@@ -282,23 +259,6 @@ def test_unknown_container_is_404_on_every_verb(daemon):
                          ("DELETE", "/containers/nope")):
         status, _, body = daemon.request(method, "/v1.41" + path)
         assert (status, json.loads(body)) == (404, {"message": "No such container: nope"}), (method, path)
-
-
-@pytest.fixture(scope="module")
-def busybox_in_dockerd(dockerd, state_root, tmp_path_factory):
-    from minidocker.engine.images import local_image
-    from minidocker.image import ImageStore
-    from minidocker.image.archive import save_archive
-    from minidocker.paths import state_roots
-
-    store = ImageStore(state_roots().images)
-    local_image(store, "busybox")
-    archive = tmp_path_factory.mktemp("bb") / "busybox.tar"
-    with open(archive, "wb") as out:
-        save_archive(store, ["busybox"], out)
-    dockerd.docker("load", "-i", str(archive))
-    yield "busybox"
-    dockerd.docker("rmi", "-f", "busybox", check=False)
 
 
 def _keys(obj: dict, depth: int = 1) -> set[str]:
