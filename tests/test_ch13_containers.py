@@ -450,6 +450,31 @@ def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_pat
 # -- the records cache (engine/container.py: RecordCache) -------------------------------------------
 
 
+def test_docker_ps_follows_a_direct_mode_container_from_its_start_to_its_exit_and_removal(daemon):
+    """Another process writes these records (a direct-mode run, then its rm): each listing shows the change."""
+    # The engine's own run and rm (direct mode), not the CLI: with a daemon on this root the CLI would ask it
+    run = ("import sys; from minidocker.engine.run import RunOptions, run_container; sys.exit(run_container("
+           "RunOptions(image='busybox', command=['sh', '-c', 'read line; exit 3'], name='direct', "
+           "network='none', interactive=True)).exit_code)")
+    runner = subprocess.Popen([sys.executable, "-c", run], env=daemon.env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    try:
+        wait_for(lambda: ok(daemon, "ps", "--format", "{{.Names}} {{.Status}}").startswith("direct Up"),
+                 what="docker ps to show the running container")
+        runner.communicate(b"go\n", timeout=30)
+        assert runner.returncode == 3, runner.stderr
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert "direct" not in ok(daemon, "ps", "--format", "{{.Names}}").split()
+    assert ok(daemon, "ps", "-a", "--format", "{{.Names}} {{.Status}}").startswith("direct Exited (3)")
+    rm = "from minidocker.engine.remove import remove_container; remove_container('direct')"
+    subprocess.run([sys.executable, "-c", rm], env=daemon.env, check=True, cwd=Path(__file__).parent.parent)
+    assert "direct" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}").split()
+    assert daemon.request("GET", "/v1.41/containers/direct/json")[0] == 404
+
+
 def _record(tmp_path: Path, name: str, **fields):
     from minidocker.engine.container import Container
     from minidocker.paths import state_roots
