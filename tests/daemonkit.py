@@ -202,8 +202,9 @@ def daemon_fixture(name: str | None = None, *args: str, busybox: bool = False,
     import pytest
 
     @pytest.fixture(scope="module")
-    def daemon(tmp_path_factory, state_root):
-        root = state_root if name is None else tmp_path_factory.mktemp(name)
+    def daemon(request, tmp_path_factory):
+        # state_root only when asked for: exercises/ have no such fixture
+        root = request.getfixturevalue("state_root") if name is None else tmp_path_factory.mktemp(name)
         if busybox:
             seed_busybox(root)
         with Minidockerd(root, *args) as d:
