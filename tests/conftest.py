@@ -9,7 +9,8 @@
   doctor's reason when this machine lacks the feature; under CI (``CI=true``) a
   missing feature fails instead, so that CI never passes by skipping.
 - ``dockerd``: a private dockerd (tests/dockerd.py) for ``docker``-marked tests, one per
-  session, started before the first such test's leak snapshot and removed at the end.
+  session, started before the first such test's leak snapshot and removed at the end;
+  ``busybox_in_dockerd``: our busybox loaded into it, for a module (tests/daemonkit.py).
 - After each test the leak detector (tests/leaks.py) fails it by name if it left a
   mount, link, network namespace, cgroup, nft table or process behind.
 """
@@ -80,6 +81,15 @@ class Result:
     def __str__(self) -> str:
         return (f"$ minidocker {' '.join(self.args)}\nexit code: {self.code}\n"
                 f"--- stdout ---\n{self.out}--- stderr ---\n{self.err}")
+
+
+@pytest.fixture(scope="module")
+def busybox_in_dockerd(dockerd, state_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The session's busybox (made if missing) in the private dockerd for a module; removed after it."""
+    from daemonkit import busybox_in_dockerd
+
+    with busybox_in_dockerd(dockerd, state_root / "lib" / "images", tmp_path_factory.mktemp("bb")) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,19 @@
 
 ``raw_request(socket, bytes)`` sends bytes as they are and returns what came back: the
 tests of bad requests use it.
+
+What the daemon's test modules share, so that each sets up the same way::
+
+    daemon = daemon_fixture("md-archive", busybox=True)   # the module's ``daemon``: a root of its own
+    sandbox = sandbox_fixture("netvol")                   # a network sandbox (minidocker/coursenet.py)
+    Minidockerd.in_sandbox(sandbox, "--debug")            # a daemon in it (its bridges and rules too)
+    assert_clean(sandbox)                                 # nothing left in it: links, rules, processes
+    with busybox_in_dockerd(dockerd, images, tmp):        # our busybox, loaded into the private dockerd
+    ok(daemon, "run", "--rm", "busybox", "true")          # the docker CLI's stdout; a failure shows all
+    wait_for(lambda: ..., what="the exit")
+
+Stopping a Minidockerd removes every container a test left (``remove_all``); the leak
+detector of conftest.py checks each test's mounts, links, cgroups and processes.
 """
 
 from __future__ import annotations
@@ -19,11 +32,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-__all__ = ["Minidockerd", "UnixHTTPConnection", "http_request", "raw_request"]
+__all__ = ["Minidockerd", "UnixHTTPConnection", "assert_clean", "busybox_in_dockerd", "daemon_fixture",
+           "docker", "http_request", "ok", "raw_request", "sandbox_fixture", "seed_busybox", "wait_for"]
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -95,6 +110,11 @@ class Minidockerd:
                 raise RuntimeError(f"minidockerd did not start (exit {self.proc.returncode}):\n{self.log()}")
             time.sleep(0.02)
 
+    @classmethod
+    def in_sandbox(cls, box, *args: str, **kw) -> Minidockerd:
+        """A daemon in the network sandbox ``box`` (minidocker/coursenet.py), on its state root."""
+        return cls(box.state_root, *args, prefix=tuple(box.argv()), env=box.env, **kw)
+
     def _is_ours(self) -> bool:
         """The answering daemon is this process (its pidfile), not another one on the same socket."""
         try:
@@ -157,3 +177,113 @@ class Minidockerd:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# -- what the test modules of the daemon share ------------------------------------------------------
+
+
+def seed_busybox(root: str | os.PathLike[str]) -> None:
+    """The built-in busybox in the image store under the state root ``root`` (engine/images.local_image)."""
+    from minidocker.engine.images import local_image
+    from minidocker.image import ImageStore
+
+    local_image(ImageStore(Path(root) / "lib" / "images"), "busybox")
+
+
+def daemon_fixture(name: str | None = None, *args: str, busybox: bool = False,
+                   env: dict[str, str] | None = None):
+    """A module's ``daemon`` fixture: ``daemon = daemon_fixture("md-archive", busybox=True)``.
+
+    A Minidockerd (``args``: its flags) on a new state root named after ``name``, or on the
+    session's ``state_root`` if None; ``busybox``: made in its store first (what lists or
+    saves images wants it there); ``env``: added to the docker CLI's environment. As with
+    :func:`sandbox_fixture`, pytest names the fixture after the module attribute it is.
+    """
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def daemon(request, tmp_path_factory):
+        # state_root only when asked for: exercises/ have no such fixture
+        root = request.getfixturevalue("state_root") if name is None else tmp_path_factory.mktemp(name)
+        if busybox:
+            seed_busybox(root)
+        with Minidockerd(root, *args) as d:
+            d.env.update(env or {})
+            yield d
+
+    return daemon
+
+
+def sandbox_fixture(name: str, check: bool = False):
+    """A module's network sandbox fixture (minidocker/coursenet.py: Sandbox) on a new state root.
+
+    ``sandbox = sandbox_fixture("netvol")``: pytest names the fixture after the module attribute
+    (``box = ...`` makes a ``box`` fixture). ``check``: at the end, prune (``minidocker system
+    prune -f``) and fail if anything is left.
+    """
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def sandbox(tmp_path_factory):
+        from minidocker.coursenet import Sandbox
+
+        with Sandbox(tmp_path_factory.mktemp(name)) as box:
+            yield box
+            if check:
+                box.md("system", "prune", "-f")
+                assert_clean(box, allow_networks=False)
+
+    return sandbox
+
+
+def assert_clean(box, processes: bool = True, allow_networks: bool = True) -> None:
+    """Fail unless the sandbox has no container veth, endpoint or rule left (``processes``: nor process)."""
+    problems = [p for p in box.wait_clean(allow_networks=allow_networks)
+                if processes or not p.startswith("process ")]
+    assert not problems, f"left in the sandbox: {problems}"
+
+
+@contextmanager
+def busybox_in_dockerd(dockerd, images: str | os.PathLike[str], directory: str | os.PathLike[str]):
+    """Our busybox (the store at ``images``, made there if missing) in the private dockerd while it lasts.
+
+    ``docker load`` of its ``docker save`` archive: the same config, so the same image ID in
+    both daemons. Removed from dockerd at the end.
+    """
+    from minidocker.engine.images import local_image
+    from minidocker.image import ImageStore
+    from minidocker.image.archive import save_archive
+
+    store = ImageStore(Path(images))
+    local_image(store, "busybox")
+    archive = Path(directory) / "busybox.tar"
+    with open(archive, "wb") as out:
+        save_archive(store, ["busybox"], out)
+    dockerd.docker("load", "-i", str(archive))
+    try:
+        yield "busybox"
+    finally:
+        dockerd.docker("rmi", "-f", "busybox", check=False)
+
+
+def docker(daemon: Minidockerd, *args: str, input: bytes | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess:
+    """``docker ARGS`` against ``daemon``, with ``.text`` and ``.errors``: its stdout and stderr decoded."""
+    out = daemon.docker(*args, input=input, timeout=timeout)
+    out.text = out.stdout.decode(errors="replace")  # type: ignore[attr-defined]
+    out.errors = out.stderr.decode(errors="replace")  # type: ignore[attr-defined]
+    return out
+
+
+def ok(daemon: Minidockerd, *args: str, **kw) -> str:
+    """The stdout of ``docker ARGS``, which must succeed; else the failure with the command and its output."""
+    out = docker(daemon, *args, **kw)
+    assert out.returncode == 0, f"$ docker {' '.join(args)}: exit {out.returncode}\n{out.text}{out.errors}"
+    return out.text
+
+
+def wait_for(predicate, timeout: float = 10, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from daemonkit import Minidockerd
-
-from minidocker.coursenet import Sandbox
+from daemonkit import Minidockerd, assert_clean, daemon_fixture, sandbox_fixture
 
 pytestmark = [pytest.mark.ch13, pytest.mark.root, pytest.mark.netns, pytest.mark.overlay]
 
@@ -27,11 +25,7 @@ PORT = 15900   # this file's host ports: 15900-15949
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    """A plain daemon (no bridge: containers run with --network none) for the cgroup verbs."""
-    with Minidockerd(tmp_path_factory.mktemp("cliverbs")) as d:
-        yield d
+daemon = daemon_fixture("cliverbs")   # no bridge: containers run with --network none, for the cgroup verbs
 
 
 @pytest.fixture
@@ -40,25 +34,18 @@ def clean(daemon):
     daemon.remove_all()
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    box = Sandbox(tmp_path_factory.mktemp("cliports"))
-    try:
-        yield box
-    finally:
-        box.close()
+sandbox = sandbox_fixture("cliports")
 
 
 @pytest.fixture
 def bridged(sandbox):
     """A daemon in a network sandbox, for ``-p`` (its bridge and DNAT rules stay in the sandbox)."""
-    with Minidockerd(sandbox.state_root, prefix=tuple(sandbox.argv()), env=sandbox.env) as d:
+    with Minidockerd.in_sandbox(sandbox) as d:
         try:
             yield d
         finally:
             d.remove_all()
-    problems = sandbox.wait_clean()
-    assert not problems, f"left in the sandbox: {problems}"
+    assert_clean(sandbox)
 
 
 def ours(daemon, *args: str) -> subprocess.CompletedProcess:

@@ -14,41 +14,19 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from daemonkit import Minidockerd, http_request
+from daemonkit import Minidockerd, daemon_fixture, docker, http_request, ok, wait_for
 
 pytestmark = [pytest.mark.ch13, pytest.mark.root, pytest.mark.overlay]
 
 
-@pytest.fixture(scope="module")
-def daemon(state_root: Path):
-    with Minidockerd(state_root, "--debug") as d:
-        yield d
-
-
-def docker(daemon, *args, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    out = daemon.docker(*args, input=input, timeout=timeout)
-    out.text = out.stdout.decode(errors="replace")  # type: ignore[attr-defined]
-    out.errors = out.stderr.decode(errors="replace")  # type: ignore[attr-defined]
-    return out
-
-
-def ok(daemon, *args, **kw) -> str:
-    out = docker(daemon, *args, **kw)
-    assert out.returncode == 0, f"$ docker {' '.join(args)}: exit {out.returncode}\n{out.text}{out.errors}"
-    return out.text
-
-
-def wait_for(predicate, timeout: float = 10, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+daemon = daemon_fixture(None, "--debug")
 
 
 # -- docker run ---------------------------------------------------------------------------------
@@ -282,23 +260,6 @@ def test_unknown_container_is_404_on_every_verb(daemon):
                          ("DELETE", "/containers/nope")):
         status, _, body = daemon.request(method, "/v1.41" + path)
         assert (status, json.loads(body)) == (404, {"message": "No such container: nope"}), (method, path)
-
-
-@pytest.fixture(scope="module")
-def busybox_in_dockerd(dockerd, state_root, tmp_path_factory):
-    from minidocker.engine.images import local_image
-    from minidocker.image import ImageStore
-    from minidocker.image.archive import save_archive
-    from minidocker.paths import state_roots
-
-    store = ImageStore(state_roots().images)
-    local_image(store, "busybox")
-    archive = tmp_path_factory.mktemp("bb") / "busybox.tar"
-    with open(archive, "wb") as out:
-        save_archive(store, ["busybox"], out)
-    dockerd.docker("load", "-i", str(archive))
-    yield "busybox"
-    dockerd.docker("rmi", "-f", "busybox", check=False)
 
 
 def _keys(obj: dict, depth: int = 1) -> set[str]:
@@ -564,3 +525,132 @@ def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_pat
         first.stop(clean=False)
     with Minidockerd(tmp_path) as second:
         assert ok(second, "inspect", "-f", "{{.State.Status}}", "aa", "uu").split() == ["running", "exited"]
+
+
+# -- the records cache (engine/container.py: RecordCache) -------------------------------------------
+
+
+def test_docker_ps_follows_a_direct_mode_container_from_its_start_to_its_exit_and_removal(daemon):
+    """Another process writes these records (a direct-mode run, then its rm): each listing shows the change."""
+    # The engine's own run and rm (direct mode), not the CLI: with a daemon on this root the CLI would ask it
+    run = ("import sys; from minidocker.engine.run import RunOptions, run_container; sys.exit(run_container("
+           "RunOptions(image='busybox', command=['sh', '-c', 'read line; exit 3'], name='direct', "
+           "network='none', interactive=True)).exit_code)")
+    runner = subprocess.Popen([sys.executable, "-c", run], env=daemon.env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    try:
+        wait_for(lambda: ok(daemon, "ps", "--format", "{{.Names}} {{.Status}}").startswith("direct Up"),
+                 what="docker ps to show the running container")
+        runner.communicate(b"go\n", timeout=30)
+        assert runner.returncode == 3, runner.stderr
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert "direct" not in ok(daemon, "ps", "--format", "{{.Names}}").split()
+    assert ok(daemon, "ps", "-a", "--format", "{{.Names}} {{.Status}}").startswith("direct Exited (3)")
+    rm = "from minidocker.engine.remove import remove_container; remove_container('direct')"
+    subprocess.run([sys.executable, "-c", rm], env=daemon.env, check=True, cwd=Path(__file__).parent.parent)
+    assert "direct" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}").split()
+    assert daemon.request("GET", "/v1.41/containers/direct/json")[0] == 404
+
+
+def _record(tmp_path: Path, name: str, **fields):
+    from minidocker.engine.container import Container
+    from minidocker.paths import state_roots
+
+    roots = state_roots({"MINIDOCKER_ROOT": str(tmp_path)})
+    container = Container.new(name, "busybox", ["sleep", "100"])
+    container.save(roots)
+    for key, value in fields.items():
+        setattr(container, key, value)
+    container.save(roots)
+    return roots, container
+
+
+def test_the_records_cache_sees_a_record_another_process_rewrote_even_at_the_same_size(tmp_path):
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "aaaa", supervised=True, status="running", pid=1)
+    cache = RecordCache(roots)
+    assert [(c.name, c.status) for c in cache.list()] == [("aaaa", "running")]
+    path = container.directory(roots) / container.FILE
+    size = path.stat().st_size
+    script = ("import sys; from minidocker.engine.container import Container;"
+              "from minidocker.paths import state_roots; r = state_roots();"
+              "c = Container.load(r, sys.argv[1]); c.name, c.pid = 'bbbb', 3; c.save(r)")
+    subprocess.run([sys.executable, "-c", script, container.id], check=True, cwd=Path(__file__).parent.parent,
+                   env={**os.environ, "MINIDOCKER_ROOT": str(tmp_path)})
+    assert path.stat().st_size == size, "the rewrite was meant to keep the record's size"
+    found = cache.load(container.id)
+    assert (found.name, found.status, found.pid) == ("bbbb", "running", 3)
+    assert [c.name for c in cache.list()] == ["bbbb"]
+    assert cache.named("aaaa") is None and cache.named("bbbb") == container.id
+
+
+def test_the_records_cache_does_not_give_a_renamed_record_its_old_name(tmp_path):
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "old", supervised=True)
+    cache = RecordCache(roots)
+    assert cache.named("old") == container.id
+    container.name = "new"
+    container.save(roots)
+    assert cache.named("old") is None   # cached as "old": read again before it is the answer
+    assert cache.named("new") == container.id
+
+
+def test_a_broken_record_holds_no_name_but_is_a_clear_error_to_a_listing(tmp_path):
+    from minidocker.engine.container import BrokenRecord, RecordCache
+
+    roots, container = _record(tmp_path, "fine", supervised=True)
+    broken = roots.containers / ("b" * 64)
+    broken.mkdir()
+    (broken / "container.json").write_text("{not json")
+    cache = RecordCache(roots)
+    assert cache.named("fine") == container.id and cache.named("other") is None
+    with pytest.raises(BrokenRecord, match="failed to read container record"):
+        cache.list()
+
+
+def test_a_removed_record_leaves_the_records_cache(tmp_path):
+    import shutil
+
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "gone", supervised=True)
+    cache = RecordCache(roots)
+    assert cache.named("gone") == container.id
+    shutil.rmtree(container.directory(roots))
+    assert cache.list() == [] and cache.named("gone") is None
+    with pytest.raises(FileNotFoundError):
+        cache.load(container.id)
+
+
+def test_the_records_cache_checks_a_direct_mode_record_against_proc_at_each_read(tmp_path):
+    from minidocker.engine.container import RecordCache
+    from minidocker.linux import procfs
+
+    sleeper = subprocess.Popen(["sleep", "100"])
+    try:
+        roots, container = _record(tmp_path, "direct", status="running", pid=sleeper.pid,
+                                   start_time=procfs.start_time(sleeper.pid))
+        cache = RecordCache(roots)
+        assert cache.load(container.id).status == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # The record did not change: its PID 1 is gone all the same
+    assert [(c.status, c.pid) for c in cache.list()] == [("exited", None)]
+    assert cache.load(container.id).status == "exited"
+
+
+def test_a_record_its_reader_changed_without_saving_is_not_what_the_next_read_gets(tmp_path):
+    from minidocker.engine.container import RecordCache
+
+    roots, container = _record(tmp_path, "mine", supervised=True, status="running", pid=1)
+    cache = RecordCache(roots)
+    cache.load(container.id).status = "exited"
+    cache.list()[0].paused = True
+    again = cache.load(container.id)
+    assert (again.status, again.paused) == ("running", None)

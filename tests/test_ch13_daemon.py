@@ -16,19 +16,15 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from daemonkit import REPO, Minidockerd, http_request, raw_request
+from daemonkit import REPO, Minidockerd, daemon_fixture, http_request, raw_request
 
 pytestmark = [pytest.mark.ch13, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def daemon(state_root: Path):
-    with Minidockerd(state_root, "--debug") as d:
-        yield d
+daemon = daemon_fixture(None, "--debug")
 
 
 def _json_types(value):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemonkit import Minidockerd
+from daemonkit import Minidockerd, assert_clean, docker, ok, sandbox_fixture, wait_for
 
 from minidocker.coursenet import Sandbox
 
@@ -29,22 +29,15 @@ pytestmark = [pytest.mark.ch13, pytest.mark.root, pytest.mark.netns, pytest.mark
 PORT = 15100   # this file's host ports: 15100-15199
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    box = Sandbox(tmp_path_factory.mktemp("netvol"))
-    try:
-        yield box
-    finally:
-        box.close()
+sandbox = sandbox_fixture("netvol")
 
 
 @pytest.fixture(scope="module")
 def daemon(sandbox):
-    with Minidockerd(sandbox.state_root, "--debug", prefix=tuple(sandbox.argv()), env=sandbox.env) as d:
+    with Minidockerd.in_sandbox(sandbox, "--debug") as d:
         d.env["DOCKER_BUILDKIT"] = "0"
         yield d
-    problems = sandbox.wait_clean()   # the daemon gone, its idle supervisor too: no process, no veth, no rule
-    assert not problems, f"left in the sandbox: {problems}"
+    assert_clean(sandbox)   # the daemon gone, its idle supervisor too: no process, no veth, no rule
 
 
 @pytest.fixture
@@ -52,33 +45,11 @@ def box(sandbox, daemon):
     """The sandbox; after the test, no container, veth, endpoint or container rule may be left in it."""
     yield sandbox
     daemon.remove_all()
-    problems = [p for p in sandbox.wait_clean() if not p.startswith("process ")]
-    assert not problems, f"left in the sandbox: {problems}"
-
-
-def docker(daemon, *args, timeout: float = 60, input: bytes | None = None) -> subprocess.CompletedProcess:
-    out = daemon.docker(*args, timeout=timeout, input=input)
-    out.text = out.stdout.decode(errors="replace")  # type: ignore[attr-defined]
-    out.errors = out.stderr.decode(errors="replace")  # type: ignore[attr-defined]
-    return out
-
-
-def ok(daemon, *args, **kw) -> str:
-    out = docker(daemon, *args, **kw)
-    assert out.returncode == 0, f"$ docker {' '.join(args)}: exit {out.returncode}\n{out.text}{out.errors}"
-    return out.text
+    assert_clean(sandbox, processes=False)
 
 
 def inspect(daemon, ref: str) -> dict:
     return json.loads(ok(daemon, "inspect", ref))[0]
-
-
-def eventually(predicate, what: str, timeout: float = 10) -> None:
-    """Wait for ``predicate()``: the rules of an exit are deleted off its critical path (network/nat.py)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def endpoints(box: Sandbox) -> list[str]:
@@ -124,7 +95,7 @@ def test_a_published_port_answers_on_loopback_and_port_and_ps_show_it(daemon, bo
     assert row["Networks"] == "bridge"
     assert [r for r in box.firewall_rules() if "ctr:" in r]   # the DNAT rules, while it runs
     ok(daemon, "rm", "-f", "httpd")
-    eventually(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], "its DNAT rules to go")
+    wait_for(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], what="its DNAT rules to go")
 
 
 def test_restart_wires_the_container_again(daemon, box):
@@ -140,10 +111,10 @@ def test_restart_wires_the_container_again(daemon, box):
 def test_a_restart_policy_rewires_each_life_and_stop_leaves_no_rule(daemon, box):
     ok(daemon, "run", "-d", "--name", "loop", "--restart", "always", "-p", f"{PORT + 13}:80", "busybox", "sh", "-c",
        "echo up > /www; httpd -p 80 -h /; sleep 2; exit 1")
-    eventually(lambda: inspect(daemon, "loop")["RestartCount"] >= 2, "two restarts", timeout=30)
+    wait_for(lambda: inspect(daemon, "loop")["RestartCount"] >= 2, timeout=30, what="two restarts")
     assert box.fetch(f"http://127.0.0.1:{PORT + 13}/www") == "up\n"   # the last life's DNAT rule
     ok(daemon, "stop", "-t", "1", "loop")
-    eventually(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], "no container rule")
+    wait_for(lambda: not [r for r in box.firewall_rules() if "ctr:" in r], what="no container rule")
     assert endpoints(box) == []
 
 
@@ -515,7 +486,7 @@ def test_bad_mounts_in_the_api_get_a_400(daemon, box):
 def test_kill_9_of_the_daemon_keeps_the_port_then_restart_stop_rm_leave_nothing(tmp_path):
     box = Sandbox(tmp_path / "state")
     try:
-        first = Minidockerd(box.state_root, prefix=tuple(box.argv()), env=box.env)
+        first = Minidockerd.in_sandbox(box)
         ok(first, "run", "-d", "--name", "survivor", "-p", f"{PORT + 7}:80", "busybox", "sh", "-c",
            "echo alive > /www; exec httpd -f -p 80 -h /")
         ok(first, "run", "-d", "--name", "dies", "-p", f"{PORT + 8}:80", "busybox", "sleep", "100")
@@ -528,14 +499,13 @@ def test_kill_9_of_the_daemon_keeps_the_port_then_restart_stop_rm_leave_nothing(
         while sorted(endpoints(box)) != ["survivor"]:
             assert time.monotonic() < deadline, endpoints(box)
             time.sleep(0.1)
-        with Minidockerd(box.state_root, prefix=tuple(box.argv()), env=box.env) as second:
+        with Minidockerd.in_sandbox(box) as second:
             assert inspect(second, "dies")["State"]["Status"] == "exited"
             assert ok(second, "port", "survivor") == f"80/tcp -> 0.0.0.0:{PORT + 7}\n"
             ok(second, "stop", "-t", "1", "survivor")
             assert endpoints(box) == []
             ok(second, "rm", "survivor", "dies")
-        problems = box.wait_clean()
-        assert not problems, problems
+        assert_clean(box)
     finally:
         box.close()
 
@@ -543,7 +513,7 @@ def test_kill_9_of_the_daemon_keeps_the_port_then_restart_stop_rm_leave_nothing(
 def test_kill_9_of_the_supervisor_detaches_its_containers(tmp_path):
     box = Sandbox(tmp_path / "state")
     try:
-        with Minidockerd(box.state_root, prefix=tuple(box.argv()), env=box.env) as d:
+        with Minidockerd.in_sandbox(box) as d:
             ok(d, "run", "-d", "--name", "orphan", "-p", f"{PORT + 9}:80", "busybox", "sleep", "100")
             supervisor = _supervisor_pid(box.state_root / "run" / "supervisor.sock")
             os.kill(supervisor, signal.SIGKILL)
@@ -551,11 +521,9 @@ def test_kill_9_of_the_supervisor_detaches_its_containers(tmp_path):
             while inspect(d, "orphan")["State"]["Status"] == "running":
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            problems = [p for p in box.wait_clean() if not p.startswith("process ")]
-            assert not problems, problems
+            assert_clean(box, processes=False)
             ok(d, "rm", "orphan")
-        problems = box.wait_clean()
-        assert not problems, problems
+        assert_clean(box)
     finally:
         box.close()
 
@@ -573,23 +541,6 @@ def _supervisor_pid(socket_path: Path) -> int:
 
 
 # -- the shapes, against dockerd -----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def busybox_in_dockerd(dockerd, tmp_path_factory):
-    from minidocker.engine.images import local_image
-    from minidocker.image import ImageStore
-    from minidocker.image.archive import save_archive
-    from minidocker.paths import state_roots
-
-    store = ImageStore(state_roots().images)
-    local_image(store, "busybox")
-    archive = tmp_path_factory.mktemp("bb") / "busybox.tar"
-    with open(archive, "wb") as out:
-        save_archive(store, ["busybox"], out)
-    dockerd.docker("load", "-i", str(archive))
-    yield "busybox"
-    dockerd.docker("rmi", "-f", "busybox", check=False)
-
 
 def _shape(value):
     """Keys and JSON types, recursively (values dropped)."""
@@ -660,7 +611,7 @@ def test_a_start_on_a_taken_port_leaves_the_container_created_with_the_error_as_
        "100")
     assert docker(daemon, "start", "policy").returncode == 1
     for name in ("late", "policy"):   # dockerd: never started, so "created", with the error and exit code 128
-        eventually(lambda: inspect(daemon, name)["State"]["Error"], f"{name}'s error to be recorded")
+        wait_for(lambda: inspect(daemon, name)["State"]["Error"], what=f"{name}'s error to be recorded")
         state = inspect(daemon, name)["State"]
         assert (state["Status"], state["Running"], state["ExitCode"]) == ("created", False, 128), state
         assert "driver failed programming external connectivity" in state["Error"], state
@@ -671,7 +622,8 @@ def test_a_start_on_a_taken_port_leaves_the_container_created_with_the_error_as_
     assert rows == ["Created"], rows
     removed = docker(daemon, "run", "--rm", "--name", "gone", "-p", f"{taken_port}:80", "busybox", "true")
     assert removed.returncode == 125
-    eventually(lambda: "gone" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}").split(), "--rm to remove it")
+    wait_for(lambda: "gone" not in ok(daemon, "ps", "-a", "--format", "{{.Names}}").split(),
+             what="--rm to remove it")
     assert endpoints(box) == ["owner"]
     ok(daemon, "rm", "-f", "owner")
     ok(daemon, "start", "late")   # the port is free now: the same container starts

@@ -21,15 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from daemonkit import Minidockerd, http_request
+from daemonkit import Minidockerd, daemon_fixture, docker, http_request, ok, wait_for
 
 pytestmark = [pytest.mark.ch13, pytest.mark.root, pytest.mark.overlay]
 
 
-@pytest.fixture(scope="module")
-def daemon(state_root: Path):
-    with Minidockerd(state_root, "--debug") as d:
-        yield d
+daemon = daemon_fixture(None, "--debug")
 
 
 @pytest.fixture
@@ -39,26 +36,6 @@ def client(daemon):
     c = docker_py.DockerClient(base_url=daemon.host)
     yield c
     c.close()
-
-
-def docker(daemon, *args, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    out = daemon.docker(*args, input=input, timeout=timeout)
-    out.text = out.stdout.decode(errors="replace")  # type: ignore[attr-defined]
-    out.errors = out.stderr.decode(errors="replace")  # type: ignore[attr-defined]
-    return out
-
-
-def ok(daemon, *args, **kw) -> str:
-    out = docker(daemon, *args, **kw)
-    assert out.returncode == 0, f"$ docker {' '.join(args)}: exit {out.returncode}\n{out.text}{out.errors}"
-    return out.text
-
-
-def wait_for(predicate, timeout: float = 10, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def api(daemon, method: str, path: str, body: object = None) -> tuple[int, object]:
@@ -578,22 +555,6 @@ def test_bad_input_gets_dockers_status_and_message(daemon):
 
 
 # -- against a private dockerd ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def busybox_in_dockerd(dockerd, state_root, tmp_path_factory):
-    from minidocker.image import ImageStore
-    from minidocker.image.archive import save_archive
-    from minidocker.paths import state_roots
-
-    store = ImageStore(state_roots().images)
-    store.get("busybox")
-    archive = tmp_path_factory.mktemp("bb") / "busybox.tar"
-    with open(archive, "wb") as out:
-        save_archive(store, ["busybox"], out)
-    dockerd.docker("load", "-i", str(archive))
-    yield "busybox"
-    dockerd.docker("rmi", "-f", "busybox", check=False)
-
 
 def _both(daemon, dockerd, method: str, path: str, body: object = None, ids: dict[str, str] | None = None):
     """The same request to both daemons: (status, message) each, container IDs replaced by their role."""

@@ -21,29 +21,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from daemonkit import Minidockerd
-
-from minidocker.engine.images import local_image
-from minidocker.image import ImageStore
+from daemonkit import busybox_in_dockerd, daemon_fixture, ok
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("md-archive")
-    local_image(ImageStore(root / "lib" / "images"), "busybox")
-    with Minidockerd(root) as d:
-        yield d
-
-
-def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
-    return result.stdout.decode()
+daemon = daemon_fixture("md-archive", busybox=True)
 
 
 def _create(daemon, *args: str) -> str:
-    return _ok(daemon.docker("create", "--network", "none", *args, "busybox", "sh")).strip()
+    return ok(daemon, "create", "--network", "none", *args, "busybox", "sh").strip()
 
 
 def _tar(*entries) -> bytes:
@@ -105,12 +92,12 @@ def test_cp_into_and_out_of_a_created_container(daemon, tmp_path):
     (tmp_path / "f.txt").write_text("hello\n")
     (tmp_path / "tree" / "sub").mkdir(parents=True)
     (tmp_path / "tree" / "sub" / "y").write_text("why\n")
-    _ok(daemon.docker("cp", str(tmp_path / "f.txt"), f"{cid}:/f.txt"))
-    _ok(daemon.docker("cp", str(tmp_path / "tree"), f"{cid}:/tmp/"))
+    ok(daemon, "cp", str(tmp_path / "f.txt"), f"{cid}:/f.txt")
+    ok(daemon, "cp", str(tmp_path / "tree"), f"{cid}:/tmp/")
     out = tmp_path / "out"
     out.mkdir()
-    _ok(daemon.docker("cp", f"{cid}:/f.txt", str(out / "back.txt")))
-    _ok(daemon.docker("cp", f"{cid}:/tmp/tree", str(out)))
+    ok(daemon, "cp", f"{cid}:/f.txt", str(out / "back.txt"))
+    ok(daemon, "cp", f"{cid}:/tmp/tree", str(out))
     assert (out / "back.txt").read_text() == "hello\n"
     assert (out / "tree" / "sub" / "y").read_text() == "why\n"
     assert _unmounted_soon(daemon.root.joinpath("lib", "containers", cid, "rootfs")), \
@@ -118,13 +105,13 @@ def test_cp_into_and_out_of_a_created_container(daemon, tmp_path):
 
 
 def test_cp_into_a_running_container_is_seen_inside_it(daemon, tmp_path):
-    cid = _ok(daemon.docker("run", "-d", "--network", "none", "busybox", "sleep", "60")).strip()
+    cid = ok(daemon, "run", "-d", "--network", "none", "busybox", "sleep", "60").strip()
     try:
         (tmp_path / "note").write_text("from the host\n")
-        _ok(daemon.docker("cp", str(tmp_path / "note"), f"{cid}:/tmp/note"))
-        assert _ok(daemon.docker("exec", cid, "cat", "/tmp/note")) == "from the host\n"
-        _ok(daemon.docker("exec", cid, "sh", "-c", "echo made inside > /made"))
-        _ok(daemon.docker("cp", f"{cid}:/made", str(tmp_path / "made")))
+        ok(daemon, "cp", str(tmp_path / "note"), f"{cid}:/tmp/note")
+        assert ok(daemon, "exec", cid, "cat", "/tmp/note") == "from the host\n"
+        ok(daemon, "exec", cid, "sh", "-c", "echo made inside > /made")
+        ok(daemon, "cp", f"{cid}:/made", str(tmp_path / "made"))
         assert (tmp_path / "made").read_text() == "made inside\n"
         assert daemon.root.joinpath("lib", "containers", cid, "rootfs").is_mount(), "cp left its root mounted"
     finally:
@@ -148,7 +135,7 @@ def test_a_put_into_a_running_container_freezes_it_meanwhile(daemon):
 
     from daemonkit import UnixHTTPConnection
 
-    cid = _ok(daemon.docker("run", "-d", "--network", "none", "busybox", "sleep", "60")).strip()
+    cid = ok(daemon, "run", "-d", "--network", "none", "busybox", "sleep", "60").strip()
     try:
         spec = json.loads(daemon.root.joinpath("lib", "containers", cid, "config.json").read_text())
         path = spec["linux"]["cgroupsPath"]
@@ -167,7 +154,7 @@ def test_a_put_into_a_running_container_freezes_it_meanwhile(daemon):
         assert conn.getresponse().status == 200
         conn.close()
         assert not _frozen(path), "thawed after the PUT"
-        assert _ok(daemon.docker("exec", cid, "wc", "-c", "/tmp/slow.txt")).split()[0] == "100000"
+        assert ok(daemon, "exec", cid, "wc", "-c", "/tmp/slow.txt").split()[0] == "100000"
     finally:
         daemon.docker("rm", "-f", cid)
 
@@ -262,15 +249,15 @@ def test_put_keeps_the_tars_owners_and_copy_uid_gid_takes_the_containers_user(da
 
 def test_cp_both_ways_on_an_exited_container_leaves_nothing_mounted(daemon, tmp_path):
     name = f"exited-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c", "echo done > /result"))
+    ok(daemon, "run", "--name", name, "--network", "none", "busybox", "sh", "-c", "echo done > /result")
     (tmp_path / "input").write_text("later\n")
-    _ok(daemon.docker("cp", str(tmp_path / "input"), f"{name}:/input"))
-    _ok(daemon.docker("cp", f"{name}:/result", str(tmp_path / "result")))
+    ok(daemon, "cp", str(tmp_path / "input"), f"{name}:/input")
+    ok(daemon, "cp", f"{name}:/result", str(tmp_path / "result"))
     assert (tmp_path / "result").read_text() == "done\n"
-    cid = _ok(daemon.docker("inspect", "-f", "{{.Id}}", name)).strip()
+    cid = ok(daemon, "inspect", "-f", "{{.Id}}", name).strip()
     assert _unmounted_soon(daemon.root.joinpath("lib", "containers", cid, "rootfs"))
-    _ok(daemon.docker("start", "-a", name))   # the copied file is in its filesystem when it runs again
-    assert _ok(daemon.docker("diff", name)).splitlines() == ["A /input", "A /result"]
+    ok(daemon, "start", "-a", name)   # the copied file is in its filesystem when it runs again
+    assert ok(daemon, "diff", name).splitlines() == ["A /input", "A /result"]
     daemon.docker("rm", name)
 
 
@@ -351,9 +338,9 @@ def test_get_never_follows_a_container_symlink_onto_the_host(daemon, tmp_path):
 
 def test_diff_lists_additions_changes_and_whiteouts_as_deletions(daemon):
     name = f"differ-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
-                      "rm /bin/ls && echo hi > /etc/motd && mkdir /data"))
-    lines = _ok(daemon.docker("diff", name)).splitlines()
+    ok(daemon, "run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+       "rm /bin/ls && echo hi > /etc/motd && mkdir /data")
+    lines = ok(daemon, "diff", name).splitlines()
     assert lines == ["C /bin", "D /bin/ls", "A /data", "C /etc", "A /etc/motd"], lines
     kinds = {c["Path"]: c["Kind"] for c in json.loads(daemon.request("GET", f"/v1.41/containers/{name}/changes")[2])}
     assert kinds == {"/bin": 0, "/bin/ls": 2, "/data": 1, "/etc": 0, "/etc/motd": 1}
@@ -363,37 +350,37 @@ def test_diff_lists_additions_changes_and_whiteouts_as_deletions(daemon):
 
 def test_export_is_the_flattened_filesystem(daemon, tmp_path):
     name = f"exporter-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
-                      "rm /bin/ls && echo hi > /etc/motd"))
-    _ok(daemon.docker("export", "-o", str(tmp_path / "fs.tar"), name))
+    ok(daemon, "run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+       "rm /bin/ls && echo hi > /etc/motd")
+    ok(daemon, "export", "-o", str(tmp_path / "fs.tar"), name)
     with tarfile.open(tmp_path / "fs.tar") as tar:
         names = set(tar.getnames())
         assert tar.extractfile("etc/motd").read() == b"hi\n"
     assert "bin/busybox" in names and "bin/ls" not in names, "the deletion is applied, no whiteout is shipped"
     assert not any(".wh." in n for n in names)
-    cid = _ok(daemon.docker("inspect", "-f", "{{.Id}}", name)).strip()
+    cid = ok(daemon, "inspect", "-f", "{{.Id}}", name).strip()
     assert _unmounted_soon(daemon.root.joinpath("lib", "containers", cid, "rootfs")), "nothing left mounted"
     daemon.docker("rm", name)
 
 
 def test_commit_with_changes_message_and_author_makes_a_runnable_image(daemon):
     name = f"committer-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("run", "--name", name, "--network", "none", "-e", "FOO=1", "busybox", "sh", "-c",
-                      "echo committed > /greeting"))
-    image_id = _ok(daemon.docker("commit", "-c", "ENV BAR=2", "-c", 'CMD ["cat", "/greeting"]', "-m", "a message",
-                                 "-a", "me", name, "committed/box:v1")).strip()
+    ok(daemon, "run", "--name", name, "--network", "none", "-e", "FOO=1", "busybox", "sh", "-c",
+       "echo committed > /greeting")
+    image_id = ok(daemon, "commit", "-c", "ENV BAR=2", "-c", 'CMD ["cat", "/greeting"]', "-m", "a message",
+                  "-a", "me", name, "committed/box:v1").strip()
     assert image_id.startswith("sha256:")
-    assert _ok(daemon.docker("run", "--rm", "--network", "none", "committed/box:v1")) == "committed\n"
-    inspected = json.loads(_ok(daemon.docker("image", "inspect", "committed/box:v1")))[0]
+    assert ok(daemon, "run", "--rm", "--network", "none", "committed/box:v1") == "committed\n"
+    inspected = json.loads(ok(daemon, "image", "inspect", "committed/box:v1"))[0]
     assert inspected["Comment"] == "a message" and inspected["Author"] == "me"
     assert {"FOO=1", "BAR=2"} <= set(inspected["Config"]["Env"]), "the container's env, then the change"
-    busybox = json.loads(_ok(daemon.docker("image", "inspect", "busybox")))[0]
+    busybox = json.loads(ok(daemon, "image", "inspect", "busybox"))[0]
     assert inspected["RootFS"]["Layers"][:-1] == busybox["RootFS"]["Layers"]
-    history = _ok(daemon.docker("history", "--no-trunc", "committed/box:v1")).splitlines()
+    history = ok(daemon, "history", "--no-trunc", "committed/box:v1").splitlines()
     assert "sh -c echo committed > /greeting" in history[1], history[1]
     bad = daemon.docker("commit", "-c", "RUN true", name)
     assert bad.returncode == 1 and b"run is not a valid change command" in bad.stderr, bad.stderr
-    _ok(daemon.docker("rmi", "committed/box:v1"))
+    ok(daemon, "rmi", "committed/box:v1")
     daemon.docker("rm", name)
 
 
@@ -436,9 +423,6 @@ def _normalise(text: str, cid: str) -> str:
 
 @pytest.mark.docker
 def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
-    archive = tmp_path / "busybox.tar"
-    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
-    dockerd.docker("load", "-i", str(archive))
     (tmp_path / "f.txt").write_text("hello\n")
     (tmp_path / "tree" / "sub").mkdir(parents=True)
     (tmp_path / "tree" / "sub" / "y").write_text("why\n")
@@ -485,10 +469,8 @@ def test_cp_diff_export_and_commit_match_dockerd(daemon, dockerd, tmp_path):
         run(env, "rmi", f"{name}:v1")
         return results
 
-    try:
+    with busybox_in_dockerd(dockerd, daemon.root / "lib" / "images", tmp_path):
         ours, theirs = session(daemon.env), session(dockerd.env)
-    finally:
-        dockerd.docker("rmi", "busybox", check=False)
     assert ours == theirs
 
 
@@ -630,9 +612,6 @@ def test_docker_py_get_archive_stats_match_dockerd(daemon, dockerd, tmp_path):
     size is the filesystem's) and the error class for each path."""
     import docker  # docker-py: requirements.txt
 
-    archive = tmp_path / "busybox.tar"
-    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
-    dockerd.docker("load", "-i", str(archive))
     paths = ["/bin", "/bin/sh", "/bin/sh/", "/etc/passwd", "/etc/passwd/", "/tmp/.", "/", "/nonexist", "relative/x",
              "/etc/../etc/group"]
 
@@ -655,10 +634,8 @@ def test_docker_py_get_archive_stats_match_dockerd(daemon, dockerd, tmp_path):
             container.remove(force=True)
             client.close()
 
-    try:
+    with busybox_in_dockerd(dockerd, daemon.root / "lib" / "images", tmp_path):
         ours, theirs = stats(daemon.host), stats(dockerd.host)
-    finally:
-        dockerd.docker("rmi", "busybox", check=False)
     assert ours == theirs
 
 
@@ -767,20 +744,20 @@ def test_cp_reaches_the_containers_volumes_and_a_read_only_one_stays_read_only(d
     (bound / "seen").write_text("from the host\n")
     (tmp_path / "note").write_text("into the volume\n")
     command = ("sh", "-c", "sleep 1000") if running else ("true",)
-    cid = _ok(daemon.docker("create", "--network", "none", "-v", f"{volume}:/data", "-v", f"{bound}:/ro:ro",
-                            "busybox", *command)).strip()
+    cid = ok(daemon, "create", "--network", "none", "-v", f"{volume}:/data", "-v", f"{bound}:/ro:ro",
+             "busybox", *command).strip()
     try:
-        _ok(daemon.docker("start", *(() if running else ("-a",)), cid))   # a stopped one ran once: its mount points exist
-        _ok(daemon.docker("cp", str(tmp_path / "note"), f"{cid}:/data/note"))
-        data = Path(_ok(daemon.docker("volume", "inspect", "-f", "{{.Mountpoint}}", volume)).strip())
+        ok(daemon, "start", *(() if running else ("-a",)), cid)   # a stopped one ran once: its mount points exist
+        ok(daemon, "cp", str(tmp_path / "note"), f"{cid}:/data/note")
+        data = Path(ok(daemon, "volume", "inspect", "-f", "{{.Mountpoint}}", volume).strip())
         assert (data / "note").read_text() == "into the volume\n"
         out = tmp_path / "out"
-        _ok(daemon.docker("cp", f"{cid}:/ro/seen", str(out)))
+        ok(daemon, "cp", f"{cid}:/ro/seen", str(out))
         assert out.read_text() == "from the host\n"
         refused = daemon.docker("cp", str(tmp_path / "note"), f"{cid}:/ro/note")
         assert refused.returncode != 0 and not (bound / "note").exists(), refused
         if running:
-            assert _ok(daemon.docker("exec", cid, "cat", "/data/note")) == "into the volume\n"
+            assert ok(daemon, "exec", cid, "cat", "/data/note") == "into the volume\n"
     finally:
-        _ok(daemon.docker("rm", "-f", cid))
-        _ok(daemon.docker("volume", "rm", volume))
+        ok(daemon, "rm", "-f", cid)
+        ok(daemon, "volume", "rm", volume)

@@ -11,21 +11,12 @@ import json
 import subprocess
 
 import pytest
-from daemonkit import Minidockerd
-
-from minidocker.engine.images import local_image
-from minidocker.image import ImageStore
+from daemonkit import daemon_fixture
 
 pytestmark = [pytest.mark.ch14, pytest.mark.ch08, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("md-build")
-    local_image(ImageStore(root / "lib" / "images"), "busybox")
-    with Minidockerd(root) as d:
-        d.env["DOCKER_BUILDKIT"] = "0"
-        yield d
+daemon = daemon_fixture("md-build", busybox=True, env={"DOCKER_BUILDKIT": "0"})
 
 
 def _context(tmp_path, dockerfile: str, files: dict[str, str] | None = None):

@@ -12,22 +12,15 @@ import json
 import subprocess
 
 import pytest
-from daemonkit import Minidockerd
+from daemonkit import busybox_in_dockerd, daemon_fixture, ok
 from registrykit import htpasswd_line
 
-from minidocker.engine.images import local_image
-from minidocker.image import ImageStore
 from minidocker.registry.server import RegistryServer
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("md-images")
-    local_image(ImageStore(root / "lib" / "images"), "busybox")
-    with Minidockerd(root) as d:
-        yield d
+daemon = daemon_fixture("md-images", busybox=True)
 
 
 @pytest.fixture
@@ -36,30 +29,25 @@ def registry(tmp_path):
         yield server
 
 
-def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
-    return result.stdout.decode()
-
-
 # -- docker CLI -----------------------------------------------------------------------------------
 
 def test_docker_images_lists_busybox_with_integer_sizes(daemon):
-    out = _ok(daemon.docker("images"))
+    out = ok(daemon, "images")
     lines = out.splitlines()
     assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert any(line.split()[:2] == ["busybox", "latest"] for line in lines[1:]), out
-    ids = _ok(daemon.docker("images", "-q", "busybox")).split()
+    ids = ok(daemon, "images", "-q", "busybox").split()
     assert len(ids) == 1 and len(ids[0]) == 12
 
 
 def test_tag_inspect_history_and_rmi(daemon):
-    _ok(daemon.docker("tag", "busybox", "course/box:v1"))
-    inspected = json.loads(_ok(daemon.docker("image", "inspect", "course/box:v1")))
+    ok(daemon, "tag", "busybox", "course/box:v1")
+    inspected = json.loads(ok(daemon, "image", "inspect", "course/box:v1"))
     assert "course/box:v1" in inspected[0]["RepoTags"] and "busybox:latest" in inspected[0]["RepoTags"]
     assert inspected[0]["Id"].startswith("sha256:")
-    history = _ok(daemon.docker("history", "course/box:v1"))
+    history = ok(daemon, "history", "course/box:v1")
     assert history.splitlines()[0].split()[:2] == ["IMAGE", "CREATED"], history
-    assert _ok(daemon.docker("rmi", "course/box:v1")).strip() == "Untagged: course/box:v1"
+    assert ok(daemon, "rmi", "course/box:v1").strip() == "Untagged: course/box:v1"
     missing = daemon.docker("image", "inspect", "course/box:v1")
     assert missing.returncode == 1 and b"No such image: course/box:v1" in missing.stderr, missing.stderr
 
@@ -72,38 +60,38 @@ def test_rmi_of_an_unknown_image_is_dockers_404(daemon):
 
 def test_save_and_load_stream_a_docker_archive_both_ways(daemon, tmp_path):
     archive = tmp_path / "box.tar"
-    _ok(daemon.docker("tag", "busybox", "saved/box:v1"))
-    _ok(daemon.docker("save", "-o", str(archive), "saved/box:v1"))
+    ok(daemon, "tag", "busybox", "saved/box:v1")
+    ok(daemon, "save", "-o", str(archive), "saved/box:v1")
     members = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, text=True, check=True).stdout
     assert "manifest.json" in members.split()
-    _ok(daemon.docker("rmi", "saved/box:v1"))
-    loaded = _ok(daemon.docker("load", "-i", str(archive)))
+    ok(daemon, "rmi", "saved/box:v1")
+    loaded = ok(daemon, "load", "-i", str(archive))
     assert "Loaded image: saved/box:v1" in loaded
-    assert _ok(daemon.docker("images", "-q", "saved/box:v1")).strip()
-    _ok(daemon.docker("rmi", "saved/box:v1"))
+    assert ok(daemon, "images", "-q", "saved/box:v1").strip()
+    ok(daemon, "rmi", "saved/box:v1")
 
 
 def test_a_broken_archive_is_refused_and_loads_nothing(daemon, tmp_path):
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive" * 100)
-    before = _ok(daemon.docker("images", "-aq"))
+    before = ok(daemon, "images", "-aq")
     result = daemon.docker("load", "-i", str(bad))
     assert result.returncode != 0
-    assert _ok(daemon.docker("images", "-aq")) == before
+    assert ok(daemon, "images", "-aq") == before
     assert not list((daemon.root / "run" / "uploads").glob("*")), "the spooled upload is removed"
 
 
 def test_pull_and_push_through_our_registry(daemon, registry):
     ref = f"{registry.address}/course/busybox:t1"
-    _ok(daemon.docker("tag", "busybox", ref))
-    pushed = _ok(daemon.docker("push", ref))
+    ok(daemon, "tag", "busybox", ref)
+    pushed = ok(daemon, "push", ref)
     assert f"The push refers to repository [{registry.address}/course/busybox]" in pushed
     assert "t1: digest: sha256:" in pushed
-    _ok(daemon.docker("rmi", ref))
-    pulled = _ok(daemon.docker("pull", ref))
+    ok(daemon, "rmi", ref)
+    pulled = ok(daemon, "pull", ref)
     assert f"Downloaded newer image for {ref}" in pulled or "Image is up to date" in pulled, pulled
-    assert _ok(daemon.docker("images", "-q", ref)).strip()
-    _ok(daemon.docker("rmi", ref))
+    assert ok(daemon, "images", "-q", ref).strip()
+    ok(daemon, "rmi", ref)
 
 
 def test_pull_of_a_missing_tag_fails_with_the_registrys_words(daemon, registry):
@@ -120,11 +108,11 @@ def test_login_checks_the_registrys_credentials(daemon, tmp_path):
         right = daemon.docker("login", "-u", "bob", "--password-stdin", server.address, input=b"secret")
         assert b"Login Succeeded" in right.stdout, right.stderr
         ref = f"{server.address}/auth/box:v1"
-        _ok(daemon.docker("tag", "busybox", ref))
-        _ok(daemon.docker("push", ref))   # the CLI sends the stored credentials as X-Registry-Auth
-        _ok(daemon.docker("rmi", ref))
-        _ok(daemon.docker("pull", ref))
-        _ok(daemon.docker("rmi", ref))
+        ok(daemon, "tag", "busybox", ref)
+        ok(daemon, "push", ref)   # the CLI sends the stored credentials as X-Registry-Auth
+        ok(daemon, "rmi", ref)
+        ok(daemon, "pull", ref)
+        ok(daemon, "rmi", ref)
         daemon.docker("logout", server.address)
 
 
@@ -134,11 +122,11 @@ def test_import_makes_a_one_layer_image(daemon, tmp_path):
     (tree / "etc" / "greeting").write_text("hello\n")
     archive = tmp_path / "rootfs.tar"
     subprocess.run(["tar", "-C", str(tree), "-cf", str(archive), "."], check=True)
-    image_id = _ok(daemon.docker("import", "-m", "by hand", str(archive), "imported/fs:v1")).strip()
+    image_id = ok(daemon, "import", "-m", "by hand", str(archive), "imported/fs:v1").strip()
     assert image_id.startswith("sha256:")
-    inspected = json.loads(_ok(daemon.docker("image", "inspect", "imported/fs:v1")))[0]
+    inspected = json.loads(ok(daemon, "image", "inspect", "imported/fs:v1"))[0]
     assert inspected["Id"] == image_id and len(inspected["RootFS"]["Layers"]) == 1
-    _ok(daemon.docker("rmi", "imported/fs:v1"))
+    ok(daemon, "rmi", "imported/fs:v1")
 
 
 def test_image_prune_answers_dockers_shape(daemon):
@@ -182,10 +170,7 @@ def test_docker_py_lists_gets_tags_pushes_pulls_and_removes(daemon, registry):
 
 @pytest.mark.docker
 def test_image_list_and_inspect_have_dockerds_keys_and_types(daemon, dockerd, tmp_path):
-    archive = tmp_path / "busybox.tar"
-    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
-    dockerd.docker("load", "-i", str(archive))
-    try:
+    with busybox_in_dockerd(dockerd, daemon.root / "lib" / "images", tmp_path):
         ours = json.loads(daemon.request("GET", "/v1.41/images/json")[2])
         theirs = json.loads(_dockerd_get(dockerd, "/v1.41/images/json"))
         mine = next(i for i in ours if "busybox:latest" in i["RepoTags"])
@@ -204,8 +189,6 @@ def test_image_list_and_inspect_have_dockerds_keys_and_types(daemon, dockerd, tm
         # (docker-py's ImageNotFound, the CLI) look for the status and "No such image"
         assert json.loads(_dockerd_get(dockerd, "/v1.41/images/nothing:v1/json"))["message"].endswith(
             "No such image: nothing:v1")
-    finally:
-        dockerd.docker("rmi", "busybox", check=False)
 
 
 def _dockerd_get(dockerd, path: str) -> bytes:

@@ -14,63 +14,47 @@ import sys
 import time
 
 import pytest
-from daemonkit import Minidockerd
-
-from minidocker.coursenet import Sandbox
+from daemonkit import Minidockerd, ok, sandbox_fixture
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root, pytest.mark.netns]
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory):
-    box = Sandbox(tmp_path_factory.mktemp("ch14-net"))
-    try:
-        yield box
-        box.md("system", "prune", "-f")
-        problems = box.wait_clean(allow_networks=False)
-        assert not problems, problems
-    finally:
-        box.close()
+box = sandbox_fixture("ch14-net", check=True)   # a prune at the end leaves nothing, not even a network
 
 
 @pytest.fixture(scope="module")
 def daemon(box):
-    with Minidockerd(box.state_root, prefix=tuple(box.argv()), env=box.env) as d:
+    with Minidockerd.in_sandbox(box) as d:
         yield d
 
 
-def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
-    return result.stdout.decode()
-
-
 def test_ls_shows_the_predefined_networks(daemon):
-    rows = [line.split() for line in _ok(daemon.docker("network", "ls")).splitlines()]
+    rows = [line.split() for line in ok(daemon, "network", "ls").splitlines()]
     assert rows[0] == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
     assert [(r[1], r[2], r[3]) for r in rows[1:]] == [("bridge", "bridge", "local"), ("host", "host", "local"),
                                                      ("none", "null", "local")]
 
 
 def test_create_inspect_and_rm_a_bridge_network(daemon, box):
-    network_id = _ok(daemon.docker("network", "create", "--subnet", "10.214.40.0/24", "app")).strip()
+    network_id = ok(daemon, "network", "create", "--subnet", "10.214.40.0/24", "app").strip()
     assert len(network_id) == 64
-    inspected = json.loads(_ok(daemon.docker("network", "inspect", "app")))[0]
+    inspected = json.loads(ok(daemon, "network", "inspect", "app"))[0]
     assert inspected["Id"] == network_id and inspected["Driver"] == "bridge"
     assert inspected["IPAM"]["Config"] == [{"Subnet": "10.214.40.0/24", "Gateway": "10.214.40.1"}]
     bridge = inspected["Options"]["com.docker.network.bridge.name"]
     assert bridge in [link["ifname"] for link in box.links()]
-    assert _ok(daemon.docker("network", "ls", "-q", "--filter", "name=app")).strip() == network_id[:12]
-    assert _ok(daemon.docker("network", "rm", "app")).strip() == "app"
+    assert ok(daemon, "network", "ls", "-q", "--filter", "name=app").strip() == network_id[:12]
+    assert ok(daemon, "network", "rm", "app").strip() == "app"
     assert bridge not in [link["ifname"] for link in box.links()]
 
 
 def test_bad_requests_get_dockers_status(daemon):
-    assert _ok(daemon.docker("network", "create", "dup")).strip()
+    assert ok(daemon, "network", "create", "dup").strip()
     try:
         again = daemon.docker("network", "create", "dup")
         assert again.returncode == 1 and b"already exists" in again.stderr, again.stderr
     finally:
-        _ok(daemon.docker("network", "rm", "dup"))
+        ok(daemon, "network", "rm", "dup")
     status, _, body = daemon.request("DELETE", "/v1.41/networks/bridge")
     assert status == 403 and "pre-defined" in json.loads(body)["message"]
     assert daemon.request("GET", "/v1.41/networks/nothing-here")[0] == 404
@@ -87,7 +71,7 @@ def test_bad_requests_get_dockers_status(daemon):
 
 
 def test_connect_and_disconnect_a_running_container(daemon, box):
-    _ok(daemon.docker("network", "create", "--subnet", "10.214.41.0/24", "side"))
+    ok(daemon, "network", "create", "--subnet", "10.214.41.0/24", "side")
     # The engine's own run (direct mode), not the CLI: with a daemon on this root the CLI would ask it,
     # and minidockerd has no bridge network yet.
     code = ("from minidocker.engine.run import RunOptions, run_container; "
@@ -99,14 +83,14 @@ def test_connect_and_disconnect_a_running_container(daemon, box):
             if box.md("exec", "web", "true").returncode == 0:
                 break
             time.sleep(0.1)
-        _ok(daemon.docker("network", "connect", "side", "web"))
+        ok(daemon, "network", "connect", "side", "web")
         addresses = box.md("exec", "web", "ip", "-o", "-4", "addr", "show", "eth1")
         assert "10.214.41." in addresses.stdout, addresses
-        inspected = json.loads(_ok(daemon.docker("network", "inspect", "side")))[0]
+        inspected = json.loads(ok(daemon, "network", "inspect", "side"))[0]
         assert [c["Name"] for c in inspected["Containers"].values()] == ["web"]
         again = daemon.docker("network", "connect", "side", "web")
         assert again.returncode == 1 and b"already connected" in again.stderr, again.stderr
-        _ok(daemon.docker("network", "disconnect", "side", "web"))
+        ok(daemon, "network", "disconnect", "side", "web")
         assert box.md("exec", "web", "ip", "link", "show", "eth1").returncode != 0
     finally:
         run.kill()
@@ -117,7 +101,7 @@ def test_connect_and_disconnect_a_running_container(daemon, box):
 
 def test_prune_removes_networks_without_endpoints(daemon):
     for name in ("p1", "p2"):
-        _ok(daemon.docker("network", "create", name))
+        ok(daemon, "network", "create", name)
     status, _, body = daemon.request("POST", "/v1.41/networks/prune")
     assert status == 200 and sorted(json.loads(body)["NetworksDeleted"]) == ["p1", "p2"]
 

@@ -13,26 +13,14 @@ import time
 import uuid
 
 import pytest
-from daemonkit import Minidockerd
+from daemonkit import busybox_in_dockerd, daemon_fixture, ok
 
 from minidocker.engine.events import Event
-from minidocker.engine.images import local_image
-from minidocker.image import ImageStore
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("md-system")
-    local_image(ImageStore(root / "lib" / "images"), "busybox")
-    with Minidockerd(root) as d:
-        yield d
-
-
-def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
-    return result.stdout.decode()
+daemon = daemon_fixture("md-system", busybox=True)
 
 
 def _run(env: dict, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
@@ -56,16 +44,16 @@ def _size_column(row: str) -> str:
 def test_system_df_counts_images_containers_volumes_and_the_containers_own_bytes(daemon, tmp_path):
     before = _df_rows(daemon.env)
     name = f"df-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("create", "--name", name, "--network", "none", "busybox", "sh"))
+    ok(daemon, "create", "--name", name, "--network", "none", "busybox", "sh")
     (tmp_path / "f.txt").write_bytes(b"abc")
-    _ok(daemon.docker("cp", str(tmp_path / "f.txt"), f"{name}:/f.txt"))
+    ok(daemon, "cp", str(tmp_path / "f.txt"), f"{name}:/f.txt")
     volume = f"dfvol-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("volume", "create", volume))
+    ok(daemon, "volume", "create", volume)
     after = _df_rows(daemon.env)
     assert after["Containers"] == (before["Containers"][0] + 1, before["Containers"][1])
     assert after["Local Volumes"][0] == before["Local Volumes"][0] + 1
     assert after["Images"][0] >= 1 and after["Images"][1] >= 1, "busybox is used by the container"
-    assert _size_column(next(line for line in _ok(daemon.docker("system", "df", "-v")).splitlines()
+    assert _size_column(next(line for line in ok(daemon, "system", "df", "-v").splitlines()
                              if line.rstrip().endswith(" " + name))) == "3B", "the upper directory holds 3 bytes"
     usage = json.loads(daemon.request("GET", "/v1.41/system/df")[2])
     mine = next(c for c in usage["Containers"] if c["Names"] == [f"/{name}"])
@@ -73,21 +61,21 @@ def test_system_df_counts_images_containers_volumes_and_the_containers_own_bytes
     assert mine["SizeRw"] == 3 and mine["SizeRootFs"] == 3 + busybox["Size"]
     assert busybox["Containers"] >= 1 and usage["LayersSize"] >= busybox["Size"]
     assert any(v["Name"] == volume and v["UsageData"] == {"Size": 0, "RefCount": 0} for v in usage["Volumes"])
-    _ok(daemon.docker("rm", name))
-    _ok(daemon.docker("volume", "rm", volume))
+    ok(daemon, "rm", name)
+    ok(daemon, "volume", "rm", volume)
 
 
 def test_a_layer_two_images_share_is_their_shared_size(daemon):
     name = f"share-{uuid.uuid4().hex[:6]}"
-    _ok(daemon.docker("create", "--name", name, "--network", "none", "busybox", "sh"))
-    _ok(daemon.docker("commit", name, "shared/box:v1"))
+    ok(daemon, "create", "--name", name, "--network", "none", "busybox", "sh")
+    ok(daemon, "commit", name, "shared/box:v1")
     usage = json.loads(daemon.request("GET", "/v1.41/system/df")[2])
     images = {tag: i for i in usage["Images"] for tag in i["RepoTags"]}
     base, child = images["busybox:latest"], images["shared/box:v1"]
     assert child["SharedSize"] == base["Size"] == base["SharedSize"], "busybox's layer is in both"
     assert child["Size"] > child["SharedSize"], "plus the (empty) commit layer"
-    _ok(daemon.docker("rm", name))
-    _ok(daemon.docker("rmi", "shared/box:v1"))
+    ok(daemon, "rm", name)
+    ok(daemon, "rmi", "shared/box:v1")
 
 
 def test_docker_py_df(daemon):
@@ -104,9 +92,6 @@ def test_docker_py_df(daemon):
 
 @pytest.mark.docker
 def test_system_df_matches_dockerd(daemon, dockerd, tmp_path):
-    archive = tmp_path / "busybox.tar"
-    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
-    dockerd.docker("load", "-i", str(archive))
     (tmp_path / "f.txt").write_bytes(b"abc")
 
     def scenario(env: dict) -> tuple:
@@ -129,10 +114,8 @@ def test_system_df_matches_dockerd(daemon, dockerd, tmp_path):
         deltas = {t: (after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in after}
         return deltas, sorted(after), _size_column(row), mine["SizeRw"], shapes
 
-    try:
+    with busybox_in_dockerd(dockerd, daemon.root / "lib" / "images", tmp_path):
         ours, theirs = scenario(daemon.env), scenario(dockerd.env)
-    finally:
-        dockerd.docker("rmi", "busybox", check=False)
     assert ours[:4] == theirs[:4]
     for mine, docker_keys in zip(ours[4], theirs[4]):
         assert set(docker_keys) <= set(mine), set(docker_keys) - set(mine)
@@ -213,7 +196,7 @@ def test_events_since_until_and_filters_through_the_cli(daemon, tmp_path):
         "the kept events are all before --since; the stream ends at --until"
     bad = _run(daemon.env, "events", "--since", since, "--until", until, "--filter", "colour=red")
     assert bad.returncode == 1 and b"invalid filter 'colour'" in bad.stderr, bad.stderr
-    _ok(daemon.docker("rmi", f"{name}-img:v1"))
+    ok(daemon, "rmi", f"{name}-img:v1")
 
 
 def test_docker_py_events_with_filters_and_until(daemon, tmp_path):
@@ -229,14 +212,11 @@ def test_docker_py_events_with_filters_and_until(daemon, tmp_path):
         assert all(e["Actor"]["Attributes"]["team"] == "a" for e in events)
     finally:
         client.close()
-    _ok(daemon.docker("rmi", f"{name}-img:v1"))
+    ok(daemon, "rmi", f"{name}-img:v1")
 
 
 @pytest.mark.docker
 def test_events_filters_match_dockerd(daemon, dockerd, tmp_path):
-    archive = tmp_path / "busybox.tar"
-    _ok(daemon.docker("save", "-o", str(archive), "busybox"))
-    dockerd.docker("load", "-i", str(archive))
 
     def session(env: dict) -> list:
         name = f"evcmp-{uuid.uuid4().hex[:6]}"
@@ -245,9 +225,7 @@ def test_events_filters_match_dockerd(daemon, dockerd, tmp_path):
         _run(env, "rmi", f"{name}-img:v1")
         return results
 
-    try:
+    with busybox_in_dockerd(dockerd, daemon.root / "lib" / "images", tmp_path):
         ours, theirs = session(daemon.env), session(dockerd.env)
-    finally:
-        dockerd.docker("rmi", "busybox", check=False)
     for mine, docker_one in zip(ours, theirs):
         assert mine == docker_one

@@ -12,49 +12,40 @@ import subprocess
 import sys
 
 import pytest
-from daemonkit import Minidockerd
+from daemonkit import daemon_fixture, ok
 
 pytestmark = [pytest.mark.ch14, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("md-volumes")
-    with Minidockerd(root) as d:
-        yield d
-
-
-def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
-    return result.stdout.decode()
+daemon = daemon_fixture("md-volumes")
 
 
 def test_create_ls_inspect_rm_with_the_docker_cli(daemon):
-    assert _ok(daemon.docker("volume", "create", "--label", "course=ch14", "data")).strip() == "data"
-    listed = _ok(daemon.docker("volume", "ls"))
+    assert ok(daemon, "volume", "create", "--label", "course=ch14", "data").strip() == "data"
+    listed = ok(daemon, "volume", "ls")
     assert listed.splitlines()[0].split() == ["DRIVER", "VOLUME", "NAME"]
     assert any(line.split() == ["local", "data"] for line in listed.splitlines()[1:]), listed
-    assert _ok(daemon.docker("volume", "ls", "-q", "--filter", "label=course=ch14")).split() == ["data"]
-    assert _ok(daemon.docker("volume", "ls", "-q", "--filter", "label=course=other")).split() == []
-    inspected = json.loads(_ok(daemon.docker("volume", "inspect", "data")))[0]
+    assert ok(daemon, "volume", "ls", "-q", "--filter", "label=course=ch14").split() == ["data"]
+    assert ok(daemon, "volume", "ls", "-q", "--filter", "label=course=other").split() == []
+    inspected = json.loads(ok(daemon, "volume", "inspect", "data"))[0]
     assert inspected["Name"] == "data" and inspected["Labels"] == {"course": "ch14"}
     assert inspected["Mountpoint"] == str(daemon.root / "lib" / "volumes" / "data" / "_data")
-    assert _ok(daemon.docker("volume", "rm", "data")).strip() == "data"
+    assert ok(daemon, "volume", "rm", "data").strip() == "data"
     missing = daemon.docker("volume", "inspect", "data")
     assert missing.returncode == 1 and b"no such volume" in missing.stderr.lower(), missing.stderr
 
 
 def test_a_volume_made_through_the_api_is_the_one_run_mounts(daemon):
-    _ok(daemon.docker("volume", "create", "shared"))
+    ok(daemon, "volume", "create", "shared")
     # The engine's own run (direct mode), not the CLI: with a daemon on this root the CLI would ask it.
     code = ("from minidocker.engine.run import RunOptions, run_container; import sys; "
             "sys.exit(run_container(RunOptions(image='busybox', command=['sh', '-c', 'echo hi > /data/f'], "
             "volumes=['shared:/data'], network='none', remove=True)).exit_code)")
     run = subprocess.run([sys.executable, "-c", code], env=daemon.env, capture_output=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    mountpoint = json.loads(_ok(daemon.docker("volume", "inspect", "shared")))[0]["Mountpoint"]
+    mountpoint = json.loads(ok(daemon, "volume", "inspect", "shared"))[0]["Mountpoint"]
     assert open(f"{mountpoint}/f").read() == "hi\n"
-    _ok(daemon.docker("volume", "rm", "shared"))
+    ok(daemon, "volume", "rm", "shared")
 
 
 def test_bad_names_options_and_bodies_get_400(daemon):
@@ -74,7 +65,7 @@ def test_rm_of_an_unknown_volume_is_404_and_force_makes_it_a_no_op(daemon):
 
 def test_prune_at_api_1_41_removes_every_unused_volume_like_dockerd_20_10(daemon):
     for name in ("p1", "p2"):
-        _ok(daemon.docker("volume", "create", name))
+        ok(daemon, "volume", "create", name)
     status, _, body = daemon.request("POST", "/v1.41/volumes/prune")
     assert status == 200
     answer = json.loads(body)

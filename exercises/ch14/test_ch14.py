@@ -25,22 +25,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from daemonkit import Minidockerd  # noqa: E402
+from daemonkit import daemon_fixture  # noqa: E402
 
-from minidocker.engine.images import local_image  # noqa: E402
-from minidocker.image import ImageStore  # noqa: E402
 from minidocker.registry.server import RegistryServer  # noqa: E402
 
 pytestmark = [pytest.mark.ch14]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    """A minidockerd with busybox, logging one line per request (--debug)."""
-    root = tmp_path_factory.mktemp("ch14-daemon")
-    local_image(ImageStore(root / "lib" / "images"), "busybox")
-    with Minidockerd(root, "--debug") as d:
-        yield d
+daemon = daemon_fixture("ch14-daemon", "--debug", busybox=True)   # with busybox, a log line per request
 
 
 # --- task 14.1: parse_filters --------------------------------------------------------------------

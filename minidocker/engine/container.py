@@ -12,6 +12,8 @@ Every PID a record keeps goes with its start time (linux/procfs.py): ``pid`` and
 ``start_time`` name the container's PID 1, ``owner`` the process that runs it (a
 foreground ``minidocker run``). When the owner died without cleaning up (``kill -9``),
 the next command that reads the record finishes its work: see engine/remove.py, reconcile.
+A long-lived reader (minidockerd) reads records through a :class:`RecordCache`, which
+parses one again only when its file changed.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from minidocker.linux import procfs
 from minidocker.paths import StateRoots
 from minidocker.record import Record
 
-__all__ = ["BrokenRecord", "Container", "claim_name", "claim_random_name", "find_container", "list_containers",
-           "new_container_id", "random_name", "release_name"]
+__all__ = ["BrokenRecord", "Container", "RecordCache", "claim_name", "claim_random_name", "find_container",
+           "list_containers", "new_container_id", "random_name", "release_name"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's rule for container names
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
@@ -126,18 +128,30 @@ class Container(Record):
             FileNotFoundError: no record (being created or removed).
             BrokenRecord: the record is not a container's JSON.
         """
+        return cls.read(roots, container_id).checked(roots)
+
+    @classmethod
+    def read(cls, roots: StateRoots, container_id: str) -> Container:
+        """The record as it was written, not refreshed (what :class:`RecordCache` keeps); see :meth:`load`."""
         path = roots.containers / container_id / cls.FILE
         try:
-            container = cls.from_json(read_json(path))
+            return cls.from_json(read_json(path))
         except (ValueError, TypeError, AttributeError) as err:  # not JSON, or not an object with our fields
             cause = str(err).split(f"{path}: ", 1)[-1]  # CorruptState names the file already
             raise BrokenRecord(f"failed to read container record {path}: {cause}", path=path) from None
-        if container.refresh():
+
+    def checked(self, roots: StateRoots) -> Container:
+        """This record as far as /proc confirms it (:meth:`refresh`), reconciled if its owner died.
+
+        Raises:
+            NotFound: the reconciliation removed it (``--rm``).
+        """
+        if self.refresh():
             from minidocker.engine.remove import reconcile
 
-            if not reconcile(container, roots):
-                raise NotFound(f"no such container: {container_id}")
-        return container
+            if not reconcile(self, roots):
+                raise NotFound(f"no such container: {self.id}")
+        return self
 
     def refresh(self) -> bool:
         """Believe the record only as far as /proc confirms it; True if its owner died mid-run.
@@ -266,12 +280,15 @@ def list_containers(roots: StateRoots, broken: list[BrokenRecord] | None = None)
     return sorted(found, key=lambda c: c.created)
 
 
-def find_container(roots: StateRoots, ref: str) -> Container:
-    """A container by full ID, unique ID prefix, or name (with or without a leading '/')."""
+def find_container(roots: StateRoots, ref: str, records: RecordCache | None = None) -> Container:
+    """A container by full ID, unique ID prefix, or name (with or without a leading '/').
+
+    ``records``: the cache to read them through (minidockerd's), else every record is read now.
+    """
     if not ref:
         raise InvalidArgument("container name or ID is empty")
     name = ref.lstrip("/")
-    containers = list_containers(roots)
+    containers = list_containers(roots) if records is None else records.list()
     for c in containers:
         if c.id == ref or c.name == name:
             return c
@@ -281,3 +298,105 @@ def find_container(roots: StateRoots, ref: str) -> Container:
     if len(matches) > 1:
         raise Conflict(f"multiple containers match the ID prefix {ref!r}")
     raise NotFound(f"no such container: {ref}")
+
+
+class RecordCache:
+    """Container records parsed once, for a process that reads them again and again: minidockerd.
+
+    ``docker ps`` with 100 containers parsed 100 records of ~18 KB (about 9 ms of the 10 ms
+    the answer took), and each create read every record to check a name. Here a record is
+    parsed again only when its file changed, whoever changed it (the daemon, a direct-mode
+    command, a reconciliation): a record is replaced by rename (atomic.write_json), so a
+    changed one has a new (inode, mtime, size), which one stat(2) reads. (An inode number can
+    be reused, but a stale hit needs two rewrites in one timestamp tick, to the same size.)
+    What the records do not say, /proc, is checked at every read (:meth:`Container.checked`),
+    as :meth:`Container.load` does. Each read hands out a copy: a caller may set attributes
+    of it (and save it or not); nested values (config, host_config) are shared, not to be
+    changed in place. Thread-safe for the daemon's handler threads (one dict, GIL-atomic
+    steps; a race costs a parse at most).
+    """
+
+    def __init__(self, roots: StateRoots) -> None:
+        self.roots = roots
+        self._directory = os.fspath(roots.containers)   # a str: a Path per record was 40 % of a listing
+        self._parsed: dict[str, tuple[tuple[int, int, int], Container]] = {}   # id -> (stat key, record)
+
+    def load(self, container_id: str) -> Container:
+        """:meth:`Container.load`, through the cache. Raises as it does."""
+        return _copy(self._read(container_id)).checked(self.roots)
+
+    def list(self) -> list[Container]:
+        """:func:`list_containers` (oldest first), through the cache; removed records are forgotten."""
+        found = []
+        for record in self._scan():
+            try:
+                found.append(_copy(record).checked(self.roots))
+            except NotFound:
+                continue  # reconciled away
+        return sorted(found, key=lambda c: c.created)
+
+    def named(self, name: str) -> str | None:
+        """The ID of the record called ``name`` (claim_name's ``record_named``), or None.
+
+        Only the records cached under ``name``, and new ones, are read (a stat each at 50
+        containers was 4x the time): a record's name changes only by the daemon's rename,
+        which claims the new name with a claim file first, and claim_name looks there before
+        it asks here. A broken record holds no name (prune removes it; a create must not fail).
+        """
+        for container_id in self._ids():
+            cached = self._parsed.get(container_id)
+            if cached is not None and cached[1].name != name:
+                continue
+            try:
+                record = self._read(container_id)
+            except (FileNotFoundError, NotADirectoryError, BrokenRecord):
+                continue
+            if record.name == name:
+                try:
+                    return _copy(record).checked(self.roots).id
+                except NotFound:
+                    continue
+        return None
+
+    def _scan(self) -> list[Container]:
+        """Every record as written (not refreshed, not copied).
+
+        Raises:
+            BrokenRecord: a record is not a container's JSON.
+        """
+        found = []
+        for container_id in self._ids():
+            try:
+                found.append(self._read(container_id))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # a directory being created or removed
+        return found
+
+    def _ids(self) -> list[str]:
+        """The IDs of the records there are now; the cache forgets the others."""
+        try:
+            ids = [e.name for e in os.scandir(self._directory) if not e.name.startswith(".")]
+        except FileNotFoundError:
+            ids = []
+        for gone in self._parsed.keys() - set(ids):
+            self._parsed.pop(gone, None)
+        return ids
+
+    def _read(self, container_id: str) -> Container:
+        """The parsed record, not refreshed: the cached one if its file did not change."""
+        # stat before the read: a rewrite in between leaves an older key with newer content, parsed again
+        st = os.stat(f"{self._directory}/{container_id}/{Container.FILE}")
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._parsed.get(container_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        container = Container.read(self.roots, container_id)
+        self._parsed[container_id] = (key, container)
+        return container
+
+
+def _copy(container: Container) -> Container:
+    """A shallow copy (its own attributes); 4x faster than copy.copy, 50 of them per listing."""
+    fresh = Container.__new__(Container)
+    fresh.__dict__.update(container.__dict__)
+    return fresh

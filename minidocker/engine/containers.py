@@ -26,8 +26,10 @@ bridge network (see "networks and mounts" below for who does what, and why).
 Names are claimed with the engine's atomic ``claim_name`` (as direct mode does), so a
 name cannot be taken twice, by two requests or by the daemon and a direct ``run``. A
 lookup by full ID or by name reads one record (its directory, its claim); only ID
-prefixes scan them all. Paused is not a status of its own, as in Docker: a running
-container with ``paused`` set (State.Status "paused", State.Running true).
+prefixes scan them all. Records are read through the service's RecordCache
+(engine/container.py), which parses a record again only when its file changed.
+Paused is not a status of its own, as in Docker: a running container with ``paused``
+set (State.Status "paused", State.Running true).
 The states are Docker's: created -> running -> exited (-> removed); what happens on an
 exit (record, unmount, ``die`` event, waiters, ``--rm``) is :meth:`_exited`, called from
 the supervisor's event and from :meth:`reconcile` for exits the daemon did not see
@@ -47,8 +49,8 @@ import signal
 import threading
 import time
 
-from minidocker.engine.container import (Container, claim_name, claim_random_name, find_container, list_containers,
-                                         random_name, release_name)
+from minidocker.engine.container import (Container, RecordCache, claim_name, claim_random_name, find_container,
+                                         list_containers, random_name, release_name)
 from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState,
                                MinidockerError, NotFound)
 from minidocker.paths import StateRoots
@@ -207,8 +209,8 @@ class ContainerService:
         self.supervisor = supervisor
         self._last_exit: dict[str, int] = {}
         self.execs: dict[str, ExecInstance] = {}
-        self._names: dict[str, str] = {}                # record ID -> name, for claims (_record_named)
         self._restarts: dict[str, threading.Event] = {}  # pending restarts by policy: set = cancelled
+        self.records = RecordCache(roots)               # every read of a record goes through it
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -307,24 +309,10 @@ class ContainerService:
         """The ID of the record called ``name``, for claim_name's records without a claim file.
 
         Reading every record at each claim made each create O(containers) (39 % of a create at
-        50 containers). A record's name changes only by a rename, which is the daemon's: the
-        names stay cached per record ID, and a listing of the directory finds the records made
-        or removed since (by direct mode too). Called under claim_name's lock and self.lock.
+        50 containers): the records cache parses only those that changed. Called under
+        claim_name's lock and self.lock.
         """
-        from minidocker.engine.container import BrokenRecord
-
-        try:
-            ids = {e.name for e in os.scandir(self.roots.containers) if not e.name.startswith(".")}
-        except FileNotFoundError:
-            ids = set()
-        for gone in set(self._names) - ids:
-            del self._names[gone]
-        for cid in ids - set(self._names):
-            try:
-                self._names[cid] = Container.load(self.roots, cid).name
-            except (FileNotFoundError, NotFound, BrokenRecord):
-                continue  # being created (no record yet) or removed: not a holder
-        return next((cid for cid, held in self._names.items() if held == name), None)
+        return self.records.named(name)
 
     def _run_options(self, body: dict, host: dict, image_name: str, warnings: list[str]):
         from minidocker.engine.resources import ResourceFlags
@@ -586,7 +574,7 @@ class ContainerService:
         if found is not None:
             return found
         try:
-            return find_container(self.roots, ref)
+            return find_container(self.roots, ref, self.records)
         except NotFound:
             raise NotFound(f"No such container: {ref}") from None
 
@@ -601,20 +589,21 @@ class ContainerService:
 
         if len(ref) == 64:
             try:
-                return Container.load(self.roots, ref)
+                return self.records.load(ref)
             except (FileNotFoundError, NotFound, BrokenRecord, OSError):
                 pass
         name = ref.lstrip("/")
         try:
             with open(self.roots.containers / ".names" / name, encoding="utf-8") as f:
                 holder = json.loads(f.read()).split()[0]
-            container = Container.load(self.roots, holder)
+            container = self.records.load(holder)
         except (OSError, ValueError, IndexError, AttributeError, NotFound, BrokenRecord):
             return None
         return container if container.name == name else None
 
     def list(self, all: bool = False) -> list[Container]:
-        found = [c for c in list_containers(self.roots) if all or c.status == "running"]
+        """The running containers (``all``: every one), newest first, as ``docker ps`` shows them."""
+        found = [c for c in self.records.list() if all or c.status == "running"]
         return sorted(found, key=lambda c: c.created, reverse=True)
 
     def log_path(self, container: Container) -> str | None:
@@ -1282,7 +1271,6 @@ class ContainerService:
             except BaseException:
                 release_name(self.roots.containers, name, container.id)
                 raise
-            self._names[container.id] = name
             release_name(self.roots.containers, old, container.id)
         self._event(container, "rename", {"oldName": f"/{old}"})
         return container
