@@ -38,7 +38,7 @@ __all__ = ["ContainerProcess", "Stdio", "empty_stdin", "run"]
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from minidocker.cgroups import Cgroup
