@@ -65,8 +65,9 @@ def student(cli, tmp_path):
 
 
 def _containers(root) -> list[str]:
+    """The container directories (not the name claims in .names/)."""
     directory = root / "lib" / "containers"
-    return sorted(os.listdir(directory)) if directory.is_dir() else []
+    return sorted(n for n in os.listdir(directory) if not n.startswith(".")) if directory.is_dir() else []
 
 
 def test_run_pulls_a_missing_image_then_runs_it_and_the_next_run_does_not_pull(server, image, student):

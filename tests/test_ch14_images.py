@@ -203,7 +203,7 @@ def _image_events(docker, since: float, until: float) -> list[str]:
     """``docker events`` of type image between the two times, as "ACTION ACTOR-ID name=NAME" lines."""
     out = docker("events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=image",
                  "--format", "{{.Action}} {{.Actor.ID}} name={{.Actor.Attributes.name}}")
-    return (out if isinstance(out, str) else _ok(out)).splitlines()
+    return out.splitlines()
 
 
 @pytest.mark.docker
@@ -217,7 +217,7 @@ def test_rmi_emits_untag_then_one_delete_as_dockerd_does(daemon, dockerd, tmp_pa
     archive = tmp_path / "rootfs.tar"
     subprocess.run(["tar", "-C", str(tree), "-cf", str(archive), "."], check=True)
     found = {}
-    for who, docker in (("minidockerd", lambda *a: _ok(daemon.docker(*a))), ("dockerd", dockerd.docker)):
+    for who, docker in (("minidockerd", lambda *a: ok(daemon, *a)), ("dockerd", dockerd.docker)):
         image_id = docker("import", str(archive), "rmi/events:v1").strip()
         docker("tag", "rmi/events:v1", "rmi/events:v2")
         since = time.time()

@@ -82,8 +82,18 @@ class Channel:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._buffer = b""
+        self._gate: int | None = None
+
+    def hold_sends_until_eof(self, gate_fd: int) -> None:
+        """Let the first :meth:`send` wait until ``gate_fd`` reads EOF (init's: stage 1 sends PID
+        first on the same pipe, then closes the gate); until then this end may work, not speak."""
+        self._gate = gate_fd
 
     def send(self, kind: str, /, **payload: Any) -> None:
+        if self._gate is not None:
+            os.read(self._gate, 1)
+            os.close(self._gate)
+            self._gate = None
         line = f"{kind} {dumps(payload)}\n".encode()
         os.write(self.write_fd, line)
 

@@ -80,18 +80,17 @@ def stage1(spec: Mapping[str, Any], channel: Channel, console_socket: socket.soc
         overlay = spec.get("annotations", {}).get("org.minidocker.rootless-overlay")
         if overlay:   # rootless (chapter 11): only root in this user namespace may mount the overlay
             rootfs.mount("overlay", spec["root"]["path"], "overlay", 0, overlay)
-        # init may not speak before PID is on the pipe (the parent expects PID first): it
-        # waits for this gate to close, which we do right after sending PID. Not by exiting:
-        # a process's fds close only after its address space is torn down (exit_mm before
-        # exit_files in the kernel's do_exit), and for a forked interpreter that took 3-25 ms
-        # that init spent waiting. init is reparented before `start` can release it: the
-        # parent reaps us (after READY) before create returns.
+        # init may not speak before PID is on the pipe (the parent expects PID first): its
+        # first send waits for this gate to close, which we do right after sending PID; its
+        # mounts go on meanwhile. Not by exiting: a process's fds close only after its address
+        # space is torn down (exit_mm before exit_files in the kernel's do_exit), and for a
+        # forked interpreter that took 3-25 ms. init is reparented before `start` can release
+        # it: the parent reaps us (after READY) before create returns.
         gate_read, gate_write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(gate_write)
-            os.read(gate_read, 1)  # EOF: stage 1 has sent PID
-            os.close(gate_read)
+            channel.hold_sends_until_eof(gate_read)
             _init(spec, channel, console_socket, flags, fifo_fd, options)
         channel.send(Message.PID, pid=pid)
         os.close(gate_write)
