@@ -62,14 +62,14 @@ def daemon_client() -> Client | None:
     if not explicit and not os.path.exists(path):
         return None
     try:
-        _connect(path).close()
+        probe = _connect(path)
     except OSError:
         if explicit:
             raise MinidockerError(f"Cannot connect to the minidocker daemon at unix://{path}. "
                                   "Is minidockerd running?",
                                   hint="start it with: minidocker daemon start") from None
         return None
-    return Client(path)
+    return Client(path, probe)
 
 
 def needs_daemon(command: str) -> Client:
@@ -166,15 +166,31 @@ class _Response:
 class Client:
     """Requests to one daemon; an error status is raised as minidocker's error for it (404 NotFound ...)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, connected=None) -> None:
+        import time
+
         self.path = path
+        self._connected = connected  # the connection daemon_client() opened to see that a daemon answers
+        self._connected_at = time.monotonic()
+
+    def _connection(self):
+        """A new connection; the first request goes on the one already open (one connect fewer),
+        unless it has waited so long that the daemon may have closed it (it waits 60 s for a head)."""
+        import time
+
+        conn, self._connected = self._connected, None
+        if conn is not None and time.monotonic() - self._connected_at < 30:
+            return conn
+        if conn is not None:
+            conn.close()
+        return _connect(self.path)
 
     def open(self, method: str, path: str, query: dict | None = None, body: object = None):
         """Send one request on a new connection; (the socket, its _Response) once the head has come."""
         from minidocker.atomic import dumps
 
         data = dumps(body).encode() if body is not None else b""
-        conn = _connect(self.path)
+        conn = self._connection()
         try:
             conn.sendall(f"{method} {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
                          f"Content-Length: {len(data)}\r\n".encode()
@@ -202,7 +218,7 @@ class Client:
 
     def hijack(self, path: str, query: dict):
         """POST with ``Upgrade: tcp``; the socket after the 101 (raw stream both ways)."""
-        sock = _connect(self.path)
+        sock = self._connection()
         sock.sendall(f"POST {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
                      "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
         head = b""
