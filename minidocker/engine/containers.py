@@ -49,8 +49,8 @@ import signal
 import threading
 import time
 
-from minidocker.engine.container import (Container, RecordCache, claim_name, claim_random_name, find_container,
-                                         list_containers, random_name, release_name)
+from minidocker.engine.container import (Container, RecordCache, claim_name, claim_random_name,
+                                         find_container, list_containers, random_name, release_name)
 from minidocker.errors import (Conflict, ContainerError, ImageNotFound, InvalidArgument, InvalidState,
                                MinidockerError, NotFound)
 from minidocker.paths import StateRoots
@@ -979,10 +979,6 @@ class ContainerService:
             Snapshot(container.directory(self.roots), []).unmount()
             self._forget_network(cid)
             self._volume_devices(cid, activate=False)
-            try:
-                self.supervisor.request({"op": "forget", "id": cid})
-            except Exception:  # noqa: BLE001 - it may be gone (a restart): nothing to forget
-                pass
             self.exits[cid] = self.exits.get(cid, 0) + 1
             self._last_exit[cid] = container.exit_code
             for sock, *_ in self.pending_attach.pop(cid, []):
@@ -991,12 +987,17 @@ class ContainerService:
         self._event(container, "die", {"exitCode": str(container.exit_code)})
         if delay is not None:
             self._schedule_restart(cid, delay)
-            return
-        if (container.host_config or {}).get("AutoRemove"):
-            try:
-                self.remove(cid, force=True, volumes=True)   # --rm takes its anonymous volumes, as Docker
+        elif auto_remove:
+            try:   # --rm takes its anonymous volumes, as Docker
+                self.remove(cid, force=True, volumes=True, exit_reported=True)
             except NotFound:
                 pass
+        # Last, off the path of the waiters (docker run --rm waits for the removal): the supervisor drops
+        # its entry if it is still the exited one (a start meanwhile has made a new one, which stays).
+        try:
+            self.supervisor.request({"op": "forget", "id": cid})
+        except Exception:  # noqa: BLE001 - it may be gone (a restart): nothing to forget
+            pass
 
     def _should_restart(self, container: Container) -> bool:
         try:
@@ -1112,8 +1113,13 @@ class ContainerService:
 
     # -- remove ---------------------------------------------------------------------------------
 
-    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> Container:
-        """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses."""
+    def remove(self, ref: str, force: bool = False, volumes: bool = False,
+               exit_reported: bool = False) -> Container:
+        """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses.
+
+        ``exit_reported``: the supervisor has just reported its exit (--rm), so it has deleted the
+        cgroup and the runtime's state: no orphan to look for (a config read and ten cgroup checks).
+        """
         with self.lock:
             container = self.get(ref)
             if container.status in ("running", "restarting"):
@@ -1144,7 +1150,8 @@ class ContainerService:
             from minidocker.storage import Snapshot
 
             Snapshot(directory, []).unmount()
-            self._kill_orphan(container)
+            if not exit_reported:
+                self._kill_orphan(container)
             self._forget_network(container.id)
             mounts = self._container_mounts(container.id) if volumes else []
             hidden = directory.with_name(".removing-" + directory.name)

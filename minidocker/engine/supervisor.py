@@ -329,8 +329,9 @@ class Supervisor:
 
             (pause if op == "pause" else resume)(container.proc.root, container.proc.id)
             return {}
-        if op == "forget":
-            self.containers.pop(container.id, None)
+        if op == "forget":   # an exited container's entry (a new start's live one stays)
+            if container.exited:
+                self.containers.pop(container.id, None)
             return {}
         return {"error": f"unknown op {op!r}", "kind": "InvalidArgument", "exit_code": 125}
 
