@@ -44,12 +44,13 @@ from minidocker.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
 __all__ = [
     "DEFAULT_NETWORK", "NetworkPlan", "Network", "NetworkStore", "attach", "connect", "create_network",
-    "detach", "disconnect", "list_networks", "plan_network", "prune_networks", "remove_network", "wire",
+    "detach", "disconnect", "list_networks", "plan_endpoint", "plan_network", "prune_networks",
+    "remove_network", "wire",
 ]
 
 DEFAULT_NETWORK = "bridge"  # Docker's default network and its docker0 are ours "bridge" and mdbr0
@@ -165,6 +166,27 @@ def plan_network(value: str, publish: list[str], publish_all_ports: list[tuple[i
     if not _NAME.match(value):
         raise InvalidArgument(f"invalid network name {value!r}")
     return NetworkPlan("bridge", network=value, ports=ports)
+
+
+def plan_endpoint(plan: NetworkPlan, aliases: Sequence[str] = (), mac: str | None = None) -> NetworkPlan:
+    """``--network-alias`` and ``--mac-address`` on ``plan``, as the daemon puts its container's
+    Aliases and MacAddress there (engine/supervisor.py), refused where dockerd refuses them.
+
+    Raises:
+        InvalidArgument: an alias that breaks a hosts line, or one off a user-defined network
+            (nothing resolves it there); a bad MAC, or one with ``--network host`` or
+            ``container:`` (the container has no interface of its own).
+    """
+    plan.aliases = names.check_aliases(aliases)
+    if plan.aliases and (plan.mode != "bridge" or plan.network == DEFAULT_NETWORK):
+        raise InvalidArgument("network-scoped alias is supported only for containers "
+                              "in user defined networks")
+    plan.mac = ipam.parse_mac(mac) if mac else None
+    if plan.mac and plan.mode in ("host", "container"):
+        raise InvalidArgument("conflicting options: mac-address and the network mode",
+                              hint=f"--mac-address needs an interface of the container's own, "
+                                   f"not --network {plan.mode}")
+    return plan
 
 
 # -- network create / rm / ls ------------------------------------------------------------------
