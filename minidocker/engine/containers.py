@@ -396,9 +396,11 @@ class ContainerService:
         _mac_address(body)
         if options.network == "none" and not publish:
             return None
-        from minidocker.engine.networks import check_network_exists, plan_network
+        from minidocker.engine.networks import check_network_exists, plan_endpoint, plan_network
 
         plan = plan_network(options.network, publish, [])   # -P's ports are added at start (the image's)
+        # a MAC with host or container: refused here, as dockerd's create; aliases are checked at start
+        plan_endpoint(plan, (), _mac_address(body))
         try:
             check_network_exists(self.roots, plan)
         except NotFound as err:
