@@ -98,6 +98,40 @@ def test_interface_names_longer_than_15_characters_are_refused() -> None:
         _name("md0123456789abcd")
 
 
+def test_plan_endpoint_puts_aliases_and_the_mac_on_user_network_plans_only() -> None:
+    from minidocker.engine.networks import plan_endpoint, plan_network
+
+    plan = plan_endpoint(plan_network("front", [], []), ["api", "db"], "02-42-0A-00-00-09")
+    assert (plan.aliases, plan.mac) == (["api", "db"], "02:42:0a:00:00:09")
+    assert plan_endpoint(plan_network("bridge", [], []), [], "02:42:0a:00:00:09").mac == "02:42:0a:00:00:09"
+    assert plan_endpoint(plan_network("front", [], [])).mac is None   # the one of its address, at attach
+    for mode in ("bridge", "none", "host", "container:web"):
+        with pytest.raises(InvalidArgument, match="network-scoped alias is supported only"):
+            plan_endpoint(plan_network(mode, [], []), ["api"])
+    for mode in ("host", "container:web"):
+        with pytest.raises(InvalidArgument, match="conflicting options: mac-address and the network mode"):
+            plan_endpoint(plan_network(mode, [], []), [], "02:42:0a:00:00:09")
+    with pytest.raises(InvalidArgument, match="invalid network alias 'a b'"):
+        plan_endpoint(plan_network("front", [], []), ["a b"])
+
+
+def test_run_sends_aliases_and_the_mac_to_the_daemon_as_the_docker_cli_does() -> None:
+    from minidocker.cli.flags import parse
+    from minidocker.cli.parsers import build_commands
+    from minidocker.cli.remote import _create_body
+
+    def body(*argv: str) -> dict:
+        return _create_body(parse(build_commands(), ["run", *argv, "busybox"])[1])
+
+    sent = body("--network", "front", "--network-alias", "api", "--network-alias", "db",
+                "--mac-address", "02:42:0a:00:00:09")
+    assert sent["NetworkingConfig"] == {"EndpointsConfig": {"front": {"Aliases": ["api", "db"]}}}
+    assert sent["MacAddress"] == "02:42:0a:00:00:09"
+    assert body("--network-alias", "api")["NetworkingConfig"] == {"EndpointsConfig": {"default":
+                                                                                   {"Aliases": ["api"]}}}
+    assert "NetworkingConfig" not in body() and "MacAddress" not in body()
+
+
 # -- the sandbox ---------------------------------------------------------------------------------
 
 def test_firewall_backend_is_nft_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,6 +310,26 @@ def test_hosts_files_follow_containers_joining_and_leaving(box: Sandbox) -> None
     ok(box.md("network", "rm", "team"))
 
 
+@pytest.mark.root
+@pytest.mark.netns
+def test_direct_run_aliases_resolve_in_peers_hosts_and_the_mac_is_the_one_asked_for(box: Sandbox) -> None:
+    ok(box.md("network", "create", "pals"))
+    a, ip_a = start(box, "--name", "db", "--network", "pals", "--network-alias", "database",
+                    "--network-alias", "pg", "--mac-address", "02:42:0a:00:00:09", "busybox", "sleep", "60")
+    try:
+        assert ok(box.md("exec", "db", "cat", "/sys/class/net/eth0/address")).strip() == "02:42:0a:00:00:09"
+        [(cid, endpoint)] = [(c, ep) for c, ep in box.networks()["pals"]["endpoints"].items()
+                             if ep["name"] == "db"]
+        assert (endpoint["aliases"], endpoint["mac"]) == (["database", "pg"], "02:42:0a:00:00:09"), endpoint
+        out = ok(box.md("run", "--rm", "--network", "pals", "busybox", "sh", "-c",
+                        "ping -c1 -W2 pg >/dev/null && echo reached; grep -w db /etc/hosts"))
+        assert "reached" in out, out
+        assert f"{ip_a}\tdb {cid[:12]} database pg\n" in out, out
+    finally:
+        remove(box, ["db"], [a])
+    ok(box.md("network", "rm", "pals"))
+
+
 HTTPD = "mkdir /www && echo hello-from-container > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
@@ -405,6 +459,14 @@ def test_a_killed_run_leaks_no_address(box: Sandbox) -> None:
     (("run", "--rm", "-p", "8080:80/sctp", "busybox", "true"), "invalid protocol 'sctp'"),
     (("run", "--rm", "--network", "nosuch", "busybox", "true"), "network nosuch not found"),
     (("run", "--rm", "--network", "none", "-p", "80", "busybox", "true"), "cannot publish ports"),
+    (("run", "--rm", "--network-alias", "api", "busybox", "true"),
+     "network-scoped alias is supported only for containers in user defined networks"),
+    (("run", "--rm", "--network", "none", "--network-alias", "api", "busybox", "true"),
+     "network-scoped alias is supported only for containers in user defined networks"),
+    (("run", "--rm", "--network", "host", "--mac-address", "02:42:0a:00:00:09", "busybox", "true"),
+     "conflicting options: mac-address and the network mode"),
+    (("run", "--rm", "--mac-address", "02:42:zz:00:00:09", "busybox", "true"), "invalid MAC address"),
+    (("run", "--rm", "--mac-address", "01:00:5e:00:00:01", "busybox", "true"), "a multicast address"),
     (("network", "create", "--subnet", "10.0.0.0/33", "bad"), "invalid subnet '10.0.0.0/33'"),
     (("network", "create", "--subnet", "8.8.8.0/24", "bad"), "not a private address range"),
     (("network", "create", "bridge"), "network with name bridge already exists"),

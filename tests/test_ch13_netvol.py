@@ -229,6 +229,11 @@ def test_the_mac_address_is_02_42_and_the_ipv4_address_or_the_one_asked_for(daem
         bad = daemon.request("POST", "/v1.41/containers/create", json.dumps(
             {"Image": "busybox", "MacAddress": "01:00:5e:00:00:01"}).encode(), {"Content-Type": "application/json"})
         assert bad[0] == 400 and b"invalid MAC address" in bad[2], bad
+        for mode in ("host", "container:derived"):   # no interface of its own: dockerd's create refuses
+            bad = daemon.request("POST", "/v1.41/containers/create", json.dumps(
+                {"Image": "busybox", "MacAddress": "02:42:ab:cd:00:08", "HostConfig": {"NetworkMode": mode}}
+            ).encode(), {"Content-Type": "application/json"})
+            assert bad[0] == 400 and b"conflicting options: mac-address and the network mode" in bad[2], bad
     finally:
         docker(daemon, "rm", "-f", "derived", "asked")
         ok(daemon, "network", "rm", "macs")

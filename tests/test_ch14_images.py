@@ -143,6 +143,81 @@ def test_a_bad_x_registry_auth_header_is_400(daemon):
     assert "X-Registry-Auth" in json.loads(body)["message"]
 
 
+# -- the daemon's cache of `docker images` (engine/images.py: ImageSummaryCache) ----------------------
+
+def _listed(daemon) -> dict[str, list[str]]:
+    status, _, body = daemon.request("GET", "/v1.41/images/json")
+    assert status == 200, body
+    return {row["Id"]: row["RepoTags"] for row in json.loads(body)}
+
+
+def test_docker_images_through_the_daemon_sees_direct_mode_load_and_rmi(daemon, tmp_path):
+    """Another process (direct-mode ``minidocker load``, ``rmi``) changes the store the daemon
+    answers from memory: the next ``docker images`` shows it."""
+    import sys
+    import time
+
+    from imagekit import layer_tar, write_layout
+
+    from minidocker.engine.images import ImageSummaryCache
+
+    layout = tmp_path / "layout"
+    write_layout(layout, [layer_tar([("file", "added.txt", b"from another process")])], tag="v1")
+    time.sleep(2 * ImageSummaryCache.SETTLE_NS / 1e9)   # the store settled: its listing is kept
+    before = _listed(daemon)
+    assert _listed(daemon) == before
+
+    def direct(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "minidocker", *args], env=daemon.env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"$ minidocker {' '.join(args)}: exit {done.returncode}\n{done.stderr}"
+        return done.stdout
+
+    direct("load", "-i", str(layout), "--name", "md-added", "-q")
+    added = {i: tags for i, tags in _listed(daemon).items() if i not in before}
+    assert list(added.values()) == [["md-added:v1"]], f"expected md-added:v1 listed, found {_listed(daemon)}"
+    time.sleep(2 * ImageSummaryCache.SETTLE_NS / 1e9)
+    assert _listed(daemon).keys() == before.keys() | added.keys()   # kept again, with the new image
+    direct("rmi", "md-added:v1")
+    assert _listed(daemon) == before, "the image another process removed is still listed"
+
+
+def test_the_summary_cache_reads_an_unchanged_settled_store_once(tmp_path, monkeypatch):
+    from daemonkit import seed_busybox
+
+    from minidocker.engine import images
+
+    seed_busybox(tmp_path)
+    reads = []
+    real = images.image_summaries
+    monkeypatch.setattr(images, "image_summaries", lambda *a, **kw: reads.append(1) or real(*a, **kw))
+    cache = images.ImageSummaryCache(tmp_path / "lib" / "images")
+    monkeypatch.setattr(cache, "SETTLE_NS", 0)
+    first = cache.summaries()
+    assert cache.summaries() == first and len(reads) == 1, f"expected one reading, found {len(reads)}"
+    assert cache.summaries(all_images=True) is not None and len(reads) == 2, "other arguments: another answer"
+    cache.store.tag("busybox", "md-cache:v1")
+    assert ["busybox:latest", "md-cache:v1"] in [sorted(s["RepoTags"]) for s in cache.summaries()]
+    assert len(reads) == 3
+
+
+def test_the_summary_cache_keeps_no_answer_from_a_store_changed_within_a_clock_tick(tmp_path, monkeypatch):
+    """A change in the same mtime tick as the reading would leave the state as it was: not kept."""
+    from daemonkit import seed_busybox
+
+    from minidocker.engine import images
+
+    seed_busybox(tmp_path)
+    reads = []
+    real = images.image_summaries
+    monkeypatch.setattr(images, "image_summaries", lambda *a, **kw: reads.append(1) or real(*a, **kw))
+    cache = images.ImageSummaryCache(tmp_path / "lib" / "images")
+    monkeypatch.setattr(cache, "SETTLE_NS", 3600 * 10**9)
+    cache.summaries()
+    cache.summaries()
+    assert len(reads) == 2, f"expected every reading of a young store to be fresh, found {len(reads)} readings"
+
+
 # -- docker-py ------------------------------------------------------------------------------------
 
 def test_docker_py_lists_gets_tags_pushes_pulls_and_removes(daemon, registry):

@@ -196,6 +196,24 @@ def test_the_lazy_typing_idiom_is_bare_and_explained_once():
     assert odd == [], odd
 
 
+def _line_length() -> int:
+    """The one limit: ``[tool.ruff] line-length`` in pyproject.toml."""
+    import tomllib
+
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["tool"]["ruff"]["line-length"]
+
+
+def test_no_line_of_the_package_is_longer_than_pyproject_says():
+    limit = _line_length()
+    offenders = [f"{path.relative_to(REPO)}:{number}: {len(line)} columns"
+                 for path in _modules()
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if len(line) > limit]
+    assert not offenders, f"lines over {limit} columns (pyproject.toml's [tool.ruff] line-length):\n" + \
+        "\n".join(offenders)
+
+
 def test_the_default_path_is_written_once():
     offenders = [str(p) for p in _modules() if "/usr/local/sbin:/usr/local/bin:/usr/sbin" in p.read_text()]
     assert offenders == [str(PACKAGE / "runtime" / "spec.py")], offenders

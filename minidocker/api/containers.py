@@ -94,13 +94,15 @@ def _status_text(c) -> str:
 
 
 def container_summary_json(c, networks: dict | None = None, mounts: list | None = None) -> dict:
-    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s; ``mounts``: inspect's."""
+    """A row of ``GET /containers/json``; ``networks``: :func:`network_settings_json`'s;
+    ``mounts``: inspect's."""
     config, host = c.config or {}, c.host_config or {}
     settings = networks or {"Ports": {}, "Networks": {}}
     return {"Id": c.id, "Names": [f"/{c.name}"], "Image": config.get("Image", c.image),
             "ImageID": c.image_id or "", "Command": " ".join(c.command), "Created": int(c.created),
-            "Ports": _port_list(settings["Ports"]), "Labels": config.get("Labels") or {}, "State": api_state(c),
-            "Status": _status_text(c), "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
+            "Ports": _port_list(settings["Ports"]), "Labels": config.get("Labels") or {},
+            "State": api_state(c), "Status": _status_text(c),
+            "HostConfig": {"NetworkMode": host.get("NetworkMode") or "default"},
             "NetworkSettings": {"Networks": settings["Networks"]},
             "Mounts": [{k: m[k] for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",
                                           "Propagation") if k in m} for m in mounts or []]}
@@ -141,8 +143,9 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
             "Links": None, "Aliases": aliases or None,
             "MacAddress": ep.get("mac", ""), "DriverOpts": None, "NetworkID": ep.get("network_id", ""),
             "EndpointID": hashlib.sha256(f"{c.id}/{name}".encode()).hexdigest() if ep else "",
-            "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""), "IPPrefixLen": ep.get("prefixlen", 0),
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "Gateway": ep.get("gateway", ""), "IPAddress": ep.get("ip", ""),
+            "IPPrefixLen": ep.get("prefixlen", 0), "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
             "DNSNames": [c.name, c.id[:12]] if user and ep else None}
         if name == "bridge" and ep:
             top = {"Gateway": ep["gateway"], "IPAddress": ep["ip"], "IPPrefixLen": ep["prefixlen"],
@@ -156,9 +159,10 @@ def network_settings_json(c, endpoints: dict, names: list[str], exposed=()) -> d
     return {"Bridge": "", "SandboxID": hashlib.sha256(c.id.encode()).hexdigest() if running else "",
             "SandboxKey": f"/proc/{c.pid}/ns/net" if running and c.pid else "", "Ports": ports,
             "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": top.get("EndpointID", ""),
-            "Gateway": top.get("Gateway", ""), "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "IPAddress": top.get("IPAddress", ""), "IPPrefixLen": top.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": top.get("EndpointID", ""), "Gateway": top.get("Gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": top.get("IPAddress", ""),
+            "IPPrefixLen": top.get("IPPrefixLen", 0), "IPv6Gateway": "",
             "MacAddress": top.get("MacAddress", ""), "Networks": networks}
 
 
@@ -176,26 +180,31 @@ def container_inspect_json(c, log_path: str | None, networks: dict | None = None
     running = c.status == "running"
     args = list(c.command)
     return {
-        "Id": c.id, "Created": _rfc3339(int(c.created * 1e9)), "Path": args[0] if args else "", "Args": args[1:],
+        "Id": c.id, "Created": _rfc3339(int(c.created * 1e9)), "Path": args[0] if args else "",
+        "Args": args[1:],
         "State": {"Status": api_state(c), "Running": running, "Paused": api_state(c) == "paused",
                   "Restarting": c.status == "restarting",
                   "OOMKilled": bool(c.oom_killed), "Dead": False, "Pid": c.pid or 0 if running else 0,
                   "ExitCode": c.exit_code or 0, "Error": c.error or "", "StartedAt": _rfc3339(c.started_at),
                   "FinishedAt": _rfc3339(c.finished_at)},
         "Image": c.image_id or "", "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
-        "LogPath": log_path or "", "Name": f"/{c.name}", "RestartCount": c.restart_count or 0, "Driver": "overlay",
-        "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "LogPath": log_path or "", "Name": f"/{c.name}", "RestartCount": c.restart_count or 0,
+        "Driver": "overlay", "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": None,
         "HostConfig": {"Binds": None, "NetworkMode": "default", "PortBindings": {}, "AutoRemove": False,
                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                        **host, "LogConfig": host.get("LogConfig") or {"Type": "json-file", "Config": {}}},
         "Mounts": list(mounts or []),
-        "Config": {"Hostname": config.get("Hostname", c.id[:12]), "Domainname": "", "User": config.get("User") or "",
-                   "AttachStdin": bool(config.get("AttachStdin")), "AttachStdout": bool(config.get("AttachStdout")),
+        "Config": {"Hostname": config.get("Hostname", c.id[:12]), "Domainname": "",
+                   "User": config.get("User") or "", "AttachStdin": bool(config.get("AttachStdin")),
+                   "AttachStdout": bool(config.get("AttachStdout")),
                    "AttachStderr": bool(config.get("AttachStderr")), "Tty": bool(config.get("Tty")),
                    "OpenStdin": bool(config.get("OpenStdin")), "StdinOnce": bool(config.get("StdinOnce")),
-                   "Env": config.get("Env") or [], "Cmd": config.get("Cmd"), "Image": config.get("Image", c.image),
-                   "Volumes": config.get("Volumes"), "WorkingDir": config.get("WorkingDir") or "",
-                   "Entrypoint": config.get("Entrypoint"), "OnBuild": None, "Labels": config.get("Labels") or {},
+                   "Env": config.get("Env") or [], "Cmd": config.get("Cmd"),
+                   "Image": config.get("Image", c.image), "Volumes": config.get("Volumes"),
+                   "WorkingDir": config.get("WorkingDir") or "",
+                   "Entrypoint": config.get("Entrypoint"), "OnBuild": None,
+                   "Labels": config.get("Labels") or {},
                    **({"ExposedPorts": config["ExposedPorts"]} if config.get("ExposedPorts") else {}),
                    **({"StopSignal": config["StopSignal"]} if config.get("StopSignal") else {}),
                    **({"MacAddress": config["MacAddress"]} if config.get("MacAddress") else {})},
@@ -243,11 +252,13 @@ def container_create(request: Request) -> Reply:
 def container_inspect(request: Request) -> Reply:
     service = _service(request)
     c = service.get(request.params["id"])
-    return Reply.json(container_inspect_json(c, service.log_path(c), _networks(service, c), service.mounts(c)))
+    return Reply.json(container_inspect_json(c, service.log_path(c), _networks(service, c),
+                                             service.mounts(c)))
 
 
 def _networks(service, c, records: list | None = None) -> dict:
-    """The container's NetworkSettings from the engine's live endpoints (``records``: the networks' records)."""
+    """The container's NetworkSettings from the engine's live endpoints (``records``: the
+    networks' records)."""
     config = c.config or {}
     exposed = set(config.get("ExposedPorts") or {}) | set(((c.host_config or {}).get("PortBindings") or {}))
     return network_settings_json(c, service.endpoints(c, records), service.network_names(c), sorted(exposed))
@@ -348,7 +359,8 @@ def container_logs(request: Request) -> None:
 
     service = _service(request)
     container = service.get(request.params["id"])
-    streams = tuple(s for s, on in (("stdout", request.flag("stdout")), ("stderr", request.flag("stderr"))) if on)
+    streams = tuple(s for s, on in (("stdout", request.flag("stdout")), ("stderr", request.flag("stderr")))
+                    if on)
     if not streams:
         raise InvalidArgument("You must choose at least one stream")
     path = service.log_path(container)
@@ -371,7 +383,8 @@ def container_logs(request: Request) -> None:
         out.write(data if tty else _FRAME.pack(1 if entry.stream == "stdout" else 2, len(data)) + data)
 
     scan = LogScan(path, since, until, tail, streams)
-    batch = bytearray()   # frames gathered into ~256 KiB chunks: one write per entry was 1M syscalls per 100 MB
+    # frames gathered into ~256 KiB chunks: one write per entry was 1M syscalls per 100 MB
+    batch = bytearray()
     for entry in scan:
         data = (entry.time.encode() + b" " if timestamps else b"") + entry.data
         if not tty:
@@ -406,7 +419,8 @@ def _follow(request, service, container, path, streams, send, position: int, ino
             position = 0  # rotated between the first read and now
         f.seek(position)
         while True:
-            running = service.exists(container.id) and service.get(container.id).status in ("running", "created")
+            running = (service.exists(container.id)
+                       and service.get(container.id).status in ("running", "created"))
             data = f.read()
             if not data:
                 try:

@@ -79,10 +79,12 @@ class Daemon:
     def __init__(self, config: DaemonConfig, reload=None) -> None:
         from minidocker.api.router import Router
         from minidocker.api.server import ApiServer
+        from minidocker.engine.images import ImageSummaryCache
 
         self.config, self.roots = config, config.roots
         self._reload = reload
         self.events = EventBus()
+        self.images = ImageSummaryCache(self.roots.images)   # docker images' answers
         self.started = time.time()
         self.roots.lib.mkdir(parents=True, exist_ok=True)
         self.roots.run.mkdir(parents=True, exist_ok=True)

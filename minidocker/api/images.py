@@ -56,41 +56,11 @@ def _image_id(request: Request, name: str) -> str:
 
 # -- reading ----------------------------------------------------------------------------------------
 
-# The last answers of ImageList, by the store's state: what `docker images` asked last is not read again.
-_LISTED: dict[tuple, list[dict]] = {}
-
-
-def _store_state(store) -> tuple | None:
-    """What changes when any image or name does: repositories.json and the imagedb directory.
-
-    Both change by rename (atomic.write_json), which gives the file a new inode and the
-    directory a new mtime; image configs are content-addressed and never change.
-    """
-    try:
-        refs, imagedb = os.stat(store.root / "repositories.json"), os.stat(store.root / "imagedb")
-    except FileNotFoundError:
-        return None
-    return refs.st_ino, refs.st_mtime_ns, refs.st_size, imagedb.st_ino, imagedb.st_mtime_ns
-
-
 def image_list(request: Request) -> Reply:
-    """ImageList; 50 images took ~10 ms of reading 200 JSON files: unchanged stores are answered from
-    memory."""
-    from minidocker.engine.images import image_summaries
-
+    """ImageList, from the engine's summaries (an unchanged store is answered from memory)."""
     filters = parse_filters(request.arg("filters"), ("reference", "dangling", "label", "before", "since"))
-    store = _store(request)
-    all_images, digests = request.flag("all"), request.flag("digests")
-    state = _store_state(store)
-    key = (str(store.root), state, all_images, digests, json.dumps(filters, sort_keys=True))
-    summaries = _LISTED.get(key) if state is not None else None
-    if summaries is None:
-        summaries = image_summaries(store, all_images=all_images, filters=filters, digests=digests)
-        if state is not None and state == _store_state(store):   # nothing changed while it was read
-            if len(_LISTED) > 32:
-                _LISTED.clear()
-            _LISTED[key] = summaries
-    return Reply.json(summaries)
+    return Reply.json(request.daemon.images.summaries(all_images=request.flag("all"), filters=filters,
+                                                      digests=request.flag("digests")))
 
 
 def image_inspect(request: Request) -> Reply:

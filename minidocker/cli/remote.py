@@ -275,7 +275,12 @@ def _create_body(args: SimpleNamespace) -> dict:
     if getattr(args, "restart", None):
         name, _, count = args.restart.partition(":")
         host["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count) if count.isdigit() else 0}
-    config = {}
+    config: dict = {}
+    if getattr(args, "mac_address", None):
+        config["MacAddress"] = args.mac_address
+    if getattr(args, "network_alias", None):   # the docker CLI's key: the --network value, else "default"
+        config["NetworkingConfig"] = {"EndpointsConfig": {args.network or "default":
+                                                          {"Aliases": list(args.network_alias)}}}
     _network_and_mount_flags(args, config, host)
     attach = not args.detach
     return {**config, "Image": args.image, "Cmd": args.command or None,

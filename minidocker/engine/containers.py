@@ -113,7 +113,8 @@ def _typed(body: dict, key: str, kind, default=None):
         return default
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
-        names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+        names = {str: "string", bool: "boolean", int: "number", float: "number", list: "array",
+                 dict: "object"}
         raise InvalidArgument(f"invalid {key}: expected {' or '.join(names[k] for k in kinds)}, "
                               f"got {type(value).__name__} {value!r}"[:300])
     return value
@@ -188,7 +189,8 @@ class ExecInstance:
 
     def __init__(self, id: str, container_id: str, cmd: list[str], env: list[str], workdir: str, user,
                  stdin: bool) -> None:
-        self.id, self.container_id, self.cmd, self.env, self.workdir, self.user = id, container_id, cmd, env, workdir, user
+        self.id, self.container_id, self.cmd, self.env, self.workdir, self.user = (
+            id, container_id, cmd, env, workdir, user)
         self.stdin = stdin
         self.tty = False
         self.started = self.running = False
@@ -227,7 +229,8 @@ class ContainerService:
             raise InvalidArgument("config cannot be empty in order to create a container")
         host = _typed(body, "HostConfig", dict, {}) or {}
         if name is not None and name != "" and not _NAME.match(name):
-            raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            raise InvalidArgument(f"Invalid container name ({name}), "
+                                  "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         name = (name or "").lstrip("/") or None
         container_warnings: list[str] = []
         options = self._run_options(body, host, image_name, container_warnings)
@@ -334,7 +337,8 @@ class ContainerService:
         resources = ResourceFlags(
             memory=str(memory) if memory else None, memory_swap=str(swap) if swap else None,
             cpus=nano / 1e9 if nano else None, cpu_shares=_typed(host, "CpuShares", int, 0) or None,
-            cpu_period=_typed(host, "CpuPeriod", int, 0) or None, cpu_quota=_typed(host, "CpuQuota", int, 0) or None,
+            cpu_period=_typed(host, "CpuPeriod", int, 0) or None,
+            cpu_quota=_typed(host, "CpuQuota", int, 0) or None,
             pids_limit=pids if pids else None)
         _typed(host, "Binds", list), _typed(host, "Mounts", list), _typed(host, "Tmpfs", dict)
         _typed(host, "VolumesFrom", list), _typed(host, "PortBindings", dict), _typed(body, "Volumes", dict)
@@ -351,8 +355,8 @@ class ContainerService:
 
         log_config = _typed(host, "LogConfig", dict, {}) or {}
         log_type = _typed(log_config, "Type", str, "") or self.config.log_driver
-        opts = _typed(log_config, "Config", dict, {}) or (dict(self.config.log_opts) if not log_config.get("Type")
-                                                          else {})
+        opts = _typed(log_config, "Config", dict, {}) or (
+            dict(self.config.log_opts) if not log_config.get("Type") else {})
         if log_type not in ("json-file", "none"):
             raise InvalidArgument(f'logger: no log driver named \'{log_type}\' is registered',
                                   hint="minidockerd has json-file and none")
@@ -383,7 +387,8 @@ class ContainerService:
         return network
 
     def _network_plan(self, options, body: dict, host: dict):
-        """The network plan (engine/networks.py), or None for ``none``; bad ports or an unknown network raise."""
+        """The network plan (engine/networks.py), or None for ``none``; bad ports or an unknown
+        network raise."""
         publish = _publish_specs(host)
         _typed(host, "PublishAllPorts", bool, False)
         _typed(body, "ExposedPorts", dict, {})
@@ -391,9 +396,11 @@ class ContainerService:
         _mac_address(body)
         if options.network == "none" and not publish:
             return None
-        from minidocker.engine.networks import check_network_exists, plan_network
+        from minidocker.engine.networks import check_network_exists, plan_endpoint, plan_network
 
         plan = plan_network(options.network, publish, [])   # -P's ports are added at start (the image's)
+        # a MAC with host or container: refused here, as dockerd's create; aliases are checked at start
+        plan_endpoint(plan, (), _mac_address(body))
         try:
             check_network_exists(self.roots, plan)
         except NotFound as err:
@@ -420,7 +427,8 @@ class ContainerService:
             raise InvalidArgument(message, hint="create it with 'docker network create NAME'") from None
 
     def _network_request(self, container: Container, image) -> dict | None:
-        """What the supervisor needs to put a container on its bridge network at this start (None: no bridge)."""
+        """What the supervisor needs to put a container on its bridge network at this start
+        (None: no bridge)."""
         host, config = container.host_config or {}, container.config or {}
         mode = self._network_mode(host)
         if mode in ("none", "host") or mode.startswith("container:"):
@@ -439,10 +447,12 @@ class ContainerService:
         mode = self._network_mode(container.host_config or {})
         if (mode in ("bridge", "none", "host") or mode.startswith("container:")) and \
                 network_aliases(container.config or {}, mode):
-            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+            raise InvalidArgument("network-scoped alias is supported only for containers "
+                                  "in user defined networks")
 
     def _mount_plan(self, body: dict, host: dict, image_config: dict):
-        """The mounts plan (engine/volumes.py) of Binds, Mounts, Tmpfs, VolumesFrom and the VOLUMEs, or None."""
+        """The mounts plan (engine/volumes.py) of Binds, Mounts, Tmpfs, VolumesFrom and the VOLUMEs,
+        or None."""
         volumes = {**(image_config.get("Volumes") or {}), **(_typed(body, "Volumes", dict, {}) or {})}
         volumes_from = _typed(host, "VolumesFrom", list, []) or []
         if not (host.get("Binds") or host.get("Mounts") or host.get("Tmpfs") or volumes_from or volumes):
@@ -459,8 +469,10 @@ class ContainerService:
             raise InvalidArgument(f"invalid volume specification: {err}") from None
         try:
             return v.plan_mounts(self.roots, {"Volumes": volumes}, requests, volumes_from)
-        except NotFound as err:   # --volumes-from an unknown container: dockerd's words; 400 (not the
-            ref = str(err).splitlines()[0].rpartition(": ")[2]   # 404 the docker CLI reads as "pull the image")
+        except NotFound as err:
+            # --volumes-from an unknown container: dockerd's words; 400 (not the 404 the docker CLI
+            # reads as "pull the image")
+            ref = str(err).splitlines()[0].rpartition(": ")[2]
             raise InvalidArgument(f"No such container: {ref}") from None
 
     def _prepare_mounts(self, network_plan, mount_plan, snapshot, spec: dict, container: Container) -> None:
@@ -785,7 +797,8 @@ class ContainerService:
         container.save(self.roots)
 
     def stop(self, ref: str, timeout: float | None = None) -> Container:
-        """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout, else 10), SIGKILL."""
+        """The image's StopSignal or SIGTERM, ``timeout`` seconds (the container's StopTimeout,
+        else 10), SIGKILL."""
         with self.lock:  # the status, the flag and the exit count at one instant: see _exited
             container = self.get(ref)
             if container.status == "restarting":
@@ -868,7 +881,8 @@ class ContainerService:
             ex = self.execs[event["id"]]
             ex.running, ex.exit_code = False, int(event.get("exit_code") or 0)
             if self.exists(ex.container_id):
-                self._event(self.get(ex.container_id), "exec_die", {"execID": ex.id, "exitCode": str(ex.exit_code)})
+                self._event(self.get(ex.container_id), "exec_die",
+                            {"execID": ex.id, "exitCode": str(ex.exit_code)})
 
     # -- exec -----------------------------------------------------------------------------------
 
@@ -1048,7 +1062,8 @@ class ContainerService:
         threading.Thread(target=again, name="restart", daemon=True).start()
 
     def restart_at_boot(self) -> list[str]:
-        """At daemon start: containers whose policy is always (or unless-stopped, not stopped by hand) run again."""
+        """At daemon start: containers whose policy is always (or unless-stopped, not stopped by
+        hand) run again."""
         started = []
         for container in list_containers(self.roots):
             if container.status not in ("exited", "restarting") or not container.supervised:
@@ -1115,7 +1130,8 @@ class ContainerService:
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False,
                exit_reported: bool = False) -> Container:
-        """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other container uses.
+        """DELETE /containers/{id}; ``volumes`` (rm -v, --rm): its anonymous volumes no other
+        container uses.
 
         ``exit_reported``: the supervisor has just reported its exit (--rm), so it has deleted the
         cgroup and the runtime's state: no orphan to look for (a config read and ten cgroup checks).
@@ -1124,11 +1140,12 @@ class ContainerService:
             container = self.get(ref)
             if container.status in ("running", "restarting"):
                 if not force and container.paused:
-                    raise Conflict(f"You cannot remove a paused container {container.id}. Unpause and then stop "
-                                   "the container before attempting removal or force remove")
+                    raise Conflict(f"You cannot remove a paused container {container.id}. "
+                                   "Unpause and then stop the container before attempting removal "
+                                   "or force remove")
                 if not force:
-                    raise Conflict(f"You cannot remove a {container.status} container {container.id}. Stop the "
-                                   "container before attempting removal or force remove")
+                    raise Conflict(f"You cannot remove a {container.status} container {container.id}. "
+                                   "Stop the container before attempting removal or force remove")
             if container.status == "restarting":
                 self._cancel_restart(container)
             elif container.status == "running":
@@ -1165,7 +1182,8 @@ class ContainerService:
             from minidocker.engine.volumes import remove_container_volumes
 
             remove_container_volumes(self.roots, mounts, container.id)
-        threading.Thread(target=shutil.rmtree, args=(hidden,), kwargs={"ignore_errors": True}, daemon=True).start()
+        threading.Thread(target=shutil.rmtree, args=(hidden,), kwargs={"ignore_errors": True},
+                         daemon=True).start()
         self._event(container, "destroy")
         return container
 
@@ -1176,7 +1194,8 @@ class ContainerService:
 
     def mounts(self, container: Container) -> list[dict]:
         """inspect's ``Mounts``: Docker's entries (without our Anonymous marker)."""
-        return [{k: v for k, v in m.items() if k != "Anonymous"} for m in self._container_mounts(container.id)]
+        return [{k: v for k, v in m.items() if k != "Anonymous"}
+                for m in self._container_mounts(container.id)]
 
     def prune(self, chosen=None) -> list[Container]:
         """Remove every container that does not run (and that ``chosen(container)`` accepts, if given)."""
@@ -1193,7 +1212,8 @@ class ContainerService:
         if self.events is not None:
             config = container.config or {}   # dockerd's attributes: the labels, the image as typed
             self.events.publish("container", action, container.id,
-                                {**(config.get("Labels") or {}), "image": config.get("Image") or container.image,
+                                {**(config.get("Labels") or {}),
+                                 "image": config.get("Image") or container.image,
                                  "name": container.name, **(extra or {})})
 
     # -- pause, rename, top, exec resize (docker pause/unpause, rename, top, exec -t) ------------------

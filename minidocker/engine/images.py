@@ -28,8 +28,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-__all__ = ["commit_container", "export_container", "find_image_id", "image_details", "image_summaries",
-           "local_image", "names_default_image", "remove_image", "unix_seconds", "with_default_image"]
+__all__ = ["ImageSummaryCache", "commit_container", "export_container", "find_image_id", "image_details",
+           "image_summaries", "local_image", "names_default_image", "remove_image", "unix_seconds",
+           "with_default_image"]
 
 
 def local_image(store: ImageStore, reference: str) -> Image:
@@ -241,6 +242,60 @@ def image_summaries(store: ImageStore, all_images: bool = False, filters: dict[s
         summaries = [s for s in summaries
                      if s["RepoTags"] != ["<none>:<none>"] or not _is_intermediate(store, s)]
     return sorted(summaries, key=lambda s: -s["Created"])
+
+
+class ImageSummaryCache:
+    """``GET /images/json`` answers kept per state of an image store, for minidockerd.
+
+    50 images took ~10 ms of reading 200 JSON files; an unchanged store is answered from memory.
+    The state is what changes when any image or name does, whoever changes it (the daemon, a
+    direct-mode ``minidocker load`` or ``rmi``, a build): repositories.json and the files in
+    imagedb/ are replaced by rename (atomic.write_json), which gives the file a new inode and the
+    directory a new mtime; image configs and layers are content-addressed and never change. An
+    mtime moves in ticks of the kernel's coarse clock (a few ms), so a change in the tick the
+    state was read in leaves it as it was: a state younger than ``SETTLE_NS`` is not kept (it is
+    read again next time), as git does with a "racily clean" index entry. Each answer is a new
+    list; its dicts are shared, not to be changed. Thread-safe for the daemon's handler threads
+    (one dict, GIL-atomic steps; a race costs a reading at most).
+    """
+
+    SETTLE_NS = 50_000_000
+    SIZE = 32   # answers kept (one per combination of all, digests, filters): then all are dropped
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.store = ImageStore(root)
+        self._answers: dict[tuple, list[dict]] = {}
+
+    def summaries(self, all_images: bool = False, filters: dict[str, list[str]] | None = None,
+                  digests: bool = False) -> list[dict]:
+        """:func:`image_summaries` of the store, read again only when the store changed."""
+        import json
+
+        state = self._state()
+        key = (state, all_images, digests, json.dumps(filters or {}, sort_keys=True))
+        found = self._answers.get(key) if state is not None else None
+        if found is None:
+            found = image_summaries(self.store, all_images=all_images, filters=filters, digests=digests)
+            if state is not None and state == self._state() and self._settled(state):
+                if len(self._answers) >= self.SIZE:
+                    self._answers.clear()
+                self._answers[key] = found
+        return list(found)
+
+    def _state(self) -> tuple | None:
+        """repositories.json's (inode, mtime, size) and imagedb/'s (inode, mtime); None: no store yet."""
+        try:
+            refs = os.stat(self.store.root / "repositories.json")
+            imagedb = os.stat(self.store.root / "imagedb")
+        except FileNotFoundError:
+            return None
+        return refs.st_ino, refs.st_mtime_ns, refs.st_size, imagedb.st_ino, imagedb.st_mtime_ns
+
+    def _settled(self, state: tuple) -> bool:
+        """Is the state's newest mtime older than a clock tick, so any later change moves it?"""
+        import time
+
+        return time.time_ns() - max(state[1], state[4]) > self.SETTLE_NS
 
 
 def image_details(store: ImageStore, image_id: str) -> dict:

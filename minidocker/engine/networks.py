@@ -44,12 +44,13 @@ from minidocker.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
 __all__ = [
     "DEFAULT_NETWORK", "NetworkPlan", "Network", "NetworkStore", "attach", "connect", "create_network",
-    "detach", "disconnect", "list_networks", "plan_network", "prune_networks", "remove_network", "wire",
+    "detach", "disconnect", "list_networks", "plan_endpoint", "plan_network", "prune_networks",
+    "remove_network", "wire",
 ]
 
 DEFAULT_NETWORK = "bridge"  # Docker's default network and its docker0 are ours "bridge" and mdbr0
@@ -167,6 +168,27 @@ def plan_network(value: str, publish: list[str], publish_all_ports: list[tuple[i
     return NetworkPlan("bridge", network=value, ports=ports)
 
 
+def plan_endpoint(plan: NetworkPlan, aliases: Sequence[str] = (), mac: str | None = None) -> NetworkPlan:
+    """``--network-alias`` and ``--mac-address`` on ``plan``, as the daemon puts its container's
+    Aliases and MacAddress there (engine/supervisor.py), refused where dockerd refuses them.
+
+    Raises:
+        InvalidArgument: an alias that breaks a hosts line, or one off a user-defined network
+            (nothing resolves it there); a bad MAC, or one with ``--network host`` or
+            ``container:`` (the container has no interface of its own).
+    """
+    plan.aliases = names.check_aliases(aliases)
+    if plan.aliases and (plan.mode != "bridge" or plan.network == DEFAULT_NETWORK):
+        raise InvalidArgument("network-scoped alias is supported only for containers "
+                              "in user defined networks")
+    plan.mac = ipam.parse_mac(mac) if mac else None
+    if plan.mac and plan.mode in ("host", "container"):
+        raise InvalidArgument("conflicting options: mac-address and the network mode",
+                              hint=f"--mac-address needs an interface of the container's own, "
+                                   f"not --network {plan.mode}")
+    return plan
+
+
 # -- network create / rm / ls ------------------------------------------------------------------
 
 def create_network(roots: StateRoots, name: str, subnet: str | None = None) -> Network:
@@ -189,7 +211,8 @@ def create_network(roots: StateRoots, name: str, subnet: str | None = None) -> N
             clash = ipam.overlapping(wanted, existing)
             if clash is not None:
                 raise Conflict(f"invalid subnet {subnet}: it overlaps {clash}, already used by a network",
-                               hint="choose a subnet that overlaps no other network (minidocker network inspect)")
+                               hint="choose a subnet that overlaps no other network "
+                                    "(minidocker network inspect)")
         else:
             wanted = ipam.free_subnet(ipam.parse_subnet(USER_POOL), existing)
         network_id = _new_id()
@@ -217,7 +240,8 @@ def inspect_network(roots: StateRoots, ref: str) -> dict[str, Any]:
         network = store.get(ref)
         _reclaim_stale(store, network)
     data = network.to_json()
-    data["endpoints"] = {cid: {k: v for k, v in ep.items() if k != "owner"} for cid, ep in network.endpoints.items()}
+    data["endpoints"] = {cid: {k: v for k, v in ep.items() if k != "owner"}
+                         for cid, ep in network.endpoints.items()}
     return data
 
 
@@ -384,7 +408,8 @@ def attach(roots: StateRoots, container_id: str, name: str, hostname: str, plan:
               else ipam.allocate(ipam.parse_subnet(network.subnet), used, network.gateway))
         endpoint = {
             "name": name, "hostname": hostname, "ip": ip, "veth": _veth_name(container_id, network),
-            "ifname": ifname, "ports": [p.to_json() for p in ports], **({"requested_ip": ip} if plan.ip else {}),
+            "ifname": ifname, "ports": [p.to_json() for p in ports],
+            **({"requested_ip": ip} if plan.ip else {}),
             "mac": plan.mac or ipam.mac_of(ip), **({"aliases": list(plan.aliases)} if plan.aliases else {}),
             "owner": _owner(owner_pid or os.getpid(), owner_start_time),
             "directory": str(directory),
@@ -415,8 +440,8 @@ def wire(endpoint: dict[str, Any], container_id: str, pid: int) -> None:
     from minidocker.network.netlink import open_route_socket
 
     with open_route_socket() as nl:
-        nl.create_veth(endpoint["veth"], endpoint["ifname"], peer_netns_pid=pid, master=endpoint["bridge_index"],
-                       peer_address=endpoint.get("mac"))
+        nl.create_veth(endpoint["veth"], endpoint["ifname"], peer_netns_pid=pid,
+                       master=endpoint["bridge_index"], peer_address=endpoint.get("mac"))
     with open_route_socket(pid) as nl:
         index = nl.link_index(endpoint["ifname"])
         nl.set_up(index)
@@ -462,7 +487,8 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
 
 
 def _write_name_files(store: NetworkStore, container_id: str, hostname: str, directory: Path) -> None:
-    """The container's /etc/hosts (own address, peers on user networks with their aliases), hostname, resolv.conf."""
+    """The container's /etc/hosts (own address, peers on user networks with their aliases),
+    hostname, resolv.conf."""
     own_ip, peers = None, []
     for network in store.list():
         me = network.endpoints.get(container_id)
@@ -509,11 +535,12 @@ def connect(roots: StateRoots, network_ref: str, container_ref: str,
     store = NetworkStore(roots)
     network = store.get(network_ref)
     if aliases and not network.user_defined:
-        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        raise InvalidArgument("network-scoped alias is supported only for containers "
+                              "in user defined networks")
     names.check_aliases(aliases or [])
     count = sum(container.id in n.endpoints for n in store.list())
-    hostname = next((n.endpoints[container.id]["hostname"] for n in store.list() if container.id in n.endpoints),
-                    container.id[:12])
+    hostname = next((n.endpoints[container.id]["hostname"] for n in store.list()
+                     if container.id in n.endpoints), container.id[:12])
     plan = NetworkPlan("bridge", network.name)
     plan.aliases = list(aliases or [])
     endpoint = attach(roots, container.id, container.name, hostname, plan, directory, ifname=f"eth{count}",
@@ -558,8 +585,10 @@ def container_endpoints(roots: StateRoots, container_id: str,
     for network in NetworkStore(roots).list() if networks is None else networks:
         ep = network.endpoints.get(container_id)
         if ep is not None:
-            found[network.name] = {**{k: v for k, v in ep.items() if k not in ("owner", "rules", "directory")},
-                                   "network": network.name, "network_id": network.id, "gateway": network.gateway,
+            found[network.name] = {**{k: v for k, v in ep.items()
+                                      if k not in ("owner", "rules", "directory")},
+                                   "network": network.name, "network_id": network.id,
+                                   "gateway": network.gateway,
                                    "prefixlen": ipam.parse_subnet(network.subnet).prefixlen}
     return found
 
@@ -613,9 +642,10 @@ def _predefined(name: str) -> dict[str, Any]:
     import hashlib
 
     return {"Name": name, "Id": hashlib.sha256(f"minidocker-network-{name}".encode()).hexdigest(),
-            "Created": _rfc3339(0), "Scope": "local", "Driver": _PREDEFINED_DRIVERS[name], "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False, "Attachable": False,
-            "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
+            "Created": _rfc3339(0), "Scope": "local", "Driver": _PREDEFINED_DRIVERS[name],
+            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None, "Config": []},
+            "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": {},
             "Options": {}, "Labels": {}}
 
 

@@ -50,16 +50,17 @@ class RunOptions(Record):
     """
 
     FIELDS = ("image", "command", "name", "hostname", "env", "workdir", "user", "entrypoint",
-              "interactive", "tty", "init", "remove", "read_only", "network", "publish", "publish_all",
-              "expose", "resources", "pull", "platform", "insecure_registries", "quiet",
-              "volumes", "mounts", "tmpfs", "volumes_from", "security")
+              "interactive", "tty", "init", "remove", "read_only", "network", "network_aliases",
+              "mac_address", "publish", "publish_all", "expose", "resources", "pull", "platform",
+              "insecure_registries", "quiet", "volumes", "mounts", "tmpfs", "volumes_from", "security")
 
     def __init__(self, image: str, command: list[str] | None = None, name: str | None = None,
                  hostname: str | None = None, env: list[str] | None = None, workdir: str | None = None,
                  user: str | None = None, entrypoint: str | None = None, interactive: bool = False,
                  tty: bool = False, init: bool = False, remove: bool = False,
-                 read_only: bool = False, network: str | None = None, publish: list[str] | None = None,
-                 publish_all: bool = False, expose: list[str] | None = None,
+                 read_only: bool = False, network: str | None = None,
+                 network_aliases: list[str] | None = None, mac_address: str | None = None,
+                 publish: list[str] | None = None, publish_all: bool = False, expose: list[str] | None = None,
                  resources: ResourceFlags | None = None, pull: str = "missing", platform: str | None = None,
                  insecure_registries: list[str] | None = None, quiet: bool = False,
                  volumes: list[str] | None = None, mounts: list[str] | None = None,
@@ -79,6 +80,8 @@ class RunOptions(Record):
         self.remove = remove
         self.read_only = read_only
         self.network = network  # bridge (default), none, host, container:NAME or a network's name
+        self.network_aliases = [] if network_aliases is None else network_aliases  # --network-alias
+        self.mac_address = mac_address  # --mac-address, else the one of its address (ipam.mac_of)
         self.publish = [] if publish is None else publish  # -p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]
         self.publish_all = publish_all  # -P: every exposed port on a random host port
         self.expose = [] if expose is None else expose  # --expose PORT[/udp]
@@ -300,9 +303,9 @@ def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
     """The network plan, or None for ``--network none`` (the fast path: no import, no state)."""
     # dockerd --bridge=none: no default network. The test suite sets it outside its network sandbox.
     mode = options.network or ("none" if os.environ.get("MINIDOCKER_BRIDGE") == "none" else "bridge")
-    if mode == "none" and not options.publish:
+    if mode == "none" and not options.publish and not options.network_aliases:
         return None
-    from minidocker.engine.networks import check_network_exists, plan_network
+    from minidocker.engine.networks import check_network_exists, plan_endpoint, plan_network
     from minidocker.network.ports import parse_expose
 
     exposed = []
@@ -311,7 +314,7 @@ def _plan_network(options: RunOptions, image: Image, roots: StateRoots) -> Any:
         exposed = sorted({parse_expose(k) for k in keys})
     plan = plan_network(mode, options.publish, exposed)
     check_network_exists(roots, plan)
-    return plan
+    return plan_endpoint(plan, options.network_aliases, options.mac_address)
 
 
 def _plan_volumes(options: RunOptions, image: Image, roots: StateRoots) -> Any:

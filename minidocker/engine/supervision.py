@@ -82,7 +82,8 @@ class SupervisorClient:
             try:
                 sock.connect(self.path)
             except OSError as err:
-                raise SupervisorError(f"failed to reach the supervisor at {self.path}: {err.strerror}") from None
+                raise SupervisorError(f"failed to reach the supervisor at {self.path}: "
+                                      f"{err.strerror}") from None
             data = json.dumps(request).encode() + b"\n"
             if fds:
                 socket.send_fds(sock, [data], list(fds))

@@ -119,7 +119,8 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # only "shutdown" ends it: containers must not die with a session
+            # only "shutdown" ends it: containers must not die with a session
+            signal.signal(sig, signal.SIG_IGN)
         self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self._serving: socket.socket | None = None  # the control connection being answered
         self._creating: set[int] = set()             # our ends of the pipes of the container being created
@@ -249,7 +250,8 @@ class Supervisor:
         op = request.get("op")
         if op == "create":
             # the attachers waiting for the start (docker run's): one socket per entry of "attach"
-            attachers = [(socket.socket(fileno=fd), entry) for entry, fd in zip(request.get("attach") or [], fds)]
+            attachers = [(socket.socket(fileno=fd), entry)
+                         for entry, fd in zip(request.get("attach") or [], fds)]
             for fd in fds[len(attachers):]:
                 os.close(fd)
             try:
@@ -294,7 +296,8 @@ class Supervisor:
         if op == "exec_status":
             ex = self.execs.get(request.get("id", ""))
             if ex is None:
-                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound", "exit_code": 125}
+                return {"error": f"no such exec instance: {request.get('id')}", "kind": "NotFound",
+                        "exit_code": 125}
             return {"running": not ex.exited, "exit_code": ex.exit_code, "pid": ex.pid}
         container = self.containers.get(request.get("id", ""))
         if container is None:
@@ -321,8 +324,8 @@ class Supervisor:
                 import termios
 
                 master = next(iter(container.outputs))
-                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", int(request["h"]), int(request["w"]),
-                                                                    0, 0))
+                fcntl.ioctl(master, termios.TIOCSWINSZ,
+                            struct.pack("HHHH", int(request["h"]), int(request["w"]), 0, 0))
             return {}
         if op in ("pause", "resume"):
             from minidocker.runtime import pause, resume
@@ -414,13 +417,15 @@ class Supervisor:
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, ("out", container))
         if request.get("log"):
-            container.log = LogWriter(request["log"], request.get("max_size"), int(request.get("max_files") or 1))
+            container.log = LogWriter(request["log"], request.get("max_size"),
+                                      int(request.get("max_files") or 1))
         self.containers[cid] = container
         self.by_stage1[_reaped_pid(proc)] = container
         return {"pid": proc.pid, "endpoint": _public(endpoint)}
 
     def _exec(self, request: dict, fds: list[int]) -> dict:
-        """Run a process in a running container (docker exec); its stdio like a container's, attached to ``fds[0]``."""
+        """Run a process in a running container (docker exec); its stdio like a container's, attached
+        to ``fds[0]``."""
         from minidocker.runtime.exec import exec_in
         from minidocker.runtime.run import empty_stdin
 
@@ -459,8 +464,9 @@ class Supervisor:
         try:
             for target, fd in enumerate(theirs):
                 os.dup2(fd, target)  # exec_in gives the process our stdio: for a moment, its pipes
-            ex.pid = exec_in(container.proc.pid, request["cmd"], env=request.get("env"), cwd=request.get("cwd") or "/",
-                             user=request.get("user"), detach=True, spec=_exec_spec(container, request),
+            ex.pid = exec_in(container.proc.pid, request["cmd"], env=request.get("env"),
+                             cwd=request.get("cwd") or "/", user=request.get("user"), detach=True,
+                             spec=_exec_spec(container, request),
                              console_socket=console[1] if console is not None else None)
             if console is not None:
                 console[1].close()
@@ -574,7 +580,8 @@ class Supervisor:
                 self._update_attacher(container, attacher)
 
     def _update_attacher(self, container: _Container, attacher: _Attacher) -> None:
-        events = (selectors.EVENT_READ if attacher.reading else 0) | (selectors.EVENT_WRITE if attacher.buffer else 0)
+        events = ((selectors.EVENT_READ if attacher.reading else 0)
+                  | (selectors.EVENT_WRITE if attacher.buffer else 0))
         try:
             if events:
                 self.sel.modify(attacher.sock, events, ("attacher", (container, attacher)))
@@ -716,7 +723,8 @@ class Supervisor:
             try:   # the address and the DNAT rules go now (the veth went with the namespace)
                 _detach_network(container.network_lib, container.id, wait=False)
             except Exception as err:  # noqa: BLE001 - the daemon's reconcile tries again
-                print(f"supervisor: failed to detach {container.id[:12]}: {err!r}", file=sys.stderr, flush=True)
+                print(f"supervisor: failed to detach {container.id[:12]}: {err!r}", file=sys.stderr,
+                      flush=True)
             container.network_lib = ""
         result = {"id": container.id, "exit_code": code, "oom_killed": bool(status and status.oom_killed),
                   "finished_at": time.time_ns(), "error": error}
@@ -759,8 +767,8 @@ def _attach_network(cid: str, network: dict, directory: str) -> dict:
     plan.ip = network.get("ip") or None
     plan.mac = network.get("mac") or None
     plan.aliases = list(network.get("aliases") or [])
-    return networks.attach(_roots(network["lib"], network.get("run")), cid, network["name"], network["hostname"], plan,
-                           Path(directory))
+    return networks.attach(_roots(network["lib"], network.get("run")), cid, network["name"],
+                           network["hostname"], plan, Path(directory))
 
 
 def _wire_network(endpoint: dict, cid: str, pid: int) -> str:
@@ -774,7 +782,8 @@ def _wire_network(endpoint: dict, cid: str, pid: int) -> str:
 
 
 def _detach_network(lib: str, cid: str, wait: bool) -> list[str]:
-    """Forget the endpoints, delete the DNAT rules (``wait`` False: in a detached process, off the exit's path)."""
+    """Forget the endpoints, delete the DNAT rules (``wait`` False: in a detached process, off the
+    exit's path)."""
     from minidocker.engine import networks
 
     return networks.detach(_roots(lib), cid, delete_veth=wait)

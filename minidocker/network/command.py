@@ -31,7 +31,8 @@ def run(argv: list[str], stdin: str | None = None) -> tuple[int, str]:
     out_r, out_w = os.pipe()
     in_r, in_w = os.pipe() if stdin is not None else (os.open(os.devnull, os.O_RDONLY), -1)
     try:
-        actions = [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)]
+        actions = [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                   (os.POSIX_SPAWN_DUP2, out_w, 2)]
         pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
     finally:
         os.close(in_r)

@@ -27,7 +27,8 @@ from collections.abc import Iterable
 
 from minidocker.errors import Conflict, InvalidArgument
 
-__all__ = ["allocate", "claim", "free_subnet", "gateway_of", "mac_of", "overlapping", "parse_mac", "parse_subnet"]
+__all__ = ["allocate", "claim", "free_subnet", "gateway_of", "mac_of", "overlapping", "parse_mac",
+           "parse_subnet"]
 
 
 def parse_subnet(text: str) -> ipaddress.IPv4Network:
@@ -78,7 +79,8 @@ def claim(subnet: ipaddress.IPv4Network, wanted: str, used: Iterable[str], gatew
     except ValueError:
         raise InvalidArgument(f"invalid IPv4 address: {wanted!r}") from None
     if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
-        raise InvalidArgument(f"invalid address {wanted}: it does not belong to any of this network's subnets")
+        raise InvalidArgument(f"invalid address {wanted}: "
+                              "it does not belong to any of this network's subnets")
     if str(address) == (gateway or gateway_of(subnet)) or str(address) in set(used):
         raise Conflict(f"failed to allocate {wanted}: Address already in use")
     return str(address)
@@ -120,7 +122,8 @@ def parse_mac(text: str) -> str:
     except ValueError:
         octets = b""
     if len(parts) != 6 or len(octets) != 6:
-        raise InvalidArgument(f"invalid MAC address: {text}", hint="use six hex bytes, like 02:42:ac:11:00:02")
+        raise InvalidArgument(f"invalid MAC address: {text}",
+                              hint="use six hex bytes, like 02:42:ac:11:00:02")
     if octets[0] & 1:
         raise InvalidArgument(f"invalid MAC address: {text}: a multicast address",
                               hint="the first byte must be even, like 02:42:ac:11:00:02")

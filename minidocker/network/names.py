@@ -64,7 +64,8 @@ def check_aliases(aliases: Iterable[str]) -> list[str]:
 
 
 def resolv_conf(host_text: str) -> str:
-    """The host's resolv.conf minus nameservers on 127.0.0.0/8 or ::1, which would mean the container itself."""
+    """The host's resolv.conf minus nameservers on 127.0.0.0/8 or ::1, which would mean the
+    container itself."""
     out, servers = [], 0
     for line in host_text.splitlines():
         words = line.split()

@@ -52,8 +52,8 @@ from minidocker.network.command import which
 from minidocker.network.nat_iptables import iptables as _run_iptables
 from minidocker.network.ports import PortMapping
 
-__all__ = ["BACKENDS", "ENV", "delete_table", "firewall", "forward_accepts", "publish", "remove_rules", "rules",
-           "set_sysctl", "setup_network"]
+__all__ = ["BACKENDS", "ENV", "delete_table", "firewall", "forward_accepts", "publish", "remove_rules",
+           "rules", "set_sysctl", "setup_network"]
 
 ENV = "MINIDOCKER_FIREWALL"
 BACKENDS = {"nft": "minidocker.network.nat_nft", "iptables": "minidocker.network.nat_iptables"}

@@ -168,7 +168,8 @@ def delete_all() -> bool:
     script: dict[str, list[str]] = {}
     for table, ours in CHAINS.items():
         present = [c for c in ours if c in _chains(saved.get(table, []))]
-        jumps = ["-D" + line[2:] for line in saved.get(table, []) if line.startswith("-A ") and _is_jump(line)]
+        jumps = ["-D" + line[2:] for line in saved.get(table, [])
+                 if line.startswith("-A ") and _is_jump(line)]
         script[table] = jumps + [f"-F {c}" for c in present] + [f"-X {c}" for c in present]
     _restore(script)
     return any(script.values())

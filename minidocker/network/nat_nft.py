@@ -2,13 +2,13 @@
 
 ::
 
-    table ip minidocker {
-      chain prerouting  { type nat hook prerouting priority dstnat;  ... dnat ... }   from other hosts/namespaces
-      chain output      { type nat hook output priority -100;        ... dnat ... }   from this host, 127.0.0.1 too
-      chain postrouting { type nat hook postrouting priority srcnat; ... masquerade }
-      chain forward     { type filter hook forward priority filter;  ... drop }       between networks
-      set bridges       { type ifname; }                                              our bridges
-    }
+  table ip minidocker {
+    chain prerouting  { type nat hook prerouting priority dstnat;  ... dnat ... }  other hosts/namespaces
+    chain output      { type nat hook output priority -100;        ... dnat ... }  this host, 127.0.0.1 too
+    chain postrouting { type nat hook postrouting priority srcnat; ... masquerade }
+    chain forward     { type filter hook forward priority filter;  ... drop }      between networks
+    set bridges       { type ifname; }                                             our bridges
+  }
 
 Every rule carries a comment naming its owner (``net:<id>`` or ``ctr:<id>``). Publishing
 costs one ``nft`` process (~3 ms): ``nft --echo --handle`` prints the handles of the rules
@@ -45,7 +45,8 @@ _ECHOED = re.compile(rf"^add rule ip {TABLE} (\w+) .* # handle (\d+)$", re.MULTI
 def _nft(*args: str, script: str | None = None) -> str:
     nft = command.which("nft")
     if nft is None:
-        raise MinidockerError("failed to configure NAT: nft is not installed", hint="apt-get install nftables")
+        raise MinidockerError("failed to configure NAT: nft is not installed",
+                              hint="apt-get install nftables")
     status, output = command.run([nft, *args], stdin=script)
     if status != 0:
         what = script.strip().replace("\n", "; ") if script else " ".join(args)
@@ -61,7 +62,8 @@ def setup_network(bridge: str, subnet: str, owner: str) -> None:
         f'add rule ip {TABLE} postrouting ip saddr 127.0.0.0/8 oifname "{bridge}" masquerade {comment}',
         # isolation: nothing routed from this network into another of ours (Docker's DOCKER-ISOLATION)
         f'add element ip {TABLE} bridges {{ "{bridge}" }}',
-        f'add rule ip {TABLE} forward iifname "{bridge}" oifname @bridges oifname != "{bridge}" drop {comment}',
+        f'add rule ip {TABLE} forward iifname "{bridge}" oifname @bridges oifname != "{bridge}" '
+        f'drop {comment}',
     ]) + "\n")
 
 

@@ -170,7 +170,8 @@ class RouteSocket:
     def link(self, name: str) -> tuple[int, bool]:
         """(ifindex, is up) of ``name``; FileNotFoundError if it does not exist."""
         try:
-            replies = self.request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, _name(name)))
+            replies = self.request(RTM_GETLINK,
+                                   _IFINFOMSG.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, _name(name)))
         except OSError as err:
             if err.errno in (errno.ENODEV, errno.ENOENT):
                 raise FileNotFoundError(errno.ENODEV, f"no such network interface: {name}") from None
@@ -196,7 +197,8 @@ class RouteSocket:
         return found
 
     def mac_address(self, name: str) -> str:
-        """The hardware address of ``name`` as ``aa:bb:cc:dd:ee:ff`` ("" if it has none). Like ``ip link show``."""
+        """The hardware address of ``name`` as ``aa:bb:cc:dd:ee:ff`` ("" if it has none). Like
+        ``ip link show``."""
         replies = self.request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, _name(name)))
         address = _parse_attrs(replies[0][1][_IFINFOMSG.size:]).get(IFLA_ADDRESS, b"")
         return ":".join(f"{b:02x}" for b in address)

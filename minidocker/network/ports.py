@@ -73,9 +73,11 @@ def parse_publish(spec: str) -> PortMapping:
         try:
             address = ipaddress.IPv4Address(host_ip)
         except ValueError:
-            raise InvalidArgument(f"invalid host address {host_ip!r} in {spec!r}: expected an IPv4 address") from None
+            raise InvalidArgument(f"invalid host address {host_ip!r} in {spec!r}: "
+                                  "expected an IPv4 address") from None
         host_ip = "" if address.is_unspecified else str(address)
-    return PortMapping(host_ip, _port(host_port or "0", spec, allow_zero=True), _port(container_port, spec), proto)
+    return PortMapping(host_ip, _port(host_port or "0", spec, allow_zero=True), _port(container_port, spec),
+                       proto)
 
 
 def clashes(a: PortMapping, b: PortMapping) -> bool:
@@ -98,6 +100,7 @@ def host_port_in_use(mapping: PortMapping) -> bool:
             if err.errno == errno.EADDRINUSE:
                 return True
             if err.errno == errno.EADDRNOTAVAIL:
-                raise InvalidArgument(f"cannot publish on {mapping.host_ip}: no interface has this address") from None
+                raise InvalidArgument(f"cannot publish on {mapping.host_ip}: "
+                                      "no interface has this address") from None
             raise
     return False

@@ -83,15 +83,16 @@ def create(root: str, container_id: str, bundle: str | None = None, *, spec: dic
         ContainerError: the container side failed (126/127 for the command); nothing is left.
     """
     container, _ = create_container(root, container_id, bundle, spec=spec, stdio=stdio, pid_file=pid_file,
-                                    console_socket=console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                                    kill_with_parent=kill_with_parent, before_namespaces=before_namespaces)
+                                    console_socket=console_socket, no_pivot=no_pivot,
+                                    preserve_fds=preserve_fds, kill_with_parent=kill_with_parent,
+                                    before_namespaces=before_namespaces)
     return container
 
 
 def create_container(root: str, container_id: str, bundle: str | None = None, *,
-                     spec: dict[str, Any] | None = None, stdio: Stdio = (0, 1, 2), pid_file: str | None = None,
-                     console_socket: str | socket.socket | None = None, no_pivot: bool = False,
-                     preserve_fds: int = 0, kill_with_parent: bool = False,
+                     spec: dict[str, Any] | None = None, stdio: Stdio = (0, 1, 2),
+                     pid_file: str | None = None, console_socket: str | socket.socket | None = None,
+                     no_pivot: bool = False, preserve_fds: int = 0, kill_with_parent: bool = False,
                      before_namespaces: Callable[[int], None] | None = None) -> tuple[State, Cgroup | None]:
     """:func:`create`, also returning the cgroup object (the in-process runtime reads OOM kills from it)."""
     from minidocker.runtime.bundle import check_config, load_config
@@ -113,7 +114,8 @@ def create_container(root: str, container_id: str, bundle: str | None = None, *,
     me = os.getpid()
     container = State(container_id, Status.CREATING, bundle=bundle, rootfs=spec["root"]["path"],
                       created=_now(), annotations=dict(spec.get("annotations", {})),
-                      hooks={k: v for k, v in spec.get("hooks", {}).items() if k in ("poststart", "poststop")},
+                      hooks={k: v for k, v in spec.get("hooks", {}).items()
+                             if k in ("poststart", "poststop")},
                       creator=(me, start_time(me)))
     cgroup = None
     sock = None
@@ -172,7 +174,8 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
     if path is None and (container_id is None or os.geteuid() != 0) and not resources.controllers():
         return None   # rootless without a path: no group, as runc when cgroups are not delegated
     if path and ":" in path:
-        raise InvalidArgument(f"invalid cgroupsPath {path!r}: systemd's slice:prefix:name form is not supported",
+        raise InvalidArgument(f"invalid cgroupsPath {path!r}: "
+                              "systemd's slice:prefix:name form is not supported",
                               hint="use a path like /minidocker/<id> (no --systemd-cgroup)")
     cgroup = open_cgroup(path or f"/{CGROUP_PARENT}/{container_id or os.urandom(8).hex()}")
     cgroup.check(resources)

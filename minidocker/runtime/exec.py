@@ -99,7 +99,8 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
     if not data:
         from minidocker.errors import ContainerError
 
-        raise ContainerError(f"failed to exec in container {pid}: {ExitStatus.from_wait_status(status).describe()}")
+        raise ContainerError(f"failed to exec in container {pid}: "
+                             f"{ExitStatus.from_wait_status(status).describe()}")
     return int(data)
 
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
 _MOUNT_OPTIONS = ["async", "atime", "bind", "defaults", "dev", "diratime", "exec", "noatime", "nodev",
-                  "nodiratime", "noexec", "nosuid", "private", "rbind", "relatime", "ro", "rprivate", "rshared",
-                  "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync", "unbindable"]
+                  "nodiratime", "noexec", "nosuid", "private", "rbind", "relatime", "ro", "rprivate",
+                  "rshared", "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync",
+                  "unbindable"]
 
 
 def runc_default_spec(rootless: bool = False) -> dict[str, Any]:
@@ -53,7 +54,8 @@ def runc_default_spec(rootless: bool = False) -> dict[str, Any]:
              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
              "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
         ],

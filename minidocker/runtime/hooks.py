@@ -53,7 +53,8 @@ def run_hooks(kind: str, hooks: Sequence[Mapping[str, Any]], state: Mapping[str,
             result = subprocess.run(args, executable=path, input=data, env=env, timeout=timeout,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
             problem = (None if result.returncode == 0 else
-                       f"exited with status {result.returncode}: {result.stderr.decode(errors='replace').strip()}")
+                       f"exited with status {result.returncode}: "
+                       f"{result.stderr.decode(errors='replace').strip()}")
         except subprocess.TimeoutExpired:
             problem = f"timed out after {timeout} s"
         except OSError as err:

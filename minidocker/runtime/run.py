@@ -296,7 +296,8 @@ class _StdinFeed:
     def __init__(self, source: int, pipe: int, poller: Any, close: Callable[[], None]) -> None:
         import select
 
-        self._source, self._pipe, self._poller, self._select, self._close = source, pipe, poller, select, close
+        self._source, self._pipe, self._poller, self._select, self._close = (
+            source, pipe, poller, select, close)
         self._pending = b""
         poller.register(source, select.POLLIN)
 

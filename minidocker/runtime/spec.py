@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 OCI_VERSION = "1.0.2"
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's and runc's; the one copy
+# Docker's and runc's; the one copy
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # RFC 1123 labels: 1-63 of [A-Za-z0-9-], not starting or ending with '-'; Linux allows 64 bytes
 # in all (HOST_NAME_MAX), see gethostname(2). Checked without re (its import: ~2 ms per command).
@@ -48,8 +49,10 @@ def default_mounts() -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
     ]
 
 

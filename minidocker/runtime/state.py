@@ -40,7 +40,8 @@ STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 OCI_VERSION = "1.0.2"
 
-# runc's rule (libcontainer/factory_linux.go, Go's ASCII \w): letters, digits, '_', '+', '-', '.'; never '.' or '..'.
+# runc's rule (libcontainer/factory_linux.go, Go's ASCII \w): letters, digits, '_', '+', '-', '.';
+# never '.' or '..'.
 _ID_PUNCTUATION = frozenset("_+.-")
 
 
@@ -106,10 +107,10 @@ class State(Record):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:
         creator = data.get("creator")
-        return cls(data["id"], data.get("status", "creating"), data.get("pid"), data.get("init_process_start"),
-                   data.get("bundle", ""), data.get("rootfs", ""), data.get("created", ""),
-                   data.get("annotations"), data.get("cgroupsPath"), data.get("hooks"),
-                   tuple(creator) if creator else None)  # type: ignore[arg-type]
+        return cls(data["id"], data.get("status", "creating"), data.get("pid"),
+                   data.get("init_process_start"), data.get("bundle", ""), data.get("rootfs", ""),
+                   data.get("created", ""), data.get("annotations"), data.get("cgroupsPath"),
+                   data.get("hooks"), tuple(creator) if creator else None)  # type: ignore[arg-type]
 
     def to_oci(self) -> dict[str, Any]:
         """The state as the runtime spec and ``runc state`` show it (pid 0 once stopped)."""
@@ -154,7 +155,8 @@ def load(root: str | os.PathLike[str], container_id: str) -> State:
 
 
 def state(root: str | os.PathLike[str], container_id: str) -> dict[str, Any]:
-    """The spec's state of a container (ociVersion, id, status, pid, bundle, annotations). Like ``runc state``."""
+    """The spec's state of a container (ociVersion, id, status, pid, bundle, annotations). Like
+    ``runc state``."""
     return load(root, container_id).to_oci()
 
 
