@@ -20,3 +20,13 @@ milliseconds of every ``minidocker run``, a command benchmarked against runc
 """
 
 __version__ = "0.1.0"
+
+
+def load_from(module: str, name: str) -> object:
+    """``from module import name``, run when first needed: the packages' lazy ``__getattr__`` (PEP 562).
+
+    ``__import__`` and not ``importlib.import_module``: importing importlib imports
+    warnings, 0.5 ms of every runtime command's start (bench/README.md).
+    See: the Python docs, ``__import__`` ("fromlist").
+    """
+    return getattr(__import__(module, fromlist=(name,)), name)

@@ -31,9 +31,11 @@ from minidocker.cgroups.base import (
     Resources,
     write_value,
 )
-from minidocker.cgroups.units import cpus_to_quota, format_size, parse_size, shares_to_weight
-from minidocker.cgroups.v1 import CgroupV1
-from minidocker.cgroups.v2 import CgroupV2
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from minidocker.cgroups.v1 import CgroupV1
+    from minidocker.cgroups.v2 import CgroupV2
 
 __all__ = [
     "CGROUP_PARENT",
@@ -54,6 +56,22 @@ __all__ = [
     "remove_parent",
     "shares_to_weight",
 ]
+
+# Loaded on first use (PEP 562): a host needs one driver, and `delete` needs no unit conversions
+# (each module is ~0.2 ms of every runtime command's start, bench/README.md).
+_LAZY = {"CgroupV1": "v1", "CgroupV2": "v2", "cpus_to_quota": "units", "format_size": "units",
+         "parse_size": "units", "shares_to_weight": "units"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'minidocker.cgroups' has no attribute {name!r}")
+    from minidocker import load_from
+
+    value = load_from(f"minidocker.cgroups.{_LAZY[name]}", name)
+    globals()[name] = value
+    return value
+
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 # Every container's group lives under this parent, as Docker's live under "docker".
@@ -82,7 +100,11 @@ def open_cgroup(path: str, root: str = CGROUP_ROOT, mode: str | None = None) -> 
     """
     mode = mode or detect_mode(root)
     if mode == "unified":
+        from minidocker.cgroups.v2 import CgroupV2
+
         return CgroupV2(path, root)
+    from minidocker.cgroups.v1 import CgroupV1
+
     return CgroupV1(path, root)
 
 
@@ -115,6 +137,8 @@ def list_cgroups(parent: str = CGROUP_PARENT, root: str = CGROUP_ROOT) -> list[s
     if mode == "unified":
         bases = [root]
     else:
+        from minidocker.cgroups.v1 import CgroupV1
+
         bases = [os.path.join(root, c) for c in CgroupV1(f"/{parent}", root).controllers]
     names: set[str] = set()
     for base in bases:

@@ -7,7 +7,7 @@ that ``minidocker --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
+from minidocker.cli.flags import Values
 
 __all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit", "doctor", "login", "logout",
            "pull", "push", "registry_gc", "registry_serve", "exec_", "export", "history", "image_inspect",
@@ -18,7 +18,7 @@ __all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit"
            "volume_create", "volume_inspect", "volume_ls", "volume_prune", "volume_rm"]
 
 
-def run(args: SimpleNamespace) -> int:
+def run(args: Values) -> int:
     remote = _daemon()
     if remote is not None:
         from minidocker.cli import remote as r
@@ -55,7 +55,7 @@ def run(args: SimpleNamespace) -> int:
     return status.exit_code
 
 
-def stats(args: SimpleNamespace) -> int:
+def stats(args: Values) -> int:
     remote = _daemon()
     if remote is not None:   # minidockerd answers: its /containers/{id}/stats, docker's columns
         from minidocker.cli import remote as r
@@ -81,14 +81,14 @@ def stats(args: SimpleNamespace) -> int:
             return 0
 
 
-def exec_(args: SimpleNamespace) -> int:
+def exec_(args: Values) -> int:
     from minidocker.engine.exec import exec_container
 
     _require_root(rootless=True)
     return exec_container(args.container, args.command, args.env, args.workdir).exit_code
 
 
-def ps(args: SimpleNamespace) -> int:
+def ps(args: Values) -> int:
     remote = _daemon()
     if remote is not None:
         from minidocker.cli import remote as r
@@ -113,7 +113,7 @@ def ps(args: SimpleNamespace) -> int:
     return 0
 
 
-def rm(args: SimpleNamespace) -> int:
+def rm(args: Values) -> int:
     remote = _daemon()
     if remote is not None:
         from minidocker.cli import remote as r
@@ -138,14 +138,14 @@ def rm(args: SimpleNamespace) -> int:
     return failed
 
 
-def images(args: SimpleNamespace) -> int:
+def images(args: Values) -> int:
     from minidocker.cli.format import image_rows
 
     print("\n".join(image_rows(_store().list(), quiet=args.quiet, no_trunc=args.no_trunc)))
     return 0
 
 
-def image_inspect(args: SimpleNamespace) -> int:
+def image_inspect(args: Values) -> int:
     import json
 
     from minidocker.image.inspect import inspect_image
@@ -155,12 +155,12 @@ def image_inspect(args: SimpleNamespace) -> int:
     return 0
 
 
-def tag(args: SimpleNamespace) -> int:
+def tag(args: Values) -> int:
     _store(args.source).tag(args.source, args.target)
     return 0
 
 
-def rmi(args: SimpleNamespace) -> int:
+def rmi(args: Values) -> int:
     from minidocker.engine.images import remove_image
 
     failed = 0
@@ -173,7 +173,7 @@ def rmi(args: SimpleNamespace) -> int:
     return failed
 
 
-def history(args: SimpleNamespace) -> int:
+def history(args: Values) -> int:
     from minidocker.cli.format import history_rows
     from minidocker.image.inspect import image_history
 
@@ -181,7 +181,7 @@ def history(args: SimpleNamespace) -> int:
     return 0
 
 
-def save(args: SimpleNamespace) -> int:
+def save(args: Values) -> int:
     from minidocker.image.archive import save_archive
     from minidocker.image.oci import save_oci_layout
 
@@ -196,7 +196,7 @@ def save(args: SimpleNamespace) -> int:
     return 0
 
 
-def load(args: SimpleNamespace) -> int:
+def load(args: Values) -> int:
     import os
 
     from minidocker.image.archive import load_archive
@@ -212,14 +212,14 @@ def load(args: SimpleNamespace) -> int:
     return 0
 
 
-def import_(args: SimpleNamespace) -> int:
+def import_(args: Values) -> int:
     from minidocker.image.imports import import_tarball
 
     print(import_tarball(_store(), args.file, args.reference, message=args.message).id)
     return 0
 
 
-def export(args: SimpleNamespace) -> int:
+def export(args: Values) -> int:
     from minidocker.engine.images import export_container
 
     _require_root()
@@ -228,20 +228,20 @@ def export(args: SimpleNamespace) -> int:
     return 0
 
 
-def commit(args: SimpleNamespace) -> int:
+def commit(args: Values) -> int:
     from minidocker.engine.images import commit_container
 
     print(commit_container(args.container, args.reference, message=args.message, author=args.author).id)
     return 0
 
 
-def image_prune(args: SimpleNamespace) -> int:
+def image_prune(args: Values) -> int:
     deleted = _store().gc()
     print("\n".join(f"deleted layer: {d}" for d in deleted) or "nothing to remove")
     return 0
 
 
-def pull(args: SimpleNamespace) -> int:
+def pull(args: Values) -> int:
     from minidocker.registry.progress import Progress
     from minidocker.registry.pull import pull as pull_image
 
@@ -253,7 +253,7 @@ def pull(args: SimpleNamespace) -> int:
     return 0
 
 
-def push(args: SimpleNamespace) -> int:
+def push(args: Values) -> int:
     from minidocker.registry.progress import Progress
     from minidocker.registry.push import push as push_image
 
@@ -264,7 +264,7 @@ def push(args: SimpleNamespace) -> int:
     return 0
 
 
-def login(args: SimpleNamespace) -> int:
+def login(args: Values) -> int:
     import getpass
 
     from minidocker.registry.credentials import login as login_registry
@@ -280,7 +280,7 @@ def login(args: SimpleNamespace) -> int:
     return 0
 
 
-def logout(args: SimpleNamespace) -> int:
+def logout(args: Values) -> int:
     from minidocker.registry.credentials import erase_credentials
 
     server = args.server or "docker.io"
@@ -289,7 +289,7 @@ def logout(args: SimpleNamespace) -> int:
     return 0
 
 
-def registry_serve(args: SimpleNamespace) -> int:
+def registry_serve(args: Values) -> int:
     from minidocker.paths import state_roots
     from minidocker.registry.progress import Progress
     from minidocker.registry.server import RegistryServer
@@ -321,7 +321,7 @@ def registry_serve(args: SimpleNamespace) -> int:
     return 0
 
 
-def registry_gc(args: SimpleNamespace) -> int:
+def registry_gc(args: Values) -> int:
     from minidocker.cli.format import human_size
     from minidocker.paths import state_roots
     from minidocker.registry.gc import collect_garbage
@@ -369,7 +369,7 @@ def _fail(message: str):
     raise InvalidArgument(message)
 
 
-def doctor(args: SimpleNamespace) -> int:
+def doctor(args: Values) -> int:
     from minidocker.doctor import format_report, run_checks
 
     checks = run_checks()
@@ -377,7 +377,7 @@ def doctor(args: SimpleNamespace) -> int:
     return 0 if all(c.ok or not c.required for c in checks) else 1
 
 
-def system_prune(args: SimpleNamespace) -> int:
+def system_prune(args: Values) -> int:
     from minidocker.engine.remove import prune
 
     _require_root()
@@ -393,7 +393,7 @@ def system_prune(args: SimpleNamespace) -> int:
     return 0
 
 
-def network_create(args: SimpleNamespace) -> int:
+def network_create(args: Values) -> int:
     from minidocker.engine.networks import create_network
     from minidocker.errors import InvalidArgument
     from minidocker.paths import state_roots
@@ -406,7 +406,7 @@ def network_create(args: SimpleNamespace) -> int:
     return 0
 
 
-def network_ls(args: SimpleNamespace) -> int:
+def network_ls(args: Values) -> int:
     from minidocker.engine.networks import list_networks
     from minidocker.paths import state_roots
 
@@ -420,7 +420,7 @@ def network_ls(args: SimpleNamespace) -> int:
     return 0
 
 
-def network_inspect(args: SimpleNamespace) -> int:
+def network_inspect(args: Values) -> int:
     import json
 
     from minidocker.engine.networks import inspect_network
@@ -430,7 +430,7 @@ def network_inspect(args: SimpleNamespace) -> int:
     return 0
 
 
-def network_rm(args: SimpleNamespace) -> int:
+def network_rm(args: Values) -> int:
     from minidocker.engine.networks import remove_network
     from minidocker.paths import state_roots
 
@@ -446,7 +446,7 @@ def network_rm(args: SimpleNamespace) -> int:
     return failed
 
 
-def network_prune(args: SimpleNamespace) -> int:
+def network_prune(args: Values) -> int:
     from minidocker.engine.networks import prune_networks
     from minidocker.paths import state_roots
 
@@ -456,7 +456,7 @@ def network_prune(args: SimpleNamespace) -> int:
     return 0
 
 
-def network_connect(args: SimpleNamespace) -> int:
+def network_connect(args: Values) -> int:
     from minidocker.engine.networks import connect
     from minidocker.paths import state_roots
 
@@ -465,7 +465,7 @@ def network_connect(args: SimpleNamespace) -> int:
     return 0
 
 
-def network_disconnect(args: SimpleNamespace) -> int:
+def network_disconnect(args: Values) -> int:
     from minidocker.engine.networks import disconnect
     from minidocker.paths import state_roots
 
@@ -483,7 +483,7 @@ def _daemon():
 
 def _supervised(name: str):
     """An action that only the daemon can do: it runs there, or says how to start one."""
-    def action(args: SimpleNamespace) -> int:
+    def action(args: Values) -> int:
         from minidocker.cli import remote
 
         return getattr(remote, name)(remote.needs_daemon(name), args)
@@ -512,7 +512,7 @@ def _require_root(rootless: bool = False) -> None:
                               hint="run it with sudo, or as root in a VM made for the course")
 
 
-def volume_create(args: SimpleNamespace) -> int:
+def volume_create(args: Values) -> int:
     from minidocker.engine.volumes import create_volume
     from minidocker.paths import state_roots
 
@@ -524,7 +524,7 @@ def volume_create(args: SimpleNamespace) -> int:
     return 0
 
 
-def volume_ls(args: SimpleNamespace) -> int:
+def volume_ls(args: Values) -> int:
     from minidocker.engine.volumes import list_volumes
     from minidocker.paths import state_roots
 
@@ -536,7 +536,7 @@ def volume_ls(args: SimpleNamespace) -> int:
     return 0
 
 
-def volume_inspect(args: SimpleNamespace) -> int:
+def volume_inspect(args: Values) -> int:
     import json
 
     from minidocker.engine.volumes import inspect_volumes
@@ -546,7 +546,7 @@ def volume_inspect(args: SimpleNamespace) -> int:
     return 0
 
 
-def volume_rm(args: SimpleNamespace) -> int:
+def volume_rm(args: Values) -> int:
     from minidocker.engine.volumes import remove_volume
     from minidocker.paths import state_roots
 
@@ -562,7 +562,7 @@ def volume_rm(args: SimpleNamespace) -> int:
     return failed
 
 
-def volume_prune(args: SimpleNamespace) -> int:
+def volume_prune(args: Values) -> int:
     from minidocker.engine.volumes import prune_volumes
     from minidocker.paths import state_roots
 
@@ -570,7 +570,7 @@ def volume_prune(args: SimpleNamespace) -> int:
     removed = prune_volumes(state_roots(), all_volumes=args.all, filters=args.filters)
     print("\n".join(["Deleted Volumes:", *removed]) if removed else "nothing to remove")
     return 0
-def build(args: SimpleNamespace) -> int:
+def build(args: Values) -> int:
     """``minidocker build``: chapter 08 (minidocker/build/, through engine/building.py)."""
     from minidocker.build.builder import BuildOptions
     from minidocker.engine.building import build_image, default_build_network

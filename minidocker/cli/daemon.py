@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from types import SimpleNamespace
+from minidocker.cli.flags import Values
 
 __all__ = ["daemon_start", "daemon_status", "daemon_stop", "daemon_options", "main", "main_and_exit"]
 
@@ -57,7 +57,7 @@ def _command():
     ])
 
 
-def _config(args: SimpleNamespace):
+def _config(args: Values):
     from minidocker.engine.config import load_config
 
     flags: dict[str, object] = {}
@@ -75,7 +75,7 @@ def _config(args: SimpleNamespace):
     return load_config(args.config_file, flags)
 
 
-def _serve(args: SimpleNamespace) -> int:
+def _serve(args: Values) -> int:
     import gc
 
     from minidocker.api.daemon import Daemon, setup_logging
@@ -123,7 +123,7 @@ def main_and_exit(argv: list[str] | None = None) -> None:
 
 # -- minidocker daemon start|stop|status ------------------------------------------------------------
 
-def _paths(args: SimpleNamespace) -> tuple[str, str, str]:
+def _paths(args: Values) -> tuple[str, str, str]:
     """(socket, pidfile, log file) for these flags and the config file."""
     from minidocker.api.daemon import default_pidfile
 
@@ -144,7 +144,7 @@ def _answers(socket_path: str) -> bool:
         return False
 
 
-def _daemon_argv(args: SimpleNamespace) -> list[str]:
+def _daemon_argv(args: Values) -> list[str]:
     """How to start minidockerd: the launcher beside ours if installed, else ``python -m``."""
     beside = os.path.join(os.path.dirname(os.path.realpath(sys.argv[0] or "")), "minidockerd")
     argv = [beside] if os.access(beside, os.X_OK) else [sys.executable, "-m", "minidocker.cli.daemon"]
@@ -162,7 +162,7 @@ def _daemon_argv(args: SimpleNamespace) -> list[str]:
     return argv
 
 
-def daemon_start(args: SimpleNamespace) -> int:
+def daemon_start(args: Values) -> int:
     """Start minidockerd in the background (its own session, output to the log file); wait for its socket."""
     import subprocess
 
@@ -191,7 +191,7 @@ def daemon_start(args: SimpleNamespace) -> int:
     return 0
 
 
-def daemon_stop(args: SimpleNamespace) -> int:
+def daemon_stop(args: Values) -> int:
     """SIGTERM the daemon of the pidfile and wait until it has gone (its containers keep running)."""
     import signal
 
@@ -221,7 +221,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def daemon_status(args: SimpleNamespace) -> int:
+def daemon_status(args: Values) -> int:
     """0 and a line when the daemon runs and answers; 3 when it does not (LSB init script convention)."""
     from minidocker.api.daemon import read_pidfile
 

@@ -23,7 +23,7 @@ import sys
 # daemon; JSON goes through atomic.loads/dumps (_json, no `re`) for the same reason.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import SimpleNamespace
+    from minidocker.cli.flags import Values
 
 __all__ = ["Client", "daemon_client", "needs_daemon"]
 
@@ -252,7 +252,7 @@ def _error(status: int, body: bytes):
 
 # -- the commands -----------------------------------------------------------------------------------
 
-def _create_body(args: SimpleNamespace) -> dict:
+def _create_body(args: Values) -> dict:
     host: dict = {"AutoRemove": bool(args.remove), "NetworkMode": args.network or "default",
                   "Init": bool(args.init), "ReadonlyRootfs": bool(args.read_only)}
     if args.memory or args.memory_swap:  # imported only when needed: cgroups, like the engine, is not light
@@ -291,7 +291,7 @@ def _create_body(args: SimpleNamespace) -> dict:
             "AttachStdout": attach, "AttachStderr": attach, "HostConfig": host}
 
 
-def _network_and_mount_flags(args: SimpleNamespace, config: dict, host: dict) -> None:
+def _network_and_mount_flags(args: Values, config: dict, host: dict) -> None:
     """-p/-P/--expose, -v/--mount/--tmpfs/--volumes-from as the docker CLI sends them (checked here,
     as it does: a bad flag fails before any request)."""
     if not (args.publish or args.expose or args.publish_all or args.volumes or args.mounts or args.tmpfs
@@ -368,7 +368,7 @@ def _parse_env(items: list[str]) -> list[str]:
     return parse_env(items)
 
 
-def run(client: Client, args: SimpleNamespace) -> int:
+def run(client: Client, args: Values) -> int:
     """``docker run``'s sequence: create, attach, wait (headers), start, stream, the wait's status."""
     import _socket
 
@@ -447,7 +447,7 @@ def _copy_stream(sock, tty: bool) -> None:
             buffer = buffer[8 + size:]
 
 
-def ps(client: Client, args: SimpleNamespace) -> int:
+def ps(client: Client, args: Values) -> int:
     _, rows = client.call("GET", "/containers/json", {"all": 1 if args.all else None})
     if args.quiet:
         print("\n".join(r["Id"][:12] for r in rows))
@@ -472,28 +472,28 @@ def _each(client: Client, refs: list[str], method: str, verb: str, query: dict |
     return failed
 
 
-def rm(client: Client, args: SimpleNamespace) -> int:
+def rm(client: Client, args: Values) -> int:
     return _each(client, args.containers, "DELETE", "", {"force": 1 if args.force else None,
                                                          "v": 1 if getattr(args, "volumes", False) else None})
 
 
-def start(client: Client, args: SimpleNamespace) -> int:
+def start(client: Client, args: Values) -> int:
     return _each(client, args.containers, "POST", "/start")
 
 
-def stop(client: Client, args: SimpleNamespace) -> int:
+def stop(client: Client, args: Values) -> int:
     return _each(client, args.containers, "POST", "/stop", {"t": args.time})
 
 
-def restart(client: Client, args: SimpleNamespace) -> int:
+def restart(client: Client, args: Values) -> int:
     return _each(client, args.containers, "POST", "/restart", {"t": args.time})
 
 
-def kill(client: Client, args: SimpleNamespace) -> int:
+def kill(client: Client, args: Values) -> int:
     return _each(client, args.containers, "POST", "/kill", {"signal": args.signal})
 
 
-def wait(client: Client, args: SimpleNamespace) -> int:
+def wait(client: Client, args: Values) -> int:
     failed = 0
     for ref in args.containers:
         try:
@@ -505,7 +505,7 @@ def wait(client: Client, args: SimpleNamespace) -> int:
     return failed
 
 
-def logs(client: Client, args: SimpleNamespace) -> int:
+def logs(client: Client, args: Values) -> int:
     import struct
     frame = struct.Struct(_HEADER)
     _, info = client.call("GET", f"/containers/{_quote(args.container)}/json")
@@ -547,7 +547,7 @@ def _tabwrite(rows: list[list[str]], minwidth: int, padding: int = 3) -> str:
 
 def _daemon_errors_exit_1(command):
     """The docker CLI's exit status for an error the daemon answered (no such container, a conflict): 1."""
-    def action(client: Client, args: SimpleNamespace) -> int:
+    def action(client: Client, args: Values) -> int:
         from minidocker.errors import MinidockerError
 
         try:
@@ -560,22 +560,22 @@ def _daemon_errors_exit_1(command):
     return action
 
 
-def pause(client: Client, args: SimpleNamespace) -> int:
+def pause(client: Client, args: Values) -> int:
     return _each(client, args.containers, "POST", "/pause")
 
 
-def unpause(client: Client, args: SimpleNamespace) -> int:
+def unpause(client: Client, args: Values) -> int:
     return _each(client, args.containers, "POST", "/unpause")
 
 
 @_daemon_errors_exit_1
-def rename(client: Client, args: SimpleNamespace) -> int:
+def rename(client: Client, args: Values) -> int:
     client.call("POST", f"/containers/{_quote(args.container)}/rename", {"name": args.new_name})
     return 0
 
 
 @_daemon_errors_exit_1
-def top(client: Client, args: SimpleNamespace) -> int:
+def top(client: Client, args: Values) -> int:
     """``docker top``: the Titles, then one row per process (the CLI's tabwriter: min width 20)."""
     query = {"ps_args": " ".join(args.ps_args)} if args.ps_args else None
     _, answer = client.call("GET", f"/containers/{_quote(args.container)}/top", query)
@@ -596,7 +596,7 @@ def _natural_key(text: str) -> list:
 
 
 @_daemon_errors_exit_1
-def port(client: Client, args: SimpleNamespace) -> int:
+def port(client: Client, args: Values) -> int:
     """``docker port CONTAINER [PRIVATE_PORT[/PROTO]]``: ``80/tcp -> 0.0.0.0:8080`` lines, or addresses."""
     from minidocker.errors import InvalidArgument, NotFound
 
@@ -668,7 +668,7 @@ STATS_TITLES = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "
 
 
 @_daemon_errors_exit_1
-def stats(client: Client, args: SimpleNamespace) -> int:
+def stats(client: Client, args: Values) -> int:
     """``docker stats --no-stream [CONTAINER...]``: one reading of each (every running one without names)."""
     from minidocker.atomic import loads
 

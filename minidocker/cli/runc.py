@@ -19,7 +19,7 @@ __all__ = ["main", "main_and_exit"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import SimpleNamespace
+    from minidocker.cli.flags import Values
     from typing import Any
 
 
@@ -150,7 +150,7 @@ def _log(level: str, message: str) -> None:
 # ---- actions ------------------------------------------------------------------------------------
 
 
-def create(args: SimpleNamespace) -> int:
+def create(args: Values) -> int:
     from minidocker.runtime import create as create_container
 
     create_container(G.root, args.container_id, args.bundle, pid_file=args.pid_file,
@@ -159,49 +159,49 @@ def create(args: SimpleNamespace) -> int:
     return 0
 
 
-def start(args: SimpleNamespace) -> int:
+def start(args: Values) -> int:
     from minidocker.runtime import start as start_container
 
     start_container(G.root, args.container_id)
     return 0
 
 
-def state(args: SimpleNamespace) -> int:
+def state(args: Values) -> int:
     from minidocker.runtime import state as container_state
 
     print(dumps(container_state(G.root, args.container_id), indent=2))
     return 0
 
 
-def kill(args: SimpleNamespace) -> int:
+def kill(args: Values) -> int:
     from minidocker.runtime import kill as kill_container
 
     kill_container(G.root, args.container_id, args.signal or "SIGTERM", all_processes=args.all)
     return 0
 
 
-def delete(args: SimpleNamespace) -> int:
+def delete(args: Values) -> int:
     from minidocker.runtime import delete as delete_container
 
     delete_container(G.root, args.container_id, force=args.force)
     return 0
 
 
-def pause(args: SimpleNamespace) -> int:
+def pause(args: Values) -> int:
     from minidocker.runtime import pause as pause_container
 
     pause_container(G.root, args.container_id)
     return 0
 
 
-def resume(args: SimpleNamespace) -> int:
+def resume(args: Values) -> int:
     from minidocker.runtime import resume as resume_container
 
     resume_container(G.root, args.container_id)
     return 0
 
 
-def run(args: SimpleNamespace) -> int:
+def run(args: Values) -> int:
     """create + start; then, unless --detach, wait as the container's parent and delete it."""
     from minidocker.runtime import create as create_container
     from minidocker.runtime import load_config
@@ -243,7 +243,7 @@ def _bundle_config(bundle: str) -> dict:
         return {}
 
 
-def exec_(args: SimpleNamespace) -> int:
+def exec_(args: Values) -> int:
     """Run a process in the container: from --process FILE, or the arguments and flags."""
     from minidocker.errors import InvalidArgument, InvalidState
     from minidocker.runtime import exec_in, load
@@ -282,7 +282,7 @@ def exec_(args: SimpleNamespace) -> int:
     return result.exit_code
 
 
-def list_(args: SimpleNamespace) -> int:
+def list_(args: Values) -> int:
     from minidocker.runtime import list_states
 
     states = list_states(G.root)
@@ -298,7 +298,7 @@ def list_(args: SimpleNamespace) -> int:
     return 0
 
 
-def ps(args: SimpleNamespace) -> int:
+def ps(args: Values) -> int:
     from minidocker.errors import InvalidState
     from minidocker.runtime import load
 
@@ -323,7 +323,7 @@ def ps(args: SimpleNamespace) -> int:
     return 0
 
 
-def spec(args: SimpleNamespace) -> int:
+def spec(args: Values) -> int:
     from minidocker.errors import Conflict
     from minidocker.runtime.features import runc_default_spec
 
@@ -335,7 +335,7 @@ def spec(args: SimpleNamespace) -> int:
     return 0
 
 
-def features(args: SimpleNamespace) -> int:
+def features(args: Values) -> int:
     from minidocker.runtime.features import features as runtime_features
 
     print(dumps(runtime_features(), indent=2))
@@ -350,7 +350,7 @@ def _count(text: str | int) -> int:
     return int(text)
 
 
-def _process_from(args: SimpleNamespace) -> dict[str, Any]:
+def _process_from(args: Values) -> dict[str, Any]:
     """The process to exec: ``--process FILE`` (a config.json ``process``), else the flags."""
     from minidocker.errors import InvalidArgument
 

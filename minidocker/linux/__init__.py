@@ -30,9 +30,9 @@ _FROM = {"CloneFlag": "flags", "MountFlag": "flags", "UmountFlag": "flags", "fla
 def __getattr__(name: str) -> object:
     if name not in __all__:
         raise AttributeError(f"module 'minidocker.linux' has no attribute {name!r}")
-    import importlib
+    from minidocker import load_from
 
-    value = getattr(importlib.import_module(f"minidocker.linux.{_FROM.get(name, 'syscalls')}"), name)
+    value = load_from(f"minidocker.linux.{_FROM.get(name, 'syscalls')}", name)
     globals()[name] = value
     return value
 

@@ -105,6 +105,7 @@ def create_container(root: str, container_id: str, bundle: str | None = None, *,
         check_config(spec, bundle)
     if preserve_fds < 0:
         raise InvalidArgument(f"invalid --preserve-fds {preserve_fds}: it must be 0 or more")
+    program = _seccomp_program(spec, container_id)
     os.makedirs(root, mode=0o711, exist_ok=True)
     try:
         os.mkdir(directory, 0o711)
@@ -127,7 +128,7 @@ def create_container(root: str, container_id: str, bundle: str | None = None, *,
         sock = console_connection(console_socket) if spec["process"].get("terminal") else None
         _fork_container(root, container, spec, cgroup, stdio, sock,
                         {"kill_with_parent": kill_with_parent, "preserve_fds": preserve_fds,
-                         "no_pivot": no_pivot, "bundle": bundle,
+                         "no_pivot": no_pivot, "bundle": bundle, "seccomp_program": program,
                          "runtime_hooks": bool(spec.get("hooks", {}).get("prestart")
                                                or spec.get("hooks", {}).get("createRuntime"))},
                         before_namespaces)
@@ -186,6 +187,16 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
         cgroup.destroy()
         raise
     return cgroup
+
+
+def _seccomp_program(spec: Mapping[str, Any], container_id: str) -> bytes | None:
+    """The filter init will load, compiled here, before the fork (see security/process.py)."""
+    from minidocker.security.process import seccomp_program
+
+    try:
+        return seccomp_program(spec)
+    except ValueError as err:
+        raise InvalidArgument(f"failed to create container {container_id}: {err}") from None
 
 
 def _fork_container(root: str, container: State, spec: dict[str, Any], cgroup: Cgroup | None, stdio: Stdio,

@@ -133,7 +133,7 @@ def exec_process(args: list[str], env: Mapping[str, str], channel: Channel | Non
     """
     reset_signals()
     try:
-        os.execvpe(args[0], args, dict(env))
+        _execvpe(args, dict(env))
     except OSError as err:
         if err.errno == errno.ENOENT:
             code = EXIT_NOT_FOUND
@@ -185,7 +185,7 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
         # our own /proc/self/fd: setuid makes a process non-dumpable, see proc(5)) and after every
         # mount and file above that needed privileges: the user, capabilities, no_new_privs and
         # the seccomp filter, in runc's order (chapter 11, minidocker/security/process.py).
-        apply_process_security(spec)
+        apply_process_security(spec, options.get("seccomp_program"))
         if spec.get("annotations", {}).get(INIT_ANNOTATION) == "true":
             pid1.reap_and_forward(lambda: exec_process(process["args"], env, None),
                                   terminal=slave is not None)
@@ -199,16 +199,39 @@ def _init(spec: Mapping[str, Any], channel: Channel, console_socket: socket.sock
         os._exit(EXIT_ENGINE_ERROR)
 
 
+def _execvpe(args: list[str], env: dict[str, str]) -> NoReturn:
+    """``os.execvpe``, whose PATH lookup imports ``warnings``: a module not found once the root has moved.
+
+    As execvp(3): each candidate in turn; the error raised is the first that is not
+    ENOENT or ENOTDIR (a file there that cannot run), else the last.
+    """
+    first_real_error: OSError | None = None
+    last_error: OSError | None = None
+    for path in _candidates(args[0], env):
+        try:
+            os.execve(path, args, env)
+        except (FileNotFoundError, NotADirectoryError) as err:
+            last_error = err
+        except OSError as err:
+            last_error = err
+            first_real_error = first_real_error or err
+    raise first_real_error or last_error or FileNotFoundError(errno.ENOENT, "empty PATH", args[0])
+
+
+def _candidates(name: str, env: Mapping[str, str]) -> list[str]:
+    """Where ``name`` may be: itself if it has a '/', else each directory of ``PATH`` (empty: '.')."""
+    if "/" in name:
+        return [name]
+    return [os.path.join(d or ".", name) for d in env.get("PATH", DEFAULT_PATH[5:]).split(":")]
+
+
 def check_executable(name: str, env: Mapping[str, str]) -> None:
     """Raise ContainerError (127 or 126, Docker's words) unless ``name`` can be executed.
 
     Searched in ``PATH`` from ``env`` as execvpe(3) would. A file that exists but
     is not a valid executable (ENOEXEC) is found only by the exec itself.
     """
-    if "/" in name:
-        candidates = [name]
-    else:
-        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", DEFAULT_PATH[5:]).split(":")]
+    candidates = _candidates(name, env)
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK, effective_ids=True):
             return

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 
+from minidocker.atomic import dumps
 from minidocker.linux import set_no_new_privs
 from minidocker.linux.security import (
     cap_ambient_clear_all,
@@ -44,22 +45,46 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["apply_capabilities", "apply_process_security", "set_user"]
+__all__ = ["apply_capabilities", "apply_process_security", "seccomp_program", "set_user"]
 
 
-def apply_process_security(spec: Mapping[str, Any]) -> None:
+_COMPILED: dict[str, bytes] = {}
+
+
+def seccomp_program(spec: Mapping[str, Any]) -> bytes | None:
+    """The spec's seccomp filter compiled (None without one); raises ValueError for a bad profile.
+
+    The runtime compiles it before it forks: in the parent, whose objects are its own, it
+    takes 0.3 ms; in a freshly forked child each object it touches is a copy-on-write page
+    fault, and it takes 1.2 ms on the way to the user's process (bench/README.md).
+    """
+    seccomp = spec.get("linux", {}).get("seccomp")
+    if not seccomp:
+        return None
+    # A daemon's supervisor starts container after container with one profile: keep the last few
+    # programs, by the profile's JSON (0.04 ms to write, against 0.3 to compile).
+    key = dumps(seccomp)
+    program = _COMPILED.get(key)
+    if program is None:
+        program = compile_filter(seccomp)
+        if len(_COMPILED) >= 8:
+            _COMPILED.clear()
+        _COMPILED[key] = program
+    return program
+
+
+def apply_process_security(spec: Mapping[str, Any], program: bytes | None = None) -> None:
     """Become the spec's user with the spec's capabilities, no_new_privs and seccomp filter.
 
-    Runs in the container's init, right before the exec. Like runc's init.
+    Runs in the container's init, right before the exec. Like runc's init. ``program``
+    is :func:`seccomp_program` of the spec, if the caller compiled it already.
     """
     process = spec.get("process", {})
-    seccomp = spec.get("linux", {}).get("seccomp")
     no_new_privs = bool(process.get("noNewPrivileges"))
-    program = None
-    if seccomp:
-        program = compile_filter(seccomp)  # before anything changes: a bad profile fails cleanly
-        if not no_new_privs:
-            seccomp_set_mode_filter(program)
+    if program is None:
+        program = seccomp_program(spec)  # before anything changes: a bad profile fails cleanly
+    if program is not None and not no_new_privs:
+        seccomp_set_mode_filter(program)
     capabilities = process.get("capabilities")
     user = process.get("user", {})
     if capabilities is None:

@@ -24,7 +24,7 @@ _LAZY = {"LayerStats": "layer", "UnsafeLayer": "layer", "apply_layer": "layer", 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
+        from minidocker import load_from
 
-        return getattr(importlib.import_module(f"minidocker.storage.{_LAZY[name]}"), name)
+        return load_from(f"minidocker.storage.{_LAZY[name]}", name)
     raise AttributeError(f"module 'minidocker.storage' has no attribute {name!r}")
