@@ -312,9 +312,18 @@ class Cgroup:
 
 
 def _remove_tree(directory: str, deadline: float) -> None:
-    """rmdir a cgroup and its sub-groups, deepest first; EBUSY (a process still exiting) is retried."""
-    if not os.path.isdir(directory):
+    """rmdir a cgroup and its sub-groups, deepest first; EBUSY (a process still exiting) is retried.
+
+    A container's group rarely has sub-groups: one rmdir first, the walk only if it is refused.
+    """
+    try:
+        os.rmdir(directory)
         return
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        if err.errno != errno.EBUSY:
+            raise CgroupError(f"failed to remove cgroup {directory}: {err.strerror}") from err
     subdirs = [os.path.join(top, d) for top, dirs, _ in os.walk(directory) for d in dirs]
     for path in sorted(subdirs, key=len, reverse=True) + [directory]:
         while True:

@@ -22,7 +22,10 @@ from minidocker.namespaces import NAMESPACES, enter
 from minidocker.runtime.exitstatus import EXIT_ENGINE_ERROR, EXIT_NOT_FOUND, ExitStatus
 from minidocker.runtime.init import exec_process, exit_like
 from minidocker.runtime.spec import DEFAULT_PATH
-from minidocker.security.process import apply_process_security  # here: the container has no minidocker
+from minidocker.security.process import (  # here: the container has no minidocker
+    apply_process_security,
+    seccomp_program,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
         import termios  # noqa: F401
 
         from minidocker.runtime import console  # noqa: F401
+    program = seccomp_program(spec) if spec is not None else None  # on the host: see security/process.py
     report = os.pipe() if detach else None
     child = os.fork()
     if child == 0:
@@ -70,7 +74,7 @@ def exec_in(pid: int, args: Sequence[str], env: Mapping[str, str] | None = None,
                     for fd in range(3, 3 + preserve_fds):
                         os.set_inheritable(fd, True)
                     if spec is not None:
-                        apply_process_security(spec)   # user, capabilities, no_new_privs, seccomp
+                        apply_process_security(spec, program)  # user, capabilities, no_new_privs, seccomp
                     else:
                         _set_user(user or {})
                     exec_process(list(args), env, channel=None)

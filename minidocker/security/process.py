@@ -38,7 +38,6 @@ from minidocker.linux.security import (
     set_keepcaps,
 )
 from minidocker.security.capabilities import to_mask
-from minidocker.security.seccomp import compile_filter  # imported before pivot_root: not importable after
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +65,11 @@ def seccomp_program(spec: Mapping[str, Any]) -> bytes | None:
     key = dumps(seccomp)
     program = _COMPILED.get(key)
     if program is None:
+        # Here, not at the top: a config without seccomp does not load the compiler and the
+        # syscall table. Callers compile on the host, before they fork into the container:
+        # from inside its root, minidocker's modules cannot be imported.
+        from minidocker.security.seccomp import compile_filter
+
         program = compile_filter(seccomp)
         if len(_COMPILED) >= 8:
             _COMPILED.clear()
