@@ -359,15 +359,23 @@ def read_text(path: str) -> str | None:
     Also None when the group was removed between the open and the read (ENODEV: another
     process destroyed it, as ``rm -f`` racing a container's own ``--rm`` does).
     """
+    # os.open and os.read, not open(): a cgroup file is small, and a buffered text file costs five
+    # more system calls (fstat twice, ioctl, lseek twice) for each of the dozens a container reads.
     try:
-        with open(path) as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         return None
     except OSError as err:
         if err.errno == errno.ENODEV:
             return None
         raise
+    return b"".join(chunks).decode()
 
 
 def read_int(path: str, unlimited_above: int | None = None) -> int | None:

@@ -51,6 +51,22 @@ _OPTIONAL = ("cpuset",)
 _UNLIMITED = 1 << 62
 
 
+# (root, controller) -> the hierarchy's real path, or "" where it is not mounted: the mounts do not
+# change while we run, and a daemon's supervisor would otherwise check and resolve them (an lstat
+# per path component) for each container.
+_HIERARCHIES: dict[tuple[str, str], str] = {}
+
+
+def _hierarchy(root: str, controller: str) -> str:
+    """The real path of ``controller``'s hierarchy under ``root``; "" if it is not mounted."""
+    found = _HIERARCHIES.get((root, controller))
+    if found is None:
+        base = os.path.join(root, controller)
+        found = os.path.realpath(base) if os.path.isfile(os.path.join(base, "cgroup.procs")) else ""
+        _HIERARCHIES[root, controller] = found
+    return found
+
+
 class CgroupV1(Cgroup):
     """A group in each v1 hierarchy: ``<root>/<controller>/<path>``."""
 
@@ -64,9 +80,8 @@ class CgroupV1(Cgroup):
         self._available: set[str] | None = None
 
     def available_controllers(self) -> set[str]:
-        if self._available is None:  # the mounts do not change while we run
-            self._available = {c for c in (*self.controllers, *_OPTIONAL)
-                               if os.path.isfile(os.path.join(self.root, c, "cgroup.procs"))}
+        if self._available is None:
+            self._available = {c for c in (*self.controllers, *_OPTIONAL) if _hierarchy(self.root, c)}
         return self._available
 
     def missing_hint(self, missing: list[str]) -> str:
@@ -82,10 +97,10 @@ class CgroupV1(Cgroup):
         available = self.available_controllers()
         for c in self.controllers:
             if c in available:
-                seen.setdefault(os.path.realpath(os.path.join(self.root, c)), self.dir(c))
+                seen.setdefault(_hierarchy(self.root, c), self.dir(c))
         for c in _OPTIONAL:  # only where apply() made the group
             if c in available and os.path.isdir(self.dir(c)):
-                seen.setdefault(os.path.realpath(os.path.join(self.root, c)), self.dir(c))
+                seen.setdefault(_hierarchy(self.root, c), self.dir(c))
         return list(seen.values())
 
     def create(self, controllers: Iterable[str] | None = None) -> None:

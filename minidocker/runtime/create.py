@@ -168,9 +168,14 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
         # runc appends its allowed devices (null, zero, full, tty, random, urandom, console, ptmx,
         # pts, mknod of any node) after the config's rules: a config that denies all ("a", as
         # runc spec and umoci write) still gets a working /dev and terminal. libcontainer/specconv.
+        # Docker's config holds those rules already: one allowed after the config's last deny is
+        # allowed still, and writing it again would be one more write to devices.allow for nothing.
         from minidocker.security.devices import DEFAULT_DEVICE_RULES
 
-        resources.devices = [*resources.devices, *DEFAULT_DEVICE_RULES[1:]]
+        rules = resources.devices
+        last_deny = max((i for i, rule in enumerate(rules) if not rule.get("allow")), default=-1)
+        allowed = rules[last_deny + 1:]
+        resources.devices = [*rules, *(rule for rule in DEFAULT_DEVICE_RULES[1:] if rule not in allowed)]
     path = linux.get("cgroupsPath")
     if path is None and (container_id is None or os.geteuid() != 0) and not resources.controllers():
         return None   # rootless without a path: no group, as runc when cgroups are not delegated
