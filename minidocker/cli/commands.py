@@ -14,7 +14,7 @@ __all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit"
            "image_prune", "images", "import_",
            "load", "network_connect", "network_create", "network_disconnect", "network_inspect", "network_ls",
            "network_prune", "network_rm", "ps", "rm", "rmi", "run", "save", "stats", "system_prune", "tag",
-           "pause", "unpause", "rename", "top", "port",
+           "pause", "unpause", "rename", "top", "port", "daemon_start", "daemon_stop", "daemon_status",
            "volume_create", "volume_inspect", "volume_ls", "volume_prune", "volume_rm"]
 
 
@@ -635,3 +635,21 @@ def _looks_like_tar(data: bytes) -> bool:
     # gzip, bzip2, xz; else a plain tar's "ustar" magic at offset 257
     compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
     return compressed or data[257:262] == b"ustar"
+
+
+def daemon_start(args: Values) -> int:
+    from minidocker.cli import daemon  # here: minidockerd's own module, for this command only
+
+    return daemon.daemon_start(args)
+
+
+def daemon_stop(args: Values) -> int:
+    from minidocker.cli import daemon
+
+    return daemon.daemon_stop(args)
+
+
+def daemon_status(args: Values) -> int:
+    from minidocker.cli import daemon
+
+    return daemon.daemon_status(args)

@@ -21,31 +21,12 @@ import sys
 import time
 from minidocker.cli.flags import Values
 
-__all__ = ["daemon_start", "daemon_status", "daemon_stop", "daemon_options", "main", "main_and_exit"]
-
-
-def daemon_options():
-    """The flags minidockerd and ``minidocker daemon start|stop|status`` share."""
-    from minidocker.cli.flags import Option
-
-    return [
-        Option("-H --host", "the socket to listen on (unix:///PATH; default /run/minidocker/minidocker.sock)",
-               "list", "unix:///PATH"),
-        Option("--root", "state root (both lib/ and run/ under it; default /var/lib and /run/minidocker)",
-               "value", "DIR"),
-        Option("-p --pidfile", "where the daemon writes its PID (default <run>/minidockerd.pid)", "value",
-               "FILE"),
-        Option("--config-file", "daemon configuration file (default /etc/minidocker/daemon.json)", "value",
-               "FILE", dest="config_file"),
-        Option("--tlsverify", "mutual TLS on tcp:// hosts: clients need a certificate --tlscacert signed"),
-        Option("--tlscacert", "CA certificate that client certificates must be signed by", "value", "FILE"),
-        Option("--tlscert", "the daemon's certificate", "value", "FILE"),
-        Option("--tlskey", "the daemon's private key", "value", "FILE"),
-    ]
+__all__ = ["daemon_start", "daemon_status", "daemon_stop", "main", "main_and_exit"]
 
 
 def _command():
     from minidocker.cli.flags import Command, Option
+    from minidocker.cli.parsers import daemon_options
 
     return Command("minidockerd", "minidocker's daemon: the Engine API on a unix socket", _serve, options=[
         *daemon_options(),

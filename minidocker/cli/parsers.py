@@ -8,7 +8,7 @@ from __future__ import annotations
 from minidocker.cli import commands
 from minidocker.cli.flags import Argument, Command, Option
 
-__all__ = ["build_commands"]
+__all__ = ["build_commands", "daemon_options"]
 
 
 def build_commands() -> Command:
@@ -286,17 +286,33 @@ def _supervised_commands() -> list[Command]:
 
 def _daemon_commands() -> Command:
     """``minidocker daemon start|stop|status`` (chapter 13): minidockerd in the background."""
-    from minidocker.cli import daemon
-
-    start = Command("start", "Start minidockerd in the background", daemon.daemon_start,
-                    options=[*daemon.daemon_options(), Option("-D --debug", "one log line per request")])
+    start = Command("start", "Start minidockerd in the background", commands.daemon_start,
+                    options=[*daemon_options(), Option("-D --debug", "one log line per request")])
     return Command("daemon", "Start, stop or check minidockerd", subcommands=[
         start,
-        Command("stop", "Stop minidockerd (containers keep running)", daemon.daemon_stop,
-                options=daemon.daemon_options()),
-        Command("status", "Say whether minidockerd runs and answers", daemon.daemon_status,
-                options=daemon.daemon_options()),
+        Command("stop", "Stop minidockerd (containers keep running)", commands.daemon_stop,
+                options=daemon_options()),
+        Command("status", "Say whether minidockerd runs and answers", commands.daemon_status,
+                options=daemon_options()),
     ])
+
+
+def daemon_options():
+    """The flags minidockerd and ``minidocker daemon start|stop|status`` share."""
+    return [
+        Option("-H --host", "the socket to listen on (unix:///PATH; default /run/minidocker/minidocker.sock)",
+               "list", "unix:///PATH"),
+        Option("--root", "state root (both lib/ and run/ under it; default /var/lib and /run/minidocker)",
+               "value", "DIR"),
+        Option("-p --pidfile", "where the daemon writes its PID (default <run>/minidockerd.pid)", "value",
+               "FILE"),
+        Option("--config-file", "daemon configuration file (default /etc/minidocker/daemon.json)", "value",
+               "FILE", dest="config_file"),
+        Option("--tlsverify", "mutual TLS on tcp:// hosts: clients need a certificate --tlscacert signed"),
+        Option("--tlscacert", "CA certificate that client certificates must be signed by", "value", "FILE"),
+        Option("--tlscert", "the daemon's certificate", "value", "FILE"),
+        Option("--tlskey", "the daemon's private key", "value", "FILE"),
+    ]
 
 
 def _network_commands() -> Command:
