@@ -238,6 +238,40 @@ def test_default_filter_fits_and_disassembles():
     assert any("ret ERRNO(1)" in line for line in lines) and any("ret ALLOW" in line for line in lines)
 
 
+def test_a_profile_is_compiled_once_per_process(monkeypatch):
+    """The runtime compiles a filter before it forks (security/process.py); a daemon's supervisor
+    starting container after container with Docker's profile compiles it once."""
+    from minidocker.security import process, seccomp
+
+    calls = []
+    real = seccomp.compile_filter
+    monkeypatch.setattr(seccomp, "compile_filter", lambda profile: calls.append(1) or real(profile))
+    monkeypatch.setattr(process, "_COMPILED", {})
+    profile = profile_to_oci(default_profile(), DEFAULT_CAPABILITIES)
+    first = process.seccomp_program({"linux": {"seccomp": profile}})
+    again = process.seccomp_program({"linux": {"seccomp": json.loads(json.dumps(profile))}})  # an equal copy
+    assert first == again == real(profile) and len(calls) == 1
+    other = {**profile, "defaultAction": "SCMP_ACT_KILL_PROCESS"}
+    assert process.seccomp_program({"linux": {"seccomp": other}}) != first and len(calls) == 2
+    assert process.seccomp_program({"linux": {}}) is None
+
+
+def test_the_runtimes_devices_follow_the_configs_rules_once():
+    """runc's rule: its allowed devices come after the config's rules; those the config allows already
+    (Docker's list) are not written twice, and one the config denies after allowing comes back."""
+    from minidocker.runtime.create import with_runtime_devices
+    from minidocker.security.devices import DEFAULT_DEVICE_RULES
+
+    assert with_runtime_devices(DEFAULT_DEVICE_RULES) == DEFAULT_DEVICE_RULES
+    deny_all = [{"allow": False, "access": "rwm"}]
+    assert with_runtime_devices(deny_all) == deny_all + DEFAULT_DEVICE_RULES[1:]
+    null = DEFAULT_DEVICE_RULES[3]
+    allowed_then_denied = [*DEFAULT_DEVICE_RULES, {"allow": False, "type": "c", "major": 1, "minor": 3,
+                                                   "access": "rwm"}]
+    assert with_runtime_devices(allowed_then_denied) == allowed_then_denied + DEFAULT_DEVICE_RULES[1:]
+    assert with_runtime_devices(allowed_then_denied).count(null) == 2
+
+
 @pytest.mark.parametrize("profile,message", [
     ({"defaultAction": "SCMP_ACT_NOPE"}, "is not an action"),
     ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ALLOW"}]},

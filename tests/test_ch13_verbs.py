@@ -876,6 +876,91 @@ def test_the_clis_http_reader_takes_bodies_as_they_come(answer, body):
         ours.close()
 
 
+@pytest.mark.parametrize("pieces", [
+    [b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n\x01\0\0\0\0\0\0\x03hi\n"],
+    [b"HTTP/1.1 101 UPGRADED\r\n\r", b"\n\x01\0\0\0", b"\0\0\0\x03hi\n"],  # the end of the head split
+    [b"HTTP/1.1 10", b"1 UPGRADED\r\n", b"\r\n", b"\x01\0\0\0\0\0\0\x03hi\n"],
+])
+def test_the_attach_head_is_read_without_a_byte_of_the_stream(pieces):
+    """The 101 head is peeked and taken alone (cli/remote.py): the container's first frame, sent in the
+    same packet or split anywhere, stays for the stream reader."""
+    import socket
+
+    from minidocker.cli.remote import _read_head
+
+    ours, theirs = socket.socketpair()
+
+    def send() -> None:
+        for piece in pieces:
+            theirs.send(piece)
+            time.sleep(0.01)
+        theirs.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        sent = b"".join(pieces)
+        assert _read_head(ours) == sent[:sent.index(b"\r\n\r\n") + 4]
+        rest = b""
+        while chunk := ours.recv(100):
+            rest += chunk
+        assert rest == b"\x01\0\0\0\0\0\0\x03hi\n"
+    finally:
+        sender.join()
+        ours.close()
+
+
+def test_an_attach_connection_closed_before_its_head_is_an_error():
+    import socket
+
+    from minidocker.cli.remote import _read_head
+
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"HTTP/1.1 101 UPGRA")
+    theirs.close()
+    with pytest.raises(ConnectionError, match="closed the attach connection"):
+        _read_head(ours)
+    ours.close()
+
+
+def test_the_client_sends_its_next_request_on_a_finished_responses_connection(tmp_path):
+    """HTTP/1.1 persistence (cli/remote.py, Client.call): two requests, one connection, unless the
+    answer said "Connection: close" or had no length (read to the end of the connection)."""
+    import socket
+
+    from minidocker.cli.remote import Client
+
+    path = str(tmp_path / "fake.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnull"]
+    connections = []
+
+    def serve() -> None:
+        while answers:
+            conn, _ = server.accept()
+            connections.append(conn)
+            while answers and conn.recv(65536):  # one request per recv: they are small
+                conn.sendall(answer := answers.pop(0))
+                if b"close" in answer:
+                    break
+            conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        client = Client(path)
+        assert [client.call("GET", "/a")[1], client.call("GET", "/b")[1], client.call("GET", "/c")[1]] == [
+            {}, [], None]
+    finally:
+        thread.join(timeout=10)
+        server.close()
+    assert len(connections) == 2  # /a and /b on one; "Connection: close", so /c on a new one
+
+
 def test_a_record_without_a_claim_still_holds_its_name(daemon):
     """Records written before claims existed (direct mode claimed only --name) have no claim file:
     the daemon knows their names all the same (it keeps the records' names, engine/containers.py)."""

@@ -165,17 +165,7 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
     linux = spec.get("linux", {})
     resources = Resources.from_oci(linux.get("resources"))
     if resources.devices is not None:
-        # runc appends its allowed devices (null, zero, full, tty, random, urandom, console, ptmx,
-        # pts, mknod of any node) after the config's rules: a config that denies all ("a", as
-        # runc spec and umoci write) still gets a working /dev and terminal. libcontainer/specconv.
-        # Docker's config holds those rules already: one allowed after the config's last deny is
-        # allowed still, and writing it again would be one more write to devices.allow for nothing.
-        from minidocker.security.devices import DEFAULT_DEVICE_RULES
-
-        rules = resources.devices
-        last_deny = max((i for i, rule in enumerate(rules) if not rule.get("allow")), default=-1)
-        allowed = rules[last_deny + 1:]
-        resources.devices = [*rules, *(rule for rule in DEFAULT_DEVICE_RULES[1:] if rule not in allowed)]
+        resources.devices = with_runtime_devices(resources.devices)
     path = linux.get("cgroupsPath")
     if path is None and (container_id is None or os.geteuid() != 0) and not resources.controllers():
         return None   # rootless without a path: no group, as runc when cgroups are not delegated
@@ -192,6 +182,22 @@ def create_cgroup(spec: Mapping[str, Any], container_id: str | None = None) -> C
         cgroup.destroy()
         raise
     return cgroup
+
+
+def with_runtime_devices(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The config's device rules, then the devices a container always gets, as runc appends them.
+
+    runc appends its allowed devices (null, zero, full, tty, random, urandom, console, ptmx,
+    pts, mknod of any node) after the config's rules: a config that denies all ("a", as
+    ``runc spec`` and umoci write) still gets a working /dev and terminal (libcontainer/specconv).
+    A rule the config already allows after its last deny is left out: Docker's config holds
+    them all, and each would be one more write to devices.allow for nothing.
+    """
+    from minidocker.security.devices import DEFAULT_DEVICE_RULES
+
+    last_deny = max((i for i, rule in enumerate(rules) if not rule.get("allow")), default=-1)
+    allowed = rules[last_deny + 1:]
+    return [*rules, *(rule for rule in DEFAULT_DEVICE_RULES[1:] if rule not in allowed)]
 
 
 def _seccomp_program(spec: Mapping[str, Any], container_id: str) -> bytes | None:
