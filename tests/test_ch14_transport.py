@@ -330,6 +330,66 @@ def test_small_chunks_adding_up_past_the_limit_are_a_413_too(tls_daemon):
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
 
 
+def _read_answer(s: socket.socket) -> bytes:
+    """One answer: its head, and its body by Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += s.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def test_expect_100_continue_gets_its_interim_answer_before_the_body_is_sent(tls_daemon):
+    """curl -T, or curl with a body over 1 MB, sends "Expect: 100-continue" and holds the body back
+    for a second unless the server answers 100 first (RFC 9110 §10.1.1)."""
+    body = b'{"Name": "expect-continue"}'
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(tls_daemon.socket)
+        s.sendall(b"POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        started = time.monotonic()
+        assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert time.monotonic() - started < 0.5
+        s.sendall(body)
+        created = _read_answer(s)
+        assert created.startswith(b"HTTP/1.1 201 "), created
+        s.sendall(b"DELETE /v1.41/volumes/expect-continue HTTP/1.1\r\nHost: x\r\n\r\n")  # the same connection
+        assert _read_answer(s).startswith(b"HTTP/1.1 204 "), "the connection went on after the body"
+
+
+def test_a_request_answered_without_its_held_back_body_closes_the_connection(tls_daemon):
+    """The body was never asked for, so the client may never send it: the daemon answers, sends no
+    100, and closes rather than wait for the body to drain."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(tls_daemon.socket)
+        s.sendall(b"POST /v1.41/containers/no-such-container/kill HTTP/1.1\r\nHost: x\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n")
+        answer = _read_answer(s)
+        assert answer.startswith(b"HTTP/1.1 404 ") and b"100 Continue" not in answer, answer
+        assert s.recv(4096) == b""  # closed
+
+
+def test_an_expectation_other_than_100_continue_is_a_417(tls_daemon):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(tls_daemon.socket)
+        s.sendall(b"POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
+                  b"Content-Length: 2\r\n\r\n{}")
+        answer = _read_answer(s)
+    assert answer.startswith(b"HTTP/1.1 417 Expectation Failed"), answer
+    assert "unsupported expectation '200-ok'" in json.loads(answer.partition(b"\r\n\r\n")[2])["message"]
+    assert tls_daemon.request("GET", "/volumes")[0] == 200
+
+
 def test_a_client_that_takes_every_descriptor_does_not_end_the_daemon(tmp_path):
     """accept(2) failing with EMFILE is retried (Go's net/http does the same), not the daemon's end."""
     with Minidockerd(tmp_path, prefix=("prlimit", "--nofile=96", "--")) as d:

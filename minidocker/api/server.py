@@ -26,7 +26,10 @@ clients send and expect (see the Docker Engine API documentation and RFC 9112):
 - ``Upgrade: tcp`` on attach and exec start: ``101 UPGRADED``, then the socket is raw
   bytes both ways (:meth:`Request.hijack`);
 - ``Api-Version``, ``Ostype`` and ``Docker-Experimental`` on every reply, the ping's too:
-  the docker CLI reads the first to choose its API version.
+  the docker CLI reads the first to choose its API version;
+- ``Expect: 100-continue`` (curl with ``-T`` or a large ``--data``): ``100 Continue`` when the
+  handler starts reading the body; a request answered without reading it closes the
+  connection instead (the client may be holding the body back). RFC 9110 §10.1.1.
 
 One slow or stalled client costs one thread and blocks no one: the request head
 must arrive within :data:`HEAD_TIMEOUT`, a body read stalls only its own handler.
@@ -63,7 +66,7 @@ COMMON_HEADERS = (("Api-Version", API_VERSION), ("Docker-Experimental", "false")
                   ("Server", f"Minidocker/{__version__} (linux)"))
 _REASONS = {101: "UPGRADED", 200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified",
             400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 411: "Length Required", 413: "Payload Too Large",
+            409: "Conflict", 411: "Length Required", 413: "Payload Too Large", 417: "Expectation Failed",
             431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented"}
 
@@ -101,11 +104,12 @@ class Reply:
 class _Body:
     """A request body as a file: ``Content-Length`` bytes, or chunked, decoded. Never reads past its end."""
 
-    def __init__(self, reader, length: int | None, chunked: bool) -> None:
+    def __init__(self, reader, length: int | None, chunked: bool, send_continue=None) -> None:
         self._reader, self._left, self._chunked, self._done = reader, length or 0, chunked, False
         self.length = length              # the declared Content-Length (None when chunked)
         self.limit: int | None = None     # set by a reader that refuses more: checked against the declared
         self._declared = 0                # chunk sizes announced so far
+        self._send_continue = send_continue  # "Expect: 100-continue": called once, before the first read
         if not chunked and not length:
             self._done = True
 
@@ -118,6 +122,9 @@ class _Body:
         """Up to ``size`` bytes (all that is left if negative); b"" at the end. One socket read per call."""
         if self.limit is not None and self.length is not None and self.length > self.limit:
             self._too_large()  # refused from its Content-Length: not one byte of it is read
+        if self._send_continue is not None and not self._done:
+            self._send_continue()
+            self._send_continue = None
         parts = []
         while not self._done:
             if self._left == 0:
@@ -159,6 +166,8 @@ class _Body:
         """Read and drop the rest (so the next request can follow); False if it was more than ``limit``."""
         if self.length is not None and self._left > limit:
             return False  # a huge body left unread (a refused upload): close rather than read it
+        if self._send_continue is not None and not self._done:
+            return False  # never asked for: the client may not send it (or only after its timeout)
         self.limit = None
         while not self._done:
             limit -= len(self.read(65536))
@@ -481,7 +490,8 @@ class _Connection:
                 return False
             started = time.monotonic()
             method, target, headers = head
-            body = self._body(headers, self.reader)
+            send_continue = self._continue if self._expects_continue(headers) else None
+            body = self._body(headers, self.reader, send_continue)
         except BadRequest as err:
             self._bare_error(err.status, str(err))
             return False
@@ -499,18 +509,29 @@ class _Connection:
             return False  # the body ended early: the client is gone or lied about its length
 
     @staticmethod
-    def _body(headers: dict[str, str], reader) -> _Body:
+    def _body(headers: dict[str, str], reader, send_continue=None) -> _Body:
         encoding = headers.get("transfer-encoding", "").lower()
         if encoding:
             if encoding != "chunked":
                 raise BadRequest(f"unsupported transfer encoding {encoding!r}", 501)
-            return _Body(reader, None, True)
+            return _Body(reader, None, True, send_continue)
         length = headers.get("content-length")
         if length is None:
             return _Body(reader, 0, False)
         if not length.isdigit():
             raise BadRequest("invalid Content-Length")
-        return _Body(reader, int(length), False)
+        return _Body(reader, int(length), False, send_continue)
+
+    @staticmethod
+    def _expects_continue(headers: dict[str, str]) -> bool:
+        expect = headers.get("expect", "").lower()
+        if expect and expect != "100-continue":
+            raise BadRequest(f"unsupported expectation {expect!r}", 417)  # RFC 9110 §10.1.1
+        return bool(expect)
+
+    def _continue(self) -> None:
+        """The interim answer that tells a client holding its body back to send it."""
+        self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _bare_error(self, status: int, message: str) -> None:
         """For bytes that are not HTTP we can frame: a status line, ``{"message"}`` as every error has,

@@ -4,8 +4,10 @@ of a container whose ``run`` was killed (``kill -9``) before it could clean up."
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
+
+# The C half of the signal module: the numbers, without the enums `import signal` builds.
+import _signal as signal
 
 from minidocker.engine.container import BrokenRecord, Container, find_container, list_containers, release_name
 from minidocker.errors import InvalidState
