@@ -302,28 +302,38 @@ class Cgroup:
             return False
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Kill everything in the group and remove its directories (children first). Idempotent."""
-        if not self.exists():
+        """Kill everything in the group and remove its directories (children first). Idempotent.
+
+        The kernel refuses to remove a group that holds a process or a sub-group (rmdir(2) fails
+        with EBUSY), so a group whose processes are gone, the common case after an exit, goes
+        with one rmdir per hierarchy: only what is refused is killed, walked and removed.
+        """
+        busy = [directory for directory in self.directories() if not _removed(directory)]
+        if not busy:
             return
         self.kill(timeout)
         deadline = time.monotonic() + timeout
-        for directory in self.directories():
+        for directory in busy:
             _remove_tree(directory, deadline)
 
 
-def _remove_tree(directory: str, deadline: float) -> None:
-    """rmdir a cgroup and its sub-groups, deepest first; EBUSY (a process still exiting) is retried.
-
-    A container's group rarely has sub-groups: one rmdir first, the walk only if it is refused.
-    """
+def _removed(directory: str) -> bool:
+    """rmdir a cgroup directory: True if it is gone now, False if it is busy (processes, sub-groups)."""
     try:
         os.rmdir(directory)
-        return
     except FileNotFoundError:
-        return
+        pass
     except OSError as err:
         if err.errno != errno.EBUSY:
             raise CgroupError(f"failed to remove cgroup {directory}: {err.strerror}") from err
+        return False
+    return True
+
+
+def _remove_tree(directory: str, deadline: float) -> None:
+    """rmdir a cgroup and its sub-groups, deepest first; EBUSY (a process still exiting) is retried."""
+    if _removed(directory):
+        return
     subdirs = [os.path.join(top, d) for top, dirs, _ in os.walk(directory) for d in dirs]
     for path in sorted(subdirs, key=len, reverse=True) + [directory]:
         while True:
