@@ -19,14 +19,28 @@ milliseconds of every ``minidocker run``, a command benchmarked against runc
 (bench/startup.py); tests/test_layout.py checks that none of them loads on that path.
 """
 
+import sys
+
 __version__ = "0.1.0"
 
 
-def load_from(module: str, name: str) -> object:
-    """``from module import name``, run when first needed: the packages' lazy ``__getattr__`` (PEP 562).
+def lazy_attributes(package: str, modules: dict[str, str]):
+    """The ``__getattr__`` (PEP 562) of a package whose names are loaded on first use.
 
+    ``modules`` maps each name to the submodule of ``package`` that defines it; a name
+    loaded once is kept in the package, and found there directly from then on.
     ``__import__`` and not ``importlib.import_module``: importing importlib imports
     warnings, 0.5 ms of every runtime command's start (bench/README.md).
-    See: the Python docs, ``__import__`` ("fromlist").
+    See: PEP 562; the Python docs, ``__import__`` ("fromlist").
     """
-    return getattr(__import__(module, fromlist=(name,)), name)
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> object:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(__import__(f"{package}.{module}", fromlist=(name,)), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 
+from minidocker import lazy_attributes
 from minidocker.cgroups.base import (
     Cgroup,
     CgroupError,
@@ -61,16 +62,7 @@ __all__ = [
 # (each module is ~0.2 ms of every runtime command's start, bench/README.md).
 _LAZY = {"CgroupV1": "v1", "CgroupV2": "v2", "cpus_to_quota": "units", "format_size": "units",
          "parse_size": "units", "shares_to_weight": "units"}
-
-
-def __getattr__(name: str) -> object:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'minidocker.cgroups' has no attribute {name!r}")
-    from minidocker import load_from
-
-    value = load_from(f"minidocker.cgroups.{_LAZY[name]}", name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 CGROUP_ROOT = "/sys/fs/cgroup"

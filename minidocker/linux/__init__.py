@@ -22,20 +22,11 @@ Flags are plain ints spelled as in C: ``CloneFlag.CLONE_NEWNS``, ``MountFlag.MS_
 ``UmountFlag.MNT_DETACH`` (``flag_names`` spells a value back).
 """
 
+from minidocker import lazy_attributes
+
 # Loaded on first use (PEP 562): ``minidocker.linux.procfs`` (plain file reads) must not pay
 # for ctypes and loading libc, which ``syscalls`` does; the runtime's ``state`` needs only procfs.
 _FROM = {"CloneFlag": "flags", "MountFlag": "flags", "UmountFlag": "flags", "flag_names": "flags"}
-
-
-def __getattr__(name: str) -> object:
-    if name not in __all__:
-        raise AttributeError(f"module 'minidocker.linux' has no attribute {name!r}")
-    from minidocker import load_from
-
-    value = load_from(f"minidocker.linux.{_FROM.get(name, 'syscalls')}", name)
-    globals()[name] = value
-    return value
-
 
 __all__ = [
     "CloneFlag",
@@ -53,3 +44,5 @@ __all__ = [
     "umount2",
     "unshare",
 ]
+
+__getattr__ = lazy_attributes(__name__, {name: _FROM.get(name, "syscalls") for name in __all__})

@@ -36,7 +36,7 @@ See :mod:`minidocker.runtime.handshake` for how create and init talk.
 
 import sys
 
-from minidocker import load_from
+from minidocker import lazy_attributes
 
 # Everything is loaded on first use (PEP 562), so that ``minidocker-runc start`` imports the
 # start verb's modules and not create's, run's, delete's ... (each module is ~0.1 ms of every
@@ -47,16 +47,7 @@ _LAZY = {"create": "create", "delete": "delete", "kill": "kill", "pause": "pause
          "default_spec": "spec", "validate": "spec", "exec_in": "exec", "load_config": "bundle"}
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'minidocker.runtime' has no attribute {name!r}")
-    value = load_from(f"minidocker.runtime.{module}", name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 _Module = type(sys)  # types.ModuleType, without importing types (0.3 ms)
 

@@ -13,6 +13,7 @@
 pays for them.
 """
 
+from minidocker import lazy_attributes
 from minidocker.storage.overlay import Snapshot, overlay_options
 
 __all__ = ["LayerStats", "Snapshot", "UnsafeLayer", "apply_layer", "extract_into", "overlay_options",
@@ -22,9 +23,4 @@ _LAZY = {"LayerStats": "layer", "UnsafeLayer": "layer", "apply_layer": "layer", 
          "write_layer_tar": "diff", "write_tree_tar": "diff"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        from minidocker import load_from
-
-        return load_from(f"minidocker.storage.{_LAZY[name]}", name)
-    raise AttributeError(f"module 'minidocker.storage' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
