@@ -330,6 +330,15 @@ def test_small_chunks_adding_up_past_the_limit_are_a_413_too(tls_daemon):
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
 
 
+def _ask(daemon, request: bytes) -> socket.socket:
+    """A connection to the daemon's unix socket with ``request`` sent on it (5 s for each read)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(daemon.socket)
+    s.sendall(request)
+    return s
+
+
 def _read_answer(s: socket.socket) -> bytes:
     """One answer: its head, and its body by Content-Length."""
     data = b""
@@ -350,11 +359,8 @@ def test_expect_100_continue_gets_its_interim_answer_before_the_body_is_sent(tls
     """curl -T, or curl with a body over 1 MB, sends "Expect: 100-continue" and holds the body back
     for a second unless the server answers 100 first (RFC 9110 §10.1.1)."""
     body = b'{"Name": "expect-continue"}'
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(tls_daemon.socket)
-        s.sendall(b"POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    with _ask(tls_daemon, b"POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)) as s:
         started = time.monotonic()
         assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         assert time.monotonic() - started < 0.5
@@ -368,22 +374,16 @@ def test_expect_100_continue_gets_its_interim_answer_before_the_body_is_sent(tls
 def test_a_request_answered_without_its_held_back_body_closes_the_connection(tls_daemon):
     """The body was never asked for, so the client may never send it: the daemon answers, sends no
     100, and closes rather than wait for the body to drain."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(tls_daemon.socket)
-        s.sendall(b"POST /v1.41/containers/no-such-container/kill HTTP/1.1\r\nHost: x\r\n"
-                  b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n")
+    with _ask(tls_daemon, b"POST /v1.41/containers/no-such-container/kill HTTP/1.1\r\nHost: x\r\n"
+              b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n") as s:
         answer = _read_answer(s)
         assert answer.startswith(b"HTTP/1.1 404 ") and b"100 Continue" not in answer, answer
         assert s.recv(4096) == b""  # closed
 
 
 def test_an_expectation_other_than_100_continue_is_a_417(tls_daemon):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(tls_daemon.socket)
-        s.sendall(b"POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
-                  b"Content-Length: 2\r\n\r\n{}")
+    with _ask(tls_daemon, b"POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
+              b"Content-Length: 2\r\n\r\n{}") as s:
         answer = _read_answer(s)
     assert answer.startswith(b"HTTP/1.1 417 Expectation Failed"), answer
     assert "unsupported expectation '200-ok'" in json.loads(answer.partition(b"\r\n\r\n")[2])["message"]
