@@ -7,6 +7,7 @@ that ``minidocker --help`` stays fast.
 from __future__ import annotations
 
 import sys
+
 from minidocker.cli.flags import Values
 
 __all__ = ["build", "kill", "logs", "restart", "start", "stop", "wait", "commit", "doctor", "login", "logout",
@@ -637,19 +638,17 @@ def _looks_like_tar(data: bytes) -> bool:
     return compressed or data[257:262] == b"ustar"
 
 
-def daemon_start(args: Values) -> int:
-    from minidocker.cli import daemon  # here: minidockerd's own module, for this command only
+def _in_daemon_module(name: str):
+    """``minidocker daemon start|stop|status``: the function of minidockerd's module, imported when run
+    (the other commands do not load it)."""
+    def action(args: Values) -> int:
+        from minidocker.cli import daemon
 
-    return daemon.daemon_start(args)
+        return getattr(daemon, name)(args)
+
+    action.__name__ = name
+    return action
 
 
-def daemon_stop(args: Values) -> int:
-    from minidocker.cli import daemon
-
-    return daemon.daemon_stop(args)
-
-
-def daemon_status(args: Values) -> int:
-    from minidocker.cli import daemon
-
-    return daemon.daemon_status(args)
+daemon_start, daemon_stop, daemon_status = (_in_daemon_module(n) for n in ("daemon_start", "daemon_stop",
+                                                                           "daemon_status"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+
 from minidocker.cli.flags import Values
 
 __all__ = ["daemon_start", "daemon_status", "daemon_stop", "main", "main_and_exit"]
