@@ -517,6 +517,38 @@ def test_a_stop_that_lands_as_the_back_off_ends_still_cancels_the_restart(tmp_pa
     assert Container.load(roots, stopped).status == "exited" and Container.load(roots, stopped).manually_stopped
 
 
+def test_a_wait_counts_exits_from_before_its_answer_so_an_exit_right_after_is_not_missed(tmp_path):
+    """docker run sends start the moment the wait's head arrives. The API counts the exits before it
+    sends that head (exit_count) and waits for a later one: an exit between the head and the wait's
+    own start is still the next exit. Forced here on the engine (a stub supervisor): the exit comes
+    first, then the wait with the count from before it answers at once, not never."""
+    from minidocker.engine.container import Container
+    from minidocker.engine.containers import ContainerService
+    from minidocker.paths import StateRoots
+
+    class Supervisor:
+        def request(self, request, fds=(), timeout=60):
+            return {}
+
+    roots = StateRoots(lib=tmp_path / "lib", run=tmp_path / "run")
+    service = ContainerService(roots, None, None, Supervisor())
+    record = Container.new(None, "busybox", ["true"])
+    record.supervised = True
+    record.save(roots)
+    record.status, record.started_at = "running", time.time_ns()
+    record.save(roots)
+    before = service.exit_count(record.id)
+    service._exited(record.id, {"exit_code": 3, "finished_at": time.time_ns()})   # the start, and its exit
+    answered: list = []
+    waiter = threading.Thread(target=lambda: answered.append(service.wait(record.id, "next-exit", container=record,
+                                                                          seen=before)),
+                              daemon=True)
+    waiter.start()
+    waiter.join(3)
+    assert answered == [3], "the wait missed the exit that came between its head and its start"
+    assert service.exit_count(record.id) == before + 1
+
+
 def test_a_restarted_daemon_starts_always_but_not_stopped_unless_stopped(tmp_path):
     with Minidockerd(tmp_path) as first:
         ok(first, "run", "-d", "--name", "aa", "--restart", "always", "busybox", "sleep", "100")

@@ -313,13 +313,15 @@ def container_wait(request: Request) -> None:
     if condition not in ("not-running", "next-exit", "removed"):
         raise InvalidArgument(f"invalid condition: {condition!r}")
     container = service.get(request.params["id"])  # 404 before the 200
+    # Counted before the head goes out: a client may send start the moment it has the head, and
+    # an exit between the two would otherwise be missed by next-exit (and the wait never end).
+    seen = service.exit_count(container.id)
     out = request.stream(200, "application/json")
-    code = service.wait(container.id, condition, container=container, cancelled=request.client_gone)
+    code = service.wait(container.id, condition, container=container, cancelled=request.client_gone, seen=seen)
     if code is None:
         return  # the client left (docker run -d): nobody to answer
     try:
-        out.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
-        out.close()
+        out.close(last=json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
     except OSError:
         pass  # docker run -d drops the wait connection
 

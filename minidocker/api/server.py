@@ -355,12 +355,18 @@ class _ChunkWriter:
 
     def write(self, data: bytes) -> None:
         if data:
-            self.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            self.sock.sendall(_chunk(data))
 
-    def close(self) -> None:
+    def close(self, last: bytes = b"") -> None:
+        """End the body; ``last``: a final chunk, sent with the end in one write (a client reading
+        to the end, as ``docker run`` reads its wait, then gets both at once)."""
         if not self.closed:
             self.closed = True
-            self.sock.sendall(b"0\r\n\r\n")
+            self.sock.sendall(_chunk(last) + b"0\r\n\r\n" if last else b"0\r\n\r\n")
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class _SocketReader:

@@ -190,6 +190,11 @@ class Client:
 
     def open(self, method: str, path: str, query: dict | None = None, body: object = None):
         """Send one request on a new connection; (the socket, its _Response) once the head has come."""
+        conn = self.send(method, path, query, body)
+        return conn, self.answer(conn, method)
+
+    def send(self, method: str, path: str, query: dict | None = None, body: object = None):
+        """Send one request; the connection, for :meth:`answer` to read its head (now or later)."""
         from minidocker.atomic import dumps
 
         data = dumps(body).encode() if body is not None else b""
@@ -198,6 +203,15 @@ class Client:
             conn.sendall(f"{method} {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
                          f"Content-Length: {len(data)}\r\n".encode()
                          + (b"Content-Type: application/json\r\n" if data else b"") + b"\r\n" + data)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def answer(conn, method: str) -> _Response:
+        """The head of the answer on ``conn``; an error status is raised (the connection closed)."""
+        try:
             response = _Response(conn, method)
         except BaseException:
             conn.close()
@@ -206,7 +220,7 @@ class Client:
             text = response.read()
             conn.close()
             raise _error(response.status, text)
-        return conn, response
+        return response
 
     def call(self, method: str, path: str, query: dict | None = None,
              body: object = None) -> tuple[int, object]:
@@ -231,16 +245,28 @@ class Client:
             self._connected.close()
         self._connected, self._connected_at = conn, time.monotonic()
 
-    def hijack(self, path: str, query: dict):
-        """POST with ``Upgrade: tcp``; the socket after the 101 (raw stream both ways)."""
+    def send_hijack(self, path: str, query: dict):
+        """POST with ``Upgrade: tcp``, sent; after :meth:`upgraded` the socket is a raw stream both ways."""
         sock = self._connection()
-        sock.sendall(f"POST {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
-                     "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
-        head = _read_head(sock)
-        if not head.startswith((b"HTTP/1.1 101", b"HTTP/1.1 200")):
-            body = head.split(b"\r\n\r\n", 1)[1]
-            raise _error(int(head.split()[1]), body)
+        try:
+            sock.sendall(f"POST {_target(path, query)} HTTP/1.1\r\nHost: minidocker\r\n"
+                         "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+        except BaseException:
+            sock.close()
+            raise
         return sock
+
+    @staticmethod
+    def upgraded(sock) -> None:
+        """Read the 101 (or 200) of a hijack; an error status is raised (the socket closed)."""
+        try:
+            head = _read_head(sock)
+            if not head.startswith((b"HTTP/1.1 101", b"HTTP/1.1 200")):
+                body = head.split(b"\r\n\r\n", 1)[1]
+                raise _error(int(head.split()[1]), body)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _read_head(sock) -> bytes:
@@ -412,13 +438,21 @@ def run(client: Client, args: Values) -> int:
         client.call("POST", f"/containers/{cid}/start")
         print(cid)
         return 0
-    sock = client.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1,
-                                                       **({"stdin": 1} if args.interactive else {})})
-    wait_conn, wait = client.open("POST", f"/containers/{cid}/wait",
-                                  {"condition": "removed" if args.remove else "next-exit"})
+    # attach and wait go out together, then both answers are read (one round trip for the two);
+    # start only after both: the daemon has then registered the attacher and counted the exits.
+    sock = client.send_hijack(f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1,
+                                                            **({"stdin": 1} if args.interactive else {})})
     try:
+        wait_conn = client.send("POST", f"/containers/{cid}/wait",
+                                {"condition": "removed" if args.remove else "next-exit"})
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        client.upgraded(sock)
+        wait = client.answer(wait_conn, "POST")
         client.call("POST", f"/containers/{cid}/start")
-    except Exception:
+    except BaseException:
         sock.close()
         wait_conn.close()
         raise

@@ -839,19 +839,25 @@ class ContainerService:
                 self.changed.wait(left if left is not None else 1.0)
         return True
 
+    def exit_count(self, cid: str) -> int:
+        """How many exits of ``cid`` this daemon has seen: ``wait(seen=...)`` waits for a later one."""
+        with self.changed:
+            return self.exits.get(cid, 0)
+
     def wait(self, ref: str, condition: str = "not-running", container: Container | None = None,
-             cancelled=None) -> int | None:
+             cancelled=None, seen: int | None = None) -> int | None:
         """Block until ``condition``; the exit code. ``container``: looked up already (the API's 404 first).
 
         ``cancelled()``, asked about once a second: True ends the wait with None (the client
         left: ``docker run -d`` drops its wait, which would otherwise hold a thread per container).
+        ``seen``: :meth:`exit_count` when the wait began (by default, now); next-exit waits for a later exit.
         """
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition: {condition!r}")
         container = container or self.get(ref)
         cid = container.id
         with self.changed:
-            seen = self.exits.get(cid, 0)
+            seen = self.exits.get(cid, 0) if seen is None else seen
             if condition == "not-running" and self.get(cid).status != "running":
                 return self.get(cid).exit_code or 0
             while True:
@@ -1134,7 +1140,8 @@ class ContainerService:
         container uses.
 
         ``exit_reported``: the supervisor has just reported its exit (--rm), so it has deleted the
-        cgroup and the runtime's state: no orphan to look for (a config read and ten cgroup checks).
+        cgroup and the runtime's state: no orphan to look for (a config read and ten cgroup checks);
+        and ``_exited`` has unmounted its root filesystem.
         """
         with self.lock:
             container = self.get(ref)
@@ -1164,10 +1171,10 @@ class ContainerService:
                 if container.id in self.removed:
                     return container  # its --rm removed it while it was being killed: done all the same
                 raise NotFound(f"No such container: {ref}")
-            from minidocker.storage import Snapshot
+            if not exit_reported:   # else _exited has just unmounted it
+                from minidocker.storage import Snapshot
 
-            Snapshot(directory, []).unmount()
-            if not exit_reported:
+                Snapshot(directory, []).unmount()
                 self._kill_orphan(container)
             self._forget_network(container.id)
             mounts = self._container_mounts(container.id) if volumes else []
