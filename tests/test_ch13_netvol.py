@@ -175,6 +175,9 @@ def test_network_aliases_resolve_through_the_peers_hosts_files_and_show_in_inspe
             assert db["IPAddress"] in out, (name, out)
         hosts = ok(daemon, "run", "--rm", "--network", "aliased", "busybox", "cat", "/etc/hosts")
         assert f"{db['IPAddress']}\tdb {cid[:12]} database pg" in hosts, hosts
+        for name in ("database", "db"):   # itself too, by its name and aliases, as dockerd's DNS answers
+            out = ok(daemon, "exec", "db", "ping", "-c", "1", "-W", "2", name)
+            assert db["IPAddress"] in out, (name, out)
         # network connect --alias: the aliases on that network only
         ok(daemon, "network", "connect", "--alias", "db-two", "aliased2", "db")
         second = inspect(daemon, "db")["NetworkSettings"]["Networks"]["aliased2"]

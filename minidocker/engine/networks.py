@@ -488,7 +488,10 @@ def detach(roots: StateRoots, container_id: str, networks: list[str] | None = No
 
 def _write_name_files(store: NetworkStore, container_id: str, hostname: str, directory: Path) -> None:
     """The container's /etc/hosts (own address, peers on user networks with their aliases),
-    hostname, resolv.conf."""
+    hostname, resolv.conf.
+
+    On a user network the container also finds itself by its name and that network's aliases,
+    as Docker's embedded DNS answers it: a line of its own address there, after its hostname's."""
     own_ip, peers = None, []
     for network in store.list():
         me = network.endpoints.get(container_id)
@@ -496,6 +499,8 @@ def _write_name_files(store: NetworkStore, container_id: str, hostname: str, dir
             continue
         own_ip = own_ip or me["ip"]
         if network.user_defined:
+            own = [n for n in (me["name"], *me.get("aliases", ())) if n != hostname]
+            peers += [(me["ip"], own)] if own else []
             peers += [(ep["ip"], [ep["name"], cid[:12], *ep.get("aliases", ())])
                       for cid, ep in network.endpoints.items() if cid != container_id]
     names.write_in_place(directory / "hosts", names.hosts_file(own_ip, hostname, peers))
