@@ -132,6 +132,12 @@ def test_remapped_root_owns_the_images_files(cli, remap_env, mode):
     assert passwd and os.stat(passwd[0]).st_uid == 0 and b"added" not in passwd[0].read_bytes()
     copies = roots.images / "remapped" / "100000.100000"
     assert copies.is_dir() == (mode == "chown")
+    if mode == "chown":   # a copy goes with its layer: gc drops those of layers no image has
+        made = sorted(os.listdir(copies))
+        (copies / ("0" * 64)).mkdir()
+        (copies / f".{'1' * 64}.999").mkdir()   # a half-made one, its maker gone
+        ImageStore(roots.images).gc()
+        assert sorted(os.listdir(copies)) == made
 
 
 def test_idmapped_layers_are_chosen_here_and_unmounted_with_the_snapshot(tmp_path):

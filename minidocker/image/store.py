@@ -555,8 +555,20 @@ class ImageStore:
                         path.unlink(missing_ok=True)
             import shutil
 
+            self._drop_remapped_copies(keep_layers)
             shutil.rmtree(self.root / "tmp", ignore_errors=True)  # staging of dead or finished loads
         return deleted
+
+    def _drop_remapped_copies(self, keep_layers: set[str]) -> None:
+        """Delete the owner-shifted copies (remapped/<uid>.<gid>/<hex>, storage/remap.py) of layers
+        that are gone, and half-made ones (.<hex>.<pid>) of those: they go with their layer."""
+        import shutil
+
+        remapped = self.root / "remapped"
+        for mapping in os.listdir(remapped) if remapped.is_dir() else []:
+            for name in os.listdir(remapped / mapping):
+                if name.lstrip(".").split(".")[0] not in keep_layers:
+                    shutil.rmtree(remapped / mapping / name, ignore_errors=True)
 
 
 class _Lock:
