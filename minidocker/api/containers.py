@@ -317,7 +317,8 @@ def container_wait(request: Request) -> None:
     # an exit between the two would otherwise be missed by next-exit (and the wait never end).
     seen = service.exit_count(container.id)
     out = request.stream(200, "application/json")
-    code = service.wait(container.id, condition, container=container, cancelled=request.client_gone, seen=seen)
+    code = service.wait(container.id, condition, container=container, cancelled=request.client_gone,
+                        seen=seen)
     if code is None:
         return  # the client left (docker run -d): nobody to answer
     try:
