@@ -362,7 +362,7 @@ class _ChunkWriter:
         to the end, as ``docker run`` reads its wait, then gets both at once)."""
         if not self.closed:
             self.closed = True
-            self.sock.sendall(_chunk(last) + b"0\r\n\r\n" if last else b"0\r\n\r\n")
+            self.sock.sendall((_chunk(last) if last else b"") + b"0\r\n\r\n")
 
 
 def _chunk(data: bytes) -> bytes:

@@ -500,7 +500,8 @@ def _write_name_files(store: NetworkStore, container_id: str, hostname: str, dir
         own_ip = own_ip or me["ip"]
         if network.user_defined:
             own = [n for n in (me["name"], *me.get("aliases", ())) if n != hostname]
-            peers += [(me["ip"], own)] if own else []
+            if own:
+                peers.append((me["ip"], own))
             peers += [(ep["ip"], [ep["name"], cid[:12], *ep.get("aliases", ())])
                       for cid, ep in network.endpoints.items() if cid != container_id]
     names.write_in_place(directory / "hosts", names.hosts_file(own_ip, hostname, peers))
